@@ -1,0 +1,59 @@
+#include "model/attention.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace cleave {
+
+at::Tensor apply_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, double base,
+                      RopeStyle style) {
+  const int64_t T = x.size(1);
+  const int64_t head_dim = x.size(3);
+  const int64_t half = rope_dims / 2;
+  // theta_i = base^(-2i/rope_dims); angle[t, i] = (pos0 + t) * theta_i
+  at::Tensor inv_freq =
+      at::pow(base, -at::arange(0, half, at::kDouble) * 2.0 / static_cast<double>(rope_dims));
+  at::Tensor pos = at::arange(pos0, pos0 + T, at::kDouble);
+  at::Tensor angle = at::outer(pos, inv_freq).to(x.scalar_type());  // [T, half]
+  at::Tensor cos = angle.cos().view({1, T, 1, half});
+  at::Tensor sin = angle.sin().view({1, T, 1, half});
+
+  at::Tensor rot = rope_dims == head_dim ? x : x.narrow(3, 0, rope_dims);
+  at::Tensor x0, x1;
+  if (style == RopeStyle::adjacent_pairs) {
+    at::Tensor pairs = rot.unflatten(3, {half, 2});  // [B, T, H, half, 2]
+    x0 = pairs.select(4, 0);
+    x1 = pairs.select(4, 1);
+  } else {
+    x0 = rot.narrow(3, 0, half);
+    x1 = rot.narrow(3, half, half);
+  }
+  at::Tensor y0 = x0 * cos - x1 * sin;
+  at::Tensor y1 = x0 * sin + x1 * cos;
+  at::Tensor rotated = style == RopeStyle::adjacent_pairs ? at::stack({y0, y1}, 4).flatten(3)
+                                                          : at::cat({y0, y1}, 3);
+  if (rope_dims == head_dim) return rotated;
+  return at::cat({rotated, x.narrow(3, rope_dims, head_dim - rope_dims)}, 3);
+}
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), d = q.size(3);
+  const int64_t S = k.size(1), Hkv = k.size(2);
+  const int64_t group = Hq / Hkv;
+  at::Tensor qh = q.transpose(1, 2);  // [B, Hq, T, d]
+  at::Tensor kh = k.transpose(1, 2);  // [B, Hkv, S, d]
+  at::Tensor vh = v.transpose(1, 2);
+  if (group > 1) {
+    kh = kh.unsqueeze(2).expand({B, Hkv, group, S, d}).reshape({B, Hq, S, d});
+    vh = vh.unsqueeze(2).expand({B, Hkv, group, S, d}).reshape({B, Hq, S, d});
+  }
+  at::Tensor scores = at::matmul(qh, kh.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(d)));
+  // query t may see keys 0 .. S - T + t
+  at::Tensor mask = at::ones({T, S}, q.options().dtype(at::kBool)).triu(S - T + 1);
+  scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  at::Tensor probs = at::softmax(scores, -1);                 // [B, Hq, T, S]
+  return at::matmul(probs, vh).transpose(1, 2).contiguous();  // [B, T, Hq, d]
+}
+
+}  // namespace cleave

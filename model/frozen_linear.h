@@ -1,0 +1,37 @@
+// The matmul of a frozen base weight, and the hook adapters plug into.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "model/frozen_weight.h"
+
+namespace cleave {
+
+// y = x W^T. Autograd flows to x only; a quantized W is dequantized in the
+// forward and again in the backward pass, so no float copy is kept alive in
+// between. x: [..., in] -> y: [..., out].
+at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight);
+
+// Adapters on frozen linear layers, keyed by the base weight's GGUF name
+// ("blk.3.attn_q.weight"). The LoRA implementation lives in lora/.
+class LinearAdapters {
+ public:
+  virtual ~LinearAdapters() = default;
+  // The adapter's additive output for input x ([..., in] -> [..., out]), or an
+  // undefined tensor when `base_name` has no adapter.
+  virtual at::Tensor delta(const std::string& base_name, const at::Tensor& x) const = 0;
+};
+
+// A frozen linear layer with its GGUF name and optional bias.
+struct FrozenLinear {
+  std::string name;     // "blk.0.attn_q.weight"
+  FrozenWeight weight;  // [out, in]
+  at::Tensor bias;      // [out] or undefined
+
+  // The one place an adapted matmul is computed: W x (+ b) + adapter delta.
+  at::Tensor forward(const at::Tensor& x, const LinearAdapters* adapters) const;
+};
+
+}  // namespace cleave

@@ -1,0 +1,110 @@
+#include "model/llama_model.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+namespace cleave {
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
+                       at::Tensor output_norm, FrozenLinear output)
+    : config_(std::move(config)),
+      rope_style_(config_.architecture == "qwen2" ? RopeStyle::halves : RopeStyle::adjacent_pairs),
+      token_embd_(std::move(token_embd)),
+      blocks_(std::move(blocks)),
+      output_norm_(std::move(output_norm)),
+      output_(std::move(output)) {
+  config_.validate();
+  if (static_cast<int64_t>(blocks_.size()) != config_.n_layers) {
+    throw std::invalid_argument("model has " + std::to_string(blocks_.size()) +
+                                " blocks, config says " + std::to_string(config_.n_layers));
+  }
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
+  return at::embedding(token_embd_, tokens);  // [B, T, dim]
+}
+
+at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& h,
+                                     const LinearAdapters* adapters, int64_t pos0) const {
+  const int64_t B = h.size(0), T = h.size(1);
+  const int64_t hd = config_.head_dim;
+  at::Tensor x = rms_norm(h, block.attn_norm, config_.norm_eps);            // [B, T, dim]
+  at::Tensor q = block.attn_q.forward(x, adapters).view({B, T, config_.n_heads, hd});
+  at::Tensor k = block.attn_k.forward(x, adapters).view({B, T, config_.n_kv_heads, hd});
+  at::Tensor v = block.attn_v.forward(x, adapters).view({B, T, config_.n_kv_heads, hd});
+  q = apply_rope(q, pos0, config_.rope_dims, config_.rope_base, rope_style_);
+  k = apply_rope(k, pos0, config_.rope_dims, config_.rope_base, rope_style_);
+  at::Tensor attn = causal_attention(q, k, v).view({B, T, config_.q_dim()});  // [B, T, q_dim]
+  at::Tensor h1 = h + block.attn_output.forward(attn, adapters);
+
+  at::Tensor y = rms_norm(h1, block.ffn_norm, config_.norm_eps);
+  at::Tensor gate = block.ffn_gate.forward(y, adapters);                   // [B, T, ffn]
+  at::Tensor up = block.ffn_up.forward(y, adapters);
+  return h1 + block.ffn_down.forward(at::silu(gate) * up, adapters);      // [B, T, dim]
+}
+
+at::Tensor LlamaModel::run_blocks(at::Tensor h, int64_t begin, int64_t end,
+                                  const LinearAdapters* adapters, int64_t pos0) const {
+  if (begin < 0 || end > config_.n_layers || begin > end) {
+    throw std::out_of_range("block range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") is outside the model's " + std::to_string(config_.n_layers) +
+                            " blocks");
+  }
+  for (int64_t i = begin; i < end; ++i) h = block_forward(blocks_[i], h, adapters, pos0);
+  return h;
+}
+
+at::Tensor LlamaModel::head(const at::Tensor& h, const LinearAdapters* adapters) const {
+  return output_.forward(rms_norm(h, output_norm_, config_.norm_eps), adapters);
+}
+
+at::Tensor LlamaModel::forward(const at::Tensor& tokens, const LinearAdapters* adapters) const {
+  return head(run_blocks(embed(tokens), 0, config_.n_layers, adapters), adapters);
+}
+
+std::vector<const FrozenLinear*> LlamaModel::linears() const {
+  std::vector<const FrozenLinear*> out;
+  for (const LlamaBlock& b : blocks_) {
+    for (const FrozenLinear* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate,
+                                  &b.ffn_up, &b.ffn_down}) {
+      out.push_back(l);
+    }
+  }
+  out.push_back(&output_);
+  return out;
+}
+
+FrozenLinear* LlamaModel::find_linear(const std::string& name) {
+  for (const FrozenLinear* l : linears()) {
+    if (l->name == name) return const_cast<FrozenLinear*>(l);
+  }
+  return nullptr;
+}
+
+int64_t LlamaModel::frozen_bytes() const {
+  int64_t bytes = token_embd_.numel() * 4 + output_norm_.numel() * 4;
+  for (const LlamaBlock& b : blocks_) bytes += (b.attn_norm.numel() + b.ffn_norm.numel()) * 4;
+  for (const FrozenLinear* l : linears()) {
+    // a tied output shares token_embd's storage
+    if (!(config_.tied_output && l == &output_ && l->weight.is_float())) bytes += l->weight.bytes();
+  }
+  return bytes;
+}
+
+int64_t LlamaModel::parameter_count() const {
+  int64_t n = token_embd_.numel() + output_norm_.numel();
+  for (const LlamaBlock& b : blocks_) n += b.attn_norm.numel() + b.ffn_norm.numel();
+  for (const FrozenLinear* l : linears()) {
+    if (!(config_.tied_output && l == &output_)) {
+      n += l->weight.out_features() * l->weight.in_features();
+    }
+  }
+  return n;
+}
+
+}  // namespace cleave

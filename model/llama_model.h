@@ -1,0 +1,66 @@
+// A Llama-family decoder over a frozen (optionally quantized) base:
+// token embedding, blocks of RMSNorm -> GQA attention with RoPE -> RMSNorm ->
+// SwiGLU feed-forward, final norm, output projection. The forward pass is cut
+// into pieces (embed, run_blocks, head) so a split deployment can run blocks
+// [0, cut_layer) on the client and the rest on the split server.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/attention.h"
+#include "model/frozen_linear.h"
+#include "model/llama_config.h"
+
+namespace cleave {
+
+struct LlamaBlock {
+  at::Tensor attn_norm;  // [dim]
+  FrozenLinear attn_q, attn_k, attn_v, attn_output;
+  at::Tensor ffn_norm;   // [dim]
+  FrozenLinear ffn_gate, ffn_up, ffn_down;
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
+             at::Tensor output_norm, FrozenLinear output);
+
+  const LlamaConfig& config() const { return config_; }
+  int64_t n_layers() const { return config_.n_layers; }
+
+  // tokens: [B, T] int64 -> [B, T, dim]
+  at::Tensor embed(const at::Tensor& tokens) const;
+  // Blocks [begin, end) on hidden states h: [B, T, dim] at positions pos0.. -> [B, T, dim]
+  at::Tensor run_blocks(at::Tensor h, int64_t begin, int64_t end, const LinearAdapters* adapters,
+                        int64_t pos0 = 0) const;
+  // Final norm and output projection: [B, T, dim] -> logits [B, T, vocab]
+  at::Tensor head(const at::Tensor& h, const LinearAdapters* adapters) const;
+  // The whole model: tokens [B, T] -> logits [B, T, vocab]
+  at::Tensor forward(const at::Tensor& tokens, const LinearAdapters* adapters) const;
+
+  // Every frozen linear layer, in block order, then the output projection.
+  std::vector<const FrozenLinear*> linears() const;
+  FrozenLinear* find_linear(const std::string& name);
+  int64_t frozen_bytes() const;   // memory held by frozen weights and norms
+  int64_t parameter_count() const;
+
+ private:
+  at::Tensor block_forward(const LlamaBlock& block, const at::Tensor& h,
+                           const LinearAdapters* adapters, int64_t pos0) const;
+
+  LlamaConfig config_;
+  RopeStyle rope_style_;
+  at::Tensor token_embd_;    // [vocab, dim] float32
+  std::vector<LlamaBlock> blocks_;
+  at::Tensor output_norm_;   // [dim]
+  FrozenLinear output_;      // [vocab, dim]
+};
+
+// RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * weight.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+}  // namespace cleave

@@ -1,0 +1,110 @@
+#include "model/model_loader.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+#include "model/gguf.h"
+#include "model/gguf_quant.h"
+
+namespace cleave {
+namespace {
+
+class TensorReader {
+ public:
+  TensorReader(std::shared_ptr<const gguf::File> file, BaseQuant quant)
+      : file_(std::move(file)), quant_(quant) {}
+
+  const gguf::TensorInfo& info(const std::string& name, std::vector<int64_t> expected_ne) const {
+    const gguf::TensorInfo& t = file_->tensor(name);
+    if (t.ne != expected_ne) {
+      throw std::runtime_error(file_->path() + ": tensor " + name + " has shape " + shape(t.ne) +
+                               ", expected " + shape(expected_ne) +
+                               ": does the file's metadata match its tensors?");
+    }
+    if (!gguf::is_supported(t.type)) {
+      throw std::runtime_error(file_->path() + ": tensor " + name + " has type " +
+                               gguf::type_name(t.type) +
+                               ", which cleave cannot read (supported: F32, F16, BF16, Q8_0, "
+                               "Q4_0, Q4_K, Q6_K)");
+    }
+    return t;
+  }
+
+  // A float32 tensor shaped like PyTorch ([out, in] for ne [in, out]).
+  at::Tensor as_float(const std::string& name, std::vector<int64_t> expected_ne) const {
+    const gguf::TensorInfo& t = info(name, expected_ne);
+    std::vector<int64_t> sizes(t.ne.rbegin(), t.ne.rend());
+    at::Tensor out = at::empty(sizes, at::kFloat);
+    gguf::dequantize(t.type, t.data, out.data_ptr<float>(), t.n_elements());
+    return out;
+  }
+
+  FrozenLinear linear(const std::string& name, int64_t in, int64_t out, bool with_bias) const {
+    FrozenLinear l;
+    l.name = name;
+    const gguf::TensorInfo& t = info(name, {in, out});
+    const bool is_block_type = gguf::block_size(t.type) > 1;
+    if (is_block_type && quant_ == BaseQuant::native) {
+      l.weight = FrozenWeight::from_ggml(t.type, t.data, out, in, file_);
+    } else {
+      l.weight = FrozenWeight::from_float(as_float(name, {in, out}), quant_);
+    }
+    if (with_bias) {
+      const std::string bias_name = name.substr(0, name.size() - std::string("weight").size()) + "bias";
+      l.bias = as_float(bias_name, {out});
+    }
+    return l;
+  }
+
+  const gguf::File& file() const { return *file_; }
+
+ private:
+  static std::string shape(const std::vector<int64_t>& ne) {
+    std::string s = "[";
+    for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+    return s + "]";
+  }
+  std::shared_ptr<const gguf::File> file_;
+  BaseQuant quant_;
+};
+
+}  // namespace
+
+std::shared_ptr<LlamaModel> load_llama(const std::string& path, BaseQuant quant) {
+  return load_llama(gguf::File::open(path), quant);
+}
+
+std::shared_ptr<LlamaModel> load_llama(std::shared_ptr<const gguf::File> file, BaseQuant quant) {
+  const LlamaConfig c = config_from_gguf(*file);
+  TensorReader reader(file, quant);
+  at::Tensor token_embd = reader.as_float("token_embd.weight", {c.dim, c.vocab_size});
+  std::vector<LlamaBlock> blocks;
+  blocks.reserve(c.n_layers);
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LlamaBlock b;
+    b.attn_norm = reader.as_float(p + "attn_norm.weight", {c.dim});
+    b.attn_q = reader.linear(p + "attn_q.weight", c.dim, c.q_dim(), c.qkv_bias);
+    b.attn_k = reader.linear(p + "attn_k.weight", c.dim, c.kv_dim(), c.qkv_bias);
+    b.attn_v = reader.linear(p + "attn_v.weight", c.dim, c.kv_dim(), c.qkv_bias);
+    b.attn_output = reader.linear(p + "attn_output.weight", c.q_dim(), c.dim, false);
+    b.ffn_norm = reader.as_float(p + "ffn_norm.weight", {c.dim});
+    b.ffn_gate = reader.linear(p + "ffn_gate.weight", c.dim, c.ffn_dim, false);
+    b.ffn_up = reader.linear(p + "ffn_up.weight", c.dim, c.ffn_dim, false);
+    b.ffn_down = reader.linear(p + "ffn_down.weight", c.ffn_dim, c.dim, false);
+    blocks.push_back(std::move(b));
+  }
+  at::Tensor output_norm = reader.as_float("output_norm.weight", {c.dim});
+  FrozenLinear output;
+  if (c.tied_output) {
+    output.name = "output.weight";
+    output.weight = FrozenWeight::from_float(token_embd, quant);  // f32: shares token_embd
+  } else {
+    output = reader.linear("output.weight", c.dim, c.vocab_size, false);
+  }
+  return std::make_shared<LlamaModel>(c, token_embd, std::move(blocks), output_norm,
+                                      std::move(output));
+}
+
+}  // namespace cleave
