@@ -1,0 +1,117 @@
+#include "lora/adapter_set.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include "model/llama_model.h"
+
+namespace cleave::lora {
+
+AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
+                              const std::function<bool(int64_t)>& keep_layer) {
+  options.validate();
+  std::set<std::string> wanted;
+  for (const std::string& t : options.targets) wanted.insert(t);
+  const std::set<int64_t> layers(options.layers.begin(), options.layers.end());
+  for (int64_t l : layers) {
+    if (l >= model.n_layers()) {
+      throw std::invalid_argument("lora.layers names block " + std::to_string(l) +
+                                  " but the model has " + std::to_string(model.n_layers()));
+    }
+  }
+
+  AdapterSet set;
+  set.options_ = options;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const FrozenLinear* linear : model.linears()) {
+    const std::string target = target_of(linear->name);
+    const int64_t layer = layer_of(linear->name);
+    if (target.empty() || !wanted.count(target)) continue;
+    if (!layers.empty() && !layers.count(layer)) continue;
+    if (keep_layer && !keep_layer(layer)) continue;
+    const int64_t in = linear->weight.in_features(), out = linear->weight.out_features();
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    at::Tensor a = at::empty({options.rank, in}, at::kFloat).uniform_(-bound, bound, gen);
+    at::Tensor b = at::zeros({out, options.rank}, at::kFloat);
+    set.add(linear->name, a, b);
+  }
+  return set;
+}
+
+at::Tensor AdapterSet::delta(const std::string& base_name, const at::Tensor& x) const {
+  auto it = pairs_.find(base_name);
+  if (it == pairs_.end()) return at::Tensor();
+  at::Tensor input = x;
+  if (training_ && options_.dropout > 0) input = at::dropout(x, options_.dropout, /*train=*/true);
+  // [..., in] -> [..., r] -> [..., out]
+  return at::matmul(at::matmul(input, it->second.a.t()), it->second.b.t()) * scale();
+}
+
+std::vector<at::Tensor> AdapterSet::parameters() const {
+  std::vector<at::Tensor> out;
+  out.reserve(pairs_.size() * 2);
+  for (const auto& [name, pair] : pairs_) {
+    out.push_back(pair.a);
+    out.push_back(pair.b);
+  }
+  return out;
+}
+
+int64_t AdapterSet::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, pair] : pairs_) n += pair.a.numel() + pair.b.numel();
+  return n;
+}
+
+NamedTensors AdapterSet::to_named() const {
+  NamedTensors out;
+  for (const auto& [name, pair] : pairs_) {
+    out[name + ".lora_a"] = pair.a.detach().clone();
+    out[name + ".lora_b"] = pair.b.detach().clone();
+  }
+  return out;
+}
+
+void AdapterSet::assign(const NamedTensors& named) {
+  if (named.size() != pairs_.size() * 2) {
+    throw std::invalid_argument("adapter update has " + std::to_string(named.size()) +
+                                " tensors, expected " + std::to_string(pairs_.size() * 2));
+  }
+  at::NoGradGuard no_grad;
+  for (auto& [name, pair] : pairs_) {
+    for (auto [suffix, dst] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
+      auto it = named.find(name + suffix);
+      if (it == named.end()) throw std::invalid_argument("adapter update lacks " + name + suffix);
+      if (!it->second.sizes().equals(dst->sizes())) {
+        throw std::invalid_argument("adapter tensor " + name + suffix + " has shape " +
+                                    c10::str(it->second.sizes()) + ", expected " +
+                                    c10::str(dst->sizes()));
+      }
+      dst->copy_(it->second);
+    }
+  }
+}
+
+AdapterSet AdapterSet::clone() const {
+  AdapterSet copy;
+  copy.options_ = options_;
+  copy.training_ = training_;
+  for (const auto& [name, pair] : pairs_) copy.add(name, pair.a.detach().clone(), pair.b.detach().clone());
+  return copy;
+}
+
+void AdapterSet::add(const std::string& base_name, at::Tensor a, at::Tensor b) {
+  if (a.dim() != 2 || b.dim() != 2 || a.size(0) != b.size(1)) {
+    throw std::invalid_argument("adapter " + base_name + ": lora_a " + c10::str(a.sizes()) +
+                                " and lora_b " + c10::str(b.sizes()) + " do not form a LoRA pair");
+  }
+  LoraPair pair{a.to(at::kFloat).contiguous().detach().requires_grad_(true),
+                b.to(at::kFloat).contiguous().detach().requires_grad_(true)};
+  pairs_[base_name] = std::move(pair);
+}
+
+}  // namespace cleave::lora

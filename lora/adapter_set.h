@@ -1,0 +1,63 @@
+// A set of LoRA adapters on a frozen base, keyed by the base weight's GGUF
+// name: delta(x) = (alpha / r) * B (A dropout(x)). Only A and B train.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "lora/lora_options.h"
+#include "model/frozen_linear.h"
+
+namespace cleave {
+class LlamaModel;
+}
+
+namespace cleave::lora {
+
+struct LoraPair {
+  at::Tensor a;  // [r, in]   PEFT lora_A.weight
+  at::Tensor b;  // [out, r]  PEFT lora_B.weight
+};
+
+// Named adapter tensors, flat: "<base>.lora_a" / "<base>.lora_b" (the names of
+// the GGUF LoRA file and of adapter deltas on the wire).
+using NamedTensors = std::map<std::string, at::Tensor>;
+
+class AdapterSet : public LinearAdapters {
+ public:
+  AdapterSet() = default;
+  // Adapters for every targeted projection of `model` in the blocks selected by
+  // options.layers and `keep_layer` (e.g. a split client keeps blocks below its
+  // cut). A: Kaiming-uniform (PEFT: bound 1/sqrt(in)) from `seed`; B: zeros.
+  static AdapterSet create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
+                           const std::function<bool(int64_t layer)>& keep_layer = {});
+
+  at::Tensor delta(const std::string& base_name, const at::Tensor& x) const override;
+
+  const LoraOptions& options() const { return options_; }
+  double scale() const { return options_.scale(); }
+  void set_training(bool training) { training_ = training; }
+
+  const std::map<std::string, LoraPair>& pairs() const { return pairs_; }
+  std::vector<at::Tensor> parameters() const;   // A and B of every pair, in name order
+  int64_t parameter_count() const;
+
+  NamedTensors to_named() const;                 // detached copies
+  // Copies values in; names and shapes must match exactly (throws naming the tensor).
+  void assign(const NamedTensors& named);
+  AdapterSet clone() const;                      // deep copy, requires_grad as here
+  // Adds a pair (used by loaders); a and b are made trainable leaves.
+  void add(const std::string& base_name, at::Tensor a, at::Tensor b);
+  void set_options(const LoraOptions& options) { options_ = options; }
+
+ private:
+  LoraOptions options_;
+  std::map<std::string, LoraPair> pairs_;
+  bool training_ = false;
+};
+
+}  // namespace cleave::lora

@@ -1,0 +1,140 @@
+#include "lora/adapter_set.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include "lora/merge.h"
+#include "model/loss.h"
+#include "model/model_loader.h"
+#include "tests/support/tiny_model.h"
+
+namespace cleave::lora {
+namespace {
+
+at::Tensor sample_tokens(int64_t vocab, int64_t batch, int64_t len, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(vocab, {batch, len}, gen, at::kLong);
+}
+
+// Gives every B a non-zero value so adapters change the output.
+void randomize_b(AdapterSet& set, uint64_t seed) {
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& [name, pair] : set.pairs()) pair.b.normal_(0.0, 0.1, gen);
+}
+
+TEST(AdapterSet, CreatesPairsForTargetsAndLayersWithPeftInit) {
+  auto model = load_llama(test::write_tiny_model("lora_create"), BaseQuant::none);
+  LoraOptions options;
+  options.rank = 4;
+  options.targets = {"q", "down"};
+  options.layers = {0, 2};
+  AdapterSet set = AdapterSet::create(*model, options, 1);
+  ASSERT_EQ(set.pairs().size(), 4u);
+  const LoraPair& q = set.pairs().at("blk.0.attn_q.weight");
+  EXPECT_EQ(q.a.sizes(), (std::vector<int64_t>{4, 32}));
+  EXPECT_EQ(q.b.sizes(), (std::vector<int64_t>{32, 4}));
+  EXPECT_TRUE(q.a.requires_grad());
+  EXPECT_EQ(q.b.abs().sum().item<float>(), 0.0f);
+  EXPECT_LE(q.a.abs().max().item<double>(), 1.0 / std::sqrt(32.0));
+  EXPECT_GT(q.a.abs().max().item<double>(), 0.5 / std::sqrt(32.0));
+  EXPECT_TRUE(set.pairs().count("blk.2.ffn_down.weight"));
+  EXPECT_FALSE(set.pairs().count("blk.1.attn_q.weight"));
+  EXPECT_DOUBLE_EQ(set.scale(), 16.0 / 4.0);
+}
+
+TEST(AdapterSet, ZeroBLeavesLogitsUnchanged) {
+  auto model = load_llama(test::write_tiny_model("lora_zero_b"), BaseQuant::none);
+  AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 3);
+  at::NoGradGuard no_grad;
+  at::Tensor tokens = sample_tokens(64, 2, 10, 4);
+  EXPECT_TRUE(at::equal(model->forward(tokens, nullptr), model->forward(tokens, &set)));
+  randomize_b(set, 5);
+  EXPECT_FALSE(at::allclose(model->forward(tokens, nullptr), model->forward(tokens, &set)));
+}
+
+TEST(AdapterSet, MergedForwardEqualsUnmergedAndUnmergeRestoresTheBase) {
+  auto model = load_llama(test::write_tiny_model("lora_merge"), BaseQuant::none);
+  AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 6);
+  randomize_b(set, 7);
+  at::NoGradGuard no_grad;
+  at::Tensor tokens = sample_tokens(64, 2, 12, 8);
+  at::Tensor base = model->forward(tokens, nullptr);
+  at::Tensor adapted = model->forward(tokens, &set);
+  merge(*model, set);
+  EXPECT_TRUE(at::allclose(model->forward(tokens, nullptr), adapted, 1e-4, 1e-5));
+  unmerge(*model, set);
+  EXPECT_TRUE(at::allclose(model->forward(tokens, nullptr), base, 1e-4, 1e-5));
+}
+
+TEST(AdapterSet, MergeIntoQuantizedBaseIsRefused) {
+  auto model = load_llama(test::write_tiny_model("lora_merge_q"), BaseQuant::int8);
+  AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 6);
+  EXPECT_THROW(merge(*model, set), std::runtime_error);
+}
+
+// Adapter gradients of the float32 model against a float64 finite difference.
+TEST(AdapterSet, GradientsMatchFiniteDifferencesInFloat64) {
+  auto model = load_llama(test::write_tiny_model("lora_grad"), BaseQuant::none);
+  LoraOptions options;
+  options.rank = 2;
+  AdapterSet set = AdapterSet::create(*model, options, 9);
+  randomize_b(set, 10);
+  at::Tensor tokens = sample_tokens(64, 2, 6, 11);
+  at::Tensor targets = sample_tokens(64, 2, 6, 12);
+  at::Tensor weights = at::ones({2, 6});
+  cross_entropy(model->forward(tokens, &set), targets, weights).loss.backward();
+
+  // Perturb a few entries of A and B of two projections and compare
+  // (L(w + h) - L(w - h)) / 2h with the analytic gradient.
+  int checked = 0;
+  for (const char* name : {"blk.1.attn_v.weight", "blk.2.ffn_up.weight"}) {
+    const LoraPair& pair = set.pairs().at(name);
+    for (const at::Tensor* param : {&pair.a, &pair.b}) {
+      for (int64_t index : {0L, 3L}) {
+        const double h = 1e-3;
+        at::Tensor flat = param->detach().view({-1});
+        const float original = flat[index].item<float>();
+        auto loss_at = [&](float value) {
+          at::NoGradGuard no_grad;
+          flat[index] = value;
+          return cross_entropy(model->forward(tokens, &set), targets, weights).nll_sum / 12.0;
+        };
+        const double numeric = (loss_at(original + h) - loss_at(original - h)) / (2 * h);
+        flat[index] = original;
+        const double analytic = param->grad().view({-1})[index].item<double>();
+        EXPECT_NEAR(analytic, numeric, 2e-3 * std::max(1.0, std::abs(numeric)))
+            << name << " index " << index;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_EQ(checked, 8);
+}
+
+TEST(AdapterSet, AssignRefusesWrongShapesAndNames) {
+  auto model = load_llama(test::write_tiny_model("lora_assign"), BaseQuant::none);
+  AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 1);
+  NamedTensors named = set.to_named();
+  named["blk.0.attn_q.weight.lora_a"] = at::zeros({3, 3});
+  EXPECT_THROW(set.assign(named), std::invalid_argument);
+  named.erase("blk.0.attn_q.weight.lora_a");
+  EXPECT_THROW(set.assign(named), std::invalid_argument);
+}
+
+TEST(LoraOptions, ValidationNamesTheField) {
+  LoraOptions options;
+  options.rank = 0;
+  EXPECT_THROW(options.validate(), std::invalid_argument);
+  options.rank = 4;
+  options.targets = {"q", "mlp"};
+  try {
+    options.validate();
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("mlp"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace cleave::lora
