@@ -1,0 +1,118 @@
+#include "aggregator/strategy.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "aggregator/aggregation.h"
+#include "aggregator/fedavg.h"
+#include "aggregator/fedopt.h"
+#include "aggregator/robust.h"
+
+namespace cleave::aggregator {
+namespace {
+
+std::string joined_names() {
+  std::string joined;
+  for (const std::string& name : strategy_names()) joined += (joined.empty() ? "" : ", ") + name;
+  return joined;
+}
+
+// Throws naming `field` unless lo <= value < hi (or value > lo when open_low).
+void require_in(const char* field, double value, double lo, double hi, bool open_low, const char* range) {
+  const bool above_lo = open_low ? value > lo : value >= lo;
+  if (!(std::isfinite(value) && above_lo && value < hi)) {
+    throw std::invalid_argument(std::string(field) + " = " + std::to_string(value) +
+                                " is invalid: it must be " + range);
+  }
+}
+
+constexpr double kInf = INFINITY;
+
+}  // namespace
+
+void FedProxOptions::validate() const {
+  require_in("fedprox.proximal_mu", proximal_mu, 0.0, kInf, true, "finite and > 0");
+}
+
+void FedOptOptions::validate() const {
+  require_in("fedopt.eta", eta, 0.0, kInf, true, "finite and > 0");
+  require_in("fedopt.beta1", beta1, 0.0, 1.0, false, "in [0, 1)");
+  require_in("fedopt.beta2", beta2, 0.0, 1.0, false, "in [0, 1)");
+  require_in("fedopt.tau", tau, 0.0, kInf, true, "finite and > 0");
+}
+
+void RobustOptions::validate() const {
+  require_in("robust.trim_fraction", trim_fraction, 0.0, 0.5, false, "in [0, 0.5)");
+  require_in("robust.clip_norm", clip_norm, 0.0, kInf, false, "finite and >= 0 (0 disables clipping)");
+}
+
+void StrategyOptions::validate() const {
+  bool known = false;
+  for (const std::string& valid : strategy_names()) known = known || valid == name;
+  if (!known) {
+    throw std::invalid_argument("strategy.name '" + name + "' is unknown; valid names are " + joined_names());
+  }
+  if (local_steps < 0) {
+    throw std::invalid_argument("strategy.local_steps = " + std::to_string(local_steps) +
+                                " is invalid: it must be >= 0 (0 leaves it to each client)");
+  }
+  fedprox.validate();
+  fedopt.validate();
+  robust.validate();
+}
+
+Strategy::~Strategy() = default;
+
+ClientConfig Strategy::configure(int /*round*/) const { return client_config_; }
+
+NamedTensors Strategy::state() const { return {}; }
+
+void Strategy::load_state(const NamedTensors& state) {
+  if (!state.empty()) {
+    throw std::invalid_argument("strategy " + name() + " keeps no state between rounds but was given " +
+                                std::to_string(state.size()) + " state tensors (first: " +
+                                state.begin()->first + "); was the checkpoint written by another strategy?");
+  }
+}
+
+void Strategy::require_valid(int round, const NamedTensors& global,
+                             const std::vector<ClientUpdate>& updates) const {
+  const std::string where = "strategy " + name() + ", round " + std::to_string(round);
+  if (updates.empty()) {
+    throw std::invalid_argument(where +
+                                ": no client updates to aggregate; the round loop must close a round "
+                                "only once enough clients reported");
+  }
+  for (const ClientUpdate& update : updates) {
+    if (auto problem = validate_update(update, global)) {
+      throw std::invalid_argument(where + ": " + *problem + " (filter updates with validate_update first)");
+    }
+  }
+}
+
+const std::vector<std::string>& strategy_names() {
+  static const std::vector<std::string> names = {"fedavg",  "fedprox", "fedadam",
+                                                 "fedyogi", "median",  "trimmed_mean"};
+  return names;
+}
+
+std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
+  options.validate();
+  const std::string& name = options.name;
+  if (name == "fedavg") return std::make_unique<FedAvg>(options.local_steps);
+  if (name == "fedprox") return std::make_unique<FedProx>(options.fedprox, options.local_steps);
+  if (name == "fedadam") return std::make_unique<FedAdam>(options.fedopt, options.local_steps);
+  if (name == "fedyogi") return std::make_unique<FedYogi>(options.fedopt, options.local_steps);
+  if (name == "median") {
+    return std::make_unique<RobustAggregate>(RobustAggregate::Rule::Median, options.robust,
+                                             options.local_steps);
+  }
+  if (name == "trimmed_mean") {
+    return std::make_unique<RobustAggregate>(RobustAggregate::Rule::TrimmedMean, options.robust,
+                                             options.local_steps);
+  }
+  // validate() accepted a name this factory does not build: the two lists disagree.
+  throw std::logic_error("make_strategy: no constructor for strategy '" + name + "'");
+}
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,383 @@
+#include "aggregator/strategy.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "aggregator/aggregation.h"
+#include "aggregator/fedavg.h"
+#include "aggregator/fedopt.h"
+#include "aggregator/robust.h"
+
+namespace cleave::aggregator {
+namespace {
+
+at::Tensor floats(std::vector<float> values) { return at::tensor(values, at::kFloat).clone(); }
+
+ClientUpdate single(std::string id, std::vector<float> values, int64_t samples) {
+  ClientUpdate update;
+  update.client_id = std::move(id);
+  update.delta = {{"w", floats(std::move(values))}};
+  update.num_samples = samples;
+  return update;
+}
+
+std::vector<double> values_of(const at::Tensor& tensor) {
+  const at::Tensor flat = tensor.reshape({-1}).to(at::kDouble).contiguous();
+  return std::vector<double>(flat.data_ptr<double>(), flat.data_ptr<double>() + flat.numel());
+}
+
+void expect_near_all(const at::Tensor& actual, const std::vector<double>& expected, double rel = 1e-5) {
+  ASSERT_EQ(actual.scalar_type(), at::kFloat);
+  const std::vector<double> got = values_of(actual);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_NEAR(got[i], expected[i], rel * std::abs(expected[i]) + 1e-7) << "coordinate " << i;
+  }
+}
+
+bool identical(const NamedTensors& a, const NamedTensors& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [name, tensor] : a) {
+    auto it = b.find(name);
+    if (it == b.end() || tensor.scalar_type() != it->second.scalar_type() || !at::equal(tensor, it->second)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+StrategyOptions options_named(const std::string& name) {
+  StrategyOptions options;
+  options.name = name;
+  return options;
+}
+
+TEST(FedAvgStrategy, AddsTheWeightedMeanDeltaToTheGlobal) {
+  FedAvg fedavg;
+  const NamedTensors global = {{"w", floats({1.0f, 2.0f})}};
+  const std::vector<ClientUpdate> updates = {single("a", {1.0f, -1.0f}, 3), single("b", {-1.0f, 3.0f}, 1)};
+  const NamedTensors next = fedavg.aggregate(1, global, updates);
+  // delta = (3*[1,-1] + [-1,3]) / 4 = [0.5, 0]
+  expect_near_all(next.at("w"), {1.5, 2.0});
+  expect_near_all(global.at("w"), {1.0, 2.0});  // input untouched
+  EXPECT_TRUE(fedavg.state().empty());
+}
+
+TEST(FedAvgStrategy, RejectsEmptyOrInvalidUpdates) {
+  FedAvg fedavg;
+  const NamedTensors global = {{"w", floats({1.0f, 2.0f})}};
+  EXPECT_THROW(fedavg.aggregate(1, global, {}), std::invalid_argument);
+  ClientUpdate broken = single("site-7", {NAN, 0.0f}, 2);
+  try {
+    fedavg.aggregate(4, global, {single("ok", {0.0f, 0.0f}, 1), broken});
+    FAIL() << "a NaN delta was aggregated";
+  } catch (const std::invalid_argument& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("site-7"), std::string::npos) << message;
+    EXPECT_NE(message.find("round 4"), std::string::npos) << message;
+  }
+}
+
+TEST(FedAvgStrategy, StatelessStrategiesRefuseForeignState) {
+  FedAvg fedavg;
+  EXPECT_NO_THROW(fedavg.load_state({}));
+  EXPECT_THROW(fedavg.load_state({{"step", at::scalar_tensor(1, at::kLong)}}), std::invalid_argument);
+}
+
+TEST(ClientConfiguration, FedProxSendsMuAndOthersDoNot) {
+  StrategyOptions options = options_named("fedprox");
+  options.fedprox.proximal_mu = 0.25;
+  options.local_steps = 7;
+  const ClientConfig prox = make_strategy(options)->configure(3);
+  EXPECT_DOUBLE_EQ(prox.proximal_mu, 0.25);
+  EXPECT_EQ(prox.local_steps, 7);
+  for (const char* name : {"fedavg", "fedadam", "median"}) {
+    options.name = name;
+    const ClientConfig config = make_strategy(options)->configure(3);
+    EXPECT_EQ(config.proximal_mu, 0.0) << name;
+    EXPECT_EQ(config.local_steps, 7) << name;
+  }
+}
+
+TEST(ClientConfiguration, FedProxAggregatesLikeFedAvg) {
+  const NamedTensors global = {{"w", floats({1.0f, 2.0f})}};
+  const std::vector<ClientUpdate> updates = {single("a", {1.0f, -1.0f}, 3), single("b", {-1.0f, 3.0f}, 1)};
+  EXPECT_TRUE(identical(FedProx(FedProxOptions{}).aggregate(1, global, updates),
+                        FedAvg().aggregate(1, global, updates)));
+}
+
+// Reddi et al. 2021, Algorithm 2, for one coordinate, in double precision.
+struct ReferenceServerOptimizer {
+  bool yogi;
+  FedOptOptions options;
+  double m = 0.0;
+  double v;
+
+  ReferenceServerOptimizer(bool yogi_rule, FedOptOptions opts)
+      : yogi(yogi_rule), options(opts), v(opts.tau * opts.tau) {}
+
+  double step(double x, double d) {
+    m = options.beta1 * m + (1.0 - options.beta1) * d;
+    const double d2 = d * d;
+    if (yogi) {
+      const double sign = v - d2 > 0 ? 1.0 : (v - d2 < 0 ? -1.0 : 0.0);
+      v = v - (1.0 - options.beta2) * d2 * sign;
+    } else {
+      v = options.beta2 * v + (1.0 - options.beta2) * d2;
+    }
+    return x + options.eta * m / (std::sqrt(v) + options.tau);
+  }
+};
+
+// Two rounds, two clients with 1 and 3 samples; the pseudo-gradient per
+// coordinate is (d_a + 3 d_b) / 4. Round 2 has tiny deltas so that for Yogi
+// v - d^2 changes sign between rounds (both branches exercised).
+void check_server_optimizer(const std::string& name, bool yogi) {
+  StrategyOptions options = options_named(name);
+  options.fedopt.eta = 0.1;
+  options.fedopt.beta1 = 0.9;
+  options.fedopt.beta2 = 0.99;
+  options.fedopt.tau = 1e-3;
+  auto strategy = make_strategy(options);
+  EXPECT_EQ(strategy->name(), name);
+
+  const std::vector<double> x0 = {0.5, -1.0, 2.0};
+  const std::vector<std::vector<ClientUpdate>> rounds = {
+      {single("a", {0.02f, -0.04f, 0.1f}, 1), single("b", {0.06f, 0.0f, -0.02f}, 3)},
+      {single("a", {0.0004f, 0.0f, -0.0008f}, 1), single("b", {0.0f, 0.0002f, 0.0004f}, 3)},
+  };
+
+  std::vector<ReferenceServerOptimizer> reference(x0.size(), ReferenceServerOptimizer(yogi, options.fedopt));
+  std::vector<double> expected = x0;
+  NamedTensors global = {{"w", floats({0.5f, -1.0f, 2.0f})}};
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    for (size_t i = 0; i < x0.size(); ++i) {
+      const double d_a = rounds[r][0].delta.at("w")[static_cast<int64_t>(i)].item<float>();
+      const double d_b = rounds[r][1].delta.at("w")[static_cast<int64_t>(i)].item<float>();
+      expected[i] = reference[i].step(expected[i], (1.0 * d_a + 3.0 * d_b) / 4.0);
+    }
+    global = strategy->aggregate(static_cast<int>(r + 1), global, rounds[r]);
+    SCOPED_TRACE(name + " round " + std::to_string(r + 1));
+    expect_near_all(global.at("w"), expected);
+    const NamedTensors state = strategy->state();
+    EXPECT_EQ(state.at("step").item<int64_t>(), static_cast<int64_t>(r + 1));
+    std::vector<double> m_expected, v_expected;
+    for (const auto& coordinate : reference) {
+      m_expected.push_back(coordinate.m);
+      v_expected.push_back(coordinate.v);
+    }
+    expect_near_all(state.at("m/w"), m_expected);
+    expect_near_all(state.at("v/w"), v_expected);
+  }
+}
+
+TEST(ServerOptimizer, FedAdamMatchesHandComputedSteps) { check_server_optimizer("fedadam", false); }
+
+TEST(ServerOptimizer, FedYogiMatchesHandComputedSteps) { check_server_optimizer("fedyogi", true); }
+
+TEST(ServerOptimizer, FirstStepIsEtaTimesSignForLargeDeltas) {
+  // With m = (1-b1) d and v = tau^2 + (1-b2) d^2 (Adam) the first step is
+  // eta (1-b1) d / (sqrt(tau^2 + (1-b2) d^2) + tau): a closed form, checked exactly.
+  FedOptOptions options;
+  FedAdam adam(options);
+  const NamedTensors global = {{"w", floats({0.0f})}};
+  const NamedTensors next = adam.aggregate(1, global, {single("a", {0.5f}, 4)});
+  const double d = 0.5;
+  const double expected = options.eta * (1 - options.beta1) * d /
+                          (std::sqrt(options.tau * options.tau + (1 - options.beta2) * d * d) + options.tau);
+  expect_near_all(next.at("w"), {expected});
+}
+
+// Deterministic deltas for a two-tensor adapter over several rounds.
+std::vector<std::vector<ClientUpdate>> seeded_rounds(int rounds, int clients) {
+  auto generator = at::detail::createCPUGenerator(20240601);
+  std::vector<std::vector<ClientUpdate>> all(rounds);
+  for (int r = 0; r < rounds; ++r) {
+    for (int c = 0; c < clients; ++c) {
+      ClientUpdate update;
+      update.client_id = "site-" + std::to_string(c);
+      update.num_samples = 10 + 7 * c + r;
+      update.delta["blk.0.attn_q.weight.lora_a"] = at::randn({4, 16}, generator) * 0.01;  // [rank, in]
+      update.delta["blk.0.attn_q.weight.lora_b"] = at::randn({16, 4}, generator) * 0.01;  // [out, rank]
+      all[r].push_back(std::move(update));
+    }
+  }
+  return all;
+}
+
+NamedTensors seeded_global() {
+  auto generator = at::detail::createCPUGenerator(7);
+  return {{"blk.0.attn_q.weight.lora_a", at::randn({4, 16}, generator)},
+          {"blk.0.attn_q.weight.lora_b", at::zeros({16, 4})}};
+}
+
+class StateRoundTrip : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StateRoundTrip, RestartedStrategyContinuesBitIdentically) {
+  const auto rounds = seeded_rounds(3, 3);
+  StrategyOptions options = options_named(GetParam());
+  options.fedopt.eta = 0.05;
+  options.robust.clip_norm = 0.05;
+
+  auto straight = make_strategy(options);
+  NamedTensors global_straight = seeded_global();
+  for (int r = 0; r < 3; ++r) global_straight = straight->aggregate(r + 1, global_straight, rounds[r]);
+
+  auto before = make_strategy(options);
+  NamedTensors global_resumed = before->aggregate(1, seeded_global(), rounds[0]);
+  const NamedTensors checkpoint = before->state();
+  before.reset();  // the aggregator process dies
+  auto after = make_strategy(options);
+  after->load_state(checkpoint);
+  for (int r = 1; r < 3; ++r) global_resumed = after->aggregate(r + 1, global_resumed, rounds[r]);
+
+  EXPECT_TRUE(identical(global_straight, global_resumed));
+  EXPECT_TRUE(identical(straight->state(), after->state()));
+  // Sanity: the rounds did move the adapters.
+  EXPECT_FALSE(identical(global_straight, seeded_global()));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStrategies, StateRoundTrip,
+                         ::testing::Values("fedavg", "fedprox", "fedadam", "fedyogi", "median",
+                                           "trimmed_mean"));
+
+TEST(ServerOptimizerState, StateIsACopy) {
+  FedAdam adam;
+  const NamedTensors global = {{"w", floats({0.0f, 1.0f})}};
+  adam.aggregate(1, global, {single("a", {0.1f, 0.2f}, 1)});
+  NamedTensors state = adam.state();
+  state.at("m/w").fill_(123.0f);
+  EXPECT_FALSE(at::equal(adam.state().at("m/w"), state.at("m/w")));
+  EXPECT_EQ(adam.step(), 1);
+}
+
+TEST(ServerOptimizerState, RejectsStateThatDoesNotFit) {
+  FedAdam source;
+  const NamedTensors global = {{"w", floats({0.0f, 1.0f})}};
+  source.aggregate(1, global, {single("a", {0.1f, 0.2f}, 1)});
+  NamedTensors state = source.state();
+
+  FedYogi no_step;
+  NamedTensors without_step = state;
+  without_step.erase("step");
+  EXPECT_THROW(no_step.load_state(without_step), std::invalid_argument);
+
+  FedYogi stray;
+  NamedTensors with_stray = state;
+  with_stray["momentum/w"] = at::zeros({2});
+  EXPECT_THROW(stray.load_state(with_stray), std::invalid_argument);
+
+  FedYogi unpaired;
+  NamedTensors without_v = state;
+  without_v.erase("v/w");
+  EXPECT_THROW(unpaired.load_state(without_v), std::invalid_argument);
+
+  // Loads, but belongs to a different adapter set: the next aggregate says so.
+  FedAdam other_adapters;
+  other_adapters.load_state(state);
+  const NamedTensors other_global = {{"x", floats({0.0f, 1.0f})}};
+  EXPECT_THROW(
+      other_adapters.aggregate(2, other_global, {ClientUpdate{"a", {{"x", floats({0.1f, 0.2f})}}, 1, {}}}),
+      std::invalid_argument);
+}
+
+TEST(RobustStrategy, MedianIgnoresOneHugeClient) {
+  auto median = make_strategy(options_named("median"));
+  const NamedTensors global = {{"w", floats({1.0f, 1.0f})}};
+  const NamedTensors next = median->aggregate(
+      1, global,
+      {single("a", {0.1f, -0.2f}, 1), single("b", {0.2f, -0.1f}, 1), single("evil", {1e6f, 1e6f}, 100000)});
+  expect_near_all(next.at("w"), {1.2, 0.9});
+}
+
+TEST(RobustStrategy, ClipsEachClientBeforeAggregating) {
+  // Norms 5, 1 and 50, all along the same direction [0.6, 0.8].
+  const std::vector<ClientUpdate> updates = {single("a", {3.0f, 4.0f}, 1), single("b", {0.6f, 0.8f}, 1),
+                                             single("c", {30.0f, 40.0f}, 1)};
+  const NamedTensors global = {{"w", floats({0.0f, 0.0f})}};
+  StrategyOptions options = options_named("median");
+  expect_near_all(make_strategy(options)->aggregate(1, global, updates).at("w"), {3.0, 4.0});
+  options.robust.clip_norm = 1.0;  // every delta becomes [0.6, 0.8]
+  expect_near_all(make_strategy(options)->aggregate(1, global, updates).at("w"), {0.6, 0.8});
+  options.name = "trimmed_mean";
+  options.robust.clip_norm = 2.0;  // [1.2, 1.6], [0.6, 0.8], [1.2, 1.6]
+  options.robust.trim_fraction = 0.0;
+  expect_near_all(make_strategy(options)->aggregate(1, global, updates).at("w"), {1.0, 4.0 / 3.0});
+}
+
+TEST(Factory, BuildsEveryNamedStrategy) {
+  for (const std::string& name : strategy_names()) {
+    EXPECT_EQ(make_strategy(options_named(name))->name(), name);
+  }
+  EXPECT_EQ(strategy_names().size(), 6u);
+}
+
+TEST(Factory, RejectsUnknownNamesListingTheValidOnes) {
+  try {
+    make_strategy(options_named("fedsgd"));
+    FAIL() << "unknown strategy accepted";
+  } catch (const std::invalid_argument& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("fedsgd"), std::string::npos) << message;
+    for (const std::string& name : strategy_names()) {
+      EXPECT_NE(message.find(name), std::string::npos) << message << "\n  should list " << name;
+    }
+  }
+  EXPECT_THROW(make_strategy(options_named("FedAvg")), std::invalid_argument);
+  EXPECT_THROW(make_strategy(options_named("")), std::invalid_argument);
+}
+
+void expect_rejected_naming(const StrategyOptions& options, const std::string& field) {
+  try {
+    make_strategy(options);
+    FAIL() << "accepted a bad " << field;
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find(field), std::string::npos) << error.what();
+  }
+}
+
+TEST(Factory, RejectsBadOptionsNamingTheField) {
+  StrategyOptions options = options_named("fedadam");
+  options.fedopt.beta1 = 1.0;
+  expect_rejected_naming(options, "fedopt.beta1");
+  options = options_named("fedyogi");
+  options.fedopt.beta2 = -0.1;
+  expect_rejected_naming(options, "fedopt.beta2");
+  options = options_named("fedadam");
+  options.fedopt.eta = 0.0;
+  expect_rejected_naming(options, "fedopt.eta");
+  options = options_named("fedadam");
+  options.fedopt.tau = NAN;
+  expect_rejected_naming(options, "fedopt.tau");
+  options = options_named("fedprox");
+  options.fedprox.proximal_mu = -1.0;
+  expect_rejected_naming(options, "fedprox.proximal_mu");
+  options = options_named("trimmed_mean");
+  options.robust.trim_fraction = 0.5;
+  expect_rejected_naming(options, "robust.trim_fraction");
+  options = options_named("median");
+  options.robust.clip_norm = -2.0;
+  expect_rejected_naming(options, "robust.clip_norm");
+  options = options_named("fedavg");
+  options.local_steps = -1;
+  expect_rejected_naming(options, "local_steps");
+}
+
+TEST(Factory, DirectConstructionValidatesToo) {
+  FedOptOptions bad;
+  bad.beta2 = 1.5;
+  EXPECT_THROW(FedAdam{bad}, std::invalid_argument);
+  RobustOptions bad_robust;
+  bad_robust.trim_fraction = 0.7;
+  EXPECT_THROW(RobustAggregate(RobustAggregate::Rule::TrimmedMean, bad_robust), std::invalid_argument);
+  FedProxOptions bad_prox;
+  bad_prox.proximal_mu = 0.0;
+  EXPECT_THROW(FedProx{bad_prox}, std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace cleave::aggregator
