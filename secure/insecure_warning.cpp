@@ -1,0 +1,13 @@
+#include "secure/tls_channel.h"
+
+namespace cleave::secure {
+
+std::string insecure_warning(const std::string& endpoint) {
+  return "insecure: true: traffic on " + endpoint + " is NOT encrypted or authenticated";
+}
+
+void warn_insecure(const std::string& endpoint, const LogFn& log) {
+  (log ? log : LogFn(log_to_stderr))(insecure_warning(endpoint));
+}
+
+}  // namespace cleave::secure

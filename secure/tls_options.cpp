@@ -1,0 +1,35 @@
+#include "secure/tls_options.h"
+
+#include <iostream>
+
+#include "secure/pem_files.h"
+
+namespace cleave::secure {
+
+void log_to_stderr(const std::string& line) { std::cerr << "[cleave secure] " << line << '\n'; }
+
+void SecureChannelOptions::validate() const {
+  auto require_file = [](const std::string& field, const std::string& path) {
+    if (path.empty()) throw std::invalid_argument("TLS option " + field + " is empty");
+    if (!file_exists(path)) {
+      throw std::invalid_argument("TLS option " + field + " = " + path +
+                                  " does not exist: issue node files with `cleave ca issue`");
+    }
+  };
+  require_file("cert_path", identity.cert_path);
+  require_file("key_path", identity.key_path);
+  require_file("ca_path", identity.ca_path);
+  if (identity.crl_path) require_file("crl_path", *identity.crl_path);
+  if (allowed_peer_roles.empty()) {
+    throw std::invalid_argument(
+        "allowed_peer_roles is empty: name the roles that may connect (client, split-server, "
+        "aggregator)");
+  }
+  if (handshake_timeout.count() <= 0) {
+    throw std::invalid_argument("handshake_timeout must be positive");
+  }
+  if (max_message_bytes == 0) throw std::invalid_argument("max_message_bytes must be positive");
+  if (max_sessions == 0) throw std::invalid_argument("max_sessions must be positive");
+}
+
+}  // namespace cleave::secure

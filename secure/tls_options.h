@@ -1,0 +1,61 @@
+// Settings shared by the secure client and server channels.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "secure/node_role.h"
+#include "secure/tls_identity.h"
+
+namespace cleave::secure {
+
+using LogFn = std::function<void(const std::string&)>;
+using Millis = std::chrono::milliseconds;
+
+// Writes "[cleave secure] <line>" to stderr.
+void log_to_stderr(const std::string& line);
+
+struct SecureChannelOptions {
+  TlsIdentity identity;
+  // Roles whose certificates may talk to this end, e.g. {client} for the
+  // split server, {split_server} for a client dialling it. Must not be empty.
+  std::set<NodeRole> allowed_peer_roles;
+  // When set, the peer's certificate CN must equal it (a client names the
+  // server it means to reach).
+  std::optional<std::string> expected_peer_name;
+  // Client: how long send() waits for the handshake (blocking_handshake) and
+  // handshake() waits at most.
+  Millis handshake_timeout{10000};
+  // Client: true makes send() complete the handshake first (throwing on
+  // refusal or timeout); false queues messages until recv() has pumped the
+  // handshake to completion (for single-threaded drivers).
+  bool blocking_handshake = true;
+  // Largest application message accepted from a peer; a peer announcing a
+  // bigger one loses its session.
+  uint64_t max_message_bytes = uint64_t{256} << 20;
+  // Server: sessions kept at once; beyond it the least recently active one is dropped.
+  size_t max_sessions = 1024;
+  // Server: how often recv() looks whether the CRL file changed (a changed
+  // CRL also drops established sessions whose certificate it now revokes).
+  Millis crl_check_interval{1000};
+  // Where refusals and dropped sessions are reported; empty means stderr.
+  LogFn log;
+
+  // Throws std::invalid_argument naming the first bad field.
+  void validate() const;
+};
+
+// A TLS session could not be set up or was torn down (refused certificate,
+// failed record authentication, handshake timeout). The channel stays usable:
+// the next send() or recv() starts a new session.
+class SecureChannelError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace cleave::secure

@@ -1,0 +1,225 @@
+#include "secure/tls_session.h"
+
+#include <openssl/err.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+namespace cleave::secure {
+
+namespace {
+
+constexpr size_t kLengthPrefixBytes = 8;
+// Small messages travel as one record with their length prefix; bigger ones
+// are written in place to avoid copying them.
+constexpr size_t kCoalesceLimit = 16 * 1024;
+constexpr size_t kMaxWriteChunk = size_t{1} << 30;
+
+std::string hex4(const uint8_t* bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string text;
+  for (int i = 0; i < 4; ++i) {
+    text += digits[bytes[i] >> 4];
+    text += digits[bytes[i] & 15];
+  }
+  return text;
+}
+
+}  // namespace
+
+TlsSession::TlsSession(TlsContext& context, std::string peer_label) : context_(context) {
+  note_.peer_label = std::move(peer_label);
+  ssl_ = context_.new_ssl(&note_);
+  buffers_.outgoing_reserve = kFrameHeaderBytes;
+  BIO* bio = new_frame_bio(&buffers_);
+  SSL_set_bio(ssl_.get(), bio, bio);  // one BIO both ways: the SSL owns its one reference
+  if (context_.side() == TlsContext::Side::client) {
+    ERR_clear_error();
+    const int status = SSL_do_handshake(ssl_.get());
+    if (status != 1 && SSL_get_error(ssl_.get(), status) != SSL_ERROR_WANT_READ) {
+      fail("cannot start the TLS handshake");
+    }
+  }
+}
+
+X509* TlsSession::peer_certificate() const { return SSL_get0_peer_certificate(ssl_.get()); }
+
+void TlsSession::fail(const std::string& what) {
+  std::string why = what;
+  if (!note_.refusal.empty()) why += ": " + note_.refusal;
+  const std::string openssl = drain_openssl_errors();
+  if (openssl != "no OpenSSL error recorded") why += " (" + openssl + ")";
+  failure_ = why;
+  state_ = State::failed;
+}
+
+void TlsSession::receive_frame(const Bytes& frame) {
+  if (state_ == State::failed || state_ == State::closed) return;
+  if (frame.size() < kFrameHeaderBytes ||
+      std::memcmp(frame.data(), kFrameMagic, sizeof kFrameMagic) != 0) {
+    fail("frame is not a cleave TLS frame (magic " +
+         (frame.size() >= 4 ? hex4(frame.data()) : std::string("missing")) + ", expected " +
+         hex4(kFrameMagic) + "): is the peer running with insecure: true?");
+    return;
+  }
+  const uint16_t version = static_cast<uint16_t>((frame[4] << 8) | frame[5]);
+  if (version != kFrameVersion) {
+    fail("cleave TLS frame version " + std::to_string(version) + ", this build speaks " +
+         std::to_string(kFrameVersion) + ": run the same cleave version on both ends");
+    return;
+  }
+  const uint8_t* records = frame.data() + kFrameHeaderBytes;
+  size_t size = frame.size() - kFrameHeaderBytes;
+  if (!carry_.empty()) {
+    carry_.insert(carry_.end(), records, records + size);
+    records = carry_.data();
+    size = carry_.size();
+  }
+  buffers_.incoming = records;
+  buffers_.incoming_size = size;
+  buffers_.incoming_pos = 0;
+  if (state_ == State::handshaking) finish_handshake();
+  if (state_ == State::established) read_application_data();
+  // Keep what OpenSSL left unread (a record split across frames) for next time.
+  const size_t used = buffers_.incoming_pos;
+  if (used == size) {
+    carry_.clear();
+  } else if (records == carry_.data()) {
+    carry_.erase(carry_.begin(), carry_.begin() + static_cast<std::ptrdiff_t>(used));
+  } else {
+    carry_.assign(records + used, records + size);
+  }
+  buffers_.incoming = nullptr;
+  buffers_.incoming_size = buffers_.incoming_pos = 0;
+}
+
+void TlsSession::finish_handshake() {
+  ERR_clear_error();
+  const int status = SSL_do_handshake(ssl_.get());
+  if (status != 1) {
+    const int error = SSL_get_error(ssl_.get(), status);
+    if (error != SSL_ERROR_WANT_READ) fail("TLS handshake failed");
+    return;
+  }
+  // Belt and braces: the verify callback already refused anything else.
+  X509* cert = peer_certificate();
+  std::string why = "peer presented no certificate";
+  if (cert != nullptr) peer_ = identity_of(cert, &why);
+  if (!peer_ || SSL_get_verify_result(ssl_.get()) != X509_V_OK) {
+    fail("TLS handshake completed without an authenticated peer: " + why);
+    return;
+  }
+  state_ = State::established;
+}
+
+void TlsSession::read_application_data() {
+  const uint64_t limit = context_.options().max_message_bytes;
+  for (;;) {
+    uint8_t* target;
+    size_t wanted;
+    if (!in_body_) {
+      target = length_prefix_ + length_prefix_have_;
+      wanted = kLengthPrefixBytes - length_prefix_have_;
+    } else {
+      target = body_.data() + body_have_;
+      wanted = body_.size() - body_have_;
+    }
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(ssl_.get(), target, std::min(wanted, size_t{INT_MAX}), &got) != 1) {
+      const int error = SSL_get_error(ssl_.get(), 0);
+      if (error == SSL_ERROR_WANT_READ) return;
+      if (error == SSL_ERROR_ZERO_RETURN) {
+        state_ = State::closed;
+        return;
+      }
+      fail("TLS record from the peer failed");
+      return;
+    }
+    if (!in_body_) {
+      length_prefix_have_ += got;
+      if (length_prefix_have_ < kLengthPrefixBytes) continue;
+      uint64_t length = 0;
+      for (int i = 7; i >= 0; --i) length = (length << 8) | length_prefix_[i];
+      length_prefix_have_ = 0;
+      if (length > limit) {
+        // Our verdict, not OpenSSL's: say goodbye so the peer is not left waiting.
+        ERR_clear_error();
+        SSL_shutdown(ssl_.get());
+        fail("peer announced a message of " + std::to_string(length) + " bytes, above the " +
+             "limit of " + std::to_string(limit) + " (max_message_bytes)");
+        return;
+      }
+      body_.assign(static_cast<size_t>(length), 0);
+      body_have_ = 0;
+      in_body_ = true;
+    } else {
+      body_have_ += got;
+    }
+    if (in_body_ && body_have_ == body_.size()) {
+      inbox_.push_back(std::move(body_));
+      body_ = Bytes();
+      in_body_ = false;
+    }
+  }
+}
+
+void TlsSession::write_all(const uint8_t* data, size_t size) {
+  while (size > 0) {
+    const size_t chunk = std::min(size, kMaxWriteChunk);
+    size_t written = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(ssl_.get(), data, chunk, &written) != 1) {
+      fail("cannot encrypt a message");
+      throw SecureChannelError("TLS session with " + label() + " failed: " + failure_);
+    }
+    data += written;
+    size -= written;
+  }
+}
+
+void TlsSession::send_message(const Bytes& payload) {
+  if (state_ != State::established) {
+    throw SecureChannelError("cannot send to " + label() +
+                             ": the TLS session is not established");
+  }
+  uint8_t prefix[kLengthPrefixBytes];
+  uint64_t length = payload.size();
+  for (size_t i = 0; i < kLengthPrefixBytes; ++i) prefix[i] = static_cast<uint8_t>(length >> (8 * i));
+  if (payload.size() <= kCoalesceLimit) {
+    uint8_t record[kLengthPrefixBytes + kCoalesceLimit];
+    std::memcpy(record, prefix, kLengthPrefixBytes);
+    if (!payload.empty()) std::memcpy(record + kLengthPrefixBytes, payload.data(), payload.size());
+    write_all(record, kLengthPrefixBytes + payload.size());
+    return;
+  }
+  // Room for the whole frame up front: 22 bytes of record overhead (header,
+  // content type, AEAD tag) per 16 KiB record.
+  const size_t records = payload.size() / 16384 + 2;
+  buffers_.outgoing.reserve(kFrameHeaderBytes + buffers_.outgoing.size() + payload.size() +
+                            records * 22 + 64);
+  write_all(prefix, kLengthPrefixBytes);
+  write_all(payload.data(), payload.size());
+}
+
+void TlsSession::close() {
+  if (state_ != State::established) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_.get());
+  drain_openssl_errors();
+  state_ = State::closed;
+}
+
+std::optional<Bytes> TlsSession::take_outgoing_frame() {
+  if (buffers_.outgoing.size() <= kFrameHeaderBytes) return std::nullopt;
+  Bytes frame = std::move(buffers_.outgoing);
+  buffers_.outgoing.clear();
+  std::memcpy(frame.data(), kFrameMagic, sizeof kFrameMagic);
+  frame[4] = static_cast<uint8_t>(kFrameVersion >> 8);
+  frame[5] = static_cast<uint8_t>(kFrameVersion & 0xff);
+  frame[6] = frame[7] = 0;
+  return frame;
+}
+
+}  // namespace cleave::secure

@@ -1,0 +1,84 @@
+// One TLS 1.3 session with one peer, driven entirely through memory: frames
+// from the peer go in, frames for the peer and whole application messages
+// come out. Knows nothing about channels.
+//
+// Frame (one channel message) = 8-byte header + TLS records:
+//   bytes 0-3 magic "CLTS", bytes 4-5 version (big-endian, 1), bytes 6-7 zero.
+// Inside the encrypted stream every application message is an 8-byte
+// little-endian length followed by that many bytes, so message boundaries
+// are authenticated too.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "secure/frame_bio.h"
+#include "secure/node_role.h"
+#include "secure/tls_context.h"
+
+namespace cleave::secure {
+
+using Bytes = std::vector<uint8_t>;
+
+inline constexpr uint8_t kFrameMagic[4] = {'C', 'L', 'T', 'S'};
+inline constexpr uint16_t kFrameVersion = 1;
+inline constexpr size_t kFrameHeaderBytes = 8;
+
+class TlsSession {
+ public:
+  enum class State { handshaking, established, closed, failed };
+
+  // A client session has its ClientHello waiting in take_outgoing_frame().
+  TlsSession(TlsContext& context, std::string peer_label);
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  // Processes one frame from the peer. Afterwards check state(): on failure
+  // failure() says why and the outgoing frame may hold a TLS alert.
+  void receive_frame(const Bytes& frame);
+  // Encrypts one application message; the session must be established.
+  void send_message(const Bytes& payload);
+  // Queues a close_notify alert (for a clean goodbye before reconnecting).
+  void close();
+
+  // Everything the peer should receive now, as one frame; nullopt if nothing.
+  std::optional<Bytes> take_outgoing_frame();
+  // Complete application messages received so far, oldest first.
+  std::deque<Bytes>& inbox() { return inbox_; }
+
+  State state() const { return state_; }
+  bool established() const { return state_ == State::established; }
+  const std::string& failure() const { return failure_; }
+  // The authenticated peer; set once established.
+  const std::optional<PeerIdentity>& peer() const { return peer_; }
+  X509* peer_certificate() const;
+  const std::string& label() const { return note_.peer_label; }
+
+ private:
+  void fail(const std::string& what);
+  void finish_handshake();
+  void read_application_data();
+  void write_all(const uint8_t* data, size_t size);
+
+  TlsContext& context_;
+  VerifyNote note_;
+  SslPtr ssl_;
+  FrameBuffers buffers_;  // behind the SSL's BIO
+  Bytes carry_;           // received bytes OpenSSL has not consumed yet
+  State state_ = State::handshaking;
+  std::string failure_;
+  std::optional<PeerIdentity> peer_;
+  std::deque<Bytes> inbox_;
+
+  // The application message being reassembled.
+  uint8_t length_prefix_[8] = {};
+  size_t length_prefix_have_ = 0;
+  bool in_body_ = false;
+  Bytes body_;
+  size_t body_have_ = 0;
+};
+
+}  // namespace cleave::secure
