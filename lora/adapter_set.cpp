@@ -104,6 +104,16 @@ AdapterSet AdapterSet::clone() const {
   return copy;
 }
 
+AdapterSet AdapterSet::subset(const std::function<bool(int64_t)>& keep_layer) const {
+  AdapterSet copy;
+  copy.options_ = options_;
+  copy.training_ = training_;
+  for (const auto& [name, pair] : pairs_) {
+    if (keep_layer(layer_of(name))) copy.add(name, pair.a.detach().clone(), pair.b.detach().clone());
+  }
+  return copy;
+}
+
 void AdapterSet::add(const std::string& base_name, at::Tensor a, at::Tensor b) {
   if (a.dim() != 2 || b.dim() != 2 || a.size(0) != b.size(1)) {
     throw std::invalid_argument("adapter " + base_name + ": lora_a " + c10::str(a.sizes()) +

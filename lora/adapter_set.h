@@ -50,6 +50,9 @@ class AdapterSet : public LinearAdapters {
   // Copies values in; names and shapes must match exactly (throws naming the tensor).
   void assign(const NamedTensors& named);
   AdapterSet clone() const;                      // deep copy, requires_grad as here
+  // A deep copy of the pairs whose block satisfies `keep_layer` (e.g. the
+  // blocks below a split cut).
+  AdapterSet subset(const std::function<bool(int64_t layer)>& keep_layer) const;
   // Adds a pair (used by loaders); a and b are made trainable leaves.
   void add(const std::string& base_name, at::Tensor a, at::Tensor b);
   void set_options(const LoraOptions& options) { options_ = options; }

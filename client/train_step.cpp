@@ -1,0 +1,36 @@
+#include "client/train_step.h"
+
+#include <ATen/ATen.h>
+
+#include "lora/adapter_set.h"
+#include "model/llama_model.h"
+#include "model/loss.h"
+
+namespace cleave {
+
+BatchTensors to_tensors(const data::Batch& batch) {
+  const std::vector<int64_t> shape = {batch.batch_size, batch.seq_len};
+  auto ints = [&](const std::vector<int32_t>& v) {
+    return at::from_blob(const_cast<int32_t*>(v.data()), shape, at::kInt).to(at::kLong);
+  };
+  BatchTensors t;
+  t.inputs = ints(batch.inputs);
+  t.targets = ints(batch.targets);
+  t.weights = at::from_blob(const_cast<float*>(batch.weights.data()), shape, at::kFloat).clone();
+  return t;
+}
+
+LocalTrainStep::LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters)
+    : model_(std::move(model)), adapters_(adapters) {}
+
+StepResult LocalTrainStep::forward_backward(const data::Batch& batch, const StepContext&) {
+  const BatchTensors t = to_tensors(batch);
+  at::Tensor logits = model_->forward(t.inputs, &adapters_);  // [B, T, vocab]
+  LossResult loss = cross_entropy(logits, t.targets, t.weights);
+  loss.loss.backward();
+  return {loss.loss.item<double>(), loss.n_scored};
+}
+
+std::vector<at::Tensor> LocalTrainStep::parameters() const { return adapters_.parameters(); }
+
+}  // namespace cleave

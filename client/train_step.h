@@ -1,0 +1,58 @@
+// One training step's forward and backward pass, behind an interface so the
+// same trainer drives a local (unsplit) model and a split client.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <vector>
+
+#include "client/batching.h"
+
+namespace cleave {
+class LlamaModel;
+namespace lora { class AdapterSet; }
+
+struct BatchTensors {
+  at::Tensor inputs;   // [B, T] int64
+  at::Tensor targets;  // [B, T] int64
+  at::Tensor weights;  // [B, T] float32
+};
+BatchTensors to_tensors(const data::Batch& batch);
+
+// What the trainer knows about the step it asks for.
+struct StepContext {
+  int64_t step = 0;        // 0-based step within this training run
+  uint32_t round = 0;      // federated round (0 outside federation)
+  double lr = 0;           // learning rate of this step
+  double grad_clip = 0;    // max global gradient norm (0: off)
+};
+
+struct StepResult {
+  double loss = 0;          // mean NLL over scored targets
+  int64_t n_scored = 0;
+};
+
+class TrainStep {
+ public:
+  virtual ~TrainStep() = default;
+  // Forward and backward on one batch: leaves gradients in the trainable
+  // parameters' .grad() (accumulating).
+  virtual StepResult forward_backward(const data::Batch& batch, const StepContext& context) = 0;
+  // The parameters this side trains (its adapters).
+  virtual std::vector<at::Tensor> parameters() const = 0;
+};
+
+// The whole model on this machine.
+class LocalTrainStep : public TrainStep {
+ public:
+  LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters);
+  StepResult forward_backward(const data::Batch& batch, const StepContext& context) override;
+  std::vector<at::Tensor> parameters() const override;
+
+ private:
+  std::shared_ptr<const LlamaModel> model_;
+  lora::AdapterSet& adapters_;
+};
+
+}  // namespace cleave

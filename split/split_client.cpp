@@ -1,0 +1,150 @@
+#include "split/split_client.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
+#include "model/llama_model.h"
+#include "model/loss.h"
+#include "split/tensor_wire.h"
+
+namespace cleave::split {
+
+void SplitClientOptions::validate(int64_t n_layers) const {
+  if (client_id.empty()) throw std::invalid_argument("split.client_id must not be empty");
+  if (cut_layer < 1 || cut_layer >= n_layers) {
+    throw std::invalid_argument("split.cut_layer must be in [1, " + std::to_string(n_layers - 1) +
+                                "], got " + std::to_string(cut_layer));
+  }
+  if (mode == SplitMode::u_shaped && (top_cut <= cut_layer || top_cut > n_layers)) {
+    throw std::invalid_argument("split.top_cut must be in (cut_layer, " + std::to_string(n_layers) +
+                                "], got " + std::to_string(top_cut));
+  }
+  if (timeout_ms < 1) throw std::invalid_argument("split.timeout_ms must be >= 1");
+  if (max_attempts < 1) throw std::invalid_argument("split.max_attempts must be >= 1");
+  if (backoff_ms < 0) throw std::invalid_argument("split.backoff_ms must be >= 0");
+}
+
+SplitTrainStep::SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
+                               net::ClientChannel& channel, SplitClientOptions options)
+    : model_(std::move(model)), adapters_(adapters), channel_(channel), options_(std::move(options)) {
+  if (options_.mode == SplitMode::u_shaped && options_.top_cut == 0) {
+    options_.top_cut = static_cast<int32_t>(model_->n_layers() - 1);
+  }
+  options_.validate(model_->n_layers());
+}
+
+net::Bytes SplitTrainStep::exchange(const net::Bytes& request, MessageType expected, const StepKey& key) {
+  const std::string request_name = message_name(static_cast<MessageType>(wire::peek(request).type));
+  int64_t backoff = options_.backoff_ms;
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    channel_.send(request);
+    bytes_.add(request_name, wire::Direction::sent, request.size());
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
+    while (true) {
+      const auto left = std::chrono::duration_cast<net::Millis>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      std::optional<net::Bytes> reply = channel_.recv(left);
+      if (!reply) break;
+      const auto type = static_cast<MessageType>(wire::peek(*reply).type);
+      if (type == MessageType::error) {
+        const ErrorReply error =
+            wire::unpack<ErrorReply>(*reply, static_cast<uint16_t>(MessageType::error), options_.max_message_bytes);
+        if (error.key.client_id.empty() || error.key == key) {
+          throw SplitError("split server refused " + request_name + ": " + error.message);
+        }
+        continue;  // an error about an earlier attempt
+      }
+      if (type != expected) continue;  // a late reply to an earlier request
+      bytes_.add(message_name(type), wire::Direction::received, reply->size());
+      return std::move(*reply);
+    }
+    if (attempt == options_.max_attempts) break;
+    // Nothing came back: wait, reconnect and resend the same step (the server
+    // answers a repeated step from its stored reply).
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+    channel_.reconnect();
+  }
+  throw SplitError("split server at " + channel_.describe() + " did not answer " + request_name + " after " +
+                   std::to_string(options_.max_attempts) + " attempts of " +
+                   std::to_string(options_.timeout_ms) + " ms");
+}
+
+void SplitTrainStep::connect() {
+  if (connected_) return;
+  Hello hello;
+  hello.client_id = options_.client_id;
+  hello.base_fingerprint = lora::base_fingerprint(*model_);
+  hello.mode = static_cast<uint8_t>(options_.mode);
+  hello.cut_layer = options_.cut_layer;
+  hello.top_cut = options_.top_cut;
+  hello.activation_codec = static_cast<uint8_t>(options_.activation_codec);
+  hello.gradient_codec = static_cast<uint8_t>(options_.gradient_codec);
+  const net::Bytes reply = exchange(wire::pack(static_cast<uint16_t>(MessageType::hello), hello),
+                                    MessageType::hello_reply, StepKey{options_.client_id, 0, 0});
+  server_round_ = wire::unpack<HelloReply>(reply, static_cast<uint16_t>(MessageType::hello_reply),
+                                           options_.max_message_bytes)
+                      .round;
+  connected_ = true;
+}
+
+StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const StepContext& context) {
+  connect();
+  const BatchTensors t = to_tensors(batch);
+  const int64_t B = batch.batch_size, T = batch.seq_len, dim = model_->config().dim;
+  adapters_.set_training(true);
+  // Bottom: embeddings and blocks [0, cut).
+  at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_);  // [B, T, dim]
+
+  ForwardRequest request;
+  request.key = StepKey{options_.client_id, context.round, static_cast<uint64_t>(context.step)};
+  request.smashed = to_wire(smashed, options_.activation_codec);
+  request.lr = context.lr;
+  request.grad_clip = context.grad_clip;
+  if (options_.mode == SplitMode::vanilla) {
+    request.targets = batch.targets;
+    request.weights = batch.weights;
+  }
+  const net::Bytes reply_frame =
+      exchange(wire::pack(static_cast<uint16_t>(MessageType::forward), request), MessageType::forward_reply, request.key);
+  const ForwardReply reply = wire::unpack<ForwardReply>(
+      reply_frame, static_cast<uint16_t>(MessageType::forward_reply), options_.max_message_bytes);
+
+  if (options_.mode == SplitMode::vanilla) {
+    at::Tensor grad = from_wire(reply.tensor, {B, T, dim}, "gradient of the smashed activations");
+    smashed.backward(grad);
+    return {reply.loss, reply.n_scored};
+  }
+  // U-shaped: the top blocks, the head and the loss stay here.
+  at::Tensor activations =
+      from_wire(reply.tensor, {B, T, dim}, "activations at the top cut").requires_grad_(true);
+  at::Tensor h = model_->run_blocks(activations, options_.top_cut, model_->n_layers(), &adapters_);
+  LossResult loss = cross_entropy(model_->head(h, &adapters_), t.targets, t.weights);
+  loss.loss.backward();
+  BackwardRequest back;
+  back.key = request.key;
+  back.grad = to_wire(activations.grad(), options_.gradient_codec);
+  const net::Bytes back_frame =
+      exchange(wire::pack(static_cast<uint16_t>(MessageType::backward), back), MessageType::backward_reply, back.key);
+  const BackwardReply back_reply = wire::unpack<BackwardReply>(
+      back_frame, static_cast<uint16_t>(MessageType::backward_reply), options_.max_message_bytes);
+  smashed.backward(from_wire(back_reply.grad, {B, T, dim}, "gradient of the smashed activations"));
+  return {loss.loss.item<double>(), loss.n_scored};
+}
+
+std::vector<at::Tensor> SplitTrainStep::parameters() const { return adapters_.parameters(); }
+
+uint32_t SplitTrainStep::end_round(uint32_t round) {
+  const net::Bytes reply = exchange(wire::pack(static_cast<uint16_t>(MessageType::end_round), EndRound{round}),
+                                    MessageType::end_round_reply, StepKey{});
+  return wire::unpack<EndRoundReply>(reply, static_cast<uint16_t>(MessageType::end_round_reply),
+                                     options_.max_message_bytes)
+      .clients_averaged;
+}
+
+}  // namespace cleave::split

@@ -1,0 +1,71 @@
+// The client side of split learning: runs the embeddings and blocks
+// [0, cut_layer) (and in U-shaped mode blocks [top_cut, L), the final norm, the
+// output projection and the loss) with its own adapters, and exchanges smashed
+// activations and gradients with the split server.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/train_step.h"
+#include "split/split_messages.h"
+#include "split/wire_frame.h"
+#include "transport/channel.h"
+
+namespace cleave {
+class LlamaModel;
+namespace lora { class AdapterSet; }
+}
+
+namespace cleave::split {
+
+struct SplitClientOptions {
+  std::string client_id = "client-0";
+  SplitMode mode = SplitMode::vanilla;
+  int32_t cut_layer = 1;
+  int32_t top_cut = 0;                  // u_shaped: 0 means L - 1
+  wire::WireDType activation_codec = wire::WireDType::F32;
+  wire::WireDType gradient_codec = wire::WireDType::F32;
+  int64_t timeout_ms = 30000;           // per attempt
+  int max_attempts = 5;                 // then the step fails
+  int64_t backoff_ms = 200;             // doubled after each failed attempt, capped at 5 s
+  size_t max_message_bytes = 256u << 20;
+
+  void validate(int64_t n_layers) const;   // throws std::invalid_argument naming the field
+};
+
+// A failure reported by the split server or a server that stayed silent.
+class SplitError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class SplitTrainStep : public TrainStep {
+ public:
+  // `adapters` must hold only the client's blocks (see lora::AdapterSet::subset).
+  SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
+                 net::ClientChannel& channel, SplitClientOptions options);
+
+  // Says hello (idempotent); called by the first step if not before.
+  void connect();
+  StepResult forward_backward(const data::Batch& batch, const StepContext& context) override;
+  std::vector<at::Tensor> parameters() const override;
+
+  // Asks the server to close `round` (SFL-V1 averaging); for single-client runs and tests.
+  uint32_t end_round(uint32_t round);
+  wire::ByteCounter& bytes() { return bytes_; }
+  uint32_t server_round() const { return server_round_; }
+
+ private:
+  net::Bytes exchange(const net::Bytes& request, MessageType expected, const StepKey& key);
+
+  std::shared_ptr<const LlamaModel> model_;
+  lora::AdapterSet& adapters_;
+  net::ClientChannel& channel_;
+  SplitClientOptions options_;
+  bool connected_ = false;
+  uint32_t server_round_ = 0;
+  wire::ByteCounter bytes_;
+};
+
+}  // namespace cleave::split

@@ -1,0 +1,20 @@
+#include "split/split_messages.h"
+
+namespace cleave::split {
+
+const char* message_name(MessageType type) {
+  switch (type) {
+    case MessageType::hello: return "hello";
+    case MessageType::hello_reply: return "hello_reply";
+    case MessageType::forward: return "forward";
+    case MessageType::forward_reply: return "forward_reply";
+    case MessageType::backward: return "backward";
+    case MessageType::backward_reply: return "backward_reply";
+    case MessageType::end_round: return "end_round";
+    case MessageType::end_round_reply: return "end_round_reply";
+    case MessageType::error: return "error";
+  }
+  return "unknown";
+}
+
+}  // namespace cleave::split

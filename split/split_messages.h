@@ -1,0 +1,121 @@
+// Messages between a split client and the split server. Each travels as a
+// wire frame (split/wire_frame.h: magic, version, type) with a Cereal body.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "split/wire_tensor.h"
+
+namespace cleave::split {
+
+enum class MessageType : uint16_t {
+  hello = 0x0101,
+  hello_reply = 0x0102,
+  forward = 0x0103,
+  forward_reply = 0x0104,
+  backward = 0x0105,
+  backward_reply = 0x0106,
+  end_round = 0x0107,
+  end_round_reply = 0x0108,
+  error = 0x01FF,
+};
+const char* message_name(MessageType type);
+
+enum class SplitMode : uint8_t { vanilla = 0, u_shaped = 1 };
+
+// Identifies one training step of one client; a repeated request with the
+// same key is answered from the stored reply instead of being applied twice.
+struct StepKey {
+  std::string client_id;
+  uint32_t round = 0;
+  uint64_t step = 0;
+  bool operator==(const StepKey& o) const {
+    return client_id == o.client_id && round == o.round && step == o.step;
+  }
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, step); }
+};
+
+struct Hello {
+  std::string client_id;
+  std::string base_fingerprint;   // lora::base_fingerprint of the client's base model
+  uint8_t mode = 0;               // SplitMode
+  int32_t cut_layer = 0;          // client runs blocks [0, cut_layer)
+  int32_t top_cut = 0;            // u_shaped: server runs [cut_layer, top_cut)
+  uint8_t activation_codec = 0;   // wire::WireDType of smashed activations
+  uint8_t gradient_codec = 0;     // wire::WireDType of gradients
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(client_id, base_fingerprint, mode, cut_layer, top_cut, activation_codec, gradient_codec);
+  }
+};
+
+struct HelloReply {
+  uint32_t round = 0;             // the server's current round
+  std::string server_fingerprint;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, server_fingerprint); }
+};
+
+// Smashed activations at the cut (and, in vanilla mode, the labels).
+struct ForwardRequest {
+  StepKey key;
+  wire::WireTensor smashed;          // [B, T, dim]
+  std::vector<int32_t> targets;      // vanilla: [B*T]; u_shaped: empty
+  std::vector<float> weights;        // vanilla: [B*T]; u_shaped: empty
+  double lr = 0;                     // the client's learning rate for this step
+  double grad_clip = 0;              // max global norm of the server's adapter gradients
+  template <class Archive>
+  void serialize(Archive& ar) { ar(key, smashed, targets, weights, lr, grad_clip); }
+};
+
+// vanilla: d(loss)/d(smashed) and the loss. u_shaped: activations at top_cut.
+struct ForwardReply {
+  StepKey key;
+  double loss = 0;
+  int64_t n_scored = 0;
+  wire::WireTensor tensor;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(key, loss, n_scored, tensor); }
+};
+
+// u_shaped only: the gradient of the activations the server returned.
+struct BackwardRequest {
+  StepKey key;
+  wire::WireTensor grad;             // [B, T, dim]
+  template <class Archive>
+  void serialize(Archive& ar) { ar(key, grad); }
+};
+
+struct BackwardReply {
+  StepKey key;
+  wire::WireTensor grad;             // d(loss)/d(smashed) [B, T, dim]
+  template <class Archive>
+  void serialize(Archive& ar) { ar(key, grad); }
+};
+
+// Closes a round on the server: SFL-V1 averages the per-client server-side
+// adapters of the clients that trained in it.
+struct EndRound {
+  uint32_t round = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round); }
+};
+
+struct EndRoundReply {
+  uint32_t round = 0;
+  uint32_t clients_averaged = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, clients_averaged); }
+};
+
+struct ErrorReply {
+  StepKey key;
+  std::string message;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(key, message); }
+};
+
+}  // namespace cleave::split

@@ -1,0 +1,373 @@
+#include "split/split_server.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <stdexcept>
+
+#include "client/adamw.h"
+#include "lora/adapter_gguf.h"
+#include "model/gguf.h"
+#include "model/llama_model.h"
+#include "model/loss.h"
+#include "split/tensor_wire.h"
+
+namespace cleave::split {
+
+ServerVariant parse_server_variant(const std::string& name) {
+  if (name == "sfl_v1") return ServerVariant::sfl_v1;
+  if (name == "sfl_v2") return ServerVariant::sfl_v2;
+  throw std::invalid_argument("unknown split server variant '" + name +
+                              "': expected sfl_v1 (per-client copies averaged each round) or "
+                              "sfl_v2 (one shared copy)");
+}
+
+void SplitServerOptions::validate() const {
+  lora.validate();
+  if (min_cut_layer < 1) throw std::invalid_argument("split_server.min_cut_layer must be >= 1");
+  if (max_message_bytes < 1024) throw std::invalid_argument("split_server.max_message_bytes is too small");
+  if (max_tokens_per_step < 1) throw std::invalid_argument("split_server.max_tokens_per_step must be >= 1");
+  if (weight_decay < 0) throw std::invalid_argument("split_server.weight_decay must be >= 0");
+}
+
+struct SplitServer::ClientState {
+  Hello hello;
+  lora::AdapterSet adapters;            // SFL-V1: this client's copy
+  std::unique_ptr<AdamW> optimizer;     // SFL-V1
+  bool trained_this_round = false;
+  // The last reply, for answering a repeated request without applying it twice.
+  MessageType last_type = MessageType::error;
+  StepKey last_key;
+  net::Bytes last_reply;
+  // U-shaped: the graph between the forward reply and the backward request.
+  StepKey pending_key;
+  at::Tensor pending_input;             // smashed, requires grad [B, T, dim]
+  at::Tensor pending_output;            // activations at top_cut [B, T, dim]
+  double pending_lr = 0, pending_clip = 0;
+};
+
+namespace {
+
+net::Bytes error_frame(const StepKey& key, const std::string& message) {
+  return wire::pack(static_cast<uint16_t>(MessageType::error), ErrorReply{key, message});
+}
+
+bool covers(const Hello& hello, int64_t n_layers, int64_t layer) {
+  const int64_t end = hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? hello.top_cut : n_layers;
+  return layer >= hello.cut_layer && layer < end;
+}
+
+}  // namespace
+
+SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOptions options,
+                         std::optional<lora::AdapterSet> initial, Log log)
+    : model_(std::move(model)), options_(std::move(options)), log_(std::move(log)) {
+  options_.validate();
+  if (!log_) log_ = [](const std::string& line) { std::cerr << "split-server: " << line << std::endl; };
+  fingerprint_ = lora::base_fingerprint(*model_);
+  if (options_.min_cut_layer >= model_->n_layers()) {
+    throw std::invalid_argument("split_server.min_cut_layer (" + std::to_string(options_.min_cut_layer) +
+                                ") must be below the model's " + std::to_string(model_->n_layers()) +
+                                " blocks");
+  }
+  if (initial) {
+    global_ = initial->clone();
+  } else if (!options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path)) {
+    global_ = lora::load_gguf(options_.checkpoint_path, *model_);
+    // the round the checkpoint closed is stored beside the tensors
+    auto file = gguf::File::open(options_.checkpoint_path);
+    round_ = static_cast<uint32_t>(std::stoul(file->get_string("cleave.round", "0")));
+    log_("resumed from " + options_.checkpoint_path + " at round " + std::to_string(round_));
+  } else {
+    const int64_t min_cut = options_.min_cut_layer;
+    global_ = lora::AdapterSet::create(*model_, options_.lora, options_.seed,
+                                       [min_cut](int64_t layer) { return layer >= min_cut; });
+  }
+  if (options_.variant == ServerVariant::sfl_v2) {
+    shared_optimizer_ = std::make_unique<AdamW>(global_.parameters(),
+                                                AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+  }
+}
+
+SplitServer::~SplitServer() = default;
+
+SplitServer::ClientState& SplitServer::client(const std::string& client_id) {
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) {
+    throw std::invalid_argument("client '" + client_id + "' has not said hello (send Hello first)");
+  }
+  return *it->second;
+}
+
+const lora::AdapterSet& SplitServer::adapters_for(const std::string& client_id) const {
+  if (options_.variant == ServerVariant::sfl_v2) return global_;
+  auto it = clients_.find(client_id);
+  if (it == clients_.end()) throw std::invalid_argument("unknown client '" + client_id + "'");
+  return it->second->adapters;
+}
+
+net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& request) {
+  StepKey key;
+  try {
+    const wire::FrameHeader header = wire::peek(request);
+    const auto type = static_cast<MessageType>(header.type);
+    bytes_.add(message_name(type), wire::Direction::received, request.size());
+    net::Bytes reply;
+    switch (type) {
+      case MessageType::hello: reply = on_hello(peer, request); break;
+      case MessageType::forward: reply = on_forward(request); break;
+      case MessageType::backward: reply = on_backward(request); break;
+      case MessageType::end_round: reply = on_end_round(request); break;
+      default:
+        throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
+                              " at the split server");
+    }
+    bytes_.add(message_name(static_cast<MessageType>(wire::peek(reply).type)), wire::Direction::sent,
+               reply.size());
+    return reply;
+  } catch (const std::exception& e) {
+    log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +
+         ": " + e.what());
+    net::Bytes reply = error_frame(key, e.what());
+    bytes_.add("error", wire::Direction::sent, reply.size());
+    return reply;
+  }
+}
+
+net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) {
+  const Hello hello = wire::unpack<Hello>(request, static_cast<uint16_t>(MessageType::hello),
+                                          options_.max_message_bytes);
+  if (hello.client_id.empty() || hello.client_id.size() > 128) {
+    throw std::invalid_argument("client id must be 1..128 characters");
+  }
+  if (hello.base_fingerprint != fingerprint_) {
+    throw std::invalid_argument("client " + hello.client_id + " runs base model (" +
+                                hello.base_fingerprint + ") but this server runs (" + fingerprint_ +
+                                "): both sides must load the same GGUF");
+  }
+  const int64_t L = model_->n_layers();
+  if (hello.mode > 1) throw std::invalid_argument("unknown split mode " + std::to_string(hello.mode));
+  if (hello.cut_layer < options_.min_cut_layer || hello.cut_layer >= L) {
+    throw std::invalid_argument("cut_layer " + std::to_string(hello.cut_layer) + " is outside [" +
+                                std::to_string(options_.min_cut_layer) + ", " + std::to_string(L - 1) +
+                                "] served here");
+  }
+  if (hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) &&
+      (hello.top_cut <= hello.cut_layer || hello.top_cut > L)) {
+    throw std::invalid_argument("u_shaped top_cut " + std::to_string(hello.top_cut) +
+                                " must be in (cut_layer, " + std::to_string(L) + "]");
+  }
+  for (uint8_t codec : {hello.activation_codec, hello.gradient_codec}) {
+    if (codec > static_cast<uint8_t>(wire::WireDType::I8_ROWSCALE)) {
+      throw std::invalid_argument("unknown codec id " + std::to_string(codec));
+    }
+  }
+  auto& slot = clients_[hello.client_id];
+  if (!slot) {
+    slot = std::make_unique<ClientState>();
+    if (options_.variant == ServerVariant::sfl_v1) {
+      slot->adapters = global_.clone();
+      slot->optimizer = std::make_unique<AdamW>(slot->adapters.parameters(),
+                                                AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
+    }
+    log_("client " + hello.client_id + " joined: cut " + std::to_string(hello.cut_layer) +
+         (hello.mode ? ", u_shaped top " + std::to_string(hello.top_cut) : ", vanilla"));
+  }
+  slot->hello = hello;
+  slot->pending_input = at::Tensor();
+  slot->pending_output = at::Tensor();
+  return wire::pack(static_cast<uint16_t>(MessageType::hello_reply), HelloReply{round_, fingerprint_});
+}
+
+void SplitServer::optimizer_step(ClientState& state, double lr, double grad_clip) {
+  lora::AdapterSet& adapters =
+      options_.variant == ServerVariant::sfl_v1 ? state.adapters : global_;
+  AdamW& optimizer = options_.variant == ServerVariant::sfl_v1 ? *state.optimizer : *shared_optimizer_;
+  clip_grad_norm(adapters.parameters(), grad_clip);
+  optimizer.step(lr);
+  state.trained_this_round = true;
+}
+
+net::Bytes SplitServer::on_forward(const net::Bytes& request) {
+  ForwardRequest req = wire::unpack<ForwardRequest>(request, static_cast<uint16_t>(MessageType::forward),
+                                                    options_.max_message_bytes);
+  ClientState& state = client(req.key.client_id);
+  if (state.last_type == MessageType::forward && state.last_key == req.key) return state.last_reply;
+  if (req.key.round != round_) {
+    return error_frame(req.key, "step for round " + std::to_string(req.key.round) +
+                                    " but the server is in round " + std::to_string(round_));
+  }
+  if (!(std::isfinite(req.lr) && req.lr >= 0 && req.lr < 10) || !(std::isfinite(req.grad_clip) && req.grad_clip >= 0)) {
+    throw std::invalid_argument("lr and grad_clip must be finite and >= 0");
+  }
+  const int64_t dim = model_->config().dim;
+  at::Tensor smashed = from_wire(req.smashed, {-1, -1, dim}, "smashed activations");  // [B, T, dim]
+  const int64_t B = smashed.size(0), T = smashed.size(1);
+  if (B < 1 || T < 1 || B * T > options_.max_tokens_per_step) {
+    throw std::invalid_argument("batch of " + std::to_string(B) + " x " + std::to_string(T) +
+                                " tokens is empty or above max_tokens_per_step " +
+                                std::to_string(options_.max_tokens_per_step));
+  }
+  if (T > model_->config().context_length) {
+    throw std::invalid_argument("sequence length " + std::to_string(T) + " exceeds the context length " +
+                                std::to_string(model_->config().context_length));
+  }
+  const Hello& hello = state.hello;
+  lora::AdapterSet& adapters = options_.variant == ServerVariant::sfl_v1 ? state.adapters : global_;
+  adapters.set_training(true);
+  smashed.requires_grad_(true);
+  const auto reply_codec = static_cast<wire::WireDType>(hello.gradient_codec);
+
+  ForwardReply reply;
+  reply.key = req.key;
+  if (hello.mode == static_cast<uint8_t>(SplitMode::vanilla)) {
+    if (static_cast<int64_t>(req.targets.size()) != B * T || static_cast<int64_t>(req.weights.size()) != B * T) {
+      throw std::invalid_argument("vanilla step needs " + std::to_string(B * T) +
+                                  " targets and weights, got " + std::to_string(req.targets.size()) +
+                                  " and " + std::to_string(req.weights.size()));
+    }
+    const int64_t vocab = model_->config().vocab_size;
+    for (int32_t t : req.targets) {
+      if (t < 0 || t >= vocab) throw std::invalid_argument("target id " + std::to_string(t) + " outside the vocabulary");
+    }
+    for (float w : req.weights) {
+      if (!(std::isfinite(w) && w >= 0)) throw std::invalid_argument("target weights must be finite and >= 0");
+    }
+    at::Tensor targets = at::tensor(req.targets, at::kInt).view({B, T}).to(at::kLong);
+    at::Tensor weights = at::tensor(req.weights, at::kFloat).view({B, T});
+    for (at::Tensor& p : adapters.parameters()) {
+      if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+    }
+    at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters);
+    LossResult loss = cross_entropy(model_->head(h, &adapters), targets, weights);
+    loss.loss.backward();
+    reply.loss = loss.loss.item<double>();
+    reply.n_scored = loss.n_scored;
+    reply.tensor = to_wire(smashed.grad(), reply_codec);
+    optimizer_step(state, req.lr, req.grad_clip);
+  } else {
+    if (!req.targets.empty() || !req.weights.empty()) {
+      throw std::invalid_argument("u_shaped steps must not carry labels");
+    }
+    for (at::Tensor& p : adapters.parameters()) {
+      if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+    }
+    at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, hello.top_cut, &adapters);
+    reply.tensor = to_wire(out, static_cast<wire::WireDType>(hello.activation_codec));
+    state.pending_key = req.key;
+    state.pending_input = smashed;
+    state.pending_output = out;
+    state.pending_lr = req.lr;
+    state.pending_clip = req.grad_clip;
+  }
+  net::Bytes frame = wire::pack(static_cast<uint16_t>(MessageType::forward_reply), reply);
+  state.last_type = MessageType::forward;
+  state.last_key = req.key;
+  state.last_reply = frame;
+  return frame;
+}
+
+net::Bytes SplitServer::on_backward(const net::Bytes& request) {
+  BackwardRequest req = wire::unpack<BackwardRequest>(
+      request, static_cast<uint16_t>(MessageType::backward), options_.max_message_bytes);
+  ClientState& state = client(req.key.client_id);
+  if (state.last_type == MessageType::backward && state.last_key == req.key) return state.last_reply;
+  if (!state.pending_output.defined() || !(state.pending_key == req.key)) {
+    return error_frame(req.key, "no forward pass pending for this step: send the forward request first");
+  }
+  at::Tensor grad = from_wire(req.grad, state.pending_output.sizes().vec(), "activation gradient");
+  state.pending_output.backward(grad);
+  BackwardReply reply;
+  reply.key = req.key;
+  reply.grad = to_wire(state.pending_input.grad(), static_cast<wire::WireDType>(state.hello.gradient_codec));
+  optimizer_step(state, state.pending_lr, state.pending_clip);
+  state.pending_input = at::Tensor();
+  state.pending_output = at::Tensor();
+  net::Bytes frame = wire::pack(static_cast<uint16_t>(MessageType::backward_reply), reply);
+  state.last_type = MessageType::backward;
+  state.last_key = req.key;
+  state.last_reply = frame;
+  return frame;
+}
+
+net::Bytes SplitServer::on_end_round(const net::Bytes& request) {
+  const EndRound req = wire::unpack<EndRound>(request, static_cast<uint16_t>(MessageType::end_round),
+                                              options_.max_message_bytes);
+  if (req.round + 1 == round_) {  // a repeated close of the round just closed
+    return wire::pack(static_cast<uint16_t>(MessageType::end_round_reply), EndRoundReply{req.round, 0});
+  }
+  if (req.round != round_) {
+    throw std::invalid_argument("cannot close round " + std::to_string(req.round) +
+                                ": the server is in round " + std::to_string(round_));
+  }
+  const uint32_t averaged = end_round(req.round);
+  return wire::pack(static_cast<uint16_t>(MessageType::end_round_reply), EndRoundReply{req.round, averaged});
+}
+
+uint32_t SplitServer::end_round(uint32_t round) {
+  if (round != round_) {
+    throw std::invalid_argument("cannot close round " + std::to_string(round) + ": the server is in round " +
+                                std::to_string(round_));
+  }
+  uint32_t averaged = 0;
+  if (options_.variant == ServerVariant::sfl_v1) {
+    at::NoGradGuard no_grad;
+    const int64_t L = model_->n_layers();
+    lora::NamedTensors sum = global_.to_named();
+    std::map<std::string, int64_t> count;
+    std::set<std::string> trained_clients;
+    for (auto& [id, state] : clients_) {
+      if (!state->trained_this_round) continue;
+      trained_clients.insert(id);
+      for (const auto& [name, pair] : state->adapters.pairs()) {
+        if (!covers(state->hello, L, lora::layer_of(name))) continue;
+        for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
+          at::Tensor& acc = sum[name + suffix];
+          if (count[name + suffix]++ == 0) acc.zero_();
+          acc.add_(*tensor);
+        }
+      }
+    }
+    for (auto& [name, tensor] : sum) {
+      if (count[name] > 0) tensor.div_(static_cast<double>(count[name]));
+    }
+    global_.assign(sum);
+    for (auto& [id, state] : clients_) {
+      state->adapters.assign(sum);
+      state->trained_this_round = false;
+    }
+    averaged = static_cast<uint32_t>(trained_clients.size());
+  } else {
+    for (auto& [id, state] : clients_) {
+      averaged += state->trained_this_round ? 1 : 0;
+      state->trained_this_round = false;
+    }
+  }
+  ++round_;
+  save_checkpoint();
+  log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients)");
+  return averaged;
+}
+
+void SplitServer::save_checkpoint() const {
+  if (options_.checkpoint_path.empty()) return;
+  lora::save_gguf(global_, *model_, options_.checkpoint_path, {{"cleave.round", std::to_string(round_)}});
+}
+
+void SplitServer::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms) {
+  while (!stop.load()) {
+    std::optional<net::Envelope> envelope = channel.recv(net::Millis(poll_ms));
+    if (!envelope) continue;
+    net::Bytes reply = handle(envelope->peer, envelope->payload);
+    try {
+      channel.send(envelope->peer, std::move(reply));
+    } catch (const std::exception& e) {
+      log_(std::string("could not reply: ") + e.what());
+    }
+  }
+}
+
+}  // namespace cleave::split

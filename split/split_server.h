@@ -1,0 +1,92 @@
+// The split server: runs blocks [cut_layer, L) (vanilla) or [cut_layer,
+// top_cut) (U-shaped) of the frozen base with its own LoRA adapters for many
+// clients, each from its own cut, and trains those adapters with its own
+// optimizer. SFL-V1 keeps one adapter copy per client and averages the copies
+// at the end of each round; SFL-V2 trains one shared copy in arrival order.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "lora/adapter_set.h"
+#include "split/split_messages.h"
+#include "split/wire_frame.h"
+#include "transport/channel.h"
+
+namespace cleave {
+class LlamaModel;
+class AdamW;
+}
+
+namespace cleave::split {
+
+enum class ServerVariant { sfl_v1, sfl_v2 };
+ServerVariant parse_server_variant(const std::string& name);   // "sfl_v1" | "sfl_v2"
+
+struct SplitServerOptions {
+  ServerVariant variant = ServerVariant::sfl_v1;
+  lora::LoraOptions lora;             // the server-side adapters
+  int64_t min_cut_layer = 1;          // server adapters cover blocks [min_cut_layer, L)
+  uint64_t seed = 1;
+  double weight_decay = 0.0;
+  size_t max_message_bytes = 256u << 20;
+  int64_t max_tokens_per_step = 1 << 20;   // B * T
+  std::string checkpoint_path;        // GGUF LoRA of the server's adapters; "" = none
+
+  void validate() const;              // throws std::invalid_argument naming the field
+};
+
+class SplitServer {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  // Starts from `initial` adapters when given, else from the checkpoint when
+  // it exists, else from fresh adapters (seeded).
+  SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOptions options,
+              std::optional<lora::AdapterSet> initial = std::nullopt, Log log = {});
+  ~SplitServer();
+
+  // One request from `peer` to one reply frame. Bad input never throws: it
+  // gets an error reply and a log line, and other clients' state is untouched.
+  net::Bytes handle(const net::PeerId& peer, const net::Bytes& request);
+
+  // Serves on `channel` until `stop` becomes true (checked every poll_ms).
+  void serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms = 100);
+
+  // Closes `round`: SFL-V1 averages the copies of the clients that trained in
+  // it (per tensor, over the clients whose blocks include it) and hands the
+  // average to every client; then checkpoints. Returns the clients averaged.
+  uint32_t end_round(uint32_t round);
+
+  uint32_t round() const { return round_; }
+  const lora::AdapterSet& global_adapters() const { return global_; }
+  // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
+  const lora::AdapterSet& adapters_for(const std::string& client_id) const;
+  wire::ByteCounter& bytes() { return bytes_; }
+
+ private:
+  struct ClientState;
+  ClientState& client(const std::string& client_id);
+  net::Bytes on_hello(const net::PeerId& peer, const net::Bytes& request);
+  net::Bytes on_forward(const net::Bytes& request);
+  net::Bytes on_backward(const net::Bytes& request);
+  net::Bytes on_end_round(const net::Bytes& request);
+  void optimizer_step(ClientState& state, double lr, double grad_clip);
+  void save_checkpoint() const;
+
+  std::shared_ptr<const LlamaModel> model_;
+  SplitServerOptions options_;
+  Log log_;
+  std::string fingerprint_;
+  lora::AdapterSet global_;                     // V1: last average; V2: the trained copy
+  std::unique_ptr<AdamW> shared_optimizer_;     // V2
+  std::map<std::string, std::unique_ptr<ClientState>> clients_;
+  uint32_t round_ = 0;
+  wire::ByteCounter bytes_;
+};
+
+}  // namespace cleave::split

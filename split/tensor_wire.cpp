@@ -1,0 +1,36 @@
+#include "split/tensor_wire.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+namespace cleave::split {
+
+wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec) {
+  at::Tensor t = tensor.detach().to(at::kFloat).contiguous();
+  return wire::encode(t.data_ptr<float>(), t.sizes().vec(), codec);
+}
+
+at::Tensor from_wire(const wire::WireTensor& tensor, const std::vector<int64_t>& expected,
+                     const char* what) {
+  bool ok = tensor.shape.size() == expected.size();
+  for (size_t i = 0; ok && i < expected.size(); ++i) {
+    ok = expected[i] < 0 || expected[i] == tensor.shape[i];
+  }
+  if (!ok) {
+    throw wire::WireError(std::string(what) + " has shape " + c10::str(tensor.shape) +
+                          ", expected " + c10::str(expected) + " (-1: any)");
+  }
+  std::vector<float> values = wire::decode(tensor);
+  return at::tensor(values, at::kFloat).view(tensor.shape);
+}
+
+wire::WireDType parse_codec(const std::string& name) {
+  if (name == "f32" || name == "float32") return wire::WireDType::F32;
+  if (name == "f16" || name == "float16") return wire::WireDType::F16;
+  if (name == "bf16" || name == "bfloat16") return wire::WireDType::BF16;
+  if (name == "int8") return wire::WireDType::I8_ROWSCALE;
+  throw std::invalid_argument("unknown codec '" + name + "': expected one of f32, f16, bf16, int8");
+}
+
+}  // namespace cleave::split

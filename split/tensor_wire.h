@@ -1,0 +1,24 @@
+// Between at::Tensor and the wire's tensors, with the shape checked against
+// what the receiver expects.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+#include "split/wire_tensor.h"
+
+namespace cleave::split {
+
+// float tensor -> wire tensor in `codec` (throws on NaN/Inf).
+wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec);
+
+// Decodes and checks the shape: throws wire::WireError naming `what`, the
+// shape received and the one expected. -1 in `expected` accepts any size.
+at::Tensor from_wire(const wire::WireTensor& tensor, const std::vector<int64_t>& expected,
+                     const char* what);
+
+// Parses "f32" | "f16" | "bf16" | "int8"; throws listing the valid names.
+wire::WireDType parse_codec(const std::string& name);
+
+}  // namespace cleave::split

@@ -1,0 +1,69 @@
+// A split server on tcp://127.0.0.1:0 in its own thread, for split tests.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
+#include "client/batching.h"
+#include "lora/adapter_set.h"
+#include "split/split_server.h"
+#include "transport/zmq_channel.h"
+
+namespace cleave::test {
+
+class ServerThread {
+ public:
+  explicit ServerThread(std::unique_ptr<split::SplitServer> server)
+      : server_(std::move(server)), channel_(net::zmq_bind("tcp://127.0.0.1:0")) {
+    thread_ = std::thread([this] { server_->serve(*channel_, stop_, 20); });
+  }
+  ~ServerThread() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string endpoint() const { return channel_->endpoint(); }
+  split::SplitServer& server() { return *server_; }
+
+ private:
+  std::unique_ptr<split::SplitServer> server_;
+  std::unique_ptr<net::ServerChannel> channel_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A deterministic batch of random tokens: [B, T] with every target scored
+// except the first column (so weights matter).
+inline data::Batch random_batch(int64_t vocab, int64_t B, int64_t T, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor ids = at::randint(vocab, {B, T + 1}, gen, at::kInt).contiguous();
+  data::Batch batch;
+  batch.batch_size = B;
+  batch.seq_len = T;
+  const int32_t* p = ids.data_ptr<int32_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      batch.inputs.push_back(p[b * (T + 1) + t]);
+      batch.targets.push_back(p[b * (T + 1) + t + 1]);
+      batch.weights.push_back(t == 0 ? 0.0f : 1.0f);
+      batch.n_target_tokens += t == 0 ? 0 : 1;
+    }
+  }
+  return batch;
+}
+
+inline void randomize_b(lora::AdapterSet& set, uint64_t seed) {
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& [name, pair] : set.pairs()) pair.b.normal_(0.0, 0.05, gen);
+}
+
+// max |a - b| / max |b| over matching tensors.
+inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  const double scale = std::max(b.abs().max().item<double>(), 1e-30);
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+}  // namespace cleave::test
