@@ -1,0 +1,209 @@
+// The split server with many clients, repeated requests and bad input.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "client/adamw.h"
+#include "lora/adapter_gguf.h"
+#include "model/model_loader.h"
+#include "split/split_client.h"
+#include "split/split_messages.h"
+#include "split/tensor_wire.h"
+#include "tests/split/split_fixture.h"
+#include "tests/support/tiny_model.h"
+#include "transport/zmq_channel.h"
+
+namespace cleave::split {
+namespace {
+
+class SplitServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = load_llama(test::write_tiny_model("split_server"), BaseQuant::q4);
+    lora::LoraOptions options;
+    options.rank = 4;
+    full_ = lora::AdapterSet::create(*model_, options, 3);
+    test::randomize_b(full_, 4);
+  }
+
+  std::unique_ptr<SplitServer> make_server(ServerVariant variant = ServerVariant::sfl_v1,
+                                           std::string checkpoint = "") {
+    SplitServerOptions options;
+    options.variant = variant;
+    options.lora = full_.options();
+    options.checkpoint_path = checkpoint;
+    return std::make_unique<SplitServer>(model_, options,
+                                         full_.subset([](int64_t layer) { return layer >= 1; }),
+                                         [](const std::string&) {});
+  }
+
+  // Trains `steps` steps for client `id` with cut `cut`; returns the losses.
+  std::vector<double> train(const std::string& endpoint, const std::string& id, int32_t cut, int steps) {
+    auto channel = net::zmq_connect(endpoint);
+    lora::AdapterSet adapters = full_.subset([&](int64_t layer) { return layer < cut; });
+    SplitClientOptions options;
+    options.client_id = id;
+    options.cut_layer = cut;
+    SplitTrainStep step(model_, adapters, *channel, options);
+    AdamW optimizer(adapters.parameters(), {});
+    std::vector<double> losses;
+    const uint64_t seed = std::hash<std::string>{}(id) % 1000;
+    for (int s = 0; s < steps; ++s) {
+      optimizer.zero_grad();
+      losses.push_back(step.forward_backward(test::random_batch(64, 2, 8, seed + s),
+                                             StepContext{s, 0, 1e-2, 1.0})
+                           .loss);
+      optimizer.step(1e-2);
+    }
+    return losses;
+  }
+
+  std::shared_ptr<LlamaModel> model_;
+  lora::AdapterSet full_;
+};
+
+TEST_F(SplitServerTest, EightConcurrentClientsEachGetTheResultTheyGetAlone) {
+  constexpr int kClients = 8;
+  auto cut_of = [](int i) { return 1 + i % 2; };  // two cut layers among the clients
+  std::vector<std::vector<double>> alone(kClients), together(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    test::ServerThread server(make_server());
+    alone[i] = train(server.endpoint(), "site-" + std::to_string(i), cut_of(i), 3);
+  }
+  {
+    test::ServerThread server(make_server());
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kClients; ++i) {
+      threads.emplace_back([&, i] { together[i] = train(server.endpoint(), "site-" + std::to_string(i), cut_of(i), 3); });
+    }
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_EQ(together[i].size(), 3u);
+    for (int s = 0; s < 3; ++s) EXPECT_NEAR(together[i][s], alone[i][s], 1e-6) << "client " << i << " step " << s;
+  }
+  EXPECT_NE(alone[0][2], alone[0][0]) << "the server's optimizer should move the loss";
+}
+
+TEST_F(SplitServerTest, RepeatedRequestIsAnsweredFromStoreNotAppliedTwice) {
+  auto server = make_server();
+  Hello hello{"site-a", lora::base_fingerprint(*model_), 0, 2, 0, 0, 0};
+  server->handle("peer", wire::pack(static_cast<uint16_t>(MessageType::hello), hello));
+  ForwardRequest request;
+  request.key = StepKey{"site-a", 0, 0};
+  at::Tensor smashed = at::randn({1, 4, 32});
+  request.smashed = to_wire(smashed, wire::WireDType::F32);
+  request.targets = {1, 2, 3, 4};
+  request.weights = {1, 1, 1, 1};
+  request.lr = 0.1;
+  const net::Bytes frame = wire::pack(static_cast<uint16_t>(MessageType::forward), request);
+  const net::Bytes first = server->handle("peer", frame);
+  const lora::NamedTensors after_first = server->adapters_for("site-a").to_named();
+  const net::Bytes second = server->handle("peer", frame);
+  EXPECT_EQ(first, second);
+  for (const auto& [name, tensor] : server->adapters_for("site-a").to_named()) {
+    EXPECT_TRUE(at::equal(tensor, after_first.at(name))) << name << " changed by a repeated request";
+  }
+  EXPECT_EQ(wire::peek(first).type, static_cast<uint16_t>(MessageType::forward_reply));
+}
+
+TEST_F(SplitServerTest, BadRequestsGetErrorRepliesAndOthersKeepTraining) {
+  auto server = make_server();
+  auto expect_error = [&](const net::Bytes& frame, const std::string& fragment) {
+    const net::Bytes reply = server->handle("peer", frame);
+    ASSERT_EQ(wire::peek(reply).type, static_cast<uint16_t>(MessageType::error));
+    const auto error = wire::unpack<ErrorReply>(reply, static_cast<uint16_t>(MessageType::error), 1 << 20);
+    EXPECT_NE(error.message.find(fragment), std::string::npos) << error.message;
+  };
+  // Garbage, no hello yet, wrong base, cut outside the model.
+  EXPECT_THROW(wire::peek(net::Bytes{1, 2, 3}), wire::WireError);
+  EXPECT_EQ(wire::peek(server->handle("peer", net::Bytes{1, 2, 3})).type, static_cast<uint16_t>(MessageType::error));
+  ForwardRequest orphan;
+  orphan.key = StepKey{"nobody", 0, 0};
+  orphan.smashed = to_wire(at::zeros({1, 2, 32}), wire::WireDType::F32);
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::forward), orphan), "hello");
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::hello), Hello{"x", "dim=1", 0, 1, 0, 0, 0}),
+               "same GGUF");
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::hello),
+                          Hello{"x", lora::base_fingerprint(*model_), 0, 3, 0, 0, 0}),
+               "cut_layer");
+
+  Hello hello{"site-b", lora::base_fingerprint(*model_), 0, 1, 0, 0, 0};
+  server->handle("peer", wire::pack(static_cast<uint16_t>(MessageType::hello), hello));
+  ForwardRequest bad;
+  bad.key = StepKey{"site-b", 0, 0};
+  bad.smashed = to_wire(at::zeros({1, 2, 16}), wire::WireDType::F32);   // wrong hidden size
+  bad.targets = {1, 2};
+  bad.weights = {1, 1};
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::forward), bad), "shape");
+  bad.smashed = to_wire(at::zeros({1, 2, 32}), wire::WireDType::F32);
+  bad.targets = {1, 999};                                                // outside the vocabulary
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::forward), bad), "vocabulary");
+  bad.targets = {1};
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::forward), bad), "targets");
+  wire::WireTensor nan = to_wire(at::zeros({1, 2, 32}), wire::WireDType::F32);
+  const float nan_value = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(nan.data.data() + 8, &nan_value, 4);
+  bad.smashed = nan;
+  bad.targets = {1, 2};
+  expect_error(wire::pack(static_cast<uint16_t>(MessageType::forward), bad), "finite");
+
+  // The server still trains a good client.
+  test::ServerThread thread(std::move(server));
+  const std::vector<double> losses = train(thread.endpoint(), "site-c", 2, 2);
+  EXPECT_EQ(losses.size(), 2u);
+}
+
+TEST_F(SplitServerTest, SflV1AveragesPerClientCopiesAtRoundEndAndCheckpoints) {
+  const std::string checkpoint = test::scratch_dir("split_ckpt") + "/server.gguf";
+  lora::NamedTensors copy_a, copy_b, global;
+  {
+    test::ServerThread thread(make_server(ServerVariant::sfl_v1, checkpoint));
+    train(thread.endpoint(), "site-a", 1, 2);
+    train(thread.endpoint(), "site-b", 1, 2);
+    copy_a = thread.server().adapters_for("site-a").to_named();
+    copy_b = thread.server().adapters_for("site-b").to_named();
+    EXPECT_FALSE(at::equal(copy_a.begin()->second, copy_b.begin()->second));
+    auto channel = net::zmq_connect(thread.endpoint());
+    lora::AdapterSet dummy;
+    SplitClientOptions options;
+    options.client_id = "operator";
+    SplitTrainStep control(model_, dummy, *channel, options);
+    EXPECT_EQ(control.end_round(0), 2u);
+    global = thread.server().global_adapters().to_named();
+    EXPECT_EQ(thread.server().round(), 1u);
+  }
+  for (const auto& [name, tensor] : global) {
+    EXPECT_TRUE(at::allclose(tensor, (copy_a.at(name) + copy_b.at(name)) / 2, 1e-6, 1e-7)) << name;
+  }
+  // A restarted server resumes from the checkpoint at round 1.
+  SplitServerOptions options;
+  options.lora = full_.options();
+  options.checkpoint_path = checkpoint;
+  SplitServer restarted(model_, options, std::nullopt, [](const std::string&) {});
+  EXPECT_EQ(restarted.round(), 1u);
+  for (const auto& [name, tensor] : restarted.global_adapters().to_named()) {
+    EXPECT_TRUE(at::equal(tensor, global.at(name))) << name;
+  }
+}
+
+TEST_F(SplitServerTest, ClientGivesUpWithAClearErrorWhenNoServerAnswers) {
+  auto silent = net::zmq_bind("tcp://127.0.0.1:0");
+  auto channel = net::zmq_connect(silent->endpoint());
+  lora::AdapterSet adapters = full_.subset([](int64_t layer) { return layer < 1; });
+  SplitClientOptions options;
+  options.timeout_ms = 50;
+  options.max_attempts = 2;
+  options.backoff_ms = 1;
+  SplitTrainStep step(model_, adapters, *channel, options);
+  try {
+    step.connect();
+    FAIL() << "expected SplitError";
+  } catch (const SplitError& e) {
+    EXPECT_NE(std::string(e.what()).find("did not answer"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace cleave::split
