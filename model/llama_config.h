@@ -24,6 +24,9 @@ struct LlamaConfig {
   bool qkv_bias = false;                // Qwen2-style biases on q, k, v
 
   int64_t q_dim() const { return n_heads * head_dim; }
+  // GGUF llama files permute q/k rows so RoPE rotates adjacent pairs; qwen2
+  // (NEOX style) keeps Hugging Face's rotate-half layout.
+  bool rope_rotates_halves() const { return architecture == "qwen2"; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
   // Throws std::invalid_argument naming the first inconsistent field.
   void validate() const;

@@ -13,7 +13,7 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
                        at::Tensor output_norm, FrozenLinear output)
     : config_(std::move(config)),
-      rope_style_(config_.architecture == "qwen2" ? RopeStyle::halves : RopeStyle::adjacent_pairs),
+      rope_style_(config_.rope_rotates_halves() ? RopeStyle::halves : RopeStyle::adjacent_pairs),
       token_embd_(std::move(token_embd)),
       blocks_(std::move(blocks)),
       output_norm_(std::move(output_norm)),
