@@ -1,0 +1,168 @@
+#include "aggregator/aggregator_checkpoint.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "lora/safetensors.h"
+#include "model/json.h"
+
+namespace cleave::aggregator {
+namespace fs = std::filesystem;
+namespace {
+
+std::string round_tag(uint32_t round) {
+  char tag[16];
+  std::snprintf(tag, sizeof tag, "%06u", round);
+  return tag;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  auto fail = [&](const std::string& what) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + path + ": " + what + " (" + std::strerror(errno) + ")");
+  };
+  {
+    std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(tmp.c_str(), "wb"), &std::fclose);
+    if (!out) fail("cannot open " + tmp);
+    if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size()) fail("write failed");
+    if (std::fflush(out.get()) != 0) fail("flush failed");
+    if (::fsync(::fileno(out.get())) != 0) fail("fsync failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed");
+}
+
+void save_state_tensors(const NamedTensors& state, const std::string& path, uint32_t round) {
+  std::vector<at::Tensor> keep;  // contiguous copies alive until written
+  std::vector<safetensors::TensorData> tensors;
+  for (const auto& [name, tensor] : state) {
+    at::Tensor t = tensor.detach().contiguous();
+    std::string dtype;
+    if (t.scalar_type() == at::kFloat) {
+      dtype = "F32";
+    } else if (t.scalar_type() == at::kLong) {
+      dtype = "I64";
+    } else if (t.scalar_type() == at::kDouble) {
+      dtype = "F64";
+    } else {
+      throw std::runtime_error("strategy state tensor " + name + " has dtype " +
+                               std::string(c10::toString(t.scalar_type())) +
+                               ", which the checkpoint cannot store (float32, float64, int64)");
+    }
+    keep.push_back(t);
+    tensors.push_back({name, dtype, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.nbytes())});
+  }
+  safetensors::write(path, tensors, {{"cleave.round", std::to_string(round)}});
+}
+
+NamedTensors load_state_tensors(const std::string& path) {
+  const safetensors::File file = safetensors::File::read(path);
+  NamedTensors out;
+  for (const safetensors::TensorView& view : file.tensors()) {
+    at::ScalarType type;
+    if (view.dtype == "F32") {
+      type = at::kFloat;
+    } else if (view.dtype == "I64") {
+      type = at::kLong;
+    } else if (view.dtype == "F64") {
+      type = at::kDouble;
+    } else {
+      throw std::runtime_error(path + ": strategy state tensor " + view.name + " has dtype " + view.dtype +
+                               ", expected F32, F64 or I64");
+    }
+    at::Tensor t = at::empty(view.shape, at::TensorOptions().dtype(type));
+    if (static_cast<size_t>(t.nbytes()) != view.bytes) {
+      throw std::runtime_error(path + ": tensor " + view.name + " has " + std::to_string(view.bytes) +
+                               " bytes, which does not match its shape");
+    }
+    std::memcpy(t.data_ptr(), view.data, view.bytes);
+    out[view.name] = t;
+  }
+  return out;
+}
+
+std::string required_string(const json::Value& state, const char* key, const std::string& path) {
+  const json::Value* value = state.find(key);
+  if (!value || !value->is_string()) throw std::runtime_error(path + ": missing string \"" + key + "\"");
+  return value->as_string();
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpoint) {
+  fs::create_directories(dir);
+  const std::string tag = round_tag(checkpoint.completed_rounds);
+  const std::string adapters_file = "adapters-round-" + tag + ".gguf";
+  const std::string state_file = checkpoint.strategy_state.empty() ? "" : "strategy-round-" + tag + ".safetensors";
+  save_global_adapters(checkpoint.global, dir + "/" + adapters_file,
+                       {{"cleave.round", std::to_string(checkpoint.completed_rounds)}});
+  if (!state_file.empty()) {
+    save_state_tensors(checkpoint.strategy_state, dir + "/" + state_file, checkpoint.completed_rounds);
+  }
+
+  json::Value state = json::Value::object();
+  state.set("format", kStateFormat);
+  state.set("version", kStateVersion);
+  state.set("completed_rounds", static_cast<int64_t>(checkpoint.completed_rounds));
+  state.set("strategy", checkpoint.strategy);
+  state.set("seed", std::to_string(checkpoint.seed));   // a string: JSON numbers lose 64-bit precision
+  state.set("sampling", "splitmix64(seed, round); next round " + std::to_string(checkpoint.completed_rounds));
+  state.set("adapters_file", adapters_file);
+  state.set("strategy_state_file", state_file);
+  json::Value registered = json::Value::object();
+  for (const auto& [id, num_samples] : checkpoint.registered) registered.set(id, num_samples);
+  state.set("registered", std::move(registered));
+  write_text_atomically(dir + "/state.json", state.dump(2) + "\n");
+
+  // The commit is done: drop the files of earlier rounds.
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = (name.rfind("adapters-round-", 0) == 0 && name != adapters_file) ||
+                      (name.rfind("strategy-round-", 0) == 0 && name != state_file);
+    if (ours) {
+      std::error_code ignored;
+      fs::remove(entry.path(), ignored);
+    }
+  }
+}
+
+std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
+  const std::string path = dir + "/state.json";
+  if (!fs::exists(path)) return std::nullopt;
+  const json::Value state = json::parse_file(path);
+  const std::string format = state.is_object() ? required_string(state, "format", path) : "";
+  if (format != kStateFormat) {
+    throw std::runtime_error(path + ": format is '" + format + "', expected '" + kStateFormat +
+                             "': is this an aggregator checkpoint directory?");
+  }
+  const int64_t version = state.at("version").as_int();
+  if (version != kStateVersion) {
+    throw std::runtime_error(path + ": version " + std::to_string(version) + ", expected " +
+                             std::to_string(kStateVersion) + ": written by another cleave");
+  }
+  AggregatorCheckpoint checkpoint;
+  const int64_t completed = state.at("completed_rounds").as_int();
+  if (completed < 0 || completed > UINT32_MAX) throw std::runtime_error(path + ": completed_rounds out of range");
+  checkpoint.completed_rounds = static_cast<uint32_t>(completed);
+  checkpoint.strategy = required_string(state, "strategy", path);
+  try {
+    checkpoint.seed = std::stoull(required_string(state, "seed", path));
+  } catch (const std::logic_error&) {
+    throw std::runtime_error(path + ": \"seed\" is not an unsigned integer");
+  }
+  checkpoint.global = load_global_adapters(dir + "/" + required_string(state, "adapters_file", path));
+  const std::string state_file = required_string(state, "strategy_state_file", path);
+  if (!state_file.empty()) checkpoint.strategy_state = load_state_tensors(dir + "/" + state_file);
+  for (const auto& [id, num_samples] : state.at("registered").as_object()) {
+    checkpoint.registered[id] = num_samples.as_int();
+  }
+  return checkpoint;
+}
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,41 @@
+// The aggregator's checkpoint after a completed round, in checkpoint_dir:
+//   adapters-round-<k>.gguf          global adapters (GGUF LoRA, cleave.round = k)
+//   strategy-round-<k>.safetensors   the strategy's state tensors (FedAdam/FedYogi
+//                                    moments and step), when it has any
+//   state.json                       {"format": "cleave.aggregator.state",
+//                                    "version": 1, "completed_rounds": k, the
+//                                    strategy's name, the sampling seed, the
+//                                    registered clients, the two file names}
+// Each file is written atomically (temporary file, fsync, rename) and
+// state.json last: it is the commit point, so a crash at any moment leaves
+// the previous round's checkpoint whole. Older round files are then removed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "aggregator/global_adapters.h"
+
+namespace cleave::aggregator {
+
+constexpr const char* kStateFormat = "cleave.aggregator.state";
+constexpr int64_t kStateVersion = 1;
+
+struct AggregatorCheckpoint {
+  uint32_t completed_rounds = 0;
+  std::string strategy;                      // Strategy::name()
+  uint64_t seed = 0;                         // client sampling; its position is completed_rounds
+  GlobalAdapters global;
+  NamedTensors strategy_state;               // Strategy::state()
+  std::map<std::string, int64_t> registered; // client id -> num_samples at registration
+};
+
+void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpoint);
+
+// nullopt when `dir` holds no state.json. Throws std::runtime_error naming the
+// file for a state of another format or version, or missing/corrupt files.
+std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir);
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,58 @@
+#include "aggregator/aggregator_options.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace cleave::aggregator {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument("aggregator." + message);
+}
+
+}  // namespace
+
+OnDeadline parse_on_deadline(const std::string& name) {
+  if (name == "extend") return OnDeadline::extend;
+  if (name == "fail") return OnDeadline::fail;
+  throw std::invalid_argument("aggregator.on_deadline '" + name +
+                              "' is unknown: expected extend (wait up to max_extensions more deadlines) "
+                              "or fail (stop the run)");
+}
+
+const char* on_deadline_name(OnDeadline value) { return value == OnDeadline::extend ? "extend" : "fail"; }
+
+void AggregatorOptions::validate() const {
+  require(rounds > 0, "rounds must be > 0, got " + std::to_string(rounds));
+  require(rounds <= UINT32_MAX / 2, "rounds is too large");
+  require(clients_per_round >= 0, "clients_per_round must be >= 0 (0: use fraction_per_round)");
+  require(std::isfinite(fraction_per_round) && fraction_per_round > 0 && fraction_per_round <= 1,
+          "fraction_per_round must be in (0, 1], got " + std::to_string(fraction_per_round));
+  require(min_clients >= 1, "min_clients must be >= 1, got " + std::to_string(min_clients));
+  require(clients_per_round == 0 || clients_per_round >= min_clients,
+          "clients_per_round (" + std::to_string(clients_per_round) + ") must be >= min_clients (" +
+              std::to_string(min_clients) + "): a round could never close");
+  require(min_registered >= 0, "min_registered must be >= 0");
+  require(max_registered >= registrations_to_start(),
+          "max_registered must be >= the registrations awaited before round 0");
+  require(round_deadline_ms > 0, "round_deadline_ms must be > 0");
+  require(max_extensions >= 0, "max_extensions must be >= 0");
+  require(std::isfinite(client_lr) && client_lr >= 0, "client_lr must be finite and >= 0 (0: the site's own)");
+  require(poll_interval_ms > 0 && poll_interval_ms <= 600000, "poll_interval_ms must be in (0, 600000]");
+  require(split_timeout_ms > 0, "split_timeout_ms must be > 0");
+  require(split_max_attempts >= 1, "split_max_attempts must be >= 1");
+  require(split_backoff_ms >= 0, "split_backoff_ms must be >= 0");
+  require(max_message_bytes >= 1024, "max_message_bytes is too small");
+  for (const std::string& endpoint : split_servers) {
+    require(!endpoint.empty(), "split_servers must not contain an empty endpoint");
+  }
+  strategy.validate();
+}
+
+int64_t AggregatorOptions::registrations_to_start() const {
+  if (min_registered > 0) return min_registered;
+  return std::max(min_clients, clients_per_round);
+}
+
+}  // namespace cleave::aggregator

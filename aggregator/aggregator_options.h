@@ -1,0 +1,50 @@
+// Options of the aggregator service (config section `aggregator:`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aggregator/strategy.h"
+
+namespace cleave::aggregator {
+
+// What happens when a round's deadline passes with fewer than min_clients
+// updates: wait another round_deadline_ms (up to max_extensions times, then
+// fail), or fail at once. Failing stops the run: sites are told it finished
+// with an error and the last completed round's checkpoint stays for a restart.
+enum class OnDeadline { extend, fail };
+OnDeadline parse_on_deadline(const std::string& name);   // "extend" | "fail"
+const char* on_deadline_name(OnDeadline value);
+
+struct AggregatorOptions {
+  int64_t rounds = 10;                 // rounds to run, > 0
+  int64_t clients_per_round = 0;       // clients sampled per round; 0: use fraction_per_round
+  double fraction_per_round = 1.0;     // share of the registered clients, in (0, 1]
+  int64_t min_clients = 1;             // updates needed to close a round, >= 1
+  int64_t min_registered = 0;          // registrations awaited before round 0; 0: max(min_clients, clients_per_round)
+  int64_t max_registered = 100000;     // refuse registrations beyond this
+  int64_t round_deadline_ms = 600000;  // from the start of a round
+  OnDeadline on_deadline = OnDeadline::extend;
+  int64_t max_extensions = 3;          // extend: how many times before failing
+  uint64_t seed = 0;                   // client sampling
+  double client_lr = 0;                // sent to sites; 0: each site's own learning rate
+  int64_t poll_interval_ms = 1000;     // how long sites wait before polling again
+  std::string checkpoint_dir;          // "" : no checkpoints (and no resume)
+  // Split servers whose SFL-V1 rounds close with the aggregator's (EndRound
+  // after every round). Empty: federation without split, or SFL-V2.
+  std::vector<std::string> split_servers;
+  int64_t split_timeout_ms = 30000;    // per EndRound attempt
+  int split_max_attempts = 5;
+  int64_t split_backoff_ms = 200;      // doubled after each failed attempt, capped at 5 s
+  size_t max_message_bytes = 256u << 20;
+  StrategyOptions strategy;
+
+  // Throws std::invalid_argument naming the field ("aggregator.min_clients ...").
+  void validate() const;
+  // Registrations awaited before the first round.
+  int64_t registrations_to_start() const;
+};
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,529 @@
+#include "aggregator/aggregator_service.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <stdexcept>
+
+#include "aggregator/aggregation.h"
+#include "aggregator/aggregator_checkpoint.h"
+#include "aggregator/client_sampling.h"
+#include "aggregator/named_tensors_wire.h"
+#include "transport/zmq_channel.h"
+
+namespace cleave::aggregator {
+
+const char* run_state_name(RunState state) {
+  switch (state) {
+    case RunState::waiting_for_clients: return "waiting_for_clients";
+    case RunState::in_round: return "in_round";
+    case RunState::finished: return "finished";
+    case RunState::failed: return "failed";
+  }
+  return "unknown";
+}
+
+struct AggregatorService::OpenRound {
+  uint32_t round = 0;
+  std::set<std::string> sampled;
+  std::map<std::string, ClientUpdate> updates;   // accepted, by client id
+  std::set<std::string> failed;                  // sent an invalid update: done for this round
+  WireTensors adapters;                          // the global adapters, encoded once per round
+  RoundConfig config;
+  int64_t deadline_ms = 0;
+  RoundSummary summary;
+
+  bool all_done() const { return updates.size() + failed.size() >= sampled.size(); }
+};
+
+namespace {
+
+bool valid_client_id(const std::string& id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
+std::string joined(const std::set<std::string>& ids) {
+  std::string out;
+  for (const std::string& id : ids) out += (out.empty() ? "" : ", ") + id;
+  return out;
+}
+
+}  // namespace
+
+AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters initial, Log log,
+                                     std::shared_ptr<const Clock> clock, ChannelFactory split_channels)
+    : options_(std::move(options)), log_(std::move(log)), clock_(std::move(clock)) {
+  options_.validate();
+  if (!log_) log_ = [](const std::string& line) { std::cerr << "aggregator: " << line << std::endl; };
+  if (!clock_) clock_ = std::make_shared<SteadyClock>();
+  if (initial.tensors.empty()) {
+    throw std::invalid_argument("the aggregator needs initial global adapters (from an adapter GGUF or the base model)");
+  }
+  strategy_ = make_strategy(options_.strategy);
+  global_ = std::move(initial);
+  if (!split_channels) {
+    const net::ChannelOptions channel_options;
+    split_channels = [channel_options](const std::string& endpoint) {
+      return net::zmq_connect(endpoint, channel_options);
+    };
+  }
+  SplitCloseOptions close_options;
+  close_options.timeout_ms = options_.split_timeout_ms;
+  close_options.max_attempts = options_.split_max_attempts;
+  close_options.backoff_ms = options_.split_backoff_ms;
+  for (const std::string& endpoint : options_.split_servers) {
+    split_closers_.push_back(std::make_unique<ChannelSplitRoundCloser>(split_channels(endpoint), close_options));
+  }
+  if (!options_.checkpoint_dir.empty()) {
+    if (std::optional<AggregatorCheckpoint> checkpoint = load_checkpoint(options_.checkpoint_dir)) {
+      resume_from(*checkpoint);
+    }
+  }
+  if (completed_ >= options_.rounds) {
+    state_ = RunState::finished;
+    done_at_ms_ = clock_->now_ms();
+  }
+}
+
+AggregatorService::~AggregatorService() = default;
+
+void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
+  const std::string where = "checkpoint in " + options_.checkpoint_dir + ": ";
+  if (checkpoint.strategy != strategy_->name()) {
+    throw std::runtime_error(where + "written by strategy " + checkpoint.strategy + " but this run uses " +
+                             strategy_->name() + "; use another checkpoint_dir or the same strategy");
+  }
+  if (checkpoint.seed != options_.seed) {
+    throw std::runtime_error(where + "written with seed " + std::to_string(checkpoint.seed) +
+                             " but this run has seed " + std::to_string(options_.seed) +
+                             "; client sampling would not continue the same way");
+  }
+  if (checkpoint.global.base_fingerprint != global_.base_fingerprint) {
+    throw std::runtime_error(where + "adapters for base (" + checkpoint.global.base_fingerprint +
+                             ") but this run's base is (" + global_.base_fingerprint + ")");
+  }
+  for (const auto& [name, tensor] : global_.tensors) {
+    auto it = checkpoint.global.tensors.find(name);
+    if (it == checkpoint.global.tensors.end() || it->second.sizes() != tensor.sizes()) {
+      throw std::runtime_error(where + "adapter tensor " + name +
+                               " is missing or shaped differently: were lora or cut_layer changed?");
+    }
+  }
+  if (checkpoint.global.tensors.size() != global_.tensors.size()) {
+    throw std::runtime_error(where + "has " + std::to_string(checkpoint.global.tensors.size()) +
+                             " adapter tensors, this run " + std::to_string(global_.tensors.size()));
+  }
+  strategy_->load_state(checkpoint.strategy_state);
+  global_.tensors = checkpoint.global.tensors;
+  registered_ = checkpoint.registered;
+  completed_ = checkpoint.completed_rounds;
+  resync_split_ = completed_ > 0;
+  log_("resumed from " + options_.checkpoint_dir + " after round " + std::to_string(completed_) + " with " +
+       std::to_string(registered_.size()) + " registered clients");
+}
+
+void AggregatorService::add_split_round_closer(std::unique_ptr<SplitRoundCloser> closer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  split_closers_.push_back(std::move(closer));
+}
+
+void AggregatorService::on_round_closed(RoundCallback callback) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  round_callback_ = std::move(callback);
+}
+
+net::Bytes AggregatorService::reply_frame(net::Bytes frame) {
+  bytes_.add(message_name(peek_message(frame)), wire::Direction::sent, frame.size());
+  return frame;
+}
+
+net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& request) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    const FederationMessage type = peek_message(request);
+    bytes_.add(message_name(type), wire::Direction::received, request.size());
+    const int64_t now = clock_->now_ms();
+    advance(now);
+    switch (type) {
+      case FederationMessage::register_client: return on_register(request);
+      case FederationMessage::round_request: return on_round_request(request, now);
+      case FederationMessage::update: return on_update(request, now);
+      default:
+        throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
+                              " at the aggregator (expected register, round_request or update)");
+    }
+  } catch (const std::exception& e) {
+    log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) + ": " +
+         e.what());
+    return reply_frame(pack_message(FederationMessage::error, FederationErrorReply{e.what()}));
+  }
+}
+
+net::Bytes AggregatorService::on_register(const net::Bytes& request) {
+  const auto hello = unpack_message<Register>(request, FederationMessage::register_client, options_.max_message_bytes);
+  if (!valid_client_id(hello.client_id)) {
+    throw std::invalid_argument("client id must be 1..128 printable characters without spaces");
+  }
+  if (hello.base_fingerprint != global_.base_fingerprint) {
+    throw std::invalid_argument("client " + hello.client_id + " runs base model (" + hello.base_fingerprint +
+                                ") but this federation trains adapters for (" + global_.base_fingerprint +
+                                "): load the same base GGUF");
+  }
+  if (hello.num_samples < 0) throw std::invalid_argument("num_samples must be >= 0");
+  auto known = registered_.find(hello.client_id);
+  if (known == registered_.end()) {
+    if (static_cast<int64_t>(registered_.size()) >= options_.max_registered) {
+      throw std::invalid_argument("the federation is full (" + std::to_string(options_.max_registered) +
+                                  " registered clients, aggregator.max_registered)");
+    }
+    registered_[hello.client_id] = hello.num_samples;
+    log_("client " + hello.client_id + " registered (" + std::to_string(hello.num_samples) + " samples, " +
+         std::to_string(registered_.size()) + " registered)");
+  } else {
+    known->second = hello.num_samples;   // a reconnecting site: same id, nothing else changes
+  }
+  advance(clock_->now_ms());
+  RegisterReply reply;
+  reply.round = round_ ? round_->round : completed_;
+  reply.total_rounds = static_cast<uint32_t>(options_.rounds);
+  return reply_frame(pack_message(FederationMessage::register_reply, reply));
+}
+
+net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_t now) {
+  const auto poll = unpack_message<RoundRequest>(request, FederationMessage::round_request, options_.max_message_bytes);
+  if (!registered_.count(poll.client_id)) {
+    throw std::invalid_argument("client " + poll.client_id + " is not registered: send Register first");
+  }
+  if (state_ == RunState::finished || state_ == RunState::failed) {
+    told_finished_.insert(poll.client_id);
+    const Finished finished{completed_, state_ == RunState::failed, failure_};
+    return reply_frame(pack_message(FederationMessage::finished, finished));
+  }
+  if (round_ && round_->sampled.count(poll.client_id) && !round_->updates.count(poll.client_id) &&
+      !round_->failed.count(poll.client_id)) {
+    RoundAssignment assignment;
+    assignment.round = round_->round;
+    assignment.adapters = round_->adapters;
+    assignment.config = round_->config;
+    assignment.deadline_ms = std::max<int64_t>(0, round_->deadline_ms - now);
+    return reply_frame(pack_message(FederationMessage::round_assignment, assignment));
+  }
+  const Wait wait{static_cast<uint32_t>(options_.poll_interval_ms)};
+  return reply_frame(pack_message(FederationMessage::wait, wait));
+}
+
+net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) {
+  auto update = unpack_message<Update>(request, FederationMessage::update, options_.max_message_bytes);
+  auto reject = [&](const std::string& reason, bool client_done) {
+    const Rejection rejection{update.client_id, update.round, reason};
+    log_("rejected the update of client " + update.client_id + " for round " + std::to_string(update.round) +
+         ": " + reason);
+    const bool for_open_round = round_ && update.round == round_->round;
+    if (for_open_round) {
+      round_->summary.rejected.push_back(rejection);
+      if (client_done && round_->sampled.count(update.client_id)) round_->failed.insert(update.client_id);
+    } else if (update.round < completed_) {
+      late_rejections_.push_back(rejection);
+    }
+    const UpdateAck ack{update.round, false, reason};
+    net::Bytes frame = reply_frame(pack_message(FederationMessage::update_ack, ack));
+    if (for_open_round && round_->all_done()) advance(now);
+    return frame;
+  };
+
+  if (!registered_.count(update.client_id)) {
+    return reject("client " + update.client_id + " is not registered", false);
+  }
+  if (!round_ || update.round != round_->round) {
+    if (update.round < completed_) {
+      return reject("late update: round " + std::to_string(update.round) + " is closed (" +
+                        std::to_string(completed_) + " rounds completed)",
+                    false);
+    }
+    return reject("no round " + std::to_string(update.round) + " is open" +
+                      (round_ ? " (the open round is " + std::to_string(round_->round) + ")" : std::string()),
+                  false);
+  }
+  if (!round_->sampled.count(update.client_id)) {
+    return reject("client " + update.client_id + " was not sampled in round " + std::to_string(update.round), false);
+  }
+  if (round_->updates.count(update.client_id)) {
+    return reject("duplicate update: client " + update.client_id + " already reported in round " +
+                      std::to_string(update.round),
+                  false);
+  }
+  if (round_->failed.count(update.client_id)) {
+    return reject("client " + update.client_id + " already sent an invalid update in round " +
+                      std::to_string(update.round),
+                  false);
+  }
+  if (update.num_samples <= 0) {
+    return reject("num_samples is " + std::to_string(update.num_samples) + ", expected > 0", true);
+  }
+  for (const auto& [key, value] : update.metrics) {
+    if (!std::isfinite(value) || key.empty() || key.size() > 64) {
+      return reject("metric '" + key + "' is not a finite number with a name of 1..64 characters", true);
+    }
+  }
+  ClientUpdate accepted;
+  accepted.client_id = update.client_id;
+  accepted.num_samples = update.num_samples;
+  accepted.metrics = update.metrics;
+  try {
+    accepted.delta = decode_tensors(update.delta, global_.tensors, "delta of client " + update.client_id);
+  } catch (const wire::WireError& e) {
+    return reject(e.what(), true);
+  }
+  if (std::optional<std::string> problem = validate_update(accepted, global_.tensors)) {
+    return reject(*problem, true);
+  }
+  round_->updates[update.client_id] = std::move(accepted);
+  log_("round " + std::to_string(update.round) + ": update from " + update.client_id + " (" +
+       std::to_string(round_->updates.size()) + "/" + std::to_string(round_->sampled.size()) + ")");
+  const uint32_t round = round_->round;
+  net::Bytes frame = reply_frame(pack_message(FederationMessage::update_ack, UpdateAck{round, true, ""}));
+  advance(now);
+  return frame;
+}
+
+void AggregatorService::tick() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    advance(clock_->now_ms());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+}
+
+void AggregatorService::advance(int64_t now) {
+  if (state_ == RunState::finished || state_ == RunState::failed) return;
+  if (!round_) {
+    if (static_cast<int64_t>(registered_.size()) >= options_.registrations_to_start()) start_round(now);
+    return;
+  }
+  if (round_->all_done() && static_cast<int64_t>(round_->updates.size()) >= options_.min_clients) {
+    close_round(now);
+    return;
+  }
+  while (round_ && now >= round_->deadline_ms) {
+    const int64_t accepted = static_cast<int64_t>(round_->updates.size());
+    if (accepted >= options_.min_clients) {
+      log_("round " + std::to_string(round_->round) + " deadline: closing with " + std::to_string(accepted) + " of " +
+           std::to_string(round_->sampled.size()) + " sampled clients");
+      close_round(now);
+      return;
+    }
+    const std::string shortfall = "round " + std::to_string(round_->round) + " has " + std::to_string(accepted) +
+                                  " accepted updates at its deadline, min_clients is " +
+                                  std::to_string(options_.min_clients);
+    if (options_.on_deadline == OnDeadline::extend && round_->summary.extensions < options_.max_extensions) {
+      ++round_->summary.extensions;
+      round_->deadline_ms += options_.round_deadline_ms;
+      log_(shortfall + ": extending it by " + std::to_string(options_.round_deadline_ms) + " ms (extension " +
+           std::to_string(round_->summary.extensions) + " of " + std::to_string(options_.max_extensions) + ")");
+      continue;
+    }
+    fail(shortfall + (options_.on_deadline == OnDeadline::extend
+                          ? " after " + std::to_string(options_.max_extensions) + " extensions"
+                          : std::string()) +
+         "; the checkpoint of the last completed round is kept for a restart");
+  }
+}
+
+void AggregatorService::start_round(int64_t now) {
+  if (resync_split_) {
+    // After a restart the split servers may not have heard of the last round's
+    // end; closing it again is a no-op for those that did.
+    resync_split_ = false;
+    close_split_rounds(completed_ - 1, nullptr);
+    if (state_ == RunState::failed) return;
+  }
+  std::vector<std::string> ids;
+  ids.reserve(registered_.size());
+  for (const auto& [id, n] : registered_) ids.push_back(id);
+  const int64_t count = clients_to_sample(static_cast<int64_t>(ids.size()), options_.clients_per_round,
+                                          options_.fraction_per_round, options_.min_clients);
+  const std::vector<std::string> sampled = sample_clients(ids, count, options_.seed, completed_);
+  auto round = std::make_unique<OpenRound>();
+  round->round = completed_;
+  round->sampled.insert(sampled.begin(), sampled.end());
+  round->adapters = encode_tensors(global_.tensors);
+  const ClientConfig config = strategy_->configure(static_cast<int>(completed_));
+  round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr};
+  round->deadline_ms = now + options_.round_deadline_ms;
+  round->summary.round = completed_;
+  round->summary.sampled = sampled;
+  round->summary.started_ms = now;
+  round_ = std::move(round);
+  state_ = RunState::in_round;
+  log_("round " + std::to_string(completed_) + "/" + std::to_string(options_.rounds) + " started: " +
+       std::to_string(sampled.size()) + " of " + std::to_string(ids.size()) + " clients sampled (" +
+       joined(round_->sampled) + ")");
+}
+
+void AggregatorService::close_round(int64_t now) {
+  OpenRound& open = *round_;
+  std::vector<ClientUpdate> updates;   // in client id order (the map's), for a reproducible sum
+  updates.reserve(open.updates.size());
+  RoundSummary& summary = open.summary;
+  std::map<std::string, double> metric_weight;
+  for (auto& [id, update] : open.updates) {
+    summary.reported.push_back(id);
+    summary.num_samples += update.num_samples;
+    summary.client_metrics[id] = update.metrics;
+    for (const auto& [key, value] : update.metrics) {
+      summary.metrics[key] += value * static_cast<double>(update.num_samples);
+      metric_weight[key] += static_cast<double>(update.num_samples);
+    }
+    updates.push_back(std::move(update));
+  }
+  for (auto& [key, value] : summary.metrics) value /= metric_weight[key];
+
+  NamedTensors next;
+  try {
+    next = strategy_->aggregate(static_cast<int>(open.round), global_.tensors, updates);
+  } catch (const std::exception& e) {
+    fail("round " + std::to_string(open.round) + " could not be aggregated: " + e.what());
+    return;
+  }
+  for (auto& [name, tensor] : next) tensor = tensor.to(at::kFloat).contiguous();
+  global_.tensors = std::move(next);
+  completed_ = open.round + 1;
+  summary.closed_ms = now;
+
+  if (!options_.checkpoint_dir.empty()) {
+    AggregatorCheckpoint checkpoint;
+    checkpoint.completed_rounds = completed_;
+    checkpoint.strategy = strategy_->name();
+    checkpoint.seed = options_.seed;
+    checkpoint.global = global_;
+    checkpoint.strategy_state = strategy_->state();
+    checkpoint.registered = registered_;
+    try {
+      save_checkpoint(options_.checkpoint_dir, checkpoint);
+    } catch (const std::exception& e) {
+      fail("round " + std::to_string(open.round) + " aggregated but its checkpoint failed: " + e.what());
+      return;
+    }
+  }
+  close_split_rounds(open.round, &summary);
+  if (state_ == RunState::failed) return;
+
+  log_("round " + std::to_string(open.round) + " closed: " + std::to_string(summary.reported.size()) + " updates, " +
+       std::to_string(summary.num_samples) + " samples, " + std::to_string(summary.rejected.size()) + " rejected");
+  history_.push_back(summary);
+  std::unique_ptr<OpenRound> closed = std::move(round_);
+  if (round_callback_) round_callback_(history_.back(), global_);
+  if (completed_ >= options_.rounds) {
+    state_ = RunState::finished;
+    done_at_ms_ = now;
+    log_("all " + std::to_string(options_.rounds) + " rounds completed");
+    return;
+  }
+  state_ = RunState::waiting_for_clients;
+  advance(now);
+}
+
+void AggregatorService::close_split_rounds(uint32_t round, RoundSummary* summary) {
+  for (const auto& closer : split_closers_) {
+    try {
+      const uint32_t averaged = closer->close(round);
+      if (summary) summary->split_clients_averaged.push_back(averaged);
+      log_("split server " + closer->describe() + " closed round " + std::to_string(round) + " (" +
+           std::to_string(averaged) + " clients averaged)");
+    } catch (const std::exception& e) {
+      fail(e.what());
+      return;
+    }
+  }
+}
+
+void AggregatorService::fail(const std::string& reason) {
+  log_("the run failed: " + reason);
+  state_ = RunState::failed;
+  failure_ = reason;
+  round_.reset();
+  done_at_ms_ = clock_->now_ms();
+}
+
+void AggregatorService::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms,
+                              int64_t finish_linger_ms) {
+  while (!stop.load()) {
+    if (std::optional<net::Envelope> envelope = channel.recv(net::Millis(poll_ms))) {
+      net::Bytes reply = handle(envelope->peer, envelope->payload);
+      try {
+        channel.send(envelope->peer, std::move(reply));
+      } catch (const std::exception& e) {
+        log_(std::string("could not reply: ") + e.what());
+      }
+    }
+    tick();
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (done_at_ms_) {
+      bool everyone_told = true;
+      for (const auto& [id, n] : registered_) everyone_told = everyone_told && told_finished_.count(id);
+      if (everyone_told || clock_->now_ms() - *done_at_ms_ >= finish_linger_ms) return;
+    }
+  }
+}
+
+RunState AggregatorService::state() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_;
+}
+
+bool AggregatorService::done() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return state_ == RunState::finished || state_ == RunState::failed;
+}
+
+std::string AggregatorService::failure() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return failure_;
+}
+
+uint32_t AggregatorService::completed_rounds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return completed_;
+}
+
+std::optional<uint32_t> AggregatorService::open_round() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!round_) return std::nullopt;
+  return round_->round;
+}
+
+std::vector<std::string> AggregatorService::sampled_clients() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!round_) return {};
+  return {round_->sampled.begin(), round_->sampled.end()};
+}
+
+std::vector<std::string> AggregatorService::registered_clients() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> ids;
+  for (const auto& [id, n] : registered_) ids.push_back(id);
+  return ids;
+}
+
+GlobalAdapters AggregatorService::global() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  GlobalAdapters copy = global_;
+  for (auto& [name, tensor] : copy.tensors) tensor = tensor.clone();
+  return copy;
+}
+
+std::vector<RoundSummary> AggregatorService::history() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return history_;
+}
+
+std::vector<Rejection> AggregatorService::late_rejections() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return late_rejections_;
+}
+
+}  // namespace cleave::aggregator

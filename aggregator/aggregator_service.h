@@ -1,0 +1,153 @@
+// The aggregator: the federated round loop, written once over the message
+// channel interface (ZeroMQ in a deployment, in-process in a simulation);
+// strategies plug in through aggregator::Strategy.
+//
+// A round r:
+//  1. starts once enough sites registered (min_registered, then at once after
+//     the previous round): sample_clients(registered, n, seed, r) picks the
+//     sites; the deadline is now + round_deadline_ms;
+//  2. a sampled site that polls gets the global adapters and its RoundConfig;
+//     any other poll gets Wait (or Finished once the run is over);
+//  3. updates are checked and collected; late (closed round), duplicate,
+//     unsampled, misshapen or non-finite updates are rejected with a reason
+//     and logged, never blocking the round; a site whose update was invalid
+//     is done for the round;
+//  4. the round closes when every sampled site has reported (or sent an
+//     invalid update) and at least min_clients updates were accepted, or at
+//     the deadline if min_clients were accepted by then; otherwise the
+//     deadline is extended (on_deadline: extend, up to max_extensions times)
+//     or the run fails (Finished{failed} to every site);
+//  5. closing: the strategy aggregates the accepted updates (in client id
+//     order, so the result does not depend on arrival order), the new global
+//     adapters and the round state are checkpointed, and every split server
+//     is told to end the round (SFL-V1 averaging in step).
+//
+// Time comes from a Clock, checked on every request and on tick(), so tests
+// move a ManualClock instead of sleeping. All public methods are thread-safe
+// (one mutex); the round callback runs under it and must not call back in.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "aggregator/aggregator_options.h"
+#include "aggregator/clock.h"
+#include "aggregator/federation_messages.h"
+#include "aggregator/global_adapters.h"
+#include "aggregator/split_round_closer.h"
+#include "aggregator/strategy.h"
+#include "split/wire_frame.h"
+#include "transport/channel.h"
+
+namespace cleave::aggregator {
+
+struct AggregatorCheckpoint;
+
+struct Rejection {
+  std::string client_id;
+  uint32_t round = 0;        // the round the update claimed
+  std::string reason;
+};
+
+// What happened in one closed round (for logs, metrics files and plots).
+struct RoundSummary {
+  uint32_t round = 0;
+  std::vector<std::string> sampled;              // sorted
+  std::vector<std::string> reported;             // accepted updates, sorted
+  std::vector<Rejection> rejected;               // rejections received while the round was open
+  int64_t num_samples = 0;                       // sum over accepted updates
+  std::map<std::string, double> metrics;         // sample-weighted mean over accepted updates
+  std::map<std::string, std::map<std::string, double>> client_metrics;
+  int64_t extensions = 0;
+  int64_t started_ms = 0, closed_ms = 0;         // Clock time
+  std::vector<uint32_t> split_clients_averaged;  // per split server
+};
+
+enum class RunState { waiting_for_clients, in_round, finished, failed };
+const char* run_state_name(RunState state);
+
+class AggregatorService {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  using RoundCallback = std::function<void(const RoundSummary&, const GlobalAdapters&)>;
+
+  // Starts from `initial` unless options.checkpoint_dir holds a checkpoint: then
+  // it resumes after the checkpoint's last completed round (the checkpoint
+  // must be for the same strategy, seed, base and adapter names; else throws
+  // std::runtime_error saying which). A channel to each of
+  // options.split_servers is opened with `split_channels` (default:
+  // zmq_connect).
+  AggregatorService(AggregatorOptions options, GlobalAdapters initial, Log log = {},
+                    std::shared_ptr<const Clock> clock = nullptr, ChannelFactory split_channels = {});
+  ~AggregatorService();
+
+  // Another split server to keep in step (e.g. one called in-process).
+  void add_split_round_closer(std::unique_ptr<SplitRoundCloser> closer);
+  void on_round_closed(RoundCallback callback);
+
+  // One request from `peer` to one reply frame. Bad input never throws: it
+  // gets an error reply or a rejecting ack, and a log line.
+  net::Bytes handle(const net::PeerId& peer, const net::Bytes& request);
+  // Starts a round or applies a deadline if the clock says so.
+  void tick();
+  // Answers on `channel` until `stop`, or until the run is over and every
+  // registered site was told so (or finish_linger_ms passed on the clock).
+  void serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms = 100,
+             int64_t finish_linger_ms = 10000);
+
+  RunState state() const;
+  bool done() const;                         // finished or failed
+  std::string failure() const;               // why the run failed; "" otherwise
+  uint32_t completed_rounds() const;
+  std::optional<uint32_t> open_round() const;
+  std::vector<std::string> sampled_clients() const;   // of the open round
+  std::vector<std::string> registered_clients() const;
+  GlobalAdapters global() const;             // a copy
+  std::vector<RoundSummary> history() const; // rounds closed by this instance
+  std::vector<Rejection> late_rejections() const;     // updates for rounds already closed
+  wire::ByteCounter& bytes() { return bytes_; }
+
+ private:
+  struct OpenRound;
+
+  net::Bytes on_register(const net::Bytes& request);
+  net::Bytes on_round_request(const net::Bytes& request, int64_t now);
+  net::Bytes on_update(const net::Bytes& request, int64_t now);
+  void advance(int64_t now);                 // start rounds, apply deadlines
+  void start_round(int64_t now);
+  void close_round(int64_t now);
+  void fail(const std::string& reason);
+  void close_split_rounds(uint32_t round, RoundSummary* summary);
+  void resume_from(const AggregatorCheckpoint& checkpoint);
+  net::Bytes reply_frame(net::Bytes frame);   // counts the bytes sent
+
+  AggregatorOptions options_;
+  Log log_;
+  std::shared_ptr<const Clock> clock_;
+  std::unique_ptr<Strategy> strategy_;
+  std::vector<std::unique_ptr<SplitRoundCloser>> split_closers_;
+  RoundCallback round_callback_;
+
+  mutable std::mutex mutex_;
+  GlobalAdapters global_;
+  std::map<std::string, int64_t> registered_;   // client id -> num_samples
+  uint32_t completed_ = 0;
+  RunState state_ = RunState::waiting_for_clients;
+  std::string failure_;
+  std::unique_ptr<OpenRound> round_;
+  bool resync_split_ = false;                   // resumed: re-close the last round on split servers
+  std::set<std::string> told_finished_;
+  std::optional<int64_t> done_at_ms_;
+  std::vector<RoundSummary> history_;
+  std::vector<Rejection> late_rejections_;
+  wire::ByteCounter bytes_;
+};
+
+}  // namespace cleave::aggregator

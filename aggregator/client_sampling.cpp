@@ -1,0 +1,57 @@
+#include "aggregator/client_sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace cleave::aggregator {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Uniform in [0, bound) without modulo bias (rejection).
+uint64_t below(uint64_t& state, uint64_t bound) {
+  const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+  uint64_t draw = splitmix64(state);
+  while (draw >= limit) draw = splitmix64(state);
+  return draw % bound;
+}
+
+}  // namespace
+
+std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
+                                        uint64_t seed, uint32_t round) {
+  std::sort(registered.begin(), registered.end());
+  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
+    throw std::invalid_argument("sample_clients: client ids must be unique");
+  }
+  const int64_t n = static_cast<int64_t>(registered.size());
+  if (count < 0 || count > n) {
+    throw std::invalid_argument("cannot sample " + std::to_string(count) + " clients from " +
+                                std::to_string(n) + " registered");
+  }
+  uint64_t state = seed ^ (0xA0761D6478BD642Full * (static_cast<uint64_t>(round) + 1));
+  // Partial Fisher-Yates: the first `count` slots are the sample.
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t j = i + static_cast<int64_t>(below(state, static_cast<uint64_t>(n - i)));
+    std::swap(registered[i], registered[j]);
+  }
+  registered.resize(static_cast<size_t>(count));
+  std::sort(registered.begin(), registered.end());
+  return registered;
+}
+
+int64_t clients_to_sample(int64_t registered, int64_t count, double fraction, int64_t min_clients) {
+  // The epsilon keeps 0.1 * 30 (3.0000000000000004 in binary) at 3.
+  int64_t wanted =
+      count > 0 ? count : static_cast<int64_t>(std::ceil(fraction * static_cast<double>(registered) - 1e-9));
+  wanted = std::max(wanted, min_clients);
+  return std::min(wanted, registered);
+}
+
+}  // namespace cleave::aggregator

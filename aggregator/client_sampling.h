@@ -1,0 +1,25 @@
+// Which registered clients train in a round: a seeded, counter-based draw, so
+// the sample depends only on (seed, round, the registered ids) and a
+// restarted aggregator draws exactly what an uninterrupted one would. The
+// "RNG position" to checkpoint is just the round number.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cleave::aggregator {
+
+// `count` distinct ids from `registered` (any order; duplicates are an
+// error), returned sorted. Throws std::invalid_argument when count exceeds
+// the registered clients. Uses its own generator (splitmix64 on seed and
+// round) rather than <random> distributions, whose output differs between
+// standard libraries.
+std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
+                                        uint64_t seed, uint32_t round);
+
+// How many to sample from `registered` clients: `count` when > 0, else
+// ceil(fraction * registered); at least min_clients, at most registered.
+int64_t clients_to_sample(int64_t registered, int64_t count, double fraction, int64_t min_clients);
+
+}  // namespace cleave::aggregator

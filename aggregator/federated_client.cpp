@@ -1,0 +1,224 @@
+#include "aggregator/federated_client.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "aggregator/named_tensors_wire.h"
+#include "lora/adapter_set.h"
+
+namespace cleave::aggregator {
+
+void FederatedClientOptions::validate() const {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument("client." + message);
+  };
+  require(!client_id.empty() && client_id.size() <= 128, "client_id must be 1..128 characters");
+  require(request_timeout_ms > 0, "request_timeout_ms must be > 0");
+  require(max_attempts >= 1, "max_attempts must be >= 1");
+  require(backoff_ms >= 0 && max_backoff_ms >= backoff_ms, "backoff_ms must be in [0, max_backoff_ms]");
+  require(max_wait_ms > 0, "max_wait_ms must be > 0");
+  require(max_message_bytes >= 1024, "max_message_bytes is too small");
+  train.validate();
+  batches.validate();
+}
+
+uint64_t round_batch_seed(uint64_t seed, uint32_t round) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(round) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet& adapters, TrainStep& step,
+                                 net::ClientChannel& aggregator, std::vector<data::Example> train,
+                                 FederatedClientOptions options, Log log)
+    : base_fingerprint_(std::move(base_fingerprint)),
+      adapters_(adapters),
+      step_(step),
+      channel_(aggregator),
+      train_(std::move(train)),
+      options_(std::move(options)),
+      log_(std::move(log)) {
+  options_.validate();
+  if (train_.empty()) {
+    throw std::invalid_argument("site " + options_.client_id + " has no training examples: check data.train");
+  }
+  if (!log_) {
+    const std::string prefix = "client " + options_.client_id + ": ";
+    log_ = [prefix](const std::string& line) { std::cerr << prefix << line << std::endl; };
+  }
+}
+
+net::Bytes FederatedClient::exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected) {
+  const char* request_name = message_name(peek_message(request));
+  int64_t backoff = options_.backoff_ms;
+  std::string problem = "no reply";
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    try {
+      channel_.send(request);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.request_timeout_ms);
+      while (true) {
+        const auto left = std::chrono::duration_cast<net::Millis>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        std::optional<net::Bytes> reply = channel_.recv(left);
+        if (!reply) break;
+        const FederationMessage type = peek_message(*reply);
+        if (type == FederationMessage::error ||
+            std::find(expected.begin(), expected.end(), type) != expected.end()) {
+          return std::move(*reply);
+        }
+        // Anything else is a late reply to an earlier request: keep waiting.
+      }
+      problem = "no reply within " + std::to_string(options_.request_timeout_ms) + " ms";
+    } catch (const net::TransportError& e) {
+      problem = e.what();
+    }
+    if (attempt == options_.max_attempts) break;
+    log_(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem + "); retrying in " +
+         std::to_string(backoff) + " ms");
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    backoff = std::min(backoff * 2, options_.max_backoff_ms);
+    try {
+      channel_.reconnect();   // a fresh connection; replies to the old one are dropped
+    } catch (const net::TransportError& e) {
+      problem = e.what();
+    }
+  }
+  throw FederationError("the aggregator at " + channel_.describe() + " did not answer " + request_name + " after " +
+                        std::to_string(options_.max_attempts) + " attempts (" + problem + "): is it running?");
+}
+
+void FederatedClient::register_site() {
+  const Register hello{options_.client_id, base_fingerprint_, static_cast<int64_t>(train_.size())};
+  const net::Bytes reply = exchange(pack_message(FederationMessage::register_client, hello),
+                                    {FederationMessage::register_reply});
+  if (peek_message(reply) == FederationMessage::error) {
+    const auto error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes);
+    throw FederationError("the aggregator refused site " + options_.client_id + ": " + error.message);
+  }
+  const auto done = unpack_message<RegisterReply>(reply, FederationMessage::register_reply, options_.max_message_bytes);
+  log_("registered with " + channel_.describe() + " (round " + std::to_string(done.round) + " of " +
+       std::to_string(done.total_rounds) + ")");
+}
+
+SiteReport FederatedClient::run() {
+  register_site();
+  SiteReport report;
+  int refusals = 0;
+  while (true) {
+    const net::Bytes reply =
+        exchange(pack_message(FederationMessage::round_request, RoundRequest{options_.client_id}),
+                 {FederationMessage::round_assignment, FederationMessage::wait, FederationMessage::finished});
+    switch (peek_message(reply)) {
+      case FederationMessage::error: {
+        // E.g. an aggregator restarted without its checkpoint no longer knows
+        // this site: register again, a bounded number of times.
+        const auto error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes);
+        if (++refusals > options_.max_attempts) {
+          throw FederationError("the aggregator keeps refusing site " + options_.client_id + ": " + error.message);
+        }
+        log_("aggregator: " + error.message + "; registering again");
+        register_site();
+        continue;
+      }
+      case FederationMessage::wait: {
+        const auto wait = unpack_message<Wait>(reply, FederationMessage::wait, options_.max_message_bytes);
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::min<int64_t>(wait.retry_after_ms, options_.max_wait_ms)));
+        break;
+      }
+      case FederationMessage::finished: {
+        const auto finished = unpack_message<Finished>(reply, FederationMessage::finished, options_.max_message_bytes);
+        report.rounds_completed = finished.rounds_completed;
+        report.failed = finished.failed;
+        report.reason = finished.reason;
+        log_(finished.failed ? "the federation stopped: " + finished.reason
+                             : "the federation finished after " + std::to_string(finished.rounds_completed) + " rounds");
+        return report;
+      }
+      default: {
+        const auto assignment =
+            unpack_message<RoundAssignment>(reply, FederationMessage::round_assignment, options_.max_message_bytes);
+        report.rounds.push_back(train_round(assignment));
+        break;
+      }
+    }
+    refusals = 0;
+  }
+}
+
+SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
+  SiteRound result;
+  result.round = assignment.round;
+  result.num_samples = static_cast<int64_t>(train_.size());
+  NamedTensors global;
+  try {
+    global = decode_tensors(assignment.adapters, adapters_.to_named(), "the global adapters from the aggregator");
+  } catch (const wire::WireError& e) {
+    // A configuration mismatch (lora, cut_layer, base) that no retry fixes.
+    throw FederationError(std::string("site ") + options_.client_id + " cannot train round " +
+                          std::to_string(assignment.round) + ": " + e.what());
+  }
+  adapters_.assign(global);
+
+  TrainOptions train = options_.train;
+  if (assignment.config.local_steps > 0) train.steps = assignment.config.local_steps;
+  if (assignment.config.lr > 0) train.lr = assignment.config.lr;
+  train.proximal_mu = assignment.config.proximal_mu;
+  train.round = assignment.round;
+  data::BatchOptions batches = options_.batches;
+  batches.seed = round_batch_seed(options_.batches.seed, assignment.round);
+  log_("round " + std::to_string(assignment.round) + ": training " + std::to_string(train.steps) + " local steps");
+
+  try {
+    if (eval_) result.metrics["eval_perplexity_global"] = eval_();
+    data::BatchStream stream(train_, batches);
+    Trainer trainer(step_, train);
+    const TrainReport trained = trainer.run(stream);
+    result.metrics["train_loss"] = trained.mean_loss();
+    result.metrics["train_loss_last"] = trained.losses.back();
+    result.metrics["train_seconds"] = trained.seconds;
+    result.metrics["train_tokens"] = static_cast<double>(trained.tokens);
+    if (eval_) result.metrics["eval_perplexity"] = eval_();
+    result.trained = true;
+  } catch (const std::exception& e) {
+    result.error = e.what();
+    log_("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what());
+    return result;
+  }
+
+  {
+    at::NoGradGuard no_grad;
+    const NamedTensors local = adapters_.to_named();
+    for (const auto& [name, start] : global) result.delta[name] = local.at(name) - start;
+  }
+  Update update;
+  update.client_id = options_.client_id;
+  update.round = assignment.round;
+  update.num_samples = result.num_samples;
+  update.metrics = result.metrics;
+  try {
+    update.delta = encode_tensors(result.delta);
+  } catch (const wire::WireError& e) {
+    result.error = std::string("the delta is not finite: ") + e.what();
+    log_("round " + std::to_string(assignment.round) + ": " + result.error + "; sending no update");
+    return result;
+  }
+  const net::Bytes reply = exchange(pack_message(FederationMessage::update, update), {FederationMessage::update_ack});
+  if (peek_message(reply) == FederationMessage::error) {
+    result.error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes).message;
+  } else {
+    const auto ack = unpack_message<UpdateAck>(reply, FederationMessage::update_ack, options_.max_message_bytes);
+    result.accepted = ack.accepted;
+    result.error = ack.reason;
+  }
+  log_("round " + std::to_string(assignment.round) + ": update " +
+       (result.accepted ? std::string("accepted") : "rejected: " + result.error));
+  return result;
+}
+
+}  // namespace cleave::aggregator

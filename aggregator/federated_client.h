@@ -1,0 +1,117 @@
+// A site in a federation: registers with the aggregator, polls for work, and
+// for each round it is sampled in loads the global adapters, trains locally
+// through a TrainStep (split::SplitTrainStep against a split server, or
+// LocalTrainStep for federation without split), and sends back the adapter
+// delta (local - global) with its sample count and metrics. Only adapters,
+// deltas and metrics go to the aggregator (and activations and gradients to
+// the split server); the site's examples never leave this object.
+//
+// Requests that go unanswered are resent after a backoff and a reconnect, up
+// to max_attempts in a row, then FederationError is thrown. A round whose
+// local training fails (say the split server is down) is logged and skipped:
+// the aggregator closes the round without this site.
+#pragma once
+
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "aggregator/client_update.h"
+#include "aggregator/federation_messages.h"
+#include "client/batching.h"
+#include "client/train_step.h"
+#include "client/trainer.h"
+#include "transport/channel.h"
+
+namespace cleave::lora {
+class AdapterSet;
+}
+
+namespace cleave::aggregator {
+
+// The aggregator refused this site or stayed silent; the message says which.
+class FederationError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct FederatedClientOptions {
+  std::string client_id = "site-0";
+  // Local training: lr, schedule, grad_clip, weight_decay; `steps` is the
+  // default when the aggregator sends local_steps 0. round and proximal_mu
+  // come from each round's assignment.
+  TrainOptions train;
+  // Batches; each round draws its own shuffle from (batches.seed, round), so a
+  // round's batches do not depend on what ran before.
+  data::BatchOptions batches;
+  int64_t request_timeout_ms = 10000;   // per attempt
+  int max_attempts = 8;                 // unanswered attempts in a row before giving up
+  int64_t backoff_ms = 200;             // doubled after each unanswered attempt
+  int64_t max_backoff_ms = 5000;
+  int64_t max_wait_ms = 60000;          // cap on the aggregator's retry_after
+  size_t max_message_bytes = 256u << 20;
+
+  void validate() const;                // throws std::invalid_argument naming the field
+};
+
+struct SiteRound {
+  uint32_t round = 0;
+  int64_t num_samples = 0;
+  std::map<std::string, double> metrics;
+  bool trained = false;                 // false: local training failed (see error)
+  bool accepted = false;                // the aggregator accepted the update
+  std::string error;                    // why training failed or the update was rejected
+  NamedTensors delta;                   // what was sent
+};
+
+struct SiteReport {
+  std::vector<SiteRound> rounds;        // rounds this site was sampled in
+  uint32_t rounds_completed = 0;        // by the federation, from Finished
+  bool failed = false;                  // the federation stopped early
+  std::string reason;
+};
+
+class FederatedClient {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  using EvalFn = std::function<double()>;   // held-out perplexity with the current adapters
+
+  // `adapters` are the ones `step` trains (the client blocks for a split
+  // site, all blocks otherwise); `base_fingerprint` is
+  // lora::base_fingerprint of the site's base model.
+  FederatedClient(std::string base_fingerprint, lora::AdapterSet& adapters, TrainStep& step,
+                  net::ClientChannel& aggregator, std::vector<data::Example> train,
+                  FederatedClientOptions options, Log log = {});
+
+  // With an evaluation, each round reports eval_perplexity_global (the global
+  // adapters on this site's held-out data) and eval_perplexity (after local training).
+  void on_eval(EvalFn eval) { eval_ = std::move(eval); }
+
+  // Registers and takes part until the aggregator says the run is over.
+  SiteReport run();
+
+ private:
+  void register_site();
+  SiteRound train_round(const RoundAssignment& assignment);
+  // Sends `request` until a reply of one of `expected` types (or an error
+  // reply) arrives; throws FederationError after max_attempts silent tries.
+  net::Bytes exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected);
+
+  std::string base_fingerprint_;
+  lora::AdapterSet& adapters_;
+  TrainStep& step_;
+  net::ClientChannel& channel_;
+  std::vector<data::Example> train_;
+  FederatedClientOptions options_;
+  Log log_;
+  EvalFn eval_;
+};
+
+// The per-round batch seed: a site's seed mixed with the round number.
+uint64_t round_batch_seed(uint64_t seed, uint32_t round);
+
+}  // namespace cleave::aggregator

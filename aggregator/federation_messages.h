@@ -1,0 +1,137 @@
+// Messages between federated clients (sites) and the aggregator. Each travels
+// as a wire frame (split/wire_frame.h: magic, version, type) with a Cereal
+// body; type ids live in 0x02xx (split owns 0x01xx).
+//
+// The protocol is client-pull: a site registers, then polls "what should I
+// do?" and gets a round assignment, a wait, or "finished"; after local
+// training it sends its update. The aggregator only ever answers requests, so
+// it never has to reach a site (DEALER/ROUTER through NAT'd hospital networks).
+//
+//   site                              aggregator
+//   Register{id, fingerprint, n} ---> RegisterReply{round, rounds}
+//   RoundRequest{id}             ---> RoundAssignment | Wait | Finished
+//   Update{id, round, delta}     ---> UpdateAck{accepted, reason}
+//   anything malformed           ---> FederationErrorReply{message}
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "split/wire_frame.h"
+#include "split/wire_tensor.h"
+
+namespace cleave::aggregator {
+
+enum class FederationMessage : uint16_t {
+  register_client = 0x0201,
+  register_reply = 0x0202,
+  round_request = 0x0203,
+  round_assignment = 0x0204,
+  wait = 0x0205,
+  finished = 0x0206,
+  update = 0x0207,
+  update_ack = 0x0208,
+  error = 0x02FF,
+};
+const char* message_name(FederationMessage type);
+
+// Adapter tensors on the wire, keyed like lora::NamedTensors
+// ("blk.0.attn_q.weight.lora_a").
+using WireTensors = std::map<std::string, wire::WireTensor>;
+
+struct Register {
+  std::string client_id;         // 1..128 printable characters, unique per site
+  std::string base_fingerprint;  // lora::base_fingerprint of the site's base model
+  int64_t num_samples = 0;       // training examples at the site (informational)
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, base_fingerprint, num_samples); }
+};
+
+struct RegisterReply {
+  uint32_t round = 0;            // the aggregator's current round
+  uint32_t total_rounds = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, total_rounds); }
+};
+
+struct RoundRequest {
+  std::string client_id;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id); }
+};
+
+// How a sampled site trains in one round (aggregator::ClientConfig plus the
+// aggregator-wide learning rate).
+struct RoundConfig {
+  int32_t local_steps = 0;       // 0: the site's own default
+  double proximal_mu = 0;        // FedProx; 0: plain local training
+  double lr = 0;                 // 0: the site's own learning rate
+  template <class Archive>
+  void serialize(Archive& ar) { ar(local_steps, proximal_mu, lr); }
+};
+
+struct RoundAssignment {
+  uint32_t round = 0;
+  WireTensors adapters;          // the global client-side adapters, f32
+  RoundConfig config;
+  int64_t deadline_ms = 0;       // time left to report, from when this was sent
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, adapters, config, deadline_ms); }
+};
+
+struct Wait {
+  uint32_t retry_after_ms = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(retry_after_ms); }
+};
+
+struct Finished {
+  uint32_t rounds_completed = 0;
+  bool failed = false;           // the run stopped early (reason says why)
+  std::string reason;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(rounds_completed, failed, reason); }
+};
+
+struct Update {
+  std::string client_id;
+  uint32_t round = 0;
+  WireTensors delta;             // local adapters - the round's global adapters
+  int64_t num_samples = 0;       // FedAvg weight: examples behind the delta
+  std::map<std::string, double> metrics;   // e.g. train_loss, eval_perplexity
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, delta, num_samples, metrics); }
+};
+
+struct UpdateAck {
+  uint32_t round = 0;
+  bool accepted = false;
+  std::string reason;            // why it was rejected; empty when accepted
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, accepted, reason); }
+};
+
+struct FederationErrorReply {
+  std::string message;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(message); }
+};
+
+template <class M>
+net::Bytes pack_message(FederationMessage type, const M& message) {
+  return wire::pack(static_cast<uint16_t>(type), message);
+}
+
+// Throws wire::WireError for a frame that is not a well-formed `type`.
+template <class M>
+M unpack_message(const net::Bytes& frame, FederationMessage type, size_t max_bytes) {
+  return wire::unpack<M>(frame, static_cast<uint16_t>(type), max_bytes);
+}
+
+// The frame's type (magic and version checked; throws wire::WireError).
+inline FederationMessage peek_message(const net::Bytes& frame) {
+  return static_cast<FederationMessage>(wire::peek(frame).type);
+}
+
+}  // namespace cleave::aggregator

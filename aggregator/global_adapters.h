@@ -1,0 +1,48 @@
+// The aggregator's global client-side adapters. The aggregator never loads
+// the base model's weights: what it needs is the adapters' names and shapes,
+// the LoRA hyperparameters and the base fingerprint sites must match. Those
+// come either from an adapter GGUF (read here without a model) or, once at
+// start-up, from the base model (global_adapters_for_model; the caller may
+// drop the model afterwards).
+//
+// On disk the global adapters are a GGUF LoRA in llama.cpp's convention,
+// byte-compatible with lora::save_gguf, so `llama-cli --lora` and
+// lora::load_gguf read the aggregator's checkpoints.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "aggregator/client_update.h"
+#include "lora/lora_options.h"
+
+namespace cleave {
+class LlamaModel;
+}
+
+namespace cleave::aggregator {
+
+struct GlobalAdapters {
+  std::string architecture = "llama";  // GGUF general.architecture of the base
+  std::string base_fingerprint;        // lora::base_fingerprint of the base
+  lora::LoraOptions lora;              // rank, alpha, dropout, targets
+  NamedTensors tensors;                // "<base>.lora_a" [r, in], "<base>.lora_b" [out, r], f32
+};
+
+// Fresh adapters for the blocks a split client runs, [0, cut_layer) (every
+// block when cut_layer is 0), initialised like lora::AdapterSet::create from
+// `seed` (A Kaiming-uniform, B zero).
+GlobalAdapters global_adapters_for_model(const LlamaModel& model, const lora::LoraOptions& lora,
+                                         uint64_t seed, int64_t cut_layer);
+
+// Writes the adapters as a GGUF LoRA (atomic: temporary file and rename).
+// `extra` adds string metadata such as "cleave.round".
+void save_global_adapters(const GlobalAdapters& adapters, const std::string& path,
+                          const std::map<std::string, std::string>& extra = {});
+
+// Reads a GGUF LoRA without its base model. Throws std::runtime_error naming
+// the file when it is not a LoRA adapter, has unpaired or misshapen tensors,
+// mixed ranks, or no base fingerprint (save it with cleave first).
+GlobalAdapters load_global_adapters(const std::string& path);
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,51 @@
+// Closing a round on a split server (SFL-V1: the server averages its
+// per-client adapter copies), so a round means the same on both sides. The
+// aggregator calls close(round) after it has aggregated and checkpointed the
+// round; the split server answers a repeated close of the round it just
+// closed without averaging again, so resending after a lost reply, or after
+// an aggregator restart, is safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "transport/channel.h"
+
+namespace cleave::aggregator {
+
+struct SplitCloseOptions {
+  int64_t timeout_ms = 30000;   // per attempt
+  int max_attempts = 5;
+  int64_t backoff_ms = 200;     // doubled after each failed attempt, capped at 5 s
+  size_t max_message_bytes = 1u << 20;
+};
+
+class SplitRoundCloser {
+ public:
+  virtual ~SplitRoundCloser() = default;
+  // Returns the clients the split server averaged (0 for a repeated close).
+  // Throws std::runtime_error when the server refuses or stays silent.
+  virtual uint32_t close(uint32_t round) = 0;
+  virtual std::string describe() const = 0;
+};
+
+// Sends split::EndRound over a client channel and waits for EndRoundReply,
+// retrying with backoff and a reconnect when nothing comes back.
+class ChannelSplitRoundCloser : public SplitRoundCloser {
+ public:
+  ChannelSplitRoundCloser(std::unique_ptr<net::ClientChannel> channel, SplitCloseOptions options = {});
+  uint32_t close(uint32_t round) override;
+  std::string describe() const override { return channel_->describe(); }
+
+ private:
+  std::unique_ptr<net::ClientChannel> channel_;
+  SplitCloseOptions options_;
+};
+
+// Opens a channel to a split server endpoint (zmq_connect in a deployment, an
+// InprocNetwork's connect in a simulation).
+using ChannelFactory = std::function<std::unique_ptr<net::ClientChannel>(const std::string& endpoint)>;
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,400 @@
+// The aggregator's round loop driven message by message through handle(),
+// with a manual clock: FedAvg, dropouts at the deadline, rejections that never
+// block a round, extend/fail, and kill-and-restart from a checkpoint.
+#include "aggregator/aggregator_service.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "aggregator/aggregator_checkpoint.h"
+#include "tests/aggregator/federation_fixture.h"
+#include "tests/support/shared_data.h"
+
+namespace cleave::aggregator {
+namespace {
+
+using test::ScriptedSite;
+
+struct Harness {
+  explicit Harness(AggregatorOptions options, GlobalAdapters initial = test::small_global())
+      : clock(std::make_shared<ManualClock>(1000)),
+        service(std::move(options), std::move(initial), [this](const std::string& line) { log.push_back(line); },
+                clock) {}
+  std::shared_ptr<ManualClock> clock;
+  std::vector<std::string> log;
+  AggregatorService service;
+};
+
+AggregatorOptions options_for(int64_t rounds, int64_t per_round, int64_t min_clients) {
+  AggregatorOptions options;
+  options.rounds = rounds;
+  options.clients_per_round = per_round;
+  options.min_clients = min_clients;
+  options.round_deadline_ms = 1000;
+  options.poll_interval_ms = 5;
+  options.seed = 17;
+  return options;
+}
+
+// global + sum n_i delta_i / sum n_i, in float64.
+NamedTensors fedavg_by_hand(const NamedTensors& global, const std::vector<std::pair<NamedTensors, int64_t>>& updates) {
+  NamedTensors out;
+  double total = 0;
+  for (const auto& [delta, n] : updates) total += static_cast<double>(n);
+  for (const auto& [name, tensor] : global) {
+    at::Tensor sum = at::zeros(tensor.sizes(), at::kDouble);
+    for (const auto& [delta, n] : updates) sum += delta.at(name).to(at::kDouble) * static_cast<double>(n);
+    out[name] = tensor.to(at::kDouble) + sum / total;
+  }
+  return out;
+}
+
+TEST(AggregatorService, OneFedAvgRoundEqualsTheWeightedMeanOfTheDeltas) {
+  Harness h(options_for(1, 3, 3));
+  ScriptedSite a(h.service, "site-a"), b(h.service, "site-b"), c(h.service, "site-c");
+  for (ScriptedSite* site : {&a, &b, &c}) {
+    EXPECT_EQ(site->poll().type, FederationMessage::error) << "polling before registering must be refused";
+    site->register_site().as<RegisterReply>(FederationMessage::register_reply);
+  }
+  ASSERT_EQ(h.service.open_round(), std::optional<uint32_t>(0));
+  const NamedTensors global = h.service.global().tensors;
+  std::vector<std::pair<NamedTensors, int64_t>> sent;
+  int64_t samples = 10;
+  uint64_t seed = 100;
+  for (ScriptedSite* site : {&a, &b, &c}) {
+    test::expect_tensors_equal(site->take_assignment(global, 0), global);
+    sent.emplace_back(test::seeded_delta(global, seed++), samples);
+    const auto ack = site->send_update(0, sent.back().first, samples, {{"train_loss", 1.0 + samples}})
+                         .as<UpdateAck>(FederationMessage::update_ack);
+    EXPECT_TRUE(ack.accepted) << ack.reason;
+    samples += 10;
+  }
+  EXPECT_EQ(h.service.state(), RunState::finished);
+  test::expect_tensors_near(h.service.global().tensors, fedavg_by_hand(global, sent), 1e-6);
+  const RoundSummary summary = h.service.history().at(0);
+  EXPECT_EQ(summary.reported, (std::vector<std::string>{"site-a", "site-b", "site-c"}));
+  EXPECT_EQ(summary.num_samples, 60);
+  EXPECT_NEAR(summary.metrics.at("train_loss"), (11.0 * 10 + 21.0 * 20 + 31.0 * 30) / 60, 1e-12);
+  const auto finished = a.poll().as<Finished>(FederationMessage::finished);
+  EXPECT_EQ(finished.rounds_completed, 1u);
+  EXPECT_FALSE(finished.failed);
+}
+
+TEST(AggregatorService, ARoundClosesAtItsDeadlineWithoutTheSiteThatDroppedOut) {
+  Harness h(options_for(2, 3, 2));
+  ScriptedSite a(h.service, "a"), b(h.service, "b"), gone(h.service, "gone");
+  for (ScriptedSite* site : {&a, &b, &gone}) site->register_site();
+  const NamedTensors global = h.service.global().tensors;
+  for (ScriptedSite* site : {&a, &b, &gone}) site->take_assignment(global, 0);   // all three start training
+  const NamedTensors delta_a = test::seeded_delta(global, 1), delta_b = test::seeded_delta(global, 2);
+  EXPECT_TRUE(a.send_update(0, delta_a, 5).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  EXPECT_TRUE(b.send_update(0, delta_b, 15).as<UpdateAck>(FederationMessage::update_ack).accepted);
+
+  h.clock->advance(999);
+  h.service.tick();
+  EXPECT_EQ(h.service.open_round(), std::optional<uint32_t>(0)) << "closed before the deadline";
+  EXPECT_EQ(a.poll().type, FederationMessage::wait) << "a site that reported waits for the next round";
+  h.clock->advance(1);
+  h.service.tick();
+  ASSERT_EQ(h.service.completed_rounds(), 1u);
+  test::expect_tensors_near(h.service.global().tensors, fedavg_by_hand(global, {{delta_a, 5}, {delta_b, 15}}), 1e-6);
+  EXPECT_EQ(h.service.history().at(0).reported, (std::vector<std::string>{"a", "b"}));
+
+  // The straggler's update for the closed round is refused; it gets round 1.
+  const auto late = gone.send_update(0, test::seeded_delta(global, 3), 5).as<UpdateAck>(FederationMessage::update_ack);
+  EXPECT_FALSE(late.accepted);
+  EXPECT_NE(late.reason.find("late update"), std::string::npos) << late.reason;
+  ASSERT_EQ(h.service.late_rejections().size(), 1u);
+  gone.take_assignment(global, 1);
+}
+
+TEST(AggregatorService, BadUpdatesAreRejectedAndTheRoundStillCompletes) {
+  AggregatorOptions options = options_for(2, 4, 2);
+  options.min_registered = 5;   // five registered, four sampled each round
+  Harness h(options);
+  std::vector<std::unique_ptr<ScriptedSite>> sites;
+  for (const char* id : {"s1", "s2", "s3", "s4", "s5"}) {
+    sites.push_back(std::make_unique<ScriptedSite>(h.service, id));
+    sites.back()->register_site();
+  }
+  const std::vector<std::string> sampled = h.service.sampled_clients();
+  ASSERT_EQ(sampled.size(), 4u);
+  auto site = [&](const std::string& id) -> ScriptedSite& {
+    for (auto& s : sites) {
+      if (s->id() == id) return *s;
+    }
+    throw std::logic_error("no site " + id);
+  };
+  std::string outsider;
+  for (auto& s : sites) {
+    if (std::find(sampled.begin(), sampled.end(), s->id()) == sampled.end()) outsider = s->id();
+  }
+  const NamedTensors global = h.service.global().tensors;
+  ScriptedSite& good1 = site(sampled[0]);
+  ScriptedSite& good2 = site(sampled[1]);
+  ScriptedSite& nan_site = site(sampled[2]);
+  ScriptedSite& shape_site = site(sampled[3]);
+  ScriptedSite stranger(h.service, "stranger");
+  auto rejected = [](const test::Reply& reply) {
+    const auto ack = reply.as<UpdateAck>(FederationMessage::update_ack);
+    EXPECT_FALSE(ack.accepted);
+    return ack.reason;
+  };
+
+  EXPECT_EQ(site(outsider).poll().type, FederationMessage::wait);
+  EXPECT_NE(rejected(site(outsider).send_update(0, test::seeded_delta(global, 9), 3)).find("not sampled"),
+            std::string::npos);
+  EXPECT_NE(rejected(stranger.send_update(0, test::seeded_delta(global, 9), 3)).find("not registered"),
+            std::string::npos);
+  EXPECT_NE(rejected(good1.send_update(7, test::seeded_delta(global, 9), 3)).find("no round 7"), std::string::npos);
+
+  const NamedTensors delta1 = test::seeded_delta(global, 11), delta2 = test::seeded_delta(global, 12);
+  EXPECT_TRUE(good1.send_update(0, delta1, 4).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  EXPECT_NE(rejected(good1.send_update(0, test::seeded_delta(global, 13), 4)).find("duplicate"), std::string::npos);
+
+  WireTensors with_nan = encode_tensors(test::seeded_delta(global, 14));
+  with_nan["blk.0.attn_q.weight.lora_b"] = test::nan_tensor({4, 2});
+  const std::string nan_reason = rejected(nan_site.send_update(0, with_nan, 4));
+  EXPECT_NE(nan_reason.find("finite"), std::string::npos) << nan_reason;
+  EXPECT_NE(rejected(nan_site.send_update(0, test::seeded_delta(global, 15), 4)).find("already sent an invalid"),
+            std::string::npos);
+
+  NamedTensors misshapen = test::seeded_delta(global, 16);
+  misshapen["blk.0.attn_v.weight.lora_b"] = at::zeros({4, 2});   // global is [3, 2]
+  const std::string shape_reason = rejected(shape_site.send_update(0, misshapen, 4));
+  EXPECT_NE(shape_reason.find("shape"), std::string::npos) << shape_reason;
+
+  EXPECT_EQ(h.service.completed_rounds(), 0u);
+  EXPECT_TRUE(good2.send_update(0, delta2, 6).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  // Every sampled site is done (two accepted, two invalid): no need to wait for the deadline.
+  ASSERT_EQ(h.service.completed_rounds(), 1u);
+  test::expect_tensors_near(h.service.global().tensors, fedavg_by_hand(global, {{delta1, 4}, {delta2, 6}}), 1e-6);
+  const RoundSummary summary = h.service.history().at(0);
+  EXPECT_EQ(summary.reported.size(), 2u);
+  EXPECT_EQ(summary.rejected.size(), 6u);   // round 7 was not open: logged only
+  EXPECT_EQ(h.service.state(), RunState::in_round);
+}
+
+TEST(AggregatorService, MalformedRequestsGetAnErrorReplyNotACrash) {
+  Harness h(options_for(1, 1, 1));
+  ScriptedSite site(h.service, "x");
+  EXPECT_NE(site.register_site("dim=8 layers=2").error_text().find("base model"), std::string::npos);
+  EXPECT_EQ(site.send(net::Bytes{1, 2, 3}).type, FederationMessage::error);
+  net::Bytes truncated = pack_message(FederationMessage::register_client, Register{"x", test::kTestFingerprint, 1});
+  truncated.resize(truncated.size() - 3);
+  EXPECT_EQ(site.send(truncated).type, FederationMessage::error);
+  EXPECT_EQ(site.register_site(test::kTestFingerprint, 1).type, FederationMessage::register_reply);
+  EXPECT_EQ(h.service.registered_clients(), std::vector<std::string>{"x"});
+}
+
+TEST(AggregatorService, ExtendsTheDeadlineThenFailsTheRun) {
+  AggregatorOptions options = options_for(3, 2, 2);
+  options.on_deadline = OnDeadline::extend;
+  options.max_extensions = 2;
+  Harness h(options);
+  ScriptedSite a(h.service, "a"), b(h.service, "b");
+  a.register_site();
+  b.register_site();
+  const NamedTensors global = h.service.global().tensors;
+  a.take_assignment(global, 0);
+  EXPECT_TRUE(a.send_update(0, test::seeded_delta(global, 1), 3).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  h.clock->advance(1000);
+  h.service.tick();
+  EXPECT_EQ(h.service.state(), RunState::in_round);
+  EXPECT_EQ(h.service.history().size(), 0u);
+  h.clock->advance(1000);
+  h.service.tick();
+  EXPECT_EQ(h.service.state(), RunState::in_round);
+  h.clock->advance(1000);
+  h.service.tick();
+  EXPECT_EQ(h.service.state(), RunState::failed);
+  EXPECT_NE(h.service.failure().find("after 2 extensions"), std::string::npos) << h.service.failure();
+  const auto finished = b.poll().as<Finished>(FederationMessage::finished);
+  EXPECT_TRUE(finished.failed);
+  EXPECT_EQ(finished.rounds_completed, 0u);
+  test::expect_tensors_equal(h.service.global().tensors, global);
+}
+
+TEST(AggregatorService, AnExtendedRoundClosesWhenTheStragglerArrives) {
+  AggregatorOptions options = options_for(1, 2, 2);
+  Harness h(options);
+  ScriptedSite a(h.service, "a"), b(h.service, "b");
+  a.register_site();
+  b.register_site();
+  const NamedTensors global = h.service.global().tensors;
+  a.take_assignment(global, 0);
+  EXPECT_TRUE(a.send_update(0, test::seeded_delta(global, 1), 3).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  h.clock->advance(1500);
+  h.service.tick();
+  EXPECT_EQ(h.service.state(), RunState::in_round);
+  const auto assignment = b.poll().as<RoundAssignment>(FederationMessage::round_assignment);
+  EXPECT_EQ(assignment.deadline_ms, 500) << "the extended deadline is 1000 ms after the first";
+  EXPECT_TRUE(b.send_update(0, test::seeded_delta(global, 2), 3).as<UpdateAck>(FederationMessage::update_ack).accepted);
+  EXPECT_EQ(h.service.state(), RunState::finished);
+  EXPECT_EQ(h.service.history().at(0).extensions, 1);
+}
+
+TEST(AggregatorService, OnDeadlineFailStopsAtTheFirstDeadline) {
+  AggregatorOptions options = options_for(2, 2, 2);
+  options.on_deadline = OnDeadline::fail;
+  Harness h(options);
+  ScriptedSite a(h.service, "a"), b(h.service, "b");
+  a.register_site();
+  b.register_site();
+  h.clock->advance(1000);
+  h.service.tick();
+  EXPECT_EQ(h.service.state(), RunState::failed);
+}
+
+// Sites whose deltas depend on the global they were handed, the round and
+// their id, so every round (and the FedAdam moments) depends on the ones before.
+void run_rounds(AggregatorService& service, std::vector<ScriptedSite>& sites, const NamedTensors& reference) {
+  for (ScriptedSite& site : sites) site.register_site();
+  while (!service.done()) {
+    const uint32_t round = *service.open_round();
+    bool any = false;
+    for (ScriptedSite& site : sites) {
+      const test::Reply reply = site.poll();
+      if (reply.type != FederationMessage::round_assignment) continue;
+      const auto assignment = reply.as<RoundAssignment>(FederationMessage::round_assignment);
+      const NamedTensors global = decode_tensors(assignment.adapters, reference, "assignment");
+      const uint32_t assigned = assignment.round;   // the round may have moved on within this loop
+      NamedTensors delta =
+          test::seeded_delta(global, std::hash<std::string>{}(site.id()) % 1000 + 31 * assigned, 0.05);
+      for (auto& [name, d] : delta) d = d - global.at(name) * 0.1;
+      const int64_t samples = 3 + static_cast<int64_t>(site.id().back() - '0');
+      EXPECT_TRUE(site.send_update(assigned, delta, samples).as<UpdateAck>(FederationMessage::update_ack).accepted);
+      any = true;
+    }
+    ASSERT_TRUE(any) << "round " << round << " assigned nobody";
+  }
+}
+
+std::vector<ScriptedSite> make_sites(AggregatorService& service) {
+  std::vector<ScriptedSite> sites;
+  for (const char* id : {"site1", "site2", "site3", "site4", "site5"}) sites.emplace_back(service, id);
+  return sites;
+}
+
+TEST(AggregatorService, KillAndRestartGivesBitIdenticalAdaptersWithFedAdam) {
+  AggregatorOptions options = options_for(3, 3, 3);   // 3 of 5 sampled per round
+  options.min_registered = 5;
+  options.strategy.name = "fedadam";
+  options.strategy.fedopt.eta = 0.05;
+  const NamedTensors reference = test::small_global().tensors;
+
+  options.checkpoint_dir = test::scratch_dir("agg_restart_straight");
+  NamedTensors straight;
+  std::vector<std::vector<std::string>> straight_samples;
+  {
+    Harness h(options);
+    std::vector<ScriptedSite> sites = make_sites(h.service);
+    run_rounds(h.service, sites, reference);
+    ASSERT_EQ(h.service.state(), RunState::finished);
+    straight = h.service.global().tensors;
+    for (const RoundSummary& s : h.service.history()) straight_samples.push_back(s.sampled);
+  }
+
+  options.checkpoint_dir = test::scratch_dir("agg_restart_killed");
+  std::vector<std::vector<std::string>> resumed_samples;
+  {
+    AggregatorOptions first = options;
+    first.rounds = 1;
+    Harness h(first);
+    std::vector<ScriptedSite> sites = make_sites(h.service);
+    run_rounds(h.service, sites, reference);
+    ASSERT_EQ(h.service.completed_rounds(), 1u);
+    resumed_samples.push_back(h.service.history().at(0).sampled);
+  }   // the aggregator is gone; only its checkpoint directory remains
+  {
+    // Built with a different initial global: the checkpoint must win.
+    Harness h(options, test::small_global(/*seed=*/99));
+    EXPECT_EQ(h.service.completed_rounds(), 1u);
+    EXPECT_EQ(h.service.registered_clients().size(), 5u) << "registrations are part of the checkpoint";
+    std::vector<ScriptedSite> sites = make_sites(h.service);
+    run_rounds(h.service, sites, reference);
+    ASSERT_EQ(h.service.state(), RunState::finished);
+    ASSERT_EQ(h.service.history().size(), 2u);
+    for (const RoundSummary& s : h.service.history()) resumed_samples.push_back(s.sampled);
+    test::expect_tensors_equal(h.service.global().tensors, straight);
+  }
+  EXPECT_EQ(resumed_samples, straight_samples);
+  EXPECT_NE(straight_samples[0], straight_samples[1]) << "sampling should vary between rounds";
+
+  const auto b = load_checkpoint(options.checkpoint_dir);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->completed_rounds, 3u);
+  EXPECT_EQ(b->strategy_state.at("step").item<int64_t>(), 3);
+}
+
+TEST(AggregatorService, RefusesACheckpointOfAnotherStrategyOrSeed) {
+  AggregatorOptions options = options_for(2, 1, 1);
+  options.checkpoint_dir = test::scratch_dir("agg_checkpoint_mismatch");
+  {
+    Harness h(options);
+    ScriptedSite a(h.service, "a");
+    a.register_site();
+    const NamedTensors global = h.service.global().tensors;
+    a.take_assignment(global, 0);
+    a.send_update(0, test::seeded_delta(global, 1), 2);
+    ASSERT_EQ(h.service.completed_rounds(), 1u);
+  }
+  AggregatorOptions other = options;
+  other.strategy.name = "fedyogi";
+  EXPECT_THROW(Harness{other}, std::runtime_error);
+  other = options;
+  other.seed = 18;
+  EXPECT_THROW(Harness{other}, std::runtime_error);
+  Harness resumed(options);
+  EXPECT_EQ(resumed.service.completed_rounds(), 1u);
+}
+
+// Records the rounds it is asked to close, like a split server would.
+class RecordingCloser : public SplitRoundCloser {
+ public:
+  explicit RecordingCloser(std::vector<uint32_t>& closed) : closed_(closed) {}
+  uint32_t close(uint32_t round) override {
+    closed_.push_back(round);
+    return 7;
+  }
+  std::string describe() const override { return "recording"; }
+
+ private:
+  std::vector<uint32_t>& closed_;
+};
+
+TEST(AggregatorService, TellsSplitServersToEndEachRoundAndAgainAfterARestart) {
+  AggregatorOptions options = options_for(3, 1, 1);
+  options.checkpoint_dir = test::scratch_dir("agg_split_resync");
+  std::vector<uint32_t> closed;
+  auto one_round = [](AggregatorService& service, ScriptedSite& site) {
+    const NamedTensors global = service.global().tensors;
+    const uint32_t round = *service.open_round();
+    site.take_assignment(global, round);
+    site.send_update(round, test::seeded_delta(global, round), 2);
+  };
+  {
+    AggregatorOptions first = options;
+    first.rounds = 2;
+    Harness h(first);
+    h.service.add_split_round_closer(std::make_unique<RecordingCloser>(closed));
+    ScriptedSite a(h.service, "a");
+    a.register_site();
+    one_round(h.service, a);
+    one_round(h.service, a);
+    EXPECT_EQ(h.service.history().at(1).split_clients_averaged, std::vector<uint32_t>{7});
+  }
+  EXPECT_EQ(closed, (std::vector<uint32_t>{0, 1}));
+  Harness h(options);
+  h.service.add_split_round_closer(std::make_unique<RecordingCloser>(closed));
+  ScriptedSite a(h.service, "a");
+  a.register_site();
+  one_round(h.service, a);
+  // Round 1 again (a no-op for a split server that heard it), then round 2.
+  EXPECT_EQ(closed, (std::vector<uint32_t>{0, 1, 1, 2}));
+}
+
+}  // namespace
+}  // namespace cleave::aggregator

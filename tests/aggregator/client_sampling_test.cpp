@@ -1,0 +1,61 @@
+#include "aggregator/client_sampling.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+namespace cleave::aggregator {
+namespace {
+
+std::vector<std::string> ids(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back("site-" + std::to_string(100 + i));
+  return out;
+}
+
+TEST(ClientSampling, DependsOnlyOnSeedRoundAndTheRegisteredSet) {
+  std::vector<std::string> shuffled = ids(20);
+  std::reverse(shuffled.begin(), shuffled.end());
+  const auto a = sample_clients(ids(20), 5, 42, 3);
+  EXPECT_EQ(a, sample_clients(shuffled, 5, 42, 3)) << "registration order must not matter";
+  EXPECT_TRUE(std::is_sorted(a.begin(), a.end()));
+  EXPECT_EQ(std::set<std::string>(a.begin(), a.end()).size(), 5u);
+  EXPECT_NE(a, sample_clients(ids(20), 5, 42, 4)) << "rounds draw differently";
+  EXPECT_NE(a, sample_clients(ids(20), 5, 43, 3)) << "seeds draw differently";
+  EXPECT_EQ(sample_clients(ids(20), 20, 1, 0), ids(20));
+  EXPECT_TRUE(sample_clients(ids(3), 0, 1, 0).empty());
+}
+
+// A fixed draw, so a change of generator (which would break resuming old
+// checkpoints in step) shows up here.
+TEST(ClientSampling, GoldenDraw) {
+  EXPECT_EQ(sample_clients(ids(10), 3, 7, 0), (std::vector<std::string>{"site-105", "site-107", "site-109"}));
+}
+
+TEST(ClientSampling, EveryClientIsDrawnAboutEquallyOften) {
+  std::map<std::string, int> hits;
+  for (uint32_t round = 0; round < 4000; ++round) {
+    for (const std::string& id : sample_clients(ids(10), 2, 9, round)) ++hits[id];
+  }
+  ASSERT_EQ(hits.size(), 10u);
+  for (const auto& [id, count] : hits) EXPECT_NEAR(count, 800, 120) << id;   // 4000 * 2 / 10, ~5 sigma
+}
+
+TEST(ClientSampling, RefusesImpossibleRequests) {
+  EXPECT_THROW(sample_clients(ids(3), 4, 1, 0), std::invalid_argument);
+  EXPECT_THROW(sample_clients({"a", "a"}, 1, 1, 0), std::invalid_argument);
+}
+
+TEST(ClientSampling, HowManyToSample) {
+  EXPECT_EQ(clients_to_sample(30, 0, 0.1, 1), 3);     // not 4 from 0.1 * 30 rounding up
+  EXPECT_EQ(clients_to_sample(31, 0, 0.1, 1), 4);
+  EXPECT_EQ(clients_to_sample(10, 0, 0.1, 2), 2);     // at least min_clients
+  EXPECT_EQ(clients_to_sample(10, 5, 0.1, 1), 5);     // a count wins over the fraction
+  EXPECT_EQ(clients_to_sample(3, 5, 1.0, 1), 3);      // never more than registered
+}
+
+}  // namespace
+}  // namespace cleave::aggregator

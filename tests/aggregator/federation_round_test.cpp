@@ -1,0 +1,236 @@
+// Whole federations in one process over the in-process transport: an
+// aggregator serving in its own thread, three FederatedClients training a tiny
+// model in theirs, and (SFL-V1) a split server whose rounds close with the
+// aggregator's. The same role code runs over ZeroMQ in a deployment.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <thread>
+
+#include "aggregator/aggregator_service.h"
+#include "aggregator/federated_client.h"
+#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
+#include "model/model_loader.h"
+#include "split/split_client.h"
+#include "split/split_server.h"
+#include "tests/aggregator/federation_fixture.h"
+#include "tests/support/tiny_model.h"
+#include "transport/inproc_channel.h"
+
+namespace cleave::aggregator {
+namespace {
+
+// Random token examples for one site; `count` differs per site so FedAvg's
+// weights matter.
+std::vector<data::Example> site_examples(int64_t count, uint64_t seed, int64_t vocab) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<data::Example> examples;
+  for (int64_t i = 0; i < count; ++i) {
+    const at::Tensor ids = at::randint(1, vocab, {14}, gen, at::kInt).contiguous();
+    data::Example example;
+    example.tokens.resize(static_cast<size_t>(ids.numel()));
+    std::memcpy(example.tokens.data(), ids.data_ptr<int32_t>(), example.tokens.size() * sizeof(int32_t));
+    example.loss_mask.assign(example.tokens.size() - 1, 1);
+    examples.push_back(std::move(example));
+  }
+  return examples;
+}
+
+FederatedClientOptions site_options(const std::string& id, uint64_t seed) {
+  FederatedClientOptions options;
+  options.client_id = id;
+  options.train.steps = 3;
+  options.train.lr = 2e-2;
+  options.train.warmup_steps = 0;
+  options.train.log_every = 0;
+  options.batches.batch_size = 2;
+  options.batches.seq_len = 8;
+  options.batches.seed = seed;
+  options.request_timeout_ms = 20000;
+  options.backoff_ms = 10;
+  return options;
+}
+
+AggregatorOptions aggregator_options(int64_t rounds) {
+  AggregatorOptions options;
+  options.rounds = rounds;
+  options.clients_per_round = 3;
+  options.min_clients = 3;
+  options.round_deadline_ms = 120000;
+  options.poll_interval_ms = 2;   // how long a site waits between polls
+  options.seed = 5;
+  return options;
+}
+
+void quiet(const std::string&) {}
+
+struct Site {
+  std::string id;
+  uint64_t seed;
+  std::vector<data::Example> examples;
+};
+
+class Federation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = load_llama(test::write_tiny_model("federation_round", 23), BaseQuant::int8);
+    lora_.rank = 2;
+    lora_.alpha = 4;
+    lora_.targets = {"q", "v", "down"};
+    const int64_t vocab = model_->config().vocab_size;
+    sites_ = {{"site-a", 101, site_examples(4, 1, vocab)},
+              {"site-b", 202, site_examples(6, 2, vocab)},
+              {"site-c", 303, site_examples(9, 3, vocab)}};
+  }
+
+  // Local training of one site from `global`, as FederatedClient does it,
+  // computed here on its own for the expected result.
+  NamedTensors local_delta(const Site& site, const NamedTensors& global, uint32_t round) {
+    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 0);
+    adapters.assign(global);
+    LocalTrainStep step(model_, adapters);
+    FederatedClientOptions options = site_options(site.id, site.seed);
+    TrainOptions train = options.train;
+    train.round = round;
+    data::BatchOptions batches = options.batches;
+    batches.seed = round_batch_seed(site.seed, round);
+    data::BatchStream stream(site.examples, batches);
+    Trainer(step, train).run(stream);
+    NamedTensors delta;
+    const NamedTensors local = adapters.to_named();
+    for (const auto& [name, start] : global) delta[name] = local.at(name) - start;
+    return delta;
+  }
+
+  std::shared_ptr<LlamaModel> model_;
+  lora::LoraOptions lora_;
+  std::vector<Site> sites_;
+};
+
+TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
+  net::InprocNetwork network;
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, /*cut_layer=*/0);
+  AggregatorService service(aggregator_options(1), initial, quiet);
+  auto server_channel = network.bind("aggregator");
+  std::atomic<bool> stop{false};
+  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+
+  std::vector<SiteReport> reports(sites_.size());
+  std::vector<std::thread> site_threads;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    site_threads.emplace_back([&, i] {
+      const Site& site = sites_[i];
+      auto channel = network.connect("aggregator");
+      lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
+      LocalTrainStep step(model_, adapters);
+      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, site.examples,
+                             site_options(site.id, site.seed), quiet);
+      reports[i] = client.run();
+    });
+  }
+  for (std::thread& t : site_threads) t.join();
+  aggregator_thread.join();   // serve() returns once every site was told the run is over
+
+  ASSERT_EQ(service.state(), RunState::finished) << service.failure();
+  NamedTensors expected_sum;
+  double total = 0;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    ASSERT_EQ(reports[i].rounds.size(), 1u);
+    const SiteRound& round = reports[i].rounds[0];
+    EXPECT_TRUE(round.accepted) << round.error;
+    EXPECT_EQ(round.num_samples, static_cast<int64_t>(sites_[i].examples.size()));
+    EXPECT_TRUE(round.metrics.count("train_loss"));
+    EXPECT_EQ(reports[i].rounds_completed, 1u);
+    const NamedTensors delta = local_delta(sites_[i], initial.tensors, 0);
+    test::expect_tensors_near(round.delta, delta, 1e-6);
+    const double n = static_cast<double>(sites_[i].examples.size());
+    total += n;
+    for (const auto& [name, d] : delta) {
+      at::Tensor weighted = d.to(at::kDouble) * n;
+      expected_sum[name] = expected_sum.count(name) ? expected_sum[name] + weighted : weighted;
+    }
+  }
+  NamedTensors expected;
+  for (const auto& [name, start] : initial.tensors) expected[name] = start.to(at::kDouble) + expected_sum[name] / total;
+  const NamedTensors global = service.global().tensors;
+  test::expect_tensors_near(global, expected, 1e-6);
+  double moved = 0;
+  for (const auto& [name, tensor] : global) moved += (tensor - initial.tensors.at(name)).abs().sum().item<double>();
+  EXPECT_GT(moved, 1e-3) << "local training should have changed the adapters";
+  const RoundSummary summary = service.history().at(0);
+  EXPECT_EQ(summary.num_samples, 4 + 6 + 9);
+  EXPECT_GT(service.bytes().total_bytes(wire::Direction::sent), 0u);
+}
+
+TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
+  const int32_t cut = 1;
+  net::InprocNetwork network;
+  split::SplitServerOptions split_options;
+  split_options.lora = lora_;
+  split_options.min_cut_layer = cut;
+  split_options.variant = split::ServerVariant::sfl_v1;
+  split::SplitServer split_server(model_, split_options, std::nullopt, quiet);
+  auto split_channel = network.bind("split");
+  std::atomic<bool> stop_split{false};
+  std::thread split_thread([&] { split_server.serve(*split_channel, stop_split, 5); });
+
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, 9, cut);
+  for (const auto& [name, tensor] : initial.tensors) ASSERT_LT(lora::layer_of(name.substr(0, name.rfind('.'))), cut);
+  AggregatorOptions options = aggregator_options(2);
+  options.split_servers = {"split"};
+  std::vector<std::pair<uint32_t, uint32_t>> closed;   // (aggregator rounds completed, split server round)
+  AggregatorService service(options, initial, quiet, nullptr,
+                            [&](const std::string& endpoint) { return network.connect(endpoint); });
+  service.on_round_closed([&](const RoundSummary& summary, const GlobalAdapters&) {
+    closed.emplace_back(summary.round + 1, summary.split_clients_averaged.at(0));
+  });
+  auto server_channel = network.bind("aggregator");
+  std::atomic<bool> stop{false};
+  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+
+  std::vector<SiteReport> reports(sites_.size());
+  std::vector<std::thread> site_threads;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    site_threads.emplace_back([&, i] {
+      const Site& site = sites_[i];
+      auto aggregator_channel = network.connect("aggregator");
+      auto to_split = network.connect("split");
+      lora::AdapterSet adapters =
+          lora::AdapterSet::create(*model_, lora_, 0, [cut](int64_t layer) { return layer < cut; });
+      split::SplitClientOptions split_client;
+      split_client.client_id = site.id;
+      split_client.cut_layer = cut;
+      split_client.timeout_ms = 20000;
+      split::SplitTrainStep step(model_, adapters, *to_split, split_client);
+      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *aggregator_channel, site.examples,
+                             site_options(site.id, site.seed), quiet);
+      reports[i] = client.run();
+    });
+  }
+  for (std::thread& t : site_threads) t.join();
+  aggregator_thread.join();
+  stop_split = true;
+  split_thread.join();
+
+  ASSERT_EQ(service.state(), RunState::finished) << service.failure();
+  for (const SiteReport& report : reports) {
+    ASSERT_EQ(report.rounds.size(), 2u);
+    for (const SiteRound& round : report.rounds) {
+      EXPECT_TRUE(round.trained) << round.error;   // the split server accepted the steps of both rounds
+      EXPECT_TRUE(round.accepted) << round.error;
+    }
+  }
+  // Each aggregator round ended the split server's round, averaging the three sites' server copies.
+  EXPECT_EQ(closed, (std::vector<std::pair<uint32_t, uint32_t>>{{1, 3}, {2, 3}}));
+  EXPECT_EQ(split_server.round(), 2u);
+  EXPECT_EQ(service.completed_rounds(), 2u);
+  // After the SFL-V1 average every site's server-side copy is the global one.
+  for (const Site& site : sites_) {
+    test::expect_tensors_equal(split_server.adapters_for(site.id).to_named(), split_server.global_adapters().to_named());
+  }
+}
+
+}  // namespace
+}  // namespace cleave::aggregator

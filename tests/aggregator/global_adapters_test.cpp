@@ -1,0 +1,121 @@
+// The aggregator's adapters on disk without a base model, and its round
+// checkpoint (GGUF + safetensors + state.json).
+#include "aggregator/global_adapters.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "aggregator/aggregator_checkpoint.h"
+#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
+#include "model/model_loader.h"
+#include "tests/support/tiny_model.h"
+
+namespace cleave::aggregator {
+namespace {
+
+class GlobalAdaptersTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::scratch_dir("global_adapters");
+    model_path_ = test::write_tiny_model("global_adapters_model", 4);
+    model_ = load_llama(model_path_, BaseQuant::int8);
+    lora_.rank = 3;
+    lora_.alpha = 6;
+    lora_.targets = {"q", "k", "up"};
+  }
+  std::string dir_, model_path_;
+  std::shared_ptr<LlamaModel> model_;
+  lora::LoraOptions lora_;
+};
+
+TEST_F(GlobalAdaptersTest, FromTheModelCoversOnlyTheClientBlocks) {
+  const GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, /*cut_layer=*/2);
+  EXPECT_EQ(global.base_fingerprint, lora::base_fingerprint(*model_));
+  EXPECT_EQ(global.tensors.size(), 2u * 3 * 2);   // blocks 0, 1 x q, k, up x a, b
+  for (const auto& [name, tensor] : global.tensors) EXPECT_LT(lora::layer_of(name), 2) << name;
+  // The same values AdapterSet::create gives, restricted to the client blocks.
+  const lora::NamedTensors full = lora::AdapterSet::create(*model_, lora_, 5).to_named();
+  for (const auto& [name, tensor] : global.tensors) EXPECT_TRUE(at::equal(tensor, full.at(name))) << name;
+  EXPECT_EQ(global_adapters_for_model(*model_, lora_, 5, 0).tensors.size(), 3u * 3 * 2);
+  EXPECT_THROW(global_adapters_for_model(*model_, lora_, 5, 3), std::invalid_argument);
+}
+
+TEST_F(GlobalAdaptersTest, SavedFileLoadsWithAndWithoutTheModel) {
+  GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, 0);
+  for (auto& [name, tensor] : global.tensors) tensor = tensor + 0.25;   // B is no longer zero
+  const std::string path = dir_ + "/global.gguf";
+  save_global_adapters(global, path, {{"cleave.round", "4"}});
+
+  const GlobalAdapters back = load_global_adapters(path);
+  EXPECT_EQ(back.base_fingerprint, global.base_fingerprint);
+  EXPECT_EQ(back.architecture, "llama");
+  EXPECT_EQ(back.lora.rank, 3);
+  EXPECT_EQ(back.lora.alpha, 6);
+  EXPECT_EQ(back.lora.targets, lora_.targets);
+  ASSERT_EQ(back.tensors.size(), global.tensors.size());
+  for (const auto& [name, tensor] : global.tensors) EXPECT_TRUE(at::equal(back.tensors.at(name), tensor)) << name;
+
+  // The same file is a LoRA adapter for the model (lora::load_gguf, llama.cpp's layout).
+  const lora::NamedTensors with_model = lora::load_gguf(path, *model_).to_named();
+  for (const auto& [name, tensor] : global.tensors) EXPECT_TRUE(at::equal(with_model.at(name), tensor)) << name;
+}
+
+TEST_F(GlobalAdaptersTest, RefusesFilesThatAreNotCleaveAdapters) {
+  EXPECT_THROW(load_global_adapters(model_path_), std::runtime_error);   // a base model, not an adapter
+  const lora::AdapterSet set = lora::AdapterSet::create(*model_, lora_, 1);
+  const std::string path = dir_ + "/plain.gguf";
+  lora::save_gguf(set, *model_, path);
+  EXPECT_EQ(load_global_adapters(path).tensors.size(), set.to_named().size());
+}
+
+TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndKeepsOnlyTheLatestRound) {
+  AggregatorCheckpoint checkpoint;
+  checkpoint.completed_rounds = 2;
+  checkpoint.strategy = "fedadam";
+  checkpoint.seed = 18446744073709551557ull;   // above int64: stored as a string
+  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, 1);
+  checkpoint.strategy_state = {{"m/x", at::randn({2, 3})}, {"step", at::scalar_tensor(2, at::kLong)}};
+  checkpoint.registered = {{"site-a", 10}, {"site-b", 20}};
+  save_checkpoint(dir_, checkpoint);
+  checkpoint.completed_rounds = 3;
+  checkpoint.strategy_state["step"] = at::scalar_tensor(3, at::kLong);
+  save_checkpoint(dir_, checkpoint);
+
+  const std::optional<AggregatorCheckpoint> back = load_checkpoint(dir_);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->completed_rounds, 3u);
+  EXPECT_EQ(back->strategy, "fedadam");
+  EXPECT_EQ(back->seed, checkpoint.seed);
+  EXPECT_EQ(back->registered, checkpoint.registered);
+  EXPECT_TRUE(at::equal(back->strategy_state.at("m/x"), checkpoint.strategy_state.at("m/x")));
+  EXPECT_EQ(back->strategy_state.at("step").scalar_type(), at::kLong);
+  EXPECT_EQ(back->strategy_state.at("step").item<int64_t>(), 3);
+  for (const auto& [name, tensor] : checkpoint.global.tensors) {
+    EXPECT_TRUE(at::equal(back->global.tensors.at(name), tensor)) << name;
+  }
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) files.push_back(entry.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"adapters-round-000003.gguf", "state.json",
+                                             "strategy-round-000003.safetensors"}));
+  EXPECT_FALSE(load_checkpoint(test::scratch_dir("global_adapters_empty")).has_value());
+}
+
+TEST_F(GlobalAdaptersTest, RefusesAStateOfAnotherVersion) {
+  std::ofstream(dir_ + "/state.json") << R"({"format": "cleave.aggregator.state", "version": 9})";
+  try {
+    load_checkpoint(dir_);
+    FAIL() << "version 9 was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("version 9, expected 1"), std::string::npos) << e.what();
+  }
+  std::ofstream(dir_ + "/state.json") << R"({"format": "something else", "version": 1})";
+  EXPECT_THROW(load_checkpoint(dir_), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace cleave::aggregator
