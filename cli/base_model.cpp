@@ -1,0 +1,55 @@
+#include "cli/base_model.h"
+
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+#include <ostream>
+#include <stdexcept>
+#include <thread>
+
+#include "cli/args.h"
+#include "model/gguf.h"
+#include "model/model_loader.h"
+
+namespace cleave::cli {
+
+int64_t set_threads(int64_t requested, std::ostream& out) {
+  if (requested < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
+  int64_t n = requested;
+  if (n == 0) n = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(n));
+  out << "threads: " << n << "\n";
+  return n;
+}
+
+BaseQuant quant_from_flag(const std::string& value) {
+  try {
+    return parse_base_quant(value);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--quant: ") + e.what());
+  }
+}
+
+BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model");
+  }
+  const std::shared_ptr<const gguf::File> file = gguf::File::open(path);
+  BaseModel base;
+  base.model = load_llama(file, quant);
+  base.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*file));
+  // Fewer tokens than embedding rows is fine (padded vocabularies); more would
+  // produce ids the model cannot embed.
+  if (base.tokenizer->size() > base.model->config().vocab_size) {
+    throw std::runtime_error(path + ": the tokenizer has " + std::to_string(base.tokenizer->size()) +
+                             " tokens but the model embeds only " +
+                             std::to_string(base.model->config().vocab_size) +
+                             ": the file is inconsistent");
+  }
+  out << "model: " << path << " (" << base.model->config().summary() << ", base "
+      << to_string(quant) << ", " << base.model->frozen_bytes() / 1024 << " KiB frozen)\n";
+  return base;
+}
+
+}  // namespace cleave::cli

@@ -1,0 +1,33 @@
+// What every command that runs a model needs: the thread count, the base
+// model and its tokenizer from one GGUF file.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+
+#include "model/frozen_weight.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+
+namespace cleave::cli {
+
+// Sets LibTorch's intra-op threads to `requested`, or to every core when 0
+// (LibTorch's own default here is 1); prints "threads: N"; returns N.
+int64_t set_threads(int64_t requested, std::ostream& out);
+
+// The value of a --quant flag; anything but native|none|int8|q4 is a UsageError.
+BaseQuant quant_from_flag(const std::string& value);
+
+struct BaseModel {
+  std::shared_ptr<LlamaModel> model;
+  std::shared_ptr<const Tokenizer> tokenizer;
+};
+
+// Opens the GGUF once for both; prints a one-line summary. Every problem
+// (missing, truncated, unsupported tensor type, no tokenizer) throws
+// std::runtime_error naming the file.
+BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out);
+
+}  // namespace cleave::cli

@@ -1,0 +1,199 @@
+#include "cli/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "cli/config_fields.h"
+#include "cli/config_yaml.h"
+
+namespace cleave::cli {
+namespace {
+
+// One function per section. A new section (split:, federation:, secure:) is
+// a struct in config.h, one function here and one line in visit_config.
+
+void base_section(Fields& f, BaseQuant& quant) {
+  f.choice("quant", quant,
+           {{"native", BaseQuant::native}, {"none", BaseQuant::none}, {"int8", BaseQuant::int8},
+            {"q4", BaseQuant::q4}});
+}
+
+void lora_section(Fields& f, lora::LoraOptions& o) {
+  f.field("rank", o.rank);
+  f.field("alpha", o.alpha);
+  f.field("dropout", o.dropout);
+  f.field("targets", o.targets);
+  f.field("layers", o.layers);
+}
+
+void data_section(Fields& f, DataConfig& d) {
+  f.field("train", d.train);
+  f.field("eval", d.eval);
+  f.field("eval_fraction", d.eval_fraction);
+  f.field("seq_len", d.seq_len);
+  f.field("batch_size", d.batch_size);
+  f.choice("mode", d.mode,
+           {{"packing", data::BatchMode::packing}, {"padding", data::BatchMode::padding}});
+  f.field("eval_batches", d.eval_batches);
+}
+
+void train_section(Fields& f, TrainOptions& t, int64_t& seed) {
+  f.field("steps", t.steps);
+  f.field("lr", t.lr);
+  f.field("min_lr_ratio", t.min_lr_ratio);
+  f.field("warmup_steps", t.warmup_steps);
+  f.field("weight_decay", t.weight_decay);
+  f.field("grad_clip", t.grad_clip);
+  f.field("eval_every", t.eval_every);
+  f.field("checkpoint_every", t.checkpoint_every);
+  f.field("log_every", t.log_every);
+  f.field("seed", seed);
+}
+
+void output_section(Fields& f, std::string& dir) { f.field("dir", dir); }
+
+void runtime_section(Fields& f, int64_t& threads) { f.field("threads", threads); }
+
+void visit_config(Fields& f, RunConfig& c, int64_t& seed) {
+  f.field("model", c.model);
+  f.section("base", [&](Fields& s) { base_section(s, c.quant); });
+  f.section("lora", [&](Fields& s) { lora_section(s, c.lora); });
+  f.section("data", [&](Fields& s) { data_section(s, c.data); });
+  f.section("train", [&](Fields& s) { train_section(s, c.train, seed); });
+  f.section("output", [&](Fields& s) { output_section(s, c.output_dir); });
+  f.section("runtime", [&](Fields& s) { runtime_section(s, c.threads); });
+}
+
+void federation_section(Fields& f, simulate::FleetOptions& o) {
+  f.field("clients", o.clients);
+  f.choice("partition", o.partition,
+           {{"iid", data::PartitionKind::iid}, {"dirichlet", data::PartitionKind::dirichlet},
+            {"natural", data::PartitionKind::natural}, {"size_skew", data::PartitionKind::size_skew}});
+  f.field("alpha", o.alpha);
+  f.field("label_field", o.label_field);
+  f.field("exponent", o.exponent);
+  f.field("client_eval_fraction", o.client_eval_fraction);
+  f.field("client_eval_batches", o.client_eval_batches);
+  f.field("rounds", o.rounds);
+  f.field("clients_per_round", o.clients_per_round);
+  f.choice("strategy", o.strategy.name, aggregator::strategy_names());
+  f.field("proximal_mu", o.strategy.fedprox.proximal_mu);
+  f.field("server_lr", o.strategy.fedopt.eta);
+  f.choice("mode", o.mode, {{"split", simulate::FleetMode::split}, {"nosplit", simulate::FleetMode::nosplit}});
+  f.field("cut_layer", o.cut_layer);
+  f.choice("variant", o.variant,
+           {{"sfl_v1", split::ServerVariant::sfl_v1}, {"sfl_v2", split::ServerVariant::sfl_v2}});
+  f.choice("transport", o.transport,
+           {{"inproc", simulate::FleetTransport::inproc}, {"tcp", simulate::FleetTransport::tcp}});
+  f.field("workers", o.workers);
+  f.field("eval_every", o.eval_every);
+  f.field("baselines", o.baselines);
+  f.field("progress", o.progress);
+}
+
+void visit_simulate_config(Fields& f, SimulateConfig& c, int64_t& seed) {
+  visit_config(f, c.run, seed);
+  f.section("federation", [&](Fields& s) { federation_section(s, c.federation); });
+}
+
+template <typename Check>
+void wrap_invalid(const std::string& source, Check check) {
+  try {
+    check();
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(source + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+void RunConfig::validate() const {
+  auto require = [&](bool ok, const std::string& what) {
+    if (!ok) throw ConfigError(source + ": " + what);
+  };
+  require(!model.empty(), "model: required: the path of the base model GGUF");
+  require(!data.train.empty(), "data.train: required: the training data (JSONL or text)");
+  require(data.eval_fraction >= 0 && data.eval_fraction < 1,
+          "data.eval_fraction must be in [0, 1), got " + std::to_string(data.eval_fraction));
+  require(data.eval.empty() || data.eval_fraction == 0,
+          "data.eval and data.eval_fraction both set: give a held-out file or a fraction, not both");
+  require(data.seq_len > 0, "data.seq_len must be > 0, got " + std::to_string(data.seq_len));
+  require(data.batch_size > 0, "data.batch_size must be > 0, got " + std::to_string(data.batch_size));
+  require(data.eval_batches >= 0, "data.eval_batches must be >= 0 (0: all)");
+  require(!output_dir.empty(), "output.dir: required: the run directory");
+  require(threads >= 0, "runtime.threads must be >= 0 (0: all cores)");
+  wrap_invalid(source, [&] { lora.validate(); });
+  wrap_invalid(source, [&] { train.validate(); });
+}
+
+Override parse_override(const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set " + text + ": expected key=value with a dotted key, e.g. train.lr=1e-3");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+RunConfig parse_config(const std::string& yaml_text, const std::string& source,
+                       const std::vector<Override>& overrides) {
+  RunConfig config;
+  config.source = source;
+  int64_t seed = static_cast<int64_t>(config.seed);
+  read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_config(f, config, seed); });
+  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
+  config.seed = static_cast<uint64_t>(seed);
+  config.validate();
+  return config;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<Override>& overrides) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path, overrides);
+}
+
+void SimulateConfig::validate() const {
+  run.validate();
+  wrap_invalid(run.source, [&] { federation.validate(); });
+}
+
+SimulateConfig parse_simulate_config(const std::string& yaml_text, const std::string& source,
+                                     const std::vector<Override>& overrides) {
+  SimulateConfig config;
+  config.run.source = source;
+  config.run.output_dir = "runs/simulate";
+  int64_t seed = static_cast<int64_t>(config.run.seed);
+  read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_simulate_config(f, config, seed); });
+  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
+  config.run.seed = static_cast<uint64_t>(seed);
+  config.validate();
+  return config;
+}
+
+SimulateConfig load_simulate_config(const std::string& path, const std::vector<Override>& overrides) {
+  std::ifstream in(path);
+  if (!in) {
+    throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_simulate_config(text.str(), path, overrides);
+}
+
+std::string to_yaml(const SimulateConfig& config) {
+  SimulateConfig copy = config;
+  int64_t seed = static_cast<int64_t>(config.run.seed);
+  return write_yaml([&](Fields& f) { visit_simulate_config(f, copy, seed); });
+}
+
+std::string to_yaml(const RunConfig& config) {
+  RunConfig copy = config;
+  int64_t seed = static_cast<int64_t>(config.seed);
+  return write_yaml([&](Fields& f) { visit_config(f, copy, seed); });
+}
+
+}  // namespace cleave::cli

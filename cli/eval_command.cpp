@@ -1,0 +1,88 @@
+// cleave eval --model FILE.gguf --data FILE [--adapter FILE] [--ctx N] ...
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "cli/base_model.h"
+#include "cli/commands.h"
+#include "client/batching.h"
+#include "client/dataset.h"
+#include "client/evaluate.h"
+#include "lora/adapter_gguf.h"
+
+namespace cleave::cli {
+namespace {
+
+// Without --ctx, examples are scored one per row up to this many tokens
+// (or the model's context if shorter): the padded rows stay small.
+constexpr int64_t kDefaultEvalSeqLen = 512;
+
+}  // namespace
+
+ArgParser eval_parser() {
+  return ArgParser("eval", "--model FILE.gguf --data FILE [options]",
+                   "Prints the perplexity of the model (with an adapter, if given) on the data;\n"
+                   "`perplexity: X` is the last line.\n"
+                   "With --ctx N on a plain-text file: llama.cpp's llama-perplexity scheme (the\n"
+                   "text tokenized once with BOS, cut into chunks of N tokens that each start\n"
+                   "with BOS, the second half of each chunk scored), so figures compare with\n"
+                   "llama.cpp. Otherwise every record of a JSONL (or blank-line separated\n"
+                   "text) file is scored on its own, up to --ctx or min(model context, 512)\n"
+                   "tokens; prompt tokens of prompt/completion records are not scored.")
+      .value("--model", "FILE", "base model GGUF")
+      .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
+      .value("--adapter", "FILE", "LoRA adapter GGUF to apply")
+      .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
+      .value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
+      .value("--batch-size", "B", "rows per forward pass (default 4)")
+      .value("--threads", "N", "LibTorch threads (default 0: all cores)");
+}
+
+int run_eval(const ParsedArgs& args) {
+  const std::string model_path = args.require("--model");
+  const std::string data_path = args.require("--data");
+  const BaseQuant quant = quant_from_flag(args.get_or("--quant", "native"));
+  const int64_t batch_size = args.get_int("--batch-size", 4);
+  if (batch_size <= 0) throw UsageError("--batch-size must be > 0");
+  const bool has_ctx = args.has("--ctx");
+  const int64_t ctx = args.get_int("--ctx", 0);
+  if (has_ctx && ctx < 2) throw UsageError("--ctx must be at least 2");
+
+  set_threads(args.get_int("--threads", 0), std::cout);
+  const BaseModel base = load_base_model(model_path, quant, std::cout);
+  std::optional<lora::AdapterSet> adapters;
+  if (const auto adapter_path = args.get("--adapter")) {
+    adapters = lora::load_gguf(*adapter_path, *base.model);
+    std::cout << "adapter: " << *adapter_path << " (" << adapters->pairs().size()
+              << " adapted projections, rank " << adapters->options().rank << ")\n";
+  }
+  const LinearAdapters* applied = adapters ? &*adapters : nullptr;
+
+  EvalResult result;
+  if (has_ctx && !data::is_jsonl_path(data_path)) {
+    const std::vector<int32_t> tokens =
+        base.tokenizer->encode(data::read_text_file(data_path), /*add_bos=*/true);
+    const auto chunks = data::perplexity_chunks(tokens, ctx, base.tokenizer->bos());
+    std::cout << "data: " << data_path << ": " << tokens.size() << " tokens, " << chunks.size()
+              << " chunks of " << ctx << " (second half of each scored)\n";
+    result = evaluate_chunks(*base.model, applied, chunks, batch_size);
+  } else {
+    const std::vector<data::Example> examples =
+        data::tokenize_records(*base.tokenizer, data::read_records(data_path));
+    data::BatchOptions options;
+    options.mode = data::BatchMode::padding;
+    options.batch_size = batch_size;
+    options.seq_len = has_ctx ? ctx : std::min(base.model->config().context_length, kDefaultEvalSeqLen);
+    options.pad_token = base.tokenizer->eos();
+    std::cout << "data: " << data_path << ": " << examples.size() << " records, up to "
+              << options.seq_len << " tokens each\n";
+    result = evaluate(*base.model, applied, data::eval_batches(examples, options));
+  }
+  char line[64];
+  std::snprintf(line, sizeof line, "%.4f", result.perplexity());
+  std::cout << "scored tokens: " << result.n_scored << "\n";
+  std::cout << "perplexity: " << line << std::endl;
+  return 0;
+}
+
+}  // namespace cleave::cli

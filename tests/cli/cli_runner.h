@@ -1,0 +1,76 @@
+// Running the `cleave` binary from tests, and small models to point it at.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_writer.h"
+#include "model/vocab_builder.h"
+#include "tests/support/tiny_model.h"
+
+namespace cleave::test {
+
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << "looked for: " << (part) << "\nin: " << (text)
+
+struct CliResult {
+  int status = -1;     // exit status
+  std::string output;  // stdout and stderr, interleaved
+
+  std::string last_line() const {
+    std::string text = output;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    const size_t nl = text.rfind('\n');
+    return nl == std::string::npos ? text : text.substr(nl + 1);
+  }
+};
+
+inline std::string shell_quote(const std::string& arg) {
+  std::string quoted = "'";
+  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+// Runs `cleave args...` and collects its output and exit status.
+inline CliResult run_cleave(const std::vector<std::string>& args) {
+  std::string command = shell_quote(CLEAVE_CLI_BINARY);
+  for (const std::string& a : args) command += " " + shell_quote(a);
+  command += " 2>&1";
+  CliResult result;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+  if (!pipe) return result;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) result.output.append(buffer.data(), n);
+  const int raw = pclose(pipe.release());
+  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+  return result;
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+// A tiny random Llama with a tokenizer built for `words`, so the commands can
+// load it; returns its path.
+inline std::string write_tiny_model_with_tokenizer(const std::string& dir, uint64_t seed = 7,
+                                                   int64_t ffn_dim = 48) {
+  const Vocabulary vocab = build_vocabulary(
+      {"the patient has a mild fever and a dry cough", "rest and fluids were advised"});
+  LlamaConfig c = tiny_config();
+  c.vocab_size = static_cast<int64_t>(vocab.tokens.size());
+  c.ffn_dim = ffn_dim;
+  const std::string path = dir + "/tiny-" + std::to_string(seed) + "-" + std::to_string(ffn_dim) + ".gguf";
+  write_llama_gguf(path, c, random_llama_weights(c, seed), &vocab);
+  return path;
+}
+
+}  // namespace cleave::test
