@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include "cli/base_model.h"
 
 #include <ATen/Parallel.h>
@@ -16,7 +17,13 @@ namespace cleave::cli {
 int64_t set_threads(int64_t requested, std::ostream& out) {
   if (requested < 0) throw std::invalid_argument("threads must be >= 0 (0: all cores)");
   int64_t n = requested;
-  if (n == 0) n = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  // 0: all cores, unless OMP_NUM_THREADS says otherwise (the test suite runs
+  // every test with 1 thread so parallel tests do not oversubscribe the cores).
+  if (n == 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    n = env ? std::atoll(env) : 0;
+    if (n <= 0) n = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  }
   at::set_num_threads(static_cast<int>(n));
   out << "threads: " << n << "\n";
   return n;
