@@ -48,7 +48,9 @@ at::Tensor AdapterSet::delta(const std::string& base_name, const at::Tensor& x) 
   at::Tensor input = x;
   if (training_ && options_.dropout > 0) input = at::dropout(x, options_.dropout, /*train=*/true);
   // [..., in] -> [..., r] -> [..., out]
-  return at::matmul(at::matmul(input, it->second.a.t()), it->second.b.t()) * scale();
+  // scaling the [..., r] intermediate instead of the [..., out] result: same
+  // value, a pass over r instead of out columns (forward and backward)
+  return at::matmul(at::matmul(input, it->second.a.t()) * scale(), it->second.b.t());
 }
 
 std::vector<at::Tensor> AdapterSet::parameters() const {

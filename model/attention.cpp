@@ -3,11 +3,21 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
+
+#include "model/fused_attention.h"
+#include "model/fused_ops.h"
 
 namespace cleave {
 
 at::Tensor apply_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, double base,
                       RopeStyle style) {
+  if (x.scalar_type() == at::kFloat) return fused_rope(x, pos0, rope_dims, base, style);
+  return apply_rope_naive(x, pos0, rope_dims, base, style);
+}
+
+at::Tensor apply_rope_naive(const at::Tensor& x, int64_t pos0, int64_t rope_dims, double base,
+                            RopeStyle style) {
   const int64_t T = x.size(1);
   const int64_t head_dim = x.size(3);
   const int64_t half = rope_dims / 2;
@@ -38,6 +48,11 @@ at::Tensor apply_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, doub
 }
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (q.scalar_type() == at::kFloat && q.device().is_cpu()) return fused_causal_attention(q, k, v);
+  return causal_attention_naive(q, k, v);
+}
+
+at::Tensor causal_attention_naive(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), d = q.size(3);
   const int64_t S = k.size(1), Hkv = k.size(2);
   const int64_t group = Hq / Hkv;

@@ -4,10 +4,20 @@
 
 #include <stdexcept>
 
+#include "model/fused_ops.h"
+
 namespace cleave {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && !weight.requires_grad()) {
+    return fused_rms_norm(x, weight, eps);
+  }
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
+}
+
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
+  if (gate.scalar_type() == at::kFloat && up.scalar_type() == at::kFloat) return fused_swiglu(gate, up);
+  return at::silu(gate) * up;
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
@@ -45,7 +55,7 @@ at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& 
   at::Tensor y = rms_norm(h1, block.ffn_norm, config_.norm_eps);
   at::Tensor gate = block.ffn_gate.forward(y, adapters);                   // [B, T, ffn]
   at::Tensor up = block.ffn_up.forward(y, adapters);
-  return h1 + block.ffn_down.forward(at::silu(gate) * up, adapters);      // [B, T, dim]
+  return h1 + block.ffn_down.forward(swiglu(gate, up), adapters);         // [B, T, dim]
 }
 
 at::Tensor LlamaModel::run_blocks(at::Tensor h, int64_t begin, int64_t end,

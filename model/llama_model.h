@@ -61,6 +61,10 @@ class LlamaModel {
 };
 
 // RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * weight.
+// Float32 with a frozen weight runs the fused kernel (model/fused_ops.h).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+// The SwiGLU activation silu(gate) * up ([..., ffn]); fused for float32.
+at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up);
 
 }  // namespace cleave

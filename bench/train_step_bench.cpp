@@ -1,0 +1,381 @@
+// Tokens/s and peak RSS of one LoRA training step (forward, backward, AdamW
+// step; frozen base; r=8, alpha 16 on all seven projections) for three model
+// sizes at base none/int8/q4, plus a float32 matmul rate and the model FLOP
+// utilisation against it.
+//
+// Every configuration runs in its own child process (this executable started
+// again with --child), so its peak RSS (VmHWM) is its own.
+//
+// Training FLOPs per token (written down once, used for MFU):
+//   P     = elements of all frozen matmul weights (7 per block + output head)
+//   P_l   = LoRA parameters (r * (in + out) per adapted projection)
+//   attn  = 4 * T * q_dim * n_layers   (q k^T and p v, full [T, T], the usual
+//           non-causal count; a causal kernel does about half of it)
+//   forward  = 2 P + 2 P_l + attn
+//   backward = 2 P        (input gradients only: the base is frozen)
+//            + 4 P_l      (input and weight gradients of A and B)
+//            + 2 attn     (dq, dk, dv, dp)
+//   total    = 4 P + 6 P_l + 3 attn
+//
+// Usage: train_step_bench [--only NAME:QUANT[,NAME:QUANT...]] [--steps N]
+//                         [--warmup N] [--threads N] [--stories PATH] [--tsv FILE]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/adamw.h"
+#include "client/train_step.h"
+#include "lora/adapter_set.h"
+#include "model/llama_model.h"
+#include "model/model_loader.h"
+
+namespace cleave::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Workload {
+  std::string name;
+  int64_t batch = 0, seq = 0;
+  int steps = 0, warmup = 0;  // defaults; --steps / --warmup override
+};
+
+const std::vector<Workload> kWorkloads = {
+    {"stories260K", 32, 256, 5, 2},
+    {"llama-40M", 8, 256, 3, 1},
+    {"llama-110M", 4, 256, 3, 1},
+};
+const std::vector<std::string> kQuants = {"none", "int8", "q4"};
+
+LlamaConfig random_config(const std::string& name) {
+  LlamaConfig c;
+  c.vocab_size = 32000;
+  c.context_length = 2048;
+  if (name == "llama-40M") {
+    c.dim = 512, c.n_layers = 8, c.n_heads = 8, c.n_kv_heads = 4, c.ffn_dim = 1376;
+  } else if (name == "llama-110M") {
+    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.ffn_dim = 2048;
+  } else {
+    throw std::invalid_argument("unknown benchmark model '" + name + "'");
+  }
+  c.head_dim = c.dim / c.n_heads;
+  c.rope_dims = c.head_dim;
+  return c;
+}
+
+// A random Llama built tensor by tensor: each float matrix is quantized as
+// soon as it is drawn, so loading never holds the float model (peak RSS is the
+// training run's, not the loader's).
+std::shared_ptr<LlamaModel> random_model(const LlamaConfig& c, BaseQuant quant, uint64_t seed) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto linear = [&](const std::string& name, int64_t out, int64_t in) {
+    FrozenLinear l;
+    l.name = name;
+    l.weight = FrozenWeight::from_float(at::empty({out, in}).normal_(0.0, 0.02, gen), quant);
+    return l;
+  };
+  at::Tensor token_embd = at::empty({c.vocab_size, c.dim}).normal_(0.0, 0.02, gen);
+  std::vector<LlamaBlock> blocks;
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LlamaBlock b;
+    b.attn_norm = at::ones({c.dim});
+    b.attn_q = linear(p + "attn_q.weight", c.q_dim(), c.dim);
+    b.attn_k = linear(p + "attn_k.weight", c.kv_dim(), c.dim);
+    b.attn_v = linear(p + "attn_v.weight", c.kv_dim(), c.dim);
+    b.attn_output = linear(p + "attn_output.weight", c.dim, c.q_dim());
+    b.ffn_norm = at::ones({c.dim});
+    b.ffn_gate = linear(p + "ffn_gate.weight", c.ffn_dim, c.dim);
+    b.ffn_up = linear(p + "ffn_up.weight", c.ffn_dim, c.dim);
+    b.ffn_down = linear(p + "ffn_down.weight", c.dim, c.ffn_dim);
+    blocks.push_back(std::move(b));
+  }
+  FrozenLinear output = linear("output.weight", c.vocab_size, c.dim);
+  return std::make_shared<LlamaModel>(c, token_embd, std::move(blocks), at::ones({c.dim}),
+                                      std::move(output));
+}
+
+// Training FLOPs per token; see the formula at the top of this file.
+double train_flops_per_token(const LlamaModel& model, const lora::AdapterSet& adapters,
+                             int64_t seq) {
+  double matmul_params = 0;
+  for (const FrozenLinear* l : model.linears()) {
+    matmul_params += static_cast<double>(l->weight.out_features() * l->weight.in_features());
+  }
+  const LlamaConfig& c = model.config();
+  const double lora_params = static_cast<double>(adapters.parameter_count());
+  const double attn = 4.0 * seq * c.q_dim() * c.n_layers;
+  return 4 * matmul_params + 6 * lora_params + 3 * attn;
+}
+
+int64_t peak_rss_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct ChildResult {
+  double tokens_per_s = 0;
+  double step_s = 0;
+  int64_t peak_rss_kib = 0;
+  double flops_per_token = 0;
+  int64_t parameters = 0, trainable = 0;
+};
+
+// One configuration, in this (child) process. Prints one line:
+// "RESULT <tok/s> <median step s> <peak RSS KiB> <flops/token> <params> <trainable>".
+int run_child(const Workload& w, const std::string& quant_name, const std::string& stories_path) {
+  const BaseQuant quant = parse_base_quant(quant_name);
+  std::shared_ptr<LlamaModel> model = w.name == "stories260K"
+                                          ? load_llama(stories_path, quant)
+                                          : random_model(random_config(w.name), quant, 1234);
+  lora::LoraOptions options;  // r = 8, alpha = 16, all seven projections
+  lora::AdapterSet adapters = lora::AdapterSet::create(*model, options, 42);
+  adapters.set_training(true);
+  LocalTrainStep step(model, adapters);
+  AdamW optimizer(adapters.parameters(), AdamWOptions{});
+
+  data::Batch batch;
+  batch.batch_size = w.batch;
+  batch.seq_len = w.seq;
+  const int64_t n = w.batch * w.seq;
+  at::Tensor tokens = at::randint(model->config().vocab_size, {n + 1},
+                                  at::make_generator<at::CPUGeneratorImpl>(7), at::kInt);
+  const int32_t* t = tokens.data_ptr<int32_t>();
+  batch.inputs.assign(t, t + n);
+  batch.targets.assign(t + 1, t + n + 1);
+  batch.weights.assign(n, 1.0f);
+  batch.n_target_tokens = n;
+
+  std::vector<double> seconds;
+  for (int i = 0; i < w.warmup + w.steps; ++i) {
+    StepContext context;
+    context.step = i;
+    context.lr = 1e-4;
+    const auto start = Clock::now();
+    step.forward_backward(batch, context);
+    optimizer.step(context.lr);
+    optimizer.zero_grad();
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    if (i >= w.warmup) seconds.push_back(s);
+  }
+  const double step_s = median(seconds);
+  std::printf("RESULT %.6g %.6g %lld %.6g %lld %lld\n", static_cast<double>(n) / step_s, step_s,
+              static_cast<long long>(peak_rss_kib()),
+              train_flops_per_token(*model, adapters, w.seq),
+              static_cast<long long>(model->parameter_count()),
+              static_cast<long long>(adapters.parameter_count()));
+  return 0;
+}
+
+// Runs this executable again with `args`, returns its RESULT line parsed, or
+// nullopt (with the reason on stderr) when it failed.
+std::optional<ChildResult> run_in_child(const std::vector<std::string>& args) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed: " + std::string(std::strerror(errno)));
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv("/proc/self/exe", argv.data());
+    std::fprintf(stderr, "exec of /proc/self/exe failed: %s\n", std::strerror(errno));
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string output;
+  char buf[4096];
+  ssize_t got;
+  while ((got = read(fds[0], buf, sizeof buf)) > 0) output.append(buf, static_cast<size_t>(got));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::cerr << "child " << args[2] << ":" << args[3] << " failed (status " << status << ")\n"
+              << output;
+    return std::nullopt;
+  }
+  std::istringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("RESULT ", 0) != 0) continue;
+    std::istringstream fields(line.substr(7));
+    ChildResult r;
+    fields >> r.tokens_per_s >> r.step_s >> r.peak_rss_kib >> r.flops_per_token >> r.parameters >>
+        r.trainable;
+    if (fields) return r;
+  }
+  std::cerr << "child printed no RESULT line:\n" << output;
+  return std::nullopt;
+}
+
+// Best of a few timed runs of a float32 [m, k] x [k, n] matmul, in GFLOP/s.
+double matmul_gflops(int64_t m, int64_t k, int64_t n) {
+  at::Tensor a = at::randn({m, k}), b = at::randn({k, n});
+  at::Tensor c = at::mm(a, b);
+  double best = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    at::mm_out(c, a, b);
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::max(best, 2.0 * m * k * n / s / 1e9);
+  }
+  return best;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(s);
+  while (std::getline(in, item, sep)) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> only;
+  std::optional<int> steps, warmup;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string stories = "../shared/models/stories260K.gguf";
+  std::string tsv;
+  std::optional<std::pair<std::string, std::string>> child;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--only") {
+      for (const std::string& s : split(value(), ',')) only.push_back(s);
+    } else if (arg == "--steps") {
+      steps = std::stoi(value());
+    } else if (arg == "--warmup") {
+      warmup = std::stoi(value());
+    } else if (arg == "--threads") {
+      threads = std::stoi(value());
+    } else if (arg == "--stories") {
+      stories = value();
+    } else if (arg == "--tsv") {
+      tsv = value();
+    } else if (arg == "--child") {
+      const std::string name = value();
+      child = std::make_pair(name, value());
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
+                   "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
+                   "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
+      return 0;
+    } else {
+      throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
+    }
+  }
+  at::set_num_threads(threads);
+
+  auto workload = [&](const std::string& name) {
+    for (Workload w : kWorkloads) {
+      if (w.name != name) continue;
+      if (steps) w.steps = *steps;
+      if (warmup) w.warmup = *warmup;
+      return w;
+    }
+    throw std::invalid_argument("unknown model '" + name +
+                                "': expected stories260K, llama-40M or llama-110M");
+  };
+  if (child) return run_child(workload(child->first), child->second, stories);
+
+  std::vector<std::pair<Workload, std::string>> rows;
+  for (const Workload& w : kWorkloads) {
+    for (const std::string& q : kQuants) {
+      const std::string key = w.name + ":" + q;
+      if (only.empty() || std::find(only.begin(), only.end(), key) != only.end()) {
+        rows.emplace_back(workload(w.name), q);
+      }
+    }
+  }
+  if (rows.empty()) throw std::invalid_argument("--only selected no configuration (see --help)");
+
+  const double gflops_square = matmul_gflops(1024, 1024, 1024);
+  const double gflops_model = matmul_gflops(1024, 768, 2048);
+  const double peak = std::max(gflops_square, gflops_model);
+  std::printf("threads: %d\n", at::get_num_threads());
+  std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
+              gflops_square, gflops_model);
+  std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
+              "tokens/s", "step s", "MFU", "peak RSS MiB");
+
+  std::ofstream tsv_out;
+  if (!tsv.empty()) {
+    tsv_out.open(tsv, std::ios::app);
+    if (!tsv_out) throw std::runtime_error("cannot open " + tsv + " for appending");
+  }
+  int failures = 0;
+  for (const auto& [w, quant] : rows) {
+    if (w.name == "stories260K" && access(stories.c_str(), R_OK) != 0) {
+      std::printf("%-12s skipped: %s not found (pass --stories PATH)\n", w.name.c_str(),
+                  stories.c_str());
+      continue;
+    }
+    std::optional<ChildResult> r = run_in_child(
+        {argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
+         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories});
+    if (!r) {
+      ++failures;
+      continue;
+    }
+    const double mfu = r->tokens_per_s * r->flops_per_token / (peak * 1e9);
+    std::printf("%-12s %6lld %5lld %5s %12.0f %10.3f %6.1f%% %14.1f\n", w.name.c_str(),
+                static_cast<long long>(w.batch), static_cast<long long>(w.seq), quant.c_str(),
+                r->tokens_per_s, r->step_s, 100 * mfu, r->peak_rss_kib / 1024.0);
+    std::fflush(stdout);
+    if (tsv_out) {
+      tsv_out << w.name << '\t' << w.batch << '\t' << w.seq << '\t' << quant << '\t'
+              << r->tokens_per_s << '\t' << mfu << '\t' << r->peak_rss_kib << '\t' << peak << '\t'
+              << r->flops_per_token << '\n';
+    }
+  }
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace cleave::bench
+
+int main(int argc, char** argv) {
+  try {
+    return cleave::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "train_step_bench: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,355 @@
+#include "model/fused_attention.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "model/cpu_kernels.h"
+
+namespace cleave {
+namespace {
+
+using kernels::madd;
+
+constexpr int64_t kRows = 4;   // query rows per tile
+constexpr int64_t kCols = 16;  // key columns per register block
+
+// Shapes and raw pointers of one attention call. Row (b, t, h) of q/out/grads
+// starts at ((b * T + t) * Hq + h) * d; row (b, s, g) of k/v at ((b * S + s) * Hkv + g) * d.
+struct Problem {
+  int64_t B, T, S, Hq, Hkv, d;
+  float scale;
+  int64_t q_row(int64_t b, int64_t t, int64_t h) const { return ((b * T + t) * Hq + h) * d; }
+  int64_t kv_row(int64_t b, int64_t s, int64_t g) const { return ((b * S + s) * Hkv + g) * d; }
+  int64_t q_stride() const { return Hq * d; }
+  int64_t kv_stride() const { return Hkv * d; }
+  int64_t visible(int64_t t) const { return S - T + t + 1; }  // keys query t may see
+};
+
+// c[r][j] = sum_k a[r][k] * bt[k][j] for r < R, j < n (a: rows lda apart,
+// bt: [d][ldbt], c: rows ldc apart).
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void rows_times_bt(const float* a, int64_t lda, const float* bt,
+                                        int64_t ldbt, int64_t d, int64_t n, float* c,
+                                        int64_t ldc) {
+  int64_t j0 = 0;
+  for (; j0 + kCols <= n; j0 += kCols) {
+    float acc[R][kCols] = {};
+    for (int64_t k = 0; k < d; ++k) {
+      const float* b = bt + k * ldbt + j0;
+      for (int r = 0; r < R; ++r) {
+        const float av = a[r * lda + k];
+        for (int64_t jj = 0; jj < kCols; ++jj) acc[r][jj] = madd<Fma>(av, b[jj], acc[r][jj]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int64_t jj = 0; jj < kCols; ++jj) c[r * ldc + j0 + jj] = acc[r][jj];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int64_t j = j0; j < n; ++j) c[r * ldc + j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const float av = a[r * lda + k];
+      for (int64_t j = j0; j < n; ++j) c[r * ldc + j] = madd<Fma>(av, bt[k * ldbt + j], c[r * ldc + j]);
+    }
+  }
+}
+
+// c[r][k] = alpha * sum_{j < n} p[r][j] * m[j][k] for r < R, k < d, in column
+// chunks of W (p: rows ldp apart, m: rows ldm apart, c: rows ldc apart).
+template <bool Fma, int R, int W>
+CLEAVE_ALWAYS_INLINE void rows_times_m_chunked(const float* p, int64_t ldp, const float* m,
+                                               int64_t ldm, int64_t d, int64_t n, float alpha,
+                                               float* c, int64_t ldc) {
+  for (int64_t k0 = 0; k0 < d; k0 += W) {
+    float acc[R][W] = {};
+    for (int64_t j = 0; j < n; ++j) {
+      const float* mj = m + j * ldm + k0;
+      for (int r = 0; r < R; ++r) {
+        const float pv = p[r * ldp + j];
+        for (int kk = 0; kk < W; ++kk) acc[r][kk] = madd<Fma>(pv, mj[kk], acc[r][kk]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int kk = 0; kk < W; ++kk) c[r * ldc + k0 + kk] = alpha * acc[r][kk];
+    }
+  }
+}
+
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void rows_times_m(const float* p, int64_t ldp, const float* m, int64_t ldm,
+                                       int64_t d, int64_t n, float alpha, float* c, int64_t ldc) {
+  if (d % 16 == 0) {
+    rows_times_m_chunked<Fma, R, 16>(p, ldp, m, ldm, d, n, alpha, c, ldc);
+  } else if (d % 8 == 0) {
+    rows_times_m_chunked<Fma, R, 8>(p, ldp, m, ldm, d, n, alpha, c, ldc);
+  } else {
+    for (int r = 0; r < R; ++r) {
+      for (int64_t k = 0; k < d; ++k) {
+        float s = 0;
+        for (int64_t j = 0; j < n; ++j) s = madd<Fma>(p[r * ldp + j], m[j * ldm + k], s);
+        c[r * ldc + k] = alpha * s;
+      }
+    }
+  }
+}
+
+// g[j][k] += alpha * sum_r p[r][j] * a[r][k] for j < n, k < d (g: [n, d] contiguous).
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void accumulate_pt_times_rows(const float* p, int64_t ldp, const float* a,
+                                                   int64_t lda, int64_t d, int64_t n, float alpha,
+                                                   float* g) {
+  for (int64_t j = 0; j < n; ++j) {
+    float* gj = g + j * d;
+    for (int r = 0; r < R; ++r) {
+      const float pv = alpha * p[r * ldp + j];
+      const float* ar = a + r * lda;
+      for (int64_t k = 0; k < d; ++k) gj[k] = madd<Fma>(pv, ar[k], gj[k]);
+    }
+  }
+}
+
+// dst[k][j] = src[j][k] for j < n, k < d (src rows ld apart): K or V of one
+// kv head as [d, S] so score rows vectorize along keys.
+CLEAVE_ALWAYS_INLINE void pack_transposed(const float* src, int64_t ld, int64_t d, int64_t n,
+                                          float* dst) {
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t k = 0; k < d; ++k) dst[k * n + j] = src[j * ld + k];
+  }
+}
+
+// Softmax of R score rows in place given each row's visible length; writes
+// each row's logsumexp (of the scaled scores) to lse[r].
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void softmax_rows(float* s, int64_t lds, const int64_t* visible, int64_t n,
+                                       float scale, float* lse) {
+  for (int r = 0; r < R; ++r) {
+    float* row = s + r * lds;
+    const int64_t len = visible[r];
+    float max = -INFINITY;
+    for (int64_t j = 0; j < len; ++j) max = std::max(max, row[j]);
+    max *= scale;
+    float sum = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      row[j] = kernels::fast_exp<Fma>(madd<Fma>(row[j], scale, -max));
+      sum += row[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < len; ++j) row[j] *= inv;
+    for (int64_t j = len; j < n; ++j) row[j] = 0;
+    lse[r] = max + std::log(sum);
+  }
+}
+
+// Probabilities of R rows recomputed from scores and saved logsumexp.
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void probabilities(float* s, int64_t lds, const int64_t* visible, int64_t n,
+                                        float scale, const float* lse) {
+  for (int r = 0; r < R; ++r) {
+    float* row = s + r * lds;
+    const float shift = -lse[r];
+    for (int64_t j = 0; j < visible[r]; ++j) row[j] = kernels::fast_exp<Fma>(madd<Fma>(row[j], scale, shift));
+    for (int64_t j = visible[r]; j < n; ++j) row[j] = 0;
+  }
+}
+
+// Scratch of one task, reused across its tiles.
+struct Scratch {
+  std::vector<float> kt, vt;   // [d, S]
+  std::vector<float> s, dp;    // [kRows, S]
+  std::vector<float> dk, dv;   // [S, d]
+};
+
+// One tile of R query rows starting at t0 of head h, batch b (forward).
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void forward_tile(const Problem& P, const float* q, const float* v,
+                                       float* out, float* lse, Scratch& w, int64_t b, int64_t h,
+                                       int64_t t0) {
+  const int64_t g = h / (P.Hq / P.Hkv);
+  int64_t visible[R];
+  for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
+  const int64_t n = visible[R - 1];
+  rows_times_bt<Fma, R>(q + P.q_row(b, t0, h), P.q_stride(), w.kt.data(), P.S, P.d, n,
+                        w.s.data(), P.S);
+  softmax_rows<Fma, R>(w.s.data(), P.S, visible, n, P.scale, lse + (b * P.Hq + h) * P.T + t0);
+  rows_times_m<Fma, R>(w.s.data(), P.S, v + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, 1.0f,
+                       out + P.q_row(b, t0, h), P.q_stride());
+}
+
+// All query rows of head h in batch b.
+template <bool Fma>
+CLEAVE_ALWAYS_INLINE void forward_head_body(const Problem& P, const float* q, const float* k,
+                                            const float* v, float* out, float* lse, int64_t b,
+                                            int64_t h) {
+  thread_local Scratch w;
+  w.kt.resize(P.d * P.S);
+  w.s.resize(kRows * P.S);
+  const int64_t g = h / (P.Hq / P.Hkv);
+  pack_transposed(k + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.kt.data());
+  int64_t t = 0;
+  for (; t + kRows <= P.T; t += kRows) forward_tile<Fma, kRows>(P, q, v, out, lse, w, b, h, t);
+  for (; t < P.T; ++t) forward_tile<Fma, 1>(P, q, v, out, lse, w, b, h, t);
+}
+
+// Backward of one tile of R rows of head h: dq rows (owned by this tile),
+// dk/dv of the kv head accumulated in the scratch.
+template <bool Fma, int R>
+CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const float* k,
+                                        const float* dout, const float* delta, const float* lse,
+                                        float* dq, Scratch& w, int64_t b, int64_t h, int64_t t0) {
+  const int64_t g = h / (P.Hq / P.Hkv);
+  int64_t visible[R];
+  for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
+  const int64_t n = visible[R - 1];
+  const int64_t row = (b * P.Hq + h) * P.T + t0;
+  float* p = w.s.data();
+  float* dp = w.dp.data();
+  // p = softmax(q k^T * scale), dp = dout v^T
+  rows_times_bt<Fma, R>(q + P.q_row(b, t0, h), P.q_stride(), w.kt.data(), P.S, P.d, n, p, P.S);
+  probabilities<Fma, R>(p, P.S, visible, n, P.scale, lse + row);
+  rows_times_bt<Fma, R>(dout + P.q_row(b, t0, h), P.q_stride(), w.vt.data(), P.S, P.d, n, dp,
+                        P.S);
+  // dv += p^T dout
+  accumulate_pt_times_rows<Fma, R>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
+                                   w.dv.data());
+  // ds = p * (dp - delta), stored over dp
+  for (int r = 0; r < R; ++r) {
+    const float dr = delta[row + r];
+    for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
+  }
+  // dq = scale * ds k, dk += scale * ds^T q
+  rows_times_m<Fma, R>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
+                       dq + P.q_row(b, t0, h), P.q_stride());
+  accumulate_pt_times_rows<Fma, R>(dp, P.S, q + P.q_row(b, t0, h), P.q_stride(), P.d, n, P.scale,
+                                   w.dk.data());
+}
+
+// Every query head of kv head g in batch b: owns dk/dv of (b, g).
+template <bool Fma>
+CLEAVE_ALWAYS_INLINE void backward_group_body(const Problem& P, const float* q, const float* k,
+                                              const float* v, const float* dout,
+                                              const float* delta, const float* lse, float* dq,
+                                              float* dk, float* dv, int64_t b, int64_t g) {
+  thread_local Scratch w;
+  w.kt.resize(P.d * P.S);
+  w.vt.resize(P.d * P.S);
+  w.s.resize(kRows * P.S);
+  w.dp.resize(kRows * P.S);
+  w.dk.assign(P.S * P.d, 0.0f);
+  w.dv.assign(P.S * P.d, 0.0f);
+  pack_transposed(k + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.kt.data());
+  pack_transposed(v + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.vt.data());
+  const int64_t group = P.Hq / P.Hkv;
+  for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+    int64_t t = 0;
+    for (; t + kRows <= P.T; t += kRows) {
+      backward_tile<Fma, kRows>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+    }
+    for (; t < P.T; ++t) backward_tile<Fma, 1>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+  }
+  for (int64_t s = 0; s < P.S; ++s) {
+    std::copy_n(w.dk.data() + s * P.d, P.d, dk + P.kv_row(b, s, g));
+    std::copy_n(w.dv.data() + s * P.d, P.d, dv + P.kv_row(b, s, g));
+  }
+}
+
+void forward_head_generic(const Problem& P, const float* q, const float* k, const float* v,
+                          float* out, float* lse, int64_t b, int64_t h) {
+  forward_head_body<false>(P, q, k, v, out, lse, b, h);
+}
+CLEAVE_TARGET_AVX2 void forward_head_avx2(const Problem& P, const float* q, const float* k,
+                                          const float* v, float* out, float* lse, int64_t b,
+                                          int64_t h) {
+  forward_head_body<true>(P, q, k, v, out, lse, b, h);
+}
+void backward_group_generic(const Problem& P, const float* q, const float* k, const float* v,
+                            const float* dout, const float* delta, const float* lse, float* dq,
+                            float* dk, float* dv, int64_t b, int64_t g) {
+  backward_group_body<false>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+}
+CLEAVE_TARGET_AVX2 void backward_group_avx2(const Problem& P, const float* q, const float* k,
+                                            const float* v, const float* dout, const float* delta,
+                                            const float* lse, float* dq, float* dk, float* dv,
+                                            int64_t b, int64_t g) {
+  backward_group_body<true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+}
+
+Problem problem_of(const at::Tensor& q, const at::Tensor& k) {
+  Problem P;
+  P.B = q.size(0), P.T = q.size(1), P.Hq = q.size(2), P.d = q.size(3);
+  P.S = k.size(1), P.Hkv = k.size(2);
+  P.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(P.d)));
+  return P;
+}
+
+// out: [B, T, Hq, d]; lse: [B, Hq, T]
+void attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       at::Tensor& out, at::Tensor& lse) {
+  const Problem P = problem_of(q, k);
+  out = at::empty_like(q);
+  lse = at::empty({P.B, P.Hq, P.T}, q.options());
+  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+  float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
+  const auto head = kernels::has_avx2_fma() ? forward_head_avx2 : forward_head_generic;
+  at::parallel_for(0, P.B * P.Hq, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) head(P, qp, kp, vp, op, lp, i / P.Hq, i % P.Hq);
+  });
+}
+
+struct FusedCausalAttention : public torch::autograd::Function<FusedCausalAttention> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                            const at::Tensor& k, const at::Tensor& v) {
+    at::Tensor out, lse;
+    attention_forward(q, k, v, out, lse);
+    ctx->save_for_backward({q, k, v, out, lse});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3],
+                     &lse = saved[4];
+    const at::Tensor dout = grads[0].contiguous();             // [B, T, Hq, d]
+    const Problem P = problem_of(q, k);
+    // delta[b, h, t] = sum_k dout * out: the softmax backward's row term
+    const at::Tensor delta = (dout * out).sum(-1).permute({0, 2, 1}).contiguous();  // [B, Hq, T]
+    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
+    const float *gp = dout.data_ptr<float>(), *dp = delta.data_ptr<float>(),
+                *lp = lse.data_ptr<float>();
+    float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+    const auto group = kernels::has_avx2_fma() ? backward_group_avx2 : backward_group_generic;
+    at::parallel_for(0, P.B * P.Hkv, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        group(P, qp, kp, vp, gp, dp, lp, dqp, dkp, dvp, i / P.Hkv, i % P.Hkv);
+      }
+    });
+    return {dq, dk, dv};
+  }
+};
+
+}  // namespace
+
+at::Tensor fused_causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+              "attention expects q [B, T, Hq, d] and k, v [B, S, Hkv, d], got ", q.sizes(), ", ",
+              k.sizes(), ", ", v.sizes());
+  TORCH_CHECK(q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat &&
+                  v.scalar_type() == at::kFloat,
+              "fused attention is float32 only; use causal_attention for other dtypes");
+  TORCH_CHECK(k.sizes() == v.sizes() && q.size(0) == k.size(0) && q.size(3) == k.size(3),
+              "attention shapes do not match: q ", q.sizes(), ", k ", k.sizes(), ", v ", v.sizes());
+  TORCH_CHECK(k.size(1) >= q.size(1), "attention has ", q.size(1), " queries but only ", k.size(1),
+              " keys");
+  TORCH_CHECK(q.size(2) % k.size(2) == 0, "query heads (", q.size(2),
+              ") must be a multiple of kv heads (", k.size(2), ")");
+  return FusedCausalAttention::apply(q.contiguous(), k.contiguous(), v.contiguous());
+}
+
+}  // namespace cleave
