@@ -41,9 +41,9 @@ void SecureClientChannel::flush() {
   if (auto out = session_->take_outgoing_frame()) inner_->send(std::move(*out));
 }
 
-void SecureClientChannel::ingest(const net::Bytes& frame) {
+void SecureClientChannel::ingest(net::Bytes frame) {
   const bool was_established = session_->established();
-  session_->receive_frame(frame);
+  session_->receive_frame(std::move(frame));
   flush();  // our handshake messages, or an alert
   for (net::Bytes& message : session_->inbox()) ready_.push_back(std::move(message));
   session_->inbox().clear();
@@ -80,7 +80,7 @@ void SecureClientChannel::handshake(net::Millis timeout) {
                                " did not complete within " + std::to_string(timeout.count()) +
                                " ms: is the server up, and running TLS (not insecure: true)?");
     }
-    if (auto frame = inner_->recv(left)) ingest(*frame);
+    if (auto frame = inner_->recv(left)) ingest(std::move(*frame));
   }
 }
 
@@ -108,7 +108,7 @@ std::optional<net::Bytes> SecureClientChannel::recv(net::Millis timeout) {
     }
     auto frame = inner_->recv(left_until(deadline));
     if (!frame) return std::nullopt;
-    ingest(*frame);
+    ingest(std::move(*frame));
   }
 }
 

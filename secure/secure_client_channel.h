@@ -38,7 +38,7 @@ class SecureClientChannel : public net::ClientChannel {
 
  private:
   void start_session();
-  void ingest(const net::Bytes& frame);
+  void ingest(net::Bytes frame);
   void flush();
 
   std::unique_ptr<net::ClientChannel> inner_;

@@ -98,7 +98,7 @@ void SecureServerChannel::on_frame(net::Envelope frame) {
   Session& session = session_for(frame.peer);
   session.last_active = ++activity_clock_;
   TlsSession& tls = *session.tls;
-  tls.receive_frame(frame.payload);
+  tls.receive_frame(std::move(frame.payload));
   if (tls.state() == TlsSession::State::failed) {
     // Messages decrypted before the failure in this frame go with the session:
     // services only see messages from peers that are still authenticated.

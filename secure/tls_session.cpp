@@ -15,6 +15,11 @@ constexpr size_t kLengthPrefixBytes = 8;
 // are written in place to avoid copying them.
 constexpr size_t kCoalesceLimit = 16 * 1024;
 constexpr size_t kMaxWriteChunk = size_t{1} << 30;
+// Messages at least this large are decrypted in place when they arrive whole
+// (smaller ones only when they fill most of their frame).
+constexpr uint64_t kInPlaceMinBytes = 64 * 1024;
+// Most a message that is not in place reserves before its bytes arrive.
+constexpr uint64_t kMaxUpfrontReserve = uint64_t{16} << 20;
 
 std::string hex4(const uint8_t* bytes) {
   static const char digits[] = "0123456789abcdef";
@@ -54,7 +59,7 @@ void TlsSession::fail(const std::string& what) {
   state_ = State::failed;
 }
 
-void TlsSession::receive_frame(const Bytes& frame) {
+void TlsSession::receive_frame(Bytes frame) {
   if (state_ == State::failed || state_ == State::closed) return;
   if (frame.size() < kFrameHeaderBytes ||
       std::memcmp(frame.data(), kFrameMagic, sizeof kFrameMagic) != 0) {
@@ -69,10 +74,15 @@ void TlsSession::receive_frame(const Bytes& frame) {
          std::to_string(kFrameVersion) + ": run the same cleave version on both ends");
     return;
   }
-  const uint8_t* records = frame.data() + kFrameHeaderBytes;
-  size_t size = frame.size() - kFrameHeaderBytes;
-  if (!carry_.empty()) {
-    carry_.insert(carry_.end(), records, records + size);
+  const uint8_t* records;
+  size_t size;
+  if (carry_.empty()) {
+    frame_ = std::move(frame);
+    reading_frame_ = true;
+    records = frame_.data() + kFrameHeaderBytes;
+    size = frame_.size() - kFrameHeaderBytes;
+  } else {
+    carry_.insert(carry_.end(), frame.begin() + kFrameHeaderBytes, frame.end());
     records = carry_.data();
     size = carry_.size();
   }
@@ -92,6 +102,25 @@ void TlsSession::receive_frame(const Bytes& frame) {
   }
   buffers_.incoming = nullptr;
   buffers_.incoming_size = buffers_.incoming_pos = 0;
+  settle_frame();
+}
+
+void TlsSession::settle_frame() {
+  if (in_body_ && in_place_) {
+    // The message goes on in the next frame: move its start out of this one.
+    body_.reserve(static_cast<size_t>(std::min<uint64_t>(body_length_, kMaxUpfrontReserve)));
+    body_.assign(frame_.begin(), frame_.begin() + static_cast<std::ptrdiff_t>(body_have_));
+    in_place_ = false;
+  }
+  if (claimed_slot_) {
+    // The plaintext of the whole message lies at the start of the frame.
+    Bytes& message = inbox_[*claimed_slot_];
+    message = std::move(frame_);
+    message.resize(static_cast<size_t>(claimed_length_));
+  }
+  frame_ = Bytes();
+  reading_frame_ = frame_claimed_ = false;
+  claimed_slot_.reset();
 }
 
 void TlsSession::finish_handshake() {
@@ -113,31 +142,65 @@ void TlsSession::finish_handshake() {
   state_ = State::established;
 }
 
+bool TlsSession::read_plaintext(uint8_t* target, size_t wanted, size_t* got) {
+  ERR_clear_error();
+  if (SSL_read_ex(ssl_.get(), target, std::min(wanted, size_t{INT_MAX}), got) == 1) return true;
+  const int error = SSL_get_error(ssl_.get(), 0);
+  if (error == SSL_ERROR_ZERO_RETURN) {
+    state_ = State::closed;
+  } else if (error != SSL_ERROR_WANT_READ) {
+    fail("TLS record from the peer failed");
+  }
+  return false;
+}
+
+void TlsSession::start_body(uint64_t length) {
+  in_body_ = true;
+  body_length_ = length;
+  body_have_ = 0;
+  // In place when the whole message can still be in this frame: OpenSSL
+  // copies each record's plaintext out only after reading the whole record,
+  // and plaintext is shorter than its record, so the message, growing from
+  // the frame's first byte, never overtakes the ciphertext still to be read.
+  const size_t unread = buffers_.incoming_size - buffers_.incoming_pos +
+                        static_cast<size_t>(SSL_pending(ssl_.get()));
+  // Only one message per frame can live there, so it goes to a large one,
+  // or to one that is most of its frame (a small message alone in its frame).
+  const bool worth_it = length >= kInPlaceMinBytes || length * 2 >= frame_.size();
+  in_place_ = reading_frame_ && !frame_claimed_ && worth_it && unread >= length;
+  if (in_place_) {
+    frame_claimed_ = true;
+    return;
+  }
+  // Grown as the bytes arrive: a peer announcing a huge message it never
+  // sends makes us reserve at most kMaxUpfrontReserve, and nothing is zeroed.
+  body_.clear();
+  body_.reserve(static_cast<size_t>(std::min<uint64_t>(length, kMaxUpfrontReserve)));
+}
+
+void TlsSession::finish_body() {
+  in_body_ = false;
+  if (in_place_) {
+    in_place_ = false;
+    claimed_slot_ = inbox_.size();
+    claimed_length_ = body_length_;
+    inbox_.emplace_back();  // filled by settle_frame once OpenSSL is done with the frame
+    return;
+  }
+  inbox_.push_back(std::move(body_));
+  body_ = Bytes();
+}
+
 void TlsSession::read_application_data() {
   const uint64_t limit = context_.options().max_message_bytes;
+  uint8_t scratch[16384];
   for (;;) {
-    uint8_t* target;
-    size_t wanted;
-    if (!in_body_) {
-      target = length_prefix_ + length_prefix_have_;
-      wanted = kLengthPrefixBytes - length_prefix_have_;
-    } else {
-      target = body_.data() + body_have_;
-      wanted = body_.size() - body_have_;
-    }
     size_t got = 0;
-    ERR_clear_error();
-    if (SSL_read_ex(ssl_.get(), target, std::min(wanted, size_t{INT_MAX}), &got) != 1) {
-      const int error = SSL_get_error(ssl_.get(), 0);
-      if (error == SSL_ERROR_WANT_READ) return;
-      if (error == SSL_ERROR_ZERO_RETURN) {
-        state_ = State::closed;
+    if (!in_body_) {
+      if (!read_plaintext(length_prefix_ + length_prefix_have_,
+                          kLengthPrefixBytes - length_prefix_have_, &got)) {
         return;
       }
-      fail("TLS record from the peer failed");
-      return;
-    }
-    if (!in_body_) {
       length_prefix_have_ += got;
       if (length_prefix_have_ < kLengthPrefixBytes) continue;
       uint64_t length = 0;
@@ -151,17 +214,18 @@ void TlsSession::read_application_data() {
              "limit of " + std::to_string(limit) + " (max_message_bytes)");
         return;
       }
-      body_.assign(static_cast<size_t>(length), 0);
-      body_have_ = 0;
-      in_body_ = true;
+      start_body(length);
+    } else if (in_place_) {
+      if (!read_plaintext(frame_.data() + body_have_, body_length_ - body_have_, &got)) return;
+      body_have_ += got;
     } else {
+      const size_t wanted = static_cast<size_t>(
+          std::min<uint64_t>(sizeof scratch, body_length_ - body_have_));
+      if (!read_plaintext(scratch, wanted, &got)) return;
+      body_.insert(body_.end(), scratch, scratch + got);
       body_have_ += got;
     }
-    if (in_body_ && body_have_ == body_.size()) {
-      inbox_.push_back(std::move(body_));
-      body_ = Bytes();
-      in_body_ = false;
-    }
+    if (in_body_ && body_have_ == body_length_) finish_body();
   }
 }
 

@@ -37,8 +37,11 @@ class TlsSession {
   TlsSession& operator=(const TlsSession&) = delete;
 
   // Processes one frame from the peer. Afterwards check state(): on failure
-  // failure() says why and the outgoing frame may hold a TLS alert.
-  void receive_frame(const Bytes& frame);
+  // failure() says why and the outgoing frame may hold a TLS alert. Takes
+  // the frame: a large message that arrives whole in it is decrypted in
+  // place, over its own ciphertext, and leaves as that same buffer (no
+  // allocation, no copy into a fresh, page-faulting buffer).
+  void receive_frame(Bytes frame);
   // Encrypts one application message; the session must be established.
   void send_message(const Bytes& payload);
   // Queues a close_notify alert (for a clean goodbye before reconnecting).
@@ -61,6 +64,14 @@ class TlsSession {
   void fail(const std::string& what);
   void finish_handshake();
   void read_application_data();
+  // SSL_read_ex into `target`; false when nothing more can be read now
+  // (then state() says whether the session ended).
+  bool read_plaintext(uint8_t* target, size_t wanted, size_t* got);
+  void start_body(uint64_t length);
+  void finish_body();
+  // After a frame: hands an in-place message over to the inbox, or moves a
+  // partial one out of the frame before the frame is released.
+  void settle_frame();
   void write_all(const uint8_t* data, size_t size);
 
   TlsContext& context_;
@@ -73,12 +84,23 @@ class TlsSession {
   std::optional<PeerIdentity> peer_;
   std::deque<Bytes> inbox_;
 
-  // The application message being reassembled.
+  // The frame being processed, when OpenSSL reads straight from it (not
+  // from carry_): its leading bytes may become an in-place message.
+  Bytes frame_;
+  bool reading_frame_ = false;
+  bool frame_claimed_ = false;     // a message already lives in frame_
+  std::optional<size_t> claimed_slot_;  // its place in inbox_, filled by settle_frame
+  uint64_t claimed_length_ = 0;
+
+  // The application message being reassembled: in place at the start of
+  // frame_ (in_place_), or in body_.
   uint8_t length_prefix_[8] = {};
   size_t length_prefix_have_ = 0;
   bool in_body_ = false;
+  bool in_place_ = false;
+  uint64_t body_length_ = 0;
+  uint64_t body_have_ = 0;
   Bytes body_;
-  size_t body_have_ = 0;
 };
 
 }  // namespace cleave::secure
