@@ -117,14 +117,14 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
 
   if (options_.mode == SplitMode::vanilla) {
     at::Tensor grad = from_wire(reply.tensor, {B, T, dim}, "gradient of the smashed activations");
-    smashed.backward(grad);
+    smashed.backward(grad.to(smashed.options()));  // wire: CPU float32
     return {reply.loss, reply.n_scored};
   }
   // U-shaped: the top blocks, the head and the loss stay here.
   at::Tensor activations =
       from_wire(reply.tensor, {B, T, dim}, "activations at the top cut").requires_grad_(true);
   at::Tensor h = model_->run_blocks(activations, options_.top_cut, model_->n_layers(), &adapters_);
-  LossResult loss = cross_entropy(model_->head(h, &adapters_), t.targets, t.weights);
+  LossResult loss = model_->head_loss(h, t.targets, t.weights, &adapters_);  // no [B, T, vocab] logits
   loss.loss.backward();
   BackwardRequest back;
   back.key = request.key;
@@ -133,7 +133,8 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
       exchange(wire::pack(static_cast<uint16_t>(MessageType::backward), back), MessageType::backward_reply, back.key);
   const BackwardReply back_reply = wire::unpack<BackwardReply>(
       back_frame, static_cast<uint16_t>(MessageType::backward_reply), options_.max_message_bytes);
-  smashed.backward(from_wire(back_reply.grad, {B, T, dim}, "gradient of the smashed activations"));
+  smashed.backward(
+      from_wire(back_reply.grad, {B, T, dim}, "gradient of the smashed activations").to(smashed.options()));
   return {loss.loss.item<double>(), loss.n_scored};
 }
 

@@ -86,6 +86,7 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     global_ = lora::AdapterSet::create(*model_, options_.lora, options_.seed,
                                        [min_cut](int64_t layer) { return layer >= min_cut; });
   }
+  global_.to(model_->device());  // adapters and optimizer state live where the model computes
   if (options_.variant == ServerVariant::sfl_v2) {
     shared_optimizer_ = std::make_unique<AdamW>(global_.parameters(),
                                                 AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
@@ -242,7 +243,7 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
     }
     at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters);
-    LossResult loss = cross_entropy(model_->head(h, &adapters), targets, weights);
+    LossResult loss = model_->head_loss(h, targets, weights, &adapters);  // no [B, T, vocab] logits
     loss.loss.backward();
     reply.loss = loss.loss.item<double>();
     reply.n_scored = loss.n_scored;
@@ -279,7 +280,7 @@ net::Bytes SplitServer::on_backward(const net::Bytes& request) {
     return error_frame(req.key, "no forward pass pending for this step: send the forward request first");
   }
   at::Tensor grad = from_wire(req.grad, state.pending_output.sizes().vec(), "activation gradient");
-  state.pending_output.backward(grad);
+  state.pending_output.backward(grad.to(state.pending_output.options()));
   BackwardReply reply;
   reply.key = req.key;
   reply.grad = to_wire(state.pending_input.grad(), static_cast<wire::WireDType>(state.hello.gradient_codec));
@@ -327,7 +328,7 @@ uint32_t SplitServer::end_round(uint32_t round) {
         for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
           at::Tensor& acc = sum[name + suffix];
           if (count[name + suffix]++ == 0) acc.zero_();
-          acc.add_(*tensor);
+          acc.add_(tensor->to(acc.device()));  // sum is on the CPU (to_named)
         }
       }
     }
@@ -346,6 +347,7 @@ uint32_t SplitServer::end_round(uint32_t round) {
       state->trained_this_round = false;
     }
   }
+  if (options_.release_clients_at_round_end) clients_.clear();
   ++round_;
   save_checkpoint();
   log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients)");

@@ -36,6 +36,12 @@ struct SplitServerOptions {
   size_t max_message_bytes = 256u << 20;
   int64_t max_tokens_per_step = 1 << 20;   // B * T
   std::string checkpoint_path;        // GGUF LoRA of the server's adapters; "" = none
+  // Drop every client's state (SFL-V1 copy, optimizer moments) when a round
+  // closes, so memory grows with the clients of a round, not with all that
+  // ever trained. Each client must then say hello again in its next round, as
+  // the simulator's freshly instantiated sites do; a long-lived
+  // split::SplitTrainStep does not, so deployments keep this off.
+  bool release_clients_at_round_end = false;
 
   void validate() const;              // throws std::invalid_argument naming the field
 };

@@ -7,7 +7,8 @@
 namespace cleave::split {
 
 wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec) {
-  at::Tensor t = tensor.detach().to(at::kFloat).contiguous();
+  // the codecs read CPU float32: a GPU or bf16 tensor is copied over first
+  at::Tensor t = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
   return wire::encode(t.data_ptr<float>(), t.sizes().vec(), codec);
 }
 
@@ -21,8 +22,12 @@ at::Tensor from_wire(const wire::WireTensor& tensor, const std::vector<int64_t>&
     throw wire::WireError(std::string(what) + " has shape " + c10::str(tensor.shape) +
                           ", expected " + c10::str(expected) + " (-1: any)");
   }
-  std::vector<float> values = wire::decode(tensor);
-  return at::tensor(values, at::kFloat).view(tensor.shape);
+  // Shape and data size checked before allocating: a lying shape must get an
+  // error reply, not an allocation of its product (found by split_server_fuzz).
+  wire::checked_element_count(tensor);
+  at::Tensor values = at::empty(tensor.shape, at::kFloat);   // decoded in place: no intermediate copy
+  wire::decode_into(tensor, values.data_ptr<float>());
+  return values;
 }
 
 wire::WireDType parse_codec(const std::string& name) {

@@ -10,7 +10,9 @@
 
 namespace cleave::split {
 
-// float tensor -> wire tensor in `codec` (throws on NaN/Inf).
+// float tensor (any device and floating dtype) -> wire tensor in `codec`
+// (throws on NaN/Inf). from_wire returns CPU float32: the receiving model
+// moves it to its device (LlamaModel::run_blocks), differentiably.
 wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec);
 
 // Decodes and checks the shape: throws wire::WireError naming `what`, the

@@ -50,7 +50,17 @@ class WireOutputArchive : public cereal::OutputArchive<WireOutputArchive, cereal
  public:
   // Appends to `out` (which may already hold a frame header).
   explicit WireOutputArchive(std::vector<uint8_t>& out)
-      : cereal::OutputArchive<WireOutputArchive, cereal::AllowEmptyClassElision>(this), out_(out) {
+      : cereal::OutputArchive<WireOutputArchive, cereal::AllowEmptyClassElision>(this), out_(&out) {
+    const uint8_t little_endian = 1;
+    saveBinary<1>(&little_endian, 1);
+  }
+
+  // Writes nothing, only counts the body's bytes into `bytes`, so that a
+  // frame can be allocated once at its final size (megabyte tensors would
+  // otherwise be copied again on every growth of the buffer).
+  explicit WireOutputArchive(std::size_t& bytes)
+      : cereal::OutputArchive<WireOutputArchive, cereal::AllowEmptyClassElision>(this), counted_(&bytes) {
+    *counted_ = 0;
     const uint8_t little_endian = 1;
     saveBinary<1>(&little_endian, 1);
   }
@@ -58,15 +68,20 @@ class WireOutputArchive : public cereal::OutputArchive<WireOutputArchive, cereal
   template <std::size_t Width>
   void saveBinary(const void* data, std::size_t size) {
     if (size == 0) return;
+    if (!out_) {
+      *counted_ += size;
+      return;
+    }
     const auto* bytes = static_cast<const uint8_t*>(data);
-    const std::size_t at = out_.size();
-    out_.insert(out_.end(), bytes, bytes + size);
+    const std::size_t at = out_->size();
+    out_->insert(out_->end(), bytes, bytes + size);
     if (Width > 1 && !archive_detail::host_is_little_endian())
-      archive_detail::reverse_each<Width>(out_.data() + at, size);
+      archive_detail::reverse_each<Width>(out_->data() + at, size);
   }
 
  private:
-  std::vector<uint8_t>& out_;
+  std::vector<uint8_t>* out_ = nullptr;
+  std::size_t* counted_ = nullptr;
 };
 
 class WireInputArchive : public cereal::InputArchive<WireInputArchive, cereal::AllowEmptyClassElision> {
@@ -94,6 +109,16 @@ class WireInputArchive : public cereal::InputArchive<WireInputArchive, cereal::A
     std::memcpy(data, cursor_, size);
     cursor_ += size;
     if (Width > 1 && swap_) archive_detail::reverse_each<Width>(static_cast<uint8_t*>(data), size);
+  }
+
+  // The next `size` bytes, in place (bounds-checked like loadBinary).
+  const uint8_t* take(std::size_t size) {
+    if (size > remaining())
+      throw WireError("message body truncated: need " + std::to_string(size) + " bytes at offset " +
+                      std::to_string(offset()) + ", only " + std::to_string(remaining()) + " left");
+    const uint8_t* at = cursor_;
+    cursor_ += size;
+    return at;
   }
 
   std::size_t remaining() const { return static_cast<std::size_t>(end_ - cursor_); }
@@ -176,8 +201,13 @@ void CEREAL_LOAD_FUNCTION_NAME(WireInputArchive& ar, std::vector<T, A>& values) 
       throw WireError("vector of " + std::to_string(size) + " elements of " + std::to_string(sizeof(T)) +
                       " bytes at offset " + std::to_string(ar.offset()) + " exceeds the " +
                       std::to_string(ar.remaining()) + " bytes left in the message body");
-    values.resize(static_cast<std::size_t>(size));
-    ar(cereal::binary_data(values.data(), static_cast<std::size_t>(size) * sizeof(T)));
+    if constexpr (sizeof(T) == 1) {   // bytes (tensor data): one copy, no zero fill first
+      const uint8_t* bytes = ar.take(static_cast<std::size_t>(size));
+      values.assign(bytes, bytes + size);
+    } else {
+      values.resize(static_cast<std::size_t>(size));
+      ar(cereal::binary_data(values.data(), static_cast<std::size_t>(size) * sizeof(T)));
+    }
   } else {
     // Grow as elements actually arrive instead of trusting the prefix.
     values.clear();

@@ -49,10 +49,17 @@ void check_frame(const net::Bytes& frame, uint16_t expected_type, size_t max_byt
 [[noreturn]] void throw_trailing_bytes(uint16_t type, size_t trailing, size_t body_bytes);
 }  // namespace frame_detail
 
+// Sizes the body first (a counting pass, no copies) so the frame is
+// allocated once.
 template <class M>
 net::Bytes pack(uint16_t type, const M& msg) {
+  size_t body_bytes = 0;
+  {
+    WireOutputArchive counter(body_bytes);
+    counter(msg);
+  }
   net::Bytes frame;
-  frame.reserve(256);
+  frame.reserve(kFrameHeaderBytes + body_bytes);
   frame_detail::append_header(frame, type);
   WireOutputArchive archive(frame);
   archive(msg);

@@ -69,6 +69,13 @@ float bf16_to_float(uint16_t bf16) { return bits_float(static_cast<uint32_t>(bf1
 
 // ---- little-endian storage --------------------------------------------------
 
+bool host_is_little_endian() {
+  const uint16_t probe = 1;
+  uint8_t first = 0;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
 void store_u16(uint8_t* out, uint16_t value) {
   out[0] = static_cast<uint8_t>(value);
   out[1] = static_cast<uint8_t>(value >> 8);
@@ -131,6 +138,22 @@ void require_finite(float value, const std::vector<int64_t>& shape, int64_t flat
   }
 }
 
+// Throws (naming the first bad index) unless every value is finite. The scan
+// compares exponent bits only, so the compiler vectorises it.
+void require_all_finite(const float* values, int64_t count, const std::vector<int64_t>& shape, const char* what) {
+  uint32_t non_finite = 0;
+  for (int64_t i = 0; i < count; ++i) non_finite |= (float_bits(values[i]) & 0x7f800000u) == 0x7f800000u;
+  if (!non_finite) return;
+  for (int64_t i = 0; i < count; ++i) require_finite(values[i], shape, i, what);
+}
+
+// Round half to even of |v| < 2^51 in the default rounding mode, as
+// std::nearbyint, but inline (nearbyint is a libm call on baseline x86-64).
+double round_half_even(double v) {
+  constexpr double kMagic = 6755399441055744.0;   // 1.5 * 2^52
+  return (v + kMagic) - kMagic;
+}
+
 }  // namespace
 
 std::string to_string(WireDType dtype) {
@@ -179,25 +202,36 @@ WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dty
   tensor.dtype = dtype;
   tensor.data.resize(expected_data_bytes(dtype, shape));
   if (count > 0 && values == nullptr) throw WireError("encode: values is null for shape " + shape_text(shape));
-  for (int64_t i = 0; i < count; ++i) require_finite(values[i], shape, i, "value");
+  require_all_finite(values, count, shape, "value");
   uint8_t* out = tensor.data.data();
 
   switch (dtype) {
     case WireDType::F32:
-      for (int64_t i = 0; i < count; ++i) store_f32(out + 4 * i, values[i]);
+      if (host_is_little_endian()) {
+        if (count > 0) std::memcpy(out, values, static_cast<size_t>(count) * 4);
+      } else {
+        for (int64_t i = 0; i < count; ++i) store_f32(out + 4 * i, values[i]);
+      }
       break;
     case WireDType::F16:
     case WireDType::BF16: {
       const bool half = dtype == WireDType::F16;
+      // The inputs are finite, so an all-ones exponent means the value overflowed.
+      const uint16_t exponent_mask = half ? 0x7c00u : 0x7f80u;
+      uint32_t overflow = 0;
       for (int64_t i = 0; i < count; ++i) {
         const uint16_t packed = half ? float_to_half(values[i]) : float_to_bf16(values[i]);
-        if (!std::isfinite(half ? half_to_float(packed) : bf16_to_float(packed))) {
+        overflow |= (packed & exponent_mask) == exponent_mask;
+        store_u16(out + 2 * i, packed);
+      }
+      for (int64_t i = 0; overflow && i < count; ++i) {
+        const uint16_t packed = half ? float_to_half(values[i]) : float_to_bf16(values[i]);
+        if ((packed & exponent_mask) == exponent_mask) {
           std::ostringstream message;
           message << "value " << values[i] << " at " << index_text(shape, i) << " overflows " << to_string(dtype)
                   << ": send this tensor as f32" << (half ? " or bf16" : "");
           throw WireError(message.str());
         }
-        store_u16(out + 2 * i, packed);
       }
       break;
     }
@@ -209,9 +243,14 @@ WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dty
         float scale = 0.0f;
         for (int64_t j = 0; j < layout.row_length; ++j) scale = std::max(scale, std::fabs(x[j]));
         store_f32(out + 4 * row, scale);
+        uint8_t* q = quantized + row * layout.row_length;
+        if (scale == 0.0f) {
+          std::memset(q, 0, static_cast<size_t>(layout.row_length));
+          continue;
+        }
         for (int64_t j = 0; j < layout.row_length; ++j) {
-          const double q = scale > 0 ? std::nearbyint(static_cast<double>(x[j]) / scale * 127.0) : 0.0;
-          quantized[row * layout.row_length + j] = static_cast<uint8_t>(static_cast<int8_t>(q));
+          const double rounded = round_half_even(static_cast<double>(x[j]) / scale * 127.0);
+          q[j] = static_cast<uint8_t>(static_cast<int8_t>(rounded));
         }
       }
       break;
@@ -223,19 +262,35 @@ WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dty
   return tensor;
 }
 
-std::vector<float> decode(const WireTensor& tensor, int64_t max_elements) {
-  const auto& shape = tensor.shape;
-  const int64_t count = element_count(shape, max_elements);
-  const size_t expected = expected_data_bytes(tensor.dtype, shape, max_elements);
+int64_t checked_element_count(const WireTensor& tensor, int64_t max_elements) {
+  const int64_t count = element_count(tensor.shape, max_elements);
+  const size_t expected = expected_data_bytes(tensor.dtype, tensor.shape, max_elements);
   if (tensor.data.size() != expected)
-    throw WireError(to_string(tensor.dtype) + " tensor shaped " + shape_text(shape) + " needs " +
+    throw WireError(to_string(tensor.dtype) + " tensor shaped " + shape_text(tensor.shape) + " needs " +
                     std::to_string(expected) + " data bytes, got " + std::to_string(tensor.data.size()));
+  return count;
+}
 
-  std::vector<float> values(static_cast<size_t>(count));
+std::vector<float> decode(const WireTensor& tensor, int64_t max_elements) {
+  // Checked before allocating: the shape alone could ask for 2^31 floats.
+  std::vector<float> values(static_cast<size_t>(checked_element_count(tensor, max_elements)));
+  decode_into(tensor, values.data(), max_elements);
+  return values;
+}
+
+void decode_into(const WireTensor& tensor, float* values, int64_t max_elements) {
+  const auto& shape = tensor.shape;
+  const int64_t count = checked_element_count(tensor, max_elements);
+  if (count > 0 && values == nullptr) throw WireError("decode_into: output is null for shape " + shape_text(shape));
+
   const uint8_t* in = tensor.data.data();
   switch (tensor.dtype) {
     case WireDType::F32:
-      for (int64_t i = 0; i < count; ++i) values[i] = load_f32(in + 4 * i);
+      if (host_is_little_endian()) {
+        if (count > 0) std::memcpy(values, in, static_cast<size_t>(count) * 4);
+      } else {
+        for (int64_t i = 0; i < count; ++i) values[i] = load_f32(in + 4 * i);
+      }
       break;
     case WireDType::F16:
       for (int64_t i = 0; i < count; ++i) values[i] = half_to_float(load_u16(in + 2 * i));
@@ -246,6 +301,8 @@ std::vector<float> decode(const WireTensor& tensor, int64_t max_elements) {
     case WireDType::I8_ROWSCALE: {
       const RowLayout layout = row_layout(shape, max_elements);
       const uint8_t* quantized = in + 4 * layout.rows;
+      // Below this scale |q| * scale / 127 (|q| <= 128) stays within float's range.
+      const double safe_scale = static_cast<double>(std::numeric_limits<float>::max()) * 127.0 / 128.0;
       for (int64_t row = 0; row < layout.rows; ++row) {
         const float scale = load_f32(in + 4 * row);
         if (!std::isfinite(scale) || scale < 0) {
@@ -254,21 +311,27 @@ std::vector<float> decode(const WireTensor& tensor, int64_t max_elements) {
                   << ": scales must be finite and >= 0 (a corrupt peer?)";
           throw WireError(message.str());
         }
+        const int8_t* q = reinterpret_cast<const int8_t*>(quantized) + row * layout.row_length;
+        float* x = values + row * layout.row_length;
+        if (scale <= safe_scale) {
+          for (int64_t j = 0; j < layout.row_length; ++j) {
+            x[j] = static_cast<float>(q[j] * static_cast<double>(scale) / 127.0);
+          }
+          continue;
+        }
         for (int64_t j = 0; j < layout.row_length; ++j) {
-          const int64_t i = row * layout.row_length + j;
-          const double value = static_cast<int8_t>(quantized[i]) * static_cast<double>(scale) / 127.0;
+          const double value = q[j] * static_cast<double>(scale) / 127.0;
           // A scale near FLT_MAX times 128/127 leaves float's range; make that
           // an explicit inf (caught below) rather than an undefined cast.
-          values[i] = std::fabs(value) <= std::numeric_limits<float>::max()
-                          ? static_cast<float>(value)
-                          : static_cast<float>(std::copysign(std::numeric_limits<double>::infinity(), value));
+          x[j] = std::fabs(value) <= std::numeric_limits<float>::max()
+                     ? static_cast<float>(value)
+                     : static_cast<float>(std::copysign(std::numeric_limits<double>::infinity(), value));
         }
       }
       break;
     }
   }
-  for (int64_t i = 0; i < count; ++i) require_finite(values[i], shape, i, "decoded value");
-  return values;
+  require_all_finite(values, count, shape, "decoded value");
 }
 
 }  // namespace cleave::wire

@@ -45,6 +45,11 @@ int64_t element_count(const std::vector<int64_t>& shape, int64_t max_elements = 
 size_t expected_data_bytes(WireDType dtype, const std::vector<int64_t>& shape,
                            int64_t max_elements = kMaxWireElements);
 
+// product(shape) once the shape is valid and `data` holds exactly the bytes
+// it needs; throws WireError otherwise. Call it before allocating room for a
+// received tensor, so a lying shape cannot make the receiver allocate.
+int64_t checked_element_count(const WireTensor& tensor, int64_t max_elements = kMaxWireElements);
+
 // Encodes product(shape) floats read from `values` (row-major). Throws
 // WireError for a bad shape, a NaN/Inf value (naming its index), or a finite
 // value the dtype cannot hold (|x| too large for F16/BF16).
@@ -54,6 +59,11 @@ WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dty
 // shape is invalid or too large, the data size does not match the shape
 // exactly, or a value or scale is not finite (naming the index).
 std::vector<float> decode(const WireTensor& tensor, int64_t max_elements = kMaxWireElements);
+
+// decode() into `values`, which must hold product(shape) floats (e.g. a fresh
+// tensor's memory), without an intermediate vector. On a throw `values` holds
+// partial results.
+void decode_into(const WireTensor& tensor, float* values, int64_t max_elements = kMaxWireElements);
 
 // Serialisation: uint8 dtype code, shape, data; class version 1. Loading only
 // checks structure (known dtype); decode() checks the rest.

@@ -150,6 +150,44 @@ TEST_F(WireTensorTest, I8RowScaleIsAtLeast3Point5TimesSmallerThanF32) {
   }
 }
 
+// The fast encoder rounds with a magic-number trick instead of std::nearbyint:
+// it must give the same bytes as the formula in wire_tensor.h, ties included.
+TEST_F(WireTensorTest, I8RowScaleQuantizesExactlyAsNearbyint) {
+  const int64_t rows = 16, hidden = 96;
+  std::vector<float> values = normal_values(rows * hidden, 3.0f);
+  // Row 0 has scale 127 and values at halves: x / 127 * 127 mostly comes back
+  // as x exactly, so these are ties that must go to even.
+  values[0] = 127.0f;
+  for (int64_t j = 1; j < hidden; ++j) values[j] = static_cast<float>(j % 2 ? j : -j) * 0.5f;
+  const WireTensor tensor = encode(values.data(), {rows, hidden}, WireDType::I8_ROWSCALE);
+  for (int64_t r = 0; r < rows; ++r) {
+    float scale = 0;
+    for (int64_t j = 0; j < hidden; ++j) scale = std::max(scale, std::fabs(values[r * hidden + j]));
+    for (int64_t j = 0; j < hidden; ++j) {
+      const double expected = std::nearbyint(static_cast<double>(values[r * hidden + j]) / scale * 127.0);
+      const auto got = static_cast<int8_t>(tensor.data[rows * 4 + r * hidden + j]);
+      ASSERT_EQ(got, static_cast<int8_t>(expected)) << "row " << r << " col " << j;
+    }
+  }
+  EXPECT_EQ(static_cast<int8_t>(tensor.data[rows * 4 + 1]), 0);    // 0.5: tie to even
+  EXPECT_EQ(static_cast<int8_t>(tensor.data[rows * 4 + 5]), 2);    // 2.5: tie to even
+}
+
+TEST_F(WireTensorTest, DecodeIntoWritesWhatDecodeReturns) {
+  const std::vector<float> values = normal_values(6 * 40, 2.0f);
+  for (WireDType dtype : kAllDTypes) {
+    const WireTensor tensor = encode(values.data(), {6, 40}, dtype);
+    std::vector<float> into(values.size(), std::numeric_limits<float>::quiet_NaN());
+    decode_into(tensor, into.data());
+    const std::vector<float> decoded = decode(tensor);
+    for (size_t i = 0; i < values.size(); ++i) ASSERT_EQ(bits(into[i]), bits(decoded[i])) << to_string(dtype) << " " << i;
+  }
+  WireTensor short_data = encode(values.data(), {6, 40}, WireDType::F16);
+  short_data.data.pop_back();
+  std::vector<float> into(values.size());
+  EXPECT_NE(error_of([&] { decode_into(short_data, into.data()); }).find("data bytes"), std::string::npos);
+}
+
 TEST_F(WireTensorTest, ScalarsAndEmptyTensorsRoundTripInEveryDType) {
   for (WireDType dtype : kAllDTypes) {
     const float value = -1.5f;
@@ -243,6 +281,23 @@ TEST_F(WireTensorTest, DecodeRefusesLyingShapes) {
   WireTensor unknown_dtype = good;
   unknown_dtype.dtype = static_cast<WireDType>(9);
   EXPECT_THROW(decode(unknown_dtype), WireError);
+}
+
+// Regression (split_server_fuzz): a shape within the element limit but with
+// no data behind it must be refused before anything is allocated for it;
+// decode() used to allocate (and zero) product(shape) floats first, here 8 GiB.
+TEST_F(WireTensorTest, LyingShapeIsRefusedBeforeAllocating) {
+  WireTensor lying;
+  lying.dtype = WireDType::F32;
+  lying.shape = {kMaxWireElements};
+  lying.data.assign(16, 0);
+  const std::string message = error_of([&] { checked_element_count(lying); });
+  EXPECT_NE(message.find("needs 8589934592 data bytes, got 16"), std::string::npos) << message;
+  EXPECT_THROW(decode(lying), WireError);
+
+  std::vector<float> values(12, 1.0f);
+  const WireTensor good = encode(values.data(), {3, 4}, WireDType::I8_ROWSCALE);
+  EXPECT_EQ(checked_element_count(good), 12);
 }
 
 TEST_F(WireTensorTest, EncodeRefusesBadShapes) {
