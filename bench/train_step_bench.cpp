@@ -19,6 +19,8 @@
 //
 // Usage: train_step_bench [--only NAME:QUANT[,NAME:QUANT...]] [--steps N]
 //                         [--warmup N] [--threads N] [--stories PATH] [--tsv FILE]
+//                         [--recompute]   (train.recompute: block activations
+//                                          recomputed in backward)
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -151,7 +153,8 @@ struct ChildResult {
 
 // One configuration, in this (child) process. Prints one line:
 // "RESULT <tok/s> <median step s> <peak RSS KiB> <flops/token> <params> <trainable>".
-int run_child(const Workload& w, const std::string& quant_name, const std::string& stories_path) {
+int run_child(const Workload& w, const std::string& quant_name, const std::string& stories_path,
+              bool recompute) {
   const BaseQuant quant = parse_base_quant(quant_name);
   std::shared_ptr<LlamaModel> model = w.name == "stories260K"
                                           ? load_llama(stories_path, quant)
@@ -159,7 +162,7 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   lora::LoraOptions options;  // r = 8, alpha = 16, all seven projections
   lora::AdapterSet adapters = lora::AdapterSet::create(*model, options, 42);
   adapters.set_training(true);
-  LocalTrainStep step(model, adapters);
+  LocalTrainStep step(model, adapters, recompute);
   AdamW optimizer(adapters.parameters(), AdamWOptions{});
 
   data::Batch batch;
@@ -270,6 +273,7 @@ int run(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string stories = "../shared/models/stories260K.gguf";
   std::string tsv;
+  bool recompute = false;
   std::optional<std::pair<std::string, std::string>> child;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -289,12 +293,15 @@ int run(int argc, char** argv) {
       stories = value();
     } else if (arg == "--tsv") {
       tsv = value();
+    } else if (arg == "--recompute") {
+      recompute = true;
     } else if (arg == "--child") {
       const std::string name = value();
       child = std::make_pair(name, value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
                    "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
+                   "                        [--recompute]\n"
                    "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
       return 0;
     } else {
@@ -313,7 +320,7 @@ int run(int argc, char** argv) {
     throw std::invalid_argument("unknown model '" + name +
                                 "': expected stories260K, llama-40M or llama-110M");
   };
-  if (child) return run_child(workload(child->first), child->second, stories);
+  if (child) return run_child(workload(child->first), child->second, stories, recompute);
 
   std::vector<std::pair<Workload, std::string>> rows;
   for (const Workload& w : kWorkloads) {
@@ -329,7 +336,8 @@ int run(int argc, char** argv) {
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
   const double gflops_model = matmul_gflops(1024, 768, 2048);
   const double peak = std::max(gflops_square, gflops_model);
-  std::printf("threads: %d\n", at::get_num_threads());
+  std::printf("threads: %d%s\n", at::get_num_threads(),
+              recompute ? ", block activations recomputed in backward" : "");
   std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
               gflops_square, gflops_model);
   std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
@@ -347,9 +355,11 @@ int run(int argc, char** argv) {
                   stories.c_str());
       continue;
     }
-    std::optional<ChildResult> r = run_in_child(
-        {argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
-         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories});
+    std::vector<std::string> child_args = {
+        argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
+        std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
+    if (recompute) child_args.push_back("--recompute");
+    std::optional<ChildResult> r = run_in_child(child_args);
     if (!r) {
       ++failures;
       continue;

@@ -27,7 +27,7 @@ void AdamW::step(double lr) {
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
     if (p.scalar_type() == at::kFloat && g.scalar_type() == at::kFloat && p.is_contiguous() &&
-        g.is_contiguous()) {
+        g.is_contiguous() && p.device().is_cpu()) {
       // Adapter tensors are small: one pass in plain loops beats six ATen ops
       // (each a parallel region) per tensor.
       const float decay = static_cast<float>(1.0 - lr * options_.weight_decay);
@@ -60,8 +60,9 @@ void AdamW::zero_grad() {
 std::map<std::string, at::Tensor> AdamW::state() const {
   std::map<std::string, at::Tensor> out;
   for (size_t i = 0; i < params_.size(); ++i) {
-    out[std::to_string(i) + ".m"] = m_[i].clone();
-    out[std::to_string(i) + ".v"] = v_[i].clone();
+    // on the CPU for checkpoints, wherever the parameters live
+    out[std::to_string(i) + ".m"] = m_[i].to(at::kCPU, m_[i].scalar_type(), false, /*copy=*/true);
+    out[std::to_string(i) + ".v"] = v_[i].to(at::kCPU, v_[i].scalar_type(), false, /*copy=*/true);
   }
   out["step"] = at::tensor({static_cast<double>(step_)}, at::kDouble);
   return out;

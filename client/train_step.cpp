@@ -20,13 +20,17 @@ BatchTensors to_tensors(const data::Batch& batch) {
   return t;
 }
 
-LocalTrainStep::LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters)
-    : model_(std::move(model)), adapters_(adapters) {}
+LocalTrainStep::LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
+                               bool recompute_activations)
+    : model_(std::move(model)), adapters_(adapters), recompute_activations_(recompute_activations) {}
 
 StepResult LocalTrainStep::forward_backward(const data::Batch& batch, const StepContext&) {
   const BatchTensors t = to_tensors(batch);
-  at::Tensor logits = model_->forward(t.inputs, &adapters_);  // [B, T, vocab]
-  LossResult loss = cross_entropy(logits, t.targets, t.weights);
+  const BlockActivations activations =
+      recompute_activations_ ? BlockActivations::recomputed : BlockActivations::saved;
+  at::Tensor h = model_->run_blocks(model_->embed(t.inputs), 0, model_->n_layers(), &adapters_,
+                                    /*pos0=*/0, activations);  // [B, T, dim]
+  LossResult loss = model_->head_loss(h, t.targets, t.weights, &adapters_);
   loss.loss.backward();
   return {loss.loss.item<double>(), loss.n_scored};
 }

@@ -43,16 +43,22 @@ class TrainStep {
   virtual std::vector<at::Tensor> parameters() const = 0;
 };
 
-// The whole model on this machine.
+// The whole model on this machine. The loss goes through
+// LlamaModel::head_loss (no [B, T, vocab] logits unless the output projection
+// is adapted). With `recompute_activations` (config train.recompute) every
+// block's activations are recomputed in the backward pass instead of kept:
+// the same gradients, a much smaller peak memory, about one more forward pass.
 class LocalTrainStep : public TrainStep {
  public:
-  LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters);
+  LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
+                 bool recompute_activations = false);
   StepResult forward_backward(const data::Batch& batch, const StepContext& context) override;
   std::vector<at::Tensor> parameters() const override;
 
  private:
   std::shared_ptr<const LlamaModel> model_;
   lora::AdapterSet& adapters_;
+  bool recompute_activations_;
 };
 
 }  // namespace cleave

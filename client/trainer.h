@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t checkpoint_every = 0;    // 0: only at the end
   int64_t log_every = 10;
   uint32_t round = 0;              // passed to the step (federated round)
+  bool recompute = false;          // recompute block activations in backward (LocalTrainStep)
 
   void validate() const;           // throws std::invalid_argument naming the field
 };

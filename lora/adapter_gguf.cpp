@@ -54,8 +54,8 @@ void save_gguf(const AdapterSet& adapters, const LlamaModel& model, const std::s
   writer.set(kFingerprintKey, gguf::Value::str(base_fingerprint(model)));
   for (const auto& [key, value] : extra) writer.set(key, gguf::Value::str(value));
   for (const auto& [name, pair] : adapters.pairs()) {
-    at::Tensor a = pair.a.detach().contiguous();  // [r, in]  -> ne [in, r]
-    at::Tensor b = pair.b.detach().contiguous();  // [out, r] -> ne [r, out]
+    at::Tensor a = pair.a.detach().to(at::kCPU, at::kFloat).contiguous();  // [r, in]  -> ne [in, r]
+    at::Tensor b = pair.b.detach().to(at::kCPU, at::kFloat).contiguous();  // [out, r] -> ne [r, out]
     writer.add_f32(name + ".lora_a", {a.size(1), a.size(0)}, a.data_ptr<float>());
     writer.add_f32(name + ".lora_b", {b.size(1), b.size(0)}, b.data_ptr<float>());
   }
@@ -137,6 +137,7 @@ AdapterSet load_gguf(const std::string& path, const LlamaModel& model) {
   }
   options.targets.assign(targets.begin(), targets.end());
   set.set_options(options);
+  set.to(model.device());  // where the model computes
   return set;
 }
 

@@ -295,8 +295,8 @@ void export_peft(const AdapterSet& adapters, const LlamaModel& model, const std:
                        static_cast<size_t>(t.numel()) * sizeof(float)});
   };
   for (const auto& [name, pair] : adapters.pairs()) {
-    at::Tensor a = pair.a.detach().to(at::kFloat).contiguous();  // [r, in]
-    at::Tensor b = pair.b.detach().to(at::kFloat).contiguous();  // [out, r], GGUF row order
+    at::Tensor a = pair.a.detach().to(at::kCPU, at::kFloat).contiguous();  // [r, in]
+    at::Tensor b = pair.b.detach().to(at::kCPU, at::kFloat).contiguous();  // [out, r], GGUF row order
     check_pair_fits(base_linear(model, name, where), a, b, where, name);
     if (rank >= 0 && a.size(0) != rank) {
       throw std::invalid_argument(where + ": adapters of different ranks (" + std::to_string(rank) +
@@ -402,6 +402,7 @@ AdapterSet import_peft(const std::string& dir, const LlamaModel& model) {
     throw std::runtime_error(config_path + ": " + e.what());
   }
   set.set_options(options);
+  set.to(model.device());  // where the model computes
   return set;
 }
 

@@ -39,6 +39,8 @@ AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& option
     at::Tensor b = at::zeros({out, options.rank}, at::kFloat);
     set.add(linear->name, a, b);
   }
+  // drawn on the CPU (the same values on every device), kept where the model computes
+  set.to(model.device());
   return set;
 }
 
@@ -47,10 +49,19 @@ at::Tensor AdapterSet::delta(const std::string& base_name, const at::Tensor& x) 
   if (it == pairs_.end()) return at::Tensor();
   at::Tensor input = x;
   if (training_ && options_.dropout > 0) input = at::dropout(x, options_.dropout, /*train=*/true);
+  // Mixed precision: float32 A and B are cast to the input's dtype (bf16/fp16)
+  // here, so autograd returns their gradients in float32 (no-op for float32).
+  const at::Tensor a = it->second.a.to(x.scalar_type()), b = it->second.b.to(x.scalar_type());
   // [..., in] -> [..., r] -> [..., out]
   // scaling the [..., r] intermediate instead of the [..., out] result: same
   // value, a pass over r instead of out columns (forward and backward)
-  return at::matmul(at::matmul(input, it->second.a.t()) * scale(), it->second.b.t());
+  return at::matmul(at::matmul(input, a.t()) * scale(), b.t());
+}
+
+std::vector<at::Tensor> AdapterSet::parameters_of(const std::string& base_name) const {
+  auto it = pairs_.find(base_name);
+  if (it == pairs_.end()) return {};
+  return {it->second.a, it->second.b};
 }
 
 std::vector<at::Tensor> AdapterSet::parameters() const {
@@ -72,8 +83,8 @@ int64_t AdapterSet::parameter_count() const {
 NamedTensors AdapterSet::to_named() const {
   NamedTensors out;
   for (const auto& [name, pair] : pairs_) {
-    out[name + ".lora_a"] = pair.a.detach().clone();
-    out[name + ".lora_b"] = pair.b.detach().clone();
+    out[name + ".lora_a"] = pair.a.detach().to(at::kCPU, at::kFloat, false, /*copy=*/true);
+    out[name + ".lora_b"] = pair.b.detach().to(at::kCPU, at::kFloat, false, /*copy=*/true);
   }
   return out;
 }
@@ -98,8 +109,18 @@ void AdapterSet::assign(const NamedTensors& named) {
   }
 }
 
+void AdapterSet::to(c10::Device device) {
+  device_ = device;
+  for (auto& [name, pair] : pairs_) {
+    if (pair.a.device() == device && pair.b.device() == device) continue;
+    pair.a = pair.a.detach().to(device).requires_grad_(true);
+    pair.b = pair.b.detach().to(device).requires_grad_(true);
+  }
+}
+
 AdapterSet AdapterSet::clone() const {
   AdapterSet copy;
+  copy.device_ = device_;
   copy.options_ = options_;
   copy.training_ = training_;
   for (const auto& [name, pair] : pairs_) copy.add(name, pair.a.detach().clone(), pair.b.detach().clone());
@@ -108,6 +129,7 @@ AdapterSet AdapterSet::clone() const {
 
 AdapterSet AdapterSet::subset(const std::function<bool(int64_t)>& keep_layer) const {
   AdapterSet copy;
+  copy.device_ = device_;
   copy.options_ = options_;
   copy.training_ = training_;
   for (const auto& [name, pair] : pairs_) {
@@ -121,8 +143,8 @@ void AdapterSet::add(const std::string& base_name, at::Tensor a, at::Tensor b) {
     throw std::invalid_argument("adapter " + base_name + ": lora_a " + c10::str(a.sizes()) +
                                 " and lora_b " + c10::str(b.sizes()) + " do not form a LoRA pair");
   }
-  LoraPair pair{a.to(at::kFloat).contiguous().detach().requires_grad_(true),
-                b.to(at::kFloat).contiguous().detach().requires_grad_(true)};
+  LoraPair pair{a.to(device_, at::kFloat).contiguous().detach().requires_grad_(true),
+                b.to(device_, at::kFloat).contiguous().detach().requires_grad_(true)};
   pairs_[base_name] = std::move(pair);
 }
 

@@ -37,6 +37,8 @@ class AdapterSet : public LinearAdapters {
                            const std::function<bool(int64_t layer)>& keep_layer = {});
 
   at::Tensor delta(const std::string& base_name, const at::Tensor& x) const override;
+  bool adapts(const std::string& base_name) const override { return pairs_.count(base_name) > 0; }
+  std::vector<at::Tensor> parameters_of(const std::string& base_name) const override;
 
   const LoraOptions& options() const { return options_; }
   double scale() const { return options_.scale(); }
@@ -46,21 +48,28 @@ class AdapterSet : public LinearAdapters {
   std::vector<at::Tensor> parameters() const;   // A and B of every pair, in name order
   int64_t parameter_count() const;
 
-  NamedTensors to_named() const;                 // detached copies
+  NamedTensors to_named() const;                 // detached float32 copies on the CPU
   // Copies values in; names and shapes must match exactly (throws naming the tensor).
   void assign(const NamedTensors& named);
   AdapterSet clone() const;                      // deep copy, requires_grad as here
   // A deep copy of the pairs whose block satisfies `keep_layer` (e.g. the
   // blocks below a split cut).
   AdapterSet subset(const std::function<bool(int64_t layer)>& keep_layer) const;
-  // Adds a pair (used by loaders); a and b are made trainable leaves.
+  // Adds a pair (used by loaders); a and b are made float32 trainable leaves
+  // on this set's device.
   void add(const std::string& base_name, at::Tensor a, at::Tensor b);
+  // Moves every A and B (new float32 leaves: build optimizers after this) to
+  // `device`, where later add()s put theirs too. create() already places
+  // them on the model's device.
+  void to(c10::Device device);
+  c10::Device device() const { return device_; }
   void set_options(const LoraOptions& options) { options_ = options; }
 
  private:
   LoraOptions options_;
   std::map<std::string, LoraPair> pairs_;
   bool training_ = false;
+  c10::Device device_ = c10::Device(c10::DeviceType::CPU);
 };
 
 }  // namespace cleave::lora

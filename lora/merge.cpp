@@ -16,7 +16,8 @@ void apply(LlamaModel& model, const AdapterSet& adapters, double sign) {
     FrozenLinear* linear = model.find_linear(name);
     if (!linear) throw std::invalid_argument("adapter targets " + name + ", which the model lacks");
     // [out, r] x [r, in] -> [out, in]
-    linear->weight.float_weight().add_(at::matmul(pair.b, pair.a), sign * adapters.scale());
+    at::Tensor& w = linear->weight.float_weight();
+    w.add_(at::matmul(pair.b, pair.a).to(w.device(), w.scalar_type()), sign * adapters.scale());
   }
 }
 

@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/api/include/torch/version.h>
 
 #include <cmath>
 #include <limits>
@@ -12,7 +13,9 @@ namespace cleave {
 
 at::Tensor apply_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, double base,
                       RopeStyle style) {
-  if (x.scalar_type() == at::kFloat) return fused_rope(x, pos0, rope_dims, base, style);
+  if (x.scalar_type() == at::kFloat && x.device().is_cpu()) {
+    return fused_rope(x, pos0, rope_dims, base, style);
+  }
   return apply_rope_naive(x, pos0, rope_dims, base, style);
 }
 
@@ -22,9 +25,10 @@ at::Tensor apply_rope_naive(const at::Tensor& x, int64_t pos0, int64_t rope_dims
   const int64_t head_dim = x.size(3);
   const int64_t half = rope_dims / 2;
   // theta_i = base^(-2i/rope_dims); angle[t, i] = (pos0 + t) * theta_i
+  const auto f64 = x.options().dtype(at::kDouble);  // angles in float64 on x's device
   at::Tensor inv_freq =
-      at::pow(base, -at::arange(0, half, at::kDouble) * 2.0 / static_cast<double>(rope_dims));
-  at::Tensor pos = at::arange(pos0, pos0 + T, at::kDouble);
+      at::pow(base, -at::arange(0, half, f64) * 2.0 / static_cast<double>(rope_dims));
+  at::Tensor pos = at::arange(pos0, pos0 + T, f64);
   at::Tensor angle = at::outer(pos, inv_freq).to(x.scalar_type());  // [T, half]
   at::Tensor cos = angle.cos().view({1, T, 1, half});
   at::Tensor sin = angle.sin().view({1, T, 1, half});
@@ -49,6 +53,23 @@ at::Tensor apply_rope_naive(const at::Tensor& x, int64_t pos0, int64_t rope_dims
 
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   if (q.scalar_type() == at::kFloat && q.device().is_cpu()) return fused_causal_attention(q, k, v);
+#if TORCH_VERSION_MAJOR >= 2
+  // LibTorch 2.x on a GPU: its fused (flash / memory-efficient) kernels.
+  // Their is_causal mask is aligned top-left, so only T == S (training,
+  // prefill) or a single query (which sees every key) can use them.
+  const int64_t T = q.size(1), S = k.size(1);
+  if (!q.device().is_cpu() && (T == S || T == 1)) {
+    const int64_t B = q.size(0), Hq = q.size(2), d = q.size(3), Hkv = k.size(2);
+    at::Tensor kh = k.transpose(1, 2), vh = v.transpose(1, 2);  // [B, Hkv, S, d]
+    if (Hq != Hkv) {
+      kh = kh.unsqueeze(2).expand({B, Hkv, Hq / Hkv, S, d}).reshape({B, Hq, S, d});
+      vh = vh.unsqueeze(2).expand({B, Hkv, Hq / Hkv, S, d}).reshape({B, Hq, S, d});
+    }
+    at::Tensor out = at::scaled_dot_product_attention(q.transpose(1, 2), kh, vh, {}, 0.0,
+                                                      /*is_causal=*/T == S && T > 1);
+    return out.transpose(1, 2).contiguous();  // [B, T, Hq, d]
+  }
+#endif
   return causal_attention_naive(q, k, v);
 }
 
@@ -67,7 +88,10 @@ at::Tensor causal_attention_naive(const at::Tensor& q, const at::Tensor& k, cons
   // query t may see keys 0 .. S - T + t
   at::Tensor mask = at::ones({T, S}, q.options().dtype(at::kBool)).triu(S - T + 1);
   scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-  at::Tensor probs = at::softmax(scores, -1);                 // [B, Hq, T, S]
+  // bf16/fp16: the softmax in float32 (as HF's eager attention)
+  at::Tensor probs = q.scalar_type() == at::kFloat
+                         ? at::softmax(scores, -1)
+                         : at::softmax(scores, -1, at::kFloat).to(q.scalar_type());  // [B, Hq, T, S]
   return at::matmul(probs, vh).transpose(1, 2).contiguous();  // [B, T, Hq, d]
 }
 

@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 #include "model/frozen_weight.h"
 
@@ -22,6 +23,12 @@ class LinearAdapters {
   // The adapter's additive output for input x ([..., in] -> [..., out]), or an
   // undefined tensor when `base_name` has no adapter.
   virtual at::Tensor delta(const std::string& base_name, const at::Tensor& x) const = 0;
+  // Whether `base_name` has an adapter (the fused head loss needs the plain
+  // logits when the output projection is adapted).
+  virtual bool adapts(const std::string& base_name) const = 0;
+  // The tensors of `base_name`'s adapter that delta() differentiates through
+  // (empty when none): what a recomputed block must produce gradients for.
+  virtual std::vector<at::Tensor> parameters_of(const std::string& base_name) const = 0;
 };
 
 // A frozen linear layer with its GGUF name and optional bias.

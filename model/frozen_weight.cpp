@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "model/gguf_quant.h"
 
@@ -15,6 +16,25 @@ namespace {
 constexpr int64_t kQ4Block = 32;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// Dequantization with tensor ops, for any device and dtype (the row loops
+// below serve CPU float32). int8: values [R, in] int8, scales [R];
+// q4: values [R, padded/2] uint8 (low nibble first), scales [R, padded/32].
+// -> [R, in] in the scales' dtype.
+at::Tensor dequantize_codes(FrozenWeight::Storage storage, const at::Tensor& values,
+                            const at::Tensor& scales, int64_t in) {
+  const at::ScalarType dtype = scales.scalar_type();
+  if (storage == FrozenWeight::Storage::int8_rows) {
+    return values.to(dtype) * scales.unsqueeze(1);  // int8 codes are exact in bf16/fp16
+  }
+  const int64_t rows = values.size(0), padded = values.size(1) * 2;
+  at::Tensor low = values.bitwise_and(0x0F);
+  at::Tensor high = values.bitwise_right_shift(4);
+  at::Tensor codes = at::stack({low, high}, 2).view({rows, padded / kQ4Block, kQ4Block});
+  at::Tensor w = (codes.to(dtype) - 8) * scales.unsqueeze(2);  // [R, blocks, 32]
+  w = w.view({rows, padded});
+  return padded == in ? w : w.narrow(1, 0, in).contiguous();
+}
 
 }  // namespace
 
@@ -111,72 +131,118 @@ FrozenWeight FrozenWeight::from_ggml(gguf::TensorType type, const uint8_t* data,
   return fw;
 }
 
-at::Tensor FrozenWeight::dequantize() const {
+void FrozenWeight::dequantize_row(int64_t r, float* dst) const {
   switch (storage_) {
     case Storage::f32:
-      return values_;
+      std::copy_n(values_.data_ptr<float>() + r * in_, in_, dst);
+      return;
     case Storage::int8_rows: {
-      at::Tensor w = at::empty({out_, in_}, at::kFloat);
-      const int8_t* q = values_.data_ptr<int8_t>();
-      const float* s = scales_.data_ptr<float>();
-      float* dst = w.data_ptr<float>();
-      const int64_t in = in_;
-      at::parallel_for(0, out_, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          const float scale = s[r];
-          const int8_t* qr = q + r * in;
-          float* wr = dst + r * in;
-          for (int64_t i = 0; i < in; ++i) wr[i] = scale * static_cast<float>(qr[i]);
-        }
-      });
-      return w;
+      const float scale = scales_.data_ptr<float>()[r];
+      const int8_t* qr = values_.data_ptr<int8_t>() + r * in_;
+      for (int64_t i = 0; i < in_; ++i) dst[i] = scale * static_cast<float>(qr[i]);
+      return;
     }
     case Storage::q4_blocks: {
-      at::Tensor w = at::empty({out_, in_}, at::kFloat);
-      const uint8_t* q = values_.data_ptr<uint8_t>();
-      const float* d = scales_.data_ptr<float>();
-      float* dst = w.data_ptr<float>();
-      const int64_t in = in_;
       const int64_t padded = round_up(in_, kQ4Block);
       const int64_t n_blocks = padded / kQ4Block;
-      at::parallel_for(0, out_, 16, [&](int64_t begin, int64_t end) {
-        float row[4096 + kQ4Block];
-        std::vector<float> big;
-        float* buf = row;
-        if (padded > 4096) {
-          big.resize(padded);
-          buf = big.data();
+      const uint8_t* qr = values_.data_ptr<uint8_t>() + r * (padded / 2);
+      const float* dr = scales_.data_ptr<float>() + r * n_blocks;
+      auto block = [&](int64_t b, float* out) {
+        const float scale = dr[b];
+        const uint8_t* qb = qr + b * (kQ4Block / 2);
+        for (int64_t i = 0; i < kQ4Block / 2; ++i) {
+          out[2 * i] = scale * static_cast<float>((qb[i] & 0x0F) - 8);
+          out[2 * i + 1] = scale * static_cast<float>((qb[i] >> 4) - 8);
         }
-        for (int64_t r = begin; r < end; ++r) {
-          const uint8_t* qr = q + r * (padded / 2);
-          const float* dr = d + r * n_blocks;
-          for (int64_t b = 0; b < n_blocks; ++b) {
-            const float scale = dr[b];
-            const uint8_t* qb = qr + b * (kQ4Block / 2);
-            float* out = buf + b * kQ4Block;
-            for (int64_t i = 0; i < kQ4Block / 2; ++i) {
-              out[2 * i] = scale * static_cast<float>((qb[i] & 0x0F) - 8);
-              out[2 * i + 1] = scale * static_cast<float>((qb[i] >> 4) - 8);
-            }
-          }
-          std::copy(buf, buf + in, dst + r * in);
-        }
-      });
-      return w;
+      };
+      const int64_t full = in_ / kQ4Block;
+      for (int64_t b = 0; b < full; ++b) block(b, dst + b * kQ4Block);
+      if (full < n_blocks) {  // a last, partial block: only its first in % 32 values exist
+        float tail[kQ4Block];
+        block(full, tail);
+        std::copy_n(tail, in_ - full * kQ4Block, dst + full * kQ4Block);
+      }
+      return;
     }
-    case Storage::ggml_blocks: {
-      at::Tensor w = at::empty({out_, in_}, at::kFloat);
-      float* dst = w.data_ptr<float>();
-      const uint64_t row_bytes = gguf::row_bytes(ggml_type_, in_);
-      at::parallel_for(0, out_, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) {
-          gguf::dequantize(ggml_type_, ggml_data_ + r * row_bytes, dst + r * in_, in_);
-        }
-      });
-      return w;
-    }
+    case Storage::ggml_blocks:
+      gguf::dequantize(ggml_type_, ggml_data_ + r * gguf::row_bytes(ggml_type_, in_), dst, in_);
+      return;
   }
   throw std::logic_error("unknown frozen weight storage");
+}
+
+at::Tensor FrozenWeight::dequantize() const { return dequantize_rows(0, out_); }
+
+at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
+  if (begin < 0 || count < 0 || begin + count > out_) {
+    throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                            ") are outside the weight " + describe());
+  }
+  if (storage_ == Storage::f32) return values_.narrow(0, begin, count);
+  if (storage_ != Storage::ggml_blocks && (!values_.device().is_cpu() || dtype_ != at::kFloat)) {
+    return dequantize_codes(storage_, values_.narrow(0, begin, count), scales_.narrow(0, begin, count),
+                            in_);
+  }
+  at::Tensor w = at::empty({count, in_}, at::kFloat);  // [count, in]
+  float* dst = w.data_ptr<float>();
+  at::parallel_for(0, count, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r) dequantize_row(begin + r, dst + r * in_);
+  });
+  return w;
+}
+
+at::Tensor FrozenWeight::gather_rows(const at::Tensor& ids) const {
+  if (storage_ == Storage::f32) return at::embedding(values_, ids);
+  if (storage_ != Storage::ggml_blocks && (!values_.device().is_cpu() || dtype_ != at::kFloat)) {
+    const at::Tensor flat = ids.reshape({-1}).to(values_.device(), at::kLong);  // [n]
+    std::vector<int64_t> shape = ids.sizes().vec();
+    shape.push_back(in_);
+    return dequantize_codes(storage_, values_.index_select(0, flat), scales_.index_select(0, flat), in_)
+        .view(shape);  // [..., in]
+  }
+  const at::Tensor flat = ids.reshape({-1}).to(at::kLong).contiguous();  // [n]
+  const int64_t n = flat.numel();
+  const int64_t* id = flat.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (id[i] < 0 || id[i] >= out_) {
+      throw std::out_of_range("row id " + std::to_string(id[i]) + " is outside the weight " +
+                              describe());
+    }
+  }
+  at::Tensor rows = at::empty({n, in_}, at::kFloat);  // [n, in]
+  float* dst = rows.data_ptr<float>();
+  at::parallel_for(0, n, 16, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) dequantize_row(id[i], dst + i * in_);
+  });
+  std::vector<int64_t> shape = ids.sizes().vec();
+  shape.push_back(in_);
+  return rows.view(shape);  // [..., in]
+}
+
+void FrozenWeight::to(c10::Device device, c10::ScalarType dtype) {
+  if (!at::isFloatingType(dtype)) {
+    throw std::invalid_argument(std::string("a frozen weight computes in a floating dtype, not ") +
+                                c10::toString(dtype));
+  }
+  const bool cpu_float32 = device.is_cpu() && dtype == at::kFloat;
+  switch (storage_) {
+    case Storage::f32:
+      values_ = values_.to(device, dtype);
+      break;
+    case Storage::int8_rows:
+    case Storage::q4_blocks:
+      values_ = values_.to(device);
+      scales_ = scales_.to(device, dtype);
+      break;
+    case Storage::ggml_blocks:
+      if (cpu_float32) break;
+      values_ = dequantize().to(device, dtype);  // [out, in], once (see the header)
+      storage_ = Storage::f32;
+      ggml_data_ = nullptr;
+      owner_.reset();
+      break;
+  }
+  dtype_ = dtype;
 }
 
 at::Tensor& FrozenWeight::float_weight() {
@@ -189,9 +255,10 @@ at::Tensor& FrozenWeight::float_weight() {
 
 int64_t FrozenWeight::bytes() const {
   switch (storage_) {
-    case Storage::f32: return values_.numel() * 4;
-    case Storage::int8_rows: return values_.numel() + scales_.numel() * 4;
-    case Storage::q4_blocks: return values_.numel() + scales_.numel() * 4;
+    case Storage::f32: return values_.numel() * static_cast<int64_t>(values_.element_size());
+    case Storage::int8_rows:
+    case Storage::q4_blocks:
+      return values_.numel() + scales_.numel() * static_cast<int64_t>(scales_.element_size());
     case Storage::ggml_blocks: return static_cast<int64_t>(gguf::row_bytes(ggml_type_, in_)) * out_;
   }
   return 0;
@@ -200,7 +267,9 @@ int64_t FrozenWeight::bytes() const {
 std::string FrozenWeight::describe() const {
   std::string kind;
   switch (storage_) {
-    case Storage::f32: kind = "f32"; break;
+    case Storage::f32:
+      kind = dtype_ == at::kBFloat16 ? "bf16" : dtype_ == at::kHalf ? "f16" : "f32";
+      break;
     case Storage::int8_rows: kind = "int8"; break;
     case Storage::q4_blocks: kind = "q4"; break;
     case Storage::ggml_blocks: kind = gguf::type_name(ggml_type_); break;

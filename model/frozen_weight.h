@@ -37,8 +37,28 @@ class FrozenWeight {
   static FrozenWeight from_ggml(gguf::TensorType type, const uint8_t* data, int64_t out,
                                 int64_t in, std::shared_ptr<const gguf::File> owner);
 
-  // [out, in] float32; for f32 storage the stored tensor itself (no copy).
+  // [out, in] in the compute dtype (float32 unless moved with to()), on the
+  // weight's device; for f32 storage the stored tensor itself (no copy).
   at::Tensor dequantize() const;
+
+  // Moves the storage to `device` and sets the dtype dequantize() returns.
+  // Float weights are converted (stored in `dtype`); int8/q4 keep their
+  // codes, with scales in `dtype`, and dequantize with tensor ops on the
+  // device (the CPU loops serve CPU float32 only). ggml blocks are
+  // dequantized once to `dtype` unless the target is CPU float32: the GPU has
+  // no ggml kernels here, and requantizing K-quants to q4 would add a second
+  // rounding. Memory then is 2 bytes per weight for bf16/fp16 (Q4_K: 0.56);
+  // base.quant int8 or q4 keeps the base quantized on the device instead.
+  void to(c10::Device device, c10::ScalarType dtype);
+  c10::ScalarType dtype() const { return dtype_; }
+  // Rows [begin, begin + count) as [count, in] (float32, or the dtype given to
+  // to(), on the weight's device); for f32 storage a view
+  // (no copy). Lets a caller walk a large quantized matrix (the output head)
+  // slice by slice instead of holding all of it as float.
+  at::Tensor dequantize_rows(int64_t begin, int64_t count) const;
+  // The rows named by `ids` (any shape, int64) as [..., in] (dtype as above): only the
+  // rows looked up are dequantized (an embedding lookup).
+  at::Tensor gather_rows(const at::Tensor& ids) const;
 
   Storage storage() const { return storage_; }
   bool is_float() const { return storage_ == Storage::f32; }
@@ -50,12 +70,16 @@ class FrozenWeight {
   std::string describe() const;  // "q4 [172, 64]"
 
  private:
+  // Dequantizes row r into dst[0, in) (any storage but f32).
+  void dequantize_row(int64_t r, float* dst) const;
+
   Storage storage_ = Storage::f32;
   int64_t out_ = 0, in_ = 0;
   at::Tensor values_;    // f32: [out, in]; int8: int8 [out, in]; q4: uint8 [out, padded_in/2]
   at::Tensor scales_;    // int8: [out]; q4: [out, padded_in/32]
   gguf::TensorType ggml_type_ = gguf::TensorType::F32;
   const uint8_t* ggml_data_ = nullptr;
+  c10::ScalarType dtype_ = c10::ScalarType::Float;  // what dequantize() returns
   std::shared_ptr<const gguf::File> owner_;
 };
 

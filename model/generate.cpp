@@ -46,7 +46,7 @@ void SamplingOptions::validate() const {
 }
 
 TokenId sample_token(const at::Tensor& logits, const SamplingOptions& options, std::mt19937_64& rng) {
-  const at::Tensor flat = logits.detach().to(at::kFloat).contiguous().view({-1});  // [vocab]
+  const at::Tensor flat = logits.detach().to(at::kCPU, at::kFloat).contiguous().view({-1});  // [vocab]
   const int64_t n = flat.numel();
   if (n == 0) throw std::invalid_argument("sample_token: empty logits");
   const float* values = flat.data_ptr<float>();

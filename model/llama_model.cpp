@@ -5,18 +5,27 @@
 #include <stdexcept>
 
 #include "model/fused_ops.h"
+#include "model/recompute.h"
 
 namespace cleave {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && !weight.requires_grad()) {
+  if (x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat && !weight.requires_grad() &&
+      x.device().is_cpu()) {
     return fused_rms_norm(x, weight, eps);
+  }
+  if (x.scalar_type() != at::kFloat) {
+    // bf16/fp16: the mean of squares in float32, as HF's LlamaRMSNorm does
+    const at::Tensor xf = x.to(at::kFloat);
+    return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps)).to(x.scalar_type()) * weight;
   }
   return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps) * weight;
 }
 
 at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
-  if (gate.scalar_type() == at::kFloat && up.scalar_type() == at::kFloat) return fused_swiglu(gate, up);
+  if (gate.scalar_type() == at::kFloat && up.scalar_type() == at::kFloat && gate.device().is_cpu()) {
+    return fused_swiglu(gate, up);
+  }
   return at::silu(gate) * up;
 }
 
@@ -35,8 +44,41 @@ LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<Ll
   }
 }
 
+void LlamaModel::to(c10::Device device, c10::ScalarType compute_dtype) {
+  if (!at::isFloatingType(compute_dtype)) {
+    throw std::invalid_argument(std::string("the model computes in a floating dtype, not ") +
+                                c10::toString(compute_dtype));
+  }
+  auto move = [&](at::Tensor& t) {
+    if (t.defined()) t = t.to(device, compute_dtype);
+  };
+  const bool output_shares_embedding =
+      config_.tied_output && output_.weight.is_float() &&
+      output_.weight.float_weight().is_same(token_embd_);
+  move(token_embd_);
+  move(output_norm_);
+  for (LlamaBlock& b : blocks_) {
+    move(b.attn_norm);
+    move(b.ffn_norm);
+    for (FrozenLinear* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
+                            &b.ffn_down}) {
+      l->weight.to(device, compute_dtype);
+      move(l->bias);
+    }
+  }
+  if (output_shares_embedding) {
+    output_.weight.float_weight() = token_embd_;  // stay one tensor
+    output_.weight.to(device, compute_dtype);      // no-op move, records the dtype
+  } else {
+    output_.weight.to(device, compute_dtype);
+  }
+  move(output_.bias);
+  device_ = device;
+  compute_dtype_ = compute_dtype;
+}
+
 at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
-  return at::embedding(token_embd_, tokens);  // [B, T, dim]
+  return at::embedding(token_embd_, tokens.to(device_));  // [B, T, dim]
 }
 
 at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& h,
@@ -59,18 +101,46 @@ at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& 
 }
 
 at::Tensor LlamaModel::run_blocks(at::Tensor h, int64_t begin, int64_t end,
-                                  const LinearAdapters* adapters, int64_t pos0) const {
+                                  const LinearAdapters* adapters, int64_t pos0,
+                                  BlockActivations activations) const {
   if (begin < 0 || end > config_.n_layers || begin > end) {
     throw std::out_of_range("block range [" + std::to_string(begin) + ", " + std::to_string(end) +
                             ") is outside the model's " + std::to_string(config_.n_layers) +
                             " blocks");
   }
-  for (int64_t i = begin; i < end; ++i) h = block_forward(blocks_[i], h, adapters, pos0);
+  h = h.to(device_, compute_dtype_);  // e.g. smashed activations from the wire (CPU float32)
+  for (int64_t i = begin; i < end; ++i) {
+    const LlamaBlock& block = blocks_[i];
+    if (activations == BlockActivations::saved) {
+      h = block_forward(block, h, adapters, pos0);
+      continue;
+    }
+    std::vector<at::Tensor> adapter_parameters;
+    if (adapters) {
+      for (const FrozenLinear* l : {&block.attn_q, &block.attn_k, &block.attn_v, &block.attn_output,
+                                    &block.ffn_gate, &block.ffn_up, &block.ffn_down}) {
+        for (at::Tensor& p : adapters->parameters_of(l->name)) adapter_parameters.push_back(p);
+      }
+    }
+    h = run_recomputed(
+        [this, &block, adapters, pos0](const at::Tensor& x) { return block_forward(block, x, adapters, pos0); },
+        h, adapter_parameters);
+  }
   return h;
 }
 
 at::Tensor LlamaModel::head(const at::Tensor& h, const LinearAdapters* adapters) const {
-  return output_.forward(rms_norm(h, output_norm_, config_.norm_eps), adapters);
+  return output_.forward(rms_norm(h.to(device_, compute_dtype_), output_norm_, config_.norm_eps),
+                         adapters);
+}
+
+LossResult LlamaModel::head_loss(const at::Tensor& h, const at::Tensor& targets,
+                                 const at::Tensor& weights, const LinearAdapters* adapters) const {
+  if (adapters && adapters->adapts(output_.name)) {
+    return cross_entropy(head(h, adapters), targets, weights);
+  }
+  return chunked_cross_entropy(rms_norm(h.to(device_, compute_dtype_), output_norm_, config_.norm_eps),
+                               output_, targets, weights);
 }
 
 at::Tensor LlamaModel::forward(const at::Tensor& tokens, const LinearAdapters* adapters) const {
@@ -97,8 +167,8 @@ FrozenLinear* LlamaModel::find_linear(const std::string& name) {
 }
 
 int64_t LlamaModel::frozen_bytes() const {
-  int64_t bytes = token_embd_.numel() * 4 + output_norm_.numel() * 4;
-  for (const LlamaBlock& b : blocks_) bytes += (b.attn_norm.numel() + b.ffn_norm.numel()) * 4;
+  int64_t bytes = token_embd_.nbytes() + output_norm_.nbytes();
+  for (const LlamaBlock& b : blocks_) bytes += b.attn_norm.nbytes() + b.ffn_norm.nbytes();
   for (const FrozenLinear* l : linears()) {
     // a tied output shares token_embd's storage
     if (!(config_.tied_output && l == &output_ && l->weight.is_float())) bytes += l->weight.bytes();

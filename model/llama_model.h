@@ -14,6 +14,7 @@
 #include "model/attention.h"
 #include "model/frozen_linear.h"
 #include "model/llama_config.h"
+#include "model/loss.h"
 
 namespace cleave {
 
@@ -24,6 +25,11 @@ struct LlamaBlock {
   FrozenLinear ffn_gate, ffn_up, ffn_down;
 };
 
+// Whether run_blocks keeps every block's intermediates for the backward pass
+// (fastest) or recomputes each block there (gradient checkpointing: about one
+// block's activations alive instead of all of them, for one more forward).
+enum class BlockActivations { saved, recomputed };
+
 class LlamaModel {
  public:
   LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
@@ -32,13 +38,30 @@ class LlamaModel {
   const LlamaConfig& config() const { return config_; }
   int64_t n_layers() const { return config_.n_layers; }
 
+  // Moves the frozen base to `device` and computes it in `compute_dtype`
+  // (float32, bf16 or fp16): float weights, norms and the embedding are
+  // converted, quantized weights keep their codes (FrozenWeight::to). Inputs
+  // may come from anywhere: embed() moves the token ids, run_blocks() and
+  // head() move hidden states to this device and dtype (differentiably, so
+  // a CPU float32 input gets a CPU float32 gradient). Not thread-safe with a
+  // running forward pass.
+  void to(c10::Device device, c10::ScalarType compute_dtype);
+  c10::Device device() const { return device_; }
+  c10::ScalarType compute_dtype() const { return compute_dtype_; }
+
   // tokens: [B, T] int64 -> [B, T, dim]
   at::Tensor embed(const at::Tensor& tokens) const;
   // Blocks [begin, end) on hidden states h: [B, T, dim] at positions pos0.. -> [B, T, dim]
   at::Tensor run_blocks(at::Tensor h, int64_t begin, int64_t end, const LinearAdapters* adapters,
-                        int64_t pos0 = 0) const;
+                        int64_t pos0 = 0,
+                        BlockActivations activations = BlockActivations::saved) const;
   // Final norm and output projection: [B, T, dim] -> logits [B, T, vocab]
   at::Tensor head(const at::Tensor& h, const LinearAdapters* adapters) const;
+  // cross_entropy(head(h, adapters), targets, weights) for training: without
+  // an adapter on the output projection it runs chunked_cross_entropy, which
+  // never holds the [B, T, vocab] logits (same loss and gradients).
+  LossResult head_loss(const at::Tensor& h, const at::Tensor& targets, const at::Tensor& weights,
+                       const LinearAdapters* adapters) const;
   // The whole model: tokens [B, T] -> logits [B, T, vocab]
   at::Tensor forward(const at::Tensor& tokens, const LinearAdapters* adapters) const;
 
@@ -58,6 +81,8 @@ class LlamaModel {
   std::vector<LlamaBlock> blocks_;
   at::Tensor output_norm_;   // [dim]
   FrozenLinear output_;      // [vocab, dim]
+  c10::Device device_ = c10::Device(c10::DeviceType::CPU);
+  c10::ScalarType compute_dtype_ = c10::ScalarType::Float;
 };
 
 // RMSNorm over the last dimension: x / sqrt(mean(x^2) + eps) * weight.

@@ -16,6 +16,9 @@
 namespace cleave::split {
 namespace {
 
+using test::device::relative_error;
+using test::device::relative_norm_error;
+
 TEST(SplitGpu, ServerOnCudaClientOnCpuMatchesTheLocalStep) {
   if (!at::hasCUDA()) {
     GTEST_SKIP() << "needs a CUDA device and a LibTorch with CUDA (this build: "
@@ -56,14 +59,14 @@ TEST(SplitGpu, ServerOnCudaClientOnCpuMatchesTheLocalStep) {
     EXPECT_NEAR(loss, local_loss, tolerance * std::abs(local_loss));
     for (const auto& [name, pair] : client_adapters.pairs()) {
       EXPECT_TRUE(pair.a.grad().device().is_cpu());
-      EXPECT_LT(test::device::relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), tolerance) << name;
-      EXPECT_LT(test::device::relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), tolerance) << name;
+      EXPECT_LT(relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), tolerance) << name;
+      EXPECT_LT(relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), tolerance) << name;
     }
     for (const auto& [name, pair] : thread.server().adapters_for("cpu-client").pairs()) {
       EXPECT_TRUE(pair.a.is_cuda()) << name;
       const at::Tensor grad_a = pair.a.grad().cpu(), grad_b = pair.b.grad().cpu();
-      EXPECT_LT(test::device::relative_norm_error(grad_a, local.pairs().at(name).a.grad()), tolerance) << name;
-      EXPECT_LT(test::device::relative_norm_error(grad_b, local.pairs().at(name).b.grad()), tolerance) << name;
+      EXPECT_LT(relative_norm_error(grad_a, local.pairs().at(name).a.grad()), tolerance) << name;
+      EXPECT_LT(relative_norm_error(grad_b, local.pairs().at(name).b.grad()), tolerance) << name;
     }
   }
 }

@@ -16,6 +16,9 @@
 namespace cleave::split {
 namespace {
 
+using test::device::relative_error;
+using test::device::relative_norm_error;
+
 // Per tensor, ||diff|| / ||grad||, as tests/client/mixed_precision_test.cpp.
 constexpr double kBf16Tolerance = 1e-1;
 
@@ -52,16 +55,16 @@ TEST(SplitMixedPrecision, Bf16ServerFloat32ClientMatchesTheLocalStep) {
   ASSERT_FALSE(client_adapters.pairs().empty());
   for (const auto& [name, pair] : client_adapters.pairs()) {
     EXPECT_EQ(pair.a.grad().scalar_type(), at::kFloat);
-    EXPECT_LT(test::device::relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), kBf16Tolerance) << name;
-    EXPECT_LT(test::device::relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), kBf16Tolerance) << name;
+    EXPECT_LT(relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), kBf16Tolerance) << name;
+    EXPECT_LT(relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), kBf16Tolerance) << name;
   }
   const lora::AdapterSet& server_adapters = thread.server().adapters_for("bf16");
   ASSERT_FALSE(server_adapters.pairs().empty());
   for (const auto& [name, pair] : server_adapters.pairs()) {
     EXPECT_EQ(pair.a.scalar_type(), at::kFloat);  // master weights stay float32
     EXPECT_EQ(pair.b.grad().scalar_type(), at::kFloat);
-    EXPECT_LT(test::device::relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), kBf16Tolerance) << name;
-    EXPECT_LT(test::device::relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), kBf16Tolerance) << name;
+    EXPECT_LT(relative_norm_error(pair.a.grad(), local.pairs().at(name).a.grad()), kBf16Tolerance) << name;
+    EXPECT_LT(relative_norm_error(pair.b.grad(), local.pairs().at(name).b.grad()), kBf16Tolerance) << name;
   }
 }
 

@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <unistd.h>
+
 namespace fs = std::filesystem;
 
 namespace cleave::test {
@@ -17,7 +19,10 @@ std::optional<std::string> shared_file(const std::string& relative) {
 }
 
 std::string scratch_dir(const std::string& test_name) {
-  const fs::path dir = fs::path(CLEAVE_BINARY_DIR) / "test-scratch" / test_name;
+  // ctest runs every test case in its own process, several at once: the pid
+  // keeps two processes of the same fixture out of each other's files.
+  const fs::path dir = fs::path(CLEAVE_BINARY_DIR) / "test-scratch" /
+                       (test_name + "-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();

@@ -10,7 +10,8 @@ namespace cleave::test {
 // else ../shared beside the checkout), or nullopt if the file is absent.
 std::optional<std::string> shared_file(const std::string& relative);
 
-// A fresh, empty directory under the build tree for one test's files.
+// A fresh, empty directory under the build tree for one test's files, private
+// to this process.
 std::string scratch_dir(const std::string& test_name);
 
 }  // namespace cleave::test

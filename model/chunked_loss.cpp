@@ -1,0 +1,133 @@
+// Output projection and cross-entropy fused over chunks of rows (see
+// chunked_cross_entropy in model/loss.h). The full [B*T, vocab] logits with
+// their log-softmax and gradient were the largest tensors of a training step.
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+
+#include "model/frozen_linear.h"
+#include "model/loss.h"
+
+namespace cleave {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr int64_t kLogitsChunkBytes = int64_t{32} << 20;
+// Vocabulary rows of a quantized output weight dequantized at once (a float
+// weight is used whole: it needs no copy).
+constexpr int64_t kVocabSlice = 4096;
+
+// x: [R, dim] -> logits [R, vocab]
+at::Tensor project(const at::Tensor& x, const FrozenLinear& output) {
+  const FrozenWeight& w = output.weight;
+  at::Tensor logits;
+  if (w.is_float()) {
+    logits = at::mm(x, w.dequantize().t());
+  } else {
+    const int64_t vocab = w.out_features();
+    logits = at::empty({x.size(0), vocab}, x.options());
+    for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
+      const int64_t n = std::min(kVocabSlice, vocab - v0);
+      at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
+      at::mm_out(columns, x, w.dequantize_rows(v0, n).t());
+    }
+  }
+  if (output.bias.defined()) logits.add_(output.bias);
+  return logits;
+}
+
+// grad_logits: [R, vocab] -> grad_logits W: [R, dim]
+at::Tensor project_back(const at::Tensor& grad_logits, const FrozenWeight& w) {
+  if (w.is_float()) return at::mm(grad_logits, w.dequantize());
+  const int64_t vocab = w.out_features();
+  at::Tensor out = at::zeros({grad_logits.size(0), w.in_features()}, grad_logits.options());
+  for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
+    const int64_t n = std::min(kVocabSlice, vocab - v0);
+    out.addmm_(grad_logits.narrow(1, v0, n), w.dequantize_rows(v0, n));
+  }
+  return out;
+}
+
+struct ChunkedNll {
+  double nll_sum = 0;
+  at::Tensor grad_hidden;  // d(nll_sum)/d(hidden): [N, dim], or undefined
+};
+
+// hidden: [N, dim]; targets: [N] int64; scored_rows: [S] int64 (rows with weight > 0).
+ChunkedNll chunked_nll(const at::Tensor& hidden, const FrozenLinear& output,
+                       const at::Tensor& targets, const at::Tensor& scored_rows,
+                       int64_t chunk_rows, bool want_grad) {
+  const int64_t vocab = output.weight.out_features();
+  if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(16, kLogitsChunkBytes / (4 * vocab));
+  ChunkedNll result;
+  if (want_grad) result.grad_hidden = at::zeros(hidden.sizes(), hidden.options());
+  const int64_t n_scored = scored_rows.numel();
+  for (int64_t c0 = 0; c0 < n_scored; c0 += chunk_rows) {
+    const at::Tensor rows = scored_rows.narrow(0, c0, std::min(chunk_rows, n_scored - c0));  // [R]
+    const at::Tensor target = targets.index_select(0, rows).unsqueeze(1);                     // [R, 1]
+    // the log-softmax in float32 whatever the compute dtype (a no-op for float32)
+    at::Tensor logits = project(hidden.index_select(0, rows), output).to(at::kFloat);        // [R, vocab]
+    const at::Tensor lse = at::logsumexp(logits, 1, /*keepdim=*/true);                       // [R, 1]
+    result.nll_sum += (lse - logits.gather(1, target)).sum().item<double>();
+    if (!want_grad) continue;
+    // d nll / d logits = softmax - one_hot(target), built in the logits' memory
+    at::Tensor grad_logits = logits.sub_(lse).exp_();
+    grad_logits.scatter_add_(1, target, at::full({rows.size(0), 1}, -1.0f, grad_logits.options()));
+    result.grad_hidden.index_copy_(
+        0, rows, project_back(grad_logits.to(hidden.scalar_type()), output.weight));
+  }
+  return result;
+}
+
+// Autograd node: the forward computes the NLL sum and its gradient with
+// respect to `hidden` chunk by chunk; the backward scales that gradient.
+struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, int64_t output_address,
+                            const at::Tensor& targets, const at::Tensor& scored_rows,
+                            int64_t chunk_rows) {
+    const auto* output = reinterpret_cast<const FrozenLinear*>(output_address);
+    ChunkedNll r = chunked_nll(hidden, *output, targets, scored_rows, chunk_rows, /*want_grad=*/true);
+    ctx->saved_data["grad_hidden"] = r.grad_hidden;
+    return at::scalar_tensor(r.nll_sum, at::kFloat);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    at::Tensor grad_hidden = ctx->saved_data["grad_hidden"].toTensor() * grad_outputs[0];  // [N, dim]
+    return {grad_hidden, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+LossResult chunked_cross_entropy(const at::Tensor& hidden, const FrozenLinear& output,
+                                 const at::Tensor& targets, const at::Tensor& weights,
+                                 int64_t chunk_rows) {
+  const int64_t dim = hidden.size(-1);
+  if (output.weight.in_features() != dim) {
+    throw std::invalid_argument("hidden states have " + std::to_string(dim) +
+                                " features but the output projection " + output.name + " expects " +
+                                std::to_string(output.weight.in_features()));
+  }
+  const at::Tensor flat_hidden = hidden.reshape({-1, dim});                   // [N, dim]
+  const at::Tensor flat_targets = targets.reshape({-1}).to(hidden.device(), at::kLong);  // [N]
+  const at::Tensor scored_rows =
+      (weights.reshape({-1}).to(hidden.device()) > 0).nonzero().view({-1});  // [S]
+  LossResult r;
+  r.n_scored = scored_rows.numel();
+  const double denominator = static_cast<double>(std::max<int64_t>(r.n_scored, 1));
+  if (at::GradMode::is_enabled() && flat_hidden.requires_grad()) {
+    at::Tensor sum = ChunkedCrossEntropy::apply(flat_hidden, reinterpret_cast<int64_t>(&output),
+                                                flat_targets, scored_rows, chunk_rows);
+    r.nll_sum = sum.item<double>();
+    r.loss = sum / denominator;
+  } else {
+    r.nll_sum = chunked_nll(flat_hidden, output, flat_targets, scored_rows, chunk_rows, false).nll_sum;
+    r.loss = at::scalar_tensor(r.nll_sum / denominator, at::kFloat);
+  }
+  return r;
+}
+
+}  // namespace cleave
