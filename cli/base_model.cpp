@@ -37,7 +37,22 @@ BaseQuant quant_from_flag(const std::string& value) {
   }
 }
 
-BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out) {
+ComputeOptions compute_from_flags(const std::string& device, const std::string& precision) {
+  ComputeOptions compute;
+  compute.device = device;
+  try {
+    compute.precision = parse_precision(precision);
+    compute.validate();
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--device/--precision: ") + e.what());
+  }
+  return compute;
+}
+
+BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out,
+                          const ComputeOptions& compute) {
+  compute.validate();
+  const c10::Device device = resolve_device(compute.device);  // fails early: before reading weights
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model");
@@ -46,6 +61,9 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
   BaseModel base;
   base.model = load_llama(file, quant);
   base.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*file));
+  if (!device.is_cpu() || compute.precision != Precision::float32) {
+    base.model->to(device, compute_dtype(compute.precision));
+  }
   // Fewer tokens than embedding rows is fine (padded vocabularies); more would
   // produce ids the model cannot embed.
   if (base.tokenizer->size() > base.model->config().vocab_size) {
@@ -55,7 +73,8 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
                              ": the file is inconsistent");
   }
   out << "model: " << path << " (" << base.model->config().summary() << ", base "
-      << to_string(quant) << ", " << base.model->frozen_bytes() / 1024 << " KiB frozen)\n";
+      << to_string(quant) << ", " << base.model->frozen_bytes() / 1024 << " KiB frozen, "
+      << compute.device << " " << to_string(compute.precision) << ")\n";
   return base;
 }
 

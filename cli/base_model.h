@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "model/compute.h"
 #include "model/frozen_weight.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -25,9 +26,14 @@ struct BaseModel {
   std::shared_ptr<const Tokenizer> tokenizer;
 };
 
-// Opens the GGUF once for both; prints a one-line summary. Every problem
-// (missing, truncated, unsupported tensor type, no tokenizer) throws
-// std::runtime_error naming the file.
-BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out);
+// Opens the GGUF once for both, moves the model to `compute`'s device and
+// precision (runtime.device / runtime.precision); prints a one-line summary.
+// Every problem (missing, truncated, unsupported tensor type, no tokenizer,
+// a CUDA device this build or machine lacks) throws std::runtime_error.
+BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out,
+                          const ComputeOptions& compute = {});
+
+// The value of --device / --precision flags; a bad one is a UsageError.
+ComputeOptions compute_from_flags(const std::string& device, const std::string& precision);
 
 }  // namespace cleave::cli

@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <cstddef>
 #include <exception>
 #include <iostream>
 
@@ -19,6 +20,20 @@ const std::vector<Command>& commands() {
        run_demo},
       {"simulate", "simulated federated fleet in one process (YAML config, or built-in)",
        simulate_parser, run_simulate},
+      {"split-server", "serve the top blocks for split clients (long-running, TLS)",
+       split_server_parser, run_split_server},
+      {"aggregator", "run a federation's rounds for its sites (long-running, TLS)",
+       aggregator_parser, run_aggregator},
+      {"client", "take part in a federation as a hospital site (TLS)", client_parser, run_client},
+      {"ca init", "create the federation's certificate authority", ca_init_parser, run_ca_init},
+      {"ca issue", "issue a node's key and certificate (client, split-server, aggregator)",
+       ca_issue_parser, run_ca_issue},
+      {"ca revoke", "revoke a node's certificate (re-signs the CRL)", ca_revoke_parser,
+       run_ca_revoke},
+      {"ca refresh-crl", "re-sign the CRL before it expires", ca_refresh_crl_parser,
+       run_ca_refresh_crl},
+      {"export-peft", "write an adapter in Hugging Face PEFT's layout", export_peft_parser,
+       run_export_peft},
   };
   return kCommands;
 }
@@ -36,11 +51,24 @@ std::string main_usage() {
       "Split federated LoRA fine-tuning of Llama-family models.\n\ncommands:\n";
   for (const Command& c : commands()) {
     std::string name = "  " + c.name;
-    name.resize(14, ' ');
+    name.resize(18, ' ');
     text += name + c.summary + "\n";
   }
   text += "\nRun `cleave <command> --help` for a command's options.\n";
   return text;
+}
+
+std::string group_usage(const std::string& group) {
+  std::string text;
+  for (const Command& c : commands()) {
+    if (c.name.rfind(group + " ", 0) != 0) continue;
+    std::string name = "  " + c.name;
+    name.resize(18, ' ');
+    text += name + c.summary + "\n";
+  }
+  if (text.empty()) return "";
+  return "usage: cleave " + group + " <command> [options]\n\ncommands:\n" + text +
+         "\nRun `cleave " + group + " <command> --help` for a command's options.\n";
 }
 
 int run_main(const std::vector<std::string>& args, std::ostream& err) {
@@ -52,7 +80,15 @@ int run_main(const std::vector<std::string>& args, std::ostream& err) {
     std::cout << main_usage();
     return 0;
   }
-  const Command* command = find_command(args[0]);
+  // "ca init": a command of a group takes two words.
+  const Command* command = args.size() >= 2 ? find_command(args[0] + " " + args[1]) : nullptr;
+  const size_t words = command ? 2 : 1;
+  if (!command) command = find_command(args[0]);
+  if (!command && !group_usage(args[0]).empty()) {
+    const bool help = args.size() >= 2 && (args[1] == "--help" || args[1] == "-h");
+    (help ? std::cout : err) << group_usage(args[0]);
+    return help ? 0 : 2;
+  }
   if (!command) {
     err << "cleave: error: unknown command '" << args[0] << "'\n\n" << main_usage();
     return 2;
@@ -60,7 +96,7 @@ int run_main(const std::vector<std::string>& args, std::ostream& err) {
   const std::string prefix = "cleave " + command->name + ": error: ";
   const ArgParser parser = command->parser();
   try {
-    const ParsedArgs parsed = parser.parse({args.begin() + 1, args.end()});
+    const ParsedArgs parsed = parser.parse({args.begin() + static_cast<std::ptrdiff_t>(words), args.end()});
     if (parsed.help()) {
       std::cout << parser.usage();
       return 0;

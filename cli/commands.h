@@ -1,5 +1,6 @@
 // The subcommands of the `cleave` binary. Each command lives in its own file
 // (train_command.cpp, ...) and is listed in commands.cpp; main.cpp dispatches.
+// A name with a space ("ca init") is a command of a group: `cleave ca init`.
 #pragma once
 
 #include <iosfwd>
@@ -21,6 +22,8 @@ struct Command {
 const std::vector<Command>& commands();
 const Command* find_command(const std::string& name);
 std::string main_usage();
+// The commands of a group ("ca": ca init, ca issue, ...); "" if there is none.
+std::string group_usage(const std::string& group);
 
 ArgParser train_parser();
 int run_train(const ParsedArgs& args);
@@ -32,6 +35,22 @@ ArgParser demo_parser();
 int run_demo(const ParsedArgs& args);
 ArgParser simulate_parser();
 int run_simulate(const ParsedArgs& args);
+ArgParser split_server_parser();
+int run_split_server(const ParsedArgs& args);
+ArgParser aggregator_parser();
+int run_aggregator(const ParsedArgs& args);
+ArgParser client_parser();
+int run_client(const ParsedArgs& args);
+ArgParser ca_init_parser();
+int run_ca_init(const ParsedArgs& args);
+ArgParser ca_issue_parser();
+int run_ca_issue(const ParsedArgs& args);
+ArgParser ca_revoke_parser();
+int run_ca_revoke(const ParsedArgs& args);
+ArgParser ca_refresh_crl_parser();
+int run_ca_refresh_crl(const ParsedArgs& args);
+ArgParser export_peft_parser();
+int run_export_peft(const ParsedArgs& args);
 
 // Runs `cleave <argv...>` as main() does: parses, dispatches, catches every
 // exception and prints it as "cleave <cmd>: error: <message>" on `err`.

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "cli/config_fields.h"
+#include "cli/config_services.h"
 #include "cli/config_yaml.h"
 
 namespace cleave::cli {
@@ -47,12 +48,18 @@ void train_section(Fields& f, TrainOptions& t, int64_t& seed) {
   f.field("eval_every", t.eval_every);
   f.field("checkpoint_every", t.checkpoint_every);
   f.field("log_every", t.log_every);
+  f.field("recompute", t.recompute);
   f.field("seed", seed);
 }
 
 void output_section(Fields& f, std::string& dir) { f.field("dir", dir); }
 
-void runtime_section(Fields& f, int64_t& threads) { f.field("threads", threads); }
+void runtime_section(Fields& f, int64_t& threads, ComputeOptions& compute) {
+  f.field("threads", threads);
+  f.field("device", compute.device);
+  f.choice("precision", compute.precision,
+           {{"float32", Precision::float32}, {"bf16", Precision::bf16}, {"fp16", Precision::fp16}});
+}
 
 void visit_config(Fields& f, RunConfig& c, int64_t& seed) {
   f.field("model", c.model);
@@ -61,7 +68,9 @@ void visit_config(Fields& f, RunConfig& c, int64_t& seed) {
   f.section("data", [&](Fields& s) { data_section(s, c.data); });
   f.section("train", [&](Fields& s) { train_section(s, c.train, seed); });
   f.section("output", [&](Fields& s) { output_section(s, c.output_dir); });
-  f.section("runtime", [&](Fields& s) { runtime_section(s, c.threads); });
+  f.section("runtime", [&](Fields& s) { runtime_section(s, c.threads, c.compute); });
+  f.section("split", [&](Fields& s) { split_section(s, c.split); });
+  f.section("secure", [&](Fields& s) { secure_section(s, c.secure); });
 }
 
 void federation_section(Fields& f, simulate::FleetOptions& o) {
@@ -107,6 +116,14 @@ void wrap_invalid(const std::string& source, Check check) {
 
 }  // namespace
 
+// The sections the service configurations share (cli/config_services.cpp).
+void base_fields(Fields& f, BaseQuant& quant) { base_section(f, quant); }
+void lora_fields(Fields& f, lora::LoraOptions& lora) { lora_section(f, lora); }
+void runtime_fields(Fields& f, int64_t& threads, ComputeOptions& compute) {
+  runtime_section(f, threads, compute);
+}
+void run_config_fields(Fields& f, RunConfig& config, int64_t& seed) { visit_config(f, config, seed); }
+
 void RunConfig::validate() const {
   auto require = [&](bool ok, const std::string& what) {
     if (!ok) throw ConfigError(source + ": " + what);
@@ -122,8 +139,11 @@ void RunConfig::validate() const {
   require(data.eval_batches >= 0, "data.eval_batches must be >= 0 (0: all)");
   require(!output_dir.empty(), "output.dir: required: the run directory");
   require(threads >= 0, "runtime.threads must be >= 0 (0: all cores)");
+  wrap_invalid(source, [&] { compute.validate(); });
   wrap_invalid(source, [&] { lora.validate(); });
   wrap_invalid(source, [&] { train.validate(); });
+  split.validate(source);
+  if (split.enabled()) secure.validate(source);
 }
 
 Override parse_override(const std::string& text) {
@@ -158,6 +178,10 @@ RunConfig load_config(const std::string& path, const std::vector<Override>& over
 
 void SimulateConfig::validate() const {
   run.validate();
+  if (run.split.enabled()) {
+    throw ConfigError(run.source + ": split: is for cleave train and cleave client; a simulated fleet "
+                      "splits by federation.mode and federation.cut_layer");
+  }
   wrap_invalid(run.source, [&] { federation.validate(); });
 }
 

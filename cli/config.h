@@ -8,9 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "cli/config_sections.h"
 #include "client/batching.h"
 #include "client/trainer.h"
 #include "lora/lora_options.h"
+#include "model/compute.h"
 #include "model/frozen_weight.h"
 #include "simulate/simulation_config.h"
 
@@ -43,6 +45,9 @@ struct RunConfig {
   uint64_t seed = 0;                  // train.seed: adapters, shuffling, split, dropout
   std::string output_dir = "runs/train";  // output.dir
   int64_t threads = 0;                // runtime.threads; 0: all cores
+  ComputeOptions compute;             // runtime.device, runtime.precision
+  SplitConfig split;                  // split: train against a split server (cleave train, client)
+  SecureConfig secure;                // secure: TLS identity for the split (and aggregator) channels
 
   // Cross-field checks and each struct's own validate(); throws ConfigError.
   void validate() const;

@@ -34,6 +34,8 @@ ArgParser eval_parser() {
       .value("--adapter", "FILE", "LoRA adapter GGUF to apply")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
       .value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
+      .value("--device", "D", "cpu (default), cuda or cuda:N")
+      .value("--precision", "P", "float32 (default), bf16 or fp16 (fp16: CUDA only)")
       .value("--batch-size", "B", "rows per forward pass (default 4)")
       .value("--threads", "N", "LibTorch threads (default 0: all cores)");
 }
@@ -49,7 +51,9 @@ int run_eval(const ParsedArgs& args) {
   if (has_ctx && ctx < 2) throw UsageError("--ctx must be at least 2");
 
   set_threads(args.get_int("--threads", 0), std::cout);
-  const BaseModel base = load_base_model(model_path, quant, std::cout);
+  const ComputeOptions compute =
+      compute_from_flags(args.get_or("--device", "cpu"), args.get_or("--precision", "float32"));
+  const BaseModel base = load_base_model(model_path, quant, std::cout, compute);
   std::optional<lora::AdapterSet> adapters;
   if (const auto adapter_path = args.get("--adapter")) {
     adapters = lora::load_gguf(*adapter_path, *base.model);

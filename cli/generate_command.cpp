@@ -22,6 +22,8 @@ ArgParser generate_parser() {
       .value("--top-p", "P", "sample from the smallest set with probability P (default 0.95)")
       .value("--seed", "S", "sampling seed (default 0): the same seed gives the same text")
       .value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
+      .value("--device", "D", "cpu (default), cuda or cuda:N")
+      .value("--precision", "P", "float32 (default), bf16 or fp16 (fp16: CUDA only)")
       .value("--threads", "N", "LibTorch threads (default 0: all cores)");
 }
 
@@ -44,7 +46,9 @@ int run_generate(const ParsedArgs& args) {
   const BaseQuant quant = quant_from_flag(args.get_or("--quant", "native"));
 
   set_threads(args.get_int("--threads", 0), std::cerr);
-  const BaseModel base = load_base_model(model_path, quant, std::cerr);
+  const ComputeOptions compute =
+      compute_from_flags(args.get_or("--device", "cpu"), args.get_or("--precision", "float32"));
+  const BaseModel base = load_base_model(model_path, quant, std::cerr, compute);
   std::optional<lora::AdapterSet> adapters;
   if (const auto adapter_path = args.get("--adapter")) {
     adapters = lora::load_gguf(*adapter_path, *base.model);

@@ -7,15 +7,19 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <ostream>
 
 #include "cli/base_model.h"
 #include "cli/metrics.h"
+#include "cli/service_runtime.h"
+#include "cli/split_session.h"
 #include "client/batching.h"
 #include "client/evaluate.h"
 #include "client/train_step.h"
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "split/split_client.h"
 
 namespace fs = std::filesystem;
 
@@ -72,7 +76,7 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   const std::string dir = config.output_dir;
   write_text(dir + "/config.resolved.yaml", to_yaml(config));
 
-  const BaseModel base = load_base_model(config.model, config.quant, out);
+  const BaseModel base = load_base_model(config.model, config.quant, out, config.compute);
   const LlamaModel& model = *base.model;
 
   std::vector<data::Record> train_records = data::read_records(config.data.train);
@@ -106,15 +110,41 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
     }
   }
 
+  // With a split: section only the client blocks train here; the split
+  // server trains (and keeps) the adapters of the blocks it runs, so the
+  // held-out perplexity of the whole model cannot be measured on this side.
+  const bool split = config.split.enabled();
+  std::optional<SplitSession> session;
+  if (split) {
+    const std::string id = node_id(config.split.options.client_id, config.secure, "client-0");
+    session = connect_split_server(config, id, model.n_layers(),
+                                   [](const std::string& line) { log_event("train", line); });
+    if (!eval_set.empty()) {
+      out << "split training: held-out perplexity not measured (the top blocks' adapters are on the split "
+             "server)\n";
+      eval_set.clear();
+    }
+    out << "split: client " << id << ", blocks [0, " << session->options.cut_layer << ") here, "
+        << wire::to_string(session->options.activation_codec) << " activations to "
+        << session->channel->describe() << "\n";
+  }
+
   at::manual_seed(config.seed);  // LoRA dropout
-  lora::AdapterSet adapters = lora::AdapterSet::create(model, config.lora, config.seed);
+  lora::AdapterSet adapters =
+      split ? lora::AdapterSet::create(model, config.lora, config.seed, client_blocks(session->options, model.n_layers()))
+            : lora::AdapterSet::create(model, config.lora, config.seed);
   out << "lora: rank " << config.lora.rank << ", alpha " << config.lora.alpha << ", "
       << adapters.pairs().size() << " adapted projections, " << adapters.parameter_count()
       << " trainable parameters\n";
 
   MetricsLog metrics(dir + "/metrics.jsonl");
-  LocalTrainStep local(base.model, adapters);
-  MetricsTrainStep step(local, config.train, metrics);
+  std::unique_ptr<TrainStep> inner;
+  if (split) {
+    inner = std::make_unique<split::SplitTrainStep>(base.model, adapters, *session->channel, session->options);
+  } else {
+    inner = std::make_unique<LocalTrainStep>(base.model, adapters, config.train.recompute);
+  }
+  MetricsTrainStep step(*inner, config.train, metrics);
 
   auto held_out_perplexity = [&](int64_t at_step) {
     adapters.set_training(false);
@@ -130,7 +160,7 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   if (!eval_set.empty()) {
     result.perplexity_before = held_out_perplexity(0);
     out << "perplexity before: " << format_ppl(*result.perplexity_before) << "\n";
-  } else {
+  } else if (!split) {
     out << "no held-out data (set data.eval or data.eval_fraction): perplexity not measured\n";
   }
 

@@ -1,0 +1,107 @@
+// cleave aggregator --config FILE.yaml [--set key=value ...]: the federation's
+// round loop for the registered sites, keeping the split servers' rounds in
+// step, until the configured rounds are done or SIGINT/SIGTERM.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "aggregator/aggregator_service.h"
+#include "cli/base_model.h"
+#include "cli/commands.h"
+#include "cli/config_services.h"
+#include "cli/peer_policies.h"
+#include "cli/secure_channels.h"
+#include "cli/service_runtime.h"
+
+namespace cleave::cli {
+namespace {
+
+aggregator::GlobalAdapters initial_adapters(const AggregatorFile& config) {
+  const AggregatorConfig& a = config.aggregator;
+  if (!a.initial_adapters.empty()) return aggregator::load_global_adapters(a.initial_adapters);
+  // Only the names and shapes are needed: the model is dropped afterwards.
+  std::ostringstream quiet;
+  const BaseModel base = load_base_model(config.model, BaseQuant::native, quiet);
+  if (a.cut_layer >= base.model->n_layers()) {
+    throw ConfigError(config.source + ": aggregator.cut_layer " + std::to_string(a.cut_layer) +
+                      " leaves no block for the split server (the model has " +
+                      std::to_string(base.model->n_layers()) + ")");
+  }
+  return aggregator::global_adapters_for_model(*base.model, config.lora, a.options.seed, a.cut_layer);
+}
+
+// The service logs the round's closing itself; this adds what it wrote.
+std::string describe_checkpoint(const aggregator::RoundSummary& summary, const std::string& checkpoint_dir) {
+  char line[256];
+  std::snprintf(line, sizeof line, "round %u checkpointed: %s/adapters-round-%06u.gguf", summary.round,
+                checkpoint_dir.c_str(), summary.round + 1);
+  std::string text = line;
+  auto loss = summary.metrics.find("train_loss");
+  if (loss != summary.metrics.end()) {
+    std::snprintf(line, sizeof line, " (mean train_loss %.4f)", loss->second);
+    text += line;
+  }
+  return text;
+}
+
+}  // namespace
+
+ArgParser aggregator_parser() {
+  return ArgParser("aggregator", "--config FILE.yaml [--set key=value ...]",
+                   "Runs the federation's aggregator: sites (certificate role client) register,\n"
+                   "poll for rounds and send adapter deltas; each round it samples sites, merges\n"
+                   "their deltas with the configured strategy, checkpoints the global adapters\n"
+                   "(aggregator.checkpoint_dir) and closes the round on every split server\n"
+                   "(connecting as role aggregator). Restarted, it resumes after the last\n"
+                   "checkpointed round. Prints `listening on <endpoint>` once bound and one line\n"
+                   "per event; exits 0 when the rounds are done, 1 if the run failed, and stops\n"
+                   "cleanly on SIGINT or SIGTERM. See configs/aggregator.yaml.")
+      .value("--config", "FILE", "the aggregator's configuration (YAML)", "-c")
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+}
+
+int run_aggregator(const ParsedArgs& args) {
+  std::vector<Override> overrides;
+  for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const AggregatorFile config = load_aggregator_config(args.require("--config"), overrides);
+  const std::atomic<bool>& stop = stop_on_signals();
+  auto log = [](const std::string& line) { log_event("aggregator", line); };
+  const aggregator::AggregatorOptions& options = config.aggregator.options;
+
+  const SecureConfig tls = config.secure;
+  const std::string split_name = config.aggregator.split_server_name;
+  aggregator::ChannelFactory split_channels = [tls, split_name, options, log](const std::string& endpoint) {
+    return connect_service(endpoint, tls, secure::NodeRole::split_server, split_name,
+                           options.max_message_bytes, log);
+  };
+  aggregator::AggregatorService service(options, initial_adapters(config), log, nullptr, split_channels);
+  const std::string checkpoint_dir = options.checkpoint_dir;
+  if (!checkpoint_dir.empty()) {
+    service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,
+                                                  const aggregator::GlobalAdapters&) {
+      log(describe_checkpoint(summary, checkpoint_dir));
+    });
+  }
+
+  std::unique_ptr<net::ServerChannel> channel =
+      bind_service(config.aggregator.bind, config.secure, aggregator_policy(), options.max_message_bytes, log);
+  log("strategy " + options.strategy.name + ", " + std::to_string(options.rounds) + " rounds, " +
+      std::to_string(service.completed_rounds()) + " completed, waiting for " +
+      std::to_string(options.registrations_to_start()) + " sites" +
+      (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
+  log("listening on " + channel->endpoint());
+  service.serve(*channel, stop);
+
+  if (stop.load() && !service.done()) {
+    log("stopping after " + std::to_string(service.completed_rounds()) + " completed rounds (signal)");
+    return 0;
+  }
+  if (service.state() == aggregator::RunState::failed) {
+    log("the run failed after " + std::to_string(service.completed_rounds()) + " rounds: " + service.failure());
+    return 1;
+  }
+  log("finished: " + std::to_string(service.completed_rounds()) + " rounds completed");
+  return 0;
+}
+
+}  // namespace cleave::cli

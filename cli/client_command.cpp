@@ -1,0 +1,132 @@
+// cleave client --config site.yaml [--set key=value ...]: a hospital site in a
+// federation. Registers with the aggregator, and for every round it is
+// sampled in trains its client blocks through the split server and sends the
+// adapter delta; its data never leaves this process.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "aggregator/federated_client.h"
+#include "cli/base_model.h"
+#include "cli/commands.h"
+#include "cli/config_services.h"
+#include "cli/secure_channels.h"
+#include "cli/service_runtime.h"
+#include "cli/split_session.h"
+#include "client/dataset.h"
+#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
+
+namespace cleave::cli {
+namespace {
+
+aggregator::FederatedClientOptions site_options(const ClientFile& config, const std::string& id, int32_t pad) {
+  const RunConfig& run = config.run;
+  aggregator::FederatedClientOptions options;
+  options.client_id = id;
+  options.train = run.train;
+  options.batches.batch_size = run.data.batch_size;
+  options.batches.seq_len = run.data.seq_len;
+  options.batches.mode = run.data.mode;
+  options.batches.seed = run.seed;
+  options.batches.pad_token = pad;
+  options.request_timeout_ms = config.client.request_timeout_ms;
+  options.max_attempts = static_cast<int>(config.client.max_attempts);
+  options.backoff_ms = config.client.backoff_ms;
+  options.max_backoff_ms = config.client.max_backoff_ms;
+  options.max_message_bytes = run.split.options.max_message_bytes;
+  return options;
+}
+
+// The federated client logs the update's fate; this adds the round's numbers.
+std::string describe(const aggregator::SiteRound& round) {
+  std::string line = "round " + std::to_string(round.round) + " done here: ";
+  if (!round.trained) return line + "no update (" + round.error + ")";
+  auto loss = round.metrics.find("train_loss");
+  if (loss != round.metrics.end()) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "train_loss %.4f, ", loss->second);
+    line += buf;
+  }
+  return line + std::to_string(round.num_samples) + " samples, update " + (round.accepted ? "accepted" : "rejected");
+}
+
+// Sleeps `ms`, waking early when a signal asks to stop.
+void wait_or_stop(int64_t ms, const std::atomic<bool>& stop) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!stop.load() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
+  }
+}
+
+}  // namespace
+
+ArgParser client_parser() {
+  return ArgParser("client", "--config site.yaml [--set key=value ...]",
+                   "Runs a hospital site of a federation: reads the site's data (data.train), loads\n"
+                   "the base model, registers with the aggregator (client.aggregator) and, in each\n"
+                   "round it is sampled for, trains train.steps local steps of its client blocks\n"
+                   "through the split server (split.server) and sends the adapter delta. Only\n"
+                   "activations, gradients, adapter deltas and metrics leave the site, over TLS\n"
+                   "with the site's certificate (secure:). Exits when the federation finishes\n"
+                   "(status 1 if it failed); stops cleanly on SIGINT or SIGTERM.\n"
+                   "See configs/site.yaml.")
+      .value("--config", "FILE", "the site's configuration (YAML)", "-c")
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+}
+
+int run_client(const ParsedArgs& args) {
+  std::vector<Override> overrides;
+  for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const ClientFile config = load_client_config(args.require("--config"), overrides);
+  const RunConfig& run = config.run;
+  const std::atomic<bool>& stop = stop_on_signals();
+  auto log = [](const std::string& line) { log_event("client", line); };
+
+  const std::string id = node_id(config.client.id, run.secure, "site-0");
+  set_threads(run.threads, std::cout);
+  const BaseModel base = load_base_model(run.model, run.quant, std::cout, run.compute);
+  const std::vector<data::Example> examples =
+      data::tokenize_records(*base.tokenizer, data::read_records(run.data.train));
+  SplitSession split = connect_split_server(run, id, base.model->n_layers(), log);
+  lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed,
+                                                       client_blocks(split.options, base.model->n_layers()));
+  split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
+  std::unique_ptr<net::ClientChannel> aggregator_channel =
+      connect_service(config.client.aggregator, run.secure, secure::NodeRole::aggregator,
+                      config.client.aggregator_name, run.split.options.max_message_bytes, log);
+  aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
+                                   examples, site_options(config, id, base.tokenizer->eos()), log);
+  log("site " + id + ": " + std::to_string(examples.size()) + " examples, blocks [0, " +
+      std::to_string(split.options.cut_layer) + ") here, split server " + split.channel->describe() +
+      ", aggregator " + aggregator_channel->describe());
+
+  adapters.set_training(true);
+  site.register_site();
+  int rounds_trained = 0;
+  while (!stop.load()) {
+    aggregator::RoundPoll poll = site.poll_once();
+    if (poll.trained) {
+      ++rounds_trained;
+      log(describe(*poll.trained));
+    } else if (poll.wait_ms) {
+      wait_or_stop(*poll.wait_ms, stop);
+    } else if (poll.finished) {
+      const aggregator::Finished& finished = *poll.finished;
+      if (finished.failed) {
+        log("the federation stopped: " + finished.reason);
+        return 1;
+      }
+      log("the federation finished after " + std::to_string(finished.rounds_completed) + " rounds; this site " +
+          "trained in " + std::to_string(rounds_trained));
+      return 0;
+    }
+  }
+  log("stopping after " + std::to_string(rounds_trained) + " rounds trained here (signal)");
+  return 0;
+}
+
+}  // namespace cleave::cli

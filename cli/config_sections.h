@@ -1,0 +1,99 @@
+// The configuration sections of the deployable services: `split:` (a client
+// of a split server), `secure:` (TLS identity), `split_server:`,
+// `aggregator:` and `client:`. Plain structs with defaults inline; YAML is
+// read into them only by the section functions below (config_services.cpp),
+// which the readers in config*.cpp drive.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aggregator/aggregator_options.h"
+#include "split/split_client.h"
+#include "split/split_server.h"
+
+namespace cleave::cli {
+
+class Fields;
+
+// `secure:` — the node's TLS identity, issued by `cleave ca issue`. Every
+// channel is mutually authenticated TLS 1.3 unless `insecure: true`.
+struct SecureConfig {
+  std::string cert;                   // this node's certificate (PEM)
+  std::string key;                    // its private key (PEM, mode 0600)
+  std::string ca;                     // the federation CA certificate
+  std::string crl;                    // the CA's revocation list; "" : no revocation check
+  bool insecure = false;              // plaintext, for experiments on one machine only
+  int64_t handshake_timeout_ms = 10000;
+
+  // Throws ConfigError (naming `source`) when TLS is on and a file is not given.
+  void validate(const std::string& source) const;
+};
+
+// `split:` — train against a running split server instead of locally
+// (`cleave train`, `cleave client`). Absent (no server): local training.
+struct SplitConfig {
+  std::string server;                 // e.g. tcp://split.example.org:5555
+  std::string server_name;            // the split server's certificate name; "" : any split-server
+  // client_id "" : the certificate's name (or "client-0" with insecure: true).
+  split::SplitClientOptions options = default_options();
+
+  bool enabled() const { return !server.empty(); }
+  void validate(const std::string& source) const;
+
+ private:
+  static split::SplitClientOptions default_options() {
+    split::SplitClientOptions o;
+    o.client_id.clear();
+    return o;
+  }
+};
+
+// `split_server:` of `cleave split-server`. The server's adapters take the
+// file's top-level `lora:` section.
+struct SplitServerConfig {
+  std::string bind = "tcp://127.0.0.1:5555";  // port 0: any free port (logged)
+  split::SplitServerOptions options;          // variant, min_cut_layer, checkpoint_path, ...
+
+  void validate(const std::string& source) const;
+};
+
+// `aggregator:` of `cleave aggregator`.
+struct AggregatorConfig {
+  std::string bind = "tcp://127.0.0.1:5556";  // port 0: any free port (logged)
+  aggregator::AggregatorOptions options;      // rounds, sampling, deadline, strategy, split_servers
+  // Client blocks the global adapters cover, [0, cut_layer) (0: every block):
+  // the sites' split.cut_layer.
+  int64_t cut_layer = 0;
+  // A GGUF LoRA to start from; "" : fresh adapters from `model:` and `lora:`.
+  std::string initial_adapters;
+  // The split servers' certificate names; "" : any split-server certificate.
+  std::string split_server_name;
+
+  void validate(const std::string& source) const;
+};
+
+// `client:` of `cleave client` (a hospital site). The site's data, model,
+// LoRA and local training come from the same sections as `cleave train`
+// (train.steps: the local steps per round); `split:` names the split server.
+struct ClientConfig {
+  std::string id;                     // "" : the certificate's name
+  std::string aggregator;             // e.g. tcp://aggregator.example.org:5556
+  std::string aggregator_name;        // the aggregator's certificate name; "" : any aggregator
+  int64_t request_timeout_ms = 10000; // per attempt
+  int64_t max_attempts = 8;           // unanswered attempts in a row before giving up
+  int64_t backoff_ms = 200;           // doubled after each unanswered attempt
+  int64_t max_backoff_ms = 5000;
+
+  void validate(const std::string& source) const;
+};
+
+// One function per section (config_services.cpp).
+void secure_section(Fields& f, SecureConfig& c);
+void split_section(Fields& f, SplitConfig& c);
+void split_server_section(Fields& f, SplitServerConfig& c);
+void aggregator_section(Fields& f, AggregatorConfig& c);
+void client_section(Fields& f, ClientConfig& c);
+
+}  // namespace cleave::cli

@@ -1,0 +1,54 @@
+// The channels of the deployable services, built from the `secure:` section:
+// mutually authenticated TLS 1.3 over ZeroMQ (secure/), or plaintext only
+// with an explicit `secure.insecure: true`, logged as a warning.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "cli/config_sections.h"
+#include "secure/node_role.h"
+#include "transport/channel.h"
+
+namespace cleave::cli {
+
+using ServiceLog = std::function<void(const std::string&)>;
+
+// Who may talk to a service: the roles TLS admits, and per message a check of
+// the peer's proven identity against what the message claims.
+struct PeerPolicy {
+  std::set<secure::NodeRole> roles;
+  // nullopt: serve the message; a reason: answer refusal(reason) instead.
+  std::function<std::optional<std::string>(const secure::PeerIdentity&, const net::Bytes&)> check;
+  std::function<net::Bytes(const std::string& reason)> refusal;
+};
+
+// Binds `endpoint` for a service. With TLS, every message reaching the
+// service comes from a peer whose certificate chains to tls.ca, is not
+// revoked in tls.crl, holds one of policy.roles, and passed policy.check.
+// Throws net::TransportError (port taken) or ConfigError (unusable files).
+std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
+                                                 PeerPolicy policy, size_t max_message_bytes,
+                                                 const ServiceLog& log);
+
+// Connects to a service whose certificate must hold `server_role` (and be
+// named `server_name` unless it is empty). A refused or failed TLS session
+// surfaces as net::TransportError, so callers retry it like a lost connection.
+std::unique_ptr<net::ClientChannel> connect_service(const std::string& endpoint, const SecureConfig& tls,
+                                                    secure::NodeRole server_role, const std::string& server_name,
+                                                    size_t max_message_bytes, const ServiceLog& log);
+
+// The node name (subject CN) of the certificate at `cert_path`; throws
+// std::runtime_error when the file is unreadable or names no node.
+std::string certificate_name(const std::string& cert_path);
+
+// This node's id: `configured` when given, else its certificate's name.
+// With TLS a configured id must equal the certificate's name (the services
+// refuse messages whose id differs from the sender's certificate).
+std::string node_id(const std::string& configured, const SecureConfig& tls, const std::string& fallback);
+
+}  // namespace cleave::cli

@@ -1,0 +1,42 @@
+#include "cli/service_runtime.h"
+
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <mutex>
+
+namespace cleave::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void raise_stop_flag(int) { g_stop.store(true); }
+
+}  // namespace
+
+const std::atomic<bool>& stop_on_signals() {
+  static const bool installed = [] {
+    struct sigaction action = {};
+    action.sa_handler = raise_stop_flag;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
+    return true;
+  }();
+  (void)installed;
+  return g_stop;
+}
+
+void log_event(const std::string& service, const std::string& line) {
+  static std::mutex mutex;
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  std::lock_guard<std::mutex> lock(mutex);
+  std::cout << stamp << " " << service << ": " << line << std::endl;
+}
+
+}  // namespace cleave::cli

@@ -1,0 +1,51 @@
+// cleave split-server --config FILE.yaml [--set key=value ...]: serves the
+// top blocks of the base model for many split clients until SIGINT/SIGTERM.
+#include <iostream>
+
+#include "cli/base_model.h"
+#include "cli/commands.h"
+#include "cli/config_services.h"
+#include "cli/peer_policies.h"
+#include "cli/secure_channels.h"
+#include "cli/service_runtime.h"
+#include "split/split_server.h"
+
+namespace cleave::cli {
+
+ArgParser split_server_parser() {
+  return ArgParser("split-server", "--config FILE.yaml [--set key=value ...]",
+                   "Runs a split server: blocks [cut_layer, L) of the frozen base model with the\n"
+                   "server's own LoRA adapters, for every client at once, each from its own cut.\n"
+                   "Accepts certificates of role client (training) and aggregator (closing\n"
+                   "rounds); everything else is refused. Prints `listening on <endpoint>` once\n"
+                   "bound and one line per event; stops cleanly on SIGINT or SIGTERM. See\n"
+                   "configs/split-server.yaml.")
+      .value("--config", "FILE", "the split server's configuration (YAML)", "-c")
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+}
+
+int run_split_server(const ParsedArgs& args) {
+  std::vector<Override> overrides;
+  for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const SplitServerFile config = load_split_server_config(args.require("--config"), overrides);
+  const std::atomic<bool>& stop = stop_on_signals();
+  auto log = [](const std::string& line) { log_event("split-server", line); };
+
+  set_threads(config.threads, std::cout);
+  const BaseModel base = load_base_model(config.model, config.quant, std::cout, config.compute);
+  split::SplitServerOptions options = config.split_server.options;
+  options.lora = config.lora;
+  split::SplitServer server(base.model, options, std::nullopt, log);
+  std::unique_ptr<net::ServerChannel> channel =
+      bind_service(config.split_server.bind, config.secure, split_server_policy(), options.max_message_bytes, log);
+  log(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
+      std::to_string(base.model->n_layers()) + ") as " +
+      (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +
+      std::to_string(server.round()) + (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
+  log("listening on " + channel->endpoint());
+  server.serve(*channel, stop);
+  log("stopping at round " + std::to_string(server.round()) + " (signal)");
+  return 0;
+}
+
+}  // namespace cleave::cli

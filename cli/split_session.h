@@ -1,0 +1,30 @@
+// A split client's connection to its split server, from the `split:` and
+// `secure:` sections (`cleave train` with split:, `cleave client`).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cli/config.h"
+#include "cli/secure_channels.h"
+#include "split/split_client.h"
+
+namespace cleave::cli {
+
+struct SplitSession {
+  std::unique_ptr<net::ClientChannel> channel;  // TLS to a split-server certificate, unless insecure
+  split::SplitClientOptions options;            // client_id resolved (see node_id)
+};
+
+// Validates the options against the model's `n_layers` (ConfigError) and
+// connects; the connection is made in the background.
+SplitSession connect_split_server(const RunConfig& config, const std::string& client_id, int64_t n_layers,
+                                  const ServiceLog& log);
+
+// The blocks whose adapters the client trains: [0, cut_layer), and in
+// U-shaped mode also [top_cut, L).
+std::function<bool(int64_t layer)> client_blocks(const split::SplitClientOptions& options, int64_t n_layers);
+
+}  // namespace cleave::cli

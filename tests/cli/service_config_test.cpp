@@ -1,0 +1,135 @@
+// The configuration files of the services (split-server, aggregator, client)
+// and the split:/secure: sections of `cleave train`: checked-in examples
+// parse, TLS is the default, unknown keys name their path, and the resolved
+// YAML reads back to the same values.
+#include "cli/config_services.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/cli/cli_runner.h"
+
+namespace cleave::cli {
+namespace {
+
+const std::string kTls = "secure: {cert: n.crt, key: n.key, ca: ca.crt}\n";
+
+template <typename Parse>
+std::string error_of(Parse parse) {
+  try {
+    parse();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(ServiceConfig, SplitSectionOfTrain) {
+  const RunConfig local = parse_config("model: m.gguf\ndata: {train: t.jsonl}\n", "x.yaml");
+  EXPECT_FALSE(local.split.enabled());
+  const RunConfig c = parse_config("model: m.gguf\ndata: {train: t.jsonl}\n"
+                                   "split: {server: 'tcp://h:5555', mode: u_shaped, cut_layer: 2, top_cut: 3, "
+                                   "activation_codec: int8, gradient_codec: bf16}\n" + kTls,
+                                   "x.yaml");
+  EXPECT_TRUE(c.split.enabled());
+  EXPECT_EQ(c.split.options.mode, split::SplitMode::u_shaped);
+  EXPECT_EQ(c.split.options.cut_layer, 2);
+  EXPECT_EQ(c.split.options.activation_codec, wire::WireDType::I8_ROWSCALE);
+  EXPECT_EQ(c.split.options.gradient_codec, wire::WireDType::BF16);
+  EXPECT_EQ(c.split.options.client_id, "");
+  EXPECT_FALSE(c.secure.insecure);
+  EXPECT_EQ(parse_config(to_yaml(c), "resolved.yaml").split.options.top_cut, 3);
+  EXPECT_EQ(to_yaml(parse_config(to_yaml(c), "resolved.yaml")), to_yaml(c));
+
+  // A split server without TLS files, or with a mistyped key, is refused.
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config("model: m.gguf\ndata: {train: t.jsonl}\nsplit: {server: 'tcp://h:1'}\n", "x.yaml");
+                  }),
+                  "secure.cert: required");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config("model: m.gguf\ndata: {train: t.jsonl}\nsplit: {server: 'tcp://h:1', cut_layr: 2}\n",
+                                 "x.yaml");
+                  }),
+                  "unknown key 'split.cut_layr' (did you mean 'split.cut_layer'?)");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config("model: m.gguf\ndata: {train: t.jsonl}\nsplit: {server: 'tcp://h:1', "
+                                 "activation_codec: f8}\n",
+                                 "x.yaml");
+                  }),
+                  "split.activation_codec: expected one of f32, f16, bf16, int8");
+}
+
+TEST(ServiceConfig, SplitServerFile) {
+  const SplitServerFile c = parse_split_server_config(
+      "model: m.gguf\nlora: {rank: 4}\nsplit_server: {bind: 'tcp://*:0', variant: sfl_v2, min_cut_layer: 2, "
+      "checkpoint: s.gguf}\n" + kTls,
+      "s.yaml");
+  EXPECT_EQ(c.split_server.options.variant, split::ServerVariant::sfl_v2);
+  EXPECT_EQ(c.split_server.options.min_cut_layer, 2);
+  EXPECT_EQ(c.split_server.options.checkpoint_path, "s.gguf");
+  EXPECT_EQ(c.lora.rank, 4);
+  EXPECT_EQ(to_yaml(parse_split_server_config(to_yaml(c), "resolved")), to_yaml(c));
+  EXPECT_CONTAINS(error_of([] {
+                    parse_split_server_config("model: m.gguf\nsplit_server: {varaint: sfl_v1}\n", "s.yaml");
+                  }),
+                  "s.yaml:2: unknown key 'split_server.varaint' (did you mean 'split_server.variant'?)");
+  EXPECT_CONTAINS(error_of([] { parse_split_server_config("model: m.gguf\n", "s.yaml"); }), "secure.cert: required");
+  EXPECT_NO_THROW(parse_split_server_config("model: m.gguf\nsecure: {insecure: true}\n", "s.yaml"));
+}
+
+TEST(ServiceConfig, AggregatorFile) {
+  const AggregatorFile c = parse_aggregator_config(
+      "model: m.gguf\naggregator:\n  rounds: 4\n  clients_per_round: 2\n  min_clients: 2\n  on_deadline: fail\n"
+      "  split_servers: ['tcp://s:5555']\n  cut_layer: 1\n"
+      "  strategy: {name: fedadam, fedopt: {eta: 0.05, beta1: 0.8}}\n" + kTls,
+      "a.yaml");
+  EXPECT_EQ(c.aggregator.options.rounds, 4);
+  EXPECT_EQ(c.aggregator.options.on_deadline, aggregator::OnDeadline::fail);
+  EXPECT_EQ(c.aggregator.options.strategy.name, "fedadam");
+  EXPECT_DOUBLE_EQ(c.aggregator.options.strategy.fedopt.eta, 0.05);
+  EXPECT_EQ(c.aggregator.options.split_servers, (std::vector<std::string>{"tcp://s:5555"}));
+  EXPECT_EQ(to_yaml(parse_aggregator_config(to_yaml(c), "resolved")), to_yaml(c));
+  EXPECT_CONTAINS(error_of([] { parse_aggregator_config("aggregator: {rounds: 2}\n" + kTls, "a.yaml"); }),
+                  "model: required unless aggregator.initial_adapters");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config("model: m.gguf\naggregator: {strategy: {name: fedsgd}}\n" + kTls, "a.yaml");
+                  }),
+                  "aggregator.strategy.name: expected one of fedavg");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config("model: m.gguf\naggregator: {min_clients: 0}\n" + kTls, "a.yaml");
+                  }),
+                  "min_clients");
+}
+
+TEST(ServiceConfig, ClientFile) {
+  const std::string base = "model: m.gguf\ndata: {train: site.jsonl}\nsplit: {server: 'tcp://s:5555'}\n";
+  const ClientFile c = parse_client_config(base + "client: {aggregator: 'tcp://a:5556'}\n" + kTls, "site.yaml");
+  EXPECT_EQ(c.client.aggregator, "tcp://a:5556");
+  EXPECT_EQ(c.run.output_dir, "runs/client");
+  EXPECT_EQ(to_yaml(parse_client_config(to_yaml(c), "resolved")), to_yaml(c));
+  EXPECT_CONTAINS(error_of([&] { parse_client_config(base + kTls, "site.yaml"); }), "client.aggregator: required");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_client_config(base + "client: {aggregator: 'tcp://a:1'}\nsecure: {insecure: true}\n",
+                                        "site.yaml");
+                  }),
+                  "client.id: required with secure.insecure: true");
+}
+
+TEST(ServiceConfig, CheckedInServiceConfigsParse) {
+  const std::string root = CLEAVE_SOURCE_DIR;
+  const std::vector<Override> tls = {parse_override("secure.cert=c"), parse_override("secure.key=k"),
+                                     parse_override("secure.ca=a")};
+  std::vector<Override> with_model = tls;
+  with_model.push_back(parse_override("model=m.gguf"));
+  const SplitServerFile s = load_split_server_config(root + "/configs/split-server.yaml", with_model);
+  EXPECT_EQ(to_yaml(s), to_yaml(parse_split_server_config("model: m.gguf\nsecure: {cert: c, key: k, ca: a}\n",
+                                                          root + "/configs/split-server.yaml")));
+  const AggregatorFile a = load_aggregator_config(root + "/configs/aggregator.yaml", with_model);
+  EXPECT_EQ(to_yaml(a), to_yaml(parse_aggregator_config("model: m.gguf\nsecure: {cert: c, key: k, ca: a}\n",
+                                                        root + "/configs/aggregator.yaml")));
+  const ClientFile site = load_client_config(root + "/configs/site.yaml");
+  EXPECT_EQ(site.client.aggregator, "tcp://aggregator.example.org:5556");
+  EXPECT_EQ(site.run.split.options.activation_codec, wire::WireDType::I8_ROWSCALE);
+}
+
+}  // namespace
+}  // namespace cleave::cli
