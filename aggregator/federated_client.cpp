@@ -26,6 +26,16 @@ void FederatedClientOptions::validate() const {
   batches.validate();
 }
 
+LinkOptions FederatedClientOptions::link() const {
+  LinkOptions link;
+  link.request_timeout_ms = request_timeout_ms;
+  link.max_attempts = max_attempts;
+  link.backoff_ms = backoff_ms;
+  link.max_backoff_ms = max_backoff_ms;
+  link.max_message_bytes = max_message_bytes;
+  return link;
+}
+
 uint64_t round_batch_seed(uint64_t seed, uint32_t round) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ull * (static_cast<uint64_t>(round) + 1);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -39,10 +49,10 @@ FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet&
     : base_fingerprint_(std::move(base_fingerprint)),
       adapters_(adapters),
       step_(step),
-      channel_(aggregator),
       train_(std::move(train)),
       options_(std::move(options)),
-      log_(std::move(log)) {
+      log_(std::move(log)),
+      link_(aggregator, options_.client_id, options_.link(), [this](const std::string& line) { log_(line); }) {
   options_.validate();
   if (train_.empty()) {
     throw std::invalid_argument("site " + options_.client_id + " has no training examples: check data.train");
@@ -53,101 +63,66 @@ FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet&
   }
 }
 
-net::Bytes FederatedClient::exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected) {
-  const char* request_name = message_name(peek_message(request));
-  int64_t backoff = options_.backoff_ms;
-  std::string problem = "no reply";
-  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    try {
-      channel_.send(request);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.request_timeout_ms);
-      while (true) {
-        const auto left = std::chrono::duration_cast<net::Millis>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        std::optional<net::Bytes> reply = channel_.recv(left);
-        if (!reply) break;
-        const FederationMessage type = peek_message(*reply);
-        if (type == FederationMessage::error ||
-            std::find(expected.begin(), expected.end(), type) != expected.end()) {
-          return std::move(*reply);
-        }
-        // Anything else is a late reply to an earlier request: keep waiting.
-      }
-      problem = "no reply within " + std::to_string(options_.request_timeout_ms) + " ms";
-    } catch (const net::TransportError& e) {
-      problem = e.what();
-    }
-    if (attempt == options_.max_attempts) break;
-    log_(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem + "); retrying in " +
-         std::to_string(backoff) + " ms");
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-    backoff = std::min(backoff * 2, options_.max_backoff_ms);
-    try {
-      channel_.reconnect();   // a fresh connection; replies to the old one are dropped
-    } catch (const net::TransportError& e) {
-      problem = e.what();
-    }
-  }
-  throw FederationError("the aggregator at " + channel_.describe() + " did not answer " + request_name + " after " +
-                        std::to_string(options_.max_attempts) + " attempts (" + problem + "): is it running?");
+void FederatedClient::register_site() {
+  link_.register_site(base_fingerprint_, static_cast<int64_t>(train_.size()));
 }
 
-void FederatedClient::register_site() {
-  const Register hello{options_.client_id, base_fingerprint_, static_cast<int64_t>(train_.size())};
-  const net::Bytes reply = exchange(pack_message(FederationMessage::register_client, hello),
-                                    {FederationMessage::register_reply});
-  if (peek_message(reply) == FederationMessage::error) {
-    const auto error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes);
-    throw FederationError("the aggregator refused site " + options_.client_id + ": " + error.message);
+RoundPoll FederatedClient::poll_once() {
+  const net::Bytes reply =
+      link_.exchange(pack_message(FederationMessage::round_request, RoundRequest{options_.client_id}),
+                     {FederationMessage::round_assignment, FederationMessage::wait, FederationMessage::finished});
+  RoundPoll poll;
+  switch (peek_message(reply)) {
+    case FederationMessage::error: {
+      // E.g. an aggregator restarted without its checkpoint no longer knows
+      // this site: register again, a bounded number of times.
+      const auto error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes);
+      if (++refusals_ > options_.max_attempts) {
+        throw FederationError("the aggregator keeps refusing site " + options_.client_id + ": " + error.message);
+      }
+      log_("aggregator: " + error.message + "; registering again");
+      register_site();
+      poll.wait_ms = 0;
+      return poll;
+    }
+    case FederationMessage::wait: {
+      const auto wait = unpack_message<Wait>(reply, FederationMessage::wait, options_.max_message_bytes);
+      poll.wait_ms = static_cast<uint32_t>(std::min<int64_t>(wait.retry_after_ms, options_.max_wait_ms));
+      break;
+    }
+    case FederationMessage::finished: {
+      poll.finished = unpack_message<Finished>(reply, FederationMessage::finished, options_.max_message_bytes);
+      break;
+    }
+    default: {
+      const auto assignment =
+          unpack_message<RoundAssignment>(reply, FederationMessage::round_assignment, options_.max_message_bytes);
+      poll.trained = train_round(assignment);
+      break;
+    }
   }
-  const auto done = unpack_message<RegisterReply>(reply, FederationMessage::register_reply, options_.max_message_bytes);
-  log_("registered with " + channel_.describe() + " (round " + std::to_string(done.round) + " of " +
-       std::to_string(done.total_rounds) + ")");
+  refusals_ = 0;
+  return poll;
 }
 
 SiteReport FederatedClient::run() {
   register_site();
   SiteReport report;
-  int refusals = 0;
   while (true) {
-    const net::Bytes reply =
-        exchange(pack_message(FederationMessage::round_request, RoundRequest{options_.client_id}),
-                 {FederationMessage::round_assignment, FederationMessage::wait, FederationMessage::finished});
-    switch (peek_message(reply)) {
-      case FederationMessage::error: {
-        // E.g. an aggregator restarted without its checkpoint no longer knows
-        // this site: register again, a bounded number of times.
-        const auto error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes);
-        if (++refusals > options_.max_attempts) {
-          throw FederationError("the aggregator keeps refusing site " + options_.client_id + ": " + error.message);
-        }
-        log_("aggregator: " + error.message + "; registering again");
-        register_site();
-        continue;
-      }
-      case FederationMessage::wait: {
-        const auto wait = unpack_message<Wait>(reply, FederationMessage::wait, options_.max_message_bytes);
-        std::this_thread::sleep_for(
-            std::chrono::milliseconds(std::min<int64_t>(wait.retry_after_ms, options_.max_wait_ms)));
-        break;
-      }
-      case FederationMessage::finished: {
-        const auto finished = unpack_message<Finished>(reply, FederationMessage::finished, options_.max_message_bytes);
-        report.rounds_completed = finished.rounds_completed;
-        report.failed = finished.failed;
-        report.reason = finished.reason;
-        log_(finished.failed ? "the federation stopped: " + finished.reason
-                             : "the federation finished after " + std::to_string(finished.rounds_completed) + " rounds");
-        return report;
-      }
-      default: {
-        const auto assignment =
-            unpack_message<RoundAssignment>(reply, FederationMessage::round_assignment, options_.max_message_bytes);
-        report.rounds.push_back(train_round(assignment));
-        break;
-      }
+    RoundPoll poll = poll_once();
+    if (poll.trained) {
+      report.rounds.push_back(std::move(*poll.trained));
+    } else if (poll.wait_ms) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(*poll.wait_ms));
+    } else if (poll.finished) {
+      const Finished& finished = *poll.finished;
+      report.rounds_completed = finished.rounds_completed;
+      report.failed = finished.failed;
+      report.reason = finished.reason;
+      log_(finished.failed ? "the federation stopped: " + finished.reason
+                           : "the federation finished after " + std::to_string(finished.rounds_completed) + " rounds");
+      return report;
     }
-    refusals = 0;
   }
 }
 
@@ -208,7 +183,7 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     log_("round " + std::to_string(assignment.round) + ": " + result.error + "; sending no update");
     return result;
   }
-  const net::Bytes reply = exchange(pack_message(FederationMessage::update, update), {FederationMessage::update_ack});
+  const net::Bytes reply = link_.exchange(pack_message(FederationMessage::update, update), {FederationMessage::update_ack});
   if (peek_message(reply) == FederationMessage::error) {
     result.error = unpack_message<FederationErrorReply>(reply, FederationMessage::error, options_.max_message_bytes).message;
   } else {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/aggregator_link.h"
 #include "aggregator/client_update.h"
 #include "aggregator/federation_messages.h"
 #include "client/batching.h"
@@ -32,12 +33,6 @@ class AdapterSet;
 }
 
 namespace cleave::aggregator {
-
-// The aggregator refused this site or stayed silent; the message says which.
-class FederationError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct FederatedClientOptions {
   std::string client_id = "site-0";
@@ -56,6 +51,7 @@ struct FederatedClientOptions {
   size_t max_message_bytes = 256u << 20;
 
   void validate() const;                // throws std::invalid_argument naming the field
+  LinkOptions link() const;             // the request/retry fields
 };
 
 struct SiteRound {
@@ -66,6 +62,13 @@ struct SiteRound {
   bool accepted = false;                // the aggregator accepted the update
   std::string error;                    // why training failed or the update was rejected
   NamedTensors delta;                   // what was sent
+};
+
+// What one poll of the aggregator gave (exactly one member is set).
+struct RoundPoll {
+  std::optional<SiteRound> trained;     // the site was assigned a round and took part
+  std::optional<uint32_t> wait_ms;      // not sampled now: poll again after this long
+  std::optional<Finished> finished;     // the run is over
 };
 
 struct SiteReport {
@@ -94,21 +97,27 @@ class FederatedClient {
   // Registers and takes part until the aggregator says the run is over.
   SiteReport run();
 
- private:
+  // The pieces run() is made of, for a driver that schedules sites itself
+  // (the simulator instantiates a site only for the rounds it is sampled in).
   void register_site();
+  // One RoundRequest; when the aggregator assigns a round, trains it and
+  // sends the update (see train_round). An error reply (e.g. an aggregator
+  // restarted without its checkpoint) makes the site register again, up to
+  // max_attempts times in a row, then throws FederationError.
+  RoundPoll poll_once();
+  // Local training from the assignment's global adapters, then the update.
   SiteRound train_round(const RoundAssignment& assignment);
-  // Sends `request` until a reply of one of `expected` types (or an error
-  // reply) arrives; throws FederationError after max_attempts silent tries.
-  net::Bytes exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected);
 
+ private:
   std::string base_fingerprint_;
   lora::AdapterSet& adapters_;
   TrainStep& step_;
-  net::ClientChannel& channel_;
   std::vector<data::Example> train_;
   FederatedClientOptions options_;
   Log log_;
   EvalFn eval_;
+  AggregatorLink link_;
+  int refusals_ = 0;
 };
 
 // The per-round batch seed: a site's seed mixed with the round number.

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Split federated vs centralized vs local-only vs FedAvg-without-split on
+# MedQuAD (11 sites, one per source file) with stories260K, in one command:
+#   experiments/medquad_split_fed/run.sh            (from the repository root)
+# Needs ../shared (the model and the data) and a built `cleave` (make build).
+# Writes the run to runs/medquad_split_fed/ and copies its summary and plot
+# here as results.md and plot.png. About 15 minutes on 2 idle cores.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CLEAVE=${CLEAVE:-build/bin/cleave}
+OUT=${OUT:-runs/medquad_split_fed}
+here=experiments/medquad_split_fed
+command=("$CLEAVE" simulate --config "$here/config.yaml" --out "$OUT" "$@")
+mkdir -p "$OUT"
+start=$(date +%s)
+"${command[@]}" | tee "$OUT/console.log"
+seconds=$(( $(date +%s) - start ))
+{
+  echo "<!-- written by $here/run.sh; do not edit by hand -->"
+  echo
+  echo "Command: \`${command[*]}\` (config: [config.yaml](config.yaml)), $seconds s wall on $(nproc) cores"
+  echo "($(uname -m), $(date -u +%Y-%m-%d))."
+  echo
+  cat "$OUT/summary.md"
+} > "$here/results.md"
+cp "$OUT/plot.png" "$here/plot.png"
+echo "results: $here/results.md, $here/plot.png"

@@ -1,0 +1,317 @@
+#include "simulate/fleet.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "aggregator/aggregator_link.h"
+#include "aggregator/aggregator_service.h"
+#include "client/evaluate.h"
+#include "lora/adapter_gguf.h"
+#include "model/llama_model.h"
+#include "simulate/site_round.h"
+#include "split/split_server.h"
+#include "transport/inproc_channel.h"
+#include "transport/zmq_channel.h"
+
+namespace cleave::simulate {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+
+double seconds_since(SteadyTime::time_point start) {
+  return std::chrono::duration<double>(SteadyTime::now() - start).count();
+}
+
+// Where the roles listen and how a worker reaches them.
+class FleetNetwork {
+ public:
+  explicit FleetNetwork(FleetTransport transport) : transport_(transport) {}
+
+  std::unique_ptr<net::ServerChannel> bind(const std::string& name) {
+    if (transport_ == FleetTransport::inproc) return inproc_.bind(name);
+    return net::zmq_bind("tcp://127.0.0.1:0");
+  }
+  std::unique_ptr<net::ClientChannel> connect(const std::string& endpoint) {
+    if (transport_ == FleetTransport::inproc) return inproc_.connect(endpoint);
+    return net::zmq_connect(endpoint);
+  }
+  // The name clients use for a bound channel.
+  std::string address(const std::string& name, const net::ServerChannel& channel) const {
+    return transport_ == FleetTransport::inproc ? name : channel.endpoint();
+  }
+
+ private:
+  FleetTransport transport_;
+  net::InprocNetwork inproc_;
+};
+
+// Steady time the driver can move forward: once every sampled site has
+// reported or failed there is nobody left to wait for, so instead of sleeping
+// until the round deadline the fleet skips to it, and the aggregator closes
+// the round without the failed sites exactly as a deployment would.
+class FleetClock : public aggregator::Clock {
+ public:
+  int64_t now_ms() const override { return steady_.now_ms() + skipped_.load(); }
+  void skip(int64_t ms) { skipped_ += ms; }
+
+ private:
+  aggregator::SteadyClock steady_;
+  std::atomic<int64_t> skipped_{0};
+};
+
+// Rounds closed by the service, handed from its callback (which runs under
+// the service's lock) to the driver.
+struct ClosedRounds {
+  struct Closed {
+    aggregator::RoundSummary summary;
+    int64_t callback_ms = 0;   // SteadyClock time the callback ran
+  };
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Closed> closed;
+};
+
+// A serve loop on its own thread, stopped and joined on destruction.
+class ServeThread {
+ public:
+  template <class Body>
+  explicit ServeThread(Body body) : thread_([this, body] { body(stop_); }) {}
+  ~ServeThread() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+lora::AdapterSet combine_adapters(const LlamaModel& model, const lora::LoraOptions& lora,
+                                  const aggregator::NamedTensors& client, const lora::AdapterSet* server) {
+  lora::AdapterSet full = lora::AdapterSet::create(model, lora, 0);
+  lora::NamedTensors named = full.to_named();
+  for (auto& [name, tensor] : named) {
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_b") == 0) tensor.zero_();
+  }
+  for (const auto& [name, tensor] : client) {
+    if (!named.count(name)) throw std::invalid_argument("client adapter " + name + " is not a block of the model");
+    named[name] = tensor;
+  }
+  if (server) {
+    for (const auto& [name, tensor] : server->to_named()) named[name] = tensor;
+  }
+  full.assign(named);
+  full.set_training(false);
+  return full;
+}
+
+Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config, Log log)
+    : model_(std::move(model)), data_(data), config_(std::move(config)), log_(std::move(log)) {
+  config_.fleet.validate();
+  if (!log_) log_ = [](const std::string&) {};
+  if (data_.sites.empty()) throw std::invalid_argument("the fleet has no sites: check data.train and federation.clients");
+  if (config_.fleet.mode == FleetMode::split && config_.fleet.cut_layer >= model_->n_layers()) {
+    throw std::invalid_argument("federation.cut_layer " + std::to_string(config_.fleet.cut_layer) +
+                                " leaves no block for the split server (the model has " +
+                                std::to_string(model_->n_layers()) + ")");
+  }
+  if (config_.fleet.clients_per_round > static_cast<int64_t>(data_.sites.size())) {
+    throw std::invalid_argument("federation.clients_per_round " + std::to_string(config_.fleet.clients_per_round) +
+                                " exceeds the " + std::to_string(data_.sites.size()) + " sites");
+  }
+}
+
+FleetResult Fleet::run(const RoundObserver& on_round) {
+  const FleetOptions& fleet = config_.fleet;
+  const bool split = fleet.mode == FleetMode::split;
+  const auto start = SteadyTime::now();
+  const int64_t n_sites = static_cast<int64_t>(data_.sites.size());
+  FleetNetwork network(fleet.transport);
+
+  // The split server (SFL-V1 or V2) for blocks [cut_layer, L).
+  std::unique_ptr<split::SplitServer> split_server;
+  std::unique_ptr<net::ServerChannel> split_channel;
+  std::unique_ptr<ServeThread> split_thread;
+  std::string split_address;
+  if (split) {
+    split::SplitServerOptions options;
+    options.variant = fleet.variant;
+    options.lora = config_.lora;
+    options.min_cut_layer = fleet.cut_layer;
+    options.seed = config_.seed + 1;
+    options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
+    split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt,
+                                                        [this](const std::string& l) { log_("split-server: " + l); });
+    split_channel = network.bind("split-server");
+    split_address = network.address("split-server", *split_channel);
+    split_thread = std::make_unique<ServeThread>(
+        [&](const std::atomic<bool>& stop) { split_server->serve(*split_channel, stop, 5); });
+  }
+
+  // The aggregator, waiting for every site before round 0.
+  aggregator::AggregatorOptions options;
+  options.rounds = fleet.rounds;
+  options.clients_per_round = fleet.clients_per_round > 0 ? fleet.clients_per_round : n_sites;
+  options.min_clients = 1;
+  options.min_registered = n_sites;
+  options.max_registered = std::max<int64_t>(n_sites, 1);
+  options.round_deadline_ms = 24 * 3600 * 1000;   // skipped to once the sampled sites are done (FleetClock)
+  options.on_deadline = aggregator::OnDeadline::fail;   // no update at all: nothing more will come
+  options.poll_interval_ms = 5;
+  options.seed = config_.seed;
+  options.strategy = fleet.strategy;
+  if (split) options.split_servers = {split_address};
+  const int64_t cut = split ? fleet.cut_layer : 0;
+  auto clock = std::make_shared<FleetClock>();
+  aggregator::AggregatorService service(
+      options, aggregator::global_adapters_for_model(*model_, config_.lora, config_.seed, cut),
+      [this](const std::string& l) { log_("aggregator: " + l); }, clock,
+      [&network](const std::string& endpoint) { return network.connect(endpoint); });
+  ClosedRounds closed;
+  service.on_round_closed([&closed, &clock](const aggregator::RoundSummary& summary,
+                                           const aggregator::GlobalAdapters&) {
+    std::lock_guard<std::mutex> lock(closed.mutex);
+    closed.closed.push_back({summary, clock->now_ms()});
+    closed.changed.notify_all();
+  });
+  std::unique_ptr<net::ServerChannel> aggregator_channel = network.bind("aggregator");
+  const std::string aggregator_address = network.address("aggregator", *aggregator_channel);
+  ServeThread aggregator_thread([&](const std::atomic<bool>& stop) {
+    service.serve(*aggregator_channel, stop, 5, /*finish_linger_ms=*/0);
+  });
+
+  SiteCensus census;
+  SiteContext context;
+  context.model = model_;
+  context.data = &data_;
+  context.config = &config_;
+  context.base_fingerprint = lora::base_fingerprint(*model_);
+  context.census = &census;
+  context.log = [this](const std::string& l) { log_("site: " + l); };
+
+  // Registration: an id and a sample count per site, no training state.
+  {
+    std::unique_ptr<net::ClientChannel> channel = network.connect(aggregator_address);
+    for (size_t i = 0; i < data_.sites.size(); ++i) {
+      const SiteData& site = data_.sites[i];
+      aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);
+      link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()));
+    }
+  }
+  std::map<std::string, size_t> index_of;
+  for (size_t i = 0; i < data_.sites.size(); ++i) index_of[data_.sites[i].id] = i;
+
+  data::BatchOptions eval_options = config_.batches;
+  const std::vector<data::Batch> global_eval = held_out_batches(data_.global_eval, eval_options, config_.eval_batches);
+  auto connect = [&]() {
+    WorkerChannels channels;
+    channels.aggregator = network.connect(aggregator_address);
+    if (split) channels.split = network.connect(split_address);
+    return channels;
+  };
+
+  FleetResult result;
+  result.registered = n_sites;
+  ChannelBytes before;
+  for (int64_t r = 0; r < fleet.rounds; ++r) {
+    const auto round_start = SteadyTime::now();
+    service.tick();   // the previous close already opened this round; this waits for it
+    if (service.done()) break;
+    std::vector<size_t> sampled;
+    for (const std::string& id : service.sampled_clients()) sampled.push_back(index_of.at(id));
+
+    const auto train_start = SteadyTime::now();
+    const std::vector<aggregator::SiteRound> site_rounds = run_sites(context, sampled, fleet.workers, connect);
+    const double train_seconds = seconds_since(train_start);
+    bool all_reported = true;
+    for (size_t k = 0; k < site_rounds.size(); ++k) {
+      if (!site_rounds[k].accepted) {
+        all_reported = false;
+        log_("round " + std::to_string(r) + ": site " + data_.sites[sampled[k]].id + " sent no accepted update: " +
+             site_rounds[k].error);
+      }
+    }
+    if (!all_reported && service.completed_rounds() == static_cast<uint32_t>(r)) {
+      clock->skip(options.round_deadline_ms);
+      service.tick();
+    }
+
+    ClosedRounds::Closed round_closed;
+    {
+      std::unique_lock<std::mutex> lock(closed.mutex);
+      while (closed.closed.empty()) {
+        closed.changed.wait_for(lock, std::chrono::milliseconds(50));
+        if (closed.closed.empty() && service.state() == aggregator::RunState::failed) break;
+      }
+      if (closed.closed.empty()) {
+        result.failed = true;
+        result.failure = service.failure();
+        break;
+      }
+      round_closed = std::move(closed.closed.front());
+      closed.closed.pop_front();
+    }
+    const aggregator::RoundSummary& summary = round_closed.summary;
+
+    RoundMetrics metrics;
+    metrics.round = r + 1;
+    metrics.rounds = fleet.rounds;
+    metrics.sampled = static_cast<int64_t>(summary.sampled.size());
+    metrics.reported = static_cast<int64_t>(summary.reported.size());
+    auto loss = summary.metrics.find("train_loss");
+    metrics.train_loss = loss == summary.metrics.end() ? 0.0 : loss->second;
+    metrics.aggregation_seconds =
+        static_cast<double>(std::max<int64_t>(0, round_closed.callback_ms - summary.closed_ms)) / 1000.0;
+    metrics.client_seconds = std::max(0.0, train_seconds - metrics.aggregation_seconds);
+
+    const auto eval_start = SteadyTime::now();
+    const bool last = r + 1 == fleet.rounds;
+    if (last || (r + 1) % fleet.eval_every == 0) {
+      const lora::AdapterSet adapters = combine_adapters(*model_, config_.lora, service.global().tensors,
+                                                         split ? &split_server->global_adapters() : nullptr);
+      if (!global_eval.empty()) metrics.eval_perplexity = evaluate(*model_, &adapters, global_eval).perplexity();
+      for (size_t index : sampled) {
+        const SiteData& site = data_.sites[index];
+        const std::vector<data::Batch> batches =
+            held_out_batches(data_.gather(site.eval), eval_options, fleet.client_eval_batches);
+        if (!batches.empty()) metrics.client_perplexity[site.id] = evaluate(*model_, &adapters, batches).perplexity();
+      }
+    }
+    metrics.eval_seconds = seconds_since(eval_start);
+
+    const ChannelBytes now = channel_bytes(&service.bytes(), split ? &split_server->bytes() : nullptr);
+    metrics.bytes = now - before;
+    metrics.cumulative = now;
+    before = now;
+    metrics.round_seconds = seconds_since(round_start);
+    metrics.elapsed_seconds = seconds_since(start);
+    result.rounds.push_back(metrics);
+    if (on_round) on_round(metrics);
+  }
+  if (!result.failed && service.state() == aggregator::RunState::failed) {
+    result.failed = true;
+    result.failure = service.failure();
+  }
+
+  aggregator_thread.stop();
+  if (split_thread) split_thread->stop();
+  result.client_adapters = service.global();
+  if (split) result.server_adapters = split_server->global_adapters().clone();
+  result.adapters = combine_adapters(*model_, config_.lora, result.client_adapters.tensors,
+                                     split ? &result.server_adapters : nullptr);
+  result.sites_instantiated = census.created();
+  result.peak_live_sites = census.peak();
+  return result;
+}
+
+}  // namespace cleave::simulate

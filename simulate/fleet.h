@@ -1,0 +1,69 @@
+// A simulated fleet in one process: the aggregator service and (split mode)
+// a split server, each serving on its own thread, and N registered sites
+// sharing one frozen base model. A site is only an id and data indices until
+// it is sampled: then a worker instantiates its adapters, train step and
+// FederatedClient, runs the round through the same role code as a
+// deployment (poll, assignment, local training through the split server,
+// update), and drops it. Memory grows with the sites trained at once, not N.
+//
+// The round loop is the aggregator's: the fleet only registers the sites,
+// hands each open round's sampled sites to the worker pool, waits for the
+// service to close the round, and measures (bytes per channel, wall time per
+// phase, held-out perplexity of the global adapters).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator/global_adapters.h"
+#include "lora/adapter_set.h"
+#include "simulate/fleet_data.h"
+#include "simulate/round_metrics.h"
+#include "simulate/simulation_config.h"
+
+namespace cleave {
+class LlamaModel;
+}
+
+namespace cleave::simulate {
+
+struct FleetResult {
+  std::vector<RoundMetrics> rounds;
+  aggregator::GlobalAdapters client_adapters;   // the aggregator's global adapters after the last round
+  lora::AdapterSet server_adapters;             // split: the split server's averaged adapters; else empty
+  lora::AdapterSet adapters;                    // both, every block: what evaluation runs
+  int64_t registered = 0;
+  int64_t sites_instantiated = 0;               // site instances made over the run
+  int64_t peak_live_sites = 0;                  // most site instances alive at once
+  bool failed = false;
+  std::string failure;
+};
+
+class Fleet {
+ public:
+  using Log = std::function<void(const std::string&)>;
+  using RoundObserver = std::function<void(const RoundMetrics&)>;
+
+  // `data` and `model` must outlive the fleet. Throws std::invalid_argument
+  // for an invalid configuration (e.g. cut_layer beyond the model's blocks).
+  Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config, Log log = {});
+
+  // Runs every round; `on_round` sees each round's metrics as it closes.
+  FleetResult run(const RoundObserver& on_round = {});
+
+ private:
+  std::shared_ptr<const LlamaModel> model_;
+  const FleetData& data_;
+  SimulationConfig config_;
+  Log log_;
+};
+
+// Adapters for every block of `model`: the client-side tensors, then the
+// server-side ones (null: none) over them; blocks neither covers keep B = 0.
+lora::AdapterSet combine_adapters(const LlamaModel& model, const lora::LoraOptions& lora,
+                                  const aggregator::NamedTensors& client, const lora::AdapterSet* server);
+
+}  // namespace cleave::simulate

@@ -1,0 +1,271 @@
+#include "simulate/simulation.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "aggregator/global_adapters.h"
+#include "lora/adapter_gguf.h"
+#include "model/llama_model.h"
+#include "simulate/line_chart.h"
+
+namespace fs = std::filesystem;
+
+namespace cleave::simulate {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+
+double seconds_since(SteadyTime::time_point start) {
+  return std::chrono::duration<double>(SteadyTime::now() - start).count();
+}
+
+// Log lines of every role to one file, from any thread.
+class LogFile {
+ public:
+  explicit LogFile(const std::string& path) : out_(path, std::ios::trunc) {
+    if (!out_) throw std::runtime_error(path + ": cannot write the log (is the run directory writable?)");
+  }
+  void write(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out_ << line << std::endl;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::ofstream out_;
+};
+
+// Runs a fleet into `dir` with a progress line per round on `out`.
+FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model, const FleetData& data,
+                      const std::string& dir, const std::string& label, std::ostream& out) {
+  fs::create_directories(dir);
+  LogFile log(dir + "/fleet.log");
+  MetricsFiles files(dir);
+  out << label << ": " << data.sites.size() << " sites registered, "
+      << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
+                                             : static_cast<int64_t>(data.sites.size()))
+      << " per round, " << config.fleet.rounds << " rounds of " << config.train.steps << " local steps, "
+      << fleet_mode_name(config.fleet.mode)
+      << (config.fleet.mode == FleetMode::split ? " at cut " + std::to_string(config.fleet.cut_layer) : std::string())
+      << ", " << config.fleet.workers << " worker(s), " << fleet_transport_name(config.fleet.transport) << "\n";
+  Fleet fleet(model, data, config, [&log](const std::string& line) { log.write(line); });
+  FleetResult result = fleet.run([&](const RoundMetrics& metrics) {
+    files.write(metrics);
+    if (config.fleet.progress) out << "  " << progress_line(metrics) << std::endl;
+  });
+  if (result.failed) {
+    throw std::runtime_error(label + " failed after " + std::to_string(result.rounds.size()) +
+                             " rounds: " + result.failure + " (see " + dir + "/fleet.log)");
+  }
+  aggregator::save_global_adapters(result.client_adapters, dir + "/adapters_client.gguf",
+                                   {{"cleave.round", std::to_string(result.rounds.size())}});
+  if (config.fleet.mode == FleetMode::split) {
+    lora::save_gguf(result.server_adapters, *model, dir + "/adapters_server.gguf",
+                    {{"cleave.round", std::to_string(result.rounds.size())}});
+  }
+  lora::save_gguf(result.adapters, *model, dir + "/adapter.gguf",
+                  {{"cleave.round", std::to_string(result.rounds.size())}});
+  return result;
+}
+
+double final_perplexity(const std::vector<RoundMetrics>& rounds) {
+  for (auto it = rounds.rbegin(); it != rounds.rend(); ++it) {
+    if (it->eval_perplexity > 0) return it->eval_perplexity;
+  }
+  return 0;
+}
+
+uint64_t total_bytes(const std::vector<RoundMetrics>& rounds) {
+  return rounds.empty() ? 0 : rounds.back().cumulative.total();
+}
+
+std::string fixed(double value, int digits = 3) {
+  if (value <= 0) return "-";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
+std::string relative_to(double value, double reference) {
+  if (value <= 0 || reference <= 0) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%+.2f%%", 100.0 * (value / reference - 1.0));
+  return buf;
+}
+
+std::string summary_text(const SimulationConfig& config, const FleetData& data, const SimulationResult& r) {
+  const double reference = r.centralized ? final_perplexity(r.centralized->rounds) : 0;
+  std::ostringstream md;
+  md << "# Simulation summary\n\n";
+  md << "- model: `" << config.model << "` (base " << to_string(config.quant) << "), LoRA rank " << config.lora.rank
+     << "\n";
+  md << "- sites: " << data.sites.size() << " registered (" << data::partition_kind_name(config.fleet.partition)
+     << " partition), " << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
+                                                              : static_cast<int64_t>(data.sites.size()))
+     << " per round; " << config.fleet.rounds << " rounds of " << config.train.steps << " local steps; batch "
+     << config.batches.batch_size << " x " << config.batches.seq_len << "\n";
+  md << "- global held-out set: " << data.global_eval.size() << " examples"
+     << (config.eval_batches > 0 ? " (first " + std::to_string(config.eval_batches) + " batches scored)" : "")
+     << "; per-site held-out: " << config.fleet.client_eval_fraction << " of each site"
+     << (config.fleet.client_eval_batches > 0
+             ? " (first " + std::to_string(config.fleet.client_eval_batches) + " batches per site)"
+             : "")
+     << "\n\n";
+  md << "| run | final held-out perplexity | vs centralized | mean per-site held-out perplexity | total bytes | "
+        "wall time |\n";
+  md << "|---|---|---|---|---|---|\n";
+  const std::string fleet_name = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
+  md << "| " << fleet_name << " | " << fixed(final_perplexity(r.fleet.rounds)) << " | "
+     << relative_to(final_perplexity(r.fleet.rounds), reference) << " | " << fixed(r.fleet_site_perplexity) << " | "
+     << total_bytes(r.fleet.rounds) << " | " << format_duration(r.seconds) << " |\n";
+  if (r.centralized) {
+    md << "| centralized | " << fixed(reference) << " | +0.00% | " << fixed(r.centralized_site_perplexity)
+       << " | 0 | " << format_duration(r.centralized_seconds) << " |\n";
+  }
+  if (r.local_only) {
+    md << "| local-only (mean over sites) | " << fixed(r.local_only->mean_global_perplexity()) << " | "
+       << relative_to(r.local_only->mean_global_perplexity(), reference) << " | "
+       << fixed(r.local_only->mean_own_perplexity()) << " | 0 | " << format_duration(r.local_only->seconds) << " |\n";
+  }
+  if (r.fedavg_nosplit) {
+    const double ppl = final_perplexity(r.fedavg_nosplit->rounds);
+    md << "| FedAvg without split | " << fixed(ppl) << " | " << relative_to(ppl, reference) << " | "
+       << fixed(r.fedavg_nosplit_site_perplexity) << " | " << total_bytes(r.fedavg_nosplit->rounds) << " | "
+       << format_duration(r.fedavg_nosplit_seconds) << " |\n";
+  }
+  md << "\nFinal held-out perplexity: the final adapters on the global held-out set. Per-site: the same adapters "
+        "on each site's own held-out split, averaged over sites (local-only: each site's own adapters on its own "
+        "split). Total bytes: every frame through the aggregator and the split server, both directions.\n";
+  md << "\nSite instances (" << fleet_name << "): " << r.fleet.sites_instantiated << " made over the run, at most "
+     << r.fleet.peak_live_sites << " alive at once, for " << r.fleet.registered << " registered sites.\n";
+  if (!r.fleet.rounds.empty()) {
+    const ChannelBytes& b = r.fleet.rounds.back().cumulative;
+    md << "\n" << fleet_name << " bytes by channel: activations up " << b.activations_up << ", gradients down "
+       << b.gradients_down << ", adapters up " << b.adapters_up << ", adapters down " << b.adapters_down
+       << ", control " << b.control << ".\n";
+  }
+  return md.str();
+}
+
+Series per_round(const std::string& name, size_t color, const std::vector<RoundMetrics>& rounds,
+                 double (*value)(const RoundMetrics&)) {
+  Series s{name, series_color(color), {}, {}};
+  for (const RoundMetrics& m : rounds) {
+    const double v = value(m);
+    if (v <= 0) continue;
+    s.x.push_back(static_cast<double>(m.round));
+    s.y.push_back(v);
+  }
+  return s;
+}
+
+}  // namespace
+
+Image simulation_plot(const SimulationResult& r, const std::string& title) {
+  const bool split = r.fleet.rounds.empty() || r.fleet.rounds.back().cumulative.activations_up > 0;
+  const std::string fleet_name = split ? "split-fed" : "fed (no split)";
+  auto ppl = [](const RoundMetrics& m) { return m.eval_perplexity; };
+  auto loss = [](const RoundMetrics& m) { return m.train_loss; };
+
+  Panel perplexity{title + ": held-out perplexity", "round", "perplexity", {}};
+  perplexity.series.push_back(per_round(fleet_name, 0, r.fleet.rounds, ppl));
+  if (r.centralized) perplexity.series.push_back(per_round("centralized", 1, r.centralized->rounds, ppl));
+  if (r.fedavg_nosplit) perplexity.series.push_back(per_round("fedavg no split", 2, r.fedavg_nosplit->rounds, ppl));
+  if (r.local_only && !r.fleet.rounds.empty()) {
+    const double v = r.local_only->mean_global_perplexity();
+    perplexity.series.push_back({"local-only mean", series_color(3), {1.0, static_cast<double>(r.fleet.rounds.size())}, {v, v}});
+  }
+
+  Panel train{"train loss, mean over the sampled sites", "round", "loss", {}};
+  train.series.push_back(per_round(fleet_name, 0, r.fleet.rounds, loss));
+  if (r.centralized) train.series.push_back(per_round("centralized", 1, r.centralized->rounds, loss));
+  if (r.fedavg_nosplit) train.series.push_back(per_round("fedavg no split", 2, r.fedavg_nosplit->rounds, loss));
+
+  Panel bytes{"cumulative bytes on the wire", "round", "MB", {}};
+  auto mb = [](uint64_t b) { return static_cast<double>(b) / 1e6; };
+  Series activations{"activations", series_color(4), {}, {}}, gradients{"gradients", series_color(5), {}, {}},
+      adapters{"adapters", series_color(6), {}, {}}, total{fleet_name + " total", series_color(0), {}, {}};
+  for (const RoundMetrics& m : r.fleet.rounds) {
+    const double x = static_cast<double>(m.round);
+    const ChannelBytes& c = m.cumulative;
+    activations.x.push_back(x);
+    activations.y.push_back(mb(c.activations_up + c.activations_down));
+    gradients.x.push_back(x);
+    gradients.y.push_back(mb(c.gradients_up + c.gradients_down));
+    adapters.x.push_back(x);
+    adapters.y.push_back(mb(c.adapters_up + c.adapters_down));
+    total.x.push_back(x);
+    total.y.push_back(mb(c.total()));
+  }
+  bytes.series = {total, activations, gradients, adapters};
+  if (r.fedavg_nosplit) {
+    Series nosplit{"fedavg no split total", series_color(2), {}, {}};
+    for (const RoundMetrics& m : r.fedavg_nosplit->rounds) {
+      nosplit.x.push_back(static_cast<double>(m.round));
+      nosplit.y.push_back(mb(m.cumulative.total()));
+    }
+    bytes.series.push_back(nosplit);
+  }
+  return render_chart({perplexity, train, bytes});
+}
+
+SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model,
+                                const FleetData& data, std::ostream& out) {
+  config.validate();
+  const std::string& dir = config.output_dir;
+  fs::create_directories(dir);
+  SimulationResult result;
+
+  auto start = SteadyTime::now();
+  const std::string label = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
+  result.fleet = run_fleet(config, model, data, dir, label, out);
+  result.seconds = seconds_since(start);
+  result.fleet_site_perplexity = mean_site_perplexity(*model, result.fleet.adapters, data, config);
+
+  for (Baseline baseline : config.fleet.parsed_baselines()) {
+    const std::string baseline_dir = dir + "/baselines/" + baseline_name(baseline);
+    fs::create_directories(baseline_dir);
+    start = SteadyTime::now();
+    switch (baseline) {
+      case Baseline::centralized:
+        result.centralized = run_centralized(model, data, config, baseline_dir, out);
+        result.centralized_seconds = seconds_since(start);
+        result.centralized_site_perplexity = mean_site_perplexity(*model, result.centralized->adapters, data, config);
+        out << "  centralized: held-out perplexity " << fixed(final_perplexity(result.centralized->rounds)) << "\n";
+        break;
+      case Baseline::local_only:
+        result.local_only = run_local_only(model, data, config, baseline_dir, out);
+        out << "  local_only: mean held-out perplexity " << fixed(result.local_only->mean_own_perplexity())
+            << " (own split), " << fixed(result.local_only->mean_global_perplexity()) << " (global set)\n";
+        break;
+      case Baseline::fedavg_nosplit: {
+        SimulationConfig nosplit = config;
+        nosplit.fleet.mode = FleetMode::nosplit;
+        result.fedavg_nosplit = run_fleet(nosplit, model, data, baseline_dir, "fedavg_nosplit", out);
+        result.fedavg_nosplit_seconds = seconds_since(start);
+        result.fedavg_nosplit_site_perplexity =
+            mean_site_perplexity(*model, result.fedavg_nosplit->adapters, data, config);
+        break;
+      }
+    }
+  }
+
+  result.summary = summary_text(config, data, result);
+  {
+    std::ofstream md(dir + "/summary.md", std::ios::trunc);
+    md << result.summary;
+    if (!md) throw std::runtime_error(dir + "/summary.md: cannot write");
+  }
+  write_png(simulation_plot(result, "simulation"), dir + "/plot.png");
+  out << "run directory: " << dir << " (metrics.csv, metrics.jsonl, plot.png, summary.md, adapter.gguf)\n";
+  return result;
+}
+
+}  // namespace cleave::simulate

@@ -1,0 +1,94 @@
+#include "simulate/simulation_config.h"
+
+#include <stdexcept>
+
+namespace cleave::simulate {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument(message);
+}
+
+}  // namespace
+
+FleetMode parse_fleet_mode(const std::string& name) {
+  if (name == "split") return FleetMode::split;
+  if (name == "nosplit") return FleetMode::nosplit;
+  throw std::invalid_argument("federation.mode '" + name + "': expected split or nosplit");
+}
+
+const char* fleet_mode_name(FleetMode mode) { return mode == FleetMode::split ? "split" : "nosplit"; }
+
+FleetTransport parse_fleet_transport(const std::string& name) {
+  if (name == "inproc") return FleetTransport::inproc;
+  if (name == "tcp") return FleetTransport::tcp;
+  throw std::invalid_argument("federation.transport '" + name + "': expected inproc or tcp");
+}
+
+const char* fleet_transport_name(FleetTransport transport) {
+  return transport == FleetTransport::inproc ? "inproc" : "tcp";
+}
+
+const std::vector<std::string>& baseline_names() {
+  static const std::vector<std::string> kNames = {"centralized", "local_only", "fedavg_nosplit"};
+  return kNames;
+}
+
+Baseline parse_baseline(const std::string& name) {
+  if (name == "centralized") return Baseline::centralized;
+  if (name == "local_only") return Baseline::local_only;
+  if (name == "fedavg_nosplit") return Baseline::fedavg_nosplit;
+  throw std::invalid_argument("federation.baselines: unknown baseline '" + name +
+                              "' (expected centralized, local_only or fedavg_nosplit)");
+}
+
+const char* baseline_name(Baseline baseline) {
+  switch (baseline) {
+    case Baseline::centralized: return "centralized";
+    case Baseline::local_only: return "local_only";
+    case Baseline::fedavg_nosplit: return "fedavg_nosplit";
+  }
+  return "unknown";
+}
+
+void FleetOptions::validate() const {
+  require(clients >= 0, "federation.clients must be >= 0 (0: one per source file, natural partition only)");
+  require(clients > 0 || partition == data::PartitionKind::natural,
+          "federation.clients must be > 0 unless federation.partition is natural");
+  require(alpha > 0, "federation.alpha must be > 0");
+  require(!label_field.empty(), "federation.label_field must name a JSONL field or be \"source\"");
+  for (double share : shares) require(share > 0, "federation.shares must all be > 0");
+  require(client_eval_fraction >= 0 && client_eval_fraction < 1, "federation.client_eval_fraction must be in [0, 1)");
+  require(client_eval_batches >= 0, "federation.client_eval_batches must be >= 0 (0: all)");
+  require(rounds > 0, "federation.rounds must be > 0");
+  require(clients_per_round >= 0, "federation.clients_per_round must be >= 0 (0: every site)");
+  require(clients == 0 || clients_per_round <= clients,
+          "federation.clients_per_round (" + std::to_string(clients_per_round) + ") exceeds federation.clients (" +
+              std::to_string(clients) + ")");
+  require(cut_layer >= 1, "federation.cut_layer must be >= 1 (the sites run blocks [0, cut_layer))");
+  require(workers >= 1 && workers <= 64, "federation.workers must be in [1, 64]");
+  require(eval_every >= 1, "federation.eval_every must be >= 1");
+  parsed_baselines();
+  strategy.validate();
+}
+
+std::vector<Baseline> FleetOptions::parsed_baselines() const {
+  std::vector<Baseline> out;
+  for (const std::string& name : baselines) out.push_back(parse_baseline(name));
+  return out;
+}
+
+void SimulationConfig::validate() const {
+  require(!model.empty(), "model: required: the path of the base model GGUF");
+  require(!train_files.empty(), "data.train: required: the training data (JSONL files or a glob)");
+  require(eval_fraction >= 0 && eval_fraction < 1, "data.eval_fraction must be in [0, 1)");
+  require(eval_batches >= 0, "data.eval_batches must be >= 0 (0: all)");
+  require(threads >= 0, "runtime.threads must be >= 0");
+  require(!output_dir.empty(), "output.dir: required: the run directory");
+  lora.validate();
+  train.validate();
+  batches.validate();
+  fleet.validate();
+}
+
+}  // namespace cleave::simulate

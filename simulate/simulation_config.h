@@ -1,0 +1,90 @@
+// What a simulated fleet runs: the base model, the data and how it is split
+// over sites, local training per round, the federation (rounds, sampling,
+// strategy), the topology (split or not, transport, workers) and baselines.
+// Plain structs with inline defaults; the CLI fills them from YAML (the
+// `federation:` section plus the training sections of `cleave train`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aggregator/strategy.h"
+#include "client/batching.h"
+#include "client/partition.h"
+#include "client/trainer.h"
+#include "lora/lora_options.h"
+#include "model/frozen_weight.h"
+#include "split/split_server.h"
+
+namespace cleave::simulate {
+
+// How sites train: through a split server (client blocks [0, cut_layer) at
+// the site, the rest on the server, SFL-V1 or V2) or with the whole model at
+// the site (FedAvg without split).
+enum class FleetMode { split, nosplit };
+FleetMode parse_fleet_mode(const std::string& name);   // "split" | "nosplit"
+const char* fleet_mode_name(FleetMode mode);
+
+// The roles' channels: in-process queues, or ZeroMQ on tcp://127.0.0.1 (port 0).
+enum class FleetTransport { inproc, tcp };
+FleetTransport parse_fleet_transport(const std::string& name);   // "inproc" | "tcp"
+const char* fleet_transport_name(FleetTransport transport);
+
+// Runs from the same configuration, for comparison (summary.md).
+enum class Baseline { centralized, local_only, fedavg_nosplit };
+Baseline parse_baseline(const std::string& name);   // centralized | local_only | fedavg_nosplit
+const char* baseline_name(Baseline baseline);
+const std::vector<std::string>& baseline_names();
+
+struct FleetOptions {
+  // Sites and their data.
+  int64_t clients = 8;                 // registered sites; natural: 0 = one per source file
+  data::PartitionKind partition = data::PartitionKind::dirichlet;
+  double alpha = 0.5;                  // dirichlet concentration
+  std::string label_field = "source";  // dirichlet: "source" (the file) or a JSONL field
+  std::vector<double> shares;          // size_skew: explicit shares, else power law
+  double exponent = 1.0;               // size_skew power law
+  double client_eval_fraction = 0.1;   // held out of each site's examples, in [0, 1)
+  int64_t client_eval_batches = 2;     // per-site held-out batches scored; 0: all
+
+  // Rounds.
+  int64_t rounds = 5;
+  int64_t clients_per_round = 4;       // 0: every registered site
+  aggregator::StrategyOptions strategy;
+
+  // Topology.
+  FleetMode mode = FleetMode::split;
+  int64_t cut_layer = 1;               // split: blocks [0, cut_layer) at the sites
+  split::ServerVariant variant = split::ServerVariant::sfl_v1;
+  FleetTransport transport = FleetTransport::inproc;
+  int64_t workers = 1;                 // sampled sites trained at once
+  int64_t eval_every = 1;              // global held-out perplexity every N rounds (and the last)
+
+  std::vector<std::string> baselines;  // baseline_names()
+  bool progress = true;                // the live progress line
+
+  // Throws std::invalid_argument naming the field ("federation.rounds ...").
+  void validate() const;
+  std::vector<Baseline> parsed_baselines() const;
+};
+
+struct SimulationConfig {
+  std::string model;                   // base model GGUF
+  BaseQuant quant = BaseQuant::int8;
+  lora::LoraOptions lora;
+  std::vector<std::string> train_files;   // each may be a glob ("data/*.jsonl")
+  std::string eval_file;               // global held-out file; "" : eval_fraction of the records
+  double eval_fraction = 0.1;          // global held-out share of the records (before partitioning)
+  int64_t eval_batches = 0;            // global held-out batches scored; 0: all
+  data::BatchOptions batches;          // batch_size, seq_len, mode (seed comes from `seed`)
+  TrainOptions train;                  // local training per round: steps = local steps
+  uint64_t seed = 0;                   // partition, splits, adapters, shuffles, sampling
+  int64_t threads = 0;                 // LibTorch intra-op threads; 0: cores / workers
+  FleetOptions fleet;
+  std::string output_dir = "runs/simulate";
+
+  void validate() const;               // throws std::invalid_argument naming the field
+};
+
+}  // namespace cleave::simulate

@@ -1,0 +1,126 @@
+#include "simulate/site_round.h"
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "client/train_step.h"
+#include "lora/adapter_set.h"
+#include "split/split_client.h"
+
+namespace cleave::simulate {
+namespace {
+
+// Keeps the census honest on every exit path.
+class CensusEntry {
+ public:
+  explicit CensusEntry(SiteCensus* census) : census_(census) {
+    if (census_) census_->enter();
+  }
+  ~CensusEntry() {
+    if (census_) census_->leave();
+  }
+  CensusEntry(const CensusEntry&) = delete;
+  CensusEntry& operator=(const CensusEntry&) = delete;
+
+ private:
+  SiteCensus* census_;
+};
+
+}  // namespace
+
+void SiteCensus::enter() {
+  ++created_;
+  const int64_t now = ++live_;
+  int64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void SiteCensus::leave() { --live_; }
+
+aggregator::FederatedClientOptions site_options(const SiteContext& context, const SiteData& site, size_t index) {
+  const SimulationConfig& config = *context.config;
+  aggregator::FederatedClientOptions options;
+  options.client_id = site.id;
+  options.train = config.train;
+  options.train.log_every = 0;
+  options.batches = config.batches;
+  options.batches.seed = aggregator::round_batch_seed(config.seed, static_cast<uint32_t>(index) + 0x5177u);
+  // In one process nothing is lost in transit; a long timeout only covers the
+  // last update of a round, whose acknowledgement waits for the aggregation.
+  options.request_timeout_ms = 600000;
+  options.max_attempts = 2;
+  options.backoff_ms = 10;
+  return options;
+}
+
+aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, net::ClientChannel& aggregator_channel,
+                                     net::ClientChannel* split_channel) {
+  const SiteData& site = context.data->sites.at(index);
+  const SimulationConfig& config = *context.config;
+  const bool split = config.fleet.mode == FleetMode::split;
+  CensusEntry entry(context.census);
+
+  const int64_t cut = config.fleet.cut_layer;
+  // Initial values do not matter: the round's global adapters overwrite them.
+  lora::AdapterSet adapters =
+      split ? lora::AdapterSet::create(*context.model, config.lora, config.seed,
+                                       [cut](int64_t layer) { return layer < cut; })
+            : lora::AdapterSet::create(*context.model, config.lora, config.seed);
+  std::unique_ptr<TrainStep> step;
+  if (split) {
+    split::SplitClientOptions split_options;
+    split_options.client_id = site.id;
+    split_options.cut_layer = static_cast<int32_t>(cut);
+    split_options.timeout_ms = 600000;
+    split_options.max_attempts = 2;
+    step = std::make_unique<split::SplitTrainStep>(context.model, adapters, *split_channel, split_options);
+  } else {
+    step = std::make_unique<LocalTrainStep>(context.model, adapters);
+  }
+  aggregator::FederatedClient client(context.base_fingerprint, adapters, *step, aggregator_channel,
+                                     context.data->gather(site.train), site_options(context, site, index),
+                                     context.log);
+  adapters.set_training(true);
+  aggregator::RoundPoll poll = client.poll_once();
+  if (poll.trained) return std::move(*poll.trained);
+  aggregator::SiteRound missed;
+  missed.error = poll.finished ? "the run was over" : "the site was not assigned a round";
+  return missed;
+}
+
+std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const std::vector<size_t>& indices,
+                                             int64_t workers, const std::function<WorkerChannels()>& connect) {
+  std::vector<aggregator::SiteRound> results(indices.size());
+  std::atomic<size_t> next{0};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto work = [&] {
+    try {
+      WorkerChannels channels = connect();
+      for (size_t k = next++; k < indices.size(); k = next++) {
+        try {
+          results[k] = run_site_round(context, indices[k], *channels.aggregator, channels.split.get());
+        } catch (const aggregator::FederationError& e) {
+          // The aggregator refused or stayed silent: data for the round, not a crash.
+          results[k].error = e.what();
+          if (context.log) context.log("site " + context.data->sites[indices[k]].id + ": " + e.what());
+        }
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  const size_t threads = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(1, workers)), indices.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  if (threads > 0) work();
+  for (std::thread& thread : pool) thread.join();
+  if (error) std::rethrow_exception(error);
+  return results;
+}
+
+}  // namespace cleave::simulate

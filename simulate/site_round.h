@@ -1,0 +1,71 @@
+// One sampled site's round in a simulated fleet: the site is instantiated
+// (its examples copied out of the pool, adapters, train step, FederatedClient),
+// takes part in the open round through the deployment's role code, and is
+// dropped. The worker pool runs the sampled sites of a round on a few threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aggregator/federated_client.h"
+#include "simulate/fleet_data.h"
+#include "simulate/simulation_config.h"
+#include "transport/channel.h"
+
+namespace cleave {
+class LlamaModel;
+}
+
+namespace cleave::simulate {
+
+// How many site instances are alive, at most and in all (instances, not bytes:
+// the memory-independence check counts these).
+class SiteCensus {
+ public:
+  void enter();
+  void leave();
+  int64_t live() const { return live_.load(); }
+  int64_t peak() const { return peak_.load(); }
+  int64_t created() const { return created_.load(); }
+
+ private:
+  std::atomic<int64_t> live_{0}, peak_{0}, created_{0};
+};
+
+// What every site of a fleet shares.
+struct SiteContext {
+  std::shared_ptr<const LlamaModel> model;
+  const FleetData* data = nullptr;
+  const SimulationConfig* config = nullptr;
+  std::string base_fingerprint;
+  SiteCensus* census = nullptr;
+  std::function<void(const std::string&)> log;
+};
+
+// The options site `index` of the fleet runs with (its own batch seed).
+aggregator::FederatedClientOptions site_options(const SiteContext& context, const SiteData& site, size_t index);
+
+// Instantiates site `index`, polls the aggregator once over `aggregator`
+// (the site must be sampled in the open round), trains through `split` (split
+// mode) or locally, sends the update and drops the site. A site that was not
+// given a round, or whose training failed, comes back with trained = false.
+aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, net::ClientChannel& aggregator,
+                                     net::ClientChannel* split);
+
+// Channels for one worker thread: to the aggregator, and to the split server
+// (null in nosplit mode).
+struct WorkerChannels {
+  std::unique_ptr<net::ClientChannel> aggregator;
+  std::unique_ptr<net::ClientChannel> split;
+};
+
+// Runs the sites `indices` on min(workers, sites) threads, each with its own
+// channels from `connect`; results in the order of `indices`.
+std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const std::vector<size_t>& indices,
+                                             int64_t workers, const std::function<WorkerChannels()>& connect);
+
+}  // namespace cleave::simulate

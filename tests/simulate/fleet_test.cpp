@@ -1,0 +1,244 @@
+// Simulated fleets on a tiny random model, in one process: a run completes
+// with the run directory's files, every channel carries bytes, memory (site
+// instances alive at once) does not grow with the registered sites, the TCP
+// loopback transport runs the same rounds, and the baselines run.
+#include "simulate/fleet.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "lora/adapter_gguf.h"
+#include "model/model_loader.h"
+#include "simulate/simulation.h"
+#include "tests/support/tiny_model.h"
+
+namespace cleave::simulate {
+namespace {
+
+// `count` random-token examples, each labelled with one of four topics.
+void random_examples(size_t count, uint64_t seed, int64_t vocab, std::vector<data::Example>& examples,
+                     std::vector<std::string>& labels) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (size_t i = 0; i < count; ++i) {
+    const at::Tensor ids = at::randint(3, vocab, {12}, gen, at::kInt).contiguous();
+    data::Example example;
+    example.tokens.assign(ids.data_ptr<int32_t>(), ids.data_ptr<int32_t>() + ids.numel());
+    example.tokens[0] = 1;
+    example.loss_mask.assign(example.tokens.size() - 1, 1);
+    examples.push_back(std::move(example));
+    labels.push_back("topic-" + std::to_string(i % 4));
+  }
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream stream(line);
+  for (std::string cell; std::getline(stream, cell, ',');) cells.push_back(cell);
+  return cells;
+}
+
+class FleetTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    at::manual_seed(0);
+    model_ = load_llama(test::write_tiny_model("simulate_fleet", 11), BaseQuant::int8);
+  }
+
+  SimulationConfig config(const std::string& dir, int64_t clients, int64_t per_round) const {
+    SimulationConfig c;
+    c.model = "tiny.gguf";
+    c.train_files = {"(in memory)"};
+    c.lora.rank = 2;
+    c.lora.alpha = 4;
+    c.lora.targets = {"q", "v", "down"};
+    c.batches.batch_size = 2;
+    c.batches.seq_len = 8;
+    c.train.steps = 2;
+    c.train.lr = 2e-2;
+    c.train.warmup_steps = 0;
+    c.seed = 3;
+    c.fleet.clients = clients;
+    c.fleet.clients_per_round = per_round;
+    c.fleet.rounds = 2;
+    c.fleet.partition = data::PartitionKind::dirichlet;
+    c.fleet.alpha = 5.0;
+    c.fleet.workers = 2;
+    c.fleet.progress = false;
+    c.output_dir = dir;
+    return c;
+  }
+
+  // Sites over `examples_per_site * clients` examples with a held-out split each.
+  FleetData fleet_data(const SimulationConfig& c, size_t examples_per_site) const {
+    std::vector<data::Example> examples, held;
+    std::vector<std::string> labels, held_labels;
+    const int64_t vocab = model_->config().vocab_size;
+    random_examples(examples_per_site * static_cast<size_t>(c.fleet.clients), 5, vocab, examples, labels);
+    random_examples(6, 6, vocab, held, held_labels);
+    return partition_fleet(std::move(examples), labels, std::move(held), c.fleet, c.seed);
+  }
+
+  std::shared_ptr<LlamaModel> model_;
+};
+
+TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
+  const std::string dir = test::scratch_dir("simulate_six_sites");
+  SimulationConfig c = config(dir, 6, 3);
+  c.fleet.progress = true;
+  const FleetData data = fleet_data(c, 10);
+  ASSERT_EQ(data.sites.size(), 6u);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  ASSERT_EQ(result.fleet.rounds.size(), 2u);
+  for (const RoundMetrics& m : result.fleet.rounds) {
+    EXPECT_EQ(m.sampled, 3);
+    EXPECT_EQ(m.reported, 3);
+    EXPECT_TRUE(std::isfinite(m.eval_perplexity));
+    EXPECT_GT(m.eval_perplexity, 1.0);
+    EXPECT_TRUE(std::isfinite(m.train_loss));
+    EXPECT_GT(m.train_loss, 0.0);
+    EXPECT_EQ(m.client_perplexity.size(), 3u) << "per-site perplexity is for the round's sampled sites";
+    EXPECT_GT(m.bytes.activations_up, 0u);
+    EXPECT_GT(m.bytes.gradients_down, 0u);
+    EXPECT_GT(m.bytes.adapters_up, 0u);
+    EXPECT_GT(m.bytes.adapters_down, 0u);
+    EXPECT_GT(m.client_seconds, 0.0);
+  }
+  EXPECT_GT(result.fleet.rounds[1].cumulative.total(), result.fleet.rounds[0].cumulative.total());
+  EXPECT_EQ(result.fleet.sites_instantiated, 6);
+  EXPECT_NE(out.str().find("round 2/2  loss "), std::string::npos) << out.str();
+
+  const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(split_csv(csv[0]), metrics_columns());
+  for (size_t row = 1; row < csv.size(); ++row) {
+    const std::vector<std::string> cells = split_csv(csv[row]);
+    ASSERT_EQ(cells.size(), metrics_columns().size());
+    EXPECT_EQ(cells[0], std::to_string(row));
+    EXPECT_GT(std::stod(cells[4]), 1.0) << "eval_perplexity";
+    EXPECT_GT(std::stoull(cells[6]), 0u) << "activations_up_bytes";
+  }
+  const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
+  ASSERT_EQ(jsonl.size(), 2u);
+  EXPECT_NE(jsonl[0].find("\"client_perplexity\""), std::string::npos);
+  EXPECT_NE(jsonl[0].find("\"gradients_down\""), std::string::npos);
+
+  for (const char* file : {"/plot.png", "/summary.md", "/adapters_client.gguf", "/adapters_server.gguf", "/adapter.gguf"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + file)) << file;
+  }
+  std::ifstream png(dir + "/plot.png", std::ios::binary);
+  char signature[8] = {};
+  png.read(signature, 8);
+  EXPECT_EQ(std::memcmp(signature, "\x89PNG\r\n\x1a\n", 8), 0);
+  const lora::AdapterSet loaded = lora::load_gguf(dir + "/adapter.gguf", *model_);
+  EXPECT_EQ(loaded.pairs().size(), result.fleet.adapters.pairs().size());
+  const lora::AdapterSet server = lora::load_gguf(dir + "/adapters_server.gguf", *model_);
+  for (const auto& [name, pair] : server.pairs()) EXPECT_GE(lora::layer_of(name), c.fleet.cut_layer) << name;
+}
+
+TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
+  int64_t peak[2] = {0, 0}, created[2] = {0, 0};
+  const int64_t registered[2] = {10, 200};
+  for (int k = 0; k < 2; ++k) {
+    SimulationConfig c = config(test::scratch_dir("simulate_census"), registered[k], 3);
+    c.fleet.partition = data::PartitionKind::iid;
+    c.fleet.client_eval_fraction = 0;
+    const FleetData data = fleet_data(c, 2);
+    ASSERT_EQ(static_cast<int64_t>(data.sites.size()), registered[k]);
+    Fleet fleet(model_, data, c);
+    const FleetResult result = fleet.run();
+    ASSERT_FALSE(result.failed) << result.failure;
+    EXPECT_EQ(result.registered, registered[k]);
+    ASSERT_EQ(result.rounds.size(), 2u);
+    EXPECT_EQ(result.rounds[1].reported, 3);
+    peak[k] = result.peak_live_sites;
+    created[k] = result.sites_instantiated;
+  }
+  EXPECT_EQ(created[0], 6);   // 2 rounds x 3 sampled sites, each instantiated once
+  EXPECT_EQ(created[1], 6);
+  EXPECT_EQ(peak[0], peak[1]);
+  EXPECT_GE(peak[1], 1);
+  EXPECT_LE(peak[1], 2) << "at most one site per worker at a time";
+}
+
+TEST_F(FleetTest, ARoundClosesWithoutASiteWhoseTrainingFails) {
+  SimulationConfig c = config(test::scratch_dir("simulate_failing_site"), 3, 3);
+  c.fleet.rounds = 1;
+  c.fleet.partition = data::PartitionKind::iid;
+  FleetData data = fleet_data(c, 6);
+  // Too few tokens for one row of seq_len + 1: local training throws, no update is sent.
+  data::Example tiny;
+  tiny.tokens = {1, 5, 6};
+  tiny.loss_mask = {1, 1};
+  data.examples.push_back(tiny);
+  data.sites[1].train = {data.examples.size() - 1};
+  const FleetResult result = Fleet(model_, data, c).run();
+  ASSERT_FALSE(result.failed) << result.failure;
+  ASSERT_EQ(result.rounds.size(), 1u);
+  EXPECT_EQ(result.rounds[0].sampled, 3);
+  EXPECT_EQ(result.rounds[0].reported, 2);
+}
+
+TEST_F(FleetTest, TcpLoopbackRunsTheSameRounds) {
+  SimulationConfig c = config(test::scratch_dir("simulate_tcp"), 4, 2);
+  c.fleet.transport = FleetTransport::tcp;
+  const FleetData data = fleet_data(c, 6);
+  const FleetResult result = Fleet(model_, data, c).run();
+  ASSERT_FALSE(result.failed) << result.failure;
+  ASSERT_EQ(result.rounds.size(), 2u);
+  EXPECT_EQ(result.rounds[1].reported, 2);
+  EXPECT_GT(result.rounds[1].cumulative.activations_up, 0u);
+}
+
+TEST_F(FleetTest, BaselinesRunFromTheSameConfig) {
+  const std::string dir = test::scratch_dir("simulate_baselines");
+  SimulationConfig c = config(dir, 4, 2);
+  c.fleet.baselines = {"centralized", "local_only", "fedavg_nosplit"};
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+
+  ASSERT_TRUE(result.centralized.has_value());
+  EXPECT_EQ(result.centralized->steps, 2 * 2 * 2);   // rounds x sites per round x local steps
+  ASSERT_EQ(result.centralized->rounds.size(), 2u);
+  EXPECT_GT(result.centralized->rounds.back().eval_perplexity, 1.0);
+  ASSERT_TRUE(result.local_only.has_value());
+  EXPECT_EQ(result.local_only->sites.size(), 4u);
+  EXPECT_GT(result.local_only->mean_own_perplexity(), 1.0);
+  ASSERT_TRUE(result.fedavg_nosplit.has_value());
+  ASSERT_EQ(result.fedavg_nosplit->rounds.size(), 2u);
+  EXPECT_EQ(result.fedavg_nosplit->rounds.back().cumulative.activations_up, 0u) << "no split: no activations";
+  EXPECT_GT(result.fedavg_nosplit->rounds.back().cumulative.adapters_up,
+            result.fleet.rounds.back().cumulative.adapters_up)
+      << "without split the sites send adapters for every block";
+
+  for (const char* file : {"/baselines/centralized/metrics.csv", "/baselines/centralized/adapter.gguf",
+                           "/baselines/local_only/sites.csv", "/baselines/fedavg_nosplit/metrics.csv",
+                           "/baselines/fedavg_nosplit/adapter.gguf"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + file)) << file;
+  }
+  std::ifstream md(dir + "/summary.md");
+  const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  for (const char* row : {"| split-federated |", "| centralized |", "| local-only (mean over sites) |",
+                          "| FedAvg without split |"}) {
+    EXPECT_NE(summary.find(row), std::string::npos) << row << " missing from\n" << summary;
+  }
+}
+
+}  // namespace
+}  // namespace cleave::simulate
