@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lora/safetensors.h"
+#include "model/atomic_file.h"
 #include "model/json.h"
 
 namespace cleave::aggregator {
@@ -20,22 +21,6 @@ std::string round_tag(uint32_t round) {
   char tag[16];
   std::snprintf(tag, sizeof tag, "%06u", round);
   return tag;
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& what) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + path + ": " + what + " (" + std::strerror(errno) + ")");
-  };
-  {
-    std::unique_ptr<FILE, int (*)(FILE*)> out(std::fopen(tmp.c_str(), "wb"), &std::fclose);
-    if (!out) fail("cannot open " + tmp);
-    if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size()) fail("write failed");
-    if (std::fflush(out.get()) != 0) fail("flush failed");
-    if (::fsync(::fileno(out.get())) != 0) fail("fsync failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed");
 }
 
 void save_state_tensors(const NamedTensors& state, const std::string& path, uint32_t round) {
@@ -118,7 +103,7 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   json::Value registered = json::Value::object();
   for (const auto& [id, num_samples] : checkpoint.registered) registered.set(id, num_samples);
   state.set("registered", std::move(registered));
-  write_text_atomically(dir + "/state.json", state.dump(2) + "\n");
+  write_file_atomically(dir + "/state.json", state.dump(2) + "\n");
 
   // The commit is done: drop the files of earlier rounds.
   for (const auto& entry : fs::directory_iterator(dir)) {

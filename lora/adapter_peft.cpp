@@ -14,6 +14,7 @@
 
 #include "lora/adapter_gguf.h"
 #include "lora/safetensors.h"
+#include "model/atomic_file.h"
 #include "model/json.h"
 #include "model/llama_model.h"
 
@@ -60,32 +61,6 @@ void check_pair_fits(const FrozenLinear& linear, const at::Tensor& a, const at::
                              " and lora_B " + c10::str(b.sizes()) + ", expected [r, " +
                              std::to_string(in) + "] and [" + std::to_string(out) + ", r]" +
                              kIsThisTheBase);
-  }
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  struct Closer {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-  };
-  const std::string tmp = path + ".tmp";
-  std::unique_ptr<std::FILE, Closer> out(std::fopen(tmp.c_str(), "wb"));
-  auto fail = [&](const std::string& what) {
-    const std::string reason = std::strerror(errno);
-    out.reset();
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": " + what + ": " + reason);
-  };
-  if (!out) throw std::runtime_error(tmp + ": cannot create: " + std::strerror(errno));
-  if (std::fwrite(text.data(), 1, text.size(), out.get()) != text.size()) fail("write failed");
-  if (std::fflush(out.get()) != 0 || ::fsync(::fileno(out.get())) != 0) fail("flush failed");
-  if (std::fclose(out.release()) != 0) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": close failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + reason);
   }
 }
 
@@ -316,7 +291,7 @@ void export_peft(const AdapterSet& adapters, const LlamaModel& model, const std:
                      {{"format", "pt"}, {kFingerprintKey, base_fingerprint(model)}});
   const json::Value config = peft_config(adapters, rank, modules, layers, model.n_layers(),
                                          base_model_name_or_path);
-  write_text_atomically(dir + "/" + kPeftConfigFile, config.dump(2) + "\n");
+  write_file_atomically(dir + "/" + kPeftConfigFile, config.dump(2) + "\n");
 }
 
 AdapterSet import_peft(const std::string& dir, const LlamaModel& model) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "model/atomic_file.h"
 #include "model/json.h"
 
 namespace cleave::safetensors {
@@ -91,33 +92,11 @@ void write(const std::string& path, const std::vector<TensorData>& tensors,
   uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp";
-  FilePtr out(std::fopen(tmp.c_str(), "wb"));
-  if (!out) throw std::runtime_error(tmp + ": cannot create: " + errno_text());
-  auto fail = [&](const char* what) {
-    const std::string reason = errno_text();
-    out.reset();
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": " + what + ": " + reason);
-  };
-  auto put = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, out.get()) != n) fail("write failed");
-  };
-  put(length, sizeof length);
-  put(text.data(), text.size());
-  for (const TensorData& t : tensors) put(t.data, t.bytes);
-  if (std::fflush(out.get()) != 0) fail("flush failed");
-  if (::fsync(::fileno(out.get())) != 0) fail("fsync failed");
-  if (std::fclose(out.release()) != 0) {
-    const std::string reason = errno_text();
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": close failed: " + reason);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = errno_text();
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + reason);
-  }
+  AtomicFile out(path);
+  out.write(length, sizeof length);
+  out.write(text.data(), text.size());
+  for (const TensorData& t : tensors) out.write(t.data, t.bytes);
+  out.commit();
 }
 
 File File::read(const std::string& path) {

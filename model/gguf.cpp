@@ -6,6 +6,8 @@
 // Strings are u64 length + bytes; arrays are u32 element type + u64 count + elements.
 #include "model/gguf.h"
 
+#include "model/atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -714,12 +716,6 @@ class ByteSink {
   }
 };
 
-struct FileCloser {
-  void operator()(std::FILE* f) const {
-    if (f) std::fclose(f);
-  }
-};
-
 }  // namespace
 
 Writer::Writer(uint32_t alignment) : alignment_(alignment) {
@@ -821,36 +817,14 @@ void Writer::write(const std::string& path) const {
   }
   header.bytes.resize(align_up(header.bytes.size(), alignment_), 0);
 
-  const std::string tmp = path + ".tmp";
-  std::unique_ptr<std::FILE, FileCloser> out(std::fopen(tmp.c_str(), "wb"));
-  if (!out) throw std::runtime_error(tmp + ": cannot create: " + errno_text());
-  auto fail = [&](const char* what) {
-    const std::string reason = errno_text();
-    out.reset();
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": " + what + ": " + reason);
-  };
-  auto put = [&](const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, out.get()) != n) fail("write failed");
-  };
-  put(header.bytes.data(), header.bytes.size());
+  AtomicFile out(path);
+  out.write(header.bytes.data(), header.bytes.size());
   const std::vector<uint8_t> zeros(alignment_, 0);
   for (const auto& t : tensors_) {
-    put(t.bytes.data(), t.bytes.size());
-    put(zeros.data(), align_up(t.bytes.size(), alignment_) - t.bytes.size());
+    out.write(t.bytes.data(), t.bytes.size());
+    out.write(zeros.data(), align_up(t.bytes.size(), alignment_) - t.bytes.size());
   }
-  if (std::fflush(out.get()) != 0) fail("flush failed");
-  if (::fsync(::fileno(out.get())) != 0) fail("fsync failed");
-  if (std::fclose(out.release()) != 0) {
-    const std::string reason = errno_text();
-    std::remove(tmp.c_str());
-    throw std::runtime_error(tmp + ": close failed: " + reason);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string reason = errno_text();
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + reason);
-  }
+  out.commit();
 }
 
 }  // namespace cleave::gguf
