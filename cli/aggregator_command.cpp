@@ -6,10 +6,10 @@
 #include <sstream>
 
 #include "aggregator/aggregator_service.h"
+#include "aggregator/peer_policies.h"
 #include "cli/base_model.h"
 #include "cli/commands.h"
 #include "cli/config_services.h"
-#include "cli/peer_policies.h"
 #include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
 
@@ -84,7 +84,8 @@ int run_aggregator(const ParsedArgs& args) {
   }
 
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.aggregator.bind, config.secure, aggregator_policy(), options.max_message_bytes, log);
+      bind_service(config.aggregator.bind, config.secure, aggregator::aggregator_policy(),
+                   options.max_message_bytes, log);
   log("strategy " + options.strategy.name + ", " + std::to_string(options.rounds) + " rounds, " +
       std::to_string(service.completed_rounds()) + " completed, waiting for " +
       std::to_string(options.registrations_to_start()) + " sites" +

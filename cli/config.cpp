@@ -182,6 +182,17 @@ void SimulateConfig::validate() const {
     throw ConfigError(run.source + ": split: is for cleave train and cleave client; a simulated fleet "
                       "splits by federation.mode and federation.cut_layer");
   }
+  const std::pair<const char*, const std::string*> identity_files[] = {
+      {"cert", &run.secure.cert}, {"key", &run.secure.key}, {"ca", &run.secure.ca}, {"crl", &run.secure.crl}};
+  for (const auto& [key, value] : identity_files) {
+    if (value->empty()) continue;
+    throw ConfigError(run.source + ": secure." + key + ": a simulated fleet issues its own certificates from a "
+                      "throw-away CA in <output.dir>/pki; leave secure.cert, key, ca and crl out "
+                      "(secure.insecure: true for plaintext)");
+  }
+  if (run.secure.handshake_timeout_ms <= 0) {
+    throw ConfigError(run.source + ": secure.handshake_timeout_ms must be > 0");
+  }
   wrap_invalid(run.source, [&] { federation.validate(); });
 }
 

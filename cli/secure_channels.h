@@ -6,33 +6,24 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
 
 #include "cli/config_sections.h"
 #include "secure/node_role.h"
+#include "secure/service_channel.h"
 #include "transport/channel.h"
 
 namespace cleave::cli {
 
 using ServiceLog = std::function<void(const std::string&)>;
 
-// Who may talk to a service: the roles TLS admits, and per message a check of
-// the peer's proven identity against what the message claims.
-struct PeerPolicy {
-  std::set<secure::NodeRole> roles;
-  // nullopt: serve the message; a reason: answer refusal(reason) instead.
-  std::function<std::optional<std::string>(const secure::PeerIdentity&, const net::Bytes&)> check;
-  std::function<net::Bytes(const std::string& reason)> refusal;
-};
-
 // Binds `endpoint` for a service. With TLS, every message reaching the
 // service comes from a peer whose certificate chains to tls.ca, is not
-// revoked in tls.crl, holds one of policy.roles, and passed policy.check.
+// revoked in tls.crl, holds one of policy.roles, and passed policy.check
+// (aggregator/peer_policies.h).
 // Throws net::TransportError (port taken) or ConfigError (unusable files).
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
-                                                 PeerPolicy policy, size_t max_message_bytes,
+                                                 secure::PeerPolicy policy, size_t max_message_bytes,
                                                  const ServiceLog& log);
 
 // Connects to a service whose certificate must hold `server_role` (and be

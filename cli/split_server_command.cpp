@@ -2,10 +2,10 @@
 // top blocks of the base model for many split clients until SIGINT/SIGTERM.
 #include <iostream>
 
+#include "aggregator/peer_policies.h"
 #include "cli/base_model.h"
 #include "cli/commands.h"
 #include "cli/config_services.h"
-#include "cli/peer_policies.h"
 #include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
 #include "split/split_server.h"
@@ -37,7 +37,8 @@ int run_split_server(const ParsedArgs& args) {
   options.lora = config.lora;
   split::SplitServer server(base.model, options, std::nullopt, log);
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.split_server.bind, config.secure, split_server_policy(), options.max_message_bytes, log);
+      bind_service(config.split_server.bind, config.secure, aggregator::split_server_policy(),
+                   options.max_message_bytes, log);
   log(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
       std::to_string(base.model->n_layers()) + ") as " +
       (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +

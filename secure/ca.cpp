@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 
 #include "secure/ca_internal.h"
@@ -84,13 +85,13 @@ int64_t not_after_unix(X509* cert) {
 // Copies a public CA file into a node directory. An existing copy is kept
 // current (CRLs change) but a ca.crt from a different CA needs `force`.
 void install_public_copy(const std::string& from, const std::string& to, bool must_match,
-                         bool force) {
+                         bool force, bool durable) {
   const std::string contents = read_file(from);
   if (file_exists(to) && must_match && !force && read_file(to) != contents) {
     throw std::runtime_error(to + " belongs to a different CA: use another output directory "
                                   "or pass force to replace it");
   }
-  write_file(to, contents, kPublicFileMode, /*overwrite=*/true);
+  write_file(to, contents, kPublicFileMode, /*overwrite=*/true, durable);
 }
 
 }  // namespace
@@ -134,7 +135,20 @@ CaPaths ca_init(const std::string& out_dir, const std::string& name, int days, b
 
 IssuedNode ca_issue(const std::string& ca_dir, NodeRole role, const std::string& name,
                     const std::string& out_dir, const IssueOptions& options) {
-  validate_node_name(name);
+  return ca_issue_many(ca_dir, role, {name}, out_dir, options).front();
+}
+
+std::vector<IssuedNode> ca_issue_many(const std::string& ca_dir, NodeRole role,
+                                      const std::vector<std::string>& names,
+                                      const std::string& out_dir, const IssueOptions& options) {
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    validate_node_name(name);
+    if (!seen.insert(name).second) {
+      throw std::invalid_argument("node '" + name +
+                                  "' is named twice: every node needs its own name");
+    }
+  }
   const CaPaths ca = ca_paths(ca_dir);
   EvpPkeyPtr ca_key = read_private_key(ca.key_path);
   X509Ptr ca_cert = read_certificate(ca.cert_path);
@@ -143,47 +157,55 @@ IssuedNode ca_issue(const std::string& ca_dir, NodeRole role, const std::string&
   }
 
   const fs::path dir(out_dir);
-  IssuedNode issued;
-  issued.identity.cert_path = (dir / (name + ".crt")).string();
-  issued.identity.key_path = (dir / (name + ".key")).string();
-  issued.identity.ca_path = (dir / "ca.crt").string();
-  issued.identity.crl_path = (dir / "crl.pem").string();
-  if (!options.force) {
-    for (const std::string& path : {issued.identity.cert_path, issued.identity.key_path}) {
+  std::vector<IssuedNode> issued(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    TlsIdentity& identity = issued[i].identity;
+    identity.cert_path = (dir / (names[i] + ".crt")).string();
+    identity.key_path = (dir / (names[i] + ".key")).string();
+    identity.ca_path = (dir / "ca.crt").string();
+    identity.crl_path = (dir / "crl.pem").string();
+    if (options.force) continue;
+    for (const std::string& path : {identity.cert_path, identity.key_path}) {
       if (file_exists(path)) {
-        throw std::runtime_error(path + " already exists: node '" + name +
+        throw std::runtime_error(path + " already exists: node '" + names[i] +
                                  "' was issued before; revoke it and pass force to reissue");
       }
     }
   }
   fs::create_directories(out_dir);
+  if (!names.empty()) {
+    install_public_copy(ca.cert_path, issued.front().identity.ca_path, /*must_match=*/true,
+                        options.force, options.durable);
+    install_public_copy(ca.crl_path, *issued.front().identity.crl_path, /*must_match=*/false,
+                        options.force, options.durable);
+  }
 
-  EvpPkeyPtr key = new_p256_key();
-  X509Ptr cert = new_certificate(name, key.get(), options.days, options.not_before_offset_s);
-  check_openssl(X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get())),
-                "X509_set_issuer_name");
-  X509* issuer = ca_cert.get();
-  ca_detail::add_extension(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
-  ca_detail::add_extension(cert.get(), issuer, NID_key_usage, "critical,digitalSignature");
-  ca_detail::add_extension(cert.get(), issuer, NID_ext_key_usage, "serverAuth,clientAuth");
-  ca_detail::add_extension(cert.get(), issuer, NID_subject_alt_name,
-                           std::string("URI:") + kRoleUriPrefix + role_name(role));
-  ca_detail::add_extension(cert.get(), issuer, NID_subject_key_identifier, "hash");
-  ca_detail::add_extension(cert.get(), issuer, NID_authority_key_identifier, "keyid:always");
-  sign(cert.get(), ca_key.get());
-
-  write_file(issued.identity.key_path, private_key_pem(key.get()), kPrivateFileMode,
-             options.force);
-  write_file(issued.identity.cert_path, certificate_pem(cert.get()), kPublicFileMode,
-             options.force);
-  install_public_copy(ca.cert_path, issued.identity.ca_path, /*must_match=*/true, options.force);
-  install_public_copy(ca.crl_path, *issued.identity.crl_path, /*must_match=*/false,
-                      options.force);
-
-  issued.serial_hex = ca_detail::serial_hex(X509_get0_serialNumber(cert.get()));
   std::vector<IndexEntry> index = ca_index(ca_dir);
-  index.push_back(IndexEntry{issued.serial_hex, role, name, not_after_unix(cert.get()), false, 0});
-  ca_detail::write_index(ca_dir, index);
+  X509* issuer = ca_cert.get();
+  for (size_t i = 0; i < names.size(); ++i) {
+    EvpPkeyPtr key = new_p256_key();
+    X509Ptr cert = new_certificate(names[i], key.get(), options.days, options.not_before_offset_s);
+    check_openssl(X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer)),
+                  "X509_set_issuer_name");
+    ca_detail::add_extension(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
+    ca_detail::add_extension(cert.get(), issuer, NID_key_usage, "critical,digitalSignature");
+    ca_detail::add_extension(cert.get(), issuer, NID_ext_key_usage, "serverAuth,clientAuth");
+    ca_detail::add_extension(cert.get(), issuer, NID_subject_alt_name,
+                             std::string("URI:") + kRoleUriPrefix + role_name(role));
+    ca_detail::add_extension(cert.get(), issuer, NID_subject_key_identifier, "hash");
+    ca_detail::add_extension(cert.get(), issuer, NID_authority_key_identifier, "keyid:always");
+    sign(cert.get(), ca_key.get());
+
+    const TlsIdentity& identity = issued[i].identity;
+    write_file(identity.key_path, private_key_pem(key.get()), kPrivateFileMode, options.force,
+               options.durable);
+    write_file(identity.cert_path, certificate_pem(cert.get()), kPublicFileMode, options.force,
+               options.durable);
+    issued[i].serial_hex = ca_detail::serial_hex(X509_get0_serialNumber(cert.get()));
+    index.push_back(IndexEntry{issued[i].serial_hex, role, names[i], not_after_unix(cert.get()),
+                               false, 0});
+  }
+  ca_detail::write_index(ca_dir, index, options.durable);
   return issued;
 }
 

@@ -36,7 +36,8 @@ std::string serial_hex(const ASN1_INTEGER* serial) {
   return text;
 }
 
-void write_index(const std::string& ca_dir, const std::vector<IndexEntry>& entries) {
+void write_index(const std::string& ca_dir, const std::vector<IndexEntry>& entries,
+                 bool durable) {
   std::ostringstream out;
   out << kIndexMagic << ' ' << kIndexVersion << '\n'
       << "# serial\trole\tname\tnot_after_unix\tstatus\trevoked_at_unix\n";
@@ -44,7 +45,8 @@ void write_index(const std::string& ca_dir, const std::vector<IndexEntry>& entri
     out << e.serial_hex << '\t' << role_name(e.role) << '\t' << e.name << '\t' << e.not_after_unix
         << '\t' << (e.revoked ? "revoked" : "valid") << '\t' << e.revoked_at_unix << '\n';
   }
-  write_file(ca_paths(ca_dir).index_path, out.str(), kPublicFileMode, /*overwrite=*/true);
+  write_file(ca_paths(ca_dir).index_path, out.str(), kPublicFileMode, /*overwrite=*/true,
+             durable);
 }
 
 void write_crl(const std::string& ca_dir, const std::vector<IndexEntry>& entries, int days) {

@@ -18,6 +18,7 @@ std::string serial_hex(const ASN1_INTEGER* serial);
 // writes crl.pem (nextUpdate = now + days; crlNumber one above the old CRL's).
 void write_crl(const std::string& ca_dir, const std::vector<IndexEntry>& entries, int days);
 
-void write_index(const std::string& ca_dir, const std::vector<IndexEntry>& entries);
+void write_index(const std::string& ca_dir, const std::vector<IndexEntry>& entries,
+                 bool durable = true);
 
 }  // namespace cleave::secure::ca_detail

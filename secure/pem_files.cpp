@@ -24,7 +24,8 @@ struct FileDescriptor {
   }
 };
 
-void write_all(const std::string& path, const std::string& data, mode_t mode, int flags) {
+void write_all(const std::string& path, const std::string& data, mode_t mode, int flags,
+               bool durable) {
   FileDescriptor file;
   file.fd = ::open(path.c_str(), flags | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
   if (file.fd < 0) {
@@ -43,7 +44,9 @@ void write_all(const std::string& path, const std::string& data, mode_t mode, in
     if (n < 0) throw std::runtime_error("cannot write " + path + ": " + errno_text());
     written += static_cast<size_t>(n);
   }
-  if (::fsync(file.fd) != 0) throw std::runtime_error("cannot sync " + path + ": " + errno_text());
+  if (durable && ::fsync(file.fd) != 0) {
+    throw std::runtime_error("cannot sync " + path + ": " + errno_text());
+  }
 }
 
 BioPtr memory_bio() { return BioPtr(check_openssl(BIO_new(BIO_s_mem()), "BIO_new")); }
@@ -61,14 +64,15 @@ BioPtr file_bio(const std::string& path) {
 
 }  // namespace
 
-void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite) {
+void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite,
+                bool durable) {
   if (!overwrite) {
-    write_all(path, data, mode, O_CREAT | O_EXCL);
+    write_all(path, data, mode, O_CREAT | O_EXCL, durable);
     return;
   }
   const std::string temporary = path + ".tmp";
   ::unlink(temporary.c_str());
-  write_all(temporary, data, mode, O_CREAT | O_EXCL);
+  write_all(temporary, data, mode, O_CREAT | O_EXCL, durable);
   if (::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = errno_text();
     ::unlink(temporary.c_str());

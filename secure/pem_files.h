@@ -16,7 +16,10 @@ inline constexpr mode_t kPublicFileMode = 0644;
 // Writes `data` to `path` with exactly `mode` (umask does not apply). Without
 // `overwrite` an existing file is an error; with it the file is replaced
 // atomically (temporary file + rename), so readers never see half a file.
-void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite);
+// `durable` syncs the data to disk first; only files nobody needs after a
+// crash (a simulation's throw-away CA) may skip it.
+void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite,
+                bool durable = true);
 std::string read_file(const std::string& path);
 bool file_exists(const std::string& path);
 

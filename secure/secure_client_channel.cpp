@@ -22,6 +22,16 @@ SecureClientChannel::SecureClientChannel(std::unique_ptr<net::ClientChannel> inn
   start_session();
 }
 
+SecureClientChannel::~SecureClientChannel() {
+  if (!session_ || !session_->established()) return;
+  try {
+    session_->close();
+    flush();
+  } catch (const std::exception&) {
+    // The server or the connection is already gone: nothing to free there.
+  }
+}
+
 void SecureClientChannel::start_session() {
   // A fresh inner connection gives the server a fresh PeerId, so no stale
   // server-side session can swallow the new ClientHello.

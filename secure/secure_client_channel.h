@@ -16,6 +16,10 @@ namespace cleave::secure {
 class SecureClientChannel : public net::ClientChannel {
  public:
   SecureClientChannel(std::unique_ptr<net::ClientChannel> inner, SecureChannelOptions options);
+  // Says goodbye (close_notify) on an established session, so the server
+  // frees it at once instead of keeping it until max_sessions evicts it.
+  // Best effort: a server that is gone is not an error.
+  ~SecureClientChannel() override;
 
   // With blocking_handshake (the default) completes the handshake first,
   // throwing SecureChannelError when the server refuses us, is not who

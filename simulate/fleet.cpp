@@ -7,18 +7,19 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
+#include "aggregator/peer_policies.h"
 #include "client/evaluate.h"
 #include "lora/adapter_gguf.h"
 #include "model/llama_model.h"
+#include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
 #include "split/split_server.h"
-#include "transport/inproc_channel.h"
-#include "transport/zmq_channel.h"
 
 namespace cleave::simulate {
 namespace {
@@ -28,29 +29,6 @@ using SteadyTime = std::chrono::steady_clock;
 double seconds_since(SteadyTime::time_point start) {
   return std::chrono::duration<double>(SteadyTime::now() - start).count();
 }
-
-// Where the roles listen and how a worker reaches them.
-class FleetNetwork {
- public:
-  explicit FleetNetwork(FleetTransport transport) : transport_(transport) {}
-
-  std::unique_ptr<net::ServerChannel> bind(const std::string& name) {
-    if (transport_ == FleetTransport::inproc) return inproc_.bind(name);
-    return net::zmq_bind("tcp://127.0.0.1:0");
-  }
-  std::unique_ptr<net::ClientChannel> connect(const std::string& endpoint) {
-    if (transport_ == FleetTransport::inproc) return inproc_.connect(endpoint);
-    return net::zmq_connect(endpoint);
-  }
-  // The name clients use for a bound channel.
-  std::string address(const std::string& name, const net::ServerChannel& channel) const {
-    return transport_ == FleetTransport::inproc ? name : channel.endpoint();
-  }
-
- private:
-  FleetTransport transport_;
-  net::InprocNetwork inproc_;
-};
 
 // Steady time the driver can move forward: once every sampled site has
 // reported or failed there is nobody left to wait for, so instead of sleeping
@@ -136,7 +114,20 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   const bool split = fleet.mode == FleetMode::split;
   const auto start = SteadyTime::now();
   const int64_t n_sites = static_cast<int64_t>(data_.sites.size());
-  FleetNetwork network(fleet.transport);
+
+  // Every channel is mutual TLS 1.3 under the run's throw-away CA, unless insecure.
+  std::optional<FleetPki> pki;
+  double pki_seconds = 0;
+  if (!config_.insecure) {
+    std::vector<std::string> site_ids;
+    for (const SiteData& site : data_.sites) site_ids.push_back(site.id);
+    const auto pki_start = SteadyTime::now();
+    pki = issue_fleet_pki(fleet_pki_dir(config_.output_dir), site_ids, split);
+    pki_seconds = seconds_since(pki_start);
+    log_("pki: throw-away CA " + pki->ca_cert + ", " + std::to_string(pki->nodes.size()) + " certificates in " +
+         std::to_string(pki_seconds) + " s");
+  }
+  FleetNetwork network(fleet.transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
 
   // The split server (SFL-V1 or V2) for blocks [cut_layer, L).
   std::unique_ptr<split::SplitServer> split_server;
@@ -152,8 +143,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
     split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt,
                                                         [this](const std::string& l) { log_("split-server: " + l); });
-    split_channel = network.bind("split-server");
-    split_address = network.address("split-server", *split_channel);
+    split_channel = network.bind(kSplitServerNode, aggregator::split_server_policy());
+    split_address = network.address(kSplitServerNode, *split_channel);
     split_thread = std::make_unique<ServeThread>(
         [&](const std::atomic<bool>& stop) { split_server->serve(*split_channel, stop, 5); });
   }
@@ -176,7 +167,9 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   aggregator::AggregatorService service(
       options, aggregator::global_adapters_for_model(*model_, config_.lora, config_.seed, cut),
       [this](const std::string& l) { log_("aggregator: " + l); }, clock,
-      [&network](const std::string& endpoint) { return network.connect(endpoint); });
+      [&network](const std::string& endpoint) {
+        return network.connect(kAggregatorNode, endpoint, kSplitServerNode);
+      });
   ClosedRounds closed;
   service.on_round_closed([&closed, &clock](const aggregator::RoundSummary& summary,
                                            const aggregator::GlobalAdapters&) {
@@ -184,8 +177,9 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     closed.closed.push_back({summary, clock->now_ms()});
     closed.changed.notify_all();
   });
-  std::unique_ptr<net::ServerChannel> aggregator_channel = network.bind("aggregator");
-  const std::string aggregator_address = network.address("aggregator", *aggregator_channel);
+  std::unique_ptr<net::ServerChannel> aggregator_channel =
+      network.bind(kAggregatorNode, aggregator::aggregator_policy());
+  const std::string aggregator_address = network.address(kAggregatorNode, *aggregator_channel);
   ServeThread aggregator_thread([&](const std::atomic<bool>& stop) {
     service.serve(*aggregator_channel, stop, 5, /*finish_linger_ms=*/0);
   });
@@ -199,29 +193,36 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   context.census = &census;
   context.log = [this](const std::string& l) { log_("site: " + l); };
 
-  // Registration: an id and a sample count per site, no training state.
-  {
-    std::unique_ptr<net::ClientChannel> channel = network.connect(aggregator_address);
-    for (size_t i = 0; i < data_.sites.size(); ++i) {
-      const SiteData& site = data_.sites[i];
-      aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);
-      link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()));
-    }
+  // Registration: an id and a sample count per site, no training state; each
+  // site over its own channel, under its own certificate.
+  const auto registration_start = SteadyTime::now();
+  for (size_t i = 0; i < data_.sites.size(); ++i) {
+    const SiteData& site = data_.sites[i];
+    std::unique_ptr<net::ClientChannel> channel = network.connect(site.id, aggregator_address, kAggregatorNode);
+    aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);
+    link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()));
   }
+  const double registration_seconds = seconds_since(registration_start);
+  log_("registered " + std::to_string(n_sites) + " sites in " + std::to_string(registration_seconds) + " s" +
+       (pki ? " (a TLS handshake each)" : ""));
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < data_.sites.size(); ++i) index_of[data_.sites[i].id] = i;
 
   data::BatchOptions eval_options = config_.batches;
   const std::vector<data::Batch> global_eval = held_out_batches(data_.global_eval, eval_options, config_.eval_batches);
-  auto connect = [&]() {
-    WorkerChannels channels;
-    channels.aggregator = network.connect(aggregator_address);
-    if (split) channels.split = network.connect(split_address);
+  auto connect = [&](size_t index) {
+    const std::string& id = data_.sites[index].id;
+    SiteChannels channels;
+    channels.aggregator = network.connect(id, aggregator_address, kAggregatorNode);
+    if (split) channels.split = network.connect(id, split_address, kSplitServerNode);
     return channels;
   };
 
   FleetResult result;
   result.registered = n_sites;
+  if (pki) result.pki_dir = pki->dir;
+  result.pki_seconds = pki_seconds;
+  result.registration_seconds = registration_seconds;
   ChannelBytes before;
   for (int64_t r = 0; r < fleet.rounds; ++r) {
     const auto round_start = SteadyTime::now();

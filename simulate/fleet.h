@@ -6,6 +6,12 @@
 // deployment (poll, assignment, local training through the split server,
 // update), and drops it. Memory grows with the sites trained at once, not N.
 //
+// Every channel is mutual TLS 1.3, as in a deployment: the run makes a
+// throw-away CA in <output_dir>/pki (simulate/fleet_pki.h) with a certificate
+// for the aggregator, the split server and each site (named by its id), and
+// the services apply the deployment's peer policies. Plaintext only with
+// config.insecure.
+//
 // The round loop is the aggregator's: the fleet only registers the sites,
 // hands each open round's sampled sites to the worker pool, waits for the
 // service to close the round, and measures (bytes per channel, wall time per
@@ -38,6 +44,9 @@ struct FleetResult {
   int64_t registered = 0;
   int64_t sites_instantiated = 0;               // site instances made over the run
   int64_t peak_live_sites = 0;                  // most site instances alive at once
+  std::string pki_dir;                          // the run's throw-away CA and certificates; "" : plaintext
+  double pki_seconds = 0;                       // making the CA and issuing every certificate
+  double registration_seconds = 0;              // registering every site (with TLS: a handshake each)
   bool failed = false;
   std::string failure;
 };

@@ -45,7 +45,9 @@ std::string site_name(size_t index, size_t count) {
   return buf;
 }
 
-// A client id from a file path: its stem, with anything but [A-Za-z0-9._-] as '_'.
+// A client id from a file path: its stem, with anything but [A-Za-z0-9._-] as
+// '_', starting with a letter or digit and at most 64 characters, so that it
+// can name the site's certificate (secure::validate_node_name).
 std::string group_name(const std::string& group) {
   std::string stem = std::filesystem::path(group).stem().string();
   if (stem.empty()) stem = group;
@@ -53,7 +55,8 @@ std::string group_name(const std::string& group) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
     if (!ok) c = '_';
   }
-  return stem.substr(0, 100);
+  if (stem.empty() || !std::isalnum(static_cast<unsigned char>(stem[0]))) stem = "site-" + stem;
+  return stem.substr(0, 64);
 }
 
 void shuffle_in_place(std::vector<data::Example>& examples, uint64_t seed) {

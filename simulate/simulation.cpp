@@ -13,6 +13,8 @@
 #include "aggregator/global_adapters.h"
 #include "lora/adapter_gguf.h"
 #include "model/llama_model.h"
+#include "secure/tls_channel.h"
+#include "simulate/fleet_pki.h"
 #include "simulate/line_chart.h"
 
 namespace fs = std::filesystem;
@@ -42,9 +44,21 @@ class LogFile {
   std::ofstream out_;
 };
 
-// Runs a fleet into `dir` with a progress line per round on `out`.
+// How the fleet's channels are protected, for the start of its output.
+std::string channels_line(const SimulationConfig& config) {
+  const std::string transport = fleet_transport_name(config.fleet.transport);
+  if (config.insecure) {
+    return "WARNING " + secure::insecure_warning("every channel of this fleet (" + transport + ")") +
+           " (secure.insecure: true)";
+  }
+  return "channels: TLS 1.3 with mutual authentication (" + transport + "), throw-away CA for this run in " +
+         fleet_pki_dir(config.output_dir);
+}
+
+// Runs a fleet into config.output_dir with a progress line per round on `out`.
 FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model, const FleetData& data,
-                      const std::string& dir, const std::string& label, std::ostream& out) {
+                      const std::string& label, std::ostream& out) {
+  const std::string& dir = config.output_dir;
   fs::create_directories(dir);
   LogFile log(dir + "/fleet.log");
   MetricsFiles files(dir);
@@ -55,6 +69,7 @@ FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const Llam
       << fleet_mode_name(config.fleet.mode)
       << (config.fleet.mode == FleetMode::split ? " at cut " + std::to_string(config.fleet.cut_layer) : std::string())
       << ", " << config.fleet.workers << " worker(s), " << fleet_transport_name(config.fleet.transport) << "\n";
+  out << "  " << channels_line(config) << std::endl;
   Fleet fleet(model, data, config, [&log](const std::string& line) { log.write(line); });
   FleetResult result = fleet.run([&](const RoundMetrics& metrics) {
     files.write(metrics);
@@ -117,6 +132,11 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
      << (config.fleet.client_eval_batches > 0
              ? " (first " + std::to_string(config.fleet.client_eval_batches) + " batches per site)"
              : "")
+     << "\n";
+  md << "- channels: "
+     << (config.insecure ? std::string("plaintext (secure.insecure: true): NOT encrypted or authenticated")
+                         : "TLS 1.3 with mutual authentication, certificates from a throw-away CA made for the "
+                           "run (`pki/`)")
      << "\n\n";
   md << "| run | final held-out perplexity | vs centralized | mean per-site held-out perplexity | total bytes | "
         "wall time |\n";
@@ -225,7 +245,7 @@ SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<
 
   auto start = SteadyTime::now();
   const std::string label = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
-  result.fleet = run_fleet(config, model, data, dir, label, out);
+  result.fleet = run_fleet(config, model, data, label, out);
   result.seconds = seconds_since(start);
   result.fleet_site_perplexity = mean_site_perplexity(*model, result.fleet.adapters, data, config);
 
@@ -248,7 +268,8 @@ SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<
       case Baseline::fedavg_nosplit: {
         SimulationConfig nosplit = config;
         nosplit.fleet.mode = FleetMode::nosplit;
-        result.fedavg_nosplit = run_fleet(nosplit, model, data, baseline_dir, "fedavg_nosplit", out);
+        nosplit.output_dir = baseline_dir;
+        result.fedavg_nosplit = run_fleet(nosplit, model, data, "fedavg_nosplit", out);
         result.fedavg_nosplit_seconds = seconds_since(start);
         result.fedavg_nosplit_site_perplexity =
             mean_site_perplexity(*model, result.fedavg_nosplit->adapters, data, config);

@@ -7,6 +7,7 @@
 //   fleet.log                      the roles' log lines
 //   baselines/<name>/...           each baseline's metrics and adapters
 //   summary.md                     final held-out perplexity and bytes of every run
+//   pki/                           the run's throw-away CA and certificates (not when insecure)
 // (config.resolved.yaml is written by the CLI, which owns the YAML.)
 #pragma once
 

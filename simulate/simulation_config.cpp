@@ -85,6 +85,7 @@ void SimulationConfig::validate() const {
   require(eval_batches >= 0, "data.eval_batches must be >= 0 (0: all)");
   require(threads >= 0, "runtime.threads must be >= 0");
   require(!output_dir.empty(), "output.dir: required: the run directory");
+  require(handshake_timeout_ms > 0, "secure.handshake_timeout_ms must be > 0");
   lora.validate();
   train.validate();
   batches.validate();

@@ -83,6 +83,11 @@ struct SimulationConfig {
   int64_t threads = 0;                 // LibTorch intra-op threads; 0: cores / workers
   FleetOptions fleet;
   std::string output_dir = "runs/simulate";
+  // secure.insecure: plaintext channels, warned about at the start. By
+  // default every channel is mutual TLS 1.3 under a throw-away CA made for
+  // the run in <output_dir>/pki.
+  bool insecure = false;
+  int64_t handshake_timeout_ms = 10000;   // secure.handshake_timeout_ms
 
   void validate() const;               // throws std::invalid_argument naming the field
 };

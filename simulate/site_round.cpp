@@ -92,16 +92,16 @@ aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, n
 }
 
 std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const std::vector<size_t>& indices,
-                                             int64_t workers, const std::function<WorkerChannels()>& connect) {
+                                             int64_t workers, const std::function<SiteChannels(size_t)>& connect) {
   std::vector<aggregator::SiteRound> results(indices.size());
   std::atomic<size_t> next{0};
   std::mutex error_mutex;
   std::exception_ptr error;
   auto work = [&] {
     try {
-      WorkerChannels channels = connect();
       for (size_t k = next++; k < indices.size(); k = next++) {
         try {
+          SiteChannels channels = connect(indices[k]);
           results[k] = run_site_round(context, indices[k], *channels.aggregator, channels.split.get());
         } catch (const aggregator::FederationError& e) {
           // The aggregator refused or stayed silent: data for the round, not a crash.

@@ -56,16 +56,18 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
 aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, net::ClientChannel& aggregator,
                                      net::ClientChannel* split);
 
-// Channels for one worker thread: to the aggregator, and to the split server
-// (null in nosplit mode).
-struct WorkerChannels {
+// One site's channels: to the aggregator, and to the split server (null in
+// nosplit mode), each under the site's own certificate with TLS.
+struct SiteChannels {
   std::unique_ptr<net::ClientChannel> aggregator;
   std::unique_ptr<net::ClientChannel> split;
 };
 
-// Runs the sites `indices` on min(workers, sites) threads, each with its own
-// channels from `connect`; results in the order of `indices`.
+// Runs the sites `indices` on min(workers, sites) threads; each site gets
+// its own channels from `connect(index)` for its round (as in a deployment:
+// the services only accept a site's messages under its own certificate).
+// Results in the order of `indices`.
 std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const std::vector<size_t>& indices,
-                                             int64_t workers, const std::function<WorkerChannels()>& connect);
+                                             int64_t workers, const std::function<SiteChannels(size_t)>& connect);
 
 }  // namespace cleave::simulate

@@ -62,5 +62,41 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.partition", "random"}}), ConfigError);
 }
 
+TEST(SimulateConfig, EncryptedByDefaultPlaintextOnlyWithSecureInsecure) {
+  const SimulateConfig tls = parse_simulate_config(kYaml, "test.yaml");
+  EXPECT_FALSE(tls.run.secure.insecure);
+  EXPECT_NE(to_yaml(tls).find("insecure: false"), std::string::npos) << to_yaml(tls);
+
+  const SimulateConfig plain = parse_simulate_config(kYaml, "test.yaml", {{"secure.insecure", "true"}});
+  EXPECT_TRUE(plain.run.secure.insecure);
+  // config.resolved.yaml records it, and reads back the same.
+  EXPECT_NE(to_yaml(plain).find("insecure: true"), std::string::npos) << to_yaml(plain);
+  EXPECT_TRUE(parse_simulate_config(to_yaml(plain), "resolved").run.secure.insecure);
+  const std::string file = std::string(kYaml) + "secure: {insecure: true}\n";
+  EXPECT_TRUE(parse_simulate_config(file, "test.yaml").run.secure.insecure);
+}
+
+TEST(SimulateConfig, ATypoInTheInsecureKeyIsRefusedWithASuggestion) {
+  try {
+    parse_simulate_config(std::string(kYaml) + "secure:\n  insecur: true\n", "test.yaml");
+    FAIL() << "a mistyped key must be refused, not read as the default (encrypted) or ignored";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("secure.insecur"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("secure.insecure"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"secure.insecure", "maybe"}}), ConfigError);
+}
+
+TEST(SimulateConfig, RefusesIdentityFilesBecauseTheRunMakesItsOwnCa) {
+  try {
+    parse_simulate_config(kYaml, "test.yaml", {{"secure.cert", "site.crt"}});
+    FAIL() << "secure.cert has no meaning for a simulated fleet";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("secure.cert"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("throw-away CA"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"secure.handshake_timeout_ms", "0"}}), ConfigError);
+}
+
 }  // namespace
 }  // namespace cleave::cli

@@ -249,6 +249,21 @@ TEST_F(TlsChannelTest, RevocationEndsLiveSessionsAndRefusesNewOnes) {
   EXPECT_THROW(client.recv(Millis(0)), SecureChannelError);
 }
 
+TEST_F(TlsChannelTest, AClientThatGoesAwayEndsItsServerSession) {
+  SecureServerChannel server(network_.bind("split"), server_options(pki_->server, server_log_));
+  SecureChannelOptions options = client_options(pki_->site_a, client_log_);
+  options.blocking_handshake = false;
+  auto client = std::make_unique<SecureClientChannel>(network_.connect("split"), options);
+  client->send(text_bytes("hello"));
+  ASSERT_TRUE(pump_to_server(server, *client).has_value());
+  EXPECT_EQ(server.session_count(), 1u);
+
+  client.reset();  // close_notify
+  EXPECT_FALSE(server.recv(Millis(0)).has_value());
+  EXPECT_EQ(server.session_count(), 0u);
+  EXPECT_EQ(server_log_.count("dropped"), 0u) << server_log_.all();
+}
+
 TEST_F(TlsChannelTest, PlaintextPeerIsDroppedWithAHint) {
   EchoService service(make_server(pki_->server));
   auto plain = network_.connect("split");

@@ -1,7 +1,9 @@
 // Simulated fleets on a tiny random model, in one process: a run completes
 // with the run directory's files, every channel carries bytes, memory (site
 // instances alive at once) does not grow with the registered sites, the TCP
-// loopback transport runs the same rounds, and the baselines run.
+// loopback transport runs the same rounds, and the baselines run. Runs are
+// encrypted (mutual TLS 1.3 under a throw-away CA in <run>/pki) unless
+// insecure, which is plaintext and warned about.
 #include "simulate/fleet.h"
 
 #include <ATen/ATen.h>
@@ -123,6 +125,24 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
   EXPECT_EQ(result.fleet.sites_instantiated, 6);
   EXPECT_NE(out.str().find("round 2/2  loss "), std::string::npos) << out.str();
 
+  // Encrypted by default: a throw-away CA and a certificate per node, named by site id.
+  const std::string announced =
+      "channels: TLS 1.3 with mutual authentication (inproc), throw-away CA for this run in " + dir + "/pki";
+  EXPECT_NE(out.str().find(announced), std::string::npos) << out.str();
+  EXPECT_EQ(out.str().find("NOT encrypted"), std::string::npos) << out.str();
+  EXPECT_EQ(result.fleet.pki_dir, dir + "/pki");
+  for (const char* file : {"/pki/ca/ca.crt", "/pki/ca/ca.key", "/pki/nodes/aggregator.crt",
+                           "/pki/nodes/split-server.crt"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir + file)) << file;
+  }
+  for (const SiteData& site : data.sites) {
+    EXPECT_TRUE(std::filesystem::exists(dir + "/pki/nodes/" + site.id + ".crt")) << site.id;
+    EXPECT_EQ(std::filesystem::status(dir + "/pki/nodes/" + site.id + ".key").permissions() &
+                  std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write)
+        << site.id;
+  }
+
   const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
   ASSERT_EQ(csv.size(), 3u);
   EXPECT_EQ(split_csv(csv[0]), metrics_columns());
@@ -195,7 +215,8 @@ TEST_F(FleetTest, ARoundClosesWithoutASiteWhoseTrainingFails) {
 }
 
 TEST_F(FleetTest, TcpLoopbackRunsTheSameRounds) {
-  SimulationConfig c = config(test::scratch_dir("simulate_tcp"), 4, 2);
+  const std::string dir = test::scratch_dir("simulate_tcp");
+  SimulationConfig c = config(dir, 4, 2);
   c.fleet.transport = FleetTransport::tcp;
   const FleetData data = fleet_data(c, 6);
   const FleetResult result = Fleet(model_, data, c).run();
@@ -203,6 +224,36 @@ TEST_F(FleetTest, TcpLoopbackRunsTheSameRounds) {
   ASSERT_EQ(result.rounds.size(), 2u);
   EXPECT_EQ(result.rounds[1].reported, 2);
   EXPECT_GT(result.rounds[1].cumulative.activations_up, 0u);
+  EXPECT_EQ(result.pki_dir, dir + "/pki") << "TCP is encrypted by default too";
+}
+
+TEST_F(FleetTest, InsecureRunsPlaintextAndWarnsAtTheStart) {
+  const std::string dir = test::scratch_dir("simulate_insecure");
+  SimulationConfig c = config(dir, 4, 2);
+  c.insecure = true;
+  c.fleet.rounds = 1;
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+
+  ASSERT_EQ(result.fleet.rounds.size(), 1u);
+  EXPECT_EQ(result.fleet.rounds[0].reported, 2);
+  EXPECT_TRUE(result.fleet.pki_dir.empty());
+  EXPECT_FALSE(std::filesystem::exists(dir + "/pki"));
+  // The warning comes before the first round.
+  const std::string text = out.str();
+  const size_t warning = text.find("WARNING insecure: true: traffic on every channel of this fleet (inproc) is NOT "
+                                   "encrypted or authenticated");
+  ASSERT_NE(warning, std::string::npos) << text;
+  EXPECT_LT(warning, text.find("round 1/1")) << text;
+  EXPECT_EQ(text.find("TLS 1.3"), std::string::npos) << text;
+  const std::vector<std::string> log = read_lines(dir + "/fleet.log");
+  size_t warned = 0;
+  for (const std::string& line : log) warned += line.find("is NOT encrypted or authenticated") != std::string::npos;
+  EXPECT_EQ(warned, 2u) << "one warning per endpoint: aggregator and split server";
+  std::ifstream md(dir + "/summary.md");
+  const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(summary.find("- channels: plaintext (secure.insecure: true)"), std::string::npos) << summary;
 }
 
 TEST_F(FleetTest, BaselinesRunFromTheSameConfig) {
@@ -238,6 +289,11 @@ TEST_F(FleetTest, BaselinesRunFromTheSameConfig) {
                           "| FedAvg without split |"}) {
     EXPECT_NE(summary.find(row), std::string::npos) << row << " missing from\n" << summary;
   }
+  EXPECT_NE(summary.find("- channels: TLS 1.3 with mutual authentication"), std::string::npos) << summary;
+  // The baseline fleet has its own throw-away CA next to its own files.
+  EXPECT_TRUE(std::filesystem::exists(dir + "/pki/nodes/split-server.crt"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/baselines/fedavg_nosplit/pki/ca/ca.crt"));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/baselines/fedavg_nosplit/pki/nodes/split-server.crt"));
 }
 
 }  // namespace

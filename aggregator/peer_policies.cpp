@@ -1,4 +1,4 @@
-#include "cli/peer_policies.h"
+#include "aggregator/peer_policies.h"
 
 #include <cereal/types/string.hpp>
 
@@ -7,7 +7,7 @@
 #include "split/wire_archive.h"
 #include "split/wire_frame.h"
 
-namespace cleave::cli {
+namespace cleave::aggregator {
 namespace {
 
 using secure::NodeRole;
@@ -32,8 +32,8 @@ std::optional<std::string> leading_client_id(const net::Bytes& frame) {
   }
 }
 
-PeerPolicy split_server_policy() {
-  PeerPolicy policy;
+secure::PeerPolicy split_server_policy() {
+  secure::PeerPolicy policy;
   policy.roles = {NodeRole::client, NodeRole::aggregator};
   policy.check = [](const secure::PeerIdentity& peer, const net::Bytes& frame) -> std::optional<std::string> {
     split::MessageType type;
@@ -60,14 +60,14 @@ PeerPolicy split_server_policy() {
   return policy;
 }
 
-PeerPolicy aggregator_policy() {
-  PeerPolicy policy;
+secure::PeerPolicy aggregator_policy() {
+  secure::PeerPolicy policy;
   policy.roles = {NodeRole::client};
   policy.check = claims_own_id;
   policy.refusal = [](const std::string& reason) {
-    return aggregator::pack_message(aggregator::FederationMessage::error, aggregator::FederationErrorReply{reason});
+    return pack_message(FederationMessage::error, FederationErrorReply{reason});
   };
   return policy;
 }
 
-}  // namespace cleave::cli
+}  // namespace cleave::aggregator

@@ -1,13 +1,13 @@
 // The services' per-message checks of authenticated peers: ids bound to
 // certificate names, EndRound only from the aggregator.
-#include "cli/peer_policies.h"
+#include "aggregator/peer_policies.h"
 
 #include <gtest/gtest.h>
 
 #include "aggregator/federation_messages.h"
 #include "split/split_messages.h"
 
-namespace cleave::cli {
+namespace cleave::aggregator {
 namespace {
 
 using secure::NodeRole;
@@ -28,14 +28,14 @@ TEST(PeerPolicies, LeadingClientIdOfEveryClientRequest) {
   split::ForwardRequest forward;
   forward.key = {"site-b", 2, 7};
   EXPECT_EQ(leading_client_id(wire::pack(static_cast<uint16_t>(split::MessageType::forward), forward)), "site-b");
-  const aggregator::Register reg{"site-c", "fp", 10};
-  EXPECT_EQ(leading_client_id(aggregator::pack_message(aggregator::FederationMessage::register_client, reg)),
+  const Register reg{"site-c", "fp", 10};
+  EXPECT_EQ(leading_client_id(pack_message(FederationMessage::register_client, reg)),
             "site-c");
   EXPECT_FALSE(leading_client_id(net::Bytes{1, 2, 3}));
 }
 
 TEST(PeerPolicies, SplitServerBindsIdsToCertificatesAndEndRoundToTheAggregator) {
-  const PeerPolicy policy = split_server_policy();
+  const secure::PeerPolicy policy = split_server_policy();
   EXPECT_EQ(policy.roles, (std::set<NodeRole>{NodeRole::client, NodeRole::aggregator}));
   const PeerIdentity site_a{"site-a", NodeRole::client};
   const PeerIdentity agg{"agg", NodeRole::aggregator};
@@ -56,18 +56,18 @@ TEST(PeerPolicies, SplitServerBindsIdsToCertificatesAndEndRoundToTheAggregator) 
 }
 
 TEST(PeerPolicies, AggregatorAcceptsSitesOnlyUnderTheirOwnName) {
-  const PeerPolicy policy = aggregator_policy();
+  const secure::PeerPolicy policy = aggregator_policy();
   EXPECT_EQ(policy.roles, (std::set<NodeRole>{NodeRole::client}));
   const PeerIdentity site_a{"site-a", NodeRole::client};
-  const aggregator::RoundRequest own{"site-a"}, other{"site-z"};
-  EXPECT_FALSE(policy.check(site_a, aggregator::pack_message(aggregator::FederationMessage::round_request, own)));
-  EXPECT_TRUE(policy.check(site_a, aggregator::pack_message(aggregator::FederationMessage::round_request, other)));
+  const RoundRequest own{"site-a"}, other{"site-z"};
+  EXPECT_FALSE(policy.check(site_a, pack_message(FederationMessage::round_request, own)));
+  EXPECT_TRUE(policy.check(site_a, pack_message(FederationMessage::round_request, other)));
   const net::Bytes reply = policy.refusal("why");
-  EXPECT_EQ(aggregator::unpack_message<aggregator::FederationErrorReply>(reply, aggregator::FederationMessage::error,
+  EXPECT_EQ(unpack_message<FederationErrorReply>(reply, FederationMessage::error,
                                                                          1 << 20)
                 .message,
             "why");
 }
 
 }  // namespace
-}  // namespace cleave::cli
+}  // namespace cleave::aggregator
