@@ -82,7 +82,7 @@ std::shared_ptr<LlamaModel> random_model(const LlamaConfig& c, BaseQuant quant, 
     l.weight = FrozenWeight::from_float(normal({out, in}), quant);
     return l;
   };
-  at::Tensor token_embd = normal({c.vocab_size, c.dim});
+  FrozenWeight token_embd = FrozenWeight::from_float(normal({c.vocab_size, c.dim}), quant);
   std::vector<LlamaBlock> blocks;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
@@ -100,7 +100,7 @@ std::shared_ptr<LlamaModel> random_model(const LlamaConfig& c, BaseQuant quant, 
   }
   FrozenLinear output;
   output.name = "output.weight";
-  output.weight = c.tied_output ? FrozenWeight::from_float(token_embd, BaseQuant::none)
+  output.weight = c.tied_output ? token_embd
                                 : FrozenWeight::from_float(normal({c.vocab_size, c.dim}), quant);
   return std::make_shared<LlamaModel>(c, token_embd, std::move(blocks), at::ones({c.dim}, at::kFloat),
                                       std::move(output));

@@ -68,28 +68,51 @@ FrozenWeight FrozenWeight::from_float(const at::Tensor& w, BaseQuant quant) {
     fw.values_ = src;
     return fw;
   }
+  // Both formats are written row by row straight from `src`: no float
+  // temporaries the size of the matrix (a 32000 x 768 output head would
+  // otherwise briefly cost several copies of itself while loading).
+  const int64_t in = fw.in_;
+  const float* x = src.data_ptr<float>();
   if (quant == BaseQuant::int8) {
+    // Per output row: scale = max(|x|) / 127 (at least 1e-12), q = round(x / scale).
     fw.storage_ = Storage::int8_rows;
-    at::Tensor absmax = src.abs().amax(1);               // [out]
-    fw.scales_ = (absmax / 127.0f).clamp_min(1e-12f);    // [out]
-    fw.values_ = (src / fw.scales_.unsqueeze(1)).round().clamp(-127, 127).to(at::kChar);
+    fw.scales_ = at::empty({fw.out_}, at::kFloat);        // [out]
+    fw.values_ = at::empty({fw.out_, in}, at::kChar);     // [out, in]
+    float* scales = fw.scales_.data_ptr<float>();
+    int8_t* q = fw.values_.data_ptr<int8_t>();
+    at::parallel_for(0, fw.out_, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* xr = x + r * in;
+        float absmax = 0;
+        for (int64_t i = 0; i < in; ++i) absmax = std::max(absmax, std::fabs(xr[i]));
+        const float scale = std::max(absmax / 127.0f, 1e-12f);
+        scales[r] = scale;
+        for (int64_t i = 0; i < in; ++i) {
+          const float code = std::nearbyint(xr[i] / scale);  // round half to even, like at::round
+          q[r * in + i] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, code)));
+        }
+      }
+    });
     return fw;
   }
   // q4: symmetric blocks of 32 along the input dimension, like ggml's Q4_0:
   // d = max / -8 where max is the signed value of largest magnitude, q = x/d + 8 in [0, 15].
+  // A row whose length is not a multiple of 32 ends in a zero-padded block.
   fw.storage_ = Storage::q4_blocks;
-  const int64_t padded = round_up(fw.in_, kQ4Block);
+  const int64_t padded = round_up(in, kQ4Block);
   const int64_t n_blocks = padded / kQ4Block;
-  at::Tensor padded_src = at::zeros({fw.out_, padded}, at::kFloat);
-  padded_src.narrow(1, 0, fw.in_).copy_(src);
   fw.values_ = at::empty({fw.out_, padded / 2}, at::kByte);
   fw.scales_ = at::empty({fw.out_, n_blocks}, at::kFloat);
-  const float* x = padded_src.data_ptr<float>();
   uint8_t* q = fw.values_.data_ptr<uint8_t>();
   float* d = fw.scales_.data_ptr<float>();
   at::parallel_for(0, fw.out_ * n_blocks, 256, [&](int64_t begin, int64_t end) {
+    float block[kQ4Block];
     for (int64_t b = begin; b < end; ++b) {
-      const float* xb = x + b * kQ4Block;
+      const int64_t row = b / n_blocks, first = (b % n_blocks) * kQ4Block;
+      const int64_t have = std::min(kQ4Block, in - first);
+      std::copy(x + row * in + first, x + row * in + first + have, block);
+      std::fill(block + have, block + kQ4Block, 0.0f);
+      const float* xb = block;
       float amax = 0, max = 0;
       for (int64_t i = 0; i < kQ4Block; ++i) {
         if (std::fabs(xb[i]) > amax) {
@@ -189,6 +212,12 @@ at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
     for (int64_t r = lo; r < hi; ++r) dequantize_row(begin + r, dst + r * in_);
   });
   return w;
+}
+
+bool FrozenWeight::shares_data_with(const FrozenWeight& other) const {
+  if (storage_ != other.storage_) return false;
+  if (storage_ == Storage::ggml_blocks) return ggml_data_ != nullptr && ggml_data_ == other.ggml_data_;
+  return values_.defined() && values_.is_same(other.values_);
 }
 
 at::Tensor FrozenWeight::gather_rows(const at::Tensor& ids) const {

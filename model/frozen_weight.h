@@ -60,6 +60,9 @@ class FrozenWeight {
   // rows looked up are dequantized (an embedding lookup).
   at::Tensor gather_rows(const at::Tensor& ids) const;
 
+  // True when both hold the same data (a tied output and its embedding).
+  bool shares_data_with(const FrozenWeight& other) const;
+
   Storage storage() const { return storage_; }
   bool is_float() const { return storage_ == Storage::f32; }
   // The float weight, for merging adapters into the base; throws unless is_float().

@@ -29,7 +29,7 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
   return at::silu(gate) * up;
 }
 
-LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
+LlamaModel::LlamaModel(LlamaConfig config, FrozenWeight token_embd, std::vector<LlamaBlock> blocks,
                        at::Tensor output_norm, FrozenLinear output)
     : config_(std::move(config)),
       rope_style_(config_.rope_rotates_halves() ? RopeStyle::halves : RopeStyle::adjacent_pairs),
@@ -38,6 +38,12 @@ LlamaModel::LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<Ll
       output_norm_(std::move(output_norm)),
       output_(std::move(output)) {
   config_.validate();
+  output_shares_embedding_ = output_.weight.shares_data_with(token_embd_);
+  if (token_embd_.out_features() != config_.vocab_size || token_embd_.in_features() != config_.dim) {
+    throw std::invalid_argument("token embedding is " + token_embd_.describe() + ", config says [" +
+                                std::to_string(config_.vocab_size) + ", " +
+                                std::to_string(config_.dim) + "]");
+  }
   if (static_cast<int64_t>(blocks_.size()) != config_.n_layers) {
     throw std::invalid_argument("model has " + std::to_string(blocks_.size()) +
                                 " blocks, config says " + std::to_string(config_.n_layers));
@@ -52,10 +58,7 @@ void LlamaModel::to(c10::Device device, c10::ScalarType compute_dtype) {
   auto move = [&](at::Tensor& t) {
     if (t.defined()) t = t.to(device, compute_dtype);
   };
-  const bool output_shares_embedding =
-      config_.tied_output && output_.weight.is_float() &&
-      output_.weight.float_weight().is_same(token_embd_);
-  move(token_embd_);
+  token_embd_.to(device, compute_dtype);
   move(output_norm_);
   for (LlamaBlock& b : blocks_) {
     move(b.attn_norm);
@@ -66,9 +69,8 @@ void LlamaModel::to(c10::Device device, c10::ScalarType compute_dtype) {
       move(l->bias);
     }
   }
-  if (output_shares_embedding) {
-    output_.weight.float_weight() = token_embd_;  // stay one tensor
-    output_.weight.to(device, compute_dtype);      // no-op move, records the dtype
+  if (output_shares_embedding_) {
+    output_.weight = token_embd_;  // stay one tensor
   } else {
     output_.weight.to(device, compute_dtype);
   }
@@ -78,7 +80,7 @@ void LlamaModel::to(c10::Device device, c10::ScalarType compute_dtype) {
 }
 
 at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
-  return at::embedding(token_embd_, tokens.to(device_));  // [B, T, dim]
+  return token_embd_.gather_rows(tokens.to(device_));  // [B, T, dim]
 }
 
 at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& h,
@@ -167,17 +169,16 @@ FrozenLinear* LlamaModel::find_linear(const std::string& name) {
 }
 
 int64_t LlamaModel::frozen_bytes() const {
-  int64_t bytes = token_embd_.nbytes() + output_norm_.nbytes();
+  int64_t bytes = token_embd_.bytes() + output_norm_.nbytes();
   for (const LlamaBlock& b : blocks_) bytes += b.attn_norm.nbytes() + b.ffn_norm.nbytes();
   for (const FrozenLinear* l : linears()) {
-    // a tied output shares token_embd's storage
-    if (!(config_.tied_output && l == &output_ && l->weight.is_float())) bytes += l->weight.bytes();
+    if (!(l == &output_ && output_shares_embedding_)) bytes += l->weight.bytes();
   }
   return bytes;
 }
 
 int64_t LlamaModel::parameter_count() const {
-  int64_t n = token_embd_.numel() + output_norm_.numel();
+  int64_t n = token_embd_.out_features() * token_embd_.in_features() + output_norm_.numel();
   for (const LlamaBlock& b : blocks_) n += b.attn_norm.numel() + b.ffn_norm.numel();
   for (const FrozenLinear* l : linears()) {
     if (!(config_.tied_output && l == &output_)) {

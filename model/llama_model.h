@@ -32,7 +32,10 @@ enum class BlockActivations { saved, recomputed };
 
 class LlamaModel {
  public:
-  LlamaModel(LlamaConfig config, at::Tensor token_embd, std::vector<LlamaBlock> blocks,
+  // token_embd: [vocab, dim], float or quantized like the rest of the base
+  // (only the rows looked up are dequantized). A tied output may share its
+  // storage (then the two stay one tensor, also after to()).
+  LlamaModel(LlamaConfig config, FrozenWeight token_embd, std::vector<LlamaBlock> blocks,
              at::Tensor output_norm, FrozenLinear output);
 
   const LlamaConfig& config() const { return config_; }
@@ -68,7 +71,8 @@ class LlamaModel {
   // Every frozen linear layer, in block order, then the output projection.
   std::vector<const FrozenLinear*> linears() const;
   FrozenLinear* find_linear(const std::string& name);
-  int64_t frozen_bytes() const;   // memory held by frozen weights and norms
+  int64_t frozen_bytes() const;   // memory held by frozen weights, norms and the embedding
+  const FrozenWeight& token_embedding() const { return token_embd_; }
   int64_t parameter_count() const;
 
  private:
@@ -77,7 +81,8 @@ class LlamaModel {
 
   LlamaConfig config_;
   RopeStyle rope_style_;
-  at::Tensor token_embd_;    // [vocab, dim] float32
+  FrozenWeight token_embd_;  // [vocab, dim]
+  bool output_shares_embedding_ = false;
   std::vector<LlamaBlock> blocks_;
   at::Tensor output_norm_;   // [dim]
   FrozenLinear output_;      // [vocab, dim]

@@ -40,16 +40,20 @@ class TensorReader {
     return out;
   }
 
-  FrozenLinear linear(const std::string& name, int64_t in, int64_t out, bool with_bias) const {
-    FrozenLinear l;
-    l.name = name;
+  // A frozen matrix [out, in] for ne [in, out], held as base.quant says.
+  FrozenWeight weight(const std::string& name, int64_t in, int64_t out) const {
     const gguf::TensorInfo& t = info(name, {in, out});
     const bool is_block_type = gguf::block_size(t.type) > 1;
     if (is_block_type && quant_ == BaseQuant::native) {
-      l.weight = FrozenWeight::from_ggml(t.type, t.data, out, in, file_);
-    } else {
-      l.weight = FrozenWeight::from_float(as_float(name, {in, out}), quant_);
+      return FrozenWeight::from_ggml(t.type, t.data, out, in, file_);
     }
+    return FrozenWeight::from_float(as_float(name, {in, out}), quant_);
+  }
+
+  FrozenLinear linear(const std::string& name, int64_t in, int64_t out, bool with_bias) const {
+    FrozenLinear l;
+    l.name = name;
+    l.weight = weight(name, in, out);
     if (with_bias) {
       const std::string bias_name = name.substr(0, name.size() - std::string("weight").size()) + "bias";
       l.bias = as_float(bias_name, {out});
@@ -78,7 +82,8 @@ std::shared_ptr<LlamaModel> load_llama(const std::string& path, BaseQuant quant)
 std::shared_ptr<LlamaModel> load_llama(std::shared_ptr<const gguf::File> file, BaseQuant quant) {
   const LlamaConfig c = config_from_gguf(*file);
   TensorReader reader(file, quant);
-  at::Tensor token_embd = reader.as_float("token_embd.weight", {c.dim, c.vocab_size});
+  // Quantized like the blocks: only the rows a batch looks up are dequantized.
+  FrozenWeight token_embd = reader.weight("token_embd.weight", c.dim, c.vocab_size);
   std::vector<LlamaBlock> blocks;
   blocks.reserve(c.n_layers);
   for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -99,7 +104,7 @@ std::shared_ptr<LlamaModel> load_llama(std::shared_ptr<const gguf::File> file, B
   FrozenLinear output;
   if (c.tied_output) {
     output.name = "output.weight";
-    output.weight = FrozenWeight::from_float(token_embd, quant);  // f32: shares token_embd
+    output.weight = token_embd;  // one tensor for both
   } else {
     output = reader.linear("output.weight", c.dim, c.vocab_size, false);
   }

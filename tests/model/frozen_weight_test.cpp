@@ -48,6 +48,28 @@ TEST(FrozenWeight, Q4ErrorWithinOneStepPerBlockAndPadsOddWidths) {
   EXPECT_LT(fw.bytes(), w.numel() * 4 / 5);
 }
 
+TEST(FrozenWeight, Int8CodesMatchTheTensorFormula) {
+  // The quantizer loops row by row; the reference is the same rule in ATen
+  // ops: scale = max(|x| / 127, 1e-12) per row, q = round-half-even(x / scale).
+  at::Tensor w = random_weight(24, 70, 5);
+  w[3].zero_();  // an all-zero row takes the minimum scale
+  FrozenWeight fw = FrozenWeight::from_float(w, BaseQuant::int8);
+  const at::Tensor scale = (w.abs().amax(1) / 127.0f).clamp_min(1e-12f);  // [out]
+  const at::Tensor codes = (w / scale.unsqueeze(1)).round().clamp(-127, 127);  // [out, in]
+  EXPECT_TRUE(at::equal(fw.dequantize(), codes * scale.unsqueeze(1)));
+}
+
+TEST(FrozenWeight, GatherRowsEqualsRowsOfTheDequantizedMatrix) {
+  at::Tensor w = random_weight(50, 172, 6);
+  const at::Tensor ids = at::tensor({3, 0, 49, 3, 17, 8}, at::kLong).view({2, 3});  // [2, 3]
+  for (BaseQuant quant : {BaseQuant::none, BaseQuant::int8, BaseQuant::q4}) {
+    FrozenWeight fw = FrozenWeight::from_float(w, quant);
+    const at::Tensor rows = fw.gather_rows(ids);  // [2, 3, 172]
+    ASSERT_EQ(rows.sizes(), (std::vector<int64_t>{2, 3, 172}));
+    EXPECT_TRUE(at::equal(rows, at::embedding(fw.dequantize(), ids))) << to_string(quant);
+  }
+}
+
 TEST(FrozenWeight, UnknownQuantNameIsRefusedWithTheValidOnes) {
   try {
     parse_base_quant("q3");
