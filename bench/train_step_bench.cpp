@@ -21,6 +21,10 @@
 //                         [--warmup N] [--threads N] [--stories PATH] [--tsv FILE]
 //                         [--recompute]   (train.recompute: block activations
 //                                          recomputed in backward)
+//                         [--glibc-tensors] (tensors from LibTorch's default
+//                                          allocator, not cleave's mapping one)
+// CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
+// malloc'd memory after loading and after every step (on stderr).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -28,7 +32,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <malloc.h>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -45,6 +52,7 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
+#include "model/tensor_allocator.h"
 #include "model/model_loader.h"
 
 namespace cleave::bench {
@@ -92,7 +100,8 @@ std::shared_ptr<LlamaModel> random_model(const LlamaConfig& c, BaseQuant quant, 
     l.weight = FrozenWeight::from_float(at::empty({out, in}).normal_(0.0, 0.02, gen), quant);
     return l;
   };
-  at::Tensor token_embd = at::empty({c.vocab_size, c.dim}).normal_(0.0, 0.02, gen);
+  FrozenWeight token_embd =
+      FrozenWeight::from_float(at::empty({c.vocab_size, c.dim}).normal_(0.0, 0.02, gen), quant);
   std::vector<LlamaBlock> blocks;
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
@@ -137,6 +146,33 @@ int64_t peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
+// Current and peak resident set in MiB, for --memory-trace.
+std::atomic<size_t> max_in_use{0};
+size_t heap_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+void trace_memory(const char* stage) {
+  if (std::getenv("CLEAVE_BENCH_MEMORY_TRACE") == nullptr) return;
+  static std::thread sampler([] {
+    for (;;) {
+      size_t now = heap_in_use(), seen = max_in_use.load();
+      while (now > seen && !max_in_use.compare_exchange_weak(seen, now)) {}
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  static const bool detached = (sampler.detach(), true);
+  (void)detached;
+  std::ifstream status("/proc/self/status");
+  std::string line, rss, hwm;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) rss = line.substr(6);
+    if (line.rfind("VmHWM:", 0) == 0) hwm = line.substr(6);
+  }
+  std::fprintf(stderr, "memory %-22s rss %s, peak %s, malloc in use %zu MiB, max %zu MiB\n", stage, rss.c_str(), hwm.c_str(), heap_in_use() >> 20, max_in_use.load() >> 20);
+  max_in_use = 0;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -156,12 +192,14 @@ struct ChildResult {
 int run_child(const Workload& w, const std::string& quant_name, const std::string& stories_path,
               bool recompute) {
   const BaseQuant quant = parse_base_quant(quant_name);
+  trace_memory("start");
   std::shared_ptr<LlamaModel> model = w.name == "stories260K"
                                           ? load_llama(stories_path, quant)
                                           : random_model(random_config(w.name), quant, 1234);
   lora::LoraOptions options;  // r = 8, alpha = 16, all seven projections
   lora::AdapterSet adapters = lora::AdapterSet::create(*model, options, 42);
   adapters.set_training(true);
+  trace_memory("model + adapters");
   LocalTrainStep step(model, adapters, recompute);
   AdamW optimizer(adapters.parameters(), AdamWOptions{});
 
@@ -186,6 +224,7 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
     step.forward_backward(batch, context);
     optimizer.step(context.lr);
     optimizer.zero_grad();
+    trace_memory(("after step " + std::to_string(i)).c_str());
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
     if (i >= w.warmup) seconds.push_back(s);
   }
@@ -274,6 +313,7 @@ int run(int argc, char** argv) {
   std::string stories = "../shared/models/stories260K.gguf";
   std::string tsv;
   bool recompute = false;
+  bool glibc_tensors = false;
   std::optional<std::pair<std::string, std::string>> child;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -295,13 +335,15 @@ int run(int argc, char** argv) {
       tsv = value();
     } else if (arg == "--recompute") {
       recompute = true;
+    } else if (arg == "--glibc-tensors") {
+      glibc_tensors = true;
     } else if (arg == "--child") {
       const std::string name = value();
       child = std::make_pair(name, value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
                    "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
-                   "                        [--recompute]\n"
+                   "                        [--recompute] [--glibc-tensors]\n"
                    "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
       return 0;
     } else {
@@ -320,6 +362,8 @@ int run(int argc, char** argv) {
     throw std::invalid_argument("unknown model '" + name +
                                 "': expected stories260K, llama-40M or llama-110M");
   };
+  // What `cleave` does first thing, unless asked for LibTorch's default.
+  if (!glibc_tensors) install_tensor_allocator();
   if (child) return run_child(workload(child->first), child->second, stories, recompute);
 
   std::vector<std::pair<Workload, std::string>> rows;
@@ -336,8 +380,9 @@ int run(int argc, char** argv) {
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
   const double gflops_model = matmul_gflops(1024, 768, 2048);
   const double peak = std::max(gflops_square, gflops_model);
-  std::printf("threads: %d%s\n", at::get_num_threads(),
-              recompute ? ", block activations recomputed in backward" : "");
+  std::printf("threads: %d%s%s\n", at::get_num_threads(),
+              recompute ? ", block activations recomputed in backward" : "",
+              glibc_tensors ? ", LibTorch's default CPU allocator" : "");
   std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
               gflops_square, gflops_model);
   std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
@@ -359,6 +404,7 @@ int run(int argc, char** argv) {
         argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
     if (recompute) child_args.push_back("--recompute");
+    if (glibc_tensors) child_args.push_back("--glibc-tensors");
     std::optional<ChildResult> r = run_in_child(child_args);
     if (!r) {
       ++failures;

@@ -4,8 +4,10 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "model/tensor_allocator.h"
 
 int main(int argc, char** argv) {
+  cleave::install_tensor_allocator();  // before the first tensor: freed activations go back to the OS
   const std::vector<std::string> args(argv + 1, argv + argc);
   const int status = cleave::cli::run_main(args, std::cerr);
   std::cout.flush();

@@ -1,0 +1,37 @@
+// Where CPU tensor buffers come from.
+//
+// LibTorch allocates CPU tensors with posix_memalign, i.e. from glibc's heap.
+// glibc raises its mmap threshold (up to 32 MiB) after the first large free,
+// so from then on activations and dequantized weights live in the heap
+// arenas, and what a step frees stays resident (only the top of a heap is
+// ever given back). On the 110M benchmark model with a q4 base a training
+// step peaked at 614 MiB resident with at most 255 MiB allocated.
+//
+// install_tensor_allocator() gives every CPU tensor buffer of at least
+// `mapped_from_bytes` its own anonymous mapping. When the tensor dies the
+// mapping is kept for the next buffer of the same length (a training step
+// asks for the same sizes every step) while the kept ones total at most
+// `cache_limit_bytes`, and unmapped otherwise, so resident memory follows
+// what is in use (BENCHMARKS.md, "Peak RSS"). Smaller tensors and everything
+// that is not a tensor (message buffers, containers) keep glibc's behaviour.
+#pragma once
+
+#include <cstddef>
+
+namespace cleave {
+
+struct TensorAllocatorOptions {
+  size_t mapped_from_bytes = size_t{1} << 20;
+  size_t cache_limit_bytes = size_t{32} << 20;
+};
+
+// Makes this allocator LibTorch's CPU allocator for tensors created from now
+// on (call it first in main). Tensors that exist already keep their memory
+// and are freed as before. Installing again changes the threshold and the
+// cache limit for what follows.
+void install_tensor_allocator(const TensorAllocatorOptions& options = TensorAllocatorOptions{});
+
+// Bytes the allocator holds in mappings, in use or kept for reuse.
+size_t tensor_allocator_mapped_bytes();
+
+}  // namespace cleave
