@@ -52,6 +52,7 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
+#include "model/openmp_spin.h"
 #include "model/tensor_allocator.h"
 #include "model/model_loader.h"
 
@@ -428,6 +429,9 @@ int run(int argc, char** argv) {
 }  // namespace cleave::bench
 
 int main(int argc, char** argv) {
+  // As `cleave` does (children inherit the setting). GOMP_SPINCOUNT=300000,
+  // libgomp's default, in the environment measures without it.
+  cleave::settle_openmp_spin(argv);
   try {
     return cleave::bench::run(argc, argv);
   } catch (const std::exception& e) {

@@ -4,9 +4,11 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "model/openmp_spin.h"
 #include "model/tensor_allocator.h"
 
 int main(int argc, char** argv) {
+  cleave::settle_openmp_spin(argv);     // may re-execute this program once, with GOMP_SPINCOUNT set
   cleave::install_tensor_allocator();  // before the first tensor: freed activations go back to the OS
   const std::vector<std::string> args(argv + 1, argv + argc);
   const int status = cleave::cli::run_main(args, std::cerr);

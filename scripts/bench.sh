@@ -21,6 +21,12 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
 fi
 cmake --build "$build_dir" -j "${CLEAVE_JOBS:-2}" --target train_step_bench
 
+# Both sides run with the OpenMP spin count cleave sets for itself
+# (model/openmp_spin.h): eager PyTorch uses the same libgomp and profits as
+# much. Set GOMP_SPINCOUNT yourself to compare another value.
+export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-1000}
+echo "GOMP_SPINCOUNT=$GOMP_SPINCOUNT for cleave and eager PyTorch"
+
 default_rows=""
 for model in stories260K llama-40M llama-110M; do
   for quant in none int8 q4; do default_rows+=" $model:$quant"; done
