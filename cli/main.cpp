@@ -1,4 +1,5 @@
 // The `cleave` binary: every subcommand is in cli/; this only hands over argv.
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -9,7 +10,11 @@
 
 int main(int argc, char** argv) {
   cleave::settle_openmp_spin(argv);     // may re-execute this program once, with GOMP_SPINCOUNT set
-  cleave::install_tensor_allocator();  // before the first tensor: freed activations go back to the OS
+  // Before the first tensor: freed activations go back to the OS. Costs 5-19% of
+  // step speed for 30-45% less peak memory (BENCHMARKS.md);
+  // CLEAVE_TENSOR_ALLOCATOR=libtorch keeps LibTorch's own allocator.
+  const char* allocator = std::getenv("CLEAVE_TENSOR_ALLOCATOR");
+  if (allocator == nullptr || std::string(allocator) != "libtorch") cleave::install_tensor_allocator();
   const std::vector<std::string> args(argv + 1, argv + argc);
   const int status = cleave::cli::run_main(args, std::cerr);
   std::cout.flush();
