@@ -51,8 +51,19 @@ at::Tensor apply_rope_naive(const at::Tensor& x, int64_t pos0, int64_t rope_dims
   return at::cat({rotated, x.narrow(3, rope_dims, head_dim - rope_dims)}, 3);
 }
 
+bool fused_attention_pays_off(int64_t batch, int64_t q_heads, int64_t t, int64_t s, int64_t head_dim) {
+  if (head_dim < 32) return true;
+  const double scores_bytes = 4.0 * static_cast<double>(batch) * q_heads * t * s;
+  return scores_bytes > static_cast<double>(kMaxMaterialisedScoresBytes);
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  if (q.scalar_type() == at::kFloat && q.device().is_cpu()) return fused_causal_attention(q, k, v);
+  if (q.scalar_type() == at::kFloat && q.device().is_cpu()) {
+    if (fused_attention_pays_off(q.size(0), q.size(2), q.size(1), k.size(1), q.size(3))) {
+      return fused_causal_attention(q, k, v);
+    }
+    return causal_attention_naive(q, k, v);
+  }
 #if TORCH_VERSION_MAJOR >= 2
   // LibTorch 2.x on a GPU: its fused (flash / memory-efficient) kernels.
   // Their is_causal mask is aligned top-left, so only T == S (training,

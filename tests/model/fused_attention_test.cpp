@@ -80,6 +80,28 @@ TEST(CausalAttention, DispatchesFloatToTheFusedKernelAndDoubleToNaive) {
   EXPECT_TRUE(at::equal(causal_attention(qd, kd, vd), causal_attention_naive(qd, kd, vd)));
 }
 
+TEST(CausalAttention, WideHeadsWithSmallScoresUseBlasAndTheRestTheFusedKernel) {
+  // Narrow heads: the fused kernel whatever the size (stories260K: d 8).
+  EXPECT_TRUE(fused_attention_pays_off(32, 8, 256, 256, 8));
+  EXPECT_TRUE(fused_attention_pays_off(1, 1, 4, 4, 31));
+  // Wide heads with small scores: sgemm (llama-110M at 4 x 256: 12.6 MB of scores).
+  EXPECT_FALSE(fused_attention_pays_off(4, 12, 256, 256, 64));
+  EXPECT_FALSE(fused_attention_pays_off(1, 1, 4, 4, 32));
+  // Wide heads whose scores pass the budget: the fused kernel (no [T, S] scores).
+  EXPECT_TRUE(fused_attention_pays_off(8, 32, 1024, 1024, 128));  // 1 GiB of scores
+  const int64_t at_budget = kMaxMaterialisedScoresBytes / 4;      // scores of exactly the budget
+  EXPECT_FALSE(fused_attention_pays_off(1, 1, 1, at_budget, 64));
+  EXPECT_TRUE(fused_attention_pays_off(1, 1, 1, at_budget + 1, 64));
+}
+
+TEST(CausalAttention, WideHeadsGiveTheFusedKernelsResult) {
+  at::manual_seed(4);
+  // [1, 9, 4, 64] against [1, 9, 2, 64]: d 64 takes the BLAS path.
+  at::Tensor q = at::randn({1, 9, 4, 64}), k = at::randn({1, 9, 2, 64}), v = at::randn({1, 9, 2, 64});
+  ASSERT_FALSE(fused_attention_pays_off(1, 4, 9, 9, 64));
+  EXPECT_TRUE(at::allclose(causal_attention(q, k, v), fused_causal_attention(q, k, v), 1e-5, 1e-5));
+}
+
 TEST(CausalAttention, FusedRefusesMismatchedHeads) {
   at::Tensor q = at::randn({1, 4, 3, 8}), k = at::randn({1, 4, 2, 8});
   EXPECT_THROW(fused_causal_attention(q, k, k), c10::Error);
