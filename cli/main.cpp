@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   cleave::settle_openmp_spin(argv);     // may re-execute this program once, with GOMP_SPINCOUNT set
-  // Before the first tensor: freed activations go back to the OS. Costs 5-19% of
+  // Before the first tensor: freed activations go back to the OS. Costs 5-26% of
   // step speed for 30-45% less peak memory (BENCHMARKS.md);
   // CLEAVE_TENSOR_ALLOCATOR=libtorch keeps LibTorch's own allocator.
   const char* allocator = std::getenv("CLEAVE_TENSOR_ALLOCATOR");
