@@ -27,6 +27,7 @@
 // malloc'd memory after loading and after every step (on stderr).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,8 +35,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <malloc.h>
-#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -52,9 +51,9 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
+#include "model/model_loader.h"
 #include "model/openmp_spin.h"
 #include "model/tensor_allocator.h"
-#include "model/model_loader.h"
 
 namespace cleave::bench {
 namespace {
@@ -136,18 +135,27 @@ double train_flops_per_token(const LlamaModel& model, const lora::AdapterSet& ad
   return 4 * matmul_params + 6 * lora_params + 3 * attn;
 }
 
-int64_t peak_rss_kib() {
+// A "Vm...:" field of /proc/self/status in KiB, or -1 when it is missing.
+int64_t status_kib(const char* key) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key)));
   }
+  return -1;
+}
+
+int64_t peak_rss_kib() {
+  const int64_t hwm = status_kib("VmHWM:");
+  if (hwm >= 0) return hwm;
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_maxrss;
 }
 
-// Current and peak resident set in MiB, for --memory-trace.
+// With CLEAVE_BENCH_MEMORY_TRACE set: resident memory (now and peak) and
+// what malloc has handed out (now, and the most a 200 us sampler saw since
+// the previous line), on stderr.
 std::atomic<size_t> max_in_use{0};
 size_t heap_in_use() {
   const struct mallinfo2 m = mallinfo2();
@@ -155,22 +163,21 @@ size_t heap_in_use() {
 }
 void trace_memory(const char* stage) {
   if (std::getenv("CLEAVE_BENCH_MEMORY_TRACE") == nullptr) return;
-  static std::thread sampler([] {
-    for (;;) {
-      size_t now = heap_in_use(), seen = max_in_use.load();
-      while (now > seen && !max_in_use.compare_exchange_weak(seen, now)) {}
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-  });
-  static const bool detached = (sampler.detach(), true);
-  (void)detached;
-  std::ifstream status("/proc/self/status");
-  std::string line, rss, hwm;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) rss = line.substr(6);
-    if (line.rfind("VmHWM:", 0) == 0) hwm = line.substr(6);
-  }
-  std::fprintf(stderr, "memory %-22s rss %s, peak %s, malloc in use %zu MiB, max %zu MiB\n", stage, rss.c_str(), hwm.c_str(), heap_in_use() >> 20, max_in_use.load() >> 20);
+  static const bool sampling = [] {
+    std::thread([] {
+      for (;;) {
+        size_t now = heap_in_use(), seen = max_in_use.load();
+        while (now > seen && !max_in_use.compare_exchange_weak(seen, now)) {}
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }).detach();
+    return true;
+  }();
+  (void)sampling;
+  std::fprintf(stderr, "memory %-18s rss %lld KiB, peak %lld KiB, malloc in use %zu MiB, max %zu MiB\n",
+               stage, static_cast<long long>(status_kib("VmRSS:")),
+               static_cast<long long>(status_kib("VmHWM:")), heap_in_use() >> 20,
+               max_in_use.load() >> 20);
   max_in_use = 0;
 }
 

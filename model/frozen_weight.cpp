@@ -106,13 +106,16 @@ FrozenWeight FrozenWeight::from_float(const at::Tensor& w, BaseQuant quant) {
   uint8_t* q = fw.values_.data_ptr<uint8_t>();
   float* d = fw.scales_.data_ptr<float>();
   at::parallel_for(0, fw.out_ * n_blocks, 256, [&](int64_t begin, int64_t end) {
-    float block[kQ4Block];
+    float padded_block[kQ4Block];
     for (int64_t b = begin; b < end; ++b) {
       const int64_t row = b / n_blocks, first = (b % n_blocks) * kQ4Block;
       const int64_t have = std::min(kQ4Block, in - first);
-      std::copy(x + row * in + first, x + row * in + first + have, block);
-      std::fill(block + have, block + kQ4Block, 0.0f);
-      const float* xb = block;
+      const float* xb = x + row * in + first;
+      if (have < kQ4Block) {  // the row's zero-padded last block
+        std::copy(xb, xb + have, padded_block);
+        std::fill(padded_block + have, padded_block + kQ4Block, 0.0f);
+        xb = padded_block;
+      }
       float amax = 0, max = 0;
       for (int64_t i = 0; i < kQ4Block; ++i) {
         if (std::fabs(xb[i]) > amax) {

@@ -81,8 +81,9 @@ MappingTable& mappings() {
   return *table;
 }
 
-std::atomic<size_t> mapped_from{size_t{1} << 20};
-std::atomic<size_t> cache_limit{size_t{64} << 20};
+// Set by install_tensor_allocator; until then the defaults of the options.
+std::atomic<size_t> mapped_from{TensorAllocatorOptions{}.mapped_from_bytes};
+std::atomic<size_t> cache_limit{TensorAllocatorOptions{}.cache_limit_bytes};
 
 size_t page_size() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));

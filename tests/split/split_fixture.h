@@ -10,6 +10,7 @@
 #include "client/batching.h"
 #include "lora/adapter_set.h"
 #include "split/split_server.h"
+#include "tests/support/device_fixture.h"
 #include "transport/zmq_channel.h"
 
 namespace cleave::test {
@@ -34,25 +35,8 @@ class ServerThread {
   std::thread thread_;
 };
 
-// A deterministic batch of random tokens: [B, T] with every target scored
-// except the first column (so weights matter).
-inline data::Batch random_batch(int64_t vocab, int64_t B, int64_t T, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  at::Tensor ids = at::randint(vocab, {B, T + 1}, gen, at::kInt).contiguous();
-  data::Batch batch;
-  batch.batch_size = B;
-  batch.seq_len = T;
-  const int32_t* p = ids.data_ptr<int32_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      batch.inputs.push_back(p[b * (T + 1) + t]);
-      batch.targets.push_back(p[b * (T + 1) + t + 1]);
-      batch.weights.push_back(t == 0 ? 0.0f : 1.0f);
-      batch.n_target_tokens += t == 0 ? 0 : 1;
-    }
-  }
-  return batch;
-}
+// A deterministic batch of random tokens (the device tests' helper).
+using device::random_batch;
 
 inline void randomize_b(lora::AdapterSet& set, uint64_t seed) {
   at::NoGradGuard no_grad;
