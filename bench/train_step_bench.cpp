@@ -23,6 +23,8 @@
 //                                          recomputed in backward)
 //                         [--glibc-tensors] (tensors from LibTorch's default
 //                                          allocator, not cleave's mapping one)
+//                         [--attention auto|fused|blas] (CPU attention form;
+//                                          auto: model/attention.h decides)
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
 // malloc'd memory after loading and after every step (on stderr).
 #include <ATen/ATen.h>
@@ -50,6 +52,7 @@
 #include "client/adamw.h"
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
+#include "model/attention.h"
 #include "model/llama_model.h"
 #include "model/model_loader.h"
 #include "model/openmp_spin.h"
@@ -322,6 +325,7 @@ int run(int argc, char** argv) {
   std::string tsv;
   bool recompute = false;
   bool glibc_tensors = false;
+  std::string attention = "auto";
   std::optional<std::pair<std::string, std::string>> child;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -345,6 +349,8 @@ int run(int argc, char** argv) {
       recompute = true;
     } else if (arg == "--glibc-tensors") {
       glibc_tensors = true;
+    } else if (arg == "--attention") {
+      attention = value();
     } else if (arg == "--child") {
       const std::string name = value();
       child = std::make_pair(name, value());
@@ -352,6 +358,7 @@ int run(int argc, char** argv) {
       std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
                    "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
                    "                        [--recompute] [--glibc-tensors]\n"
+                   "                        [--attention auto|fused|blas]\n"
                    "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
       return 0;
     } else {
@@ -372,6 +379,7 @@ int run(int argc, char** argv) {
   };
   // What `cleave` does first thing, unless asked for LibTorch's default.
   if (!glibc_tensors) install_tensor_allocator();
+  set_cpu_attention_form(parse_cpu_attention_form(attention));
   if (child) return run_child(workload(child->first), child->second, stories, recompute);
 
   std::vector<std::pair<Workload, std::string>> rows;
@@ -391,6 +399,7 @@ int run(int argc, char** argv) {
   std::printf("threads: %d%s%s\n", at::get_num_threads(),
               recompute ? ", block activations recomputed in backward" : "",
               glibc_tensors ? ", LibTorch's default CPU allocator" : "");
+  if (attention != "auto") std::printf("CPU attention: always the %s form\n", attention.c_str());
   std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
               gflops_square, gflops_model);
   std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
@@ -413,6 +422,7 @@ int run(int argc, char** argv) {
         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
     if (recompute) child_args.push_back("--recompute");
     if (glibc_tensors) child_args.push_back("--glibc-tensors");
+    child_args.insert(child_args.end(), {"--attention", attention});
     std::optional<ChildResult> r = run_in_child(child_args);
     if (!r) {
       ++failures;

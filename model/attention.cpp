@@ -3,8 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "model/fused_attention.h"
 #include "model/fused_ops.h"
@@ -57,12 +59,26 @@ bool fused_attention_pays_off(int64_t batch, int64_t q_heads, int64_t t, int64_t
   return scores_bytes > static_cast<double>(kMaxMaterialisedScoresBytes);
 }
 
+namespace {
+std::atomic<CpuAttentionForm> cpu_attention_form{CpuAttentionForm::automatic};
+}  // namespace
+
+void set_cpu_attention_form(CpuAttentionForm form) { cpu_attention_form = form; }
+
+CpuAttentionForm parse_cpu_attention_form(const std::string& name) {
+  if (name == "auto") return CpuAttentionForm::automatic;
+  if (name == "fused") return CpuAttentionForm::fused;
+  if (name == "blas") return CpuAttentionForm::blas;
+  throw std::invalid_argument("unknown attention form '" + name + "': expected auto, fused or blas");
+}
+
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   if (q.scalar_type() == at::kFloat && q.device().is_cpu()) {
-    if (fused_attention_pays_off(q.size(0), q.size(2), q.size(1), k.size(1), q.size(3))) {
-      return fused_causal_attention(q, k, v);
-    }
-    return causal_attention_naive(q, k, v);
+    const CpuAttentionForm form = cpu_attention_form.load(std::memory_order_relaxed);
+    const bool fused = form == CpuAttentionForm::automatic
+                           ? fused_attention_pays_off(q.size(0), q.size(2), q.size(1), k.size(1), q.size(3))
+                           : form == CpuAttentionForm::fused;
+    return fused ? fused_causal_attention(q, k, v) : causal_attention_naive(q, k, v);
   }
 #if TORCH_VERSION_MAJOR >= 2
   // LibTorch 2.x on a GPU: its fused (flash / memory-efficient) kernels.

@@ -3,6 +3,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
+
 namespace cleave {
 
 enum class RopeStyle { adjacent_pairs, halves };  // GGUF llama: adjacent; qwen2 (NEOX): halves
@@ -29,10 +31,17 @@ inline constexpr int64_t kMaxMaterialisedScoresBytes = int64_t{64} << 20;
 
 // Whether CPU float32 attention runs the fused kernel. On narrow heads
 // (d < 32) its register-tiled loops beat BLAS on tiny dot products; on wide
-// ones sgemm wins (llama-40M, d 64: 1.28x, llama-110M: 1.57x per step, see
-// BENCHMARKS.md), so those use the naive form while its scores fit
+// ones sgemm wins (llama-40M, d 64: about 1.3x, llama-110M: 1.5x per step,
+// see BENCHMARKS.md), so those use the naive form while its scores fit
 // kMaxMaterialisedScoresBytes, and the fused kernel (no [T, S] scores) beyond.
 bool fused_attention_pays_off(int64_t batch, int64_t q_heads, int64_t t, int64_t s, int64_t head_dim);
+
+// Which form CPU float32 attention takes, for the whole process: chosen by
+// fused_attention_pays_off (automatic, the default), or always one of them
+// (benchmarks comparing the two: train_step_bench --attention).
+enum class CpuAttentionForm { automatic, fused, blas };
+void set_cpu_attention_form(CpuAttentionForm form);
+CpuAttentionForm parse_cpu_attention_form(const std::string& name);  // throws listing the names
 
 // The same as eager tensor ops: materialises the [B, Hq, T, S] scores and
 // expands k/v to Hq heads. Any dtype; the reference the fused kernel is tested against.

@@ -102,6 +102,21 @@ TEST(CausalAttention, WideHeadsGiveTheFusedKernelsResult) {
   EXPECT_TRUE(at::allclose(causal_attention(q, k, v), fused_causal_attention(q, k, v), 1e-5, 1e-5));
 }
 
+TEST(CausalAttention, AForcedFormOverridesTheDispatch) {
+  at::manual_seed(6);
+  at::Tensor q = at::randn({1, 9, 4, 64}), k = at::randn({1, 9, 2, 64}), v = at::randn({1, 9, 2, 64});
+  set_cpu_attention_form(CpuAttentionForm::fused);  // d 64 would take the BLAS form
+  EXPECT_TRUE(at::equal(causal_attention(q, k, v), fused_causal_attention(q, k, v)));
+  at::Tensor qn = q.narrow(3, 0, 8).contiguous(), kn = k.narrow(3, 0, 8).contiguous(),
+             vn = v.narrow(3, 0, 8).contiguous();
+  set_cpu_attention_form(CpuAttentionForm::blas);  // d 8 would take the fused kernel
+  EXPECT_TRUE(at::equal(causal_attention(qn, kn, vn), causal_attention_naive(qn, kn, vn)));
+  set_cpu_attention_form(CpuAttentionForm::automatic);
+  EXPECT_TRUE(at::equal(causal_attention(qn, kn, vn), fused_causal_attention(qn, kn, vn)));
+  EXPECT_EQ(parse_cpu_attention_form("blas"), CpuAttentionForm::blas);
+  EXPECT_THROW(parse_cpu_attention_form("flash"), std::invalid_argument);
+}
+
 TEST(CausalAttention, FusedRefusesMismatchedHeads) {
   at::Tensor q = at::randn({1, 4, 3, 8}), k = at::randn({1, 4, 2, 8});
   EXPECT_THROW(fused_causal_attention(q, k, k), c10::Error);
