@@ -23,8 +23,15 @@
 //                                          recomputed in backward)
 //                         [--glibc-tensors] (tensors from LibTorch's default
 //                                          allocator, not cleave's mapping one)
+//                         [--tensor-cache MIB] (freed tensor mappings kept for
+//                                          reuse; TensorAllocatorOptions)
 //                         [--attention auto|fused|blas] (CPU attention form;
 //                                          auto: model/attention.h decides)
+//                         [--matmul auto|float32|bf16] (frozen matmuls'
+//                                          arithmetic, runtime.matmul; auto
+//                                          is cleave's training default)
+// MFU is against the measured matmul rate of the arithmetic in use (float32,
+// or bf16 when the frozen matmuls run in bf16).
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
 // malloc'd memory after loading and after every step (on stderr).
 #include <ATen/ATen.h>
@@ -53,6 +60,7 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/attention.h"
+#include "model/cpu_matmul.h"
 #include "model/llama_model.h"
 #include "model/model_loader.h"
 #include "model/openmp_spin.h"
@@ -294,8 +302,8 @@ std::optional<ChildResult> run_in_child(const std::vector<std::string>& args) {
 }
 
 // Best of a few timed runs of a float32 [m, k] x [k, n] matmul, in GFLOP/s.
-double matmul_gflops(int64_t m, int64_t k, int64_t n) {
-  at::Tensor a = at::randn({m, k}), b = at::randn({k, n});
+double matmul_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dtype = at::kFloat) {
+  at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
   at::Tensor c = at::mm(a, b);
   double best = 0;
   for (int i = 0; i < 5; ++i) {
@@ -325,7 +333,9 @@ int run(int argc, char** argv) {
   std::string tsv;
   bool recompute = false;
   bool glibc_tensors = false;
+  std::optional<size_t> tensor_cache_mib;
   std::string attention = "auto";
+  std::string matmul = "auto";
   std::optional<std::pair<std::string, std::string>> child;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -349,16 +359,21 @@ int run(int argc, char** argv) {
       recompute = true;
     } else if (arg == "--glibc-tensors") {
       glibc_tensors = true;
+    } else if (arg == "--tensor-cache") {
+      tensor_cache_mib = std::stoul(value());
     } else if (arg == "--attention") {
       attention = value();
+    } else if (arg == "--matmul") {
+      matmul = value();
     } else if (arg == "--child") {
       const std::string name = value();
       child = std::make_pair(name, value());
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
                    "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
-                   "                        [--recompute] [--glibc-tensors]\n"
+                   "                        [--recompute] [--glibc-tensors] [--tensor-cache MIB]\n"
                    "                        [--attention auto|fused|blas]\n"
+                   "                        [--matmul auto|float32|bf16]\n"
                    "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
       return 0;
     } else {
@@ -378,8 +393,13 @@ int run(int argc, char** argv) {
                                 "': expected stories260K, llama-40M or llama-110M");
   };
   // What `cleave` does first thing, unless asked for LibTorch's default.
-  if (!glibc_tensors) install_tensor_allocator();
+  if (!glibc_tensors) {
+    TensorAllocatorOptions options;
+    if (tensor_cache_mib) options.cache_limit_bytes = *tensor_cache_mib << 20;
+    install_tensor_allocator(options);
+  }
   set_cpu_attention_form(parse_cpu_attention_form(attention));
+  use_cpu_matmul(resolve_cpu_matmul(matmul));
   if (child) return run_child(workload(child->first), child->second, stories, recompute);
 
   std::vector<std::pair<Workload, std::string>> rows;
@@ -395,13 +415,17 @@ int run(int argc, char** argv) {
 
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
   const double gflops_model = matmul_gflops(1024, 768, 2048);
-  const double peak = std::max(gflops_square, gflops_model);
+  const bool bf16 = cpu_matmul() == CpuMatmul::bf16;
+  const double gflops_bf16 = bf16 ? matmul_gflops(1024, 768, 2048, at::kBFloat16) : 0;
+  const double peak = bf16 ? gflops_bf16 : std::max(gflops_square, gflops_model);
   std::printf("threads: %d%s%s\n", at::get_num_threads(),
               recompute ? ", block activations recomputed in backward" : "",
               glibc_tensors ? ", LibTorch's default CPU allocator" : "");
   if (attention != "auto") std::printf("CPU attention: always the %s form\n", attention.c_str());
+  std::printf("%s\n", describe_cpu_matmul(matmul).c_str());
   std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
               gflops_square, gflops_model);
+  if (bf16) std::printf("bf16 matmul: 1024x768x2048 %.1f GFLOP/s (MFU is against it)\n", gflops_bf16);
   std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
               "tokens/s", "step s", "MFU", "peak RSS MiB");
 
@@ -422,7 +446,10 @@ int run(int argc, char** argv) {
         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
     if (recompute) child_args.push_back("--recompute");
     if (glibc_tensors) child_args.push_back("--glibc-tensors");
-    child_args.insert(child_args.end(), {"--attention", attention});
+    if (tensor_cache_mib) {
+      child_args.insert(child_args.end(), {"--tensor-cache", std::to_string(*tensor_cache_mib)});
+    }
+    child_args.insert(child_args.end(), {"--attention", attention, "--matmul", matmul});
     std::optional<ChildResult> r = run_in_child(child_args);
     if (!r) {
       ++failures;

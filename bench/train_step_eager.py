@@ -26,12 +26,16 @@ What it does, exactly:
 - Optimizer: torch.optim.AdamW(lr=1e-4, weight_decay=0) over the LoRA tensors;
   optimizer.zero_grad(set_to_none=True) after each step.
 - Threads: torch.set_num_threads(all cores) unless --threads.
+- --autocast: forward and loss under torch.autocast("cpu", dtype=torch.bfloat16),
+  PyTorch's own CPU mixed precision (linear and matmul in bf16 through oneDNN),
+  the eager counterpart of cleave's runtime.matmul bf16. Off by default: the
+  issue's baseline is the plain float32 step.
 
 Each configuration runs in its own child process (this script with --child), so
 the reported peak RSS (ru_maxrss of the child) is its own.
 
 Usage: /usr/bin/python3 bench/train_step_eager.py [--only NAME:QUANT,...]
-       [--steps N] [--warmup N] [--threads N] [--tsv FILE]
+       [--steps N] [--warmup N] [--threads N] [--tsv FILE] [--autocast]
 """
 import argparse
 import math
@@ -96,8 +100,8 @@ class DequantMatmul(torch.autograd.Function):
         return x @ weight.dequantize().t()
 
     @staticmethod
-    def backward(ctx, grad):
-        return grad @ ctx.weight.dequantize(), None
+    def backward(ctx, grad):  # grad is bf16 under --autocast
+        return grad @ ctx.weight.dequantize().to(grad.dtype), None
 
 
 class FrozenWeight:
@@ -200,7 +204,7 @@ class Model:
         return self.output(rms_norm(h, self.out_norm))
 
 
-def run_child(name, quant, steps, warmup):
+def run_child(name, quant, steps, warmup, autocast):
     c, batch, seq, _, _ = WORKLOADS[name]
     model = Model(c, quant)
     opt = torch.optim.AdamW(model.params(), lr=1e-4, weight_decay=0.0)
@@ -210,8 +214,9 @@ def run_child(name, quant, steps, warmup):
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        logits = model.forward(inputs)
-        loss = F.cross_entropy(logits.view(-1, c["vocab"]), targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logits = model.forward(inputs)
+            loss = F.cross_entropy(logits.view(-1, c["vocab"]).float(), targets)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -230,6 +235,8 @@ def main():
     p.add_argument("--warmup", type=int)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--tsv", help="append results to this file")
+    p.add_argument("--autocast", action="store_true",
+                   help="forward and loss under torch.autocast(cpu, bfloat16)")
     p.add_argument("--child", nargs=2, metavar=("NAME", "QUANT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -241,14 +248,15 @@ def main():
 
     if args.child:
         name, quant = args.child
-        run_child(name, quant, *counts(name))
+        run_child(name, quant, *counts(name), args.autocast)
         return 0
     only = [s for s in args.only.split(",") if s]
     rows = [(n, q) for n in WORKLOADS for q in QUANTS if not only or f"{n}:{q}" in only]
     if not rows:
         sys.exit(f"--only {args.only!r} selected no configuration; names: "
                  f"{', '.join(WORKLOADS)}; quants: {', '.join(QUANTS)}")
-    print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}")
+    print(f"torch {torch.__version__}, threads: {torch.get_num_threads()}"
+          f"{', autocast bf16' if args.autocast else ''}")
     print(f"{'model':12} {'batch':>6} {'seq':>5} {'quant':>5} {'tokens/s':>12} {'step s':>10} "
           f"{'peak RSS MiB':>14}")
     failures = 0
@@ -256,6 +264,8 @@ def main():
         steps, warmup = counts(name)
         cmd = [sys.executable, os.path.abspath(__file__), "--child", name, quant,
                "--steps", str(steps), "--warmup", str(warmup), "--threads", str(args.threads)]
+        if args.autocast:
+            cmd.append("--autocast")
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:

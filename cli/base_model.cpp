@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "model/cpu_matmul.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
 
@@ -64,6 +65,7 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
   if (!device.is_cpu() || compute.precision != Precision::float32) {
     base.model->to(device, compute_dtype(compute.precision));
   }
+  use_cpu_matmul(resolve_cpu_matmul(compute.matmul));
   // Fewer tokens than embedding rows is fine (padded vocabularies); more would
   // produce ids the model cannot embed.
   if (base.tokenizer->size() > base.model->config().vocab_size) {
@@ -75,6 +77,9 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
   out << "model: " << path << " (" << base.model->config().summary() << ", base "
       << to_string(quant) << ", " << base.model->frozen_bytes() / 1024 << " KiB frozen, "
       << compute.device << " " << to_string(compute.precision) << ")\n";
+  if (device.is_cpu() && compute.precision == Precision::float32) {
+    out << describe_cpu_matmul(compute.matmul) << "\n";
+  }
   return base;
 }
 

@@ -59,6 +59,7 @@ void runtime_section(Fields& f, int64_t& threads, ComputeOptions& compute) {
   f.field("device", compute.device);
   f.choice("precision", compute.precision,
            {{"float32", Precision::float32}, {"bf16", Precision::bf16}, {"fp16", Precision::fp16}});
+  f.field("matmul", compute.matmul);
 }
 
 void visit_config(Fields& f, RunConfig& c, int64_t& seed) {

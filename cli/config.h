@@ -45,7 +45,7 @@ struct RunConfig {
   uint64_t seed = 0;                  // train.seed: adapters, shuffling, split, dropout
   std::string output_dir = "runs/train";  // output.dir
   int64_t threads = 0;                // runtime.threads; 0: all cores
-  ComputeOptions compute;             // runtime.device, runtime.precision
+  ComputeOptions compute{"cpu", Precision::float32, "auto"};  // runtime.device, .precision, .matmul
   SplitConfig split;                  // split: train against a split server (cleave train, client)
   SecureConfig secure;                // secure: TLS identity for the split (and aggregator) channels
 

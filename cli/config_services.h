@@ -20,7 +20,7 @@ struct SplitServerFile {
   BaseQuant quant = BaseQuant::native;
   lora::LoraOptions lora;
   int64_t threads = 0;
-  ComputeOptions compute;                // runtime.device, runtime.precision
+  ComputeOptions compute{"cpu", Precision::float32, "auto"};  // runtime.device, .precision, .matmul
   SplitServerConfig split_server;
   SecureConfig secure;
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "model/cpu_matmul.h"
 #include "model/frozen_linear.h"
 #include "model/loss.h"
 
@@ -20,36 +21,70 @@ constexpr int64_t kLogitsChunkBytes = int64_t{32} << 20;
 // weight is used whole: it needs no copy).
 constexpr int64_t kVocabSlice = 4096;
 
-// x: [R, dim] -> logits [R, vocab]
-at::Tensor project(const at::Tensor& x, const FrozenLinear& output) {
-  const FrozenWeight& w = output.weight;
-  at::Tensor logits;
-  if (w.is_float()) {
-    logits = at::mm(x, w.dequantize().t());
-  } else {
-    const int64_t vocab = w.out_features();
-    logits = at::empty({x.size(0), vocab}, x.options());
+// The output projection as the chunks use it. With CPU bf16 matmuls
+// (model/cpu_matmul.h) a float head is rounded to bf16 once per loss call and
+// a quantized one slice by slice, like its float32 dequantization.
+class Head {
+ public:
+  Head(const FrozenLinear& output, const at::Tensor& hidden)
+      : output_(output),
+        w_(output.weight),
+        bf16_(cpu_matmul() == CpuMatmul::bf16 && hidden.scalar_type() == at::kFloat &&
+              hidden.device().is_cpu() && w_.dtype() == at::kFloat) {
+    if (bf16_ && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
+  }
+
+  // x: [R, dim] -> logits [R, vocab]
+  at::Tensor project(const at::Tensor& x) const {
+    at::Tensor logits;
+    if (whole_bf16_.defined()) {
+      logits = at::mm(x.to(at::kBFloat16), whole_bf16_.t()).to(at::kFloat);
+    } else if (w_.is_float()) {
+      logits = at::mm(x, w_.dequantize().t());
+    } else {
+      const at::Tensor xs = bf16_ ? x.to(at::kBFloat16) : x;
+      const int64_t vocab = w_.out_features();
+      logits = at::empty({x.size(0), vocab}, x.options());
+      for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
+        const int64_t n = std::min(kVocabSlice, vocab - v0);
+        at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
+        if (bf16_) {
+          columns.copy_(at::mm(xs, w_.dequantize_rows_bf16(v0, n).t()));
+        } else {
+          at::mm_out(columns, xs, w_.dequantize_rows(v0, n).t());
+        }
+      }
+    }
+    if (output_.bias.defined()) logits.add_(output_.bias);
+    return logits;
+  }
+
+  // grad_logits: [R, vocab] -> grad_logits W: [R, dim]
+  at::Tensor project_back(const at::Tensor& grad_logits) const {
+    if (whole_bf16_.defined()) {
+      return at::mm(grad_logits.to(at::kBFloat16), whole_bf16_).to(at::kFloat);
+    }
+    if (w_.is_float()) return at::mm(grad_logits, w_.dequantize());
+    const int64_t vocab = w_.out_features();
+    at::Tensor out = at::zeros({grad_logits.size(0), w_.in_features()}, grad_logits.options());
+    const at::Tensor g = bf16_ ? grad_logits.to(at::kBFloat16) : grad_logits;
     for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
       const int64_t n = std::min(kVocabSlice, vocab - v0);
-      at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
-      at::mm_out(columns, x, w.dequantize_rows(v0, n).t());
+      if (bf16_) {
+        out.add_(at::mm(g.narrow(1, v0, n), w_.dequantize_rows_bf16(v0, n)));
+      } else {
+        out.addmm_(g.narrow(1, v0, n), w_.dequantize_rows(v0, n));
+      }
     }
+    return out;
   }
-  if (output.bias.defined()) logits.add_(output.bias);
-  return logits;
-}
 
-// grad_logits: [R, vocab] -> grad_logits W: [R, dim]
-at::Tensor project_back(const at::Tensor& grad_logits, const FrozenWeight& w) {
-  if (w.is_float()) return at::mm(grad_logits, w.dequantize());
-  const int64_t vocab = w.out_features();
-  at::Tensor out = at::zeros({grad_logits.size(0), w.in_features()}, grad_logits.options());
-  for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
-    const int64_t n = std::min(kVocabSlice, vocab - v0);
-    out.addmm_(grad_logits.narrow(1, v0, n), w.dequantize_rows(v0, n));
-  }
-  return out;
-}
+ private:
+  const FrozenLinear& output_;
+  const FrozenWeight& w_;
+  const bool bf16_;
+  at::Tensor whole_bf16_;  // [vocab, dim] bf16, for a float head in bf16 mode
+};
 
 struct ChunkedNll {
   double nll_sum = 0;
@@ -62,6 +97,7 @@ ChunkedNll chunked_nll(const at::Tensor& hidden, const FrozenLinear& output,
                        int64_t chunk_rows, bool want_grad) {
   const int64_t vocab = output.weight.out_features();
   if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(16, kLogitsChunkBytes / (4 * vocab));
+  const Head head(output, hidden);
   ChunkedNll result;
   if (want_grad) result.grad_hidden = at::zeros(hidden.sizes(), hidden.options());
   const int64_t n_scored = scored_rows.numel();
@@ -69,7 +105,7 @@ ChunkedNll chunked_nll(const at::Tensor& hidden, const FrozenLinear& output,
     const at::Tensor rows = scored_rows.narrow(0, c0, std::min(chunk_rows, n_scored - c0));  // [R]
     const at::Tensor target = targets.index_select(0, rows).unsqueeze(1);                     // [R, 1]
     // the log-softmax in float32 whatever the compute dtype (a no-op for float32)
-    at::Tensor logits = project(hidden.index_select(0, rows), output).to(at::kFloat);        // [R, vocab]
+    at::Tensor logits = head.project(hidden.index_select(0, rows)).to(at::kFloat);        // [R, vocab]
     const at::Tensor lse = at::logsumexp(logits, 1, /*keepdim=*/true);                       // [R, 1]
     result.nll_sum += (lse - logits.gather(1, target)).sum().item<double>();
     if (!want_grad) continue;
@@ -77,7 +113,7 @@ ChunkedNll chunked_nll(const at::Tensor& hidden, const FrozenLinear& output,
     at::Tensor grad_logits = logits.sub_(lse).exp_();
     grad_logits.scatter_add_(1, target, at::full({rows.size(0), 1}, -1.0f, grad_logits.options()));
     result.grad_hidden.index_copy_(
-        0, rows, project_back(grad_logits.to(hidden.scalar_type()), output.weight));
+        0, rows, head.project_back(grad_logits.to(hidden.scalar_type())));
   }
   return result;
 }

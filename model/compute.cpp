@@ -57,6 +57,10 @@ void ComputeOptions::validate() const {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("runtime.device: ") + e.what());
   }
+  if (matmul != "float32" && matmul != "bf16" && matmul != "auto") {
+    throw std::invalid_argument("runtime.matmul: unknown value '" + matmul +
+                                "': expected one of auto, float32, bf16");
+  }
   if (index < 0 && precision == Precision::fp16) {
     throw std::invalid_argument(
         "runtime.precision fp16 needs a CUDA device (LibTorch's CPU matmuls have no fp16 "

@@ -21,9 +21,13 @@ c10::ScalarType compute_dtype(Precision precision);   // kFloat, kBFloat16, kHal
 struct ComputeOptions {
   std::string device = "cpu";                // cpu | cuda | cuda:N
   Precision precision = Precision::float32;
+  // runtime.matmul: the frozen matmuls' arithmetic with float32 activations
+  // on the CPU (model/cpu_matmul.h): float32 | bf16 | auto. The training
+  // configurations default to auto; eval and generate keep float32.
+  std::string matmul = "float32";
 
-  // Checks the device name's syntax and that fp16 is not asked of the CPU;
-  // throws std::invalid_argument naming the bad value.
+  // Checks the device name's syntax, that fp16 is not asked of the CPU and
+  // the matmul name; throws std::invalid_argument naming the bad value.
   void validate() const;
 };
 

@@ -3,8 +3,33 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "model/cpu_matmul.h"
+
 namespace cleave {
 namespace {
+
+// Whether a ⋅ weight runs in bf16 (model/cpu_matmul.h): float32 activations
+// on the CPU with a CPU float32 weight, and the process set to bf16.
+bool bf16_matmul(const at::Tensor& a, const FrozenWeight& weight) {
+  return cpu_matmul() == CpuMatmul::bf16 && a.scalar_type() == at::kFloat && a.device().is_cpu() &&
+         weight.dtype() == at::kFloat;
+}
+
+// x: [..., in] -> x W^T: [..., out] (float32 when x is).
+at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
+  if (bf16_matmul(x, weight)) {
+    return at::matmul(x.to(at::kBFloat16), weight.dequantize_bf16().t()).to(at::kFloat);
+  }
+  return at::matmul(x, weight.dequantize().t());
+}
+
+// g: [..., out] -> g W: [..., in].
+at::Tensor times_weight(const at::Tensor& g, const FrozenWeight& weight) {
+  if (bf16_matmul(g, weight)) {
+    return at::matmul(g.to(at::kBFloat16), weight.dequantize_bf16()).to(at::kFloat);
+  }
+  return at::matmul(g, weight.dequantize());
+}
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
@@ -15,22 +40,19 @@ struct FrozenMatmul : public torch::autograd::Function<FrozenMatmul> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, int64_t weight_address) {
     ctx->saved_data["weight"] = weight_address;
     const auto* weight = reinterpret_cast<const FrozenWeight*>(weight_address);
-    return at::matmul(x, weight->dequantize().t());  // [..., out]
+    return times_weight_t(x, *weight);  // [..., out]
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     const auto* weight = reinterpret_cast<const FrozenWeight*>(ctx->saved_data["weight"].toInt());
-    at::Tensor grad_x = at::matmul(grad_outputs[0], weight->dequantize());  // [..., in]
-    return {grad_x, at::Tensor()};
+    return {times_weight(grad_outputs[0], *weight), at::Tensor()};  // [..., in]
   }
 };
 
 }  // namespace
 
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight) {
-  if (!x.requires_grad()) {
-    return at::matmul(x, weight.dequantize().t());
-  }
+  if (!x.requires_grad()) return times_weight_t(x, weight);
   return FrozenMatmul::apply(x, reinterpret_cast<int64_t>(&weight));
 }
 

@@ -12,7 +12,8 @@ namespace cleave {
 
 // y = x W^T. Autograd flows to x only; a quantized W is dequantized in the
 // forward and again in the backward pass, so no float copy is kept alive in
-// between. x: [..., in] -> y: [..., out].
+// between. With CPU bf16 matmuls (model/cpu_matmul.h) and float32 x, both
+// products run in bf16 and return float32. x: [..., in] -> y: [..., out].
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight);
 
 // Adapters on frozen linear layers, keyed by the base weight's GGUF name

@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
+#include "model/cpu_kernels.h"
 #include "model/gguf_quant.h"
 
 namespace cleave {
@@ -16,6 +18,50 @@ namespace {
 constexpr int64_t kQ4Block = 32;
 
 int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// float -> bfloat16 bits, rounding to nearest even (finite inputs: weights).
+CLEAVE_ALWAYS_INLINE uint16_t to_bf16_bits(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// Rows straight to bf16, one body compiled for AVX2 and generic x86-64
+// (model/cpu_kernels.h): these run for every frozen matmul in both passes.
+// int8: out[i] = bf16(scale * q[i]).
+CLEAVE_ALWAYS_INLINE void int8_row_to_bf16_body(const int8_t* q, float scale, int64_t n,
+                                                uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = to_bf16_bits(scale * static_cast<float>(q[i]));
+}
+CLEAVE_TARGET_AVX2 void int8_row_to_bf16_avx2(const int8_t* q, float scale, int64_t n, uint16_t* out) {
+  int8_row_to_bf16_body(q, scale, n, out);
+}
+void int8_row_to_bf16_generic(const int8_t* q, float scale, int64_t n, uint16_t* out) {
+  int8_row_to_bf16_body(q, scale, n, out);
+}
+
+// q4: the full 32-wide blocks of a row (low nibble first), codes - 8 times
+// the block's scale.
+CLEAVE_ALWAYS_INLINE void q4_blocks_to_bf16_body(const uint8_t* q, const float* scales,
+                                                 int64_t blocks, uint16_t* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float scale = scales[b];
+    const uint8_t* qb = q + b * (kQ4Block / 2);
+    uint16_t* ob = out + b * kQ4Block;
+    for (int64_t i = 0; i < kQ4Block / 2; ++i) {
+      ob[2 * i] = to_bf16_bits(scale * static_cast<float>((qb[i] & 0x0F) - 8));
+      ob[2 * i + 1] = to_bf16_bits(scale * static_cast<float>((qb[i] >> 4) - 8));
+    }
+  }
+}
+CLEAVE_TARGET_AVX2 void q4_blocks_to_bf16_avx2(const uint8_t* q, const float* scales, int64_t blocks,
+                                               uint16_t* out) {
+  q4_blocks_to_bf16_body(q, scales, blocks, out);
+}
+void q4_blocks_to_bf16_generic(const uint8_t* q, const float* scales, int64_t blocks, uint16_t* out) {
+  q4_blocks_to_bf16_body(q, scales, blocks, out);
+}
 
 // Dequantization with tensor ops, for any device and dtype (the row loops
 // below serve CPU float32). int8: values [R, in] int8, scales [R];
@@ -213,6 +259,47 @@ at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
   float* dst = w.data_ptr<float>();
   at::parallel_for(0, count, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) dequantize_row(begin + r, dst + r * in_);
+  });
+  return w;
+}
+
+at::Tensor FrozenWeight::dequantize_bf16() const { return dequantize_rows_bf16(0, out_); }
+
+at::Tensor FrozenWeight::dequantize_rows_bf16(int64_t begin, int64_t count) const {
+  if (begin < 0 || count < 0 || begin + count > out_) {
+    throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                            ") are outside the weight " + describe());
+  }
+  if (dtype_ != at::kFloat || (values_.defined() && !values_.device().is_cpu())) {
+    throw std::logic_error("bf16 dequantization serves CPU float32 weights, not " + describe());
+  }
+  if (storage_ == Storage::f32) return values_.narrow(0, begin, count).to(at::kBFloat16);
+  at::Tensor w = at::empty({count, in_}, at::kBFloat16);  // [count, in]
+  auto* dst = reinterpret_cast<uint16_t*>(w.data_ptr<at::BFloat16>());
+  const bool avx2 = kernels::has_avx2_fma();
+  at::parallel_for(0, count, 16, [&](int64_t lo, int64_t hi) {
+    std::vector<float> row;
+    for (int64_t r = lo; r < hi; ++r) {
+      const int64_t src_row = begin + r;
+      uint16_t* out = dst + r * in_;
+      if (storage_ == Storage::int8_rows) {
+        const int8_t* q = values_.data_ptr<int8_t>() + src_row * in_;
+        const float scale = scales_.data_ptr<float>()[src_row];
+        (avx2 ? int8_row_to_bf16_avx2 : int8_row_to_bf16_generic)(q, scale, in_, out);
+        continue;
+      }
+      if (storage_ == Storage::q4_blocks && in_ % kQ4Block == 0) {
+        const int64_t blocks = in_ / kQ4Block;
+        const uint8_t* q = values_.data_ptr<uint8_t>() + src_row * (in_ / 2);
+        const float* scales = scales_.data_ptr<float>() + src_row * blocks;
+        (avx2 ? q4_blocks_to_bf16_avx2 : q4_blocks_to_bf16_generic)(q, scales, blocks, out);
+        continue;
+      }
+      // ggml blocks, and q4 rows ending in a partial block: through float
+      row.resize(static_cast<size_t>(in_));
+      dequantize_row(src_row, row.data());
+      for (int64_t i = 0; i < in_; ++i) out[i] = to_bf16_bits(row[i]);
+    }
   });
   return w;
 }

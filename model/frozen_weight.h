@@ -56,6 +56,12 @@ class FrozenWeight {
   // (no copy). Lets a caller walk a large quantized matrix (the output head)
   // slice by slice instead of holding all of it as float.
   at::Tensor dequantize_rows(int64_t begin, int64_t count) const;
+  // The same rounded to bfloat16 ([out, in] / [count, in] bf16), for the CPU
+  // bf16 matmuls (model/cpu_matmul.h): quantized rows are expanded straight
+  // into bf16, half the bytes of a float copy. Only for a weight on the CPU
+  // whose dtype() is float32; throws otherwise.
+  at::Tensor dequantize_bf16() const;
+  at::Tensor dequantize_rows_bf16(int64_t begin, int64_t count) const;
   // The rows named by `ids` (any shape, int64) as [..., in] (dtype as above): only the
   // rows looked up are dequantized (an embedding lookup).
   at::Tensor gather_rows(const at::Tensor& ids) const;

@@ -1,4 +1,4 @@
-// runtime.device / runtime.precision in the files of `cleave train`/`client`
+// runtime.device / runtime.precision / runtime.matmul in the files of `cleave train`/`client`
 // (RunConfig) and `cleave split-server`: parsed, written back, and bad values
 // reported with their key.
 #include <gtest/gtest.h>
@@ -26,6 +26,23 @@ TEST(RuntimeConfig, DefaultsToCpuFloat32) {
   const RunConfig c = parse_config(kRequired, "x.yaml");
   EXPECT_EQ(c.compute.device, "cpu");
   EXPECT_EQ(c.compute.precision, Precision::float32);
+  EXPECT_EQ(c.compute.matmul, "auto");  // training picks bf16 matmuls where the CPU has them
+}
+
+TEST(RuntimeConfig, MatmulIsReadWrittenBackAndChecked) {
+  const RunConfig c = parse_config(kRequired + "runtime: {matmul: float32}\n", "x.yaml");
+  EXPECT_EQ(c.compute.matmul, "float32");
+  EXPECT_EQ(parse_config(to_yaml(c), "resolved").compute.matmul, "float32");
+  const RunConfig overridden = parse_config(kRequired, "x.yaml", {parse_override("runtime.matmul=bf16")});
+  EXPECT_EQ(overridden.compute.matmul, "bf16");
+  const std::string error = error_of(kRequired + "runtime: {matmul: fast}\n");
+  EXPECT_NE(error.find("x.yaml"), std::string::npos) << error;
+  EXPECT_NE(error.find("runtime.matmul"), std::string::npos) << error;
+  EXPECT_NE(error.find("auto, float32, bf16"), std::string::npos) << error;
+  const std::string insecure = "model: m.gguf\nsecure: {insecure: true}\n";
+  EXPECT_EQ(parse_split_server_config(insecure + "runtime: {matmul: bf16}\n", "s.yaml").compute.matmul,
+            "bf16");
+  EXPECT_THROW(parse_split_server_config(insecure + "runtime: {matmul: int4}\n", "s.yaml"), ConfigError);
 }
 
 TEST(RuntimeConfig, DeviceAndPrecisionAreReadAndWrittenBack) {

@@ -1,0 +1,76 @@
+#include "model/cpu_matmul.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <atomic>
+#include <stdexcept>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+namespace cleave {
+namespace {
+
+std::atomic<CpuMatmul> g_cpu_matmul{CpuMatmul::float32};
+
+// CPUID leaf 7: sub-leaf 1 EAX bit 5 is AVX512_BF16, sub-leaf 0 EDX bit 22 AMX-BF16.
+bool cpu_bf16_instructions() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  const bool amx_bf16 = (edx >> 22) & 1u;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  const bool avx512_bf16 = (eax >> 5) & 1u;
+  return amx_bf16 || avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void set_cpu_matmul(CpuMatmul matmul) { g_cpu_matmul.store(matmul); }
+
+void use_cpu_matmul(CpuMatmul matmul) {
+  set_cpu_matmul(matmul);
+  // Present when libblas.so.3 is OpenBLAS (Debian's libopenblas0-pthread).
+  using SetThreads = void (*)(int);
+  if (auto set_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set_threads(matmul == CpuMatmul::bf16 ? 1 : at::get_num_threads());
+  }
+}
+
+CpuMatmul cpu_matmul() { return g_cpu_matmul.load(); }
+
+const char* to_string(CpuMatmul matmul) {
+  return matmul == CpuMatmul::bf16 ? "bf16" : "float32";
+}
+
+bool cpu_has_native_bf16() {
+  static const bool native = cpu_bf16_instructions() && at::hasMKLDNN();
+  return native;
+}
+
+CpuMatmul resolve_cpu_matmul(const std::string& name) {
+  if (name == "float32") return CpuMatmul::float32;
+  if (name == "bf16") return CpuMatmul::bf16;
+  if (name == "auto") return cpu_has_native_bf16() ? CpuMatmul::bf16 : CpuMatmul::float32;
+  throw std::invalid_argument("unknown matmul precision '" + name +
+                              "': expected one of auto, float32, bf16");
+}
+
+std::string describe_cpu_matmul(const std::string& requested) {
+  const CpuMatmul resolved = resolve_cpu_matmul(requested);
+  std::string line = std::string("frozen matmuls on the CPU: ") + to_string(resolved);
+  if (requested == "auto") {
+    line += cpu_has_native_bf16() ? " (auto: the CPU has bf16 dot products)"
+                                  : " (auto: no bf16 dot products on this CPU)";
+  }
+  return line;
+}
+
+}  // namespace cleave
