@@ -14,52 +14,76 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace cleave {
 namespace {
 
-// Mapped buffers by address, with their mapping length, and a small cache of
-// freed mappings. A training step allocates the same sizes step after step,
-// so a freed mapping of the same length is handed out again instead of being
-// unmapped and then faulted in afresh (which costs the kernel a zeroed page
-// per 4 KiB touched). The cache holds at most `cache_limit` bytes, so resident
+// Mapped buffers by address, with their mapping length, and a cache of freed
+// mappings. A training step allocates the same sizes step after step, so a
+// freed mapping of about the same length is handed out again instead of
+// being unmapped and then faulted in afresh (which costs the kernel a zeroed
+// page per page touched, and the unmap a TLB flush on every core). The cache
+// holds at most `cache_limit` bytes, the most recently freed, so resident
 // memory stays within that of what is in use.
 // A mapping is page aligned; a heap buffer rarely is, so only page-aligned
 // pointers are looked up.
 class MappingTable {
  public:
-  // A cached mapping of exactly `length` bytes, or nullptr.
+  // A cached mapping of at least `length` bytes and at most a quarter more
+  // (the smallest such), or nullptr.
   void* reuse(size_t length) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = cached_.find(length);
-    if (it == cached_.end()) return nullptr;
-    void* base = it->second;
-    cached_.erase(it);
-    cached_bytes_ -= length;
-    lengths_[base] = length;
+    auto it = by_length_.lower_bound(length);
+    if (it == by_length_.end() || it->first > length + length / 4) return nullptr;
+    const uint64_t stamp = it->second;
+    const auto [mapped, base] = by_age_.at(stamp);
+    by_length_.erase(it);
+    by_age_.erase(stamp);
+    cached_bytes_ -= mapped;
+    lengths_[base] = mapped;
     return base;
   }
   void add(void* base, size_t length) {
     std::lock_guard<std::mutex> lock(mutex_);
     lengths_[base] = length;
   }
-  // Takes back the mapping at `base`: cached, or unmapped. False when `base`
-  // is not a mapping of ours.
+  // Takes back the mapping at `base` into the cache, unmapping the least
+  // recently freed ones beyond `cache_limit` (or this one, if larger than
+  // the limit). False when `base` is not a mapping of ours.
   bool release(void* base, size_t cache_limit) {
-    size_t length = 0;
+    std::vector<std::pair<void*, size_t>> unmap;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = lengths_.find(base);
       if (it == lengths_.end()) return false;
-      length = it->second;
+      const size_t length = it->second;
       lengths_.erase(it);
-      if (cached_bytes_ + length <= cache_limit) {
-        cached_.emplace(length, base);
+      if (length > cache_limit) {
+        unmap.emplace_back(base, length);
+      } else {
+        const uint64_t stamp = next_stamp_++;
+        by_age_.emplace(stamp, std::make_pair(length, base));
+        by_length_.emplace(length, stamp);
         cached_bytes_ += length;
-        return true;
+        while (cached_bytes_ > cache_limit) {  // evict the oldest
+          const auto oldest = by_age_.begin();
+          const auto [old_length, old_base] = oldest->second;
+          auto range = by_length_.equal_range(old_length);
+          for (auto l = range.first; l != range.second; ++l) {
+            if (l->second == oldest->first) {
+              by_length_.erase(l);
+              break;
+            }
+          }
+          by_age_.erase(oldest);
+          cached_bytes_ -= old_length;
+          unmap.emplace_back(old_base, old_length);
+        }
       }
     }
-    munmap(base, length);
+    for (const auto& [address, length] : unmap) munmap(address, length);
     return true;
   }
   size_t mapped_bytes() {
@@ -71,8 +95,10 @@ class MappingTable {
 
  private:
   std::mutex mutex_;
-  std::unordered_map<void*, size_t> lengths_;   // in use
-  std::multimap<size_t, void*> cached_;         // free, by length
+  std::unordered_map<void*, size_t> lengths_;            // in use
+  std::map<uint64_t, std::pair<size_t, void*>> by_age_;  // free: stamp -> (length, base)
+  std::multimap<size_t, uint64_t> by_length_;            // free: length -> stamp
+  uint64_t next_stamp_ = 0;
   size_t cached_bytes_ = 0;
 };
 
@@ -88,6 +114,31 @@ std::atomic<size_t> cache_limit{TensorAllocatorOptions{}.cache_limit_bytes};
 size_t page_size() {
   static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   return size;
+}
+
+constexpr size_t kHugePage = size_t{2} << 20;
+
+// A fresh mapping of `length` (a multiple of the page size) bytes, or nullptr.
+// From 2 MiB on it starts on a 2 MiB boundary and asks for transparent huge
+// pages, so the kernel faults it in 2 MiB at a time instead of 4 KiB (where
+// THP is "madvise" or "always"; elsewhere the advice is ignored). Faulting
+// in fresh buffers was the allocator's main cost (BENCHMARKS.md).
+void* map_buffer(size_t length) {
+  if (length < kHugePage) {
+    void* data = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return data == MAP_FAILED ? nullptr : data;
+  }
+  const size_t padded = length + kHugePage;
+  void* raw = mmap(nullptr, padded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return nullptr;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (begin + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > begin) munmap(raw, aligned - begin);
+  const size_t tail = begin + padded - (aligned + length);
+  if (tail > 0) munmap(reinterpret_cast<void*>(aligned + length), tail);
+  void* data = reinterpret_cast<void*>(aligned);
+  madvise(data, length, MADV_HUGEPAGE);
+  return data;
 }
 
 void release(void* data) {
@@ -109,8 +160,8 @@ class MappingCpuAllocator final : public c10::Allocator {
     }
     const size_t length = (bytes + page_size() - 1) / page_size() * page_size();
     if (void* reused = mappings().reuse(length)) return {reused, reused, &release, cpu};
-    void* data = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    TORCH_CHECK(data != MAP_FAILED, "out of memory: cannot map ", bytes, " bytes for a tensor (",
+    void* data = map_buffer(length);
+    TORCH_CHECK(data != nullptr, "out of memory: cannot map ", bytes, " bytes for a tensor (",
                 std::strerror(errno), ")");
     mappings().add(data, length);
     return {data, data, &release, cpu};

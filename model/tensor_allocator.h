@@ -8,11 +8,12 @@
 // step peaked at 614 MiB resident with at most 255 MiB allocated.
 //
 // install_tensor_allocator() gives every CPU tensor buffer of at least
-// `mapped_from_bytes` its own anonymous mapping. When the tensor dies the
-// mapping is kept for the next buffer of the same length (a training step
-// asks for the same sizes every step) while the kept ones total at most
-// `cache_limit_bytes`, and unmapped otherwise, so resident memory follows
-// what is in use (BENCHMARKS.md, "Peak RSS"). Smaller tensors and everything
+// `mapped_from_bytes` its own anonymous mapping (from 2 MiB on aligned for
+// transparent huge pages). When the tensor dies the mapping is kept for the
+// next buffer of about its length (a training step asks for the same sizes
+// every step); the most recently freed are kept up to `cache_limit_bytes`
+// and older ones unmapped, so resident memory follows what is in use
+// (BENCHMARKS.md, "Peak RSS"). Smaller tensors and everything
 // that is not a tensor (message buffers, containers) keep glibc's behaviour.
 #pragma once
 
@@ -22,7 +23,11 @@ namespace cleave {
 
 struct TensorAllocatorOptions {
   size_t mapped_from_bytes = size_t{1} << 20;
-  size_t cache_limit_bytes = size_t{32} << 20;
+  // 128 MiB: on the 110M benchmark model a 32 MiB cache left the step 1.6x
+  // slower than glibc's heap (buffers faulted in afresh); 128 MiB, reused
+  // best-fit and least recently freed first out, comes within a few percent
+  // of it at 30 MiB more peak RSS (BENCHMARKS.md, "Tensor allocator").
+  size_t cache_limit_bytes = size_t{128} << 20;
 };
 
 // Makes this allocator LibTorch's CPU allocator for tensors created from now

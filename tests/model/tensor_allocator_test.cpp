@@ -70,6 +70,45 @@ TEST(TensorAllocator, AFreedMappingIsReusedForTheSameLengthWithinTheCacheLimit) 
   EXPECT_EQ(tensor_allocator_mapped_bytes(), kept);
 }
 
+TEST(TensorAllocator, ACachedMappingServesASlightlySmallerTensorButNotAMuchSmallerOne) {
+  install_tensor_allocator({kMiB, 16 * kMiB});
+  void* first = nullptr;
+  {
+    at::Tensor a = at::empty({int64_t{4} << 20 >> 2}, at::kFloat);  // 4 MiB
+    first = a.data_ptr();
+    // from 2 MiB on a mapping starts on a huge-page boundary
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % (2 * kMiB), 0u);
+  }
+  {
+    at::Tensor small = at::empty({int64_t{2} << 20 >> 2}, at::kFloat);  // half: a fresh mapping
+    EXPECT_NE(small.data_ptr(), first);
+    at::Tensor b = at::empty({(int64_t{4} << 20) / 4 - 4096}, at::kFloat);  // 4 MiB less 16 KiB
+    EXPECT_EQ(b.data_ptr(), first);
+  }
+  install_tensor_allocator({kMiB, 0});  // empties the cache at the next release
+}
+
+TEST(TensorAllocator, OverTheLimitTheLeastRecentlyFreedMappingIsUnmapped) {
+  install_tensor_allocator({kMiB, 8 * kMiB});
+  const int64_t four_mib = int64_t{4} << 20 >> 2;
+  void* newer = nullptr;
+  void* newest = nullptr;
+  {
+    at::Tensor a = at::empty({four_mib}, at::kFloat), b = at::empty({four_mib}, at::kFloat),
+               c = at::empty({four_mib}, at::kFloat);
+    newer = b.data_ptr();
+    newest = c.data_ptr();
+    a.reset();  // freed first: evicted when c comes back
+    b.reset();
+  }
+  const size_t cached = tensor_allocator_mapped_bytes();
+  at::Tensor x = at::empty({four_mib}, at::kFloat), y = at::empty({four_mib}, at::kFloat);
+  EXPECT_EQ(tensor_allocator_mapped_bytes(), cached);  // both from the cache
+  for (void* p : {x.data_ptr(), y.data_ptr()}) {
+    EXPECT_TRUE(p == newer || p == newest) << "a reuse of the evicted mapping";
+  }
+}
+
 TEST(TensorAllocator, RawAllocateAndDeallocateWorkForBothKinds) {
   install_tensor_allocator({kMiB, 0});
   c10::Allocator* allocator = c10::GetCPUAllocator();
