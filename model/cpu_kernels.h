@@ -13,8 +13,12 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CLEAVE_TARGET_AVX2 __attribute__((target("avx2,fma")))
+// A third copy for the hottest kernels (attention): 16-wide vectors.
+#define CLEAVE_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
 #else
 #define CLEAVE_TARGET_AVX2
+#define CLEAVE_TARGET_AVX512
 #endif
 
 namespace cleave::kernels {
@@ -31,6 +35,18 @@ inline bool has_avx2_fma() {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return supported && !generic_only().load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
+}
+
+// True when the AVX-512 copies should run (AVX-512 F/VL/DQ/BW and not generic_only()).
+inline bool has_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool supported =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw");
+  return supported && has_avx2_fma();
 #else
   return false;
 #endif

@@ -267,6 +267,11 @@ CLEAVE_TARGET_AVX2 void forward_head_avx2(const Problem& P, const float* q, cons
                                           int64_t h) {
   forward_head_body<true>(P, q, k, v, out, lse, b, h);
 }
+CLEAVE_TARGET_AVX512 void forward_head_avx512(const Problem& P, const float* q, const float* k,
+                                              const float* v, float* out, float* lse, int64_t b,
+                                              int64_t h) {
+  forward_head_body<true>(P, q, k, v, out, lse, b, h);
+}
 void backward_group_generic(const Problem& P, const float* q, const float* k, const float* v,
                             const float* dout, const float* delta, const float* lse, float* dq,
                             float* dk, float* dv, int64_t b, int64_t g) {
@@ -277,6 +282,22 @@ CLEAVE_TARGET_AVX2 void backward_group_avx2(const Problem& P, const float* q, co
                                             const float* lse, float* dq, float* dk, float* dv,
                                             int64_t b, int64_t g) {
   backward_group_body<true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+}
+CLEAVE_TARGET_AVX512 void backward_group_avx512(const Problem& P, const float* q, const float* k,
+                                                const float* v, const float* dout,
+                                                const float* delta, const float* lse, float* dq,
+                                                float* dk, float* dv, int64_t b, int64_t g) {
+  backward_group_body<true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+}
+
+// The widest copy this CPU runs.
+auto pick_forward() {
+  if (kernels::has_avx512()) return forward_head_avx512;
+  return kernels::has_avx2_fma() ? forward_head_avx2 : forward_head_generic;
+}
+auto pick_backward() {
+  if (kernels::has_avx512()) return backward_group_avx512;
+  return kernels::has_avx2_fma() ? backward_group_avx2 : backward_group_generic;
 }
 
 Problem problem_of(const at::Tensor& q, const at::Tensor& k) {
@@ -295,7 +316,7 @@ void attention_forward(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   lse = at::empty({P.B, P.Hq, P.T}, q.options());
   const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
   float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
-  const auto head = kernels::has_avx2_fma() ? forward_head_avx2 : forward_head_generic;
+  const auto head = pick_forward();
   at::parallel_for(0, P.B * P.Hq, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) head(P, qp, kp, vp, op, lp, i / P.Hq, i % P.Hq);
   });
@@ -324,7 +345,7 @@ struct FusedCausalAttention : public torch::autograd::Function<FusedCausalAttent
     const float *gp = dout.data_ptr<float>(), *dp = delta.data_ptr<float>(),
                 *lp = lse.data_ptr<float>();
     float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
-    const auto group = kernels::has_avx2_fma() ? backward_group_avx2 : backward_group_generic;
+    const auto group = pick_backward();
     at::parallel_for(0, P.B * P.Hkv, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         group(P, qp, kp, vp, gp, dp, lp, dqp, dkp, dvp, i / P.Hkv, i % P.Hkv);
