@@ -463,7 +463,7 @@ int run(int argc, char** argv) {
     if (tsv_out) {
       tsv_out << w.name << '\t' << w.batch << '\t' << w.seq << '\t' << quant << '\t'
               << r->tokens_per_s << '\t' << mfu << '\t' << r->peak_rss_kib << '\t' << peak << '\t'
-              << r->flops_per_token << '\n';
+              << r->flops_per_token << '\t' << to_string(cpu_matmul()) << '\n';
     }
   }
   return failures ? 1 : 0;

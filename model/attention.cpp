@@ -8,6 +8,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "model/cpu_matmul.h"
 #include "model/fused_attention.h"
 #include "model/fused_ops.h"
 
@@ -78,7 +79,14 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
     const bool fused = form == CpuAttentionForm::automatic
                            ? fused_attention_pays_off(q.size(0), q.size(2), q.size(1), k.size(1), q.size(3))
                            : form == CpuAttentionForm::fused;
-    return fused ? fused_causal_attention(q, k, v) : causal_attention_naive(q, k, v);
+    if (fused) return fused_causal_attention(q, k, v);
+    // CPU bf16 matmul mode: the naive form's two batched products in bf16
+    // too (oneDNN), like the frozen matmuls; its softmax stays float32.
+    if (cpu_matmul() == CpuMatmul::bf16) {
+      return causal_attention_naive(q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16))
+          .to(at::kFloat);
+    }
+    return causal_attention_naive(q, k, v);
   }
 #if TORCH_VERSION_MAJOR >= 2
   // LibTorch 2.x on a GPU: its fused (flash / memory-efficient) kernels.

@@ -21,7 +21,8 @@ at::Tensor apply_rope_naive(const at::Tensor& x, int64_t pos0, int64_t rope_dims
 // q: [B, T, Hq, d], k, v: [B, S, Hkv, d] (S >= T; query t sits at key position S - T + t)
 // -> [B, T, Hq, d]. Float32 on CPU runs the fused kernel (model/fused_attention.h)
 // or, where BLAS is faster and the scores are small, the naive form
-// (fused_attention_pays_off); other dtypes the naive form.
+// (fused_attention_pays_off), with its products in bf16 when the process runs
+// CPU bf16 matmuls (model/cpu_matmul.h); other dtypes the naive form.
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // The most bytes of [B, Hq, T, S] float32 scores the CPU path materialises

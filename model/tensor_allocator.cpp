@@ -7,10 +7,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -24,34 +26,44 @@ namespace {
 // mappings. A training step allocates the same sizes step after step, so a
 // freed mapping of about the same length is handed out again instead of
 // being unmapped and then faulted in afresh (which costs the kernel a zeroed
-// page per page touched, and the unmap a TLB flush on every core). The cache
-// holds at most `cache_limit` bytes, the most recently freed, so resident
-// memory stays within that of what is in use.
+// page per page touched, and the unmap a TLB flush on every core). Mapped
+// bytes, in use and cached, stay within the most ever in use at once plus
+// `cache_limit` (see evict_over_budget).
 // A mapping is page aligned; a heap buffer rarely is, so only page-aligned
 // pointers are looked up.
 class MappingTable {
  public:
   // A cached mapping of at least `length` bytes and at most a quarter more
-  // (the smallest such), or nullptr.
+  // (the smallest such, the most recently freed of that length), or nullptr.
   void* reuse(size_t length) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = by_length_.lower_bound(length);
     if (it == by_length_.end() || it->first > length + length / 4) return nullptr;
+    it = std::prev(by_length_.upper_bound(it->first));  // of that length, the last freed
     const uint64_t stamp = it->second;
     const auto [mapped, base] = by_age_.at(stamp);
     by_length_.erase(it);
     by_age_.erase(stamp);
     cached_bytes_ -= mapped;
+    in_use_bytes_ += mapped;
     lengths_[base] = mapped;
     return base;
   }
-  void add(void* base, size_t length) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    lengths_[base] = length;
+  // Records a fresh mapping; unmaps cached ones if the total went over budget.
+  void add(void* base, size_t length, size_t cache_limit) {
+    std::vector<std::pair<void*, size_t>> unmap;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      lengths_[base] = length;
+      in_use_bytes_ += length;
+      high_water_ = std::max(high_water_, in_use_bytes_);
+      evict_over_budget(cache_limit, unmap);
+    }
+    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
   }
-  // Takes back the mapping at `base` into the cache, unmapping the least
-  // recently freed ones beyond `cache_limit` (or this one, if larger than
-  // the limit). False when `base` is not a mapping of ours.
+  // Takes back the mapping at `base` into the cache, then unmaps the least
+  // recently freed ones while the total is over budget. False when `base`
+  // is not a mapping of ours.
   bool release(void* base, size_t cache_limit) {
     std::vector<std::pair<void*, size_t>> unmap;
     {
@@ -60,46 +72,67 @@ class MappingTable {
       if (it == lengths_.end()) return false;
       const size_t length = it->second;
       lengths_.erase(it);
-      if (length > cache_limit) {
-        unmap.emplace_back(base, length);
-      } else {
-        const uint64_t stamp = next_stamp_++;
-        by_age_.emplace(stamp, std::make_pair(length, base));
-        by_length_.emplace(length, stamp);
-        cached_bytes_ += length;
-        while (cached_bytes_ > cache_limit) {  // evict the oldest
-          const auto oldest = by_age_.begin();
-          const auto [old_length, old_base] = oldest->second;
-          auto range = by_length_.equal_range(old_length);
-          for (auto l = range.first; l != range.second; ++l) {
-            if (l->second == oldest->first) {
-              by_length_.erase(l);
-              break;
-            }
-          }
-          by_age_.erase(oldest);
-          cached_bytes_ -= old_length;
-          unmap.emplace_back(old_base, old_length);
-        }
-      }
+      in_use_bytes_ -= length;
+      const uint64_t stamp = next_stamp_++;
+      by_age_.emplace(stamp, std::make_pair(length, base));
+      by_length_.emplace(length, stamp);
+      cached_bytes_ += length;
+      evict_over_budget(cache_limit, unmap);
     }
-    for (const auto& [address, length] : unmap) munmap(address, length);
+    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
     return true;
   }
   size_t mapped_bytes() {
     std::lock_guard<std::mutex> lock(mutex_);
-    size_t total = cached_bytes_;
-    for (const auto& entry : lengths_) total += entry.second;
-    return total;
+    return in_use_bytes_ + cached_bytes_;
+  }
+  size_t trim() {
+    std::vector<std::pair<void*, size_t>> unmap;
+    size_t released = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& entry : by_age_) unmap.emplace_back(entry.second.second, entry.second.first);
+      released = cached_bytes_;
+      by_age_.clear();
+      by_length_.clear();
+      cached_bytes_ = 0;
+      high_water_ = in_use_bytes_;
+    }
+    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
+    return released;
   }
 
  private:
+  // The budget: what was ever in use at once (the high-water mark) plus
+  // `cache_limit`. Peak resident memory then stays within the peak of what
+  // tensors needed plus `cache_limit`, as with a fixed cache, while between
+  // peaks (the backward pass frees what the forward pass kept) the freed
+  // mappings stay for reuse instead of being unmapped and faulted in again.
+  void evict_over_budget(size_t cache_limit, std::vector<std::pair<void*, size_t>>& unmap) {
+    while (cached_bytes_ > 0 && in_use_bytes_ + cached_bytes_ > high_water_ + cache_limit) {
+      const auto oldest = by_age_.begin();
+      const auto [length, base] = oldest->second;
+      auto range = by_length_.equal_range(length);
+      for (auto l = range.first; l != range.second; ++l) {
+        if (l->second == oldest->first) {
+          by_length_.erase(l);
+          break;
+        }
+      }
+      by_age_.erase(oldest);
+      cached_bytes_ -= length;
+      unmap.emplace_back(base, length);
+    }
+  }
+
   std::mutex mutex_;
   std::unordered_map<void*, size_t> lengths_;            // in use
   std::map<uint64_t, std::pair<size_t, void*>> by_age_;  // free: stamp -> (length, base)
   std::multimap<size_t, uint64_t> by_length_;            // free: length -> stamp
   uint64_t next_stamp_ = 0;
+  size_t in_use_bytes_ = 0;
   size_t cached_bytes_ = 0;
+  size_t high_water_ = 0;  // the most bytes ever in use at once
 };
 
 MappingTable& mappings() {
@@ -163,7 +196,7 @@ class MappingCpuAllocator final : public c10::Allocator {
     void* data = map_buffer(length);
     TORCH_CHECK(data != nullptr, "out of memory: cannot map ", bytes, " bytes for a tensor (",
                 std::strerror(errno), ")");
-    mappings().add(data, length);
+    mappings().add(data, length, cache_limit.load(std::memory_order_relaxed));
     return {data, data, &release, cpu};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
@@ -179,5 +212,7 @@ void install_tensor_allocator(const TensorAllocatorOptions& options) {
 }
 
 size_t tensor_allocator_mapped_bytes() { return mappings().mapped_bytes(); }
+
+size_t trim_tensor_cache() { return mappings().trim(); }
 
 }  // namespace cleave

@@ -11,9 +11,11 @@
 // `mapped_from_bytes` its own anonymous mapping (from 2 MiB on aligned for
 // transparent huge pages). When the tensor dies the mapping is kept for the
 // next buffer of about its length (a training step asks for the same sizes
-// every step); the most recently freed are kept up to `cache_limit_bytes`
-// and older ones unmapped, so resident memory follows what is in use
-// (BENCHMARKS.md, "Peak RSS"). Smaller tensors and everything
+// every step), as long as all mappings, in use and kept, stay within the
+// most bytes ever in use at once plus `cache_limit_bytes`; beyond that the
+// least recently freed are unmapped. So peak resident memory stays within
+// the peak of what tensors needed plus the limit (BENCHMARKS.md, "Peak RSS"),
+// and what the backward pass frees is reused, not faulted in afresh. Smaller tensors and everything
 // that is not a tensor (message buffers, containers) keep glibc's behaviour.
 #pragma once
 
@@ -23,11 +25,9 @@ namespace cleave {
 
 struct TensorAllocatorOptions {
   size_t mapped_from_bytes = size_t{1} << 20;
-  // 128 MiB: on the 110M benchmark model a 32 MiB cache left the step 1.6x
-  // slower than glibc's heap (buffers faulted in afresh); 128 MiB, reused
-  // best-fit and least recently freed first out, comes within a few percent
-  // of it at 30 MiB more peak RSS (BENCHMARKS.md, "Tensor allocator").
-  size_t cache_limit_bytes = size_t{128} << 20;
+  // Slack above the high-water mark of tensors in use (BENCHMARKS.md,
+  // "Tensor allocator").
+  size_t cache_limit_bytes = size_t{32} << 20;
 };
 
 // Makes this allocator LibTorch's CPU allocator for tensors created from now
@@ -38,5 +38,10 @@ void install_tensor_allocator(const TensorAllocatorOptions& options = TensorAllo
 
 // Bytes the allocator holds in mappings, in use or kept for reuse.
 size_t tensor_allocator_mapped_bytes();
+
+// Unmaps every kept mapping and restarts the high-water mark from what is in
+// use now, so memory a spike needed (a long evaluation, a large batch) goes
+// back to the system; returns the bytes given back.
+size_t trim_tensor_cache();
 
 }  // namespace cleave

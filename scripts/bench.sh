@@ -3,6 +3,10 @@
 # then for each row runs cleave's step and the same step in eager PyTorch
 # (bench/train_step_eager.py) back to back, so both see the same machine load,
 # and prints a markdown table (also written to bench-out/train_step.md).
+# Each row runs four steps: cleave as configured by default (runtime.matmul
+# auto: bf16 frozen matmuls where the CPU has bf16 dot products), cleave with
+# float32 matmuls, eager PyTorch in float32 (the issue's baseline) and eager
+# PyTorch under torch.autocast(cpu, bfloat16) (its own mixed precision).
 # Usage: scripts/bench.sh [BUILD_DIR]   (default: build)
 #        ROWS="llama-40M:q4 ..." scripts/bench.sh   to run some rows only
 set -euo pipefail
@@ -32,7 +36,7 @@ for model in stories260K llama-40M llama-110M; do
   for quant in none int8 q4; do default_rows+=" $model:$quant"; done
 done
 mkdir -p "$out"
-rm -f "$out/cleave.tsv" "$out/eager.tsv"
+rm -f "$out/cleave.tsv" "$out/cleave_f32.tsv" "$out/eager.tsv" "$out/eager_autocast.tsv"
 for row in ${ROWS:-$default_rows}; do
   if [[ $row == stories260K:* && ! -f $stories ]]; then
     echo "bench: skipping $row: $stories not found"
@@ -40,7 +44,10 @@ for row in ${ROWS:-$default_rows}; do
   fi
   echo "== $row"
   "$build_dir/bin/train_step_bench" --only "$row" --stories "$stories" --tsv "$out/cleave.tsv"
+  "$build_dir/bin/train_step_bench" --only "$row" --stories "$stories" --matmul float32 \
+    --tsv "$out/cleave_f32.tsv"
   "$python" bench/train_step_eager.py --only "$row" --tsv "$out/eager.tsv"
+  "$python" bench/train_step_eager.py --only "$row" --autocast --tsv "$out/eager_autocast.tsv"
 done
 
 "$python" - "$out" <<'PY'
@@ -51,25 +58,35 @@ def rows(name):
     if not os.path.exists(path):
         return {}
     return {(f[0], f[3]): f for f in (l.rstrip("\n").split("\t") for l in open(path)) if f[0]}
-cleave, eager = rows("cleave.tsv"), rows("eager.tsv")
-gflops = sorted(float(f[7]) for f in cleave.values())
+cleave, cleave32 = rows("cleave.tsv"), rows("cleave_f32.tsv")
+eager, autocast = rows("eager.tsv"), rows("eager_autocast.tsv")
+gflops = sorted(float(f[7]) for f in cleave32.values())
+def tok(table, key, col=4):
+    f = table.get(key)
+    return float(f[col]) if f else None
+def fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+def ratio(a, b):
+    return "-" if a is None or b is None else f"{a / b:.2f}x"
 lines = [
-    "| model | batch x seq | quant | cleave tok/s | PyTorch tok/s | cleave / PyTorch | MFU | peak RSS cleave (MiB) | peak RSS PyTorch (MiB) |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    "| model | batch x seq | quant | cleave tok/s (matmul) | cleave float32 tok/s | PyTorch tok/s "
+    "| PyTorch autocast bf16 tok/s | cleave / PyTorch | cleave float32 / PyTorch "
+    "| cleave / PyTorch autocast | MFU | peak RSS cleave (MiB) | peak RSS PyTorch (MiB) |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for key, c in cleave.items():
-    e = eager.get(key)
-    tok, etok = float(c[4]), float(e[4]) if e else None
+    t, t32, te, ta = tok(cleave, key), tok(cleave32, key), tok(eager, key), tok(autocast, key)
+    matmul = c[9] if len(c) > 9 else "float32"
+    rss_e = tok(eager, key, 5)
     lines.append(
-        f"| {c[0]} | {c[1]} x {c[2]} | {c[3]} | {tok:.0f} | {etok:.0f} | {tok / etok:.2f}x | "
-        f"{100 * float(c[5]):.1f}% | {int(c[6]) / 1024:.0f} | {int(e[5]) / 1024:.0f} |"
-        if e else
-        f"| {c[0]} | {c[1]} x {c[2]} | {c[3]} | {tok:.0f} | - | - | {100 * float(c[5]):.1f}% | "
-        f"{int(c[6]) / 1024:.0f} | - |")
+        f"| {c[0]} | {c[1]} x {c[2]} | {c[3]} | {t:.0f} ({matmul}) | {fmt(t32, '.0f')} | "
+        f"{fmt(te, '.0f')} | {fmt(ta, '.0f')} | {ratio(t, te)} | {ratio(t32, te)} | {ratio(t, ta)} | "
+        f"{100 * float(c[5]):.1f}% | {int(c[6]) / 1024:.0f} | "
+        f"{fmt(None if rss_e is None else rss_e / 1024, '.0f')} |")
 if gflops:
     lines.append("")
-    lines.append(f"MFU against the best float32 matmul measured before each row "
-                 f"({gflops[0]:.0f}-{gflops[-1]:.0f} GFLOP/s).")
+    lines.append(f"MFU against the matmul rate of the arithmetic cleave used, measured before "
+                 f"each row (float32: {gflops[0]:.0f}-{gflops[-1]:.0f} GFLOP/s).")
 table = "\n".join(lines) + "\n"
 open(os.path.join(out, "train_step.md"), "w").write(table)
 print()

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "model/attention.h"
 #include "model/compute.h"
 #include "model/frozen_linear.h"
 #include "model/loss.h"
@@ -75,16 +76,16 @@ TEST(CpuMatmul, Bf16DequantizationIsTheFloatOneRounded) {
 }
 
 TEST(CpuMatmul, Bf16ForwardAndInputGradientAreCloseToFloat32) {
-  const at::Tensor w = random_tensor({48, 64}, 2);
-  const at::Tensor x0 = random_tensor({3, 5, 64}, 3);
-  const at::Tensor upstream = random_tensor({3, 5, 48}, 4);
+  const at::Tensor w = random_tensor({320, 256}, 2);
+  const at::Tensor x0 = random_tensor({3, 5, 256}, 3);
+  const at::Tensor upstream = random_tensor({3, 5, 320}, 4);
   for (BaseQuant quant : {BaseQuant::none, BaseQuant::int8, BaseQuant::q4}) {
     SCOPED_TRACE(to_string(quant));
     const FrozenWeight fw = FrozenWeight::from_float(w, quant);
     auto run = [&](CpuMatmul matmul) {
       CpuMatmulScope scope(matmul);
       at::Tensor x = x0.clone().requires_grad_(true);
-      at::Tensor y = frozen_matmul(x, fw);  // [3, 5, 48]
+      at::Tensor y = frozen_matmul(x, fw);  // [3, 5, 320]
       (y * upstream).sum().backward();
       return std::make_pair(y.detach(), x.grad());
     };
@@ -97,6 +98,27 @@ TEST(CpuMatmul, Bf16ForwardAndInputGradientAreCloseToFloat32) {
     EXPECT_LT(relative_error(g16, g32), 2e-2);
     EXPECT_FALSE(at::equal(y16, y32)) << "the bf16 path did not run";
   }
+}
+
+TEST(CpuMatmul, WideHeadAttentionRunsItsProductsInBf16) {
+  // d = 64 with small scores: the naive (BLAS) form, whose products follow the mode.
+  const at::Tensor q0 = random_tensor({2, 16, 4, 64}, 10);  // [B, T, Hq, d]
+  const at::Tensor k0 = random_tensor({2, 16, 2, 64}, 11);  // [B, S, Hkv, d]
+  const at::Tensor v0 = random_tensor({2, 16, 2, 64}, 12);
+  const at::Tensor upstream = random_tensor({2, 16, 4, 64}, 13);
+  auto run = [&](CpuMatmul matmul) {
+    CpuMatmulScope scope(matmul);
+    at::Tensor q = q0.clone().requires_grad_(true);
+    at::Tensor out = causal_attention(q, k0, v0);
+    (out * upstream).sum().backward();
+    return std::make_pair(out.detach(), q.grad());
+  };
+  const auto [out32, g32] = run(CpuMatmul::float32);
+  const auto [out16, g16] = run(CpuMatmul::bf16);
+  EXPECT_EQ(out16.scalar_type(), at::kFloat);
+  EXPECT_LT(relative_error(out16, out32), 3e-2);
+  EXPECT_LT(relative_error(g16, g32), 5e-2);
+  EXPECT_FALSE(at::equal(out16, out32)) << "the bf16 products did not run";
 }
 
 TEST(CpuMatmul, Bf16ChunkedLossIsCloseToFloat32ForFloatAndQuantizedHeads) {

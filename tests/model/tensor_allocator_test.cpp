@@ -28,18 +28,29 @@ bool page_aligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) == 0;
 }
 
-TEST(TensorAllocator, LargeTensorsGetTheirOwnMappingAndGiveItBack) {
+TEST(TensorAllocator, LargeTensorsGetTheirOwnMappingKeptForReuseUntilTrimmed) {
   install_tensor_allocator({/*mapped_from_bytes=*/kMiB, /*cache_limit_bytes=*/0});
+  trim_tensor_cache();
   const size_t before = tensor_allocator_mapped_bytes();
   const size_t rss_before = resident_bytes();
+  void* first = nullptr;
   {
     at::Tensor big = at::ones({int64_t{64} << 20 >> 2}, at::kFloat);  // 64 MiB, every page touched
-    EXPECT_TRUE(page_aligned(big.data_ptr()));
+    first = big.data_ptr();
+    EXPECT_TRUE(page_aligned(first));
     EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 64 * kMiB);
     EXPECT_GT(resident_bytes(), rss_before + 60 * kMiB);
     EXPECT_FLOAT_EQ(big.sum().item<float>(), static_cast<float>(16 * kMiB));
   }
-  // Without a cache the mapping is gone, and so is its resident memory.
+  // Freed, it stays mapped (within the high-water mark) for the next tensor of its size...
+  EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 64 * kMiB);
+  {
+    at::Tensor again = at::zeros({int64_t{64} << 20 >> 2}, at::kFloat);
+    EXPECT_EQ(again.data_ptr(), first);
+    EXPECT_EQ(again.abs().max().item<float>(), 0.0f);
+  }
+  // ...until trimmed: then the mapping is gone, and so is its resident memory.
+  EXPECT_GE(trim_tensor_cache(), 64 * kMiB);  // with the temporary of abs() above
   EXPECT_EQ(tensor_allocator_mapped_bytes(), before);
   EXPECT_LT(resident_bytes(), rss_before + 8 * kMiB);
 }
@@ -52,26 +63,9 @@ TEST(TensorAllocator, SmallTensorsStayOnTheHeap) {
   EXPECT_FLOAT_EQ(small.sum().item<float>(), 499500.0f);
 }
 
-TEST(TensorAllocator, AFreedMappingIsReusedForTheSameLengthWithinTheCacheLimit) {
-  install_tensor_allocator({kMiB, 8 * kMiB});
-  void* first = nullptr;
-  {
-    at::Tensor a = at::empty({int64_t{4} << 20 >> 2}, at::kFloat);  // 4 MiB
-    first = a.data_ptr();
-  }
-  {
-    at::Tensor b = at::zeros({int64_t{4} << 20 >> 2}, at::kFloat);
-    EXPECT_EQ(b.data_ptr(), first);  // the cached mapping, not a fresh one
-    EXPECT_EQ(b.abs().max().item<float>(), 0.0f);
-  }
-  // Beyond the limit a freed mapping is unmapped, not kept.
-  const size_t kept = tensor_allocator_mapped_bytes();
-  { at::Tensor huge = at::empty({int64_t{16} << 20 >> 2}, at::kFloat); }
-  EXPECT_EQ(tensor_allocator_mapped_bytes(), kept);
-}
-
 TEST(TensorAllocator, ACachedMappingServesASlightlySmallerTensorButNotAMuchSmallerOne) {
   install_tensor_allocator({kMiB, 16 * kMiB});
+  trim_tensor_cache();
   void* first = nullptr;
   {
     at::Tensor a = at::empty({int64_t{4} << 20 >> 2}, at::kFloat);  // 4 MiB
@@ -85,28 +79,32 @@ TEST(TensorAllocator, ACachedMappingServesASlightlySmallerTensorButNotAMuchSmall
     at::Tensor b = at::empty({(int64_t{4} << 20) / 4 - 4096}, at::kFloat);  // 4 MiB less 16 KiB
     EXPECT_EQ(b.data_ptr(), first);
   }
-  install_tensor_allocator({kMiB, 0});  // empties the cache at the next release
+  trim_tensor_cache();
 }
 
-TEST(TensorAllocator, OverTheLimitTheLeastRecentlyFreedMappingIsUnmapped) {
-  install_tensor_allocator({kMiB, 8 * kMiB});
-  const int64_t four_mib = int64_t{4} << 20 >> 2;
+TEST(TensorAllocator, MappingsStayWithinThePeakInUsePlusTheLimitLeastRecentlyFreedGoFirst) {
+  install_tensor_allocator({kMiB, 4 * kMiB});
+  trim_tensor_cache();
+  const size_t before = tensor_allocator_mapped_bytes();
+  const int64_t eight_mib = int64_t{8} << 20 >> 2;
   void* newer = nullptr;
-  void* newest = nullptr;
   {
-    at::Tensor a = at::empty({four_mib}, at::kFloat), b = at::empty({four_mib}, at::kFloat),
-               c = at::empty({four_mib}, at::kFloat);
+    at::Tensor a = at::empty({eight_mib}, at::kFloat), b = at::empty({eight_mib}, at::kFloat);
     newer = b.data_ptr();
-    newest = c.data_ptr();
-    a.reset();  // freed first: evicted when c comes back
-    b.reset();
+    a.reset();  // freed first
   }
-  const size_t cached = tensor_allocator_mapped_bytes();
-  at::Tensor x = at::empty({four_mib}, at::kFloat), y = at::empty({four_mib}, at::kFloat);
-  EXPECT_EQ(tensor_allocator_mapped_bytes(), cached);  // both from the cache
-  for (void* p : {x.data_ptr(), y.data_ptr()}) {
-    EXPECT_TRUE(p == newer || p == newest) << "a reuse of the evicted mapping";
-  }
+  // the peak was 16 MiB in use: both stay mapped
+  EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 16 * kMiB);
+  // 2 MiB more would make 18 MiB, over 16 + 4? No: 18 <= 20, both stay.
+  at::Tensor c = at::empty({int64_t{2} << 20 >> 2}, at::kFloat);
+  EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 18 * kMiB);
+  // 4 MiB more (fresh: no cached mapping fits) would make 22 MiB: the
+  // least recently freed, a, is unmapped.
+  at::Tensor d = at::empty({int64_t{4} << 20 >> 2}, at::kFloat);
+  EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 14 * kMiB);
+  at::Tensor e = at::empty({eight_mib}, at::kFloat);
+  EXPECT_EQ(e.data_ptr(), newer);  // b was kept
+  EXPECT_EQ(tensor_allocator_mapped_bytes() - before, 14 * kMiB);
 }
 
 TEST(TensorAllocator, RawAllocateAndDeallocateWorkForBothKinds) {
