@@ -218,6 +218,7 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   lora::LoraOptions options;  // r = 8, alpha = 16, all seven projections
   lora::AdapterSet adapters = lora::AdapterSet::create(*model, options, 42);
   adapters.set_training(true);
+  trim_tensor_cache();  // as load_base_model does: the building spike goes back
   trace_memory("model + adapters");
   LocalTrainStep step(model, adapters, recompute);
   AdamW optimizer(adapters.parameters(), AdamWOptions{});

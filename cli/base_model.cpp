@@ -12,6 +12,7 @@
 #include "model/cpu_matmul.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
+#include "model/tensor_allocator.h"
 
 namespace cleave::cli {
 
@@ -66,6 +67,9 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
     base.model->to(device, compute_dtype(compute.precision));
   }
   use_cpu_matmul(resolve_cpu_matmul(compute.matmul));
+  // Loading and quantizing went through float copies of every weight; give
+  // back the mappings the tensor allocator kept from that spike.
+  trim_tensor_cache();
   // Fewer tokens than embedding rows is fine (padded vocabularies); more would
   // produce ids the model cannot embed.
   if (base.tokenizer->size() > base.model->config().vocab_size) {
