@@ -1,8 +1,5 @@
 #include "cli/config.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "cli/config_fields.h"
 #include "cli/config_services.h"
 #include "cli/config_yaml.h"
@@ -106,15 +103,6 @@ void visit_simulate_config(Fields& f, SimulateConfig& c, int64_t& seed) {
   f.section("federation", [&](Fields& s) { federation_section(s, c.federation); });
 }
 
-template <typename Check>
-void wrap_invalid(const std::string& source, Check check) {
-  try {
-    check();
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(source + ": " + e.what());
-  }
-}
-
 }  // namespace
 
 // The sections the service configurations share (cli/config_services.cpp).
@@ -140,9 +128,9 @@ void RunConfig::validate() const {
   require(data.eval_batches >= 0, "data.eval_batches must be >= 0 (0: all)");
   require(!output_dir.empty(), "output.dir: required: the run directory");
   require(threads >= 0, "runtime.threads must be >= 0 (0: all cores)");
-  wrap_invalid(source, [&] { compute.validate(); });
-  wrap_invalid(source, [&] { lora.validate(); });
-  wrap_invalid(source, [&] { train.validate(); });
+  invalid_to_config_error(source, [&] { compute.validate(); });
+  invalid_to_config_error(source, [&] { lora.validate(); });
+  invalid_to_config_error(source, [&] { train.validate(); });
   split.validate(source);
   if (split.enabled()) secure.validate(source);
 }
@@ -157,24 +145,11 @@ Override parse_override(const std::string& text) {
 
 RunConfig parse_config(const std::string& yaml_text, const std::string& source,
                        const std::vector<Override>& overrides) {
-  RunConfig config;
-  config.source = source;
-  int64_t seed = static_cast<int64_t>(config.seed);
-  read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_config(f, config, seed); });
-  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
-  config.seed = static_cast<uint64_t>(seed);
-  config.validate();
-  return config;
+  return parse_run_based<RunConfig>(yaml_text, source, overrides, RunConfig().output_dir, visit_config);
 }
 
 RunConfig load_config(const std::string& path, const std::vector<Override>& overrides) {
-  std::ifstream in(path);
-  if (!in) {
-    throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), path, overrides);
+  return parse_config(read_config_file(path), path, overrides);
 }
 
 void SimulateConfig::validate() const {
@@ -194,42 +169,21 @@ void SimulateConfig::validate() const {
   if (run.secure.handshake_timeout_ms <= 0) {
     throw ConfigError(run.source + ": secure.handshake_timeout_ms must be > 0");
   }
-  wrap_invalid(run.source, [&] { federation.validate(); });
+  invalid_to_config_error(run.source, [&] { federation.validate(); });
 }
 
 SimulateConfig parse_simulate_config(const std::string& yaml_text, const std::string& source,
                                      const std::vector<Override>& overrides) {
-  SimulateConfig config;
-  config.run.source = source;
-  config.run.output_dir = "runs/simulate";
-  int64_t seed = static_cast<int64_t>(config.run.seed);
-  read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_simulate_config(f, config, seed); });
-  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
-  config.run.seed = static_cast<uint64_t>(seed);
-  config.validate();
-  return config;
+  return parse_run_based<SimulateConfig>(yaml_text, source, overrides, "runs/simulate",
+                                         visit_simulate_config);
 }
 
 SimulateConfig load_simulate_config(const std::string& path, const std::vector<Override>& overrides) {
-  std::ifstream in(path);
-  if (!in) {
-    throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_simulate_config(text.str(), path, overrides);
+  return parse_simulate_config(read_config_file(path), path, overrides);
 }
 
-std::string to_yaml(const SimulateConfig& config) {
-  SimulateConfig copy = config;
-  int64_t seed = static_cast<int64_t>(config.run.seed);
-  return write_yaml([&](Fields& f) { visit_simulate_config(f, copy, seed); });
-}
+std::string to_yaml(const SimulateConfig& config) { return write_run_based(config, visit_simulate_config); }
 
-std::string to_yaml(const RunConfig& config) {
-  RunConfig copy = config;
-  int64_t seed = static_cast<int64_t>(config.seed);
-  return write_yaml([&](Fields& f) { visit_config(f, copy, seed); });
-}
+std::string to_yaml(const RunConfig& config) { return write_run_based(config, visit_config); }
 
 }  // namespace cleave::cli

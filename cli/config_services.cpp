@@ -1,9 +1,7 @@
 #include "cli/config_services.h"
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "cli/config_fields.h"
 #include "cli/config_yaml.h"
@@ -39,23 +37,6 @@ const std::vector<std::pair<std::string, wire::WireDType>>& codec_names() {
       {"bf16", wire::WireDType::BF16},
       {"int8", wire::WireDType::I8_ROWSCALE}};
   return names;
-}
-
-template <typename Check>
-void invalid_to_config_error(const std::string& source, Check check) {
-  try {
-    check();
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(source + ": " + e.what());
-  }
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 void strategy_section(Fields& f, aggregator::StrategyOptions& s) {
@@ -254,7 +235,7 @@ SplitServerFile parse_split_server_config(const std::string& yaml_text, const st
 }
 
 SplitServerFile load_split_server_config(const std::string& path, const std::vector<Override>& overrides) {
-  return parse_split_server_config(read_text(path), path, overrides);
+  return parse_split_server_config(read_config_file(path), path, overrides);
 }
 
 AggregatorFile parse_aggregator_config(const std::string& yaml_text, const std::string& source,
@@ -267,24 +248,16 @@ AggregatorFile parse_aggregator_config(const std::string& yaml_text, const std::
 }
 
 AggregatorFile load_aggregator_config(const std::string& path, const std::vector<Override>& overrides) {
-  return parse_aggregator_config(read_text(path), path, overrides);
+  return parse_aggregator_config(read_config_file(path), path, overrides);
 }
 
 ClientFile parse_client_config(const std::string& yaml_text, const std::string& source,
                                const std::vector<Override>& overrides) {
-  ClientFile config;
-  config.run.source = source;
-  config.run.output_dir = "runs/client";
-  int64_t seed = static_cast<int64_t>(config.run.seed);
-  read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_client_file(f, config, seed); });
-  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
-  config.run.seed = static_cast<uint64_t>(seed);
-  config.validate();
-  return config;
+  return parse_run_based<ClientFile>(yaml_text, source, overrides, "runs/client", visit_client_file);
 }
 
 ClientFile load_client_config(const std::string& path, const std::vector<Override>& overrides) {
-  return parse_client_config(read_text(path), path, overrides);
+  return parse_client_config(read_config_file(path), path, overrides);
 }
 
 std::string to_yaml(const SplitServerFile& config) {
@@ -297,10 +270,6 @@ std::string to_yaml(const AggregatorFile& config) {
   return write_yaml([&](Fields& f) { visit_aggregator_file(f, copy); });
 }
 
-std::string to_yaml(const ClientFile& config) {
-  ClientFile copy = config;
-  int64_t seed = static_cast<int64_t>(config.run.seed);
-  return write_yaml([&](Fields& f) { visit_client_file(f, copy, seed); });
-}
+std::string to_yaml(const ClientFile& config) { return write_run_based(config, visit_client_file); }
 
 }  // namespace cleave::cli

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 namespace cleave::cli {
 namespace {
@@ -396,6 +398,19 @@ std::string write_yaml(const std::function<void(Fields&)>& visit_root) {
   visit_root(writer);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string read_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot read the configuration file (does it exist?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+uint64_t checked_train_seed(int64_t seed, const std::string& source) {
+  if (seed < 0) throw ConfigError(source + ": train.seed must be >= 0, got " + std::to_string(seed));
+  return static_cast<uint64_t>(seed);
 }
 
 }  // namespace cleave::cli

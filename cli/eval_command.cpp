@@ -1,14 +1,12 @@
 // cleave eval --model FILE.gguf --data FILE [--adapter FILE] [--ctx N] ...
 #include <cstdio>
 #include <iostream>
-#include <optional>
 
-#include "cli/base_model.h"
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "client/batching.h"
 #include "client/dataset.h"
 #include "client/evaluate.h"
-#include "lora/adapter_gguf.h"
 
 namespace cleave::cli {
 namespace {
@@ -20,7 +18,7 @@ constexpr int64_t kDefaultEvalSeqLen = 512;
 }  // namespace
 
 ArgParser eval_parser() {
-  return ArgParser("eval", "--model FILE.gguf --data FILE [options]",
+  ArgParser parser("eval", "--model FILE.gguf --data FILE [options]",
                    "Prints the perplexity of the model (with an adapter, if given) on the data;\n"
                    "`perplexity: X` is the last line.\n"
                    "With --ctx N on a plain-text file: llama.cpp's llama-perplexity scheme (the\n"
@@ -28,39 +26,26 @@ ArgParser eval_parser() {
                    "with BOS, the second half of each chunk scored), so figures compare with\n"
                    "llama.cpp. Otherwise every record of a JSONL (or blank-line separated\n"
                    "text) file is scored on its own, up to --ctx or min(model context, 512)\n"
-                   "tokens; prompt tokens of prompt/completion records are not scored.")
-      .value("--model", "FILE", "base model GGUF")
+                   "tokens; prompt tokens of prompt/completion records are not scored.");
+  add_model_flags(parser)
       .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
-      .value("--adapter", "FILE", "LoRA adapter GGUF to apply")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
-      .value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
-      .value("--device", "D", "cpu (default), cuda or cuda:N")
-      .value("--precision", "P", "float32 (default), bf16 or fp16 (fp16: CUDA only)")
-      .value("--batch-size", "B", "rows per forward pass (default 4)")
-      .value("--threads", "N", "LibTorch threads (default 0: all cores)");
+      .value("--batch-size", "B", "rows per forward pass (default 4)");
+  return add_runtime_flags(parser);
 }
 
 int run_eval(const ParsedArgs& args) {
-  const std::string model_path = args.require("--model");
+  const ModelFlags model_flags = read_model_flags(args);
   const std::string data_path = args.require("--data");
-  const BaseQuant quant = quant_from_flag(args.get_or("--quant", "native"));
   const int64_t batch_size = args.get_int("--batch-size", 4);
   if (batch_size <= 0) throw UsageError("--batch-size must be > 0");
   const bool has_ctx = args.has("--ctx");
   const int64_t ctx = args.get_int("--ctx", 0);
   if (has_ctx && ctx < 2) throw UsageError("--ctx must be at least 2");
 
-  set_threads(args.get_int("--threads", 0), std::cout);
-  const ComputeOptions compute =
-      compute_from_flags(args.get_or("--device", "cpu"), args.get_or("--precision", "float32"));
-  const BaseModel base = load_base_model(model_path, quant, std::cout, compute);
-  std::optional<lora::AdapterSet> adapters;
-  if (const auto adapter_path = args.get("--adapter")) {
-    adapters = lora::load_gguf(*adapter_path, *base.model);
-    std::cout << "adapter: " << *adapter_path << " (" << adapters->pairs().size()
-              << " adapted projections, rank " << adapters->options().rank << ")\n";
-  }
-  const LinearAdapters* applied = adapters ? &*adapters : nullptr;
+  const AdaptedModel adapted = load_adapted_model(model_flags, std::cout);
+  const BaseModel& base = adapted.base;
+  const LinearAdapters* applied = adapted.applied();
 
   EvalResult result;
   if (has_ctx && !data::is_jsonl_path(data_path)) {

@@ -1,34 +1,28 @@
 // cleave generate --model FILE --prompt TEXT [--adapter FILE] [-n N] ...
 #include <iostream>
-#include <optional>
 
-#include "cli/base_model.h"
 #include "cli/commands.h"
-#include "lora/adapter_gguf.h"
+#include "cli/model_flags.h"
 #include "model/generate.h"
 
 namespace cleave::cli {
 
 ArgParser generate_parser() {
-  return ArgParser("generate", "--model FILE.gguf --prompt TEXT [options]",
+  ArgParser parser("generate", "--model FILE.gguf --prompt TEXT [options]",
                    "Continues the prompt and streams the text to stdout (model and thread\n"
-                   "information go to stderr). Temperature 0 is greedy decoding.")
-      .value("--model", "FILE", "base model GGUF")
+                   "information go to stderr). Temperature 0 is greedy decoding.");
+  add_model_flags(parser)
       .value("--prompt", "TEXT", "the text to continue (BOS is added)")
-      .value("--adapter", "FILE", "LoRA adapter GGUF to apply")
       .value("--n-predict", "N", "new tokens at most (default 64); stops early at EOS", "-n")
       .value("--temperature", "T", "0: greedy; higher: more random (default 0.8)")
       .value("--top-k", "K", "sample from the K most likely tokens; 0: all (default 40)")
       .value("--top-p", "P", "sample from the smallest set with probability P (default 0.95)")
-      .value("--seed", "S", "sampling seed (default 0): the same seed gives the same text")
-      .value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
-      .value("--device", "D", "cpu (default), cuda or cuda:N")
-      .value("--precision", "P", "float32 (default), bf16 or fp16 (fp16: CUDA only)")
-      .value("--threads", "N", "LibTorch threads (default 0: all cores)");
+      .value("--seed", "S", "sampling seed (default 0): the same seed gives the same text");
+  return add_runtime_flags(parser);
 }
 
 int run_generate(const ParsedArgs& args) {
-  const std::string model_path = args.require("--model");
+  const ModelFlags model_flags = read_model_flags(args);
   const std::string prompt = args.require("--prompt");
   SamplingOptions options;
   options.max_new_tokens = args.get_int("--n-predict", options.max_new_tokens);
@@ -43,21 +37,13 @@ int run_generate(const ParsedArgs& args) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
-  const BaseQuant quant = quant_from_flag(args.get_or("--quant", "native"));
 
-  set_threads(args.get_int("--threads", 0), std::cerr);
-  const ComputeOptions compute =
-      compute_from_flags(args.get_or("--device", "cpu"), args.get_or("--precision", "float32"));
-  const BaseModel base = load_base_model(model_path, quant, std::cerr, compute);
-  std::optional<lora::AdapterSet> adapters;
-  if (const auto adapter_path = args.get("--adapter")) {
-    adapters = lora::load_gguf(*adapter_path, *base.model);
-    std::cerr << "adapter: " << *adapter_path << "\n";
-  }
+  const AdaptedModel adapted = load_adapted_model(model_flags, std::cerr);
+  const BaseModel& base = adapted.base;
 
   const std::vector<TokenId> ids = base.tokenizer->encode(prompt, /*add_bos=*/true);
   std::cout << prompt << std::flush;
-  generate(*base.model, adapters ? &*adapters : nullptr, ids, base.tokenizer->eos(), options,
+  generate(*base.model, adapted.applied(), ids, base.tokenizer->eos(), options,
            [&](TokenId id) { std::cout << base.tokenizer->piece(id) << std::flush; });
   std::cout << std::endl;
   return 0;
