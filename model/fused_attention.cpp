@@ -11,6 +11,11 @@
 
 #include "model/cpu_kernels.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CLEAVE_ATTENTION_D8_AVX512 1
+#endif
+
 namespace cleave {
 namespace {
 
@@ -114,6 +119,97 @@ CLEAVE_ALWAYS_INLINE void accumulate_pt_times_rows(const float* p, int64_t ldp, 
   }
 }
 
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+// Heads of 8 (stories260K) in the AVX-512 copy. The two loops below, over
+// keys with 8 outputs each, would use half of a 16-wide register; these
+// take two keys per register instead, each half for one key.
+
+// [a, b] -> one register with a in the low eight lanes, b in the high eight,
+// and back. (Masked forms: GCC 12 warns on the unmasked ones' undefined sources.)
+CLEAVE_TARGET_AVX512 static inline __m512 pair(__m256 low, __m256 high) {
+  return _mm512_insertf32x8(_mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, low), high, 1);
+}
+template <int Half>
+CLEAVE_TARGET_AVX512 static inline __m256 half(__m512 x) {
+  return _mm512_mask_extractf32x8_ps(_mm256_setzero_ps(), 0xFF, x, Half);
+}
+
+// c[r][0..8) = alpha * sum_{j < n} p[r][j] * m[j][0..8) (m rows ldm apart).
+template <int R>
+CLEAVE_TARGET_AVX512 static void rows_times_m_d8(const float* p, int64_t ldp, const float* m,
+                                                 int64_t ldm, int64_t n, float alpha, float* c,
+                                                 int64_t ldc) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const __m512 mj = pair(_mm256_loadu_ps(m + j * ldm), _mm256_loadu_ps(m + (j + 1) * ldm));
+    for (int r = 0; r < R; ++r) {
+      const __m512 pv = pair(_mm256_set1_ps(p[r * ldp + j]), _mm256_set1_ps(p[r * ldp + j + 1]));
+      acc[r] = _mm512_fmadd_ps(pv, mj, acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    __m256 sum = _mm256_add_ps(half<0>(acc[r]), half<1>(acc[r]));
+    if (j < n) sum = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j]), _mm256_loadu_ps(m + j * ldm), sum);
+    _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(sum, _mm256_set1_ps(alpha)));
+  }
+}
+
+// g[j][0..8) += alpha * sum_r p[r][j] * a[r][0..8) for j < n (g: [n, 8] contiguous).
+template <int R>
+CLEAVE_TARGET_AVX512 static void accumulate_pt_times_rows_d8(const float* p, int64_t ldp,
+                                                             const float* a, int64_t lda,
+                                                             int64_t n, float alpha, float* g) {
+  __m512 ar[R];
+  for (int r = 0; r < R; ++r) {
+    const __m256 row = _mm256_loadu_ps(a + r * lda);
+    ar[r] = pair(row, row);
+  }
+  int64_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    __m512 acc = _mm512_loadu_ps(g + j * 8);
+    for (int r = 0; r < R; ++r) {
+      const __m512 pv = pair(_mm256_set1_ps(alpha * p[r * ldp + j]),
+                             _mm256_set1_ps(alpha * p[r * ldp + j + 1]));
+      acc = _mm512_fmadd_ps(pv, ar[r], acc);
+    }
+    _mm512_storeu_ps(g + j * 8, acc);
+  }
+  if (j < n) {
+    __m256 acc = _mm256_loadu_ps(g + j * 8);
+    for (int r = 0; r < R; ++r) {
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(alpha * p[r * ldp + j]), half<0>(ar[r]), acc);
+    }
+    _mm256_storeu_ps(g + j * 8, acc);
+  }
+}
+#endif
+
+// rows_times_m and accumulate_pt_times_rows, with the d = 8 forms above in
+// the AVX-512 copy (Wide).
+template <bool Fma, int R, bool Wide>
+CLEAVE_ALWAYS_INLINE void times_m(const float* p, int64_t ldp, const float* m, int64_t ldm,
+                                  int64_t d, int64_t n, float alpha, float* c, int64_t ldc) {
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+  if constexpr (Wide) {
+    if (d == 8) return rows_times_m_d8<R>(p, ldp, m, ldm, n, alpha, c, ldc);
+  }
+#endif
+  rows_times_m<Fma, R>(p, ldp, m, ldm, d, n, alpha, c, ldc);
+}
+
+template <bool Fma, int R, bool Wide>
+CLEAVE_ALWAYS_INLINE void accumulate_pt(const float* p, int64_t ldp, const float* a, int64_t lda,
+                                        int64_t d, int64_t n, float alpha, float* g) {
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+  if constexpr (Wide) {
+    if (d == 8) return accumulate_pt_times_rows_d8<R>(p, ldp, a, lda, n, alpha, g);
+  }
+#endif
+  accumulate_pt_times_rows<Fma, R>(p, ldp, a, lda, d, n, alpha, g);
+}
+
 // dst[k][j] = src[j][k] for j < n, k < d (src rows ld apart): K or V of one
 // kv head as [d, S] so score rows vectorize along keys.
 CLEAVE_ALWAYS_INLINE void pack_transposed(const float* src, int64_t ld, int64_t d, int64_t n,
@@ -166,7 +262,7 @@ struct Scratch {
 };
 
 // One tile of R query rows starting at t0 of head h, batch b (forward).
-template <bool Fma, int R>
+template <bool Fma, int R, bool Wide>
 CLEAVE_ALWAYS_INLINE void forward_tile(const Problem& P, const float* q, const float* v,
                                        float* out, float* lse, Scratch& w, int64_t b, int64_t h,
                                        int64_t t0) {
@@ -177,12 +273,12 @@ CLEAVE_ALWAYS_INLINE void forward_tile(const Problem& P, const float* q, const f
   rows_times_bt<Fma, R>(q + P.q_row(b, t0, h), P.q_stride(), w.kt.data(), P.S, P.d, n,
                         w.s.data(), P.S);
   softmax_rows<Fma, R>(w.s.data(), P.S, visible, n, P.scale, lse + (b * P.Hq + h) * P.T + t0);
-  rows_times_m<Fma, R>(w.s.data(), P.S, v + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, 1.0f,
+  times_m<Fma, R, Wide>(w.s.data(), P.S, v + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, 1.0f,
                        out + P.q_row(b, t0, h), P.q_stride());
 }
 
 // All query rows of head h in batch b.
-template <bool Fma>
+template <bool Fma, bool Wide>
 CLEAVE_ALWAYS_INLINE void forward_head_body(const Problem& P, const float* q, const float* k,
                                             const float* v, float* out, float* lse, int64_t b,
                                             int64_t h) {
@@ -192,13 +288,13 @@ CLEAVE_ALWAYS_INLINE void forward_head_body(const Problem& P, const float* q, co
   const int64_t g = h / (P.Hq / P.Hkv);
   pack_transposed(k + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.kt.data());
   int64_t t = 0;
-  for (; t + kRows <= P.T; t += kRows) forward_tile<Fma, kRows>(P, q, v, out, lse, w, b, h, t);
-  for (; t < P.T; ++t) forward_tile<Fma, 1>(P, q, v, out, lse, w, b, h, t);
+  for (; t + kRows <= P.T; t += kRows) forward_tile<Fma, kRows, Wide>(P, q, v, out, lse, w, b, h, t);
+  for (; t < P.T; ++t) forward_tile<Fma, 1, Wide>(P, q, v, out, lse, w, b, h, t);
 }
 
 // Backward of one tile of R rows of head h: dq rows (owned by this tile),
 // dk/dv of the kv head accumulated in the scratch.
-template <bool Fma, int R>
+template <bool Fma, int R, bool Wide>
 CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const float* k,
                                         const float* dout, const float* delta, const float* lse,
                                         float* dq, Scratch& w, int64_t b, int64_t h, int64_t t0) {
@@ -215,7 +311,7 @@ CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const 
   rows_times_bt<Fma, R>(dout + P.q_row(b, t0, h), P.q_stride(), w.vt.data(), P.S, P.d, n, dp,
                         P.S);
   // dv += p^T dout
-  accumulate_pt_times_rows<Fma, R>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
+  accumulate_pt<Fma, R, Wide>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
                                    w.dv.data());
   // ds = p * (dp - delta), stored over dp
   for (int r = 0; r < R; ++r) {
@@ -223,14 +319,14 @@ CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const 
     for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
   }
   // dq = scale * ds k, dk += scale * ds^T q
-  rows_times_m<Fma, R>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
+  times_m<Fma, R, Wide>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
                        dq + P.q_row(b, t0, h), P.q_stride());
-  accumulate_pt_times_rows<Fma, R>(dp, P.S, q + P.q_row(b, t0, h), P.q_stride(), P.d, n, P.scale,
+  accumulate_pt<Fma, R, Wide>(dp, P.S, q + P.q_row(b, t0, h), P.q_stride(), P.d, n, P.scale,
                                    w.dk.data());
 }
 
 // Every query head of kv head g in batch b: owns dk/dv of (b, g).
-template <bool Fma>
+template <bool Fma, bool Wide>
 CLEAVE_ALWAYS_INLINE void backward_group_body(const Problem& P, const float* q, const float* k,
                                               const float* v, const float* dout,
                                               const float* delta, const float* lse, float* dq,
@@ -248,9 +344,9 @@ CLEAVE_ALWAYS_INLINE void backward_group_body(const Problem& P, const float* q, 
   for (int64_t h = g * group; h < (g + 1) * group; ++h) {
     int64_t t = 0;
     for (; t + kRows <= P.T; t += kRows) {
-      backward_tile<Fma, kRows>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+      backward_tile<Fma, kRows, Wide>(P, q, k, dout, delta, lse, dq, w, b, h, t);
     }
-    for (; t < P.T; ++t) backward_tile<Fma, 1>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+    for (; t < P.T; ++t) backward_tile<Fma, 1, Wide>(P, q, k, dout, delta, lse, dq, w, b, h, t);
   }
   for (int64_t s = 0; s < P.S; ++s) {
     std::copy_n(w.dk.data() + s * P.d, P.d, dk + P.kv_row(b, s, g));
@@ -260,34 +356,34 @@ CLEAVE_ALWAYS_INLINE void backward_group_body(const Problem& P, const float* q, 
 
 void forward_head_generic(const Problem& P, const float* q, const float* k, const float* v,
                           float* out, float* lse, int64_t b, int64_t h) {
-  forward_head_body<false>(P, q, k, v, out, lse, b, h);
+  forward_head_body<false, false>(P, q, k, v, out, lse, b, h);
 }
 CLEAVE_TARGET_AVX2 void forward_head_avx2(const Problem& P, const float* q, const float* k,
                                           const float* v, float* out, float* lse, int64_t b,
                                           int64_t h) {
-  forward_head_body<true>(P, q, k, v, out, lse, b, h);
+  forward_head_body<true, false>(P, q, k, v, out, lse, b, h);
 }
 CLEAVE_TARGET_AVX512 void forward_head_avx512(const Problem& P, const float* q, const float* k,
                                               const float* v, float* out, float* lse, int64_t b,
                                               int64_t h) {
-  forward_head_body<true>(P, q, k, v, out, lse, b, h);
+  forward_head_body<true, true>(P, q, k, v, out, lse, b, h);
 }
 void backward_group_generic(const Problem& P, const float* q, const float* k, const float* v,
                             const float* dout, const float* delta, const float* lse, float* dq,
                             float* dk, float* dv, int64_t b, int64_t g) {
-  backward_group_body<false>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+  backward_group_body<false, false>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
 }
 CLEAVE_TARGET_AVX2 void backward_group_avx2(const Problem& P, const float* q, const float* k,
                                             const float* v, const float* dout, const float* delta,
                                             const float* lse, float* dq, float* dk, float* dv,
                                             int64_t b, int64_t g) {
-  backward_group_body<true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+  backward_group_body<true, false>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
 }
 CLEAVE_TARGET_AVX512 void backward_group_avx512(const Problem& P, const float* q, const float* k,
                                                 const float* v, const float* dout,
                                                 const float* delta, const float* lse, float* dq,
                                                 float* dk, float* dv, int64_t b, int64_t g) {
-  backward_group_body<true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
+  backward_group_body<true, true>(P, q, k, v, dout, delta, lse, dq, dk, dv, b, g);
 }
 
 // The widest copy this CPU runs.

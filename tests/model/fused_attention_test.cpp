@@ -69,7 +69,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{3, 1, 9, 4, 2, 8},       // one query over a cache of 9 keys
                       Shape{1, 5, 12, 6, 3, 12},     // S > T, d not a multiple of 8
                       Shape{2, 50, 50, 4, 1, 64},    // all heads share one kv head, d 64
-                      Shape{1, 33, 33, 2, 2, 5}),    // odd d
+                      Shape{1, 33, 33, 2, 2, 5},     // odd d
+                      Shape{2, 29, 31, 8, 4, 8}),    // d 8 (two keys per AVX-512 register), odd n
                        ::testing::Bool()));
 
 TEST(CausalAttention, DispatchesFloatToTheFusedKernelAndDoubleToNaive) {
