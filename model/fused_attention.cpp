@@ -126,19 +126,19 @@ CLEAVE_ALWAYS_INLINE void accumulate_pt_times_rows(const float* p, int64_t ldp, 
 
 // [a, b] -> one register with a in the low eight lanes, b in the high eight,
 // and back. (Masked forms: GCC 12 warns on the unmasked ones' undefined sources.)
-CLEAVE_TARGET_AVX512 static inline __m512 pair(__m256 low, __m256 high) {
+CLEAVE_TARGET_AVX512 inline __m512 pair(__m256 low, __m256 high) {
   return _mm512_insertf32x8(_mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, low), high, 1);
 }
 template <int Half>
-CLEAVE_TARGET_AVX512 static inline __m256 half(__m512 x) {
+CLEAVE_TARGET_AVX512 inline __m256 half(__m512 x) {
   return _mm512_mask_extractf32x8_ps(_mm256_setzero_ps(), 0xFF, x, Half);
 }
 
 // c[r][0..8) = alpha * sum_{j < n} p[r][j] * m[j][0..8) (m rows ldm apart).
 template <int R>
-CLEAVE_TARGET_AVX512 static void rows_times_m_d8(const float* p, int64_t ldp, const float* m,
-                                                 int64_t ldm, int64_t n, float alpha, float* c,
-                                                 int64_t ldc) {
+CLEAVE_TARGET_AVX512 void rows_times_m_d8(const float* p, int64_t ldp, const float* m,
+                                          int64_t ldm, int64_t n, float alpha, float* c,
+                                          int64_t ldc) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   int64_t j = 0;
@@ -158,9 +158,9 @@ CLEAVE_TARGET_AVX512 static void rows_times_m_d8(const float* p, int64_t ldp, co
 
 // g[j][0..8) += alpha * sum_r p[r][j] * a[r][0..8) for j < n (g: [n, 8] contiguous).
 template <int R>
-CLEAVE_TARGET_AVX512 static void accumulate_pt_times_rows_d8(const float* p, int64_t ldp,
-                                                             const float* a, int64_t lda,
-                                                             int64_t n, float alpha, float* g) {
+CLEAVE_TARGET_AVX512 void accumulate_pt_times_rows_d8(const float* p, int64_t ldp,
+                                                      const float* a, int64_t lda, int64_t n,
+                                                      float alpha, float* g) {
   __m512 ar[R];
   for (int r = 0; r < R; ++r) {
     const __m256 row = _mm256_loadu_ps(a + r * lda);
