@@ -10,9 +10,9 @@
 
 int main(int argc, char** argv) {
   cleave::settle_openmp_spin(argv);     // may re-execute this program once, with GOMP_SPINCOUNT set
-  // Before the first tensor: freed activations go back to the OS. Costs 5-26% of
-  // step speed for 30-45% less peak memory (BENCHMARKS.md);
-  // CLEAVE_TENSOR_ALLOCATOR=libtorch keeps LibTorch's own allocator.
+  // Before the first tensor: peak memory follows what tensors need. glibc's
+  // heap is 2-11% faster on the 110M benchmark step at 32-49% more peak
+  // memory (BENCHMARKS.md); CLEAVE_TENSOR_ALLOCATOR=libtorch keeps it.
   const char* allocator = std::getenv("CLEAVE_TENSOR_ALLOCATOR");
   if (allocator == nullptr || std::string(allocator) != "libtorch") cleave::install_tensor_allocator();
   const std::vector<std::string> args(argv + 1, argv + argc);

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 
-#include "model/cpu_matmul.h"
 #include "model/frozen_linear.h"
 #include "model/loss.h"
 
@@ -29,8 +28,7 @@ class Head {
   Head(const FrozenLinear& output, const at::Tensor& hidden)
       : output_(output),
         w_(output.weight),
-        bf16_(cpu_matmul() == CpuMatmul::bf16 && hidden.scalar_type() == at::kFloat &&
-              hidden.device().is_cpu() && w_.dtype() == at::kFloat) {
+        bf16_(frozen_product_in_bf16(hidden, w_)) {
     if (bf16_ && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
   }
 

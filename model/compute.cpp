@@ -6,6 +6,8 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "model/cpu_matmul.h"
+
 namespace cleave {
 namespace {
 
@@ -57,9 +59,10 @@ void ComputeOptions::validate() const {
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("runtime.device: ") + e.what());
   }
-  if (matmul != "float32" && matmul != "bf16" && matmul != "auto") {
-    throw std::invalid_argument("runtime.matmul: unknown value '" + matmul +
-                                "': expected one of auto, float32, bf16");
+  try {
+    resolve_cpu_matmul(matmul);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("runtime.matmul: ") + e.what());
   }
   if (index < 0 && precision == Precision::fp16) {
     throw std::invalid_argument(

@@ -8,16 +8,9 @@
 namespace cleave {
 namespace {
 
-// Whether a ⋅ weight runs in bf16 (model/cpu_matmul.h): float32 activations
-// on the CPU with a CPU float32 weight, and the process set to bf16.
-bool bf16_matmul(const at::Tensor& a, const FrozenWeight& weight) {
-  return cpu_matmul() == CpuMatmul::bf16 && a.scalar_type() == at::kFloat && a.device().is_cpu() &&
-         weight.dtype() == at::kFloat;
-}
-
 // x: [..., in] -> x W^T: [..., out] (float32 when x is).
 at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
-  if (bf16_matmul(x, weight)) {
+  if (frozen_product_in_bf16(x, weight)) {
     return at::matmul(x.to(at::kBFloat16), weight.dequantize_bf16().t()).to(at::kFloat);
   }
   return at::matmul(x, weight.dequantize().t());
@@ -25,7 +18,7 @@ at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
 
 // g: [..., out] -> g W: [..., in].
 at::Tensor times_weight(const at::Tensor& g, const FrozenWeight& weight) {
-  if (bf16_matmul(g, weight)) {
+  if (frozen_product_in_bf16(g, weight)) {
     return at::matmul(g.to(at::kBFloat16), weight.dequantize_bf16()).to(at::kFloat);
   }
   return at::matmul(g, weight.dequantize());
@@ -50,6 +43,11 @@ struct FrozenMatmul : public torch::autograd::Function<FrozenMatmul> {
 };
 
 }  // namespace
+
+bool frozen_product_in_bf16(const at::Tensor& a, const FrozenWeight& weight) {
+  return cpu_matmul() == CpuMatmul::bf16 && a.scalar_type() == at::kFloat && a.device().is_cpu() &&
+         weight.dtype() == at::kFloat;
+}
 
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight) {
   if (!x.requires_grad()) return times_weight_t(x, weight);

@@ -16,6 +16,11 @@ namespace cleave {
 // products run in bf16 and return float32. x: [..., in] -> y: [..., out].
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight);
 
+// Whether a product of `a` with `weight` runs in bf16 (model/cpu_matmul.h):
+// float32 activations on the CPU, a CPU float32 weight, and the process set
+// to bf16 matmuls. frozen_matmul and the chunked head loss both ask this.
+bool frozen_product_in_bf16(const at::Tensor& a, const FrozenWeight& weight);
+
 // Adapters on frozen linear layers, keyed by the base weight's GGUF name
 // ("blk.3.attn_q.weight"). The LoRA implementation lives in lora/.
 class LinearAdapters {

@@ -245,11 +245,15 @@ void FrozenWeight::dequantize_row(int64_t r, float* dst) const {
 
 at::Tensor FrozenWeight::dequantize() const { return dequantize_rows(0, out_); }
 
-at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
+void FrozenWeight::check_rows(int64_t begin, int64_t count) const {
   if (begin < 0 || count < 0 || begin + count > out_) {
     throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
                             ") are outside the weight " + describe());
   }
+}
+
+at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
+  check_rows(begin, count);
   if (storage_ == Storage::f32) return values_.narrow(0, begin, count);
   if (storage_ != Storage::ggml_blocks && (!values_.device().is_cpu() || dtype_ != at::kFloat)) {
     return dequantize_codes(storage_, values_.narrow(0, begin, count), scales_.narrow(0, begin, count),
@@ -266,10 +270,7 @@ at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
 at::Tensor FrozenWeight::dequantize_bf16() const { return dequantize_rows_bf16(0, out_); }
 
 at::Tensor FrozenWeight::dequantize_rows_bf16(int64_t begin, int64_t count) const {
-  if (begin < 0 || count < 0 || begin + count > out_) {
-    throw std::out_of_range("rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
-                            ") are outside the weight " + describe());
-  }
+  check_rows(begin, count);
   if (dtype_ != at::kFloat || (values_.defined() && !values_.device().is_cpu())) {
     throw std::logic_error("bf16 dequantization serves CPU float32 weights, not " + describe());
   }

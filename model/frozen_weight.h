@@ -79,6 +79,8 @@ class FrozenWeight {
   std::string describe() const;  // "q4 [172, 64]"
 
  private:
+  // Throws std::out_of_range unless rows [begin, begin + count) exist.
+  void check_rows(int64_t begin, int64_t count) const;
   // Dequantizes row r into dst[0, in) (any storage but f32).
   void dequantize_row(int64_t r, float* dst) const;
 

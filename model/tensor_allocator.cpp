@@ -31,6 +31,12 @@ namespace {
 // `cache_limit` (see evict_over_budget).
 // A mapping is page aligned; a heap buffer rarely is, so only page-aligned
 // pointers are looked up.
+using Mappings = std::vector<std::pair<void*, size_t>>;  // (base, length)
+
+void unmap_all(const Mappings& mappings) {
+  for (const auto& [base, length] : mappings) munmap(base, length);
+}
+
 class MappingTable {
  public:
   // A cached mapping of at least `length` bytes and at most a quarter more
@@ -40,10 +46,10 @@ class MappingTable {
     auto it = by_length_.lower_bound(length);
     if (it == by_length_.end() || it->first > length + length / 4) return nullptr;
     it = std::prev(by_length_.upper_bound(it->first));  // of that length, the last freed
-    const uint64_t stamp = it->second;
-    const auto [mapped, base] = by_age_.at(stamp);
-    by_length_.erase(it);
+    const auto [mapped, entry] = *it;
+    const auto [stamp, base] = entry;
     by_age_.erase(stamp);
+    by_length_.erase(it);
     cached_bytes_ -= mapped;
     in_use_bytes_ += mapped;
     lengths_[base] = mapped;
@@ -51,7 +57,7 @@ class MappingTable {
   }
   // Records a fresh mapping; unmaps cached ones if the total went over budget.
   void add(void* base, size_t length, size_t cache_limit) {
-    std::vector<std::pair<void*, size_t>> unmap;
+    Mappings unmap;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       lengths_[base] = length;
@@ -59,13 +65,13 @@ class MappingTable {
       high_water_ = std::max(high_water_, in_use_bytes_);
       evict_over_budget(cache_limit, unmap);
     }
-    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
+    unmap_all(unmap);
   }
   // Takes back the mapping at `base` into the cache, then unmaps the least
   // recently freed ones while the total is over budget. False when `base`
   // is not a mapping of ours.
   bool release(void* base, size_t cache_limit) {
-    std::vector<std::pair<void*, size_t>> unmap;
+    Mappings unmap;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = lengths_.find(base);
@@ -74,12 +80,11 @@ class MappingTable {
       lengths_.erase(it);
       in_use_bytes_ -= length;
       const uint64_t stamp = next_stamp_++;
-      by_age_.emplace(stamp, std::make_pair(length, base));
-      by_length_.emplace(length, stamp);
+      by_age_.emplace(stamp, by_length_.emplace(length, std::make_pair(stamp, base)));
       cached_bytes_ += length;
       evict_over_budget(cache_limit, unmap);
     }
-    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
+    unmap_all(unmap);
     return true;
   }
   size_t mapped_bytes() {
@@ -87,48 +92,44 @@ class MappingTable {
     return in_use_bytes_ + cached_bytes_;
   }
   size_t trim() {
-    std::vector<std::pair<void*, size_t>> unmap;
+    Mappings unmap;
     size_t released = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (const auto& entry : by_age_) unmap.emplace_back(entry.second.second, entry.second.first);
+      for (const auto& [length, entry] : by_length_) unmap.emplace_back(entry.second, length);
       released = cached_bytes_;
       by_age_.clear();
       by_length_.clear();
       cached_bytes_ = 0;
       high_water_ = in_use_bytes_;
     }
-    for (const auto& [address, bytes] : unmap) munmap(address, bytes);
+    unmap_all(unmap);
     return released;
   }
 
  private:
+  // Free mappings by length: length -> (stamp, base); stamps count releases.
+  using ByLength = std::multimap<size_t, std::pair<uint64_t, void*>>;
+
   // The budget: what was ever in use at once (the high-water mark) plus
   // `cache_limit`. Peak resident memory then stays within the peak of what
   // tensors needed plus `cache_limit`, as with a fixed cache, while between
   // peaks (the backward pass frees what the forward pass kept) the freed
   // mappings stay for reuse instead of being unmapped and faulted in again.
-  void evict_over_budget(size_t cache_limit, std::vector<std::pair<void*, size_t>>& unmap) {
+  void evict_over_budget(size_t cache_limit, Mappings& unmap) {
     while (cached_bytes_ > 0 && in_use_bytes_ + cached_bytes_ > high_water_ + cache_limit) {
-      const auto oldest = by_age_.begin();
-      const auto [length, base] = oldest->second;
-      auto range = by_length_.equal_range(length);
-      for (auto l = range.first; l != range.second; ++l) {
-        if (l->second == oldest->first) {
-          by_length_.erase(l);
-          break;
-        }
-      }
-      by_age_.erase(oldest);
-      cached_bytes_ -= length;
-      unmap.emplace_back(base, length);
+      const auto oldest = by_age_.begin()->second;  // the least recently freed
+      unmap.emplace_back(oldest->second.second, oldest->first);
+      cached_bytes_ -= oldest->first;
+      by_age_.erase(by_age_.begin());
+      by_length_.erase(oldest);
     }
   }
 
   std::mutex mutex_;
   std::unordered_map<void*, size_t> lengths_;            // in use
-  std::map<uint64_t, std::pair<size_t, void*>> by_age_;  // free: stamp -> (length, base)
-  std::multimap<size_t, uint64_t> by_length_;            // free: length -> stamp
+  ByLength by_length_;                                   // free, by length
+  std::map<uint64_t, ByLength::iterator> by_age_;        // free, by stamp (release order)
   uint64_t next_stamp_ = 0;
   size_t in_use_bytes_ = 0;
   size_t cached_bytes_ = 0;

@@ -26,7 +26,7 @@ namespace cleave {
 struct TensorAllocatorOptions {
   size_t mapped_from_bytes = size_t{1} << 20;
   // Slack above the high-water mark of tensors in use (BENCHMARKS.md,
-  // "Tensor allocator").
+  // "Results" and "Peak RSS").
   size_t cache_limit_bytes = size_t{32} << 20;
 };
 
