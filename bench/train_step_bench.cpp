@@ -400,8 +400,11 @@ int run(int argc, char** argv) {
     install_tensor_allocator(options);
   }
   set_cpu_attention_form(parse_cpu_attention_form(attention));
-  use_cpu_matmul(resolve_cpu_matmul(matmul));
-  if (child) return run_child(workload(child->first), child->second, stories, recompute);
+  const CpuMatmul matmul_mode = resolve_cpu_matmul(matmul);
+  if (child) {
+    use_cpu_matmul(matmul_mode);
+    return run_child(workload(child->first), child->second, stories, recompute);
+  }
 
   std::vector<std::pair<Workload, std::string>> rows;
   for (const Workload& w : kWorkloads) {
@@ -414,9 +417,11 @@ int run(int argc, char** argv) {
   }
   if (rows.empty()) throw std::invalid_argument("--only selected no configuration (see --help)");
 
+  // float32 before use_cpu_matmul: in bf16 mode it leaves OpenBLAS one thread
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
   const double gflops_model = matmul_gflops(1024, 768, 2048);
-  const bool bf16 = cpu_matmul() == CpuMatmul::bf16;
+  use_cpu_matmul(matmul_mode);
+  const bool bf16 = matmul_mode == CpuMatmul::bf16;
   const double gflops_bf16 = bf16 ? matmul_gflops(1024, 768, 2048, at::kBFloat16) : 0;
   const double peak = bf16 ? gflops_bf16 : std::max(gflops_square, gflops_model);
   std::printf("threads: %d%s%s\n", at::get_num_threads(),
