@@ -21,6 +21,11 @@
 //                         [--warmup N] [--threads N] [--stories PATH] [--tsv FILE]
 //                         [--recompute]   (train.recompute: block activations
 //                                          recomputed in backward)
+//                         [--batch N]     (rows per step instead of the
+//                                          model's default)
+//                         [--micro-batch N] (train.micro_batch: rows per
+//                                          forward/backward, gradients
+//                                          accumulated over the batch)
 //                         [--glibc-tensors] (tensors from LibTorch's default
 //                                          allocator, not cleave's mapping one)
 //                         [--tensor-cache MIB] (freed tensor mappings kept for
@@ -209,7 +214,7 @@ struct ChildResult {
 // One configuration, in this (child) process. Prints one line:
 // "RESULT <tok/s> <median step s> <peak RSS KiB> <flops/token> <params> <trainable>".
 int run_child(const Workload& w, const std::string& quant_name, const std::string& stories_path,
-              bool recompute) {
+              bool recompute, int64_t micro_batch) {
   const BaseQuant quant = parse_base_quant(quant_name);
   trace_memory("start");
   std::shared_ptr<LlamaModel> model = w.name == "stories260K"
@@ -220,7 +225,7 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   adapters.set_training(true);
   trim_tensor_cache();  // as load_base_model does: the building spike goes back
   trace_memory("model + adapters");
-  LocalTrainStep step(model, adapters, recompute);
+  LocalTrainStep step(model, adapters, recompute, micro_batch);
   AdamW optimizer(adapters.parameters(), AdamWOptions{});
 
   data::Batch batch;
@@ -333,6 +338,8 @@ int run(int argc, char** argv) {
   std::string stories = "../shared/models/stories260K.gguf";
   std::string tsv;
   bool recompute = false;
+  std::optional<int64_t> batch_rows;
+  int64_t micro_batch = 0;
   bool glibc_tensors = false;
   std::optional<size_t> tensor_cache_mib;
   std::string attention = "auto";
@@ -358,6 +365,12 @@ int run(int argc, char** argv) {
       tsv = value();
     } else if (arg == "--recompute") {
       recompute = true;
+    } else if (arg == "--batch") {
+      batch_rows = std::stoll(value());
+      if (*batch_rows <= 0) throw std::invalid_argument("--batch must be > 0");
+    } else if (arg == "--micro-batch") {
+      micro_batch = std::stoll(value());
+      if (micro_batch < 0) throw std::invalid_argument("--micro-batch must be >= 0 (0: the whole batch)");
     } else if (arg == "--glibc-tensors") {
       glibc_tensors = true;
     } else if (arg == "--tensor-cache") {
@@ -372,7 +385,8 @@ int run(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
                    "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
-                   "                        [--recompute] [--glibc-tensors] [--tensor-cache MIB]\n"
+                   "                        [--recompute] [--batch N] [--micro-batch N]\n"
+                   "                        [--glibc-tensors] [--tensor-cache MIB]\n"
                    "                        [--attention auto|fused|blas]\n"
                    "                        [--matmul auto|float32|bf16]\n"
                    "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
@@ -388,6 +402,7 @@ int run(int argc, char** argv) {
       if (w.name != name) continue;
       if (steps) w.steps = *steps;
       if (warmup) w.warmup = *warmup;
+      if (batch_rows) w.batch = *batch_rows;
       return w;
     }
     throw std::invalid_argument("unknown model '" + name +
@@ -403,7 +418,7 @@ int run(int argc, char** argv) {
   const CpuMatmul matmul_mode = resolve_cpu_matmul(matmul);
   if (child) {
     use_cpu_matmul(matmul_mode);
-    return run_child(workload(child->first), child->second, stories, recompute);
+    return run_child(workload(child->first), child->second, stories, recompute, micro_batch);
   }
 
   std::vector<std::pair<Workload, std::string>> rows;
@@ -424,6 +439,7 @@ int run(int argc, char** argv) {
   const bool bf16 = matmul_mode == CpuMatmul::bf16;
   const double gflops_bf16 = bf16 ? matmul_gflops(1024, 768, 2048, at::kBFloat16) : 0;
   const double peak = bf16 ? gflops_bf16 : std::max(gflops_square, gflops_model);
+  if (micro_batch > 0) std::printf("micro-batches of %lld rows, gradients accumulated\n", static_cast<long long>(micro_batch));
   std::printf("threads: %d%s%s\n", at::get_num_threads(),
               recompute ? ", block activations recomputed in backward" : "",
               glibc_tensors ? ", LibTorch's default CPU allocator" : "");
@@ -451,6 +467,8 @@ int run(int argc, char** argv) {
         argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
     if (recompute) child_args.push_back("--recompute");
+    if (batch_rows) child_args.insert(child_args.end(), {"--batch", std::to_string(*batch_rows)});
+    if (micro_batch > 0) child_args.insert(child_args.end(), {"--micro-batch", std::to_string(micro_batch)});
     if (glibc_tensors) child_args.push_back("--glibc-tensors");
     if (tensor_cache_mib) {
       child_args.insert(child_args.end(), {"--tensor-cache", std::to_string(*tensor_cache_mib)});

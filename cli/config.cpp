@@ -46,6 +46,7 @@ void train_section(Fields& f, TrainOptions& t, int64_t& seed) {
   f.field("checkpoint_every", t.checkpoint_every);
   f.field("log_every", t.log_every);
   f.field("recompute", t.recompute);
+  f.field("micro_batch", t.micro_batch);
   f.field("seed", seed);
 }
 
@@ -133,6 +134,9 @@ void RunConfig::validate() const {
   invalid_to_config_error(source, [&] { train.validate(); });
   split.validate(source);
   if (split.enabled()) secure.validate(source);
+  require(!split.enabled() || train.micro_batch == 0,
+          "train.micro_batch: with a split: section every batch is one exchange with the split server, "
+          "which steps its adapters per batch; set it to 0 or train without split:");
 }
 
 Override parse_override(const std::string& text) {
@@ -157,6 +161,10 @@ void SimulateConfig::validate() const {
   if (run.split.enabled()) {
     throw ConfigError(run.source + ": split: is for cleave train and cleave client; a simulated fleet "
                       "splits by federation.mode and federation.cut_layer");
+  }
+  if (run.train.micro_batch != 0) {
+    throw ConfigError(run.source + ": train.micro_batch: a simulated fleet's sites step through the split "
+                      "server once per batch; set it to 0 (it applies to a local cleave train)");
   }
   const std::pair<const char*, const std::string*> identity_files[] = {
       {"cert", &run.secure.cert}, {"key", &run.secure.key}, {"ca", &run.secure.ca}, {"crl", &run.secure.crl}};

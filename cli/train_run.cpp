@@ -142,7 +142,8 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   if (split) {
     inner = std::make_unique<split::SplitTrainStep>(base.model, adapters, *session->channel, session->options);
   } else {
-    inner = std::make_unique<LocalTrainStep>(base.model, adapters, config.train.recompute);
+    inner = std::make_unique<LocalTrainStep>(base.model, adapters, config.train.recompute,
+                                             config.train.micro_batch);
   }
   MetricsTrainStep step(*inner, config.train, metrics);
 
@@ -176,7 +177,12 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
     out << "checkpoint: " << path << "\n";
   });
   out << "training: " << config.train.steps << " steps of " << config.data.batch_size << " x "
-      << config.data.seq_len << " tokens (" << data::batch_mode_name(config.data.mode) << ")\n";
+      << config.data.seq_len << " tokens (" << data::batch_mode_name(config.data.mode) << ")";
+  if (config.train.micro_batch > 0 && config.train.micro_batch < config.data.batch_size) {
+    out << ", forward and backward " << config.train.micro_batch << " rows at a time";
+  }
+  if (config.train.recompute) out << ", block activations recomputed in backward";
+  out << "\n";
   adapters.set_training(true);
   result.report = trainer.run(stream);
   adapters.set_training(false);

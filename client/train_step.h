@@ -48,17 +48,33 @@ class TrainStep {
 // is adapted). With `recompute_activations` (config train.recompute) every
 // block's activations are recomputed in the backward pass instead of kept:
 // the same gradients, a much smaller peak memory, about one more forward pass.
+// With `micro_batch` rows (config train.micro_batch; 0 or >= the batch: the
+// whole batch at once) the batch goes through forward and backward that many
+// rows at a time and the gradients accumulate, each micro-batch's mean loss
+// weighted by its share of the batch's scored targets: the gradient of the
+// whole batch's mean loss (without dropout, equal up to summation order),
+// with the activation memory of a micro-batch.
 class LocalTrainStep : public TrainStep {
  public:
   LocalTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
-                 bool recompute_activations = false);
+                 bool recompute_activations = false, int64_t micro_batch = 0);
   StepResult forward_backward(const data::Batch& batch, const StepContext& context) override;
   std::vector<at::Tensor> parameters() const override;
 
  private:
+  // Forward and backward on rows [row0, row0 + rows) of `t`; the rows' mean
+  // loss is scaled by `share` of the batch before backward.
+  struct RowsResult {
+    double nll_sum = 0;
+    int64_t n_scored = 0;
+    double mean() const { return nll_sum / static_cast<double>(n_scored > 0 ? n_scored : 1); }
+  };
+  RowsResult run_rows(const BatchTensors& t, int64_t row0, int64_t rows, double share);
+
   std::shared_ptr<const LlamaModel> model_;
   lora::AdapterSet& adapters_;
   bool recompute_activations_;
+  int64_t micro_batch_;
 };
 
 }  // namespace cleave

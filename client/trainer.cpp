@@ -25,6 +25,7 @@ void TrainOptions::validate() const {
   require(eval_every >= 0, "train.eval_every must be >= 0");
   require(checkpoint_every >= 0, "train.checkpoint_every must be >= 0");
   require(log_every >= 0, "train.log_every must be >= 0");
+  require(micro_batch >= 0, "train.micro_batch must be >= 0 (0: the whole batch at once)");
 }
 
 double TrainReport::mean_loss() const {

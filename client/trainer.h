@@ -29,6 +29,7 @@ struct TrainOptions {
   int64_t log_every = 10;
   uint32_t round = 0;              // passed to the step (federated round)
   bool recompute = false;          // recompute block activations in backward (LocalTrainStep)
+  int64_t micro_batch = 0;         // rows per forward/backward, gradients accumulated; 0: whole batch
 
   void validate() const;           // throws std::invalid_argument naming the field
 };

@@ -69,6 +69,8 @@ train:
   eval_every: 10
   checkpoint_every: 25
   log_every: 5
+  recompute: true
+  micro_batch: 2
   seed: 17
 output:
   dir: runs/x
@@ -97,6 +99,8 @@ runtime:
   EXPECT_EQ(c.train.eval_every, 10);
   EXPECT_EQ(c.train.checkpoint_every, 25);
   EXPECT_EQ(c.train.log_every, 5);
+  EXPECT_TRUE(c.train.recompute);
+  EXPECT_EQ(c.train.micro_batch, 2);
   EXPECT_EQ(c.seed, 17u);
   EXPECT_EQ(c.output_dir, "runs/x");
   EXPECT_EQ(c.threads, 3);
@@ -189,6 +193,7 @@ TEST(Config, InvalidValuesAreConfigErrors) {
   EXPECT_CONTAINS(error_of(kRequired + "train:\n  steps: -1\n"), "train.steps must be > 0");
   EXPECT_CONTAINS(error_of(kRequired + "train:\n  seed: -1\n"), "train.seed must be >= 0");
   EXPECT_CONTAINS(error_of(kRequired + "runtime:\n  threads: -2\n"), "runtime.threads");
+  EXPECT_CONTAINS(error_of(kRequired + "train:\n  micro_batch: -1\n"), "train.micro_batch must be >= 0");
   EXPECT_CONTAINS(error_of("model: m\ndata: {train: t, eval: e, eval_fraction: 0.1}\n"),
                   "not both");
   EXPECT_CONTAINS(error_of("model: [a\n"), "configs/x.yaml:");

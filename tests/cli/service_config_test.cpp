@@ -40,6 +40,14 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
   EXPECT_EQ(parse_config(to_yaml(c), "resolved.yaml").split.options.top_cut, 3);
   EXPECT_EQ(to_yaml(parse_config(to_yaml(c), "resolved.yaml")), to_yaml(c));
 
+  // Micro-batches would each be a step of the split server's adapters.
+  EXPECT_CONTAINS(error_of([] {
+                    parse_config("model: m.gguf\ndata: {train: t.jsonl}\ntrain: {micro_batch: 2}\n"
+                                 "split: {server: 'tcp://h:5555', cut_layer: 2}\n" + kTls,
+                                 "x.yaml");
+                  }),
+                  "train.micro_batch: with a split: section");
+
   // A split server without TLS files, or with a mistyped key, is refused.
   EXPECT_CONTAINS(error_of([] {
                     parse_config("model: m.gguf\ndata: {train: t.jsonl}\nsplit: {server: 'tcp://h:1'}\n", "x.yaml");

@@ -58,6 +58,12 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     EXPECT_NE(std::string(e.what()).find("federation.rounds"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.rounds", "0"}}), ConfigError);
+  try {
+    parse_simulate_config(kYaml, "test.yaml", {{"train.micro_batch", "2"}});
+    FAIL() << "micro-batches in a fleet must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.micro_batch: a simulated fleet"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.baselines", "[nope]"}}), ConfigError);
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.partition", "random"}}), ConfigError);
 }

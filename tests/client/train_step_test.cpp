@@ -86,5 +86,54 @@ TEST(LocalTrainStep, MatchesThePlainStepWithAndWithoutRecomputation) {
   }
 }
 
+// Micro-batches accumulate the gradient of the whole batch's mean loss. The
+// batch has rows with different numbers of scored targets (one none at all),
+// so an unweighted sum of micro-batch means would not match. No dropout: the masks of
+// a row depend on how many rows were drawn before it.
+TEST(LocalTrainStep, MicroBatchesGiveTheWholeBatchStep) {
+  std::shared_ptr<LlamaModel> model = load_llama(test::write_tiny_model("train_step_micro"), BaseQuant::q4);
+  const int64_t rows = 5, seq = 12;
+  at::Tensor ids = at::randint(model->config().vocab_size, {rows * seq + 1},
+                               at::make_generator<at::CPUGeneratorImpl>(4), at::kInt);
+  const int32_t* p = ids.data_ptr<int32_t>();
+  data::Batch batch;
+  batch.batch_size = rows;
+  batch.seq_len = seq;
+  batch.inputs.assign(p, p + rows * seq);
+  batch.targets.assign(p + 1, p + rows * seq + 1);
+  batch.weights.assign(rows * seq, 1.0f);
+  for (int i = 0; i < 9; ++i) batch.weights[i] = 0.0f;                // row 0: 3 scored
+  for (int i = 2 * seq; i < 3 * seq; ++i) batch.weights[i] = 0.0f;    // row 2: none
+  batch.weights[4 * seq + 7] = 0.0f;                                  // row 4: 11 scored
+  batch.n_target_tokens = 3 + 12 + 0 + 12 + 11;
+
+  auto run = [&](int64_t micro_batch, bool recompute) {
+    lora::AdapterSet adapters = trained_adapters(*model);
+    adapters.set_training(false);  // no dropout
+    LocalTrainStep step(model, adapters, recompute, micro_batch);
+    const StepResult r = step.forward_backward(batch, StepContext{});
+    EXPECT_EQ(r.n_scored, batch.n_target_tokens);
+    return collect(r.loss, adapters);
+  };
+  const Grads whole = run(0, false);
+  for (int64_t micro_batch : {1, 2, 3, 5, 9}) {
+    for (bool recompute : {false, true}) {
+      SCOPED_TRACE("micro_batch " + std::to_string(micro_batch) + (recompute ? ", recomputed" : ""));
+      expect_same(run(micro_batch, recompute), whole);
+    }
+  }
+}
+
+TEST(LocalTrainStep, RefusesANegativeMicroBatch) {
+  std::shared_ptr<LlamaModel> model = load_llama(test::write_tiny_model("train_step_micro_bad"), BaseQuant::none);
+  lora::AdapterSet adapters = trained_adapters(*model);
+  try {
+    LocalTrainStep step(model, adapters, false, -1);
+    FAIL() << "a negative micro-batch was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("train.micro_batch"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace cleave
