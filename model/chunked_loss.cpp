@@ -15,7 +15,10 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-constexpr int64_t kLogitsChunkBytes = int64_t{32} << 20;
+// 16 MiB: the 110M q4 step's peak fell 30 MiB from 32 MiB chunks at the
+// same speed; at 8 MiB the quantized head, dequantized again for every
+// chunk, made it slower (BENCHMARKS.md, "Peak RSS").
+constexpr int64_t kLogitsChunkBytes = int64_t{16} << 20;
 // Vocabulary rows of a quantized output weight dequantized at once (a float
 // weight is used whole: it needs no copy).
 constexpr int64_t kVocabSlice = 4096;
@@ -32,12 +35,11 @@ class Head {
     if (bf16_ && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
   }
 
-  // x: [R, dim] -> logits [R, vocab]
+  // x: [R, dim] -> logits [R, vocab]. bf16 products fill the float logits a
+  // vocabulary slice at a time (no [R, vocab] bf16 copy).
   at::Tensor project(const at::Tensor& x) const {
     at::Tensor logits;
-    if (whole_bf16_.defined()) {
-      logits = at::mm(x.to(at::kBFloat16), whole_bf16_.t()).to(at::kFloat);
-    } else if (w_.is_float()) {
+    if (w_.is_float() && !bf16_) {
       logits = at::mm(x, w_.dequantize().t());
     } else {
       const at::Tensor xs = bf16_ ? x.to(at::kBFloat16) : x;
@@ -46,7 +48,9 @@ class Head {
       for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
         const int64_t n = std::min(kVocabSlice, vocab - v0);
         at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
-        if (bf16_) {
+        if (whole_bf16_.defined()) {
+          columns.copy_(at::mm(xs, whole_bf16_.narrow(0, v0, n).t()));
+        } else if (bf16_) {
           columns.copy_(at::mm(xs, w_.dequantize_rows_bf16(v0, n).t()));
         } else {
           at::mm_out(columns, xs, w_.dequantize_rows(v0, n).t());
@@ -57,21 +61,22 @@ class Head {
     return logits;
   }
 
-  // grad_logits: [R, vocab] -> grad_logits W: [R, dim]
+  // grad_logits: [R, vocab] -> grad_logits W: [R, dim]. In bf16 the
+  // gradient is rounded a vocabulary slice at a time: a whole bf16 copy
+  // would be half the logits chunk again.
   at::Tensor project_back(const at::Tensor& grad_logits) const {
-    if (whole_bf16_.defined()) {
-      return at::mm(grad_logits.to(at::kBFloat16), whole_bf16_).to(at::kFloat);
-    }
-    if (w_.is_float()) return at::mm(grad_logits, w_.dequantize());
+    if (w_.is_float() && !bf16_) return at::mm(grad_logits, w_.dequantize());
     const int64_t vocab = w_.out_features();
     at::Tensor out = at::zeros({grad_logits.size(0), w_.in_features()}, grad_logits.options());
-    const at::Tensor g = bf16_ ? grad_logits.to(at::kBFloat16) : grad_logits;
     for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
       const int64_t n = std::min(kVocabSlice, vocab - v0);
-      if (bf16_) {
-        out.add_(at::mm(g.narrow(1, v0, n), w_.dequantize_rows_bf16(v0, n)));
+      const at::Tensor g = grad_logits.narrow(1, v0, n);  // [R, n]
+      if (whole_bf16_.defined()) {
+        out.add_(at::mm(g.to(at::kBFloat16), whole_bf16_.narrow(0, v0, n)));
+      } else if (bf16_) {
+        out.add_(at::mm(g.to(at::kBFloat16), w_.dequantize_rows_bf16(v0, n)));
       } else {
-        out.addmm_(g.narrow(1, v0, n), w_.dequantize_rows(v0, n));
+        out.addmm_(g, w_.dequantize_rows(v0, n));
       }
     }
     return out;

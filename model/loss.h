@@ -21,7 +21,7 @@ struct FrozenLinear;
 
 // The same loss for logits = output(hidden), without ever holding the
 // [B*T, vocab] logits: the scored rows go through in chunks of `chunk_rows`
-// (0: about 32 MiB of logits per chunk), and each chunk's logits, log-softmax,
+// (0: about 16 MiB of logits per chunk), and each chunk's logits, log-softmax,
 // NLL and gradient with respect to `hidden` are computed in the forward pass
 // and dropped; backward only scales the saved [rows, dim] gradient. A
 // quantized output weight is dequantized a slice of vocabulary rows at a

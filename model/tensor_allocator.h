@@ -24,7 +24,11 @@
 namespace cleave {
 
 struct TensorAllocatorOptions {
-  size_t mapped_from_bytes = size_t{1} << 20;
+  // 256 KiB: one 256-token row of a 768-wide model's activations is 768 KiB,
+  // so a micro-batch's activations (train.micro_batch) are mapped too; at
+  // 1 MiB they came from the heap and the 110M q4 step with micro-batches
+  // of one row peaked 39 MiB higher (BENCHMARKS.md, "Peak RSS").
+  size_t mapped_from_bytes = size_t{256} << 10;
   // Slack above the high-water mark of tensors in use (BENCHMARKS.md,
   // "Results" and "Peak RSS").
   size_t cache_limit_bytes = size_t{32} << 20;
