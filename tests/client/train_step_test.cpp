@@ -4,11 +4,14 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
 #include "model/model_loader.h"
+#include "tests/support/device_fixture.h"
 #include "tests/support/tiny_model.h"
 
 namespace cleave {
@@ -93,19 +96,12 @@ TEST(LocalTrainStep, MatchesThePlainStepWithAndWithoutRecomputation) {
 TEST(LocalTrainStep, MicroBatchesGiveTheWholeBatchStep) {
   std::shared_ptr<LlamaModel> model = load_llama(test::write_tiny_model("train_step_micro"), BaseQuant::q4);
   const int64_t rows = 5, seq = 12;
-  at::Tensor ids = at::randint(model->config().vocab_size, {rows * seq + 1},
-                               at::make_generator<at::CPUGeneratorImpl>(4), at::kInt);
-  const int32_t* p = ids.data_ptr<int32_t>();
-  data::Batch batch;
-  batch.batch_size = rows;
-  batch.seq_len = seq;
-  batch.inputs.assign(p, p + rows * seq);
-  batch.targets.assign(p + 1, p + rows * seq + 1);
-  batch.weights.assign(rows * seq, 1.0f);
-  for (int i = 0; i < 9; ++i) batch.weights[i] = 0.0f;                // row 0: 3 scored
-  for (int i = 2 * seq; i < 3 * seq; ++i) batch.weights[i] = 0.0f;    // row 2: none
-  batch.weights[4 * seq + 7] = 0.0f;                                  // row 4: 11 scored
-  batch.n_target_tokens = 3 + 12 + 0 + 12 + 11;
+  data::Batch batch = test::device::random_batch(model->config().vocab_size, rows, seq, 4);
+  for (int i = 0; i < 9; ++i) batch.weights[i] = 0.0f;              // row 0: 3 scored
+  for (int i = 2 * seq; i < 3 * seq; ++i) batch.weights[i] = 0.0f;  // row 2: none
+  batch.weights[4 * seq + 7] = 0.0f;                                // row 4: 10 scored
+  batch.n_target_tokens = std::count(batch.weights.begin(), batch.weights.end(), 1.0f);
+  ASSERT_EQ(batch.n_target_tokens, 3 + 11 + 0 + 11 + 10);
 
   auto run = [&](int64_t micro_batch, bool recompute) {
     lora::AdapterSet adapters = trained_adapters(*model);
