@@ -162,9 +162,9 @@ void SimulateConfig::validate() const {
     throw ConfigError(run.source + ": split: is for cleave train and cleave client; a simulated fleet "
                       "splits by federation.mode and federation.cut_layer");
   }
-  if (run.train.micro_batch != 0) {
-    throw ConfigError(run.source + ": train.micro_batch: a simulated fleet's sites step through the split "
-                      "server once per batch; set it to 0 (it applies to a local cleave train)");
+  if (run.train.micro_batch != 0 && federation.mode == simulate::FleetMode::split) {
+    throw ConfigError(run.source + ": train.micro_batch: a split fleet's sites step through the split server "
+                      "once per batch; set it to 0, or use federation.mode: nosplit");
   }
   const std::pair<const char*, const std::string*> identity_files[] = {
       {"cert", &run.secure.cert}, {"key", &run.secure.key}, {"ca", &run.secure.ca}, {"crl", &run.secure.crl}};

@@ -9,6 +9,7 @@ SplitSession connect_split_server(const RunConfig& config, const std::string& cl
   SplitSession session;
   session.options = config.split.options;
   session.options.client_id = client_id;
+  session.options.recompute = config.train.recompute;  // the client's blocks
   if (session.options.mode == split::SplitMode::u_shaped && session.options.top_cut == 0) {
     session.options.top_cut = static_cast<int32_t>(n_layers - 1);  // the last block stays on the client
   }

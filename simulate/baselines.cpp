@@ -71,7 +71,7 @@ CentralizedResult run_centralized(std::shared_ptr<const LlamaModel> model, const
       << rounds << " x " << steps_per_round << ", the fleet's total)\n";
 
   result.adapters = lora::AdapterSet::create(*model, config.lora, config.seed);
-  LocalTrainStep step(model, result.adapters);
+  LocalTrainStep step(model, result.adapters, config.train.recompute, config.train.micro_batch);
   TrainOptions train = config.train;
   train.steps = result.steps;
   train.eval_every = steps_per_round;
@@ -144,7 +144,7 @@ LocalOnlyResult run_local_only(std::shared_ptr<const LlamaModel> model, const Fl
   for (size_t i = 0; i < data.sites.size(); ++i) {
     const SiteData& site = data.sites[i];
     lora::AdapterSet adapters = lora::AdapterSet::create(*model, config.lora, config.seed);
-    LocalTrainStep step(model, adapters);
+    LocalTrainStep step(model, adapters, config.train.recompute, config.train.micro_batch);
     TrainOptions train = config.train;
     train.steps = result.steps_per_site;
     train.log_every = 0;

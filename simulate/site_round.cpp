@@ -76,9 +76,11 @@ aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, n
     split_options.cut_layer = static_cast<int32_t>(cut);
     split_options.timeout_ms = 600000;
     split_options.max_attempts = 2;
+    split_options.recompute = config.train.recompute;
     step = std::make_unique<split::SplitTrainStep>(context.model, adapters, *split_channel, split_options);
   } else {
-    step = std::make_unique<LocalTrainStep>(context.model, adapters);
+    step = std::make_unique<LocalTrainStep>(context.model, adapters, config.train.recompute,
+                                            config.train.micro_batch);
   }
   aggregator::FederatedClient client(context.base_fingerprint, adapters, *step, aggregator_channel,
                                      context.data->gather(site.train), site_options(context, site, index),

@@ -98,8 +98,11 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
   const BatchTensors t = to_tensors(batch);
   const int64_t B = batch.batch_size, T = batch.seq_len, dim = model_->config().dim;
   adapters_.set_training(true);
+  const BlockActivations activations =
+      options_.recompute ? BlockActivations::recomputed : BlockActivations::saved;
   // Bottom: embeddings and blocks [0, cut).
-  at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_);  // [B, T, dim]
+  at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_,
+                                          /*pos0=*/0, activations);  // [B, T, dim]
 
   ForwardRequest request;
   request.key = StepKey{options_.client_id, context.round, static_cast<uint64_t>(context.step)};
@@ -121,14 +124,15 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
     return {reply.loss, reply.n_scored};
   }
   // U-shaped: the top blocks, the head and the loss stay here.
-  at::Tensor activations =
+  at::Tensor top_input =
       from_wire(reply.tensor, {B, T, dim}, "activations at the top cut").requires_grad_(true);
-  at::Tensor h = model_->run_blocks(activations, options_.top_cut, model_->n_layers(), &adapters_);
+  at::Tensor h = model_->run_blocks(top_input, options_.top_cut, model_->n_layers(), &adapters_,
+                                    /*pos0=*/0, activations);
   LossResult loss = model_->head_loss(h, t.targets, t.weights, &adapters_);  // no [B, T, vocab] logits
   loss.loss.backward();
   BackwardRequest back;
   back.key = request.key;
-  back.grad = to_wire(activations.grad(), options_.gradient_codec);
+  back.grad = to_wire(top_input.grad(), options_.gradient_codec);
   const net::Bytes back_frame =
       exchange(wire::pack(static_cast<uint16_t>(MessageType::backward), back), MessageType::backward_reply, back.key);
   const BackwardReply back_reply = wire::unpack<BackwardReply>(

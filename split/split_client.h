@@ -26,6 +26,8 @@ struct SplitClientOptions {
   int32_t top_cut = 0;                  // u_shaped: 0 means L - 1
   wire::WireDType activation_codec = wire::WireDType::F32;
   wire::WireDType gradient_codec = wire::WireDType::F32;
+  bool recompute = false;               // train.recompute: the client's blocks are
+                                        // recomputed in backward, not kept
   int64_t timeout_ms = 30000;           // per attempt
   int max_attempts = 5;                 // then the step fails
   int64_t backoff_ms = 200;             // doubled after each failed attempt, capped at 5 s

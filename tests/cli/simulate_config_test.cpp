@@ -58,11 +58,14 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     EXPECT_NE(std::string(e.what()).find("federation.rounds"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.rounds", "0"}}), ConfigError);
+  // Micro-batches: a nosplit fleet's sites step locally; a split fleet's
+  // sites would make every micro-batch a step of the split server.
+  EXPECT_EQ(parse_simulate_config(kYaml, "test.yaml", {{"train.micro_batch", "2"}}).run.train.micro_batch, 2);
   try {
-    parse_simulate_config(kYaml, "test.yaml", {{"train.micro_batch", "2"}});
-    FAIL() << "micro-batches in a fleet must be refused";
+    parse_simulate_config(kYaml, "test.yaml", {{"train.micro_batch", "2"}, {"federation.mode", "split"}});
+    FAIL() << "micro-batches in a split fleet must be refused";
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("train.micro_batch: a simulated fleet"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("train.micro_batch: a split fleet"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.baselines", "[nope]"}}), ConfigError);
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.partition", "random"}}), ConfigError);

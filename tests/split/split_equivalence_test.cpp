@@ -97,26 +97,35 @@ class SplitEquivalence : public ::testing::Test {
   data::Batch batch_;
 };
 
+// Also with the client's blocks recomputed in backward (train.recompute).
 TEST_F(SplitEquivalence, VanillaFloat32MatchesUnsplitStep) {
   const Reference ref = local_step(model_, adapters_, batch_);
-  SplitClientOptions options;
-  options.cut_layer = 2;
-  const SplitRun run = split_step(model_, adapters_, batch_, options);
-  EXPECT_EQ(run.client_grads.size(), 2u * 7 * 2);
-  EXPECT_EQ(run.server_grads.size(), 2u * 7 * 2);
-  expect_matches(run, ref, 1e-5);
+  for (bool recompute : {false, true}) {
+    SCOPED_TRACE(recompute ? "client blocks recomputed" : "client blocks saved");
+    SplitClientOptions options;
+    options.cut_layer = 2;
+    options.recompute = recompute;
+    const SplitRun run = split_step(model_, adapters_, batch_, options);
+    EXPECT_EQ(run.client_grads.size(), 2u * 7 * 2);
+    EXPECT_EQ(run.server_grads.size(), 2u * 7 * 2);
+    expect_matches(run, ref, 1e-5);
+  }
 }
 
 TEST_F(SplitEquivalence, UShapedFloat32MatchesUnsplitStep) {
   const Reference ref = local_step(model_, adapters_, batch_);
-  SplitClientOptions options;
-  options.mode = SplitMode::u_shaped;
-  options.cut_layer = 1;
-  options.top_cut = 3;
-  const SplitRun run = split_step(model_, adapters_, batch_, options);
-  EXPECT_EQ(run.client_grads.size(), 2u * 7 * 2);   // blocks 0 and 3
-  EXPECT_EQ(run.server_grads.size(), 2u * 7 * 2);   // blocks 1 and 2
-  expect_matches(run, ref, 1e-5);
+  for (bool recompute : {false, true}) {
+    SCOPED_TRACE(recompute ? "client blocks recomputed" : "client blocks saved");
+    SplitClientOptions options;
+    options.mode = SplitMode::u_shaped;
+    options.cut_layer = 1;
+    options.top_cut = 3;
+    options.recompute = recompute;
+    const SplitRun run = split_step(model_, adapters_, batch_, options);
+    EXPECT_EQ(run.client_grads.size(), 2u * 7 * 2);   // blocks 0 and 3
+    EXPECT_EQ(run.server_grads.size(), 2u * 7 * 2);   // blocks 1 and 2
+    expect_matches(run, ref, 1e-5);
+  }
 }
 
 // int8 with one absmax scale per token: each value is off by at most
