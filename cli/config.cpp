@@ -162,6 +162,11 @@ void SimulateConfig::validate() const {
     throw ConfigError(run.source + ": split: is for cleave train and cleave client; a simulated fleet "
                       "splits by federation.mode and federation.cut_layer");
   }
+  if (run.train.recompute && federation.workers > 1 && run.lora.dropout > 0) {
+    throw ConfigError(run.source + ": train.recompute with federation.workers > 1 and lora.dropout > 0: a "
+                      "recomputed block replays the dropout masks from the process-wide random generator, "
+                      "which sites trained at once would share; set federation.workers: 1 or lora.dropout: 0");
+  }
   if (run.train.micro_batch != 0 && federation.mode == simulate::FleetMode::split) {
     throw ConfigError(run.source + ": train.micro_batch: a split fleet's sites step through the split server "
                       "once per batch; set it to 0, or use federation.mode: nosplit");

@@ -117,6 +117,7 @@ void split_server_section(Fields& f, SplitServerConfig& c) {
   unsigned_field(f, "max_message_bytes", o.max_message_bytes, "split_server.max_message_bytes");
   f.field("max_tokens_per_step", o.max_tokens_per_step);
   f.field("checkpoint", o.checkpoint_path);
+  f.field("recompute", o.recompute);
 }
 
 void aggregator_section(Fields& f, AggregatorConfig& c) {

@@ -60,6 +60,10 @@ bool covers(const Hello& hello, int64_t n_layers, int64_t layer) {
   return layer >= hello.cut_layer && layer < end;
 }
 
+BlockActivations block_activations(const SplitServerOptions& options) {
+  return options.recompute ? BlockActivations::recomputed : BlockActivations::saved;
+}
+
 }  // namespace
 
 SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOptions options,
@@ -242,7 +246,8 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     for (at::Tensor& p : adapters.parameters()) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
     }
-    at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters);
+    at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters, /*pos0=*/0,
+                                      block_activations(options_));
     LossResult loss = model_->head_loss(h, targets, weights, &adapters);  // no [B, T, vocab] logits
     loss.loss.backward();
     reply.loss = loss.loss.item<double>();
@@ -256,7 +261,8 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     for (at::Tensor& p : adapters.parameters()) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
     }
-    at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, hello.top_cut, &adapters);
+    at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, hello.top_cut, &adapters, /*pos0=*/0,
+                                        block_activations(options_));
     reply.tensor = to_wire(out, static_cast<wire::WireDType>(hello.activation_codec));
     state.pending_key = req.key;
     state.pending_input = smashed;

@@ -36,6 +36,10 @@ struct SplitServerOptions {
   size_t max_message_bytes = 256u << 20;
   int64_t max_tokens_per_step = 1 << 20;   // B * T
   std::string checkpoint_path;        // GGUF LoRA of the server's adapters; "" = none
+  // The served blocks keep only their inputs and are recomputed in backward
+  // (split_server.recompute): less memory per step, and in u_shaped per
+  // client waiting for its backward request, for about one more forward.
+  bool recompute = false;
   // Drop every client's state (SFL-V1 copy, optimizer moments) when a round
   // closes, so memory grows with the clients of a round, not with all that
   // ever trained. Each client must then say hello again in its next round, as

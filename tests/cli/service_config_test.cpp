@@ -69,11 +69,12 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
 TEST(ServiceConfig, SplitServerFile) {
   const SplitServerFile c = parse_split_server_config(
       "model: m.gguf\nlora: {rank: 4}\nsplit_server: {bind: 'tcp://*:0', variant: sfl_v2, min_cut_layer: 2, "
-      "checkpoint: s.gguf}\n" + kTls,
+      "checkpoint: s.gguf, recompute: true}\n" + kTls,
       "s.yaml");
   EXPECT_EQ(c.split_server.options.variant, split::ServerVariant::sfl_v2);
   EXPECT_EQ(c.split_server.options.min_cut_layer, 2);
   EXPECT_EQ(c.split_server.options.checkpoint_path, "s.gguf");
+  EXPECT_TRUE(c.split_server.options.recompute);
   EXPECT_EQ(c.lora.rank, 4);
   EXPECT_EQ(to_yaml(parse_split_server_config(to_yaml(c), "resolved")), to_yaml(c));
   EXPECT_CONTAINS(error_of([] {

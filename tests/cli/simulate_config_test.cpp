@@ -58,6 +58,15 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     EXPECT_NE(std::string(e.what()).find("federation.rounds"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.rounds", "0"}}), ConfigError);
+  // Recomputed blocks replay dropout from the one process-wide generator.
+  EXPECT_TRUE(parse_simulate_config(kYaml, "test.yaml", {{"train.recompute", "true"}}).run.train.recompute);
+  try {
+    parse_simulate_config(kYaml, "test.yaml",
+                          {{"train.recompute", "true"}, {"federation.workers", "2"}, {"lora.dropout", "0.1"}});
+    FAIL() << "recompute with dropout and concurrent sites must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("federation.workers: 1 or lora.dropout: 0"), std::string::npos) << e.what();
+  }
   // Micro-batches: a nosplit fleet's sites step locally; a split fleet's
   // sites would make every micro-batch a step of the split server.
   EXPECT_EQ(parse_simulate_config(kYaml, "test.yaml", {{"train.micro_batch", "2"}}).run.train.micro_batch, 2);

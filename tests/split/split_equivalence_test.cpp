@@ -45,6 +45,7 @@ SplitRun split_step(std::shared_ptr<const LlamaModel> model, const lora::Adapter
       initial.subset([&](int64_t layer) { return layer < cut || layer >= top; });
   SplitServerOptions server_options;
   server_options.lora = initial.options();
+  server_options.recompute = options.recompute;  // both sides or neither
   auto server = std::make_unique<SplitServer>(
       model, server_options, initial.subset([&](int64_t layer) { return layer >= cut; }),
       [](const std::string&) {});
@@ -97,11 +98,12 @@ class SplitEquivalence : public ::testing::Test {
   data::Batch batch_;
 };
 
-// Also with the client's blocks recomputed in backward (train.recompute).
+// Also with the blocks recomputed in backward on both sides (train.recompute
+// at the client, split_server.recompute at the server).
 TEST_F(SplitEquivalence, VanillaFloat32MatchesUnsplitStep) {
   const Reference ref = local_step(model_, adapters_, batch_);
   for (bool recompute : {false, true}) {
-    SCOPED_TRACE(recompute ? "client blocks recomputed" : "client blocks saved");
+    SCOPED_TRACE(recompute ? "blocks recomputed" : "blocks saved");
     SplitClientOptions options;
     options.cut_layer = 2;
     options.recompute = recompute;
@@ -115,7 +117,7 @@ TEST_F(SplitEquivalence, VanillaFloat32MatchesUnsplitStep) {
 TEST_F(SplitEquivalence, UShapedFloat32MatchesUnsplitStep) {
   const Reference ref = local_step(model_, adapters_, batch_);
   for (bool recompute : {false, true}) {
-    SCOPED_TRACE(recompute ? "client blocks recomputed" : "client blocks saved");
+    SCOPED_TRACE(recompute ? "blocks recomputed" : "blocks saved");
     SplitClientOptions options;
     options.mode = SplitMode::u_shaped;
     options.cut_layer = 1;
