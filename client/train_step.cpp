@@ -48,15 +48,15 @@ LocalTrainStep::RowsResult LocalTrainStep::run_rows(const BatchTensors& t, int64
 StepResult LocalTrainStep::forward_backward(const data::Batch& batch, const StepContext&) {
   const BatchTensors t = to_tensors(batch);
   const int64_t rows = batch.batch_size;
-  if (micro_batch_ <= 0 || micro_batch_ >= rows) {
-    const RowsResult r = run_rows(t, 0, rows, 1.0);
-    return {r.mean(), r.n_scored};
-  }
   // Each micro-batch's mean loss weighs by its scored targets over the
   // batch's, so the gradients sum to those of the batch's mean loss.
-  const at::Tensor scored_per_row = t.weights.gt(0).sum(1);  // [B]
-  const int64_t total = scored_per_row.sum().item<int64_t>();
-  if (total == 0) {  // nothing scored: the whole batch reports it as one step does
+  at::Tensor scored_per_row;  // [B]
+  int64_t total = 0;
+  if (micro_batch_ > 0 && micro_batch_ < rows) {
+    scored_per_row = t.weights.gt(0).sum(1);
+    total = scored_per_row.sum().item<int64_t>();
+  }
+  if (total == 0) {  // one pass (also when nothing is scored: reported as the whole step reports it)
     const RowsResult r = run_rows(t, 0, rows, 1.0);
     return {r.mean(), r.n_scored};
   }
