@@ -19,8 +19,8 @@ using torch::autograd::variable_list;
 // same speed; at 8 MiB the quantized head, dequantized again for every
 // chunk, made it slower (BENCHMARKS.md, "Peak RSS").
 constexpr int64_t kLogitsChunkBytes = int64_t{16} << 20;
-// Vocabulary rows of a quantized output weight dequantized at once (a float
-// weight is used whole: it needs no copy).
+// Vocabulary rows per product when the head goes slice by slice (quantized,
+// or in bf16); a float32 head in float32 arithmetic is used whole.
 constexpr int64_t kVocabSlice = 4096;
 
 // The output projection as the chunks use it. With CPU bf16 matmuls
@@ -48,12 +48,10 @@ class Head {
       for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
         const int64_t n = std::min(kVocabSlice, vocab - v0);
         at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
-        if (whole_bf16_.defined()) {
-          columns.copy_(at::mm(xs, whole_bf16_.narrow(0, v0, n).t()));
-        } else if (bf16_) {
-          columns.copy_(at::mm(xs, w_.dequantize_rows_bf16(v0, n).t()));
+        if (bf16_) {
+          columns.copy_(at::mm(xs, weight_rows(v0, n).t()));
         } else {
-          at::mm_out(columns, xs, w_.dequantize_rows(v0, n).t());
+          at::mm_out(columns, xs, weight_rows(v0, n).t());
         }
       }
     }
@@ -71,18 +69,23 @@ class Head {
     for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
       const int64_t n = std::min(kVocabSlice, vocab - v0);
       const at::Tensor g = grad_logits.narrow(1, v0, n);  // [R, n]
-      if (whole_bf16_.defined()) {
-        out.add_(at::mm(g.to(at::kBFloat16), whole_bf16_.narrow(0, v0, n)));
-      } else if (bf16_) {
-        out.add_(at::mm(g.to(at::kBFloat16), w_.dequantize_rows_bf16(v0, n)));
+      if (bf16_) {
+        out.add_(at::mm(g.to(at::kBFloat16), weight_rows(v0, n)));
       } else {
-        out.addmm_(g, w_.dequantize_rows(v0, n));
+        out.addmm_(g, weight_rows(v0, n));
       }
     }
     return out;
   }
 
  private:
+  // Vocabulary rows [v0, v0 + n) of the weight as the products take them:
+  // [n, dim], bf16 in bf16 mode, else float.
+  at::Tensor weight_rows(int64_t v0, int64_t n) const {
+    if (whole_bf16_.defined()) return whole_bf16_.narrow(0, v0, n);
+    return bf16_ ? w_.dequantize_rows_bf16(v0, n) : w_.dequantize_rows(v0, n);
+  }
+
   const FrozenLinear& output_;
   const FrozenWeight& w_;
   const bool bf16_;

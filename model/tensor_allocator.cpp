@@ -133,7 +133,9 @@ class MappingTable {
   uint64_t next_stamp_ = 0;
   size_t in_use_bytes_ = 0;
   size_t cached_bytes_ = 0;
-  size_t high_water_ = 0;  // the most bytes ever in use at once
+  // The most bytes in use when a fresh mapping was added (reuse only moves
+  // bytes from cached to in use, within the budget).
+  size_t high_water_ = 0;
 };
 
 MappingTable& mappings() {
