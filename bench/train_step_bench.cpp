@@ -38,7 +38,8 @@
 // MFU is against the measured matmul rate of the arithmetic in use (float32,
 // or bf16 when the frozen matmuls run in bf16).
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
-// malloc'd memory after loading and after every step (on stderr).
+// malloc'd memory, and what is resident in libraries, heap and anonymous
+// mappings, after loading and after every step (on stderr).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <malloc.h>
@@ -169,6 +170,41 @@ int64_t peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
+// Resident KiB by kind of mapping, from /proc/self/smaps: shared libraries
+// (file-backed .so), the brk heap, and anonymous mappings (tensors, arenas).
+struct ResidentParts {
+  int64_t libraries = 0, heap = 0, anonymous = 0;
+};
+ResidentParts resident_parts() {
+  ResidentParts parts;
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  int64_t* current = nullptr;
+  while (std::getline(smaps, line)) {
+    if (line.rfind("Rss:", 0) == 0) {
+      if (current) *current += std::stoll(line.substr(4));
+      continue;
+    }
+    // A mapping's header: "start-end perms offset dev inode [path]".
+    std::istringstream header(line);
+    std::string range, perms, offset, dev, inode, path;
+    if (!(header >> range >> perms >> offset >> dev >> inode) || range.find('-') == std::string::npos) {
+      continue;  // another "Key: value" line of the current mapping
+    }
+    header >> path;
+    if (path.empty()) {
+      current = &parts.anonymous;
+    } else if (path == "[heap]") {
+      current = &parts.heap;
+    } else if (path.find(".so") != std::string::npos) {
+      current = &parts.libraries;
+    } else {
+      current = nullptr;  // the executable, stack, vdso
+    }
+  }
+  return parts;
+}
+
 // With CLEAVE_BENCH_MEMORY_TRACE set: resident memory (now and peak) and
 // what malloc has handed out (now, and the most a 200 us sampler saw since
 // the previous line), on stderr.
@@ -190,10 +226,14 @@ void trace_memory(const char* stage) {
     return true;
   }();
   (void)sampling;
-  std::fprintf(stderr, "memory %-18s rss %lld KiB, peak %lld KiB, malloc in use %zu MiB, max %zu MiB\n",
+  const ResidentParts parts = resident_parts();
+  std::fprintf(stderr,
+               "memory %-18s rss %lld KiB, peak %lld KiB, malloc in use %zu MiB, max %zu MiB; "
+               "resident: libraries %lld, heap %lld, anonymous %lld MiB\n",
                stage, static_cast<long long>(status_kib("VmRSS:")),
                static_cast<long long>(status_kib("VmHWM:")), heap_in_use() >> 20,
-               max_in_use.load() >> 20);
+               max_in_use.load() >> 20, static_cast<long long>(parts.libraries >> 10),
+               static_cast<long long>(parts.heap >> 10), static_cast<long long>(parts.anonymous >> 10));
   max_in_use = 0;
 }
 
