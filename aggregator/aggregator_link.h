@@ -11,6 +11,7 @@
 #include <string>
 
 #include "aggregator/federation_messages.h"
+#include "split/site_blocks.h"
 #include "transport/channel.h"
 
 namespace cleave::aggregator {
@@ -36,8 +37,9 @@ class AggregatorLink {
   // `channel` must outlive the link; one link (or channel) per thread.
   AggregatorLink(net::ClientChannel& channel, std::string client_id, LinkOptions options, Log log);
 
-  // Registers the site; throws FederationError when the aggregator refuses it.
-  RegisterReply register_site(const std::string& base_fingerprint, int64_t num_samples);
+  // Registers the site, which runs `blocks`; throws FederationError when the
+  // aggregator refuses it (another base model, other blocks, a full federation).
+  RegisterReply register_site(const std::string& base_fingerprint, int64_t num_samples, split::SiteBlocks blocks);
 
   // Sends `request` until a reply of one of `expected` types (or an error
   // reply) arrives; throws FederationError after max_attempts silent tries.

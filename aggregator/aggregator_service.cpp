@@ -105,6 +105,11 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
     throw std::runtime_error(where + "adapters for base (" + checkpoint.global.base_fingerprint +
                              ") but this run's base is (" + global_.base_fingerprint + ")");
   }
+  if (checkpoint.global.blocks && global_.blocks && *checkpoint.global.blocks != *global_.blocks) {
+    throw std::runtime_error(where + "adapters for sites running " + checkpoint.global.blocks->describe() +
+                             " but this run's sites run " + global_.blocks->describe() +
+                             "; use another checkpoint_dir or the checkpoint's split layout");
+  }
   for (const auto& [name, tensor] : global_.tensors) {
     auto it = checkpoint.global.tensors.find(name);
     if (it == checkpoint.global.tensors.end() || it->second.sizes() != tensor.sizes()) {
@@ -173,6 +178,13 @@ net::Bytes AggregatorService::on_register(const net::Bytes& request) {
                                 "): load the same base GGUF");
   }
   if (hello.num_samples < 0) throw std::invalid_argument("num_samples must be >= 0");
+  const split::SiteBlocks blocks{static_cast<split::SiteLayout>(hello.layout), hello.cut_layer, hello.top_cut};
+  if (global_.blocks && blocks != *global_.blocks) {
+    throw std::invalid_argument("client " + hello.client_id + " runs " + blocks.describe() +
+                                " but this federation's sites run " + global_.blocks->describe() +
+                                ": set the site's split.mode, split.cut_layer and split.top_cut to the "
+                                "federation's");
+  }
   auto known = registered_.find(hello.client_id);
   if (known == registered_.end()) {
     if (static_cast<int64_t>(registered_.size()) >= options_.max_registered) {

@@ -64,7 +64,7 @@ FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet&
 }
 
 void FederatedClient::register_site() {
-  link_.register_site(base_fingerprint_, static_cast<int64_t>(train_.size()));
+  link_.register_site(base_fingerprint_, static_cast<int64_t>(train_.size()), options_.blocks);
 }
 
 RoundPoll FederatedClient::poll_once() {

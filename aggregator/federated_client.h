@@ -49,6 +49,9 @@ struct FederatedClientOptions {
   int64_t max_backoff_ms = 5000;
   int64_t max_wait_ms = 60000;          // cap on the aggregator's retry_after
   size_t max_message_bytes = 256u << 20;
+  // The blocks this site trains, sent at registration: the aggregator refuses
+  // a site whose blocks are not the federation's.
+  split::SiteBlocks blocks;
 
   void validate() const;                // throws std::invalid_argument naming the field
   LinkOptions link() const;             // the request/retry fields

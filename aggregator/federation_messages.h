@@ -8,7 +8,7 @@
 // it never has to reach a site (DEALER/ROUTER through NAT'd hospital networks).
 //
 //   site                              aggregator
-//   Register{id, fingerprint, n} ---> RegisterReply{round, rounds}
+//   Register{id, fingerprint, n, blocks} -> RegisterReply{round, rounds}
 //   RoundRequest{id}             ---> RoundAssignment | Wait | Finished
 //   Update{id, round, delta}     ---> UpdateAck{accepted, reason}
 //   anything malformed           ---> FederationErrorReply{message}
@@ -44,8 +44,11 @@ struct Register {
   std::string client_id;         // 1..128 printable characters, unique per site
   std::string base_fingerprint;  // lora::base_fingerprint of the site's base model
   int64_t num_samples = 0;       // training examples at the site (informational)
+  uint8_t layout = 0;            // the site's blocks: split::SiteLayout,
+  int32_t cut_layer = 0;         // cut_layer and top_cut (split::SiteBlocks)
+  int32_t top_cut = 0;
   template <class Archive>
-  void serialize(Archive& ar) { ar(client_id, base_fingerprint, num_samples); }
+  void serialize(Archive& ar) { ar(client_id, base_fingerprint, num_samples, layout, cut_layer, top_cut); }
 };
 
 struct RegisterReply {

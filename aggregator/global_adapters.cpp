@@ -16,6 +16,9 @@ namespace {
 
 // The keys lora::save_gguf writes; kept in step with lora/adapter_gguf.cpp.
 constexpr const char* kFingerprintKey = "cleave.base.fingerprint";
+constexpr const char* kLayoutKey = "cleave.site.layout";   // split::SiteLayout
+constexpr const char* kCutLayerKey = "cleave.site.cut_layer";
+constexpr const char* kTopCutKey = "cleave.site.top_cut";
 
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() > suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -31,16 +34,22 @@ std::string base_of(const std::string& name) {
 }  // namespace
 
 GlobalAdapters global_adapters_for_model(const LlamaModel& model, const lora::LoraOptions& lora,
-                                         uint64_t seed, int64_t cut_layer) {
-  if (cut_layer < 0 || cut_layer >= model.n_layers()) {
-    throw std::invalid_argument("cut_layer " + std::to_string(cut_layer) + " must be in [0, " +
-                                std::to_string(model.n_layers() - 1) +
-                                "] (0: adapters on every block, for federation without split)");
+                                         uint64_t seed, split::SiteBlocks blocks) {
+  const int64_t L = model.n_layers();
+  if (blocks.layout != split::SiteLayout::none && (blocks.cut_layer < 1 || blocks.cut_layer >= L)) {
+    throw std::invalid_argument("cut_layer " + std::to_string(blocks.cut_layer) + " must be in [1, " +
+                                std::to_string(L - 1) + "] (0: adapters on every block, for federation " +
+                                "without split)");
   }
-  const lora::AdapterSet set = lora::AdapterSet::create(
-      model, lora, seed, [cut_layer](int64_t layer) { return cut_layer == 0 || layer < cut_layer; });
+  if (blocks.layout == split::SiteLayout::u_shaped && (blocks.top_cut <= blocks.cut_layer || blocks.top_cut > L)) {
+    throw std::invalid_argument("top_cut " + std::to_string(blocks.top_cut) + " must be in (cut_layer " +
+                                std::to_string(blocks.cut_layer) + ", " + std::to_string(L) +
+                                "]: the split server runs blocks [cut_layer, top_cut)");
+  }
+  const lora::AdapterSet set =
+      lora::AdapterSet::create(model, lora, seed, [blocks](int64_t layer) { return blocks.contains(layer); });
   if (set.pairs().empty()) {
-    throw std::invalid_argument("no LoRA adapters in blocks [0, " + std::to_string(cut_layer) +
+    throw std::invalid_argument("no LoRA adapters in the sites' blocks (" + blocks.describe() +
                                 "): check lora.layers and lora.targets");
   }
   GlobalAdapters out;
@@ -48,6 +57,7 @@ GlobalAdapters global_adapters_for_model(const LlamaModel& model, const lora::Lo
   out.base_fingerprint = lora::base_fingerprint(model);
   out.lora = lora;
   out.tensors = set.to_named();
+  out.blocks = blocks;
   return out;
 }
 
@@ -63,6 +73,11 @@ void save_global_adapters(const GlobalAdapters& adapters, const std::string& pat
   writer.set("cleave.lora.dropout", gguf::Value::f32(static_cast<float>(o.dropout)));
   writer.set("cleave.lora.targets", gguf::Value::str_array(o.targets));
   writer.set(kFingerprintKey, gguf::Value::str(adapters.base_fingerprint));
+  if (adapters.blocks) {
+    writer.set(kLayoutKey, gguf::Value::u32(static_cast<uint32_t>(adapters.blocks->layout)));
+    writer.set(kCutLayerKey, gguf::Value::u32(static_cast<uint32_t>(adapters.blocks->cut_layer)));
+    writer.set(kTopCutKey, gguf::Value::u32(static_cast<uint32_t>(adapters.blocks->top_cut)));
+  }
   for (const auto& [key, value] : extra) writer.set(key, gguf::Value::str(value));
   for (const auto& [name, tensor] : adapters.tensors) {
     if (base_of(name).empty() || tensor.dim() != 2) {
@@ -93,6 +108,17 @@ GlobalAdapters load_global_adapters(const std::string& path) {
   }
   out.lora.alpha = file->get("adapter.lora.alpha").as_float();
   out.lora.dropout = file->get_float("cleave.lora.dropout", 0.0);
+  const gguf::Value* layout = file->find(kLayoutKey);
+  const gguf::Value* cut = file->find(kCutLayerKey);
+  const gguf::Value* top = file->find(kTopCutKey);
+  if (layout && cut && top) {
+    if (layout->as_int() < 0 || layout->as_int() > 2) {
+      throw std::runtime_error(path + ": " + kLayoutKey + " " + std::to_string(layout->as_int()) +
+                               " is not a site layout (0 none, 1 vanilla, 2 u_shaped)");
+    }
+    out.blocks = split::SiteBlocks{static_cast<split::SiteLayout>(layout->as_int()),
+                                   static_cast<int32_t>(cut->as_int()), static_cast<int32_t>(top->as_int())};
+  }
   std::set<std::string> targets;
   int64_t rank = -1;
   for (const gguf::TensorInfo& t : file->tensors()) {

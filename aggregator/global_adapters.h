@@ -13,8 +13,11 @@
 #include <map>
 #include <string>
 
+#include <optional>
+
 #include "aggregator/client_update.h"
 #include "lora/lora_options.h"
+#include "split/site_blocks.h"
 
 namespace cleave {
 class LlamaModel;
@@ -27,13 +30,18 @@ struct GlobalAdapters {
   std::string base_fingerprint;        // lora::base_fingerprint of the base
   lora::LoraOptions lora;              // rank, alpha, dropout, targets
   NamedTensors tensors;                // "<base>.lora_a" [r, in], "<base>.lora_b" [out, r], f32
+  // The blocks sites run (cleave.site.cut_layer / .top_cut in the GGUF);
+  // unset for a file written before cleave recorded them, whose sites are
+  // then checked by the adapters' names and shapes only.
+  std::optional<split::SiteBlocks> blocks;
 };
 
-// Fresh adapters for the blocks a split client runs, [0, cut_layer) (every
-// block when cut_layer is 0), initialised like lora::AdapterSet::create from
-// `seed` (A Kaiming-uniform, B zero).
+// Fresh adapters for the blocks sites run (`blocks`: [0, cut_layer) and
+// [top_cut, L); split::all_blocks() without split), initialised like
+// lora::AdapterSet::create from `seed` (A Kaiming-uniform, B zero). Throws
+// std::invalid_argument when the blocks do not fit the model.
 GlobalAdapters global_adapters_for_model(const LlamaModel& model, const lora::LoraOptions& lora,
-                                         uint64_t seed, int64_t cut_layer);
+                                         uint64_t seed, split::SiteBlocks blocks);
 
 // Writes the adapters as a GGUF LoRA (atomic: temporary file and rename).
 // `extra` adds string metadata such as "cleave.round".

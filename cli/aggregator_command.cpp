@@ -22,12 +22,22 @@ aggregator::GlobalAdapters initial_adapters(const AggregatorFile& config) {
   // Only the names and shapes are needed: the model is dropped afterwards.
   std::ostringstream quiet;
   const BaseModel base = load_base_model(config.model, BaseQuant::native, quiet);
-  if (a.cut_layer >= base.model->n_layers()) {
+  const int64_t L = base.model->n_layers();
+  if (a.cut_layer >= L) {
     throw ConfigError(config.source + ": aggregator.cut_layer " + std::to_string(a.cut_layer) +
-                      " leaves no block for the split server (the model has " +
-                      std::to_string(base.model->n_layers()) + ")");
+                      " leaves no block for the split server (the model has " + std::to_string(L) + ")");
   }
-  return aggregator::global_adapters_for_model(*base.model, config.lora, a.options.seed, a.cut_layer);
+  if (a.cut_layer > 0 && a.split_mode == split::SplitMode::u_shaped) {
+    const int64_t top = a.top_cut > 0 ? a.top_cut : L - 1;
+    if (top <= a.cut_layer || top > L) {
+      throw ConfigError(config.source + ": aggregator.top_cut " + std::to_string(top) + " must be in (cut_layer " +
+                        std::to_string(a.cut_layer) + ", " + std::to_string(L) + "] for the model's " +
+                        std::to_string(L) + " blocks (0: the last block); or aggregator.split_mode: vanilla");
+    }
+  }
+  const split::SiteBlocks blocks =
+      a.cut_layer == 0 ? split::all_blocks() : split::site_blocks(a.split_mode, a.cut_layer, a.top_cut, L);
+  return aggregator::global_adapters_for_model(*base.model, config.lora, a.options.seed, blocks);
 }
 
 // The service logs the round's closing itself; this adds what it wrote.
@@ -74,7 +84,15 @@ int run_aggregator(const ParsedArgs& args) {
     return connect_service(endpoint, tls, secure::NodeRole::split_server, split_name,
                            options.max_message_bytes, log);
   };
-  aggregator::AggregatorService service(options, initial_adapters(config), log, nullptr, split_channels);
+  aggregator::GlobalAdapters global = initial_adapters(config);
+  log(global.blocks ? "sites must run " + global.blocks->describe()
+                    : std::string("the initial adapters carry no split layout: sites are checked by the adapters' "
+                                  "names and shapes only"));
+  if (global.blocks && global.blocks->layout == split::SiteLayout::vanilla) {
+    log("WARNING aggregator.split_mode: vanilla: every site sends its labels (its text) to the split server; "
+        "u_shaped keeps them at the sites");
+  }
+  aggregator::AggregatorService service(options, std::move(global), log, nullptr, split_channels);
   const std::string checkpoint_dir = options.checkpoint_dir;
   if (!checkpoint_dir.empty()) {
     service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,

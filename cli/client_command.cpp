@@ -93,15 +93,17 @@ int run_client(const ParsedArgs& args) {
       data::tokenize_records(*base.tokenizer, data::read_records(run.data.train));
   SplitSession split = connect_split_server(run, id, base.model->n_layers(), log);
   lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed,
-                                                       client_blocks(split.options, base.model->n_layers()));
+                                                       client_blocks(split.options, base.model->n_layers()).keep_layer());
   split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
   std::unique_ptr<net::ClientChannel> aggregator_channel =
       connect_service(config.client.aggregator, run.secure, secure::NodeRole::aggregator,
                       config.client.aggregator_name, run.split.options.max_message_bytes, log);
+  aggregator::FederatedClientOptions options = site_options(config, id, base.tokenizer->eos());
+  options.blocks = client_blocks(split.options, base.model->n_layers());
   aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
-                                   examples, site_options(config, id, base.tokenizer->eos()), log);
-  log("site " + id + ": " + std::to_string(examples.size()) + " examples, blocks [0, " +
-      std::to_string(split.options.cut_layer) + ") here, split server " + split.channel->describe() +
+                                   examples, options, log);
+  log("site " + id + ": " + std::to_string(examples.size()) + " examples, " +
+      describe_site_blocks(split.options, base.model->n_layers()) + ", split server " + split.channel->describe() +
       ", aggregator " + aggregator_channel->describe());
 
   adapters.set_training(true);

@@ -88,7 +88,12 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("proximal_mu", o.strategy.fedprox.proximal_mu);
   f.field("server_lr", o.strategy.fedopt.eta);
   f.choice("mode", o.mode, {{"split", simulate::FleetMode::split}, {"nosplit", simulate::FleetMode::nosplit}});
+  f.choice("split_mode", o.split_mode,
+           {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});
   f.field("cut_layer", o.cut_layer);
+  f.field("top_cut", o.top_cut);
+  f.field("activation_clip", o.protection.clip);
+  f.field("activation_noise", o.protection.noise);
   f.choice("variant", o.variant,
            {{"sfl_v1", split::ServerVariant::sfl_v1}, {"sfl_v2", split::ServerVariant::sfl_v2}});
   f.choice("transport", o.transport,

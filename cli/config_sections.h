@@ -63,9 +63,14 @@ struct SplitServerConfig {
 struct AggregatorConfig {
   std::string bind = "tcp://127.0.0.1:5556";  // port 0: any free port (logged)
   aggregator::AggregatorOptions options;      // rounds, sampling, deadline, strategy, split_servers
-  // Client blocks the global adapters cover, [0, cut_layer) (0: every block):
-  // the sites' split.cut_layer.
+  // The blocks the sites run and the global adapters cover; sites whose
+  // split.mode, split.cut_layer or split.top_cut differ are refused at
+  // registration. cut_layer 0: every block (federation without split).
+  // u_shaped: [0, cut_layer) and [top_cut, L) (top_cut 0: L - 1); vanilla:
+  // [0, cut_layer), and the sites send their labels to the split server.
   int64_t cut_layer = 0;
+  split::SplitMode split_mode = split::SplitMode::u_shaped;
+  int64_t top_cut = 0;
   // A GGUF LoRA to start from; "" : fresh adapters from `model:` and `lora:`.
   std::string initial_adapters;
   // The split servers' certificate names; "" : any split-server certificate.

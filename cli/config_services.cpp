@@ -101,6 +101,8 @@ void split_section(Fields& f, SplitConfig& c) {
   narrow_field(f, "top_cut", o.top_cut);
   f.choice("activation_codec", o.activation_codec, codec_names());
   f.choice("gradient_codec", o.gradient_codec, codec_names());
+  f.field("activation_clip", o.protection.clip);
+  f.field("activation_noise", o.protection.noise);
   f.field("timeout_ms", o.timeout_ms);
   narrow_field(f, "max_attempts", o.max_attempts);
   f.field("backoff_ms", o.backoff_ms);
@@ -138,6 +140,9 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   f.field("poll_interval_ms", o.poll_interval_ms);
   f.field("checkpoint_dir", o.checkpoint_dir);
   f.field("cut_layer", c.cut_layer);
+  f.choice("split_mode", c.split_mode,
+           {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});
+  f.field("top_cut", c.top_cut);
   f.field("initial_adapters", c.initial_adapters);
   f.field("split_servers", o.split_servers);
   f.field("split_server_name", c.split_server_name);
@@ -170,11 +175,16 @@ void SecureConfig::validate(const std::string& source) const {
 void SplitConfig::validate(const std::string& source) const {
   if (!enabled()) return;
   require(options.cut_layer >= 1, source, "split.cut_layer must be >= 1 (the client runs blocks [0, cut_layer))");
-  require(options.top_cut >= 0, source, "split.top_cut must be >= 0 (0: the last block)");
+  require(options.top_cut >= 0, source, "split.top_cut must be >= 0 (0: the last block), got " +
+                                          std::to_string(options.top_cut));
+  require(options.top_cut == 0 || options.top_cut > options.cut_layer, source,
+          "split.top_cut must be above split.cut_layer (" + std::to_string(options.cut_layer) +
+              "; 0: the last block), got " + std::to_string(options.top_cut));
   require(options.timeout_ms > 0, source, "split.timeout_ms must be > 0");
   require(options.max_attempts >= 1, source, "split.max_attempts must be >= 1");
   require(options.backoff_ms >= 0, source, "split.backoff_ms must be >= 0");
   require(options.max_message_bytes >= 1024, source, "split.max_message_bytes must be >= 1024");
+  invalid_to_config_error(source, [&] { options.protection.validate("split."); });
 }
 
 void SplitServerConfig::validate(const std::string& source) const {
@@ -184,7 +194,10 @@ void SplitServerConfig::validate(const std::string& source) const {
 
 void AggregatorConfig::validate(const std::string& source) const {
   require(!bind.empty(), source, "aggregator.bind: required, e.g. tcp://0.0.0.0:5556");
-  require(cut_layer >= 0, source, "aggregator.cut_layer must be >= 0 (0: every block)");
+  require(cut_layer >= 0, source, "aggregator.cut_layer must be >= 0 (0: every block), got " + std::to_string(cut_layer));
+  require(top_cut == 0 || top_cut > cut_layer, source,
+          "aggregator.top_cut must be above aggregator.cut_layer (" + std::to_string(cut_layer) +
+              "; 0: the last block), got " + std::to_string(top_cut));
   invalid_to_config_error(source, [&] { options.validate(); });
 }
 
@@ -219,9 +232,6 @@ void ClientFile::validate() const {
   client.validate(run.source);
   require(run.split.enabled(), run.source,
           "split.server: required: the split server's address (a site trains its client blocks through it)");
-  require(run.split.options.mode == split::SplitMode::vanilla, run.source,
-          "split.mode: cleave client runs vanilla split learning (the aggregator's global adapters cover "
-          "blocks [0, cut_layer)); use u_shaped with cleave train");
   require(!client.id.empty() || !run.secure.insecure, run.source,
           "client.id: required with secure.insecure: true (otherwise it is the certificate's name)");
 }

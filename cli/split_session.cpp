@@ -18,16 +18,27 @@ SplitSession connect_split_server(const RunConfig& config, const std::string& cl
   } catch (const std::invalid_argument& e) {
     throw ConfigError(config.source + ": " + e.what());
   }
+  if (session.options.mode == split::SplitMode::vanilla) {
+    log("WARNING split.mode: vanilla: every step sends this site's labels, the next-token ids of its text, to "
+        "the split server; split.mode: u_shaped keeps them here");
+  }
   session.channel = connect_service(config.split.server, config.secure, secure::NodeRole::split_server,
                                     config.split.server_name, session.options.max_message_bytes, log);
   return session;
 }
 
-std::function<bool(int64_t layer)> client_blocks(const split::SplitClientOptions& options, int64_t n_layers) {
-  const int64_t cut = options.cut_layer;
-  if (options.mode == split::SplitMode::vanilla) return [cut](int64_t layer) { return layer < cut; };
-  const int64_t top = options.top_cut > 0 ? options.top_cut : n_layers - 1;
-  return [cut, top](int64_t layer) { return layer < cut || layer >= top; };
+std::string describe_site_blocks(const split::SplitClientOptions& options, int64_t n_layers) {
+  const split::SiteBlocks blocks = client_blocks(options, n_layers);
+  const std::string bottom = "blocks [0, " + std::to_string(blocks.cut_layer) + ")";
+  if (blocks.layout == split::SiteLayout::vanilla) {
+    return bottom + " here (vanilla: the labels go to the split server)";
+  }
+  return bottom + " and [" + std::to_string(blocks.top_cut) + ", " + std::to_string(n_layers) +
+         "), the head and the loss here (u_shaped: the labels stay here)";
+}
+
+split::SiteBlocks client_blocks(const split::SplitClientOptions& options, int64_t n_layers) {
+  return split::site_blocks(options.mode, options.cut_layer, options.top_cut, n_layers);
 }
 
 }  // namespace cleave::cli

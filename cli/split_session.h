@@ -9,6 +9,7 @@
 
 #include "cli/config.h"
 #include "cli/secure_channels.h"
+#include "split/site_blocks.h"
 #include "split/split_client.h"
 
 namespace cleave::cli {
@@ -25,6 +26,10 @@ SplitSession connect_split_server(const RunConfig& config, const std::string& cl
 
 // The blocks whose adapters the client trains: [0, cut_layer), and in
 // U-shaped mode also [top_cut, L).
-std::function<bool(int64_t layer)> client_blocks(const split::SplitClientOptions& options, int64_t n_layers);
+split::SiteBlocks client_blocks(const split::SplitClientOptions& options, int64_t n_layers);
+
+// "blocks [0, 2) and [7, 8), the head and the loss here (u_shaped: the labels
+// stay here)" or the vanilla equivalent, for the start-up line.
+std::string describe_site_blocks(const split::SplitClientOptions& options, int64_t n_layers);
 
 }  // namespace cleave::cli

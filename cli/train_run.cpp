@@ -124,14 +124,14 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
              "server)\n";
       eval_set.clear();
     }
-    out << "split: client " << id << ", blocks [0, " << session->options.cut_layer << ") here, "
+    out << "split: client " << id << ", " << describe_site_blocks(session->options, model.n_layers()) << ", "
         << wire::to_string(session->options.activation_codec) << " activations to "
         << session->channel->describe() << "\n";
   }
 
   at::manual_seed(config.seed);  // LoRA dropout
   lora::AdapterSet adapters =
-      split ? lora::AdapterSet::create(model, config.lora, config.seed, client_blocks(session->options, model.n_layers()))
+      split ? lora::AdapterSet::create(model, config.lora, config.seed, client_blocks(session->options, model.n_layers()).keep_layer())
             : lora::AdapterSet::create(model, config.lora, config.seed);
   out << "lora: rank " << config.lora.rank << ", alpha " << config.lora.alpha << ", "
       << adapters.pairs().size() << " adapted projections, " << adapters.parameter_count()
@@ -206,6 +206,11 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   if (result.perplexity_before) summary.set("perplexity_before", *result.perplexity_before);
   if (result.perplexity_after) summary.set("perplexity_after", *result.perplexity_after);
   summary.set("adapter", result.adapter_path);
+  const auto* split_step = dynamic_cast<const split::SplitTrainStep*>(inner.get());
+  if (split_step) {
+    summary.set("split_mode", split_step->options().mode == split::SplitMode::u_shaped ? "u_shaped" : "vanilla");
+    summary.set("label_bytes_sent", split_step->label_bytes());
+  }
   metrics.write(summary);
 
   out << "summary: ";
@@ -220,6 +225,10 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   }
   out << config.train.steps << " steps in " << format_duration(report.seconds) << " ("
       << static_cast<int64_t>(tokens_per_s) << " tok/s), adapter " << result.adapter_path << "\n";
+  if (split_step) {
+    out << "split: " << split_step->label_bytes() << " label bytes sent to the split server"
+        << (split_step->label_bytes() == 0 ? " (u_shaped: the labels stayed here)" : " (vanilla)") << "\n";
+  }
   return result;
 }
 

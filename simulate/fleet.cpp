@@ -16,6 +16,7 @@
 #include "aggregator/peer_policies.h"
 #include "client/evaluate.h"
 #include "lora/adapter_gguf.h"
+#include "lora/split_adapters.h"
 #include "model/llama_model.h"
 #include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
@@ -74,25 +75,6 @@ class ServeThread {
 
 }  // namespace
 
-lora::AdapterSet combine_adapters(const LlamaModel& model, const lora::LoraOptions& lora,
-                                  const aggregator::NamedTensors& client, const lora::AdapterSet* server) {
-  lora::AdapterSet full = lora::AdapterSet::create(model, lora, 0);
-  lora::NamedTensors named = full.to_named();
-  for (auto& [name, tensor] : named) {
-    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_b") == 0) tensor.zero_();
-  }
-  for (const auto& [name, tensor] : client) {
-    if (!named.count(name)) throw std::invalid_argument("client adapter " + name + " is not a block of the model");
-    named[name] = tensor;
-  }
-  if (server) {
-    for (const auto& [name, tensor] : server->to_named()) named[name] = tensor;
-  }
-  full.assign(named);
-  full.set_training(false);
-  return full;
-}
-
 Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config, Log log)
     : model_(std::move(model)), data_(data), config_(std::move(config)), log_(std::move(log)) {
   config_.fleet.validate();
@@ -102,6 +84,16 @@ Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, Sim
     throw std::invalid_argument("federation.cut_layer " + std::to_string(config_.fleet.cut_layer) +
                                 " leaves no block for the split server (the model has " +
                                 std::to_string(model_->n_layers()) + ")");
+  }
+  if (config_.fleet.mode == FleetMode::split && config_.fleet.split_mode == split::SplitMode::u_shaped) {
+    const split::SiteBlocks blocks = config_.fleet.site_blocks(model_->n_layers());
+    if (blocks.top_cut <= blocks.cut_layer || blocks.top_cut > model_->n_layers()) {
+      throw std::invalid_argument(
+          "federation.top_cut " + std::to_string(blocks.top_cut) + " must be in (cut_layer " +
+          std::to_string(blocks.cut_layer) + ", " + std::to_string(model_->n_layers()) +
+          "]: u_shaped leaves blocks [cut_layer, top_cut) to the split server (the model has " +
+          std::to_string(model_->n_layers()) + " blocks; federation.top_cut 0 means the last)");
+    }
   }
   if (config_.fleet.clients_per_round > static_cast<int64_t>(data_.sites.size())) {
     throw std::invalid_argument("federation.clients_per_round " + std::to_string(config_.fleet.clients_per_round) +
@@ -129,7 +121,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   }
   FleetNetwork network(fleet.transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
 
-  // The split server (SFL-V1 or V2) for blocks [cut_layer, L).
+  // The split server (SFL-V1 or V2) for blocks [cut_layer, L) (vanilla) or
+  // [cut_layer, top_cut) (u_shaped).
   std::unique_ptr<split::SplitServer> split_server;
   std::unique_ptr<net::ServerChannel> split_channel;
   std::unique_ptr<ServeThread> split_thread;
@@ -163,10 +156,10 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   options.seed = config_.seed;
   options.strategy = fleet.strategy;
   if (split) options.split_servers = {split_address};
-  const int64_t cut = split ? fleet.cut_layer : 0;
+  const split::SiteBlocks blocks = fleet.site_blocks(model_->n_layers());
   auto clock = std::make_shared<FleetClock>();
   aggregator::AggregatorService service(
-      options, aggregator::global_adapters_for_model(*model_, config_.lora, config_.seed, cut),
+      options, aggregator::global_adapters_for_model(*model_, config_.lora, config_.seed, blocks),
       [this](const std::string& l) { log_("aggregator: " + l); }, clock,
       [&network](const std::string& endpoint) {
         return network.connect(kAggregatorNode, endpoint, kSplitServerNode);
@@ -201,7 +194,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const SiteData& site = data_.sites[i];
     std::unique_ptr<net::ClientChannel> channel = network.connect(site.id, aggregator_address, kAggregatorNode);
     aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);
-    link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()));
+    link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()), blocks);
   }
   const double registration_seconds = seconds_since(registration_start);
   log_("registered " + std::to_string(n_sites) + " sites in " + std::to_string(registration_seconds) + " s" +
@@ -279,8 +272,9 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const auto eval_start = SteadyTime::now();
     const bool last = r + 1 == fleet.rounds;
     if (last || (r + 1) % fleet.eval_every == 0) {
-      const lora::AdapterSet adapters = combine_adapters(*model_, config_.lora, service.global().tensors,
-                                                         split ? &split_server->global_adapters() : nullptr);
+      const lora::NamedTensors server_tensors = split ? split_server->global_adapters().to_named() : lora::NamedTensors{};
+      const lora::AdapterSet adapters = lora::combine_split_adapters(*model_, config_.lora, service.global().tensors,
+                                                                     split ? &server_tensors : nullptr);
       if (!global_eval.empty()) metrics.eval_perplexity = evaluate(*model_, &adapters, global_eval).perplexity();
       for (size_t index : sampled) {
         const SiteData& site = data_.sites[index];
@@ -291,7 +285,13 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     }
     metrics.eval_seconds = seconds_since(eval_start);
 
-    const ChannelBytes now = channel_bytes(&service.bytes(), split ? &split_server->bytes() : nullptr);
+    SplitCounts split_counts;
+    if (split) {
+      split_counts.frames = &split_server->bytes();
+      split_counts.label_bytes = split_server->label_bytes();
+      split_counts.u_shaped = fleet.split_mode == split::SplitMode::u_shaped;
+    }
+    const ChannelBytes now = channel_bytes(&service.bytes(), split_counts);
     metrics.bytes = now - before;
     metrics.cumulative = now;
     before = now;
@@ -309,8 +309,9 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   if (split_thread) split_thread->stop();
   result.client_adapters = service.global();
   if (split) result.server_adapters = split_server->global_adapters().clone();
-  result.adapters = combine_adapters(*model_, config_.lora, result.client_adapters.tensors,
-                                     split ? &result.server_adapters : nullptr);
+  const lora::NamedTensors server_tensors = split ? result.server_adapters.to_named() : lora::NamedTensors{};
+  result.adapters = lora::combine_split_adapters(*model_, config_.lora, result.client_adapters.tensors,
+                                                 split ? &server_tensors : nullptr);
   result.sites_instantiated = census.created();
   result.peak_live_sites = census.peak();
   return result;

@@ -70,9 +70,4 @@ class Fleet {
   Log log_;
 };
 
-// Adapters for every block of `model`: the client-side tensors, then the
-// server-side ones (null: none) over them; blocks neither covers keep B = 0.
-lora::AdapterSet combine_adapters(const LlamaModel& model, const lora::LoraOptions& lora,
-                                  const aggregator::NamedTensors& client, const lora::AdapterSet* server);
-
 }  // namespace cleave::simulate

@@ -15,16 +15,16 @@ uint64_t ChannelBytes::total() const {
 ChannelBytes ChannelBytes::operator-(const ChannelBytes& e) const {
   return {activations_up - e.activations_up, activations_down - e.activations_down, gradients_up - e.gradients_up,
           gradients_down - e.gradients_down, adapters_up - e.adapters_up,           adapters_down - e.adapters_down,
-          control - e.control};
+          control - e.control,               labels_up - e.labels_up};
 }
 
 ChannelBytes ChannelBytes::operator+(const ChannelBytes& o) const {
   return {activations_up + o.activations_up, activations_down + o.activations_down, gradients_up + o.gradients_up,
           gradients_down + o.gradients_down, adapters_up + o.adapters_up,           adapters_down + o.adapters_down,
-          control + o.control};
+          control + o.control,               labels_up + o.labels_up};
 }
 
-ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const wire::ByteCounter* split_server) {
+ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const SplitCounts& split) {
   ChannelBytes bytes;
   if (aggregator) {
     for (const wire::ByteCounter::Row& row : aggregator->rows()) {
@@ -40,17 +40,18 @@ ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const wire::Byte
       }
     }
   }
-  if (split_server) {
-    // Vanilla split: forward carries the smashed activations up, its reply the
-    // gradient at the cut down. U-shaped: forward_reply carries activations
-    // at the top cut down, backward their gradient up, backward_reply the
-    // gradient at the bottom cut down.
-    for (const wire::ByteCounter::Row& row : split_server->rows()) {
+  if (split.frames) {
+    // Vanilla split: forward carries the smashed activations (and the labels)
+    // up, its reply the gradient at the cut down. U-shaped: forward_reply
+    // carries activations at the top cut down, backward their gradient up,
+    // backward_reply the gradient at the bottom cut down.
+    bytes.labels_up = split.label_bytes;
+    for (const wire::ByteCounter::Row& row : split.frames->rows()) {
       if (row.message_type == "forward") {
         bytes.activations_up += row.received_bytes;
         bytes.control += row.sent_bytes;
       } else if (row.message_type == "forward_reply") {
-        bytes.gradients_down += row.sent_bytes;
+        (split.u_shaped ? bytes.activations_down : bytes.gradients_down) += row.sent_bytes;
       } else if (row.message_type == "backward") {
         bytes.gradients_up += row.received_bytes;
       } else if (row.message_type == "backward_reply") {
@@ -75,7 +76,8 @@ const std::vector<std::string>& metrics_columns() {
       "round",          "sampled",          "reported",         "train_loss",         "eval_perplexity",
       "client_perplexity_mean",             "activations_up_bytes",                   "activations_down_bytes",
       "gradients_up_bytes",                 "gradients_down_bytes",                   "adapters_up_bytes",
-      "adapters_down_bytes",                "control_bytes",    "round_bytes",        "cumulative_bytes",
+      "adapters_down_bytes",                "control_bytes",    "label_bytes",        "round_bytes",
+      "cumulative_bytes",
       "client_seconds", "aggregation_seconds", "eval_seconds",  "round_seconds",      "elapsed_seconds"};
   return kColumns;
 }
@@ -94,13 +96,15 @@ void MetricsFiles::write(const RoundMetrics& m) {
   const ChannelBytes& b = m.bytes;
   char line[640];
   std::snprintf(line, sizeof line,
-                "%lld,%lld,%lld,%.6f,%.6f,%.6f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+                "%lld,%lld,%lld,%.6f,%.6f,%.6f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.4f,%.4f,%.4f,%.4f,"
+                "%.4f\n",
                 static_cast<long long>(m.round), static_cast<long long>(m.sampled),
                 static_cast<long long>(m.reported), m.train_loss, m.eval_perplexity, m.client_perplexity_mean(),
                 static_cast<unsigned long long>(b.activations_up), static_cast<unsigned long long>(b.activations_down),
                 static_cast<unsigned long long>(b.gradients_up), static_cast<unsigned long long>(b.gradients_down),
                 static_cast<unsigned long long>(b.adapters_up), static_cast<unsigned long long>(b.adapters_down),
-                static_cast<unsigned long long>(b.control), static_cast<unsigned long long>(b.total()),
+                static_cast<unsigned long long>(b.control), static_cast<unsigned long long>(b.labels_up),
+                static_cast<unsigned long long>(b.total()),
                 static_cast<unsigned long long>(m.cumulative.total()), m.client_seconds, m.aggregation_seconds,
                 m.eval_seconds, m.round_seconds, m.elapsed_seconds);
   csv_ << line;
@@ -123,6 +127,7 @@ void MetricsFiles::write(const RoundMetrics& m) {
   bytes.set("adapters_up", b.adapters_up);
   bytes.set("adapters_down", b.adapters_down);
   bytes.set("control", b.control);
+  bytes.set("labels_up", b.labels_up);
   bytes.set("round_total", b.total());
   bytes.set("cumulative_total", m.cumulative.total());
   e.set("bytes", std::move(bytes));

@@ -23,15 +23,26 @@ struct ChannelBytes {
   uint64_t adapters_up = 0;       // adapter deltas (updates)
   uint64_t adapters_down = 0;     // global adapters (round assignments)
   uint64_t control = 0;           // registration, polls, waits, acks, hellos, errors
+  // The labels (target ids and weights: the sites' text) inside the forward
+  // requests, a part of activations_up and not counted again in total();
+  // vanilla only: 0 in u_shaped, where the labels stay at the sites.
+  uint64_t labels_up = 0;
 
   uint64_t total() const;
   ChannelBytes operator-(const ChannelBytes& earlier) const;
   ChannelBytes operator+(const ChannelBytes& other) const;
 };
 
-// Sums a server's counters by channel: `aggregator` counts federation
-// messages, `split_server` split messages (either may be null).
-ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const wire::ByteCounter* split_server);
+// What the split server counted besides its frames.
+struct SplitCounts {
+  const wire::ByteCounter* frames = nullptr;   // split messages by type
+  uint64_t label_bytes = 0;                    // split::SplitServer::label_bytes()
+  bool u_shaped = false;                       // forward replies carry activations, not gradients
+};
+
+// Sums the servers' counters by channel: `aggregator` counts federation
+// messages (null: none), `split` split messages.
+ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const SplitCounts& split = {});
 
 struct RoundMetrics {
   int64_t round = 0;                       // 1-based

@@ -55,6 +55,24 @@ std::string channels_line(const SimulationConfig& config) {
          fleet_pki_dir(config.output_dir);
 }
 
+// What the sites keep and what leaves them, for the run's output and summary.
+std::string layout_line(const SimulationConfig& config, int64_t n_layers) {
+  const FleetOptions& fleet = config.fleet;
+  if (fleet.mode == FleetMode::nosplit) {
+    return "sites train every block; adapter deltas and metrics leave them, no activations";
+  }
+  const split::SiteBlocks blocks = fleet.site_blocks(n_layers);
+  if (fleet.split_mode == split::SplitMode::u_shaped) {
+    return "u_shaped: sites run blocks [0, " + std::to_string(blocks.cut_layer) + ") and [" +
+           std::to_string(blocks.top_cut) + ", " + std::to_string(n_layers) + "), the head and the loss; the " +
+           "split server runs [" + std::to_string(blocks.cut_layer) + ", " + std::to_string(blocks.top_cut) +
+           ") and sees activations and gradients only (no labels)";
+  }
+  return "WARNING vanilla: sites run blocks [0, " + std::to_string(blocks.cut_layer) +
+         ") and send their labels, the next-token ids (their text), to the split server with every step; "
+         "federation.split_mode: u_shaped keeps them at the sites";
+}
+
 // Runs a fleet into config.output_dir with a progress line per round on `out`.
 FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model, const FleetData& data,
                       const std::string& label, std::ostream& out) {
@@ -69,6 +87,7 @@ FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const Llam
       << fleet_mode_name(config.fleet.mode)
       << (config.fleet.mode == FleetMode::split ? " at cut " + std::to_string(config.fleet.cut_layer) : std::string())
       << ", " << config.fleet.workers << " worker(s), " << fleet_transport_name(config.fleet.transport) << "\n";
+  out << "  " << layout_line(config, model->n_layers()) << "\n";
   out << "  " << channels_line(config) << std::endl;
   Fleet fleet(model, data, config, [&log](const std::string& line) { log.write(line); });
   FleetResult result = fleet.run([&](const RoundMetrics& metrics) {
@@ -115,7 +134,8 @@ std::string relative_to(double value, double reference) {
   return buf;
 }
 
-std::string summary_text(const SimulationConfig& config, const FleetData& data, const SimulationResult& r) {
+std::string summary_text(const SimulationConfig& config, const FleetData& data, const SimulationResult& r,
+                         int64_t n_layers) {
   const double reference = r.centralized ? final_perplexity(r.centralized->rounds) : 0;
   std::ostringstream md;
   md << "# Simulation summary\n\n";
@@ -133,6 +153,7 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
              ? " (first " + std::to_string(config.fleet.client_eval_batches) + " batches per site)"
              : "")
      << "\n";
+  md << "- split: " << layout_line(config, n_layers) << "\n";
   md << "- channels: "
      << (config.insecure ? std::string("plaintext (secure.insecure: true): NOT encrypted or authenticated")
                          : "TLS 1.3 with mutual authentication, certificates from a throw-away CA made for the "
@@ -167,9 +188,16 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
      << r.fleet.peak_live_sites << " alive at once, for " << r.fleet.registered << " registered sites.\n";
   if (!r.fleet.rounds.empty()) {
     const ChannelBytes& b = r.fleet.rounds.back().cumulative;
-    md << "\n" << fleet_name << " bytes by channel: activations up " << b.activations_up << ", gradients down "
-       << b.gradients_down << ", adapters up " << b.adapters_up << ", adapters down " << b.adapters_down
-       << ", control " << b.control << ".\n";
+    md << "\n" << fleet_name << " bytes by channel: activations up " << b.activations_up << " (of which labels "
+       << b.labels_up << "), activations down " << b.activations_down << ", gradients up " << b.gradients_up
+       << ", gradients down " << b.gradients_down << ", adapters up " << b.adapters_up << ", adapters down "
+       << b.adapters_down << ", control " << b.control << ".\n";
+    if (config.fleet.mode == FleetMode::split) {
+      md << "\nLabel bytes sent to the split server (the sites' next-token ids, that is their text): "
+         << b.labels_up
+         << (b.labels_up == 0 ? " (u_shaped: the labels never left the sites).\n"
+                              : " (vanilla: every step carried its batch's labels).\n");
+    }
   }
   return md.str();
 }
@@ -278,7 +306,7 @@ SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<
     }
   }
 
-  result.summary = summary_text(config, data, result);
+  result.summary = summary_text(config, data, result, model->n_layers());
   {
     std::ofstream md(dir + "/summary.md", std::ios::trunc);
     md << result.summary;

@@ -65,11 +65,21 @@ void FleetOptions::validate() const {
   require(clients == 0 || clients_per_round <= clients,
           "federation.clients_per_round (" + std::to_string(clients_per_round) + ") exceeds federation.clients (" +
               std::to_string(clients) + ")");
-  require(cut_layer >= 1, "federation.cut_layer must be >= 1 (the sites run blocks [0, cut_layer))");
+  require(cut_layer >= 1, "federation.cut_layer must be >= 1 (the sites run blocks [0, cut_layer)), got " +
+                              std::to_string(cut_layer));
+  require(top_cut == 0 || top_cut > cut_layer,
+          "federation.top_cut must be above federation.cut_layer (" + std::to_string(cut_layer) +
+              "; 0: the last block), got " + std::to_string(top_cut));
   require(workers >= 1 && workers <= 64, "federation.workers must be in [1, 64]");
+  protection.validate("federation.");
   require(eval_every >= 1, "federation.eval_every must be >= 1");
   parsed_baselines();
   strategy.validate();
+}
+
+split::SiteBlocks FleetOptions::site_blocks(int64_t n_layers) const {
+  if (mode == FleetMode::nosplit) return split::all_blocks();
+  return split::site_blocks(split_mode, cut_layer, top_cut, n_layers);
 }
 
 std::vector<Baseline> FleetOptions::parsed_baselines() const {

@@ -15,13 +15,15 @@
 #include "client/trainer.h"
 #include "lora/lora_options.h"
 #include "model/frozen_weight.h"
+#include "split/site_blocks.h"
+#include "split/smashed_protection.h"
 #include "split/split_server.h"
 
 namespace cleave::simulate {
 
-// How sites train: through a split server (client blocks [0, cut_layer) at
-// the site, the rest on the server, SFL-V1 or V2) or with the whole model at
-// the site (FedAvg without split).
+// How sites train: through a split server (SFL-V1 or V2; by default
+// u_shaped, so the labels stay at the site: see FleetOptions::split_mode) or
+// with the whole model at the site (FedAvg without split).
 enum class FleetMode { split, nosplit };
 FleetMode parse_fleet_mode(const std::string& name);   // "split" | "nosplit"
 const char* fleet_mode_name(FleetMode mode);
@@ -55,8 +57,17 @@ struct FleetOptions {
 
   // Topology.
   FleetMode mode = FleetMode::split;
+  // split: u_shaped keeps blocks [0, cut_layer) and [top_cut, L), the head
+  // and the loss at the sites; vanilla keeps [0, cut_layer) and sends the
+  // labels (the sites' text) to the split server.
+  split::SplitMode split_mode = split::SplitMode::u_shaped;
   int64_t cut_layer = 1;               // split: blocks [0, cut_layer) at the sites
+  int64_t top_cut = 0;                 // u_shaped: blocks [top_cut, L) at the sites; 0: L - 1
   split::ServerVariant variant = split::ServerVariant::sfl_v1;
+  // What each site does to its smashed activations before they leave it
+  // (federation.activation_clip / activation_noise); the noise is seeded
+  // from the run's seed, the site and its instantiation, so runs repeat.
+  split::SmashedProtection protection;
   FleetTransport transport = FleetTransport::inproc;
   int64_t workers = 1;                 // sampled sites trained at once
   int64_t eval_every = 1;              // global held-out perplexity every N rounds (and the last)
@@ -67,6 +78,8 @@ struct FleetOptions {
   // Throws std::invalid_argument naming the field ("federation.rounds ...").
   void validate() const;
   std::vector<Baseline> parsed_baselines() const;
+  // The blocks every site runs on a model of `n_layers` (all of them in nosplit).
+  split::SiteBlocks site_blocks(int64_t n_layers) const;
 };
 
 struct SimulationConfig {

@@ -7,6 +7,7 @@
 
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
+#include "model/llama_model.h"
 #include "split/split_client.h"
 
 namespace cleave::simulate {
@@ -44,6 +45,7 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
   const SimulationConfig& config = *context.config;
   aggregator::FederatedClientOptions options;
   options.client_id = site.id;
+  options.blocks = config.fleet.site_blocks(context.model->n_layers());
   options.train = config.train;
   options.train.log_every = 0;
   options.batches = config.batches;
@@ -63,17 +65,22 @@ aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, n
   const bool split = config.fleet.mode == FleetMode::split;
   CensusEntry entry(context.census);
 
-  const int64_t cut = config.fleet.cut_layer;
+  const split::SiteBlocks blocks = config.fleet.site_blocks(context.model->n_layers());
   // Initial values do not matter: the round's global adapters overwrite them.
-  lora::AdapterSet adapters =
-      split ? lora::AdapterSet::create(*context.model, config.lora, config.seed,
-                                       [cut](int64_t layer) { return layer < cut; })
-            : lora::AdapterSet::create(*context.model, config.lora, config.seed);
+  lora::AdapterSet adapters = lora::AdapterSet::create(*context.model, config.lora, config.seed,
+                                                       [blocks](int64_t layer) { return blocks.contains(layer); });
   std::unique_ptr<TrainStep> step;
   if (split) {
     split::SplitClientOptions split_options;
     split_options.client_id = site.id;
-    split_options.cut_layer = static_cast<int32_t>(cut);
+    split_options.mode = config.fleet.split_mode;
+    split_options.cut_layer = blocks.cut_layer;
+    split_options.top_cut = blocks.top_cut;
+    split_options.protection = config.fleet.protection;
+    split_options.protection.noise_seed =
+        aggregator::round_batch_seed(config.seed ^ (0x6e6f697365ull + index),
+                                     static_cast<uint32_t>(context.census ? context.census->created() : 0)) |
+        1u;   // never 0 (0 asks for OS entropy)
     split_options.timeout_ms = 600000;
     split_options.max_attempts = 2;
     split_options.recompute = config.train.recompute;

@@ -27,11 +27,16 @@ void SplitClientOptions::validate(int64_t n_layers) const {
   if (timeout_ms < 1) throw std::invalid_argument("split.timeout_ms must be >= 1");
   if (max_attempts < 1) throw std::invalid_argument("split.max_attempts must be >= 1");
   if (backoff_ms < 0) throw std::invalid_argument("split.backoff_ms must be >= 0");
+  protection.validate("split.");
 }
 
 SplitTrainStep::SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
                                net::ClientChannel& channel, SplitClientOptions options)
-    : model_(std::move(model)), adapters_(adapters), channel_(channel), options_(std::move(options)) {
+    : model_(std::move(model)),
+      adapters_(adapters),
+      channel_(channel),
+      options_(std::move(options)),
+      protector_(options_.protection) {
   if (options_.mode == SplitMode::u_shaped && options_.top_cut == 0) {
     options_.top_cut = static_cast<int32_t>(model_->n_layers() - 1);
   }
@@ -101,17 +106,20 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
   const BlockActivations activations =
       options_.recompute ? BlockActivations::recomputed : BlockActivations::saved;
   // Bottom: embeddings and blocks [0, cut).
-  at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_,
-                                          /*pos0=*/0, activations);  // [B, T, dim]
+  const at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_,
+                                                /*pos0=*/0, activations);  // [B, T, dim]
+  // What leaves the site: clipped and noised when split.activation_clip is set.
+  at::Tensor sent = protector_.apply(smashed);  // [B, T, dim]
 
   ForwardRequest request;
   request.key = StepKey{options_.client_id, context.round, static_cast<uint64_t>(context.step)};
-  request.smashed = to_wire(smashed, options_.activation_codec);
+  request.smashed = to_wire(sent, options_.activation_codec);
   request.lr = context.lr;
   request.grad_clip = context.grad_clip;
   if (options_.mode == SplitMode::vanilla) {
     request.targets = batch.targets;
     request.weights = batch.weights;
+    label_bytes_ += request.targets.size() * sizeof(int32_t) + request.weights.size() * sizeof(float);
   }
   const net::Bytes reply_frame =
       exchange(wire::pack(static_cast<uint16_t>(MessageType::forward), request), MessageType::forward_reply, request.key);
@@ -120,7 +128,7 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
 
   if (options_.mode == SplitMode::vanilla) {
     at::Tensor grad = from_wire(reply.tensor, {B, T, dim}, "gradient of the smashed activations");
-    smashed.backward(grad.to(smashed.options()));  // wire: CPU float32
+    sent.backward(grad.to(sent.options()));  // wire: CPU float32
     return {reply.loss, reply.n_scored};
   }
   // U-shaped: the top blocks, the head and the loss stay here.
@@ -137,8 +145,8 @@ StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const Step
       exchange(wire::pack(static_cast<uint16_t>(MessageType::backward), back), MessageType::backward_reply, back.key);
   const BackwardReply back_reply = wire::unpack<BackwardReply>(
       back_frame, static_cast<uint16_t>(MessageType::backward_reply), options_.max_message_bytes);
-  smashed.backward(
-      from_wire(back_reply.grad, {B, T, dim}, "gradient of the smashed activations").to(smashed.options()));
+  sent.backward(
+      from_wire(back_reply.grad, {B, T, dim}, "gradient of the smashed activations").to(sent.options()));
   return {loss.loss.item<double>(), loss.n_scored};
 }
 

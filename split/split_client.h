@@ -8,6 +8,7 @@
 #include <string>
 
 #include "client/train_step.h"
+#include "split/smashed_protection.h"
 #include "split/split_messages.h"
 #include "split/wire_frame.h"
 #include "transport/channel.h"
@@ -21,13 +22,16 @@ namespace cleave::split {
 
 struct SplitClientOptions {
   std::string client_id = "client-0";
-  SplitMode mode = SplitMode::vanilla;
+  // u_shaped: the labels (the site's text) stay at the site; vanilla sends
+  // them to the split server with every step.
+  SplitMode mode = SplitMode::u_shaped;
   int32_t cut_layer = 1;
   int32_t top_cut = 0;                  // u_shaped: 0 means L - 1
   wire::WireDType activation_codec = wire::WireDType::F32;
   wire::WireDType gradient_codec = wire::WireDType::F32;
   bool recompute = false;               // train.recompute: the client's blocks are
                                         // recomputed in backward, not kept
+  SmashedProtection protection;         // split.activation_clip / activation_noise
   int64_t timeout_ms = 30000;           // per attempt
   int max_attempts = 5;                 // then the step fails
   int64_t backoff_ms = 200;             // doubled after each failed attempt, capped at 5 s
@@ -56,7 +60,11 @@ class SplitTrainStep : public TrainStep {
   // Asks the server to close `round` (SFL-V1 averaging); for single-client runs and tests.
   uint32_t end_round(uint32_t round);
   wire::ByteCounter& bytes() { return bytes_; }
+  // Bytes of labels (target ids and weights: the site's text) sent to the
+  // split server; vanilla only, 0 in u_shaped.
+  uint64_t label_bytes() const { return label_bytes_; }
   uint32_t server_round() const { return server_round_; }
+  const SplitClientOptions& options() const { return options_; }
 
  private:
   net::Bytes exchange(const net::Bytes& request, MessageType expected, const StepKey& key);
@@ -65,9 +73,11 @@ class SplitTrainStep : public TrainStep {
   lora::AdapterSet& adapters_;
   net::ClientChannel& channel_;
   SplitClientOptions options_;
+  SmashedProtector protector_;
   bool connected_ = false;
   uint32_t server_round_ = 0;
   wire::ByteCounter bytes_;
+  uint64_t label_bytes_ = 0;
 };
 
 }  // namespace cleave::split

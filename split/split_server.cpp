@@ -199,6 +199,7 @@ void SplitServer::optimizer_step(ClientState& state, double lr, double grad_clip
 net::Bytes SplitServer::on_forward(const net::Bytes& request) {
   ForwardRequest req = wire::unpack<ForwardRequest>(request, static_cast<uint16_t>(MessageType::forward),
                                                     options_.max_message_bytes);
+  label_bytes_ += req.targets.size() * sizeof(int32_t) + req.weights.size() * sizeof(float);
   ClientState& state = client(req.key.client_id);
   if (state.last_type == MessageType::forward && state.last_key == req.key) return state.last_reply;
   if (req.key.round != round_) {
@@ -356,7 +357,8 @@ uint32_t SplitServer::end_round(uint32_t round) {
   if (options_.release_clients_at_round_end) clients_.clear();
   ++round_;
   save_checkpoint();
-  log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients)");
+  log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients; " +
+       std::to_string(label_bytes()) + " label bytes received in all)");
   return averaged;
 }
 

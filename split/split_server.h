@@ -77,6 +77,9 @@ class SplitServer {
   // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
   const lora::AdapterSet& adapters_for(const std::string& client_id) const;
   wire::ByteCounter& bytes() { return bytes_; }
+  // Bytes of labels (target ids and weights) received in vanilla forward
+  // requests: the clients' text. 0 while every client runs u_shaped.
+  uint64_t label_bytes() const { return label_bytes_.load(); }
 
  private:
   struct ClientState;
@@ -97,6 +100,7 @@ class SplitServer {
   std::map<std::string, std::unique_ptr<ClientState>> clients_;
   uint32_t round_ = 0;
   wire::ByteCounter bytes_;
+  std::atomic<uint64_t> label_bytes_{0};
 };
 
 }  // namespace cleave::split

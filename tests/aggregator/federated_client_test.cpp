@@ -77,7 +77,7 @@ TEST_F(FederatedClientTest, ResendsAfterALostRequestAndSendsOnlyAdapters) {
   AggregatorOptions options;
   options.rounds = 2;
   options.poll_interval_ms = 1;
-  AggregatorService service(options, global_adapters_for_model(*model_, lora_, 3, 0), quiet);
+  AggregatorService service(options, global_adapters_for_model(*model_, lora_, 3, split::all_blocks()), quiet);
   auto server = network.bind("aggregator");
   std::atomic<bool> stop{false};
   std::set<net::PeerId> peers;
@@ -120,7 +120,7 @@ TEST_F(FederatedClientTest, AdaptersThatDoNotMatchTheFederationAreAnError) {
   AggregatorOptions options;
   options.rounds = 1;
   options.poll_interval_ms = 1;
-  AggregatorService service(options, global_adapters_for_model(*model_, lora_, 3, 0), quiet);
+  AggregatorService service(options, global_adapters_for_model(*model_, lora_, 3, split::all_blocks()), quiet);
   auto server = network.bind("aggregator");
   std::atomic<bool> stop{false};
   std::thread serving([&] { service.serve(*server, stop, 5); });

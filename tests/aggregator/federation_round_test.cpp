@@ -5,9 +5,11 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
+#include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/federated_client.h"
 #include "lora/adapter_gguf.h"
@@ -111,7 +113,7 @@ class Federation : public ::testing::Test {
 
 TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
   net::InprocNetwork network;
-  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, /*cut_layer=*/0);
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, split::all_blocks());
   AggregatorService service(aggregator_options(1), initial, quiet);
   auto server_channel = network.bind("aggregator");
   std::atomic<bool> stop{false};
@@ -176,7 +178,8 @@ TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
   std::atomic<bool> stop_split{false};
   std::thread split_thread([&] { split_server.serve(*split_channel, stop_split, 5); });
 
-  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, 9, cut);
+  const GlobalAdapters initial =
+      global_adapters_for_model(*model_, lora_, 9, split::SiteBlocks{split::SiteLayout::vanilla, cut, 0});
   for (const auto& [name, tensor] : initial.tensors) ASSERT_LT(lora::layer_of(name.substr(0, name.rfind('.'))), cut);
   AggregatorOptions options = aggregator_options(2);
   options.split_servers = {"split"};
@@ -201,11 +204,14 @@ TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
           lora::AdapterSet::create(*model_, lora_, 0, [cut](int64_t layer) { return layer < cut; });
       split::SplitClientOptions split_client;
       split_client.client_id = site.id;
+      split_client.mode = split::SplitMode::vanilla;
       split_client.cut_layer = cut;
       split_client.timeout_ms = 20000;
       split::SplitTrainStep step(model_, adapters, *to_split, split_client);
+      FederatedClientOptions options = site_options(site.id, site.seed);
+      options.blocks = split::SiteBlocks{split::SiteLayout::vanilla, cut, 0};
       FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *aggregator_channel, site.examples,
-                             site_options(site.id, site.seed), quiet);
+                             options, quiet);
       reports[i] = client.run();
     });
   }
@@ -230,6 +236,141 @@ TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
   for (const Site& site : sites_) {
     test::expect_tensors_equal(split_server.adapters_for(site.id).to_named(), split_server.global_adapters().to_named());
   }
+}
+
+// Every element of `actual` within `relative` of `expected`, relative to the
+// largest magnitude of the expected tensor.
+void expect_relative_near(const NamedTensors& actual, const NamedTensors& expected, double relative) {
+  ASSERT_EQ(actual.size(), expected.size());
+  for (const auto& [name, tensor] : actual) {
+    ASSERT_TRUE(expected.count(name)) << name;
+    const at::Tensor want = expected.at(name).to(at::kDouble);
+    const double scale = std::max(want.abs().max().item<double>(), 1e-12);
+    EXPECT_LE((tensor.to(at::kDouble) - want).abs().max().item<double>(), relative * scale) << name;
+  }
+}
+
+// The must-show: one u_shaped site, float32 codec, one round through
+// the aggregator and an SFL-V1 split server gives the same adapters on the
+// site (blocks [0, cut) and [top_cut, L)) and on the split server ([cut,
+// top_cut)) as local training of the whole model for the same steps.
+TEST_F(Federation, OneUShapedSiteRoundEqualsLocalTraining) {
+  const int32_t cut = 1, top = 2;   // the tiny model has 3 blocks: 0 and 2 at the site, 1 on the server
+  const split::SiteBlocks blocks{split::SiteLayout::u_shaped, cut, top};
+  const Site& site = sites_[2];
+  net::InprocNetwork network;
+  split::SplitServerOptions split_options;
+  split_options.lora = lora_;
+  split_options.min_cut_layer = cut;
+  split_options.variant = split::ServerVariant::sfl_v1;
+  split::SplitServer split_server(model_, split_options, std::nullopt, quiet);
+  const NamedTensors server_start = split_server.global_adapters().to_named();
+  auto split_channel = network.bind("split");
+  std::atomic<bool> stop_split{false};
+  std::thread split_thread([&] { split_server.serve(*split_channel, stop_split, 5); });
+
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, 9, blocks);
+  for (const auto& [name, tensor] : initial.tensors) {
+    const int64_t layer = lora::layer_of(name.substr(0, name.rfind('.')));
+    ASSERT_TRUE(layer < cut || layer >= top) << name;
+  }
+  AggregatorOptions options = aggregator_options(1);
+  options.clients_per_round = 1;
+  options.min_clients = 1;
+  options.split_servers = {"split"};
+  AggregatorService service(options, initial, quiet, nullptr,
+                            [&](const std::string& endpoint) { return network.connect(endpoint); });
+  auto server_channel = network.bind("aggregator");
+  std::atomic<bool> stop{false};
+  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+
+  FederatedClientOptions site_opts = site_options(site.id, site.seed);
+  site_opts.train.grad_clip = 0;   // clipping is global over all adapters locally, per side when split
+  site_opts.blocks = blocks;
+  SiteReport report;
+  uint64_t label_bytes_sent = 0;
+  {
+    auto aggregator_channel = network.connect("aggregator");
+    auto to_split = network.connect("split");
+    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 0, blocks.keep_layer());
+    split::SplitClientOptions split_client;
+    split_client.client_id = site.id;
+    split_client.mode = split::SplitMode::u_shaped;
+    split_client.cut_layer = cut;
+    split_client.top_cut = top;
+    split_client.timeout_ms = 20000;
+    split::SplitTrainStep step(model_, adapters, *to_split, split_client);
+    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *aggregator_channel, site.examples,
+                           site_opts, quiet);
+    report = client.run();
+    label_bytes_sent = step.label_bytes();
+  }
+  aggregator_thread.join();
+  stop_split = true;
+  split_thread.join();
+  ASSERT_EQ(service.state(), RunState::finished) << service.failure();
+  ASSERT_EQ(report.rounds.size(), 1u);
+  ASSERT_TRUE(report.rounds[0].accepted) << report.rounds[0].error;
+  EXPECT_EQ(label_bytes_sent, 0u);
+  EXPECT_EQ(split_server.label_bytes(), 0u);
+
+  // The reference: the whole model's adapters (the site's start from the
+  // aggregator, the server's from the split server) trained locally.
+  lora::AdapterSet whole = lora::AdapterSet::create(*model_, lora_, 0);
+  NamedTensors start = initial.tensors;
+  for (const auto& [name, tensor] : server_start) {
+    if (!start.count(name)) start[name] = tensor;
+  }
+  whole.assign(start);
+  LocalTrainStep local_step(model_, whole);
+  TrainOptions train = site_opts.train;
+  data::BatchOptions batches = site_opts.batches;
+  batches.seed = round_batch_seed(site.seed, 0);
+  data::BatchStream stream(site.examples, batches);
+  Trainer(local_step, train).run(stream);
+  const NamedTensors trained = whole.to_named();
+
+  NamedTensors expected_site, expected_server, actual_server;
+  for (const auto& [name, tensor] : trained) {
+    const int64_t layer = lora::layer_of(name.substr(0, name.rfind('.')));
+    (blocks.contains(layer) ? expected_site : expected_server)[name] = tensor;
+  }
+  for (const auto& [name, tensor] : split_server.global_adapters().to_named()) {
+    if (!blocks.contains(lora::layer_of(name.substr(0, name.rfind('.'))))) actual_server[name] = tensor;
+  }
+  expect_relative_near(service.global().tensors, expected_site, 1e-5);
+  expect_relative_near(actual_server, expected_server, 1e-5);
+  double moved = 0;
+  for (const auto& [name, tensor] : expected_server) moved += (tensor - start.at(name)).abs().sum().item<double>();
+  EXPECT_GT(moved, 1e-4) << "the server's block should have trained";
+}
+
+TEST_F(Federation, SiteWithOtherBlocksIsRefusedAtRegistration) {
+  net::InprocNetwork network;
+  const split::SiteBlocks federation{split::SiteLayout::u_shaped, 1, 2};
+  AggregatorService service(aggregator_options(1), global_adapters_for_model(*model_, lora_, 9, federation), quiet);
+  auto server_channel = network.bind("aggregator");
+  std::atomic<bool> stop{false};
+  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+  auto channel = network.connect("aggregator");
+  LinkOptions link_options;
+  link_options.request_timeout_ms = 20000;
+  AggregatorLink link(*channel, "site-a", link_options, quiet);
+  const std::string fingerprint = lora::base_fingerprint(*model_);
+  try {
+    link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::vanilla, 1, 0});
+    ADD_FAILURE() << "a vanilla site joined a u_shaped federation";
+  } catch (const FederationError& e) {
+    EXPECT_NE(std::string(e.what()).find("runs vanilla, cut_layer 1 but this federation's sites run u_shaped, "
+                                         "cut_layer 1, top_cut 2"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::u_shaped, 1, 3}),
+               FederationError);
+  EXPECT_NO_THROW(link.register_site(fingerprint, 4, federation));
+  stop = true;
+  aggregator_thread.join();
 }
 
 }  // namespace

@@ -33,19 +33,42 @@ class GlobalAdaptersTest : public ::testing::Test {
 };
 
 TEST_F(GlobalAdaptersTest, FromTheModelCoversOnlyTheClientBlocks) {
-  const GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, /*cut_layer=*/2);
+  const split::SiteBlocks vanilla{split::SiteLayout::vanilla, 2, 0};
+  const GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, vanilla);
   EXPECT_EQ(global.base_fingerprint, lora::base_fingerprint(*model_));
   EXPECT_EQ(global.tensors.size(), 2u * 3 * 2);   // blocks 0, 1 x q, k, up x a, b
   for (const auto& [name, tensor] : global.tensors) EXPECT_LT(lora::layer_of(name), 2) << name;
   // The same values AdapterSet::create gives, restricted to the client blocks.
   const lora::NamedTensors full = lora::AdapterSet::create(*model_, lora_, 5).to_named();
   for (const auto& [name, tensor] : global.tensors) EXPECT_TRUE(at::equal(tensor, full.at(name))) << name;
-  EXPECT_EQ(global_adapters_for_model(*model_, lora_, 5, 0).tensors.size(), 3u * 3 * 2);
-  EXPECT_THROW(global_adapters_for_model(*model_, lora_, 5, 3), std::invalid_argument);
+  EXPECT_EQ(global_adapters_for_model(*model_, lora_, 5, split::all_blocks()).tensors.size(), 3u * 3 * 2);
+  EXPECT_THROW(global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::vanilla, 3, 0}), std::invalid_argument);
+}
+
+TEST_F(GlobalAdaptersTest, UShapedCoversTheBottomAndTopBlocks) {
+  // 3 blocks: the sites run 0 and 2, the split server 1.
+  const GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::u_shaped, 1, 2});
+  EXPECT_EQ(global.tensors.size(), 2u * 3 * 2);   // blocks 0, 2 x q, k, up x a, b
+  for (const auto& [name, tensor] : global.tensors) EXPECT_NE(lora::layer_of(name), 1) << name;
+  ASSERT_TRUE(global.blocks.has_value());
+  EXPECT_EQ(global.blocks->describe(), "u_shaped, cut_layer 1, top_cut 2");
+  // top_cut must lie above cut_layer and within the model.
+  EXPECT_THROW(global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::u_shaped, 1, 1}), std::invalid_argument);
+  EXPECT_THROW(global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::u_shaped, 1, 4}), std::invalid_argument);
+
+  // The layout travels with the file, so an aggregator started from it checks sites the same way.
+  const std::string path = dir_ + "/u_shaped.gguf";
+  save_global_adapters(global, path);
+  const GlobalAdapters back = load_global_adapters(path);
+  ASSERT_TRUE(back.blocks.has_value());
+  EXPECT_EQ(*back.blocks, *global.blocks);
+  // A file without the layout (a plain adapter) loads with none.
+  lora::save_gguf(lora::AdapterSet::create(*model_, lora_, 1), *model_, dir_ + "/plain-layout.gguf");
+  EXPECT_FALSE(load_global_adapters(dir_ + "/plain-layout.gguf").blocks.has_value());
 }
 
 TEST_F(GlobalAdaptersTest, SavedFileLoadsWithAndWithoutTheModel) {
-  GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, 0);
+  GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, split::all_blocks());
   for (auto& [name, tensor] : global.tensors) tensor = tensor + 0.25;   // B is no longer zero
   const std::string path = dir_ + "/global.gguf";
   save_global_adapters(global, path, {{"cleave.round", "4"}});
@@ -77,7 +100,7 @@ TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndKeepsOnlyTheLatestRound) {
   checkpoint.completed_rounds = 2;
   checkpoint.strategy = "fedadam";
   checkpoint.seed = 18446744073709551557ull;   // above int64: stored as a string
-  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, 1);
+  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::vanilla, 1, 0});
   checkpoint.strategy_state = {{"m/x", at::randn({2, 3})}, {"step", at::scalar_tensor(2, at::kLong)}};
   checkpoint.registered = {{"site-a", 10}, {"site-b", 20}};
   save_checkpoint(dir_, checkpoint);

@@ -2,7 +2,8 @@
 // channel: `cleave split-server`, `cleave aggregator` and three `cleave
 // client` sites complete two rounds; the aggregator checkpoints both rounds
 // and closes them on the split server (SFL-V1), every site is told the run
-// finished, and the split server stops cleanly on SIGTERM.
+// finished, and the split server stops cleanly on SIGTERM. The sites run
+// u_shaped (the default): the split server receives no label bytes.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -78,6 +79,7 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
   ASSERT_TRUE(aggregator_status) << aggregator.output();
   EXPECT_EQ(*aggregator_status, 0) << aggregator.output() << "\n--- split server ---\n" << split.output();
   EXPECT_CONTAINS(aggregator.output(), "finished: 2 rounds completed");
+  EXPECT_CONTAINS(aggregator.output(), "sites must run u_shaped, cut_layer 1, top_cut 2");
   EXPECT_CONTAINS(aggregator.output(), "round 1 checkpointed: " + checkpoints + "/adapters-round-000002.gguf");
   for (const std::string& site : sites) EXPECT_CONTAINS(aggregator.output(), "client " + site + " registered");
 
@@ -88,6 +90,7 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
     EXPECT_EQ(*status, 0) << client->output();
     EXPECT_CONTAINS(client->output(), "the federation finished after 2 rounds; this site trained in 2");
     EXPECT_CONTAINS(client->output(), "update accepted");
+    EXPECT_CONTAINS(client->output(), "the head and the loss here (u_shaped: the labels stay here)");
   }
 
   // The aggregator's checkpoint: the round state and the global adapters of round 2.
@@ -97,8 +100,12 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
   EXPECT_FALSE(fs::exists(checkpoints + "/adapters-round-000001.gguf"));
 
   // Both rounds were closed on the split server, over its aggregator-role channel.
-  EXPECT_TRUE(split.wait_for("closed round 0 \\(3 clients\\)", test::kStartTimeout)) << split.output();
-  EXPECT_TRUE(split.wait_for("closed round 1 \\(3 clients\\)", test::kStartTimeout)) << split.output();
+  // u_shaped by default: the split server never received a label byte.
+  EXPECT_TRUE(split.wait_for("closed round 0 \\(3 clients; 0 label bytes received in all\\)", test::kStartTimeout))
+      << split.output();
+  EXPECT_TRUE(split.wait_for("closed round 1 \\(3 clients; 0 label bytes received in all\\)", test::kStartTimeout))
+      << split.output();
+  EXPECT_CONTAINS(split.output(), "u_shaped top 2");
   EXPECT_TRUE(fs::exists(dir + "/split.gguf"));
   split.signal(SIGTERM);
   const auto split_status = split.wait_exit(test::kStartTimeout);

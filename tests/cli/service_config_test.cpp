@@ -64,6 +64,25 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
                                  "x.yaml");
                   }),
                   "split.activation_codec: expected one of f32, f16, bf16, int8");
+
+  // u_shaped unless vanilla is asked for; top_cut above cut_layer; clip and noise in range.
+  EXPECT_EQ(local.split.options.mode, split::SplitMode::u_shaped);
+  const std::string with_split = "model: m.gguf\ndata: {train: t.jsonl}\nsplit: {server: 'tcp://h:1', ";
+  EXPECT_CONTAINS(error_of([&] { parse_config(with_split + "cut_layer: 3, top_cut: 2}\n" + kTls, "x.yaml"); }),
+                  "x.yaml: split.top_cut must be above split.cut_layer (3; 0: the last block), got 2");
+  EXPECT_CONTAINS(error_of([&] { parse_config(with_split + "activation_clip: -1}\n" + kTls, "x.yaml"); }),
+                  "x.yaml: split.activation_clip must be >= 0 (0: off; a per-token L2 bound), got -1");
+  EXPECT_CONTAINS(error_of([&] { parse_config(with_split + "activation_noise: 0.5}\n" + kTls, "x.yaml"); }),
+                  "split.activation_noise 0.500000 needs split.activation_clip > 0");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_config(with_split + "activation_clip: 4, activation_noise: 2000}\n" + kTls, "x.yaml");
+                  }),
+                  "split.activation_noise must be in [0, 1000] (a multiple of the clip), got 2000");
+  const RunConfig guarded =
+      parse_config(with_split + "activation_clip: 4, activation_noise: 0.25}\n" + kTls, "x.yaml");
+  EXPECT_DOUBLE_EQ(guarded.split.options.protection.clip, 4);
+  EXPECT_DOUBLE_EQ(guarded.split.options.protection.noise, 0.25);
+  EXPECT_EQ(to_yaml(parse_config(to_yaml(guarded), "resolved.yaml")), to_yaml(guarded));
 }
 
 TEST(ServiceConfig, SplitServerFile) {
@@ -107,6 +126,19 @@ TEST(ServiceConfig, AggregatorFile) {
                     parse_aggregator_config("model: m.gguf\naggregator: {min_clients: 0}\n" + kTls, "a.yaml");
                   }),
                   "min_clients");
+  // The sites' layout: u_shaped by default, vanilla by name; top_cut above cut_layer.
+  EXPECT_EQ(c.aggregator.split_mode, split::SplitMode::u_shaped);
+  EXPECT_EQ(parse_aggregator_config("model: m.gguf\naggregator: {cut_layer: 1, split_mode: vanilla}\n" + kTls, "a.yaml")
+                .aggregator.split_mode,
+            split::SplitMode::vanilla);
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config("model: m.gguf\naggregator: {cut_layer: 2, top_cut: 2}\n" + kTls, "a.yaml");
+                  }),
+                  "a.yaml: aggregator.top_cut must be above aggregator.cut_layer (2; 0: the last block), got 2");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config("model: m.gguf\naggregator: {split_mode: ushaped}\n" + kTls, "a.yaml");
+                  }),
+                  "aggregator.split_mode: expected one of u_shaped, vanilla");
 }
 
 TEST(ServiceConfig, ClientFile) {
@@ -115,6 +147,13 @@ TEST(ServiceConfig, ClientFile) {
   EXPECT_EQ(c.client.aggregator, "tcp://a:5556");
   EXPECT_EQ(c.run.output_dir, "runs/client");
   EXPECT_EQ(to_yaml(parse_client_config(to_yaml(c), "resolved")), to_yaml(c));
+  // A site runs u_shaped by default (its labels stay at the site); vanilla only when asked for.
+  EXPECT_EQ(c.run.split.options.mode, split::SplitMode::u_shaped);
+  EXPECT_EQ(parse_client_config("model: m.gguf\ndata: {train: site.jsonl}\nsplit: {server: 'tcp://s:5555', mode: "
+                                "vanilla}\nclient: {aggregator: 'tcp://a:5556'}\n" + kTls,
+                                "site.yaml")
+                .run.split.options.mode,
+            split::SplitMode::vanilla);
   EXPECT_CONTAINS(error_of([&] { parse_client_config(base + kTls, "site.yaml"); }), "client.aggregator: required");
   EXPECT_CONTAINS(error_of([&] {
                     parse_client_config(base + "client: {aggregator: 'tcp://a:1'}\nsecure: {insecure: true}\n",

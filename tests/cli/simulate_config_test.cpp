@@ -3,6 +3,10 @@
 // values reported with their path.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include "cli/config.h"
 
 namespace cleave::cli {
@@ -77,6 +81,25 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     EXPECT_NE(std::string(e.what()).find("train.micro_batch: a split fleet"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.baselines", "[nope]"}}), ConfigError);
+  // The split layout and the activations' protection.
+  EXPECT_EQ(parse_simulate_config(kYaml, "test.yaml").federation.split_mode, split::SplitMode::u_shaped);
+  EXPECT_EQ(parse_simulate_config(kYaml, "test.yaml", {{"federation.split_mode", "vanilla"}}).federation.split_mode,
+            split::SplitMode::vanilla);
+  for (const auto& [key, value, message] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"federation.top_cut", "2", "federation.top_cut must be above federation.cut_layer (2; 0: the last block), got 2"},
+           {"federation.activation_clip", "-2", "federation.activation_clip must be >= 0"},
+           {"federation.activation_noise", "0.5", "federation.activation_noise 0.500000 needs federation.activation_clip > 0"},
+           {"federation.split_mode", "ushaped", "federation.split_mode: expected one of u_shaped, vanilla"}}) {
+    try {
+      parse_simulate_config(kYaml, "test.yaml", {{key, value}});
+      ADD_FAILURE() << key << "=" << value << " must be refused";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      const std::string where = std::string(e.what()).substr(0, std::string(e.what()).find(": "));
+      EXPECT_TRUE(where == "test.yaml" || where == "--set " + key + "=" + value) << e.what();
+    }
+  }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.partition", "random"}}), ConfigError);
 }
 

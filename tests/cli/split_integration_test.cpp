@@ -55,7 +55,10 @@ TEST(SplitIntegration, TrainAgainstSplitServerProcessOverTls) {
                        test::secure_section(dir, "site-a"));
   const test::CliResult train = run_cleave({"train", "--config", dir + "/train.yaml"});
   ASSERT_EQ(train.status, 0) << train.output << "\n--- split server ---\n" << server.output();
-  EXPECT_CONTAINS(train.output, "split: client site-a, blocks [0, 1) here");
+  EXPECT_CONTAINS(train.output,
+                  "split: client site-a, blocks [0, 1) and [2, 3), the head and the loss here (u_shaped: the "
+                  "labels stay here)");
+  EXPECT_CONTAINS(train.output, "split: 0 label bytes sent to the split server (u_shaped: the labels stayed here)");
 
   const std::vector<double> losses = test::train_losses(run_dir);
   ASSERT_EQ(losses.size(), 16u) << train.output;
@@ -70,7 +73,7 @@ TEST(SplitIntegration, TrainAgainstSplitServerProcessOverTls) {
   EXPECT_EQ(*status, 0) << server.output();
   EXPECT_CONTAINS(server.output(), "stopping at round 0 (signal)");
 
-  // The client's adapter (block 0 only) in PEFT's layout.
+  // The client's adapter (blocks 0 and 2) in PEFT's layout.
   const test::CliResult peft = run_cleave(
       {"export-peft", "--model", model, "--adapter", run_dir + "/adapter.gguf", "--out", dir + "/peft"});
   ASSERT_EQ(peft.status, 0) << peft.output;

@@ -13,11 +13,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include "client/train_step.h"
 #include "lora/adapter_gguf.h"
+#include "model/llama_model.h"
+#include "model/loss.h"
 #include "model/model_loader.h"
 #include "simulate/simulation.h"
+#include "tests/support/device_fixture.h"
 #include "tests/support/tiny_model.h"
 
 namespace cleave::simulate {
@@ -115,12 +120,20 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
     EXPECT_TRUE(std::isfinite(m.train_loss));
     EXPECT_GT(m.train_loss, 0.0);
     EXPECT_EQ(m.client_perplexity.size(), 3u) << "per-site perplexity is for the round's sampled sites";
+    // u_shaped by default: activations and gradients both ways, no labels.
     EXPECT_GT(m.bytes.activations_up, 0u);
+    EXPECT_GT(m.bytes.activations_down, 0u);
+    EXPECT_GT(m.bytes.gradients_up, 0u);
     EXPECT_GT(m.bytes.gradients_down, 0u);
+    EXPECT_EQ(m.bytes.labels_up, 0u);
     EXPECT_GT(m.bytes.adapters_up, 0u);
     EXPECT_GT(m.bytes.adapters_down, 0u);
     EXPECT_GT(m.client_seconds, 0.0);
   }
+  EXPECT_NE(out.str().find("u_shaped: sites run blocks [0, 1) and [2, 3), the head and the loss; the split server "
+                           "runs [1, 2)"),
+            std::string::npos)
+      << out.str();
   EXPECT_GT(result.fleet.rounds[1].cumulative.total(), result.fleet.rounds[0].cumulative.total());
   EXPECT_EQ(result.fleet.sites_instantiated, 6);
   EXPECT_NE(out.str().find("round 2/2  loss "), std::string::npos) << out.str();
@@ -152,11 +165,18 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
     EXPECT_EQ(cells[0], std::to_string(row));
     EXPECT_GT(std::stod(cells[4]), 1.0) << "eval_perplexity";
     EXPECT_GT(std::stoull(cells[6]), 0u) << "activations_up_bytes";
+    EXPECT_EQ(metrics_columns()[13], "label_bytes");
+    EXPECT_EQ(cells[13], "0") << "label_bytes";
   }
   const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
   ASSERT_EQ(jsonl.size(), 2u);
   EXPECT_NE(jsonl[0].find("\"client_perplexity\""), std::string::npos);
   EXPECT_NE(jsonl[0].find("\"gradients_down\""), std::string::npos);
+  EXPECT_NE(jsonl[0].find("\"labels_up\":0"), std::string::npos) << jsonl[0];
+  EXPECT_NE(result.summary.find("Label bytes sent to the split server (the sites' next-token ids, that is their "
+                                "text): 0 (u_shaped"),
+            std::string::npos)
+      << result.summary;
 
   for (const char* file : {"/plot.png", "/summary.md", "/adapters_client.gguf", "/adapters_server.gguf", "/adapter.gguf"}) {
     EXPECT_TRUE(std::filesystem::exists(dir + file)) << file;
@@ -169,6 +189,65 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
   EXPECT_EQ(loaded.pairs().size(), result.fleet.adapters.pairs().size());
   const lora::AdapterSet server = lora::load_gguf(dir + "/adapters_server.gguf", *model_);
   for (const auto& [name, pair] : server.pairs()) EXPECT_GE(lora::layer_of(name), c.fleet.cut_layer) << name;
+  // The sites' adapters cover both of their segments: blocks 0 and 2.
+  const lora::AdapterSet client = lora::load_gguf(dir + "/adapters_client.gguf", *model_);
+  std::set<int64_t> client_layers;
+  for (const auto& [name, pair] : client.pairs()) client_layers.insert(lora::layer_of(name));
+  EXPECT_EQ(client_layers, (std::set<int64_t>{0, 2}));
+}
+
+// federation.split_mode: vanilla sends every step's labels to the split
+// server (B x T target ids and weights, 4 bytes each) and says so at the start.
+TEST_F(FleetTest, VanillaSendsTheLabelsAndWarns) {
+  const std::string dir = test::scratch_dir("simulate_vanilla");
+  SimulationConfig c = config(dir, 3, 3);
+  c.fleet.rounds = 1;
+  c.fleet.split_mode = split::SplitMode::vanilla;
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  const ChannelBytes& bytes = result.fleet.rounds.back().cumulative;
+  const uint64_t per_step = static_cast<uint64_t>(c.batches.batch_size * c.batches.seq_len) * (4 + 4);
+  EXPECT_EQ(bytes.labels_up, 3u * static_cast<uint64_t>(c.train.steps) * per_step);
+  EXPECT_EQ(bytes.activations_down, 0u);
+  EXPECT_NE(out.str().find("WARNING vanilla: sites run blocks [0, 1) and send their labels"), std::string::npos)
+      << out.str();
+  const lora::AdapterSet client = lora::load_gguf(dir + "/adapters_client.gguf", *model_);
+  for (const auto& [name, pair] : client.pairs()) EXPECT_EQ(lora::layer_of(name), 0) << name;
+}
+
+// The adapters a u_shaped run writes merge into one file whose perplexity is
+// the split model's: the sites' adapters for blocks 0 and 2 and the server's
+// for block 1, each set applied only to its own blocks.
+TEST_F(FleetTest, MergedAdaptersScoreLikeTheSplitModel) {
+  const std::string dir = test::scratch_dir("simulate_merge");
+  SimulationConfig c = config(dir, 3, 3);
+  c.fleet.rounds = 1;
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  const lora::AdapterSet site = lora::load_gguf(dir + "/adapters_client.gguf", *model_);
+  const lora::AdapterSet server = lora::load_gguf(dir + "/adapters_server.gguf", *model_);
+  const lora::AdapterSet merged = lora::load_gguf(dir + "/adapter.gguf", *model_);
+
+  const data::Batch batch = test::device::random_batch(model_->config().vocab_size, 2, 8, 17);
+  const BatchTensors t = to_tensors(batch);
+  at::NoGradGuard no_grad;
+  const int64_t L = model_->n_layers();
+  at::Tensor h = model_->run_blocks(model_->embed(t.inputs), 0, 1, &site, 0);
+  h = model_->run_blocks(h, 1, 2, &server, 0);
+  h = model_->run_blocks(h, 2, L, &site, 0);
+  const double split_loss = model_->head_loss(h, t.targets, t.weights, &site).loss.item<double>();
+  const at::Tensor whole = model_->run_blocks(model_->embed(t.inputs), 0, L, &merged, 0);
+  const double merged_loss = model_->head_loss(whole, t.targets, t.weights, &merged).loss.item<double>();
+  EXPECT_NEAR(merged_loss, split_loss, 1e-6 * split_loss);
+  // The server's untrained copy of block 2 must not have been used.
+  at::Tensor wrong = model_->run_blocks(model_->embed(t.inputs), 0, 1, &site, 0);
+  wrong = model_->run_blocks(wrong, 1, L, &server, 0);
+  const double wrong_loss = model_->head_loss(wrong, t.targets, t.weights, &site).loss.item<double>();
+  EXPECT_GT(std::abs(wrong_loss - split_loss), 1e-7);
 }
 
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {

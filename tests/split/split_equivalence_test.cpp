@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "client/train_step.h"
+#include "model/llama_model.h"
+#include "model/loss.h"
 #include "model/model_loader.h"
 #include "split/split_client.h"
 #include "tests/split/split_fixture.h"
@@ -105,6 +107,7 @@ TEST_F(SplitEquivalence, VanillaFloat32MatchesUnsplitStep) {
   for (bool recompute : {false, true}) {
     SCOPED_TRACE(recompute ? "blocks recomputed" : "blocks saved");
     SplitClientOptions options;
+    options.mode = SplitMode::vanilla;
     options.cut_layer = 2;
     options.recompute = recompute;
     const SplitRun run = split_step(model_, adapters_, batch_, options);
@@ -130,12 +133,42 @@ TEST_F(SplitEquivalence, UShapedFloat32MatchesUnsplitStep) {
   }
 }
 
+// split.activation_clip: the split step equals the unsplit model with each
+// token's activation at the cut scaled to at most the clip, written out here
+// (x * min(1, C / |x|)), in loss and in every adapter gradient on both sides.
+TEST_F(SplitEquivalence, UShapedWithClippedActivationsMatchesTheClippedModel) {
+  const int64_t cut = 1, top = 3;
+  lora::AdapterSet adapters = adapters_.clone();
+  const BatchTensors t = to_tensors(batch_);
+  at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, cut, &adapters, 0);   // [B, T, dim]
+  const double clip = 0.5 * smashed.detach().norm(2, {-1}).median().item<double>();          // half the tokens clipped
+  const at::Tensor scale = at::clamp_max(clip / smashed.norm(2, {-1}, true), 1.0);           // [B, T, 1]
+  at::Tensor h = model_->run_blocks(smashed * scale, cut, model_->n_layers(), &adapters, 0);
+  LossResult loss = model_->head_loss(h, t.targets, t.weights, &adapters);
+  loss.loss.backward();
+  Reference ref;
+  ref.loss = loss.loss.item<double>();
+  for (const auto& [name, pair] : adapters.pairs()) {
+    ref.grads[name + ".a"] = pair.a.grad().clone();
+    ref.grads[name + ".b"] = pair.b.grad().clone();
+  }
+  EXPECT_GT(std::abs(ref.loss - local_step(model_, adapters_, batch_).loss), 1e-6) << "the clip must bite";
+
+  SplitClientOptions options;
+  options.mode = SplitMode::u_shaped;
+  options.cut_layer = cut;
+  options.top_cut = top;
+  options.protection.clip = clip;
+  expect_matches(split_step(model_, adapters_, batch_, options), ref, 1e-5);
+}
+
 // int8 with one absmax scale per token: each value is off by at most
 // scale/254, which after the backward pass leaves gradients within 5% and the
 // loss within 0.1% of float32 on this model (measured: about 2% worst case).
 TEST_F(SplitEquivalence, Int8CodecStaysWithinStatedTolerance) {
   const Reference ref = local_step(model_, adapters_, batch_);
   SplitClientOptions options;
+  options.mode = SplitMode::vanilla;
   options.cut_layer = 2;
   options.activation_codec = wire::WireDType::I8_ROWSCALE;
   options.gradient_codec = wire::WireDType::I8_ROWSCALE;

@@ -53,6 +53,7 @@ TEST(SplitGpu, ServerOnCudaClientOnCpuMatchesTheLocalStep) {
     lora::AdapterSet client_adapters = initial.subset([&](int64_t layer) { return layer < cut; });
     SplitClientOptions client_options;
     client_options.client_id = "cpu-client";
+    client_options.mode = SplitMode::vanilla;
     client_options.cut_layer = cut;
     SplitTrainStep step(cpu, client_adapters, *channel, client_options);
     const double loss = step.forward_backward(batch, StepContext{0, 0, 0.0, 0.0}).loss;  // lr 0

@@ -48,6 +48,7 @@ TEST(SplitMixedPrecision, Bf16ServerFloat32ClientMatchesTheLocalStep) {
   lora::AdapterSet client_adapters = initial.subset([&](int64_t layer) { return layer < cut; });
   SplitClientOptions client_options;
   client_options.client_id = "bf16";
+  client_options.mode = SplitMode::vanilla;
   client_options.cut_layer = cut;
   SplitTrainStep step(client_model, client_adapters, *channel, client_options);
   const double loss = step.forward_backward(batch, StepContext{0, 0, 0.0, 0.0}).loss;  // lr 0

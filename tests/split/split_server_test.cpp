@@ -44,6 +44,7 @@ class SplitServerTest : public ::testing::Test {
     lora::AdapterSet adapters = full_.subset([&](int64_t layer) { return layer < cut; });
     SplitClientOptions options;
     options.client_id = id;
+    options.mode = SplitMode::vanilla;
     options.cut_layer = cut;
     SplitTrainStep step(model_, adapters, *channel, options);
     AdamW optimizer(adapters.parameters(), {});
@@ -169,6 +170,7 @@ TEST_F(SplitServerTest, SflV1AveragesPerClientCopiesAtRoundEndAndCheckpoints) {
     lora::AdapterSet dummy;
     SplitClientOptions options;
     options.client_id = "operator";
+    options.mode = SplitMode::vanilla;
     SplitTrainStep control(model_, dummy, *channel, options);
     EXPECT_EQ(control.end_round(0), 2u);
     global = thread.server().global_adapters().to_named();
@@ -193,6 +195,7 @@ TEST_F(SplitServerTest, ClientGivesUpWithAClearErrorWhenNoServerAnswers) {
   auto channel = net::zmq_connect(silent->endpoint());
   lora::AdapterSet adapters = full_.subset([](int64_t layer) { return layer < 1; });
   SplitClientOptions options;
+  options.mode = SplitMode::vanilla;
   options.timeout_ms = 50;
   options.max_attempts = 2;
   options.backoff_ms = 1;
