@@ -1,8 +1,8 @@
 #include "aggregator/aggregator_link.h"
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
+
+#include "transport/request_retry.h"
 
 namespace cleave::aggregator {
 
@@ -13,41 +13,30 @@ AggregatorLink::AggregatorLink(net::ClientChannel& channel, std::string client_i
 
 net::Bytes AggregatorLink::exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected) {
   const char* request_name = message_name(peek_message(request));
-  int64_t backoff = options_.backoff_ms;
-  std::string problem = "no reply";
-  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    try {
-      channel_.send(request);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.request_timeout_ms);
-      while (true) {
-        const auto left = std::chrono::duration_cast<net::Millis>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0) break;
-        std::optional<net::Bytes> reply = channel_.recv(left);
-        if (!reply) break;
-        const FederationMessage type = peek_message(*reply);
-        if (type == FederationMessage::error ||
-            std::find(expected.begin(), expected.end(), type) != expected.end()) {
-          return std::move(*reply);
-        }
+  net::RetryOptions retry;
+  retry.timeout_ms = options_.request_timeout_ms;
+  retry.max_attempts = options_.max_attempts;
+  retry.backoff_ms = options_.backoff_ms;
+  retry.max_backoff_ms = options_.max_backoff_ms;
+  retry.stop = options_.stop;
+  net::RetryFailure failure;
+  const std::optional<net::Bytes> reply = net::request_with_retry(
+      channel_, request, retry,
+      [&](const net::Bytes& candidate) {
+        const FederationMessage type = peek_message(candidate);
+        const bool wanted = type == FederationMessage::error ||
+                            std::find(expected.begin(), expected.end(), type) != expected.end();
         // Anything else is a late reply to an earlier request: keep waiting.
-      }
-      problem = "no reply within " + std::to_string(options_.request_timeout_ms) + " ms";
-    } catch (const net::TransportError& e) {
-      problem = e.what();
-    }
-    if (attempt == options_.max_attempts) break;
-    log_(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem + "); retrying in " +
-         std::to_string(backoff) + " ms");
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-    backoff = std::min(backoff * 2, options_.max_backoff_ms);
-    try {
-      channel_.reconnect();   // a fresh connection; replies to the old one are dropped
-    } catch (const net::TransportError& e) {
-      problem = e.what();
-    }
-  }
+        return wanted ? net::ReplyVerdict::take : net::ReplyVerdict::skip;
+      },
+      &failure,
+      [&](int, const std::string& problem, int64_t backoff) {
+        log_(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem + "); retrying in " +
+             std::to_string(backoff) + " ms");
+      });
+  if (reply) return *reply;
   throw FederationError("the aggregator at " + channel_.describe() + " did not answer " + request_name + " after " +
-                        std::to_string(options_.max_attempts) + " attempts (" + problem + "): is it running?");
+                        std::to_string(options_.max_attempts) + " attempts (" + failure.problem + "): is it running?");
 }
 
 RegisterReply AggregatorLink::register_site(const std::string& base_fingerprint, int64_t num_samples,

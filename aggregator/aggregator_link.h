@@ -1,9 +1,11 @@
 // A site's side of the conversation with the aggregator: each request is sent
-// until a reply of an expected type arrives, with a backoff and a reconnect
-// after every silent attempt. FederatedClient talks through one; the
+// until a reply of an expected type arrives (net::request_with_retry: a
+// backoff with jitter and a reconnect after every silent attempt, ended by
+// the stop flag). FederatedClient talks through one; the
 // simulator registers sites through one without instantiating their training.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -28,6 +30,7 @@ struct LinkOptions {
   int64_t backoff_ms = 200;             // doubled after each unanswered attempt
   int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 256u << 20;
+  const std::atomic<bool>* stop = nullptr;   // a signal: requests end with net::RequestStopped
 };
 
 class AggregatorLink {

@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <thread>
+#include <random>
 
 #include "aggregator/named_tensors_wire.h"
 #include "lora/adapter_set.h"
+#include "transport/request_retry.h"
 
 namespace cleave::aggregator {
 
@@ -33,6 +34,7 @@ LinkOptions FederatedClientOptions::link() const {
   link.backoff_ms = backoff_ms;
   link.max_backoff_ms = max_backoff_ms;
   link.max_message_bytes = max_message_bytes;
+  link.stop = stop;
   return link;
 }
 
@@ -105,6 +107,15 @@ RoundPoll FederatedClient::poll_once() {
   return poll;
 }
 
+int64_t FederatedClient::retry_delay_ms() const {
+  if (failed_rounds_ == 0) return 0;
+  int64_t delay = options_.backoff_ms;
+  for (int i = 1; i < failed_rounds_ && delay < options_.max_backoff_ms; ++i) delay *= 2;
+  delay = std::min(delay, options_.max_backoff_ms);
+  thread_local std::minstd_rand generator{std::random_device{}()};
+  return static_cast<int64_t>(static_cast<double>(delay) * std::uniform_real_distribution<double>(0.75, 1.0)(generator));
+}
+
 SiteReport FederatedClient::run() {
   register_site();
   SiteReport report;
@@ -112,8 +123,9 @@ SiteReport FederatedClient::run() {
     RoundPoll poll = poll_once();
     if (poll.trained) {
       report.rounds.push_back(std::move(*poll.trained));
+      if (!net::wait_unless_stopped(retry_delay_ms(), options_.stop)) throw net::RequestStopped("stopped");
     } else if (poll.wait_ms) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(*poll.wait_ms));
+      if (!net::wait_unless_stopped(*poll.wait_ms, options_.stop)) throw net::RequestStopped("stopped");
     } else if (poll.finished) {
       const Finished& finished = *poll.finished;
       report.rounds_completed = finished.rounds_completed;
@@ -160,11 +172,16 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     result.metrics["train_tokens"] = static_cast<double>(trained.tokens);
     if (eval_) result.metrics["eval_perplexity"] = eval_();
     result.trained = true;
+  } catch (const net::RequestStopped&) {
+    throw;   // a signal, not a failed round
   } catch (const std::exception& e) {
     result.error = e.what();
-    log_("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what());
+    ++failed_rounds_;
+    log_("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what() +
+         " (" + std::to_string(failed_rounds_) + " in a row; backing off before asking again)");
     return result;
   }
+  failed_rounds_ = 0;
 
   {
     at::NoGradGuard no_grad;

@@ -12,6 +12,7 @@
 // the aggregator closes the round without this site.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <initializer_list>
 #include <map>
@@ -52,6 +53,8 @@ struct FederatedClientOptions {
   // The blocks this site trains, sent at registration: the aggregator refuses
   // a site whose blocks are not the federation's.
   split::SiteBlocks blocks;
+  // A signal: requests and waits end with net::RequestStopped.
+  const std::atomic<bool>* stop = nullptr;
 
   void validate() const;                // throws std::invalid_argument naming the field
   LinkOptions link() const;             // the request/retry fields
@@ -110,6 +113,11 @@ class FederatedClient {
   RoundPoll poll_once();
   // Local training from the assignment's global adapters, then the update.
   SiteRound train_round(const RoundAssignment& assignment);
+  // How long to wait before polling again after a round whose local training
+  // failed (say the split server is restarting): backoff_ms doubled for each
+  // failed round in a row, capped at max_backoff_ms, with jitter; 0 after a
+  // round that trained.
+  int64_t retry_delay_ms() const;
 
  private:
   std::string base_fingerprint_;
@@ -121,6 +129,7 @@ class FederatedClient {
   EvalFn eval_;
   AggregatorLink link_;
   int refusals_ = 0;
+  int failed_rounds_ = 0;             // rounds in a row whose local training failed
 };
 
 // The per-round batch seed: a site's seed mixed with the round number.

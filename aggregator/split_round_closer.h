@@ -18,7 +18,8 @@ namespace cleave::aggregator {
 struct SplitCloseOptions {
   int64_t timeout_ms = 30000;   // per attempt
   int max_attempts = 5;
-  int64_t backoff_ms = 200;     // doubled after each failed attempt, capped at 5 s
+  int64_t backoff_ms = 200;     // doubled after each failed attempt, capped at max_backoff_ms
+  int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 1u << 20;
 };
 

@@ -2,11 +2,8 @@
 // federation. Registers with the aggregator, and for every round it is
 // sampled in trains its client blocks through the split server and sends the
 // adapter delta; its data never leaves this process.
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <thread>
 
 #include "aggregator/federated_client.h"
 #include "cli/base_model.h"
@@ -18,6 +15,7 @@
 #include "client/dataset.h"
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "transport/request_retry.h"
 
 namespace cleave::cli {
 namespace {
@@ -53,15 +51,6 @@ std::string describe(const aggregator::SiteRound& round) {
   return line + std::to_string(round.num_samples) + " samples, update " + (round.accepted ? "accepted" : "rejected");
 }
 
-// Sleeps `ms`, waking early when a signal asks to stop.
-void wait_or_stop(int64_t ms, const std::atomic<bool>& stop) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (!stop.load() && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        std::chrono::milliseconds(50), until - std::chrono::steady_clock::now()));
-  }
-}
-
 }  // namespace
 
 ArgParser client_parser() {
@@ -92,6 +81,7 @@ int run_client(const ParsedArgs& args) {
   const std::vector<data::Example> examples =
       data::tokenize_records(*base.tokenizer, data::read_records(run.data.train));
   SplitSession split = connect_split_server(run, id, base.model->n_layers(), log);
+  split.options.stop = &stop;
   lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed,
                                                        client_blocks(split.options, base.model->n_layers()).keep_layer());
   split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
@@ -100,6 +90,7 @@ int run_client(const ParsedArgs& args) {
                       config.client.aggregator_name, run.split.options.max_message_bytes, log);
   aggregator::FederatedClientOptions options = site_options(config, id, base.tokenizer->eos());
   options.blocks = client_blocks(split.options, base.model->n_layers());
+  options.stop = &stop;
   aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
                                    examples, options, log);
   log("site " + id + ": " + std::to_string(examples.size()) + " examples, " +
@@ -107,25 +98,30 @@ int run_client(const ParsedArgs& args) {
       ", aggregator " + aggregator_channel->describe());
 
   adapters.set_training(true);
-  site.register_site();
   int rounds_trained = 0;
-  while (!stop.load()) {
-    aggregator::RoundPoll poll = site.poll_once();
-    if (poll.trained) {
-      ++rounds_trained;
-      log(describe(*poll.trained));
-    } else if (poll.wait_ms) {
-      wait_or_stop(*poll.wait_ms, stop);
-    } else if (poll.finished) {
-      const aggregator::Finished& finished = *poll.finished;
-      if (finished.failed) {
-        log("the federation stopped: " + finished.reason);
-        return 1;
+  try {
+    site.register_site();
+    while (!stop.load()) {
+      aggregator::RoundPoll poll = site.poll_once();
+      if (poll.trained) {
+        if (poll.trained->trained) ++rounds_trained;
+        log(describe(*poll.trained));
+        net::wait_unless_stopped(site.retry_delay_ms(), &stop);   // 0 unless the round failed here
+      } else if (poll.wait_ms) {
+        net::wait_unless_stopped(*poll.wait_ms, &stop);
+      } else if (poll.finished) {
+        const aggregator::Finished& finished = *poll.finished;
+        if (finished.failed) {
+          log("the federation stopped: " + finished.reason);
+          return 1;
+        }
+        log("the federation finished after " + std::to_string(finished.rounds_completed) + " rounds; this site " +
+            "trained in " + std::to_string(rounds_trained));
+        return 0;
       }
-      log("the federation finished after " + std::to_string(finished.rounds_completed) + " rounds; this site " +
-          "trained in " + std::to_string(rounds_trained));
-      return 0;
     }
+  } catch (const net::RequestStopped&) {
+    // A signal during a request, a retry or a split step.
   }
   log("stopping after " + std::to_string(rounds_trained) + " rounds trained here (signal)");
   return 0;

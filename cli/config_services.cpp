@@ -106,6 +106,7 @@ void split_section(Fields& f, SplitConfig& c) {
   f.field("timeout_ms", o.timeout_ms);
   narrow_field(f, "max_attempts", o.max_attempts);
   f.field("backoff_ms", o.backoff_ms);
+  f.field("max_backoff_ms", o.max_backoff_ms);
   unsigned_field(f, "max_message_bytes", o.max_message_bytes, "split.max_message_bytes");
 }
 
@@ -182,7 +183,8 @@ void SplitConfig::validate(const std::string& source) const {
               "; 0: the last block), got " + std::to_string(options.top_cut));
   require(options.timeout_ms > 0, source, "split.timeout_ms must be > 0");
   require(options.max_attempts >= 1, source, "split.max_attempts must be >= 1");
-  require(options.backoff_ms >= 0, source, "split.backoff_ms must be >= 0");
+  require(options.backoff_ms >= 0 && options.max_backoff_ms >= options.backoff_ms, source,
+          "split.backoff_ms must be >= 0 and split.max_backoff_ms >= split.backoff_ms");
   require(options.max_message_bytes >= 1024, source, "split.max_message_bytes must be >= 1024");
   invalid_to_config_error(source, [&] { options.protection.validate("split."); });
 }

@@ -3,14 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
 
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
 #include "split/tensor_wire.h"
+#include "transport/request_retry.h"
 
 namespace cleave::split {
 
@@ -26,7 +25,9 @@ void SplitClientOptions::validate(int64_t n_layers) const {
   }
   if (timeout_ms < 1) throw std::invalid_argument("split.timeout_ms must be >= 1");
   if (max_attempts < 1) throw std::invalid_argument("split.max_attempts must be >= 1");
-  if (backoff_ms < 0) throw std::invalid_argument("split.backoff_ms must be >= 0");
+  if (backoff_ms < 0 || max_backoff_ms < backoff_ms) {
+    throw std::invalid_argument("split.backoff_ms must be >= 0 and split.max_backoff_ms >= split.backoff_ms");
+  }
   protection.validate("split.");
 }
 
@@ -45,39 +46,36 @@ SplitTrainStep::SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::Ad
 
 net::Bytes SplitTrainStep::exchange(const net::Bytes& request, MessageType expected, const StepKey& key) {
   const std::string request_name = message_name(static_cast<MessageType>(wire::peek(request).type));
-  int64_t backoff = options_.backoff_ms;
-  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-    channel_.send(request);
-    bytes_.add(request_name, wire::Direction::sent, request.size());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
-    while (true) {
-      const auto left = std::chrono::duration_cast<net::Millis>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) break;
-      std::optional<net::Bytes> reply = channel_.recv(left);
-      if (!reply) break;
-      const auto type = static_cast<MessageType>(wire::peek(*reply).type);
-      if (type == MessageType::error) {
-        const ErrorReply error =
-            wire::unpack<ErrorReply>(*reply, static_cast<uint16_t>(MessageType::error), options_.max_message_bytes);
-        if (error.key.client_id.empty() || error.key == key) {
+  bytes_.add(request_name, wire::Direction::sent, request.size());
+  net::RetryOptions retry;
+  retry.timeout_ms = options_.timeout_ms;
+  retry.max_attempts = options_.max_attempts;
+  retry.backoff_ms = options_.backoff_ms;
+  retry.max_backoff_ms = std::max(options_.backoff_ms, options_.max_backoff_ms);
+  retry.stop = options_.stop;
+  // A repeated step is answered from the server's stored reply, so resending is safe.
+  const std::optional<net::Bytes> reply = net::request_with_retry(
+      channel_, request, retry, [&](const net::Bytes& candidate) {
+        const auto type = static_cast<MessageType>(wire::peek(candidate).type);
+        if (type == MessageType::error) {
+          const ErrorReply error = wire::unpack<ErrorReply>(candidate, static_cast<uint16_t>(MessageType::error),
+                                                            options_.max_message_bytes);
+          if (!error.key.client_id.empty() && !(error.key == key)) return net::ReplyVerdict::skip;  // an earlier attempt's
+          if (error.code == static_cast<uint8_t>(ErrorCode::unknown_client)) {
+            throw SplitSessionLost("split server lost this client's session: " + error.message);
+          }
           throw SplitError("split server refused " + request_name + ": " + error.message);
         }
-        continue;  // an error about an earlier attempt
-      }
-      if (type != expected) continue;  // a late reply to an earlier request
-      bytes_.add(message_name(type), wire::Direction::received, reply->size());
-      return std::move(*reply);
-    }
-    if (attempt == options_.max_attempts) break;
-    // Nothing came back: wait, reconnect and resend the same step (the server
-    // answers a repeated step from its stored reply).
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-    backoff = std::min<int64_t>(backoff * 2, 5000);
-    channel_.reconnect();
+        if (type != expected) return net::ReplyVerdict::skip;  // a late reply to an earlier request
+        return net::ReplyVerdict::take;
+      });
+  if (!reply) {
+    throw SplitError("split server at " + channel_.describe() + " did not answer " + request_name + " after " +
+                     std::to_string(options_.max_attempts) + " attempts of " + std::to_string(options_.timeout_ms) +
+                     " ms");
   }
-  throw SplitError("split server at " + channel_.describe() + " did not answer " + request_name + " after " +
-                   std::to_string(options_.max_attempts) + " attempts of " +
-                   std::to_string(options_.timeout_ms) + " ms");
+  bytes_.add(message_name(expected), wire::Direction::received, reply->size());
+  return *reply;
 }
 
 void SplitTrainStep::connect() {
@@ -99,6 +97,22 @@ void SplitTrainStep::connect() {
 }
 
 StepResult SplitTrainStep::forward_backward(const data::Batch& batch, const StepContext& context) {
+  try {
+    return step_once(batch, context);
+  } catch (const SplitSessionLost&) {
+    // A restarted split server (or one that released this client) knows
+    // nothing of it: say hello again and redo the whole step from a clean
+    // gradient, once.
+    connected_ = false;
+    at::NoGradGuard no_grad;
+    for (at::Tensor& p : adapters_.parameters()) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+  }
+  return step_once(batch, context);
+}
+
+StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext& context) {
   connect();
   const BatchTensors t = to_tensors(batch);
   const int64_t B = batch.batch_size, T = batch.seq_len, dim = model_->config().dim;

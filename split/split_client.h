@@ -4,6 +4,7 @@
 // activations and gradients with the split server.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -34,8 +35,10 @@ struct SplitClientOptions {
   SmashedProtection protection;         // split.activation_clip / activation_noise
   int64_t timeout_ms = 30000;           // per attempt
   int max_attempts = 5;                 // then the step fails
-  int64_t backoff_ms = 200;             // doubled after each failed attempt, capped at 5 s
+  int64_t backoff_ms = 200;             // doubled after each failed attempt (with jitter)
+  int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 256u << 20;
+  const std::atomic<bool>* stop = nullptr;   // a signal: the step ends with net::RequestStopped
 
   void validate(int64_t n_layers) const;   // throws std::invalid_argument naming the field
 };
@@ -46,13 +49,21 @@ class SplitError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The split server holds no session for this client (it restarted, or it
+// released the client): forward_backward says hello again and redoes the step.
+class SplitSessionLost : public SplitError {
+ public:
+  using SplitError::SplitError;
+};
+
 class SplitTrainStep : public TrainStep {
  public:
   // `adapters` must hold only the client's blocks (see lora::AdapterSet::subset).
   SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::AdapterSet& adapters,
                  net::ClientChannel& channel, SplitClientOptions options);
 
-  // Says hello (idempotent); called by the first step if not before.
+  // Says hello (idempotent); called by the first step if not before, and
+  // again when the server has lost this client's session.
   void connect();
   StepResult forward_backward(const data::Batch& batch, const StepContext& context) override;
   std::vector<at::Tensor> parameters() const override;
@@ -68,6 +79,7 @@ class SplitTrainStep : public TrainStep {
 
  private:
   net::Bytes exchange(const net::Bytes& request, MessageType expected, const StepKey& key);
+  StepResult step_once(const data::Batch& batch, const StepContext& context);
 
   std::shared_ptr<const LlamaModel> model_;
   lora::AdapterSet& adapters_;

@@ -111,11 +111,20 @@ struct EndRoundReply {
   void serialize(Archive& ar) { ar(round, clients_averaged); }
 };
 
+// Why the split server refused a request: a client reacts to the code, a
+// person reads the message.
+enum class ErrorCode : uint8_t {
+  refused = 0,          // bad input or a state no retry fixes
+  unknown_client = 1,   // the server has no session for this client (it restarted, or released
+                        // the client at a round's end): say hello again and redo the step
+};
+
 struct ErrorReply {
   StepKey key;
   std::string message;
+  uint8_t code = 0;     // ErrorCode
   template <class Archive>
-  void serialize(Archive& ar) { ar(key, message); }
+  void serialize(Archive& ar) { ar(key, message, code); }
 };
 
 }  // namespace cleave::split

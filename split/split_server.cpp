@@ -51,9 +51,16 @@ struct SplitServer::ClientState {
 
 namespace {
 
-net::Bytes error_frame(const StepKey& key, const std::string& message) {
-  return wire::pack(static_cast<uint16_t>(MessageType::error), ErrorReply{key, message});
+net::Bytes error_frame(const StepKey& key, const std::string& message, ErrorCode code = ErrorCode::refused) {
+  return wire::pack(static_cast<uint16_t>(MessageType::error),
+                    ErrorReply{key, message, static_cast<uint8_t>(code)});
 }
+
+// A step from a client the server holds no session for.
+class UnknownClient : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
 
 bool covers(const Hello& hello, int64_t n_layers, int64_t layer) {
   const int64_t end = hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? hello.top_cut : n_layers;
@@ -102,7 +109,7 @@ SplitServer::~SplitServer() = default;
 SplitServer::ClientState& SplitServer::client(const std::string& client_id) {
   auto it = clients_.find(client_id);
   if (it == clients_.end()) {
-    throw std::invalid_argument("client '" + client_id + "' has not said hello (send Hello first)");
+    throw UnknownClient("client '" + client_id + "' has not said hello (send Hello first)");
   }
   return *it->second;
 }
@@ -136,7 +143,8 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
   } catch (const std::exception& e) {
     log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +
          ": " + e.what());
-    net::Bytes reply = error_frame(key, e.what());
+    const bool unknown = dynamic_cast<const UnknownClient*>(&e) != nullptr;
+    net::Bytes reply = error_frame(key, e.what(), unknown ? ErrorCode::unknown_client : ErrorCode::refused);
     bytes_.add("error", wire::Direction::sent, reply.size());
     return reply;
   }

@@ -12,6 +12,7 @@
 #include "split/tensor_wire.h"
 #include "tests/split/split_fixture.h"
 #include "tests/support/tiny_model.h"
+#include "transport/inproc_channel.h"
 #include "transport/zmq_channel.h"
 
 namespace cleave::split {
@@ -206,6 +207,48 @@ TEST_F(SplitServerTest, ClientGivesUpWithAClearErrorWhenNoServerAnswers) {
   } catch (const SplitError& e) {
     EXPECT_NE(std::string(e.what()).find("did not answer"), std::string::npos) << e.what();
   }
+}
+
+// Issue 19's first bug: a split server restarted mid-round knows nothing of
+// the site; the site says hello again and redoes the step instead of failing
+// every step until it is restarted itself.
+TEST_F(SplitServerTest, ClientSaysHelloAgainToARestartedServer) {
+  SplitServerOptions server_options;
+  server_options.lora = full_.options();
+  auto first = std::make_unique<SplitServer>(model_, server_options, std::nullopt, [](const std::string&) {});
+  net::InprocNetwork network;   // a restarted server takes its name again at once
+  auto channel_a = network.bind("split");
+  lora::AdapterSet adapters = full_.subset([](int64_t layer) { return layer < 1 || layer >= 2; });
+  SplitClientOptions options;
+  options.client_id = "site-a";
+  options.cut_layer = 1;
+  options.top_cut = 2;
+  options.timeout_ms = 200;
+  options.max_attempts = 20;
+  options.backoff_ms = 5;
+  auto client_channel = network.connect("split");
+  SplitTrainStep step(model_, adapters, *client_channel, options);
+  const data::Batch batch = test::random_batch(model_->config().vocab_size, 2, 6, 3);
+  {
+    std::atomic<bool> stop{false};
+    std::thread serving([&] { first->serve(*channel_a, stop, 10); });
+    EXPECT_GT(step.forward_backward(batch, StepContext{0, 0, 0.0, 0.0}).loss, 0.0);
+    stop = true;
+    serving.join();
+  }
+  first.reset();
+  channel_a.reset();   // the old server is gone: the site's next send fails, then it reconnects
+
+  SplitServer second(model_, server_options, std::nullopt, [](const std::string&) {});
+  auto channel_b = network.bind("split");
+  std::atomic<bool> stop{false};
+  std::thread serving([&] { second.serve(*channel_b, stop, 10); });
+  double loss = 0;
+  EXPECT_NO_THROW(loss = step.forward_backward(batch, StepContext{1, 0, 0.0, 0.0}).loss);
+  EXPECT_GT(loss, 0.0);
+  EXPECT_NO_THROW(second.adapters_for("site-a")) << "the site said hello to the new server";
+  stop = true;
+  serving.join();
 }
 
 }  // namespace
