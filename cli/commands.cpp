@@ -34,6 +34,8 @@ const std::vector<Command>& commands() {
        run_ca_refresh_crl},
       {"export-peft", "write an adapter in Hugging Face PEFT's layout", export_peft_parser,
        run_export_peft},
+      {"audit", "what a curious split server can recover from a site's activations", audit_parser,
+       run_audit},
       {"merge-adapters", "merge a split run's site and split-server adapters into one GGUF LoRA",
        merge_adapters_parser, run_merge_adapters},
   };

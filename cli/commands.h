@@ -51,6 +51,8 @@ ArgParser ca_refresh_crl_parser();
 int run_ca_refresh_crl(const ParsedArgs& args);
 ArgParser export_peft_parser();
 int run_export_peft(const ParsedArgs& args);
+ArgParser audit_parser();
+int run_audit(const ParsedArgs& args);
 ArgParser merge_adapters_parser();
 int run_merge_adapters(const ParsedArgs& args);
 
