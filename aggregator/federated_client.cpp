@@ -3,9 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <chrono>
 #include <iostream>
-#include <random>
 
 #include "aggregator/named_tensors_wire.h"
 #include "lora/adapter_set.h"
@@ -109,11 +107,10 @@ RoundPoll FederatedClient::poll_once() {
 
 int64_t FederatedClient::retry_delay_ms() const {
   if (failed_rounds_ == 0) return 0;
-  int64_t delay = options_.backoff_ms;
-  for (int i = 1; i < failed_rounds_ && delay < options_.max_backoff_ms; ++i) delay *= 2;
-  delay = std::min(delay, options_.max_backoff_ms);
-  thread_local std::minstd_rand generator{std::random_device{}()};
-  return static_cast<int64_t>(static_cast<double>(delay) * std::uniform_real_distribution<double>(0.75, 1.0)(generator));
+  net::RetryOptions retry;
+  retry.backoff_ms = options_.backoff_ms;
+  retry.max_backoff_ms = options_.max_backoff_ms;
+  return net::backoff_after(retry, failed_rounds_);
 }
 
 SiteReport FederatedClient::run() {

@@ -35,17 +35,7 @@ std::string base_of(const std::string& name) {
 
 GlobalAdapters global_adapters_for_model(const LlamaModel& model, const lora::LoraOptions& lora,
                                          uint64_t seed, split::SiteBlocks blocks) {
-  const int64_t L = model.n_layers();
-  if (blocks.layout != split::SiteLayout::none && (blocks.cut_layer < 1 || blocks.cut_layer >= L)) {
-    throw std::invalid_argument("cut_layer " + std::to_string(blocks.cut_layer) + " must be in [1, " +
-                                std::to_string(L - 1) + "] (0: adapters on every block, for federation " +
-                                "without split)");
-  }
-  if (blocks.layout == split::SiteLayout::u_shaped && (blocks.top_cut <= blocks.cut_layer || blocks.top_cut > L)) {
-    throw std::invalid_argument("top_cut " + std::to_string(blocks.top_cut) + " must be in (cut_layer " +
-                                std::to_string(blocks.cut_layer) + ", " + std::to_string(L) +
-                                "]: the split server runs blocks [cut_layer, top_cut)");
-  }
+  blocks.validate(model.n_layers(), "");
   const lora::AdapterSet set =
       lora::AdapterSet::create(model, lora, seed, [blocks](int64_t layer) { return blocks.contains(layer); });
   if (set.pairs().empty()) {

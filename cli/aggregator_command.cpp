@@ -10,6 +10,7 @@
 #include "cli/base_model.h"
 #include "cli/commands.h"
 #include "cli/config_services.h"
+#include "cli/config_yaml.h"
 #include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
 
@@ -23,20 +24,9 @@ aggregator::GlobalAdapters initial_adapters(const AggregatorFile& config) {
   std::ostringstream quiet;
   const BaseModel base = load_base_model(config.model, BaseQuant::native, quiet);
   const int64_t L = base.model->n_layers();
-  if (a.cut_layer >= L) {
-    throw ConfigError(config.source + ": aggregator.cut_layer " + std::to_string(a.cut_layer) +
-                      " leaves no block for the split server (the model has " + std::to_string(L) + ")");
-  }
-  if (a.cut_layer > 0 && a.split_mode == split::SplitMode::u_shaped) {
-    const int64_t top = a.top_cut > 0 ? a.top_cut : L - 1;
-    if (top <= a.cut_layer || top > L) {
-      throw ConfigError(config.source + ": aggregator.top_cut " + std::to_string(top) + " must be in (cut_layer " +
-                        std::to_string(a.cut_layer) + ", " + std::to_string(L) + "] for the model's " +
-                        std::to_string(L) + " blocks (0: the last block); or aggregator.split_mode: vanilla");
-    }
-  }
   const split::SiteBlocks blocks =
       a.cut_layer == 0 ? split::all_blocks() : split::site_blocks(a.split_mode, a.cut_layer, a.top_cut, L);
+  invalid_to_config_error(config.source, [&] { blocks.validate(L, "aggregator."); });
   return aggregator::global_adapters_for_model(*base.model, config.lora, a.options.seed, blocks);
 }
 

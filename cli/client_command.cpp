@@ -82,14 +82,14 @@ int run_client(const ParsedArgs& args) {
       data::tokenize_records(*base.tokenizer, data::read_records(run.data.train));
   SplitSession split = connect_split_server(run, id, base.model->n_layers(), log);
   split.options.stop = &stop;
-  lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed,
-                                                       client_blocks(split.options, base.model->n_layers()).keep_layer());
+  const split::SiteBlocks blocks = client_blocks(split.options, base.model->n_layers());
+  lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed, blocks.keep_layer());
   split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
   std::unique_ptr<net::ClientChannel> aggregator_channel =
       connect_service(config.client.aggregator, run.secure, secure::NodeRole::aggregator,
                       config.client.aggregator_name, run.split.options.max_message_bytes, log);
   aggregator::FederatedClientOptions options = site_options(config, id, base.tokenizer->eos());
-  options.blocks = client_blocks(split.options, base.model->n_layers());
+  options.blocks = blocks;
   options.stop = &stop;
   aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
                                    examples, options, log);

@@ -80,21 +80,7 @@ Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, Sim
   config_.fleet.validate();
   if (!log_) log_ = [](const std::string&) {};
   if (data_.sites.empty()) throw std::invalid_argument("the fleet has no sites: check data.train and federation.clients");
-  if (config_.fleet.mode == FleetMode::split && config_.fleet.cut_layer >= model_->n_layers()) {
-    throw std::invalid_argument("federation.cut_layer " + std::to_string(config_.fleet.cut_layer) +
-                                " leaves no block for the split server (the model has " +
-                                std::to_string(model_->n_layers()) + ")");
-  }
-  if (config_.fleet.mode == FleetMode::split && config_.fleet.split_mode == split::SplitMode::u_shaped) {
-    const split::SiteBlocks blocks = config_.fleet.site_blocks(model_->n_layers());
-    if (blocks.top_cut <= blocks.cut_layer || blocks.top_cut > model_->n_layers()) {
-      throw std::invalid_argument(
-          "federation.top_cut " + std::to_string(blocks.top_cut) + " must be in (cut_layer " +
-          std::to_string(blocks.cut_layer) + ", " + std::to_string(model_->n_layers()) +
-          "]: u_shaped leaves blocks [cut_layer, top_cut) to the split server (the model has " +
-          std::to_string(model_->n_layers()) + " blocks; federation.top_cut 0 means the last)");
-    }
-  }
+  config_.fleet.site_blocks(model_->n_layers()).validate(model_->n_layers(), "federation.");
   if (config_.fleet.clients_per_round > static_cast<int64_t>(data_.sites.size())) {
     throw std::invalid_argument("federation.clients_per_round " + std::to_string(config_.fleet.clients_per_round) +
                                 " exceeds the " + std::to_string(data_.sites.size()) + " sites");

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include "split/split_messages.h"
@@ -39,6 +40,24 @@ struct SiteBlocks {
     return layout == o.layout && cut_layer == o.cut_layer && top_cut == o.top_cut;
   }
   bool operator!=(const SiteBlocks& o) const { return !(*this == o); }
+
+  // Throws std::invalid_argument naming `prefix` + "cut_layer" / "top_cut"
+  // when the blocks do not fit a model of `n_layers` blocks.
+  void validate(int64_t n_layers, const std::string& prefix) const {
+    if (layout == SiteLayout::none) return;
+    const std::string L = std::to_string(n_layers);
+    if (cut_layer < 1 || cut_layer >= n_layers) {
+      throw std::invalid_argument(prefix + "cut_layer " + std::to_string(cut_layer) + " must be in [1, " +
+                                  std::to_string(n_layers - 1) + "]: the sites run blocks [0, cut_layer) and " +
+                                  "the split server at least one (the model has " + L + ")");
+    }
+    if (layout == SiteLayout::u_shaped && (top_cut <= cut_layer || top_cut > n_layers)) {
+      throw std::invalid_argument(prefix + "top_cut " + std::to_string(top_cut) + " must be in (cut_layer " +
+                                  std::to_string(cut_layer) + ", " + L + "] for the model's " + L +
+                                  " blocks: u_shaped leaves blocks [cut_layer, top_cut) to the split server " +
+                                  "(0: the last block)");
+    }
+  }
 
   // "u_shaped, cut_layer 2, top_cut 7", "vanilla, cut_layer 2", "every block (no split)"
   std::string describe() const {

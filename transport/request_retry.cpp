@@ -12,14 +12,17 @@ constexpr int64_t kStopPollMs = 100;
 
 bool stopped(const std::atomic<bool>* stop) { return stop && stop->load(); }
 
-int64_t jittered(int64_t backoff_ms, double jitter) {
-  if (backoff_ms <= 0 || jitter <= 0) return backoff_ms;
-  thread_local std::minstd_rand generator{std::random_device{}()};
-  std::uniform_real_distribution<double> factor(1.0 - jitter, 1.0);
-  return static_cast<int64_t>(static_cast<double>(backoff_ms) * factor(generator));
-}
-
 }  // namespace
+
+int64_t backoff_after(const RetryOptions& options, int failures) {
+  int64_t backoff = options.backoff_ms;
+  for (int i = 1; i < failures && backoff < options.max_backoff_ms; ++i) backoff *= 2;
+  backoff = std::min(backoff, options.max_backoff_ms);
+  if (backoff <= 0 || options.jitter <= 0) return backoff;
+  thread_local std::minstd_rand generator{std::random_device{}()};
+  std::uniform_real_distribution<double> factor(1.0 - options.jitter, 1.0);
+  return static_cast<int64_t>(static_cast<double>(backoff) * factor(generator));
+}
 
 void RetryOptions::validate(const std::string& prefix) const {
   if (timeout_ms < 1) throw std::invalid_argument(prefix + "timeout_ms must be >= 1, got " + std::to_string(timeout_ms));
@@ -46,7 +49,6 @@ bool wait_unless_stopped(int64_t ms, const std::atomic<bool>* stop) {
 std::optional<Bytes> request_with_retry(ClientChannel& channel, const Bytes& request, const RetryOptions& options,
                                         const std::function<ReplyVerdict(const Bytes& reply)>& accept,
                                         RetryFailure* failure, const RetryLog& on_retry) {
-  int64_t backoff = options.backoff_ms;
   std::string problem = "no reply";
   // With a stop flag, waits are cut into slices so that a signal is seen promptly.
   const int64_t slice = options.stop ? kStopPollMs : options.timeout_ms;
@@ -69,12 +71,11 @@ std::optional<Bytes> request_with_retry(ClientChannel& channel, const Bytes& req
     }
     if (failure) *failure = RetryFailure{attempt, problem};
     if (attempt == options.max_attempts) break;
-    const int64_t wait = jittered(backoff, options.jitter);
+    const int64_t wait = backoff_after(options, attempt);
     if (on_retry) on_retry(attempt, problem, wait);
     if (!wait_unless_stopped(wait, options.stop)) {
       throw RequestStopped("stopped while waiting for " + channel.describe());
     }
-    backoff = std::min(backoff * 2, options.max_backoff_ms);
     try {
       channel.reconnect();   // a fresh connection; replies to the old one are dropped
     } catch (const TransportError& e) {

@@ -56,6 +56,11 @@ std::optional<Bytes> request_with_retry(ClientChannel& channel, const Bytes& req
                                         const std::function<ReplyVerdict(const Bytes& reply)>& accept,
                                         RetryFailure* failure = nullptr, const RetryLog& on_retry = {});
 
+// The wait before trying again after `failures` (>= 1) failures in a row:
+// backoff_ms doubled for each failure after the first, capped at
+// max_backoff_ms, drawn from [1 - jitter, 1] x that value.
+int64_t backoff_after(const RetryOptions& options, int failures);
+
 // Sleeps `ms`, waking at least every 100 ms to look at `stop`; returns false
 // when stopped.
 bool wait_unless_stopped(int64_t ms, const std::atomic<bool>* stop);
