@@ -80,10 +80,16 @@ std::string required_string(const json::Value& state, const char* key, const std
 
 }  // namespace
 
-void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpoint) {
+std::string checkpoint_adapters_file(uint32_t round) { return "adapters-round-" + round_tag(round) + ".gguf"; }
+
+void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpoint, int64_t keep_rounds) {
+  if (checkpoint.completed_rounds == 0)
+    throw std::invalid_argument("save_checkpoint: no round is completed yet; nothing to checkpoint");
+  if (keep_rounds < 1) throw std::invalid_argument("save_checkpoint: keep_rounds must be >= 1");
   fs::create_directories(dir);
-  const std::string tag = round_tag(checkpoint.completed_rounds);
-  const std::string adapters_file = "adapters-round-" + tag + ".gguf";
+  const uint32_t round = checkpoint.completed_rounds - 1;
+  const std::string tag = round_tag(round);
+  const std::string adapters_file = checkpoint_adapters_file(round);
   const std::string state_file = checkpoint.strategy_state.empty() ? "" : "strategy-round-" + tag + ".safetensors";
   save_global_adapters(checkpoint.global, dir + "/" + adapters_file,
                        {{"cleave.round", std::to_string(checkpoint.completed_rounds)}});
@@ -103,14 +109,28 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   json::Value registered = json::Value::object();
   for (const auto& [id, num_samples] : checkpoint.registered) registered.set(id, num_samples);
   state.set("registered", std::move(registered));
+  json::Value last_sites = json::Value::array();
+  for (const std::string& id : checkpoint.last_round_sites) last_sites.push_back(id);
+  state.set("last_round_sites", std::move(last_sites));
   write_file_atomically(dir + "/state.json", state.dump(2) + "\n");
 
-  // The commit is done: drop the files of earlier rounds.
+  // The commit is done: drop the adapters of rounds before the last
+  // keep_rounds, and every strategy state but this round's. Round numbers
+  // come from the names, so files of a later run (a resumed one that went
+  // further and was rolled back by hand) are left alone.
+  const int64_t oldest_kept = static_cast<int64_t>(round) - keep_rounds + 1;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
-    const bool ours = (name.rfind("adapters-round-", 0) == 0 && name != adapters_file) ||
-                      (name.rfind("strategy-round-", 0) == 0 && name != state_file);
-    if (ours) {
+    bool stale = false;
+    unsigned file_round = 0;
+    char suffix[32] = {};
+    if (std::sscanf(name.c_str(), "adapters-round-%u.%31s", &file_round, suffix) == 2 &&
+        std::string(suffix) == "gguf") {
+      stale = static_cast<int64_t>(file_round) < oldest_kept;
+    } else if (name.rfind("strategy-round-", 0) == 0) {
+      stale = name != state_file;
+    }
+    if (stale) {
       std::error_code ignored;
       fs::remove(entry.path(), ignored);
     }
@@ -146,6 +166,13 @@ std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
   if (!state_file.empty()) checkpoint.strategy_state = load_state_tensors(dir + "/" + state_file);
   for (const auto& [id, num_samples] : state.at("registered").as_object()) {
     checkpoint.registered[id] = num_samples.as_int();
+  }
+  if (const json::Value* sites = state.find("last_round_sites")) {   // absent in checkpoints before it existed
+    if (!sites->is_array()) throw std::runtime_error(path + ": \"last_round_sites\" is not an array");
+    for (const json::Value& id : sites->as_array()) {
+      if (!id.is_string()) throw std::runtime_error(path + ": \"last_round_sites\" holds a non-string");
+      checkpoint.last_round_sites.push_back(id.as_string());
+    }
   }
   return checkpoint;
 }

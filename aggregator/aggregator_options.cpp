@@ -40,6 +40,8 @@ void AggregatorOptions::validate() const {
   require(max_extensions >= 0, "max_extensions must be >= 0");
   require(std::isfinite(client_lr) && client_lr >= 0, "client_lr must be finite and >= 0 (0: the site's own)");
   require(poll_interval_ms > 0 && poll_interval_ms <= 600000, "poll_interval_ms must be in (0, 600000]");
+  require(keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (the latest round is what a restart resumes from), got " +
+                                     std::to_string(keep_checkpoints));
   require(split_timeout_ms > 0, "split_timeout_ms must be > 0");
   require(split_max_attempts >= 1, "split_max_attempts must be >= 1");
   require(split_backoff_ms >= 0, "split_backoff_ms must be >= 0");

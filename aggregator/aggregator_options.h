@@ -32,6 +32,7 @@ struct AggregatorOptions {
   double client_lr = 0;                // sent to sites; 0: each site's own learning rate
   int64_t poll_interval_ms = 1000;     // how long sites wait before polling again
   std::string checkpoint_dir;          // "" : no checkpoints (and no resume)
+  int64_t keep_checkpoints = 3;        // rounds whose adapters stay in checkpoint_dir, >= 1
   // Split servers whose SFL-V1 rounds close with the aggregator's (EndRound
   // after every round). Empty: federation without split, or SFL-V2.
   std::vector<std::string> split_servers;

@@ -11,6 +11,7 @@
 #include "aggregator/aggregator_checkpoint.h"
 #include "aggregator/client_sampling.h"
 #include "aggregator/named_tensors_wire.h"
+#include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
 
 namespace cleave::aggregator {
@@ -125,7 +126,7 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
   global_.tensors = checkpoint.global.tensors;
   registered_ = checkpoint.registered;
   completed_ = checkpoint.completed_rounds;
-  resync_split_ = completed_ > 0;
+  last_round_sites_ = checkpoint.last_round_sites;
   log_("resumed from " + options_.checkpoint_dir + " after round " + std::to_string(completed_) + " with " +
        std::to_string(registered_.size()) + " registered clients");
 }
@@ -347,10 +348,8 @@ void AggregatorService::advance(int64_t now) {
 
 void AggregatorService::start_round(int64_t now) {
   if (resync_split_) {
-    // After a restart the split servers may not have heard of the last round's
-    // end; closing it again is a no-op for those that did.
     resync_split_ = false;
-    close_split_rounds(completed_ - 1, nullptr);
+    sync_split_servers();
     if (state_ == RunState::failed) return;
   }
   std::vector<std::string> ids;
@@ -414,13 +413,15 @@ void AggregatorService::close_round(int64_t now) {
     checkpoint.global = global_;
     checkpoint.strategy_state = strategy_->state();
     checkpoint.registered = registered_;
+    checkpoint.last_round_sites = summary.reported;
     try {
-      save_checkpoint(options_.checkpoint_dir, checkpoint);
+      save_checkpoint(options_.checkpoint_dir, checkpoint, options_.keep_checkpoints);
     } catch (const std::exception& e) {
       fail("round " + std::to_string(open.round) + " aggregated but its checkpoint failed: " + e.what());
       return;
     }
   }
+  last_round_sites_ = summary.reported;
   close_split_rounds(open.round, &summary);
   if (state_ == RunState::failed) return;
 
@@ -439,10 +440,30 @@ void AggregatorService::close_round(int64_t now) {
   advance(now);
 }
 
+void AggregatorService::sync_split_servers() {
+  for (const auto& closer : split_closers_) {
+    try {
+      const SplitRoundCloser::Synced synced = closer->sync(completed_, last_round_sites_);
+      if (synced.previous_round == completed_) continue;
+      if (completed_ > 0 && synced.previous_round + 1 == completed_) {
+        log_("split server " + closer->describe() + " had not closed round " + std::to_string(completed_ - 1) +
+             ": closed it now (" + std::to_string(synced.clients_averaged) + " clients averaged)");
+      } else {
+        log_("split server " + closer->describe() + " was in round " + std::to_string(synced.previous_round) +
+             ", the federation is in round " + std::to_string(completed_) + ": it moved to round " +
+             std::to_string(completed_) + " (see its log)");
+      }
+    } catch (const std::exception& e) {
+      fail(e.what());
+      return;
+    }
+  }
+}
+
 void AggregatorService::close_split_rounds(uint32_t round, RoundSummary* summary) {
   for (const auto& closer : split_closers_) {
     try {
-      const uint32_t averaged = closer->close(round);
+      const uint32_t averaged = closer->close(round, last_round_sites_);
       if (summary) summary->split_clients_averaged.push_back(averaged);
       log_("split server " + closer->describe() + " closed round " + std::to_string(round) + " (" +
            std::to_string(averaged) + " clients averaged)");
@@ -463,23 +484,19 @@ void AggregatorService::fail(const std::string& reason) {
 
 void AggregatorService::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms,
                               int64_t finish_linger_ms) {
-  while (!stop.load()) {
-    if (std::optional<net::Envelope> envelope = channel.recv(net::Millis(poll_ms))) {
-      net::Bytes reply = handle(envelope->peer, envelope->payload);
-      try {
-        channel.send(envelope->peer, std::move(reply));
-      } catch (const std::exception& e) {
-        log_(std::string("could not reply: ") + e.what());
-      }
-    }
+  net::ServeLoop loop;
+  loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) { return handle(peer, request); };
+  loop.log = log_;
+  loop.poll_ms = poll_ms;
+  loop.after_each = [this, finish_linger_ms] {
     tick();
     std::lock_guard<std::mutex> lock(mutex_);
-    if (done_at_ms_) {
-      bool everyone_told = true;
-      for (const auto& [id, n] : registered_) everyone_told = everyone_told && told_finished_.count(id);
-      if (everyone_told || clock_->now_ms() - *done_at_ms_ >= finish_linger_ms) return;
-    }
-  }
+    if (!done_at_ms_) return false;
+    bool everyone_told = true;
+    for (const auto& [id, n] : registered_) everyone_told = everyone_told && told_finished_.count(id);
+    return everyone_told || clock_->now_ms() - *done_at_ms_ >= finish_linger_ms;
+  };
+  net::serve(channel, stop, loop);
 }
 
 RunState AggregatorService::state() const {

@@ -125,6 +125,9 @@ class AggregatorService {
   void close_round(int64_t now);
   void fail(const std::string& reason);
   void close_split_rounds(uint32_t round, RoundSummary* summary);
+  // Before the first round this instance runs: brings every split server to
+  // round completed_ (closing completed_ - 1 there if it missed its end).
+  void sync_split_servers();
   void resume_from(const AggregatorCheckpoint& checkpoint);
   net::Bytes reply_frame(net::Bytes frame);   // counts the bytes sent
 
@@ -142,7 +145,8 @@ class AggregatorService {
   RunState state_ = RunState::waiting_for_clients;
   std::string failure_;
   std::unique_ptr<OpenRound> round_;
-  bool resync_split_ = false;                   // resumed: re-close the last round on split servers
+  bool resync_split_ = true;                    // the split servers are not yet known to be in our round
+  std::vector<std::string> last_round_sites_;   // accepted updates of round completed_ - 1
   std::set<std::string> told_finished_;
   std::optional<int64_t> done_at_ms_;
   std::vector<RoundSummary> history_;

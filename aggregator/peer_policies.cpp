@@ -42,8 +42,8 @@ secure::PeerPolicy split_server_policy() {
     } catch (const std::exception&) {
       return std::nullopt;  // the split server answers malformed frames itself
     }
-    if (type == split::MessageType::end_round) {
-      if (peer.role != NodeRole::aggregator) return std::string("only the aggregator may close a round");
+    if (type == split::MessageType::end_round || type == split::MessageType::sync_round) {
+      if (peer.role != NodeRole::aggregator) return std::string("only the aggregator may close or set a round");
       return std::nullopt;
     }
     if (peer.role != NodeRole::client) {

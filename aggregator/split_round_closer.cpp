@@ -18,40 +18,59 @@ ChannelSplitRoundCloser::ChannelSplitRoundCloser(std::unique_ptr<net::ClientChan
   }
 }
 
-uint32_t ChannelSplitRoundCloser::close(uint32_t round) {
+net::Bytes ChannelSplitRoundCloser::request(const net::Bytes& request, uint16_t reply_type,
+                                            const std::function<bool(const net::Bytes&)>& matches,
+                                            const std::string& what) {
   using split::MessageType;
-  const net::Bytes request = wire::pack(static_cast<uint16_t>(MessageType::end_round), split::EndRound{round});
   net::RetryOptions retry;
   retry.timeout_ms = options_.timeout_ms;
   retry.max_attempts = options_.max_attempts;
   retry.backoff_ms = options_.backoff_ms;
   retry.max_backoff_ms = std::max<int64_t>(options_.backoff_ms, options_.max_backoff_ms);
-  uint32_t averaged = 0;
   net::RetryFailure failure;
   const std::optional<net::Bytes> reply = net::request_with_retry(
       *channel_, request, retry,
       [&](const net::Bytes& candidate) {
-        const auto type = static_cast<MessageType>(wire::peek(candidate).type);
-        if (type == MessageType::error) {
+        const uint16_t type = wire::peek(candidate).type;
+        if (type == static_cast<uint16_t>(MessageType::error)) {
           const auto error = wire::unpack<split::ErrorReply>(candidate, static_cast<uint16_t>(MessageType::error),
                                                              options_.max_message_bytes);
-          throw std::runtime_error("split server at " + describe() + " refused to close round " +
-                                   std::to_string(round) + ": " + error.message +
+          throw std::runtime_error("split server at " + describe() + " refused to " + what + ": " + error.message +
                                    " (is it in step with this aggregator? restart both from their checkpoints)");
         }
-        if (type != MessageType::end_round_reply) return net::ReplyVerdict::skip;   // a late reply to something else
-        const auto done = wire::unpack<split::EndRoundReply>(
-            candidate, static_cast<uint16_t>(MessageType::end_round_reply), options_.max_message_bytes);
-        if (done.round != round) return net::ReplyVerdict::skip;                    // a late reply to an earlier close
-        averaged = done.clients_averaged;
-        return net::ReplyVerdict::take;
+        if (type != reply_type) return net::ReplyVerdict::skip;                 // a late reply to something else
+        return matches(candidate) ? net::ReplyVerdict::take : net::ReplyVerdict::skip;   // or to an earlier request
       },
       &failure);
-  if (reply) return averaged;
-  throw std::runtime_error("split server at " + describe() + " did not confirm the end of round " +
-                           std::to_string(round) + " after " + std::to_string(options_.max_attempts) +
-                           " attempts of " + std::to_string(options_.timeout_ms) + " ms (" + failure.problem +
-                           "): is it running?");
+  if (reply) return *reply;
+  throw std::runtime_error("split server at " + describe() + " did not confirm that it will " + what + " after " +
+                           std::to_string(options_.max_attempts) + " attempts of " +
+                           std::to_string(options_.timeout_ms) + " ms (" + failure.problem + "): is it running?");
+}
+
+uint32_t ChannelSplitRoundCloser::close(uint32_t round, const std::vector<std::string>& participants) {
+  using split::MessageType;
+  const auto reply_type = static_cast<uint16_t>(MessageType::end_round_reply);
+  auto unpack = [&](const net::Bytes& frame) {
+    return wire::unpack<split::EndRoundReply>(frame, reply_type, options_.max_message_bytes);
+  };
+  const net::Bytes reply = request(
+      wire::pack(static_cast<uint16_t>(MessageType::end_round), split::EndRound{round, participants}), reply_type,
+      [&](const net::Bytes& frame) { return unpack(frame).round == round; }, "close round " + std::to_string(round));
+  return unpack(reply).clients_averaged;
+}
+
+SplitRoundCloser::Synced ChannelSplitRoundCloser::sync(uint32_t round, const std::vector<std::string>& participants) {
+  using split::MessageType;
+  const auto reply_type = static_cast<uint16_t>(MessageType::sync_round_reply);
+  auto unpack = [&](const net::Bytes& frame) {
+    return wire::unpack<split::SyncRoundReply>(frame, reply_type, options_.max_message_bytes);
+  };
+  const net::Bytes reply = request(
+      wire::pack(static_cast<uint16_t>(MessageType::sync_round), split::SyncRound{round, participants}), reply_type,
+      [&](const net::Bytes& frame) { return unpack(frame).round == round; }, "move to round " + std::to_string(round));
+  const split::SyncRoundReply synced = unpack(reply);
+  return Synced{synced.previous_round, synced.clients_averaged};
 }
 
 }  // namespace cleave::aggregator

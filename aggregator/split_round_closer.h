@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "transport/channel.h"
 
@@ -26,9 +27,18 @@ struct SplitCloseOptions {
 class SplitRoundCloser {
  public:
   virtual ~SplitRoundCloser() = default;
+  // Closes `round` with the sites whose updates the aggregator accepted.
   // Returns the clients the split server averaged (0 for a repeated close).
   // Throws std::runtime_error when the server refuses or stays silent.
-  virtual uint32_t close(uint32_t round) = 0;
+  virtual uint32_t close(uint32_t round, const std::vector<std::string>& participants) = 0;
+  // On start and resume: brings the server to `round` (split::SyncRound;
+  // `participants` closed round - 1). Returns the round the server was in and
+  // the clients it averaged if it still had round - 1 to close.
+  struct Synced {
+    uint32_t previous_round = 0;
+    uint32_t clients_averaged = 0;
+  };
+  virtual Synced sync(uint32_t round, const std::vector<std::string>& participants) = 0;
   virtual std::string describe() const = 0;
 };
 
@@ -37,10 +47,16 @@ class SplitRoundCloser {
 class ChannelSplitRoundCloser : public SplitRoundCloser {
  public:
   ChannelSplitRoundCloser(std::unique_ptr<net::ClientChannel> channel, SplitCloseOptions options = {});
-  uint32_t close(uint32_t round) override;
+  uint32_t close(uint32_t round, const std::vector<std::string>& participants) override;
+  Synced sync(uint32_t round, const std::vector<std::string>& participants) override;
   std::string describe() const override { return channel_->describe(); }
 
  private:
+  // Sends `request` until a reply of `reply_type` that `matches` arrives;
+  // throws naming `what` when the server refuses or stays silent.
+  net::Bytes request(const net::Bytes& request, uint16_t reply_type,
+                     const std::function<bool(const net::Bytes&)>& matches, const std::string& what);
+
   std::unique_ptr<net::ClientChannel> channel_;
   SplitCloseOptions options_;
 };

@@ -62,6 +62,7 @@
 #include "split/split_server.h"
 #include "split/tensor_wire.h"
 #include "transport/inproc_channel.h"
+#include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
 
 namespace cleave::bench {
@@ -136,7 +137,7 @@ data::Batch random_batch(int64_t vocab, int64_t B, int64_t T, uint64_t seed) {
 
 // ---- a split server in its own thread, timing its compute -------------------
 
-// The loop of SplitServer::serve, with the time spent in handle() summed.
+// The services' serve loop around SplitServer::handle, with the time spent in handle() summed.
 class ServerThread {
  public:
   ServerThread(std::unique_ptr<split::SplitServer> server, std::unique_ptr<net::ServerChannel> channel,
@@ -144,14 +145,16 @@ class ServerThread {
       : server_(std::move(server)), channel_(std::move(channel)) {
     thread_ = std::thread([this, threads] {
       at::set_num_threads(threads);  // per thread: OpenMP's thread count is a per-thread setting
-      while (!stop_.load()) {
-        std::optional<net::Envelope> envelope = channel_->recv(net::Millis(20));
-        if (!envelope) continue;
+      net::ServeLoop loop;
+      loop.poll_ms = 20;
+      loop.log = [](const std::string& line) { std::cerr << "split server: " << line << '\n'; };
+      loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) {
         const auto start = Clock::now();
-        net::Bytes reply = server_->handle(envelope->peer, envelope->payload);
+        net::Bytes reply = server_->handle(peer, request);
         busy_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count();
-        channel_->send(envelope->peer, std::move(reply));
-      }
+        return reply;
+      };
+      net::serve(*channel_, stop_, loop);
     });
   }
   ~ServerThread() {

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "aggregator/aggregator_checkpoint.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
 #include "cli/base_model.h"
@@ -33,9 +34,8 @@ aggregator::GlobalAdapters initial_adapters(const AggregatorFile& config) {
 // The service logs the round's closing itself; this adds what it wrote.
 std::string describe_checkpoint(const aggregator::RoundSummary& summary, const std::string& checkpoint_dir) {
   char line[256];
-  std::snprintf(line, sizeof line, "round %u checkpointed: %s/adapters-round-%06u.gguf", summary.round,
-                checkpoint_dir.c_str(), summary.round + 1);
-  std::string text = line;
+  std::string text = "round " + std::to_string(summary.round) + " checkpointed: " + checkpoint_dir + "/" +
+                     aggregator::checkpoint_adapters_file(summary.round);
   auto loss = summary.metrics.find("train_loss");
   if (loss != summary.metrics.end()) {
     std::snprintf(line, sizeof line, " (mean train_loss %.4f)", loss->second);

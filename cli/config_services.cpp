@@ -140,6 +140,7 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   f.field("client_lr", o.client_lr);
   f.field("poll_interval_ms", o.poll_interval_ms);
   f.field("checkpoint_dir", o.checkpoint_dir);
+  f.field("keep_checkpoints", o.keep_checkpoints);
   f.field("cut_layer", c.cut_layer);
   f.choice("split_mode", c.split_mode,
            {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});

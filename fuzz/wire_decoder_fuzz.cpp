@@ -116,6 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unpack_as<split::BackwardReply>(frame, MessageType::backward_reply);
   unpack_as<split::EndRound>(frame, MessageType::end_round);
   unpack_as<split::EndRoundReply>(frame, MessageType::end_round_reply);
+  unpack_as<split::SyncRound>(frame, MessageType::sync_round);
+  unpack_as<split::SyncRoundReply>(frame, MessageType::sync_round_reply);
   unpack_as<split::ErrorReply>(frame, MessageType::error);
 
   using aggregator::FederationMessage;

@@ -1,10 +1,19 @@
 #include "secure/secure_server_channel.h"
 
-namespace cleave::secure {
+#include <malloc.h>
 
+#include <algorithm>
+#include <vector>
+
+namespace cleave::secure {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// "peer 0x.. ('site-a', client)" once authenticated, "peer 0x.." before.
+std::string describe_peer(const net::PeerId& peer, const TlsSession& tls) {
+  std::string who = peer_label(peer);
+  if (const auto& identity = tls.peer()) who += " ('" + identity->node_id + "', " + role_name(identity->role) + ")";
+  return who;
+}
 
 }  // namespace
 
@@ -25,8 +34,18 @@ SecureServerChannel::SecureServerChannel(std::unique_ptr<net::ServerChannel> inn
                                          SecureChannelOptions options)
     : inner_(std::move(inner)),
       context_(TlsContext::Side::server, options),
-      next_crl_check_(Clock::now() + options.crl_check_interval) {
+      next_crl_check_(Clock::now() + options.crl_check_interval),
+      next_handshake_sweep_(Clock::now()),
+      drop_log_([this](const std::string& line) { context_.options().log(line); }, "dropped TLS sessions"),
+      not_reading_log_([this](const std::string& line) { context_.options().log(line); },
+                       "peers dropped for not reading") {
   if (!inner_) throw std::invalid_argument("SecureServerChannel needs an inner channel");
+}
+
+size_t SecureServerChannel::handshake_count() const {
+  return static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(), [](const auto& entry) {
+    return entry.second.tls->state() == TlsSession::State::handshaking;
+  }));
 }
 
 std::optional<PeerIdentity> SecureServerChannel::peer_identity(const net::PeerId& peer) const {
@@ -52,6 +71,9 @@ void SecureServerChannel::send(const net::PeerId& peer, net::Bytes payload) {
   auto frame = tls.take_outgoing_frame();
   try {
     if (frame) inner_->send(peer, std::move(*frame));
+  } catch (const net::PeerNotReading& error) {
+    drop_not_reading(peer, error.what());
+    throw;
   } catch (const net::PeerUnreachable& error) {
     drop(peer, error.what());
     throw;
@@ -60,6 +82,7 @@ void SecureServerChannel::send(const net::PeerId& peer, net::Bytes payload) {
 
 std::optional<net::Envelope> SecureServerChannel::recv(net::Millis timeout) {
   const auto deadline = Clock::now() + timeout;
+  bool pumped = false;   // at least one frame is taken per call, even with a zero timeout
   for (;;) {
     if (!ready_.empty()) {
       net::Envelope next = std::move(ready_.front());
@@ -71,26 +94,71 @@ std::optional<net::Envelope> SecureServerChannel::recv(net::Millis timeout) {
       next_crl_check_ = now + context_.options().crl_check_interval;
       if (context_.reload_crl_if_changed()) drop_revoked_sessions();
     }
+    if (now >= next_handshake_sweep_) {
+      next_handshake_sweep_ = now + std::min<Millis>(Millis(1000), context_.options().handshake_timeout / 4);
+      drop_stale_handshakes(now);
+      drop_log_.flush(now);
+      not_reading_log_.flush(now);
+    }
+    // Past the deadline with no message: return, even if frames keep
+    // coming, so that a flood cannot keep the caller from its stop flag.
+    if (pumped && now >= deadline) return std::nullopt;
     const auto left = std::chrono::duration_cast<net::Millis>(deadline - now);
     auto frame = inner_->recv(std::max(left, net::Millis(0)));
     if (!frame) return std::nullopt;
     on_frame(std::move(*frame));
+    pumped = true;
+  }
+}
+
+void SecureServerChannel::drop_stale_handshakes(Clock::time_point now) {
+  std::vector<net::PeerId> stale;
+  for (const auto& [peer, session] : sessions_) {
+    if (session.tls->state() == TlsSession::State::handshaking &&
+        now - session.started >= context_.options().handshake_timeout)
+      stale.push_back(peer);
+  }
+  for (const net::PeerId& peer : stale) {
+    drop(peer, "no finished handshake within handshake_timeout (" +
+                   std::to_string(context_.options().handshake_timeout.count()) + " ms)");
+  }
+  // glibc keeps freed handshake buffers for reuse; after a flood of
+  // half-open handshakes, give the pages back to the system.
+  if (!stale.empty()) malloc_trim(0);
+}
+
+void SecureServerChannel::make_room() {
+  const SecureChannelOptions& options = context_.options();
+  // Of the handshaking sessions, the one started first; of the established,
+  // the least recently active.
+  auto oldest_handshake = sessions_.end();
+  auto idlest = sessions_.end();
+  size_t handshakes = 0;
+  for (auto s = sessions_.begin(); s != sessions_.end(); ++s) {
+    if (s->second.tls->state() == TlsSession::State::handshaking) {
+      ++handshakes;
+      if (oldest_handshake == sessions_.end() || s->second.started < oldest_handshake->second.started)
+        oldest_handshake = s;
+    } else if (idlest == sessions_.end() || s->second.last_active < idlest->second.last_active) {
+      idlest = s;
+    }
+  }
+  if (handshakes >= options.max_handshakes) {
+    drop(oldest_handshake->first, "evicted: " + std::to_string(handshakes) +
+                                      " handshakes unfinished, the max_handshakes limit");
+  } else if (sessions_.size() >= options.max_sessions) {
+    const auto victim = oldest_handshake != sessions_.end() ? oldest_handshake : idlest;
+    drop(victim->first, "evicted: " + std::to_string(sessions_.size()) + " sessions open, the max_sessions limit");
   }
 }
 
 SecureServerChannel::Session& SecureServerChannel::session_for(const net::PeerId& peer) {
   auto it = sessions_.find(peer);
   if (it != sessions_.end()) return it->second;
-  if (sessions_.size() >= context_.options().max_sessions) {
-    auto oldest = sessions_.begin();
-    for (auto s = sessions_.begin(); s != sessions_.end(); ++s) {
-      if (s->second.last_active < oldest->second.last_active) oldest = s;
-    }
-    drop(oldest->first, "evicted: " + std::to_string(sessions_.size()) +
-                            " sessions open, the max_sessions limit");
-  }
+  make_room();
   Session session;
   session.tls = std::make_unique<TlsSession>(context_, peer_label(peer));
+  session.started = Clock::now();
   return sessions_.emplace(peer, std::move(session)).first->second;
 }
 
@@ -118,6 +186,10 @@ bool SecureServerChannel::flush(const net::PeerId& peer, TlsSession& tls) {
   try {
     inner_->send(peer, std::move(*out));
     return true;
+  } catch (const net::PeerNotReading& error) {
+    // It asks for handshakes and never reads the replies: forget it, serve the rest.
+    drop_not_reading(peer, error.what());
+    return false;
   } catch (const net::TransportError& error) {
     // The peer left mid-handshake: forget it, serve the rest.
     drop(peer, std::string("cannot reach it: ") + error.what());
@@ -129,12 +201,10 @@ void SecureServerChannel::drop(const net::PeerId& peer, const std::string& why,
                                std::optional<Bytes> last_frame) {
   const auto it = sessions_.find(peer);
   if (it == sessions_.end()) return;
-  std::string who = peer_label(peer);
-  if (const auto& identity = it->second.tls->peer()) {
-    who += " ('" + identity->node_id + "', " + role_name(identity->role) + ")";
-  }
-  // Log before the peer can hear about it, so the log is never behind the peer.
-  context_.options().log("dropped TLS session of " + who + ": " + why);
+  const std::string who = describe_peer(peer, *it->second.tls);
+  // Log before the peer can hear about it, so the log is never behind the
+  // peer. Anyone can make sessions fail, so these lines are rate-limited.
+  drop_log_("dropped TLS session of " + who + ": " + why);
   sessions_.erase(it);
   if (!last_frame) return;
   try {
@@ -142,6 +212,15 @@ void SecureServerChannel::drop(const net::PeerId& peer, const std::string& why,
   } catch (const net::TransportError&) {
     // Best effort: the alert only tells the peer why.
   }
+}
+
+void SecureServerChannel::drop_not_reading(const net::PeerId& peer, const std::string& why) {
+  ++peers_not_reading_;
+  const auto it = sessions_.find(peer);
+  if (it == sessions_.end()) return;
+  const std::string who = describe_peer(peer, *it->second.tls);
+  not_reading_log_("dropped TLS session of " + who + ": " + why);
+  sessions_.erase(it);
 }
 
 void SecureServerChannel::drop_revoked_sessions() {

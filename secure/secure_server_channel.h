@@ -10,6 +10,7 @@
 
 #include "secure/tls_session.h"
 #include "transport/channel.h"
+#include "transport/rate_limited_log.h"
 
 namespace cleave::secure {
 
@@ -33,11 +34,17 @@ class SecureServerChannel : public net::ServerChannel {
   // Services compare it with the client id a message claims.
   std::optional<PeerIdentity> peer_identity(const net::PeerId& peer) const;
   size_t session_count() const { return sessions_.size(); }
+  // Sessions of peers that have not finished their handshake.
+  size_t handshake_count() const;
+  // Peers whose sends were refused because they did not read (PeerNotReading).
+  uint64_t peers_not_reading() const { return peers_not_reading_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct Session {
     std::unique_ptr<TlsSession> tls;
     uint64_t last_active = 0;
+    Clock::time_point started;
   };
 
   void on_frame(net::Envelope frame);
@@ -46,7 +53,14 @@ class SecureServerChannel : public net::ServerChannel {
   // Logs and forgets the session, then sends `last_frame` (an alert) if any.
   void drop(const net::PeerId& peer, const std::string& why,
             std::optional<Bytes> last_frame = std::nullopt);
+  // Drops a peer whose queue is full (net::PeerNotReading), logged apart from
+  // other drops so that a flood of failed handshakes cannot hide it.
+  void drop_not_reading(const net::PeerId& peer, const std::string& why);
   void drop_revoked_sessions();
+  // Drops handshakes older than handshake_timeout and gives their memory back.
+  void drop_stale_handshakes(Clock::time_point now);
+  // Makes room for one more session of a new peer.
+  void make_room();
   Session& session_for(const net::PeerId& peer);
 
   std::unique_ptr<net::ServerChannel> inner_;
@@ -54,7 +68,11 @@ class SecureServerChannel : public net::ServerChannel {
   std::map<net::PeerId, Session> sessions_;
   std::deque<net::Envelope> ready_;
   uint64_t activity_clock_ = 0;
-  std::chrono::steady_clock::time_point next_crl_check_;
+  uint64_t peers_not_reading_ = 0;
+  Clock::time_point next_crl_check_;
+  Clock::time_point next_handshake_sweep_;
+  net::RateLimitedLog drop_log_;
+  net::RateLimitedLog not_reading_log_;
 };
 
 // Printable form of a PeerId (ZeroMQ routing ids are binary).

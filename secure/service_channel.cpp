@@ -1,5 +1,7 @@
 #include "secure/service_channel.h"
 
+#include "transport/rate_limited_log.h"
+
 #include <algorithm>
 #include <chrono>
 
@@ -13,7 +15,8 @@ class GuardedServerChannel : public net::ServerChannel {
   GuardedServerChannel(std::unique_ptr<SecureServerChannel> inner, PeerPolicy policy, LogFn log)
       : inner_(std::move(inner)),
         policy_(std::move(policy)),
-        log_(log ? std::move(log) : LogFn(log_to_stderr)) {}
+        log_(log ? std::move(log) : LogFn(log_to_stderr)),
+        refusal_log_(log_, "refused messages") {}
 
   void send(const net::PeerId& peer, net::Bytes payload) override {
     inner_->send(peer, std::move(payload));
@@ -33,12 +36,12 @@ class GuardedServerChannel : public net::ServerChannel {
       if (!refused) return envelope;
       const std::string who =
           peer ? peer->node_id + " (" + role_name(peer->role) + ")" : peer_label(envelope->peer);
-      log_("refused a message from " + who + ": " + *refused);
+      refusal_log_("refused a message from " + who + ": " + *refused);
       if (policy_.refusal) {
         try {
           inner_->send(envelope->peer, policy_.refusal(*refused));
         } catch (const net::TransportError& e) {
-          log_("could not tell " + who + " why: " + e.what());
+          refusal_log_("could not tell " + who + " why: " + e.what());
         }
       }
       if (Clock::now() >= deadline) return std::nullopt;
@@ -49,6 +52,7 @@ class GuardedServerChannel : public net::ServerChannel {
   std::unique_ptr<SecureServerChannel> inner_;
   PeerPolicy policy_;
   LogFn log_;
+  net::RateLimitedLog refusal_log_;   // a peer can send refused messages as fast as it likes
 };
 
 class RetryableClientChannel : public net::ClientChannel {

@@ -30,6 +30,7 @@ void SecureChannelOptions::validate() const {
   }
   if (max_message_bytes == 0) throw std::invalid_argument("max_message_bytes must be positive");
   if (max_sessions == 0) throw std::invalid_argument("max_sessions must be positive");
+  if (max_handshakes == 0) throw std::invalid_argument("max_handshakes must be positive");
 }
 
 }  // namespace cleave::secure

@@ -29,7 +29,8 @@ struct SecureChannelOptions {
   // server it means to reach).
   std::optional<std::string> expected_peer_name;
   // Client: how long send() waits for the handshake (blocking_handshake) and
-  // handshake() waits at most.
+  // handshake() waits at most. Server: how long a peer may take to finish
+  // its handshake before its session is dropped.
   Millis handshake_timeout{10000};
   // Client: true makes send() complete the handshake first (throwing on
   // refusal or timeout); false queues messages until recv() has pumped the
@@ -38,12 +39,18 @@ struct SecureChannelOptions {
   // Largest application message accepted from a peer; a peer announcing a
   // bigger one loses its session.
   uint64_t max_message_bytes = uint64_t{256} << 20;
-  // Server: sessions kept at once; beyond it the least recently active one is dropped.
+  // Server: sessions kept at once; beyond it a handshaking one (the oldest)
+  // is dropped first, else the least recently active established one.
   size_t max_sessions = 1024;
+  // Server: sessions still handshaking (unauthenticated peers) kept at once;
+  // beyond it the oldest is dropped. Bounds what anyone who can open a TCP
+  // connection can make the server hold (about 30 KiB of TLS state each).
+  size_t max_handshakes = 64;
   // Server: how often recv() looks whether the CRL file changed (a changed
   // CRL also drops established sessions whose certificate it now revokes).
   Millis crl_check_interval{1000};
   // Where refusals and dropped sessions are reported; empty means stderr.
+  // The server passes at most 10 such lines per 10 s (then a count).
   LogFn log;
 
   // Throws std::invalid_argument naming the first bad field.

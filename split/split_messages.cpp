@@ -12,6 +12,8 @@ const char* message_name(MessageType type) {
     case MessageType::backward_reply: return "backward_reply";
     case MessageType::end_round: return "end_round";
     case MessageType::end_round_reply: return "end_round_reply";
+    case MessageType::sync_round: return "sync_round";
+    case MessageType::sync_round_reply: return "sync_round_reply";
     case MessageType::error: return "error";
   }
   return "unknown";

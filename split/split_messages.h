@@ -19,6 +19,8 @@ enum class MessageType : uint16_t {
   backward_reply = 0x0106,
   end_round = 0x0107,
   end_round_reply = 0x0108,
+  sync_round = 0x0109,
+  sync_round_reply = 0x010A,
   error = 0x01FF,
 };
 const char* message_name(MessageType type);
@@ -97,11 +99,14 @@ struct BackwardReply {
 };
 
 // Closes a round on the server: SFL-V1 averages the per-client server-side
-// adapters of the clients that trained in it.
+// adapters of the clients that trained in it and are among `participants`
+// (the sites whose updates the aggregator accepted; empty: every client that
+// trained). Copies of the others are dropped.
 struct EndRound {
   uint32_t round = 0;
+  std::vector<std::string> participants;
   template <class Archive>
-  void serialize(Archive& ar) { ar(round); }
+  void serialize(Archive& ar) { ar(round, participants); }
 };
 
 struct EndRoundReply {
@@ -109,6 +114,27 @@ struct EndRoundReply {
   uint32_t clients_averaged = 0;
   template <class Archive>
   void serialize(Archive& ar) { ar(round, clients_averaged); }
+};
+
+// Sent by the aggregator when it starts or resumes: "the federation's next
+// round is `round`; round - 1 closed with `participants`". A server in that
+// round does nothing; one still in round - 1 closes it with the participants
+// (the aggregator died between its checkpoint and EndRound); one in any
+// other round (a restarted server with an older checkpoint, a stale one from
+// another run) drops its unfinished per-client copies and moves to `round`.
+struct SyncRound {
+  uint32_t round = 0;
+  std::vector<std::string> participants;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, participants); }
+};
+
+struct SyncRoundReply {
+  uint32_t previous_round = 0;   // where the server was
+  uint32_t round = 0;            // where it is now (SyncRound.round)
+  uint32_t clients_averaged = 0; // when it closed round - 1
+  template <class Archive>
+  void serialize(Archive& ar) { ar(previous_round, round, clients_averaged); }
 };
 
 // Why the split server refused a request: a client reacts to the code, a

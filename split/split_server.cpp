@@ -14,6 +14,7 @@
 #include "model/llama_model.h"
 #include "model/loss.h"
 #include "split/tensor_wire.h"
+#include "transport/serve_loop.h"
 
 namespace cleave::split {
 
@@ -133,6 +134,7 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
       case MessageType::forward: reply = on_forward(request); break;
       case MessageType::backward: reply = on_backward(request); break;
       case MessageType::end_round: reply = on_end_round(request); break;
+      case MessageType::sync_round: reply = on_sync_round(request); break;
       default:
         throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
                               " at the split server");
@@ -319,15 +321,53 @@ net::Bytes SplitServer::on_end_round(const net::Bytes& request) {
     throw std::invalid_argument("cannot close round " + std::to_string(req.round) +
                                 ": the server is in round " + std::to_string(round_));
   }
-  const uint32_t averaged = end_round(req.round);
+  const uint32_t averaged = end_round(req.round, req.participants);
   return wire::pack(static_cast<uint16_t>(MessageType::end_round_reply), EndRoundReply{req.round, averaged});
 }
 
-uint32_t SplitServer::end_round(uint32_t round) {
+net::Bytes SplitServer::on_sync_round(const net::Bytes& request) {
+  const SyncRound req = wire::unpack<SyncRound>(request, static_cast<uint16_t>(MessageType::sync_round),
+                                                options_.max_message_bytes);
+  return wire::pack(static_cast<uint16_t>(MessageType::sync_round_reply), sync_round(req.round, req.participants));
+}
+
+SyncRoundReply SplitServer::sync_round(uint32_t round, const std::vector<std::string>& participants) {
+  SyncRoundReply reply;
+  reply.previous_round = round_;
+  reply.round = round;
+  if (round == round_) return reply;
+  if (round >= 1 && round - 1 == round_) {
+    // The aggregator checkpointed round - 1 but its EndRound never arrived.
+    reply.clients_averaged = end_round(round_, participants);
+    return reply;
+  }
+  // An older checkpoint, or another run: unfinished copies are of no round
+  // the aggregator knows. Every client starts the round from this server's
+  // current adapters.
+  const lora::NamedTensors current = global_.to_named();
+  for (auto& [id, state] : clients_) {
+    if (options_.variant == ServerVariant::sfl_v1) state->adapters.assign(current);
+    state->trained_this_round = false;
+  }
+  if (options_.release_clients_at_round_end) clients_.clear();
+  log_("the aggregator's next round is " + std::to_string(round) + " but this server was in round " +
+       std::to_string(round_) + ": moved to round " + std::to_string(round) +
+       (round < round_ ? " (this server's adapters are from a later round of another run)"
+                       : " (this server's adapters missed the rounds in between)"));
+  round_ = round;
+  save_checkpoint();
+  return reply;
+}
+
+uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& participants) {
   if (round != round_) {
     throw std::invalid_argument("cannot close round " + std::to_string(round) + ": the server is in round " +
                                 std::to_string(round_));
   }
+  const std::set<std::string> accepted(participants.begin(), participants.end());
+  auto takes_part = [&](const std::string& id, const ClientState& state) {
+    return state.trained_this_round && (accepted.empty() || accepted.count(id) > 0);
+  };
   uint32_t averaged = 0;
   if (options_.variant == ServerVariant::sfl_v1) {
     at::NoGradGuard no_grad;
@@ -336,7 +376,7 @@ uint32_t SplitServer::end_round(uint32_t round) {
     std::map<std::string, int64_t> count;
     std::set<std::string> trained_clients;
     for (auto& [id, state] : clients_) {
-      if (!state->trained_this_round) continue;
+      if (!takes_part(id, *state)) continue;   // a site that died mid-round, or whose update was refused
       trained_clients.insert(id);
       for (const auto& [name, pair] : state->adapters.pairs()) {
         if (!covers(state->hello, L, lora::layer_of(name))) continue;
@@ -358,7 +398,7 @@ uint32_t SplitServer::end_round(uint32_t round) {
     averaged = static_cast<uint32_t>(trained_clients.size());
   } else {
     for (auto& [id, state] : clients_) {
-      averaged += state->trained_this_round ? 1 : 0;
+      averaged += takes_part(id, *state) ? 1 : 0;
       state->trained_this_round = false;
     }
   }
@@ -376,16 +416,11 @@ void SplitServer::save_checkpoint() const {
 }
 
 void SplitServer::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms) {
-  while (!stop.load()) {
-    std::optional<net::Envelope> envelope = channel.recv(net::Millis(poll_ms));
-    if (!envelope) continue;
-    net::Bytes reply = handle(envelope->peer, envelope->payload);
-    try {
-      channel.send(envelope->peer, std::move(reply));
-    } catch (const std::exception& e) {
-      log_(std::string("could not reply: ") + e.what());
-    }
-  }
+  net::ServeLoop loop;
+  loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) { return handle(peer, request); };
+  loop.log = log_;
+  loop.poll_ms = poll_ms;
+  net::serve(channel, stop, loop);
 }
 
 }  // namespace cleave::split

@@ -68,9 +68,12 @@ class SplitServer {
   void serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms = 100);
 
   // Closes `round`: SFL-V1 averages the copies of the clients that trained in
-  // it (per tensor, over the clients whose blocks include it) and hands the
-  // average to every client; then checkpoints. Returns the clients averaged.
-  uint32_t end_round(uint32_t round);
+  // it and are among `participants` (empty: all that trained), per tensor over
+  // the clients whose blocks include it, and hands the average to every
+  // client; then checkpoints. Returns the clients averaged.
+  uint32_t end_round(uint32_t round, const std::vector<std::string>& participants = {});
+  // SyncRound (see split_messages.h): agrees with the aggregator on the round.
+  SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
 
   uint32_t round() const { return round_; }
   const lora::AdapterSet& global_adapters() const { return global_; }
@@ -88,6 +91,7 @@ class SplitServer {
   net::Bytes on_forward(const net::Bytes& request);
   net::Bytes on_backward(const net::Bytes& request);
   net::Bytes on_end_round(const net::Bytes& request);
+  net::Bytes on_sync_round(const net::Bytes& request);
   void optimizer_step(ClientState& state, double lr, double grad_clip);
   void save_checkpoint() const;
 

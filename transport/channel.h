@@ -40,6 +40,14 @@ class PeerUnreachable : public TransportError {
   using TransportError::TransportError;
 };
 
+// ServerChannel::send to a peer that does not read: its queue of unsent
+// messages is full. The message is dropped rather than block the server; the
+// caller treats the peer as gone (a TLS server drops its session).
+class PeerNotReading : public PeerUnreachable {
+ public:
+  using PeerUnreachable::PeerUnreachable;
+};
+
 // Options shared by both implementations (in-process uses only
 // max_message_bytes).
 struct ChannelOptions {
@@ -50,6 +58,14 @@ struct ChannelOptions {
   int linger_ms = 0;                 // how long close waits for unsent messages
   int reconnect_ivl_ms = 100;        // first retry after a lost connection
   int reconnect_ivl_max_ms = 5000;   // back-off cap for later retries
+  // Server: messages queued for one peer that has not read them. A send
+  // beyond it throws PeerNotReading at once: no server thread ever waits on
+  // a peer. Services send one reply per request, so an honest peer has at
+  // most a few queued.
+  int peer_queue_messages = 64;
+  // Kernel socket buffers (SO_SNDBUF / SO_RCVBUF); 0 keeps the OS default.
+  int socket_send_buffer_bytes = 0;
+  int socket_receive_buffer_bytes = 0;
 
   void validate() const {
     if (max_message_bytes <= 0)
@@ -58,6 +74,12 @@ struct ChannelOptions {
     if (linger_ms < -1)
       throw TransportError("ChannelOptions.linger_ms is " + std::to_string(linger_ms) +
                            ": use -1 (wait forever), 0 (drop) or a positive number of ms");
+    if (peer_queue_messages < 1)
+      throw TransportError("ChannelOptions.peer_queue_messages is " + std::to_string(peer_queue_messages) +
+                           ": it must be at least 1");
+    if (socket_send_buffer_bytes < 0 || socket_receive_buffer_bytes < 0)
+      throw TransportError("ChannelOptions.socket_send_buffer_bytes and socket_receive_buffer_bytes must be >= 0 "
+                           "(0 keeps the OS default)");
     if (reconnect_ivl_ms < 0 || reconnect_ivl_max_ms < 0)
       throw TransportError("ChannelOptions.reconnect_ivl_ms and reconnect_ivl_max_ms must be >= 0, got " +
                            std::to_string(reconnect_ivl_ms) + " and " + std::to_string(reconnect_ivl_max_ms));
@@ -86,7 +108,8 @@ class ClientChannel {
 class ServerChannel {
  public:
   virtual ~ServerChannel() = default;
-  // Throws PeerUnreachable when `peer` is not connected (never was, or left).
+  // Never blocks. Throws PeerUnreachable when `peer` is not connected (never
+  // was, or left), PeerNotReading when its queue is full.
   virtual void send(const PeerId& peer, Bytes payload) = 0;
   virtual std::optional<Envelope> recv(Millis timeout) = 0;
   // The address clients connect to, with the real port when bound to port 0.

@@ -25,6 +25,8 @@ void apply_options(zmq::socket_t& socket, const ChannelOptions& options) {
   socket.set(zmq::sockopt::maxmsgsize, options.max_message_bytes);
   socket.set(zmq::sockopt::reconnect_ivl, options.reconnect_ivl_ms);
   socket.set(zmq::sockopt::reconnect_ivl_max, options.reconnect_ivl_max_ms);
+  if (options.socket_send_buffer_bytes > 0) socket.set(zmq::sockopt::sndbuf, options.socket_send_buffer_bytes);
+  if (options.socket_receive_buffer_bytes > 0) socket.set(zmq::sockopt::rcvbuf, options.socket_receive_buffer_bytes);
 }
 
 void check_size(const Bytes& payload, const ChannelOptions& options, const std::string& where) {
@@ -86,9 +88,10 @@ class ZmqServer final : public ServerChannel {
       : options_(options), socket_(process_context(), zmq::socket_type::router) {
     apply_options(socket_, options_);
     // Replies to unknown peers fail loudly (PeerUnreachable) instead of
-    // vanishing. The price: send() blocks while that peer's queue is full
-    // (ZeroMQ's default high-water mark, 1000 messages).
+    // vanishing; with it, a full queue makes a non-blocking send fail with
+    // EAGAIN (PeerNotReading) instead of dropping silently.
     socket_.set(zmq::sockopt::router_mandatory, true);
+    socket_.set(zmq::sockopt::sndhwm, options_.peer_queue_messages);
     try {
       socket_.bind(endpoint);
     } catch (const zmq::error_t& e) {
@@ -101,8 +104,16 @@ class ZmqServer final : public ServerChannel {
   void send(const PeerId& peer, Bytes payload) override {
     check_size(payload, options_, "peer " + peer_text(peer));
     try {
-      socket_.send(zmq::buffer(peer.data(), peer.size()), zmq::send_flags::sndmore);
-      socket_.send(to_message(std::move(payload)), zmq::send_flags::none);
+      // A full queue shows on the routing frame (nothing is sent then); once
+      // that is taken, the payload frame goes to the same queue.
+      const bool taken =
+          socket_.send(zmq::buffer(peer.data(), peer.size()), zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+          socket_.send(to_message(std::move(payload)), zmq::send_flags::dontwait);
+      if (!taken)
+        throw PeerNotReading("peer " + peer_text(peer) + " on " + endpoint_ + " has " +
+                             std::to_string(options_.peer_queue_messages) +
+                             " unread messages queued (ChannelOptions.peer_queue_messages): it is not reading; "
+                             "the message was dropped");
     } catch (const zmq::error_t& e) {
       if (e.num() == EHOSTUNREACH)
         throw PeerUnreachable("peer " + peer_text(peer) + " is not connected to " + endpoint_ +
@@ -120,8 +131,10 @@ class ZmqServer final : public ServerChannel {
       zmq::message_t payload;
       (void)socket_.recv(payload, zmq::recv_flags::none);
       if (payload.more()) {
-        // Not a cleave client (those send one frame per message): drop it.
+        // Not a cleave client (those send one frame per message): drop it,
+        // and do not let a stream of them keep the caller past its timeout.
         drain_parts(socket_, payload);
+        if (Clock::now() >= deadline) return std::nullopt;
         continue;
       }
       return Envelope{routing_id.to_string(), to_bytes(payload)};

@@ -7,7 +7,9 @@
 //
 // As for every channel, one object is used from one thread at a time.
 // ServerChannel::send throws PeerUnreachable for a peer that is not connected
-// (ZMQ_ROUTER_MANDATORY) and blocks while that peer's outgoing queue is full.
+// (ZMQ_ROUTER_MANDATORY) and PeerNotReading, without waiting, when that
+// peer's queue holds ChannelOptions.peer_queue_messages unsent messages (a
+// peer that never reads cannot stall the server).
 // Both ends set ZMQ_MAXMSGSIZE: a peer sending a bigger message is disconnected
 // by the receiver (it reconnects under a new PeerId) and the message dropped.
 #pragma once

@@ -351,49 +351,82 @@ TEST(AggregatorService, RefusesACheckpointOfAnotherStrategyOrSeed) {
   EXPECT_EQ(resumed.service.completed_rounds(), 1u);
 }
 
-// Records the rounds it is asked to close, like a split server would.
+// Records what it is asked ("sync 2 [a]", "close 0 [a b]") and answers like
+// a split server in round `server_round` would.
 class RecordingCloser : public SplitRoundCloser {
  public:
-  explicit RecordingCloser(std::vector<uint32_t>& closed) : closed_(closed) {}
-  uint32_t close(uint32_t round) override {
-    closed_.push_back(round);
+  RecordingCloser(std::vector<std::string>& calls, uint32_t server_round) : calls_(calls), round_(server_round) {}
+  uint32_t close(uint32_t round, const std::vector<std::string>& participants) override {
+    calls_.push_back("close " + std::to_string(round) + " " + list(participants));
+    round_ = round + 1;
     return 7;
+  }
+  Synced sync(uint32_t round, const std::vector<std::string>& participants) override {
+    calls_.push_back("sync " + std::to_string(round) + " " + list(participants));
+    const Synced synced{round_, round_ + 1 == round ? 5u : 0u};
+    round_ = round;
+    return synced;
   }
   std::string describe() const override { return "recording"; }
 
  private:
-  std::vector<uint32_t>& closed_;
+  static std::string list(const std::vector<std::string>& ids) {
+    std::string text = "[";
+    for (const std::string& id : ids) text += (text.size() > 1 ? " " : "") + id;
+    return text + "]";
+  }
+  std::vector<std::string>& calls_;
+  uint32_t round_;
 };
 
-TEST(AggregatorService, TellsSplitServersToEndEachRoundAndAgainAfterARestart) {
-  AggregatorOptions options = options_for(3, 1, 1);
+TEST(AggregatorService, TellsSplitServersWhichSitesEachRoundAcceptedAndSyncsThemOnARestart) {
+  AggregatorOptions options = options_for(3, 2, 1);
   options.checkpoint_dir = test::scratch_dir("agg_split_resync");
-  std::vector<uint32_t> closed;
-  auto one_round = [](AggregatorService& service, ScriptedSite& site) {
-    const NamedTensors global = service.global().tensors;
-    const uint32_t round = *service.open_round();
-    site.take_assignment(global, round);
-    site.send_update(round, test::seeded_delta(global, round), 2);
-  };
+  options.round_deadline_ms = 1000;
+  std::vector<std::string> calls;
+  std::vector<std::string> log;
   {
     AggregatorOptions first = options;
     first.rounds = 2;
     Harness h(first);
-    h.service.add_split_round_closer(std::make_unique<RecordingCloser>(closed));
-    ScriptedSite a(h.service, "a");
+    h.service.add_split_round_closer(std::make_unique<RecordingCloser>(calls, 0));
+    ScriptedSite a(h.service, "a"), b(h.service, "b");
     a.register_site();
-    one_round(h.service, a);
-    one_round(h.service, a);
+    b.register_site();
+    // Round 0: both report. Round 1: only a does (b died mid-round); the
+    // deadline closes the round with a alone.
+    for (uint32_t round : {0u, 1u}) {
+      const NamedTensors global = h.service.global().tensors;
+      ASSERT_EQ(*h.service.open_round(), round);
+      a.take_assignment(global, round);
+      b.take_assignment(global, round);
+      a.send_update(round, test::seeded_delta(global, round), 2);
+      if (round == 0) b.send_update(round, test::seeded_delta(global, round + 10), 3);
+    }
+    h.clock->advance(1001);
+    h.service.tick();
+    EXPECT_EQ(h.service.completed_rounds(), 2u);
     EXPECT_EQ(h.service.history().at(1).split_clients_averaged, std::vector<uint32_t>{7});
   }
-  EXPECT_EQ(closed, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"sync 0 []", "close 0 [a b]", "close 1 [a]"}));
+
+  // Restarted against a split server that missed the end of round 1 (still
+  // in round 1): the sync closes it there with the sites round 1 accepted.
+  calls.clear();
   Harness h(options);
-  h.service.add_split_round_closer(std::make_unique<RecordingCloser>(closed));
+  h.service.add_split_round_closer(std::make_unique<RecordingCloser>(calls, 1));
   ScriptedSite a(h.service, "a");
   a.register_site();
-  one_round(h.service, a);
-  // Round 1 again (a no-op for a split server that heard it), then round 2.
-  EXPECT_EQ(closed, (std::vector<uint32_t>{0, 1, 1, 2}));
+  const NamedTensors global = h.service.global().tensors;
+  ASSERT_EQ(*h.service.open_round(), 2u);
+  a.take_assignment(global, 2);
+  a.send_update(2, test::seeded_delta(global, 2), 2);
+  h.clock->advance(1001);
+  h.service.tick();
+  EXPECT_EQ(calls, (std::vector<std::string>{"sync 2 [a]", "close 2 [a]"}));
+  bool told = false;
+  for (const std::string& line : h.log) told = told || line.find("had not closed round 1: closed it now (5 clients") != std::string::npos;
+  EXPECT_TRUE(told);
 }
 
 }  // namespace

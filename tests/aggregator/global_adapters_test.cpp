@@ -120,12 +120,33 @@ TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndKeepsOnlyTheLatestRound) {
   for (const auto& [name, tensor] : checkpoint.global.tensors) {
     EXPECT_TRUE(at::equal(back->global.tensors.at(name), tensor)) << name;
   }
+  // Named as the logs name rounds (from 0): 3 completed rounds end with round 2.
   std::vector<std::string> files;
   for (const auto& entry : std::filesystem::directory_iterator(dir_)) files.push_back(entry.path().filename());
   std::sort(files.begin(), files.end());
-  EXPECT_EQ(files, (std::vector<std::string>{"adapters-round-000003.gguf", "state.json",
-                                             "strategy-round-000003.safetensors"}));
+  EXPECT_EQ(files, (std::vector<std::string>{"adapters-round-000001.gguf", "adapters-round-000002.gguf",
+                                             "state.json", "strategy-round-000002.safetensors"}));
+  EXPECT_EQ(checkpoint_adapters_file(2), "adapters-round-000002.gguf");
   EXPECT_FALSE(load_checkpoint(test::scratch_dir("global_adapters_empty")).has_value());
+}
+
+TEST_F(GlobalAdaptersTest, CheckpointsKeepTheAdaptersOfTheLastNRounds) {
+  AggregatorCheckpoint checkpoint;
+  checkpoint.strategy = "fedavg";
+  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::vanilla, 1, 0});
+  for (uint32_t completed = 1; completed <= 5; ++completed) {
+    checkpoint.completed_rounds = completed;
+    save_checkpoint(dir_, checkpoint, 2);
+  }
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) files.push_back(entry.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files,
+            (std::vector<std::string>{"adapters-round-000003.gguf", "adapters-round-000004.gguf", "state.json"}));
+  EXPECT_EQ(load_checkpoint(dir_)->completed_rounds, 5u);
+
+  checkpoint.completed_rounds = 0;
+  EXPECT_THROW(save_checkpoint(dir_, checkpoint), std::invalid_argument);
 }
 
 TEST_F(GlobalAdaptersTest, RefusesAStateOfAnotherVersion) {

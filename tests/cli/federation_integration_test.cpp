@@ -80,7 +80,7 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
   EXPECT_EQ(*aggregator_status, 0) << aggregator.output() << "\n--- split server ---\n" << split.output();
   EXPECT_CONTAINS(aggregator.output(), "finished: 2 rounds completed");
   EXPECT_CONTAINS(aggregator.output(), "sites must run u_shaped, cut_layer 1, top_cut 2");
-  EXPECT_CONTAINS(aggregator.output(), "round 1 checkpointed: " + checkpoints + "/adapters-round-000002.gguf");
+  EXPECT_CONTAINS(aggregator.output(), "round 1 checkpointed: " + checkpoints + "/adapters-round-000001.gguf");
   for (const std::string& site : sites) EXPECT_CONTAINS(aggregator.output(), "client " + site + " registered");
 
   for (auto& client : clients) {
@@ -93,11 +93,13 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
     EXPECT_CONTAINS(client->output(), "the head and the loss here (u_shaped: the labels stay here)");
   }
 
-  // The aggregator's checkpoint: the round state and the global adapters of round 2.
+  // The aggregator's checkpoint: the round state and the global adapters of
+  // rounds 0 and 1, named as the log names them.
   const json::Value state = json::parse_file(checkpoints + "/state.json");
   EXPECT_EQ(state.at("completed_rounds").as_int(), 2);
-  EXPECT_TRUE(fs::exists(checkpoints + "/adapters-round-000002.gguf"));
-  EXPECT_FALSE(fs::exists(checkpoints + "/adapters-round-000001.gguf"));
+  EXPECT_TRUE(fs::exists(checkpoints + "/adapters-round-000000.gguf"));
+  EXPECT_TRUE(fs::exists(checkpoints + "/adapters-round-000001.gguf"));
+  EXPECT_FALSE(fs::exists(checkpoints + "/adapters-round-000002.gguf"));
 
   // Both rounds were closed on the split server, over its aggregator-role channel.
   // u_shaped by default: the split server never received a label byte.

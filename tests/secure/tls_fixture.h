@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <random>
@@ -151,11 +152,20 @@ class EchoService {
     return false;
   }
   std::string endpoint() const { return server_->endpoint(); }
+  // The server's counters, as its thread last saw them.
+  uint64_t peers_not_reading() const { return peers_not_reading_; }
+  size_t handshakes() const { return handshakes_; }
+  size_t most_handshakes() const { return most_handshakes_; }
+  size_t sessions() const { return sessions_; }
 
  private:
   void serve() {
     while (!stop_) {
       auto envelope = server_->recv(Millis(20));
+      peers_not_reading_ = server_->peers_not_reading();
+      handshakes_ = server_->handshake_count();
+      most_handshakes_ = std::max<size_t>(most_handshakes_, handshakes_);
+      sessions_ = server_->session_count();
       if (!envelope) continue;
       {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -172,6 +182,8 @@ class EchoService {
 
   std::unique_ptr<SecureServerChannel> server_;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> peers_not_reading_{0};
+  std::atomic<size_t> handshakes_{0}, most_handshakes_{0}, sessions_{0};
   mutable std::mutex mutex_;
   std::vector<Received> received_;
   std::thread thread_;  // last: starts after everything it uses exists

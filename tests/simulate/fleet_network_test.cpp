@@ -195,7 +195,7 @@ TEST_P(FleetNetworkTest, OnlyTheAggregatorClosesASplitServerRound) {
   site->send(end_round);
   const auto refusal = wire::unpack<split::ErrorReply>(
       must_recv(*site), static_cast<uint16_t>(split::MessageType::error), 1 << 20);
-  EXPECT_EQ(refusal.message, "only the aggregator may close a round");
+  EXPECT_EQ(refusal.message, "only the aggregator may close or set a round");
 
   std::unique_ptr<net::ClientChannel> closer = network.connect(kAggregatorNode, address, kSplitServerNode);
   closer->send(end_round);

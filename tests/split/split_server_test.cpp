@@ -191,6 +191,54 @@ TEST_F(SplitServerTest, SflV1AveragesPerClientCopiesAtRoundEndAndCheckpoints) {
   }
 }
 
+// The split server averages exactly the sites whose updates the aggregator
+// accepted, and agrees with the aggregator on the round when it (re)starts.
+TEST_F(SplitServerTest, SflV1AveragesOnlyAcceptedSitesAndSyncsToTheAggregatorsRound) {
+  test::ServerThread thread(make_server(ServerVariant::sfl_v1, ""));
+  train(thread.endpoint(), "site-a", 1, 2);
+  train(thread.endpoint(), "site-b", 1, 2);   // b dies before its update reaches the aggregator
+  const lora::NamedTensors copy_a = thread.server().adapters_for("site-a").to_named();
+  auto channel = net::zmq_connect(thread.endpoint());
+  lora::AdapterSet dummy;
+  SplitClientOptions options;
+  options.client_id = "aggregator";
+  options.mode = SplitMode::vanilla;
+  SplitTrainStep control(model_, dummy, *channel, options);
+  EXPECT_EQ(control.end_round(0, {"site-a"}), 1u);
+  for (const auto& [name, tensor] : thread.server().global_adapters().to_named()) {
+    EXPECT_TRUE(at::equal(tensor, copy_a.at(name))) << name << ": site-b's partial copy was averaged in";
+  }
+  EXPECT_EQ(thread.server().round(), 1u);
+}
+
+TEST_F(SplitServerTest, SyncRoundClosesAMissedRoundOrMovesToTheAggregatorsRound) {
+  std::vector<std::string> log;
+  SplitServerOptions options;
+  options.lora = full_.options();
+  options.variant = ServerVariant::sfl_v1;
+  SplitServer server(model_, options, std::nullopt, [&](const std::string& line) { log.push_back(line); });
+
+  SyncRoundReply same = server.sync_round(0, {});
+  EXPECT_EQ(same.previous_round, 0u);
+  EXPECT_EQ(server.round(), 0u);
+  EXPECT_TRUE(log.empty());
+
+  // The aggregator checkpointed round 0 but died before EndRound.
+  SyncRoundReply missed = server.sync_round(1, {"site-a"});
+  EXPECT_EQ(missed.previous_round, 0u);
+  EXPECT_EQ(server.round(), 1u);
+
+  // A stale server (another run, round 1) meets a fresh aggregator (round 0), and the reverse.
+  SyncRoundReply back = server.sync_round(0, {});
+  EXPECT_EQ(back.previous_round, 1u);
+  EXPECT_EQ(server.round(), 0u);
+  SyncRoundReply ahead = server.sync_round(5, {});
+  EXPECT_EQ(ahead.previous_round, 0u);
+  EXPECT_EQ(server.round(), 5u);
+  ASSERT_GE(log.size(), 2u);
+  EXPECT_NE(log.back().find("moved to round 5"), std::string::npos) << log.back();
+}
+
 TEST_F(SplitServerTest, ClientGivesUpWithAClearErrorWhenNoServerAnswers) {
   auto silent = net::zmq_bind("tcp://127.0.0.1:0");
   auto channel = net::zmq_connect(silent->endpoint());

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <random>
 #include <set>
 #include <string>
@@ -223,6 +224,51 @@ TEST(ZmqChannelTest, MultipartMessagesFromForeignPeersAreDropped) {
   EXPECT_EQ(text(request->payload), "single");
 }
 
+// A peer that never reads must not stall the server: once its queue is full,
+// send() throws PeerNotReading at once, and other peers are still served.
+TEST(ZmqChannelTest, APeerThatNeverReadsMakesSendThrowInsteadOfBlocking) {
+  ChannelOptions options;
+  options.peer_queue_messages = 4;
+  options.socket_send_buffer_bytes = 4096;
+  auto server = zmq_bind(kAnyPort, options);
+
+  zmq::context_t context;
+  zmq::socket_t silent(context, zmq::socket_type::dealer);
+  silent.set(zmq::sockopt::linger, 0);
+  silent.set(zmq::sockopt::rcvhwm, 1);
+  silent.set(zmq::sockopt::rcvbuf, 4096);
+  silent.connect(server->endpoint());
+  silent.send(zmq::str_buffer("hello, then silence"), zmq::send_flags::none);
+  auto hello = server->recv(kWait);
+  ASSERT_TRUE(hello.has_value());
+
+  // On another thread, so that a send that blocks fails the test instead of hanging it.
+  auto flood = std::async(std::launch::async, [&]() -> int {
+    for (int sent = 0; sent < 100000; ++sent) {
+      try {
+        server->send(hello->peer, random_bytes(64 << 10, static_cast<uint32_t>(sent)));
+      } catch (const PeerNotReading& e) {
+        EXPECT_NE(std::string(e.what()).find("not reading"), std::string::npos) << e.what();
+        return sent;
+      }
+    }
+    return -1;
+  });
+  ASSERT_EQ(flood.wait_for(kWait), std::future_status::ready) << "send() blocked on a peer that does not read";
+  const int sent = flood.get();
+  EXPECT_GE(sent, options.peer_queue_messages) << "the queue bound was not honoured";
+  EXPECT_GT(sent, 0);
+
+  auto honest = zmq_connect(server->endpoint());
+  honest->send(text("ping"));
+  auto request = server->recv(kWait);
+  ASSERT_TRUE(request.has_value());
+  server->send(request->peer, text("pong"));
+  auto reply = honest->recv(kWait);
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(text(*reply), "pong");
+}
+
 TEST(ZmqChannelTest, BadEndpointsAndTakenPortsThrow) {
   auto server = zmq_bind(kAnyPort);
   EXPECT_THROW(zmq_bind(server->endpoint()), TransportError);
@@ -235,6 +281,9 @@ TEST(ZmqChannelTest, InvalidOptionsThrow) {
   options.max_message_bytes = 0;
   EXPECT_THROW(zmq_bind(kAnyPort, options), TransportError);
   EXPECT_THROW(zmq_connect("tcp://127.0.0.1:1", options), TransportError);
+  ChannelOptions no_queue;
+  no_queue.peer_queue_messages = 0;
+  EXPECT_THROW(zmq_bind(kAnyPort, no_queue), TransportError);
 }
 
 }  // namespace
