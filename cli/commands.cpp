@@ -38,6 +38,10 @@ const std::vector<Command>& commands() {
        run_audit},
       {"merge-adapters", "merge a split run's site and split-server adapters into one GGUF LoRA",
        merge_adapters_parser, run_merge_adapters},
+      {"privacy epsilon", "epsilon of client-level DP after T rounds (RDP accountant)", privacy_epsilon_parser,
+       run_privacy_epsilon},
+      {"privacy noise", "the noise multiplier that keeps T rounds within an epsilon budget", privacy_noise_parser,
+       run_privacy_noise},
   };
   return kCommands;
 }

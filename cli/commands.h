@@ -55,6 +55,10 @@ ArgParser audit_parser();
 int run_audit(const ParsedArgs& args);
 ArgParser merge_adapters_parser();
 int run_merge_adapters(const ParsedArgs& args);
+ArgParser privacy_epsilon_parser();
+int run_privacy_epsilon(const ParsedArgs& args);
+ArgParser privacy_noise_parser();
+int run_privacy_noise(const ParsedArgs& args);
 
 // Runs `cleave <argv...>` as main() does: parses, dispatches, catches every
 // exception and prints it as "cleave <cmd>: error: <message>" on `err`.
