@@ -112,6 +112,12 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   json::Value last_sites = json::Value::array();
   for (const std::string& id : checkpoint.last_round_sites) last_sites.push_back(id);
   state.set("last_round_sites", std::move(last_sites));
+  if (!checkpoint.dp_rdp.empty()) {
+    json::Value rdp = json::Value::array();
+    for (double value : checkpoint.dp_rdp) rdp.push_back(value);
+    state.set("dp_rdp", std::move(rdp));
+    state.set("dp_rounds", checkpoint.dp_rounds);
+  }
   write_file_atomically(dir + "/state.json", state.dump(2) + "\n");
 
   // The commit is done: drop the adapters of rounds before the last
@@ -173,6 +179,11 @@ std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
       if (!id.is_string()) throw std::runtime_error(path + ": \"last_round_sites\" holds a non-string");
       checkpoint.last_round_sites.push_back(id.as_string());
     }
+  }
+  if (const json::Value* rdp = state.find("dp_rdp")) {
+    if (!rdp->is_array()) throw std::runtime_error(path + ": \"dp_rdp\" is not an array");
+    for (const json::Value& value : rdp->as_array()) checkpoint.dp_rdp.push_back(value.as_double());
+    checkpoint.dp_rounds = state.at("dp_rounds").as_int();
   }
   return checkpoint;
 }

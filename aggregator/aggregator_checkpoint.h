@@ -39,6 +39,9 @@ struct AggregatorCheckpoint {
   // Sites whose updates the last completed round accepted: what a split
   // server that missed that round's end closes it with (split::SyncRound).
   std::vector<std::string> last_round_sites;
+  // Under aggregator.dp: the accountant's RDP per order after dp_rounds rounds.
+  std::vector<double> dp_rdp;
+  int64_t dp_rounds = 0;
 };
 
 // The name of the adapters file written after round `round` (counting from 0).

@@ -50,6 +50,19 @@ void AggregatorOptions::validate() const {
     require(!endpoint.empty(), "split_servers must not contain an empty endpoint");
   }
   strategy.validate();
+  dp.validate();
+  if (dp.enabled) {
+    require(clients_per_round == 0,
+            "dp: sites are Poisson-sampled at aggregator.fraction (what the privacy accountant assumes); set "
+            "clients_per_round to 0");
+    require(min_clients == 1,
+            "dp: a round closes with whichever Poisson-sampled sites report (possibly none); min_clients must be 1");
+    require(strategy.name == "fedavg" || strategy.name == "fedprox" || strategy.name == "fedadam" ||
+                strategy.name == "fedyogi",
+            "dp: strategy " + strategy.name +
+                " needs individual updates; under DP the aggregator works on the noisy sum only: use fedavg, "
+                "fedprox, fedadam or fedyogi");
+  }
 }
 
 int64_t AggregatorOptions::registrations_to_start() const {

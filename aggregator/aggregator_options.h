@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/dp_options.h"
 #include "aggregator/strategy.h"
 
 namespace cleave::aggregator {
@@ -41,6 +42,10 @@ struct AggregatorOptions {
   int64_t split_backoff_ms = 200;      // doubled after each failed attempt, capped at 5 s
   size_t max_message_bytes = 256u << 20;
   StrategyOptions strategy;
+  // Client-level DP (aggregator/dp_fedavg.h): Poisson sampling at
+  // fraction_per_round (clients_per_round must be 0), rounds close with
+  // whichever sampled sites report (min_clients must be 1).
+  DpOptions dp;
 
   // Throws std::invalid_argument naming the field ("aggregator.min_clients ...").
   void validate() const;

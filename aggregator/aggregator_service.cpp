@@ -10,6 +10,7 @@
 #include "aggregator/aggregation.h"
 #include "aggregator/aggregator_checkpoint.h"
 #include "aggregator/client_sampling.h"
+#include "aggregator/dp_fedavg.h"
 #include "aggregator/named_tensors_wire.h"
 #include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
@@ -34,6 +35,7 @@ struct AggregatorService::OpenRound {
   WireTensors adapters;                          // the global adapters, encoded once per round
   RoundConfig config;
   int64_t deadline_ms = 0;
+  int64_t registered = 0;                        // sites registered when it started (DP's denominator)
   RoundSummary summary;
 
   bool all_done() const { return updates.size() + failed.size() >= sampled.size(); }
@@ -65,6 +67,16 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
   }
   strategy_ = make_strategy(options_.strategy);
   global_ = std::move(initial);
+  if (options_.dp.enabled) {
+    dp_ = std::make_unique<DpFedAvg>(options_.dp, options_.fraction_per_round, options_.rounds);
+    log_("dp: sites Poisson-sampled at rate " + std::to_string(dp_->sampling_rate()) + ", deltas clipped to " +
+         std::to_string(options_.dp.clip_norm) + ", noise multiplier " + std::to_string(dp_->noise_multiplier()) +
+         (options_.dp.noise_multiplier > 0 ? std::string()
+                                            : " (calibrated: epsilon " + std::to_string(options_.dp.target_epsilon) +
+                                                  " after " + std::to_string(options_.rounds) + " rounds)") +
+         ", delta " + std::to_string(options_.dp.delta) +
+         (options_.dp.noise_seed != 0 ? "; noise from a fixed seed: for experiments only" : ""));
+  }
   if (!split_channels) {
     const net::ChannelOptions channel_options;
     split_channels = [channel_options](const std::string& endpoint) {
@@ -127,6 +139,15 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
   registered_ = checkpoint.registered;
   completed_ = checkpoint.completed_rounds;
   last_round_sites_ = checkpoint.last_round_sites;
+  if (dp_) {
+    if (checkpoint.dp_rdp.empty() && completed_ > 0) {
+      throw std::runtime_error(where + "written without aggregator.dp: the privacy its " + std::to_string(completed_) +
+                               " rounds spent is not known; start a new checkpoint_dir");
+    }
+    if (!checkpoint.dp_rdp.empty()) dp_->restore(checkpoint.dp_rdp, checkpoint.dp_rounds);
+  } else if (!checkpoint.dp_rdp.empty()) {
+    throw std::runtime_error(where + "written with aggregator.dp: resume it with the same dp settings");
+  }
   log_("resumed from " + options_.checkpoint_dir + " after round " + std::to_string(completed_) + " with " +
        std::to_string(registered_.size()) + " registered clients");
 }
@@ -317,13 +338,15 @@ void AggregatorService::advance(int64_t now) {
     if (static_cast<int64_t>(registered_.size()) >= options_.registrations_to_start()) start_round(now);
     return;
   }
-  if (round_->all_done() && static_cast<int64_t>(round_->updates.size()) >= options_.min_clients) {
+  // Under DP a round closes with whichever sampled sites reported, none included.
+  const int64_t needed = dp_ ? 0 : options_.min_clients;
+  if (round_->all_done() && static_cast<int64_t>(round_->updates.size()) >= needed) {
     close_round(now);
     return;
   }
   while (round_ && now >= round_->deadline_ms) {
     const int64_t accepted = static_cast<int64_t>(round_->updates.size());
-    if (accepted >= options_.min_clients) {
+    if (accepted >= needed) {
       log_("round " + std::to_string(round_->round) + " deadline: closing with " + std::to_string(accepted) + " of " +
            std::to_string(round_->sampled.size()) + " sampled clients");
       close_round(now);
@@ -352,18 +375,34 @@ void AggregatorService::start_round(int64_t now) {
     sync_split_servers();
     if (state_ == RunState::failed) return;
   }
+  if (dp_ && options_.dp.target_epsilon > 0 && dp_->epsilon_after_next_round() > options_.dp.target_epsilon) {
+    state_ = RunState::finished;
+    done_at_ms_ = now;
+    log_("privacy budget: round " + std::to_string(completed_) + " would take epsilon to " +
+         std::to_string(dp_->epsilon_after_next_round()) + ", above dp.target_epsilon " +
+         std::to_string(options_.dp.target_epsilon) + "; stopping after " + std::to_string(completed_) +
+         " rounds (epsilon " + std::to_string(dp_->epsilon()) + ")");
+    return;
+  }
   std::vector<std::string> ids;
   ids.reserve(registered_.size());
   for (const auto& [id, n] : registered_) ids.push_back(id);
-  const int64_t count = clients_to_sample(static_cast<int64_t>(ids.size()), options_.clients_per_round,
-                                          options_.fraction_per_round, options_.min_clients);
-  const std::vector<std::string> sampled = sample_clients(ids, count, options_.seed, completed_);
+  std::vector<std::string> sampled;
+  if (dp_) {
+    sampled = poisson_sample(ids, dp_->sampling_rate(), options_.seed, completed_);
+  } else {
+    const int64_t count = clients_to_sample(static_cast<int64_t>(ids.size()), options_.clients_per_round,
+                                            options_.fraction_per_round, options_.min_clients);
+    sampled = sample_clients(ids, count, options_.seed, completed_);
+  }
   auto round = std::make_unique<OpenRound>();
   round->round = completed_;
+  round->registered = static_cast<int64_t>(ids.size());
   round->sampled.insert(sampled.begin(), sampled.end());
   round->adapters = encode_tensors(global_.tensors);
   const ClientConfig config = strategy_->configure(static_cast<int>(completed_));
-  round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr};
+  round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr,
+                              dp_ ? options_.dp.clip_norm : 0.0};
   round->deadline_ms = now + options_.round_deadline_ms;
   round->summary.round = completed_;
   round->summary.sampled = sampled;
@@ -395,6 +434,8 @@ void AggregatorService::close_round(int64_t now) {
 
   NamedTensors next;
   try {
+    // Under DP the strategy sees one update: the noisy mean of the clipped deltas.
+    if (dp_) updates = {dp_->noisy_mean(updates, global_.tensors, open.registered)};
     next = strategy_->aggregate(static_cast<int>(open.round), global_.tensors, updates);
   } catch (const std::exception& e) {
     fail("round " + std::to_string(open.round) + " could not be aggregated: " + e.what());
@@ -404,6 +445,10 @@ void AggregatorService::close_round(int64_t now) {
   global_.tensors = std::move(next);
   completed_ = open.round + 1;
   summary.closed_ms = now;
+  if (dp_) {
+    dp_->account_round();
+    summary.dp_epsilon = dp_->epsilon();
+  }
 
   if (!options_.checkpoint_dir.empty()) {
     AggregatorCheckpoint checkpoint;
@@ -414,6 +459,10 @@ void AggregatorService::close_round(int64_t now) {
     checkpoint.strategy_state = strategy_->state();
     checkpoint.registered = registered_;
     checkpoint.last_round_sites = summary.reported;
+    if (dp_) {
+      checkpoint.dp_rdp = dp_->rdp();
+      checkpoint.dp_rounds = dp_->rounds_accounted();
+    }
     try {
       save_checkpoint(options_.checkpoint_dir, checkpoint, options_.keep_checkpoints);
     } catch (const std::exception& e) {
@@ -426,7 +475,10 @@ void AggregatorService::close_round(int64_t now) {
   if (state_ == RunState::failed) return;
 
   log_("round " + std::to_string(open.round) + " closed: " + std::to_string(summary.reported.size()) + " updates, " +
-       std::to_string(summary.num_samples) + " samples, " + std::to_string(summary.rejected.size()) + " rejected");
+       std::to_string(summary.num_samples) + " samples, " + std::to_string(summary.rejected.size()) + " rejected" +
+       (summary.dp_epsilon ? "; privacy: epsilon " + std::to_string(*summary.dp_epsilon) + " at delta " +
+                                 std::to_string(options_.dp.delta)
+                           : std::string()));
   history_.push_back(summary);
   std::unique_ptr<OpenRound> closed = std::move(round_);
   if (round_callback_) round_callback_(history_.back(), global_);

@@ -57,6 +57,8 @@ struct Rejection {
 };
 
 // What happened in one closed round (for logs, metrics files and plots).
+class DpFedAvg;
+
 struct RoundSummary {
   uint32_t round = 0;
   std::vector<std::string> sampled;              // sorted
@@ -68,6 +70,7 @@ struct RoundSummary {
   int64_t extensions = 0;
   int64_t started_ms = 0, closed_ms = 0;         // Clock time
   std::vector<uint32_t> split_clients_averaged;  // per split server
+  std::optional<double> dp_epsilon;              // under aggregator.dp: epsilon at dp.delta after this round
 };
 
 enum class RunState { waiting_for_clients, in_round, finished, failed };
@@ -136,6 +139,7 @@ class AggregatorService {
   std::shared_ptr<const Clock> clock_;
   std::unique_ptr<Strategy> strategy_;
   std::vector<std::unique_ptr<SplitRoundCloser>> split_closers_;
+  std::unique_ptr<DpFedAvg> dp_;              // under aggregator.dp
   RoundCallback round_callback_;
 
   mutable std::mutex mutex_;

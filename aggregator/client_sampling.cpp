@@ -46,6 +46,23 @@ std::vector<std::string> sample_clients(std::vector<std::string> registered, int
   return registered;
 }
 
+std::vector<std::string> poisson_sample(std::vector<std::string> registered, double rate, uint64_t seed,
+                                        uint32_t round) {
+  if (!(rate >= 0 && rate <= 1)) throw std::invalid_argument("poisson_sample: the rate must be in [0, 1]");
+  std::sort(registered.begin(), registered.end());
+  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
+    throw std::invalid_argument("poisson_sample: client ids must be unique");
+  }
+  // A stream apart from sample_clients' (another constant), one draw per id in id order.
+  uint64_t state = seed ^ (0xE7037ED1A0B428DBull * (static_cast<uint64_t>(round) + 1));
+  std::vector<std::string> sampled;
+  for (std::string& id : registered) {
+    const double u = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53;   // uniform in [0, 1)
+    if (u < rate) sampled.push_back(std::move(id));
+  }
+  return sampled;
+}
+
 int64_t clients_to_sample(int64_t registered, int64_t count, double fraction, int64_t min_clients) {
   // The epsilon keeps 0.1 * 30 (3.0000000000000004 in binary) at 3.
   int64_t wanted =

@@ -18,6 +18,13 @@ namespace cleave::aggregator {
 std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
                                         uint64_t seed, uint32_t round);
 
+// Poisson sampling, as the DP accountant assumes (privacy/rdp_accountant.h):
+// each of `registered` takes part independently with probability `rate`, so
+// a round may have any number of sites, none included. Same generator and
+// reproducibility as sample_clients; returned sorted.
+std::vector<std::string> poisson_sample(std::vector<std::string> registered, double rate, uint64_t seed,
+                                        uint32_t round);
+
 // How many to sample from `registered` clients: `count` when > 0, else
 // ceil(fraction * registered); at least min_clients, at most registered.
 int64_t clients_to_sample(int64_t registered, int64_t count, double fraction, int64_t min_clients);

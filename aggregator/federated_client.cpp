@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iostream>
 
+#include "aggregator/aggregation.h"
 #include "aggregator/named_tensors_wire.h"
 #include "lora/adapter_set.h"
 #include "transport/request_retry.h"
@@ -184,6 +185,16 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     at::NoGradGuard no_grad;
     const NamedTensors local = adapters_.to_named();
     for (const auto& [name, start] : global) result.delta[name] = local.at(name) - start;
+  }
+  if (assignment.config.clip_norm > 0) {
+    // Client-level DP: this site's whole delta moves the federation's sum by
+    // at most clip_norm (the aggregator clips again, and adds the noise).
+    ClippedDelta clipped = clip_by_norm(result.delta, assignment.config.clip_norm);
+    if (clipped.norm > assignment.config.clip_norm) {
+      log_("round " + std::to_string(assignment.round) + ": delta norm " + std::to_string(clipped.norm) +
+           " clipped to " + std::to_string(assignment.config.clip_norm) + " (dp)");
+    }
+    result.delta = std::move(clipped.delta);
   }
   Update update;
   update.client_id = options_.client_id;

@@ -70,8 +70,9 @@ struct RoundConfig {
   int32_t local_steps = 0;       // 0: the site's own default
   double proximal_mu = 0;        // FedProx; 0: plain local training
   double lr = 0;                 // 0: the site's own learning rate
+  double clip_norm = 0;          // > 0 (aggregator.dp): clip the whole delta to this L2 norm before sending
   template <class Archive>
-  void serialize(Archive& ar) { ar(local_steps, proximal_mu, lr); }
+  void serialize(Archive& ar) { ar(local_steps, proximal_mu, lr, clip_norm); }
 };
 
 struct RoundAssignment {

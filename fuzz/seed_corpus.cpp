@@ -108,7 +108,7 @@ void wire_decoder_seeds(const fs::path& dir) {
   write_seed(dir, "round_request", frame(FederationMessage::round_request, aggregator::RoundRequest{"site-a"}));
   write_seed(dir, "round_assignment",
              frame(FederationMessage::round_assignment,
-                   aggregator::RoundAssignment{1, adapters, aggregator::RoundConfig{10, 0.01, 1e-3}, 60000}));
+                   aggregator::RoundAssignment{1, adapters, aggregator::RoundConfig{10, 0.01, 1e-3, 0.5}, 60000}));
   write_seed(dir, "wait", frame(FederationMessage::wait, aggregator::Wait{250}));
   write_seed(dir, "finished", frame(FederationMessage::finished, aggregator::Finished{5, true, "stopped"}));
   write_seed(dir, "update", frame(FederationMessage::update,
@@ -126,13 +126,13 @@ void split_server_seeds(const fs::path& dir) {
              concat({vanilla, frame(MessageType::forward, forward(0, true, f32)),
                      frame(MessageType::forward, forward(0, true, f32)),  // repeated: from the store
                      frame(MessageType::forward, forward(1, true, wire::WireDType::F16)),
-                     frame(MessageType::end_round, split::EndRound{0})}));
+                     frame(MessageType::end_round, split::EndRound{0, {}})}));
   const net::Bytes u_shaped_v2 = {0x01 | 0x02 | (1 << 2) | (2 << 4)};
   split::BackwardRequest backward{{fuzz::kClientId, 0, 0}, tensor({1, 4, fuzz::kModelDim}, f32, 9)};
   write_seed(dir, "u_shaped_forward_backward",
              concat({u_shaped_v2, frame(MessageType::forward, forward(0, false, wire::WireDType::I8_ROWSCALE)),
                      frame(MessageType::backward, backward), frame(MessageType::backward, backward),
-                     frame(MessageType::end_round, split::EndRound{0})}));
+                     frame(MessageType::end_round, split::EndRound{0, {}})}));
   write_seed(dir, "vanilla_hello_again",
              concat({vanilla, frame(MessageType::hello, split::Hello{"other", "wrong", 0, 1, 2, 0, 0}),
                      frame(MessageType::forward, forward(0, true, wire::WireDType::BF16))}));

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "aggregator/aggregator_checkpoint.h"
+#include "privacy/rdp_accountant.h"
 #include "tests/aggregator/federation_fixture.h"
 #include "tests/support/shared_data.h"
 
@@ -427,6 +428,92 @@ TEST(AggregatorService, TellsSplitServersWhichSitesEachRoundAcceptedAndSyncsThem
   bool told = false;
   for (const std::string& line : h.log) told = told || line.find("had not closed round 1: closed it now (5 clients") != std::string::npos;
   EXPECT_TRUE(told);
+}
+
+
+// Client-level DP at the service: Poisson-sampled rounds (empty ones too)
+// close with whoever reported, sites are told the clipping norm, epsilon is
+// reported per round and survives a restart, and the run stops at its budget.
+TEST(AggregatorService, DpRoundsArePoissonSampledAccountedAndStopAtTheBudget) {
+  AggregatorOptions options = options_for(40, 0, 1);
+  options.fraction_per_round = 0.3;
+  options.min_registered = 5;
+  options.dp.enabled = true;
+  options.dp.clip_norm = 0.5;
+  options.dp.noise_multiplier = 2.0;
+  options.dp.target_epsilon = 2.8;
+  options.dp.noise_seed = 3;
+  options.checkpoint_dir = test::scratch_dir("agg_dp");
+  const NamedTensors reference = test::small_global().tensors;
+  // Rounds a 2.8 budget allows at q 0.3, z 2.0 (10 of them: 2.71 after 10).
+  int64_t allowed = 0;
+  while (privacy::epsilon_after(0.3, 2.0, allowed + 1, 1e-5).epsilon <= 2.8) ++allowed;
+  ASSERT_GT(allowed, 3);
+  ASSERT_LT(allowed, 40);
+
+  auto play = [&](AggregatorService& service, std::vector<ScriptedSite>& sites, int64_t max_rounds) {
+    for (int64_t r = 0; r < max_rounds && !service.done(); ++r) {
+      for (ScriptedSite& site : sites) {
+        const test::Reply reply = site.poll();
+        if (reply.type != FederationMessage::round_assignment) continue;
+        const auto assignment = reply.as<RoundAssignment>(FederationMessage::round_assignment);
+        EXPECT_EQ(assignment.config.clip_norm, 0.5);
+        const NamedTensors global = decode_tensors(assignment.adapters, reference, "assignment");
+        site.send_update(assignment.round, test::seeded_delta(global, assignment.round, 0.05), 4);
+      }
+      service.tick();   // a round that sampled nobody closes here
+    }
+  };
+  std::vector<double> epsilons;
+  size_t empty_rounds = 0;
+  {
+    Harness h(options);
+    std::vector<ScriptedSite> sites = make_sites(h.service);
+    for (ScriptedSite& site : sites) site.register_site();
+    play(h.service, sites, 3);
+    for (const RoundSummary& summary : h.service.history()) {
+      ASSERT_TRUE(summary.dp_epsilon.has_value());
+      epsilons.push_back(*summary.dp_epsilon);
+    }
+  }
+  ASSERT_GE(epsilons.size(), 3u);
+  // Restarted: the accountant goes on from the checkpoint, up to the budget.
+  Harness h(options);
+  std::vector<ScriptedSite> sites = make_sites(h.service);
+  for (ScriptedSite& site : sites) site.register_site();
+  play(h.service, sites, 200);
+  ASSERT_EQ(h.service.state(), RunState::finished);
+  EXPECT_EQ(static_cast<int64_t>(h.service.completed_rounds()), allowed);
+  for (const RoundSummary& summary : h.service.history()) {
+    epsilons.push_back(*summary.dp_epsilon);
+    empty_rounds += summary.sampled.empty();
+  }
+  for (size_t i = 0; i < epsilons.size(); ++i) {
+    EXPECT_NEAR(epsilons[i], privacy::epsilon_after(0.3, 2.0, static_cast<int64_t>(i) + 1, 1e-5).epsilon, 1e-9)
+        << "round " << i;
+  }
+  EXPECT_LE(epsilons.back(), 2.8);
+  bool told = false;
+  for (const std::string& line : h.log) told = told || line.find("privacy budget: round") != std::string::npos;
+  EXPECT_TRUE(told);
+  RecordProperty("empty_rounds", static_cast<int>(empty_rounds));
+}
+
+TEST(AggregatorService, DpRefusesWhatItCannotAccountFor) {
+  AggregatorOptions counted = options_for(3, 2, 1);
+  counted.dp.enabled = true;
+  counted.dp.clip_norm = 1;
+  counted.dp.noise_multiplier = 1;
+  EXPECT_THROW(counted.validate(), std::invalid_argument);   // a fixed count is not Poisson sampling
+  AggregatorOptions median = options_for(3, 0, 1);
+  median.dp = counted.dp;
+  median.strategy.name = "median";
+  try {
+    median.validate();
+    FAIL() << "median under DP was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("individual updates"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -57,5 +57,23 @@ TEST(ClientSampling, HowManyToSample) {
   EXPECT_EQ(clients_to_sample(3, 5, 1.0, 1), 3);      // never more than registered
 }
 
+// What the DP accountant assumes: each site in independently with the rate.
+TEST(ClientSampling, PoissonSamplingIncludesEachSiteIndependentlyAtTheRate) {
+  EXPECT_TRUE(poisson_sample(ids(20), 0.0, 5, 0).empty());
+  EXPECT_EQ(poisson_sample(ids(20), 1.0, 5, 0).size(), 20u);
+  EXPECT_EQ(poisson_sample(ids(20), 0.3, 5, 7), poisson_sample(ids(20), 0.3, 5, 7));
+  std::map<std::string, int> hits;
+  std::map<size_t, int> sizes;
+  for (uint32_t round = 0; round < 4000; ++round) {
+    const std::vector<std::string> sampled = poisson_sample(ids(10), 0.2, 11, round);
+    ++sizes[sampled.size()];
+    for (const std::string& id : sampled) ++hits[id];
+  }
+  for (const auto& [id, count] : hits) EXPECT_NEAR(count, 800, 130) << id;   // 4000 x 0.2, ~5 sigma
+  // Round sizes vary (binomial(10, 0.2)): empty rounds happen (0.8^10 = 10.7%).
+  EXPECT_NEAR(sizes[0], 4000 * 0.107, 80);
+  EXPECT_THROW(poisson_sample(ids(3), 1.5, 1, 0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace cleave::aggregator

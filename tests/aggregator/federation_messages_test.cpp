@@ -62,13 +62,14 @@ TEST(FederationMessages, AssignmentAndUpdateCarryTensorsExactly) {
   RoundAssignment assignment;
   assignment.round = 5;
   assignment.adapters = encode_tensors(tensors);
-  assignment.config = RoundConfig{12, 0.01, 3e-4};
+  assignment.config = RoundConfig{12, 0.01, 3e-4, 0.75};
   assignment.deadline_ms = 60000;
   const RoundAssignment got = round_trip(FederationMessage::round_assignment, assignment);
   EXPECT_EQ(got.round, 5u);
   EXPECT_EQ(got.config.local_steps, 12);
   EXPECT_EQ(got.config.proximal_mu, 0.01);
   EXPECT_EQ(got.config.lr, 3e-4);
+  EXPECT_EQ(got.config.clip_norm, 0.75);
   EXPECT_EQ(got.deadline_ms, 60000);
   const NamedTensors decoded = decode_tensors(got.adapters, tensors, "assignment");
   for (const auto& [name, tensor] : tensors) EXPECT_TRUE(at::equal(decoded.at(name), tensor)) << name;

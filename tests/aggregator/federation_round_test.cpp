@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "aggregator/aggregation.h"
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/federated_client.h"
@@ -164,6 +165,58 @@ TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
   const RoundSummary summary = service.history().at(0);
   EXPECT_EQ(summary.num_samples, 4 + 6 + 9);
   EXPECT_GT(service.bytes().total_bytes(wire::Direction::sent), 0u);
+}
+
+// Client-level DP end to end: each site clips its whole delta to the norm the
+// aggregator announces, and the aggregator divides the (here practically
+// noiseless) sum by the expected participants (q = 1: all three), not by
+// their sample counts.
+TEST_F(Federation, UnderDpSitesClipTheirDeltaAndTheMeanIsUnweighted) {
+  net::InprocNetwork network;
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, split::all_blocks());
+  AggregatorOptions options = aggregator_options(1);
+  options.clients_per_round = 0;
+  options.fraction_per_round = 1.0;
+  options.min_clients = 1;
+  options.min_registered = 3;
+  options.dp.enabled = true;
+  options.dp.clip_norm = 1e-3;           // below every site's delta norm: all are clipped
+  options.dp.noise_multiplier = 1e-9;   // noise far below the tolerance
+  options.dp.noise_seed = 1;
+  AggregatorService service(options, initial, quiet);
+  auto server_channel = network.bind("aggregator");
+  std::atomic<bool> stop{false};
+  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+  std::vector<SiteReport> reports(sites_.size());
+  std::vector<std::thread> site_threads;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    site_threads.emplace_back([&, i] {
+      auto channel = network.connect("aggregator");
+      lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);
+      LocalTrainStep step(model_, adapters);
+      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, sites_[i].examples,
+                             site_options(sites_[i].id, sites_[i].seed), quiet);
+      reports[i] = client.run();
+    });
+  }
+  for (std::thread& t : site_threads) t.join();
+  aggregator_thread.join();
+  ASSERT_EQ(service.state(), RunState::finished) << service.failure();
+
+  NamedTensors expected;
+  for (const auto& [name, start] : initial.tensors) expected[name] = start.to(at::kDouble);
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    ASSERT_EQ(reports[i].rounds.size(), 1u);
+    const NamedTensors& sent = reports[i].rounds[0].delta;
+    EXPECT_NEAR(global_norm(sent), 1e-3, 1e-8) << sites_[i].id << " did not clip its delta";
+    const NamedTensors unclipped = local_delta(sites_[i], initial.tensors, 0);
+    EXPECT_GT(global_norm(unclipped), 1e-3);
+    const ClippedDelta clipped = clip_by_norm(unclipped, 1e-3);
+    for (const auto& [name, d] : clipped.delta) expected[name] = expected[name] + d.to(at::kDouble) / 3.0;
+  }
+  test::expect_tensors_near(service.global().tensors, expected, 1e-7);
+  ASSERT_TRUE(service.history().at(0).dp_epsilon.has_value());
+  EXPECT_GT(*service.history().at(0).dp_epsilon, 100);   // z = 1e-9 protects nothing, and says so
 }
 
 TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {

@@ -20,7 +20,7 @@ net::Bytes hello_from(const std::string& id) {
 }
 
 net::Bytes end_round() {
-  return wire::pack(static_cast<uint16_t>(split::MessageType::end_round), split::EndRound{3});
+  return wire::pack(static_cast<uint16_t>(split::MessageType::end_round), split::EndRound{3, {}});
 }
 
 TEST(PeerPolicies, LeadingClientIdOfEveryClientRequest) {
