@@ -92,6 +92,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
            {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});
   f.field("cut_layer", o.cut_layer);
   f.field("top_cut", o.top_cut);
+  f.section("dp", [&](Fields& d) { dp_section(d, o.dp, "federation.dp"); });
   f.field("activation_clip", o.protection.clip);
   f.field("activation_noise", o.protection.noise);
   f.choice("variant", o.variant,

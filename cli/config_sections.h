@@ -100,5 +100,7 @@ void split_section(Fields& f, SplitConfig& c);
 void split_server_section(Fields& f, SplitServerConfig& c);
 void aggregator_section(Fields& f, AggregatorConfig& c);
 void client_section(Fields& f, ClientConfig& c);
+// aggregator.dp and federation.dp; `path` names the section in errors ("aggregator.dp").
+void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path);
 
 }  // namespace cleave::cli

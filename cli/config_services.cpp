@@ -153,14 +153,16 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   f.field("split_backoff_ms", o.split_backoff_ms);
   unsigned_field(f, "max_message_bytes", o.max_message_bytes, "aggregator.max_message_bytes");
   f.section("strategy", [&](Fields& s) { strategy_section(s, o.strategy); });
-  f.section("dp", [&](Fields& d) {
-    d.field("enabled", o.dp.enabled);
-    d.field("clip_norm", o.dp.clip_norm);
-    d.field("noise_multiplier", o.dp.noise_multiplier);
-    d.field("target_epsilon", o.dp.target_epsilon);
-    d.field("delta", o.dp.delta);
-    unsigned_field(d, "noise_seed", o.dp.noise_seed, "aggregator.dp.noise_seed");
-  });
+  f.section("dp", [&](Fields& d) { dp_section(d, o.dp, "aggregator.dp"); });
+}
+
+void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path) {
+  f.field("enabled", dp.enabled);
+  f.field("clip_norm", dp.clip_norm);
+  f.field("noise_multiplier", dp.noise_multiplier);
+  f.field("target_epsilon", dp.target_epsilon);
+  f.field("delta", dp.delta);
+  unsigned_field(f, "noise_seed", dp.noise_seed, path + ".noise_seed");
 }
 
 void client_section(Fields& f, ClientConfig& c) {

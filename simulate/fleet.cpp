@@ -141,6 +141,13 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   options.poll_interval_ms = 5;
   options.seed = config_.seed;
   options.strategy = fleet.strategy;
+  if (fleet.dp.enabled) {
+    // Poisson sampling at the planned share, which is what the accountant assumes.
+    options.dp = fleet.dp;
+    options.fraction_per_round = static_cast<double>(options.clients_per_round) / static_cast<double>(n_sites);
+    options.clients_per_round = 0;
+    if (options.dp.noise_seed == 0) options.dp.noise_seed = config_.seed + 0x5DEECE66Dull;   // runs repeat
+  }
   if (split) options.split_servers = {split_address};
   const split::SiteBlocks blocks = fleet.site_blocks(model_->n_layers());
   auto clock = std::make_shared<FleetClock>();
@@ -251,6 +258,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     metrics.reported = static_cast<int64_t>(summary.reported.size());
     auto loss = summary.metrics.find("train_loss");
     metrics.train_loss = loss == summary.metrics.end() ? 0.0 : loss->second;
+    metrics.dp_epsilon = summary.dp_epsilon;
     metrics.aggregation_seconds =
         static_cast<double>(std::max<int64_t>(0, round_closed.callback_ms - summary.closed_ms)) / 1000.0;
     metrics.client_seconds = std::max(0.0, train_seconds - metrics.aggregation_seconds);

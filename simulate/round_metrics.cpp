@@ -1,5 +1,7 @@
 #include "simulate/round_metrics.h"
 
+#include <cmath>
+
 #include <cstdio>
 #include <stdexcept>
 
@@ -78,7 +80,8 @@ const std::vector<std::string>& metrics_columns() {
       "gradients_up_bytes",                 "gradients_down_bytes",                   "adapters_up_bytes",
       "adapters_down_bytes",                "control_bytes",    "label_bytes",        "round_bytes",
       "cumulative_bytes",
-      "client_seconds", "aggregation_seconds", "eval_seconds",  "round_seconds",      "elapsed_seconds"};
+      "client_seconds", "aggregation_seconds", "eval_seconds",  "round_seconds",      "elapsed_seconds",
+      "dp_epsilon"};
   return kColumns;
 }
 
@@ -97,7 +100,7 @@ void MetricsFiles::write(const RoundMetrics& m) {
   char line[640];
   std::snprintf(line, sizeof line,
                 "%lld,%lld,%lld,%.6f,%.6f,%.6f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%.4f,%.4f,%.4f,%.4f,"
-                "%.4f\n",
+                "%.4f,",
                 static_cast<long long>(m.round), static_cast<long long>(m.sampled),
                 static_cast<long long>(m.reported), m.train_loss, m.eval_perplexity, m.client_perplexity_mean(),
                 static_cast<unsigned long long>(b.activations_up), static_cast<unsigned long long>(b.activations_down),
@@ -108,6 +111,11 @@ void MetricsFiles::write(const RoundMetrics& m) {
                 static_cast<unsigned long long>(m.cumulative.total()), m.client_seconds, m.aggregation_seconds,
                 m.eval_seconds, m.round_seconds, m.elapsed_seconds);
   csv_ << line;
+  if (m.dp_epsilon) {   // empty without DP
+    std::snprintf(line, sizeof line, "%.6f", *m.dp_epsilon);
+    csv_ << line;
+  }
+  csv_ << "\n";
   csv_.flush();
 
   json::Value e = json::Value::object();
@@ -138,6 +146,13 @@ void MetricsFiles::write(const RoundMetrics& m) {
   seconds.set("round", m.round_seconds);
   seconds.set("elapsed", m.elapsed_seconds);
   e.set("seconds", std::move(seconds));
+  if (m.dp_epsilon) {
+    if (std::isfinite(*m.dp_epsilon)) {
+      e.set("dp_epsilon", *m.dp_epsilon);
+    } else {
+      e.set("dp_epsilon", "inf");   // noise too small to bound anything
+    }
+  }
   jsonl_ << e.dump() << "\n";
   jsonl_.flush();
   if (!csv_ || !jsonl_) throw std::runtime_error(dir_ + ": writing the metrics failed (disk full?)");

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ struct RoundMetrics {
   double eval_seconds = 0;
   double round_seconds = 0;                // all of the above and the rest
   double elapsed_seconds = 0;              // since the run started
+  std::optional<double> dp_epsilon;        // federation.dp: epsilon at dp.delta after this round
 
   double client_perplexity_mean() const;   // 0 when none
 };

@@ -198,6 +198,17 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
          << (b.labels_up == 0 ? " (u_shaped: the labels never left the sites).\n"
                               : " (vanilla: every step carried its batch's labels).\n");
     }
+    const aggregator::DpOptions& dp = config.fleet.dp;
+    if (dp.enabled && r.fleet.rounds.back().dp_epsilon) {
+      md << "\nClient-level differential privacy (DP-FedAvg, central noise): epsilon "
+         << fixed(*r.fleet.rounds.back().dp_epsilon) << " at delta " << dp.delta << " after "
+         << r.fleet.rounds.size() << " rounds; every site's delta clipped to " << dp.clip_norm
+         << ", sites Poisson-sampled at " << config.fleet.clients_per_round << " / " << r.fleet.registered
+         << " per round" << (dp.target_epsilon > 0 ? ", budget epsilon " + fixed(dp.target_epsilon) : std::string())
+         << ". The baselines above run without DP.\n";
+    } else {
+      md << "\nNo differential privacy (federation.dp.enabled: false): the aggregator sees each site's update.\n";
+    }
   }
   return md.str();
 }

@@ -75,6 +75,11 @@ void FleetOptions::validate() const {
   require(eval_every >= 1, "federation.eval_every must be >= 1");
   parsed_baselines();
   strategy.validate();
+  try {
+    dp.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("federation.") + e.what());
+  }
 }
 
 split::SiteBlocks FleetOptions::site_blocks(int64_t n_layers) const {

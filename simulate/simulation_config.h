@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/dp_options.h"
 #include "aggregator/strategy.h"
 #include "client/batching.h"
 #include "client/partition.h"
@@ -54,6 +55,9 @@ struct FleetOptions {
   int64_t rounds = 5;
   int64_t clients_per_round = 4;       // 0: every registered site
   aggregator::StrategyOptions strategy;
+  // Client-level DP (federation.dp, as aggregator.dp): sites Poisson-sampled
+  // at rate clients_per_round / clients, so a round's count varies.
+  aggregator::DpOptions dp;
 
   // Topology.
   FleetMode mode = FleetMode::split;

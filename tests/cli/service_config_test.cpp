@@ -126,6 +126,26 @@ TEST(ServiceConfig, AggregatorFile) {
                     parse_aggregator_config("model: m.gguf\naggregator: {min_clients: 0}\n" + kTls, "a.yaml");
                   }),
                   "min_clients");
+  // Client-level DP: the dp section, checked with the rest.
+  const AggregatorFile dp = parse_aggregator_config(
+      "model: m.gguf\naggregator:\n  fraction: 0.1\n"
+      "  dp: {enabled: true, clip_norm: 0.5, target_epsilon: 3, delta: 1.0e-6}\n" + kTls,
+      "a.yaml");
+  EXPECT_TRUE(dp.aggregator.options.dp.enabled);
+  EXPECT_DOUBLE_EQ(dp.aggregator.options.dp.clip_norm, 0.5);
+  EXPECT_DOUBLE_EQ(dp.aggregator.options.dp.target_epsilon, 3);
+  EXPECT_DOUBLE_EQ(dp.aggregator.options.dp.delta, 1e-6);
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config("model: m.gguf\naggregator: {dp: {enabled: true, noise_multiplier: 1}}\n" +
+                                                kTls, "a.yaml");
+                  }),
+                  "dp.clip_norm must be finite and > 0");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config(
+                        "model: m.gguf\naggregator: {clients_per_round: 3, dp: {enabled: true, clip_norm: 1, "
+                        "noise_multiplier: 1}}\n" + kTls, "a.yaml");
+                  }),
+                  "Poisson-sampled");
   // The sites' layout: u_shaped by default, vanilla by name; top_cut above cut_layer.
   EXPECT_EQ(c.aggregator.split_mode, split::SplitMode::u_shaped);
   EXPECT_EQ(parse_aggregator_config("model: m.gguf\naggregator: {cut_layer: 1, split_mode: vanilla}\n" + kTls, "a.yaml")

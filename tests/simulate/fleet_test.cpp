@@ -21,6 +21,7 @@
 #include "model/llama_model.h"
 #include "model/loss.h"
 #include "model/model_loader.h"
+#include "privacy/rdp_accountant.h"
 #include "simulate/simulation.h"
 #include "tests/support/device_fixture.h"
 #include "tests/support/tiny_model.h"
@@ -54,6 +55,7 @@ std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> cells;
   std::stringstream stream(line);
   for (std::string cell; std::getline(stream, cell, ',');) cells.push_back(cell);
+  if (!line.empty() && line.back() == ',') cells.push_back("");   // an empty last cell (dp_epsilon without DP)
   return cells;
 }
 
@@ -167,6 +169,8 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
     EXPECT_GT(std::stoull(cells[6]), 0u) << "activations_up_bytes";
     EXPECT_EQ(metrics_columns()[13], "label_bytes");
     EXPECT_EQ(cells[13], "0") << "label_bytes";
+    EXPECT_EQ(metrics_columns().back(), "dp_epsilon");
+    EXPECT_EQ(cells.back(), "") << "dp_epsilon without federation.dp";
   }
   const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
   ASSERT_EQ(jsonl.size(), 2u);
@@ -215,6 +219,37 @@ TEST_F(FleetTest, VanillaSendsTheLabelsAndWarns) {
       << out.str();
   const lora::AdapterSet client = lora::load_gguf(dir + "/adapters_client.gguf", *model_);
   for (const auto& [name, pair] : client.pairs()) EXPECT_EQ(lora::layer_of(name), 0) << name;
+}
+
+// federation.dp in the simulator: the real aggregator's DP-FedAvg, with
+// Poisson-sampled rounds (their size varies), epsilon per round in
+// metrics.csv and metrics.jsonl as the accountant computes it, and the
+// summary saying so.
+TEST_F(FleetTest, DpRunsReportEpsilonPerRound) {
+  const std::string dir = test::scratch_dir("simulate_dp");
+  SimulationConfig c = config(dir, 8, 4);
+  c.fleet.rounds = 4;
+  c.fleet.dp.enabled = true;
+  c.fleet.dp.clip_norm = 0.1;
+  c.fleet.dp.noise_multiplier = 1.5;
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  ASSERT_EQ(result.fleet.rounds.size(), 4u);
+  for (size_t r = 0; r < 4; ++r) {
+    ASSERT_TRUE(result.fleet.rounds[r].dp_epsilon.has_value());
+    EXPECT_NEAR(*result.fleet.rounds[r].dp_epsilon,
+                privacy::epsilon_after(0.5, 1.5, static_cast<int64_t>(r) + 1, 1e-5).epsilon, 1e-9);
+  }
+  const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
+  ASSERT_EQ(csv.size(), 5u);
+  EXPECT_NEAR(std::stod(split_csv(csv[4]).back()), *result.fleet.rounds[3].dp_epsilon, 1e-5);
+  EXPECT_NE(read_lines(dir + "/metrics.jsonl")[0].find("\"dp_epsilon\""), std::string::npos);
+  std::ifstream md(dir + "/summary.md");
+  const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(summary.find("Client-level differential privacy (DP-FedAvg, central noise): epsilon"), std::string::npos)
+      << summary;
 }
 
 // The adapters a u_shaped run writes merge into one file whose perplexity is
