@@ -107,6 +107,30 @@ class Federation : public ::testing::Test {
     return delta;
   }
 
+  // Serves `service` on an in-process network while every site trains
+  // locally (no split) through a FederatedClient until the run is over.
+  std::vector<SiteReport> run_local_sites(AggregatorService& service, net::InprocNetwork& network) {
+    auto server_channel = network.bind("aggregator");
+    std::atomic<bool> stop{false};
+    std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
+    std::vector<SiteReport> reports(sites_.size());
+    std::vector<std::thread> site_threads;
+    for (size_t i = 0; i < sites_.size(); ++i) {
+      site_threads.emplace_back([&, i] {
+        const Site& site = sites_[i];
+        auto channel = network.connect("aggregator");
+        lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
+        LocalTrainStep step(model_, adapters);
+        FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, site.examples,
+                               site_options(site.id, site.seed), quiet);
+        reports[i] = client.run();
+      });
+    }
+    for (std::thread& t : site_threads) t.join();
+    aggregator_thread.join();   // serve() returns once every site was told the run is over
+    return reports;
+  }
+
   std::shared_ptr<LlamaModel> model_;
   lora::LoraOptions lora_;
   std::vector<Site> sites_;
@@ -116,25 +140,7 @@ TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
   net::InprocNetwork network;
   const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, split::all_blocks());
   AggregatorService service(aggregator_options(1), initial, quiet);
-  auto server_channel = network.bind("aggregator");
-  std::atomic<bool> stop{false};
-  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
-
-  std::vector<SiteReport> reports(sites_.size());
-  std::vector<std::thread> site_threads;
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    site_threads.emplace_back([&, i] {
-      const Site& site = sites_[i];
-      auto channel = network.connect("aggregator");
-      lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
-      LocalTrainStep step(model_, adapters);
-      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, site.examples,
-                             site_options(site.id, site.seed), quiet);
-      reports[i] = client.run();
-    });
-  }
-  for (std::thread& t : site_threads) t.join();
-  aggregator_thread.join();   // serve() returns once every site was told the run is over
+  const std::vector<SiteReport> reports = run_local_sites(service, network);
 
   ASSERT_EQ(service.state(), RunState::finished) << service.failure();
   NamedTensors expected_sum;
@@ -184,23 +190,7 @@ TEST_F(Federation, UnderDpSitesClipTheirDeltaAndTheMeanIsUnweighted) {
   options.dp.noise_multiplier = 1e-9;   // noise far below the tolerance
   options.dp.noise_seed = 1;
   AggregatorService service(options, initial, quiet);
-  auto server_channel = network.bind("aggregator");
-  std::atomic<bool> stop{false};
-  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
-  std::vector<SiteReport> reports(sites_.size());
-  std::vector<std::thread> site_threads;
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    site_threads.emplace_back([&, i] {
-      auto channel = network.connect("aggregator");
-      lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);
-      LocalTrainStep step(model_, adapters);
-      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, sites_[i].examples,
-                             site_options(sites_[i].id, sites_[i].seed), quiet);
-      reports[i] = client.run();
-    });
-  }
-  for (std::thread& t : site_threads) t.join();
-  aggregator_thread.join();
+  const std::vector<SiteReport> reports = run_local_sites(service, network);
   ASSERT_EQ(service.state(), RunState::finished) << service.failure();
 
   NamedTensors expected;
