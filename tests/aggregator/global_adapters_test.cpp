@@ -95,7 +95,7 @@ TEST_F(GlobalAdaptersTest, RefusesFilesThatAreNotCleaveAdapters) {
   EXPECT_EQ(load_global_adapters(path).tensors.size(), set.to_named().size());
 }
 
-TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndKeepsOnlyTheLatestRound) {
+TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndNamesFilesAfterTheRoundAsLogged) {
   AggregatorCheckpoint checkpoint;
   checkpoint.completed_rounds = 2;
   checkpoint.strategy = "fedadam";
@@ -147,6 +147,35 @@ TEST_F(GlobalAdaptersTest, CheckpointsKeepTheAdaptersOfTheLastNRounds) {
 
   checkpoint.completed_rounds = 0;
   EXPECT_THROW(save_checkpoint(dir_, checkpoint), std::invalid_argument);
+}
+
+// An aggregator killed while it writes round 2's checkpoint leaves what a
+// crash at any point of save_checkpoint leaves: round 2's files half
+// written (its adapters, its .tmp state), state.json still naming round 1.
+// The restart resumes from round 1, whole, and the next save replaces the
+// debris.
+TEST_F(GlobalAdaptersTest, ACheckpointCutShortByAKillLeavesThePreviousRoundWhole) {
+  AggregatorCheckpoint checkpoint;
+  checkpoint.strategy = "fedavg";
+  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::vanilla, 1, 0});
+  checkpoint.completed_rounds = 2;   // after round 1
+  save_checkpoint(dir_, checkpoint);
+  const NamedTensors round_1 = checkpoint.global.tensors;
+
+  std::ofstream(dir_ + "/" + checkpoint_adapters_file(2)) << "GGUF, cut off mid-write";
+  std::ofstream(dir_ + "/state.json.tmp") << R"({"format": "cleave.aggregator.state", "completed_rou)";
+  const std::optional<AggregatorCheckpoint> resumed = load_checkpoint(dir_);
+  ASSERT_TRUE(resumed.has_value());
+  EXPECT_EQ(resumed->completed_rounds, 2u);
+  for (const auto& [name, tensor] : round_1) EXPECT_TRUE(at::equal(resumed->global.tensors.at(name), tensor)) << name;
+
+  checkpoint.completed_rounds = 3;
+  for (auto& [name, tensor] : checkpoint.global.tensors) tensor = tensor + 1;
+  save_checkpoint(dir_, checkpoint);
+  const std::optional<AggregatorCheckpoint> next = load_checkpoint(dir_);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->completed_rounds, 3u);
+  for (const auto& [name, tensor] : checkpoint.global.tensors) EXPECT_TRUE(at::equal(next->global.tensors.at(name), tensor));
 }
 
 TEST_F(GlobalAdaptersTest, RefusesAStateOfAnotherVersion) {
