@@ -12,6 +12,7 @@
 #include "aggregator/client_sampling.h"
 #include "aggregator/dp_fedavg.h"
 #include "aggregator/named_tensors_wire.h"
+#include "transport/request_retry.h"
 #include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
 
@@ -87,6 +88,7 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
   close_options.timeout_ms = options_.split_timeout_ms;
   close_options.max_attempts = options_.split_max_attempts;
   close_options.backoff_ms = options_.split_backoff_ms;
+  close_options.log = log_;
   for (const std::string& endpoint : options_.split_servers) {
     split_closers_.push_back(std::make_unique<ChannelSplitRoundCloser>(split_channels(endpoint), close_options));
   }
@@ -505,6 +507,10 @@ void AggregatorService::sync_split_servers() {
              ", the federation is in round " + std::to_string(completed_) + ": it moved to round " +
              std::to_string(completed_) + " (see its log)");
       }
+    } catch (const net::RequestStopped&) {
+      log_("stopped while bringing split server " + closer->describe() + " to round " + std::to_string(completed_) +
+           "; the next start does it");
+      return;
     } catch (const std::exception& e) {
       fail(e.what());
       return;
@@ -519,6 +525,10 @@ void AggregatorService::close_split_rounds(uint32_t round, RoundSummary* summary
       if (summary) summary->split_clients_averaged.push_back(averaged);
       log_("split server " + closer->describe() + " closed round " + std::to_string(round) + " (" +
            std::to_string(averaged) + " clients averaged)");
+    } catch (const net::RequestStopped&) {
+      log_("stopped while closing round " + std::to_string(round) + " on split server " + closer->describe() +
+           "; round " + std::to_string(round) + " is checkpointed here, and the next start closes it there");
+      return;
     } catch (const std::exception& e) {
       fail(e.what());
       return;
@@ -536,6 +546,10 @@ void AggregatorService::fail(const std::string& reason) {
 
 void AggregatorService::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms,
                               int64_t finish_linger_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& closer : split_closers_) closer->set_stop(&stop);   // SIGTERM ends their retries too
+  }
   net::ServeLoop loop;
   loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) { return handle(peer, request); };
   loop.log = log_;

@@ -27,7 +27,16 @@ net::Bytes ChannelSplitRoundCloser::request(const net::Bytes& request, uint16_t 
   retry.max_attempts = options_.max_attempts;
   retry.backoff_ms = options_.backoff_ms;
   retry.max_backoff_ms = std::max<int64_t>(options_.backoff_ms, options_.max_backoff_ms);
+  retry.stop = stop_;
   net::RetryFailure failure;
+  net::RetryLog on_retry;
+  if (options_.log) {
+    on_retry = [&](int attempt, const std::string& problem, int64_t backoff_ms) {
+      options_.log("split server at " + describe() + " did not confirm that it will " + what + " (attempt " +
+                   std::to_string(attempt) + " of " + std::to_string(options_.max_attempts) + ": " + problem +
+                   "); retrying in " + std::to_string(backoff_ms) + " ms");
+    };
+  }
   const std::optional<net::Bytes> reply = net::request_with_retry(
       *channel_, request, retry,
       [&](const net::Bytes& candidate) {
@@ -41,7 +50,7 @@ net::Bytes ChannelSplitRoundCloser::request(const net::Bytes& request, uint16_t 
         if (type != reply_type) return net::ReplyVerdict::skip;                 // a late reply to something else
         return matches(candidate) ? net::ReplyVerdict::take : net::ReplyVerdict::skip;   // or to an earlier request
       },
-      &failure);
+      &failure, on_retry);
   if (reply) return *reply;
   throw std::runtime_error("split server at " + describe() + " did not confirm that it will " + what + " after " +
                            std::to_string(options_.max_attempts) + " attempts of " +

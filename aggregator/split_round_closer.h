@@ -6,6 +6,7 @@
 // an aggregator restart, is safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -22,6 +23,7 @@ struct SplitCloseOptions {
   int64_t backoff_ms = 200;     // doubled after each failed attempt, capped at max_backoff_ms
   int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 1u << 20;
+  std::function<void(const std::string&)> log;   // each retry, with why; empty: silent
 };
 
 class SplitRoundCloser {
@@ -39,6 +41,9 @@ class SplitRoundCloser {
     uint32_t clients_averaged = 0;
   };
   virtual Synced sync(uint32_t round, const std::vector<std::string>& participants) = 0;
+  // The flag that ends a wait or retry at once (net::RequestStopped): the
+  // service's, set by SIGTERM. nullptr: none.
+  virtual void set_stop(const std::atomic<bool>* stop) { (void)stop; }
   virtual std::string describe() const = 0;
 };
 
@@ -49,6 +54,7 @@ class ChannelSplitRoundCloser : public SplitRoundCloser {
   ChannelSplitRoundCloser(std::unique_ptr<net::ClientChannel> channel, SplitCloseOptions options = {});
   uint32_t close(uint32_t round, const std::vector<std::string>& participants) override;
   Synced sync(uint32_t round, const std::vector<std::string>& participants) override;
+  void set_stop(const std::atomic<bool>* stop) override { stop_ = stop; }
   std::string describe() const override { return channel_->describe(); }
 
  private:
@@ -59,6 +65,7 @@ class ChannelSplitRoundCloser : public SplitRoundCloser {
 
   std::unique_ptr<net::ClientChannel> channel_;
   SplitCloseOptions options_;
+  const std::atomic<bool>* stop_ = nullptr;
 };
 
 // Opens a channel to a split server endpoint (zmq_connect in a deployment, an

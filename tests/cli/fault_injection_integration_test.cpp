@@ -201,5 +201,27 @@ TEST(FaultInjection, SigtermStopsASiteThatIsRetryingADeadAggregator) {
   EXPECT_LT(split_ms, 2000) << "the split server took " << split_ms << " ms to stop after SIGTERM";
 }
 
+// An aggregator retrying a split server that is gone (here at its start,
+// bringing the split server to round 0) stops on SIGTERM at once, status 0.
+TEST(FaultInjection, SigtermStopsAnAggregatorRetryingADeadSplitServer) {
+  Federation federation("cli_fault_sigterm_aggregator", 2, 1);
+  federation.start_split();
+  federation.split().signal(SIGKILL);
+  ASSERT_TRUE(federation.split().wait_exit(test::kStartTimeout));
+  federation.start_aggregator();
+  federation.start_site(0);
+  federation.start_site(1);
+  WAIT_FOR(federation.aggregator(), "did not confirm that it will move to round 0 .*retrying in");
+  const auto signalled = Clock::now();
+  federation.aggregator().signal(SIGTERM);
+  const auto status = federation.aggregator().wait_exit(test::kStartTimeout);
+  const auto stop_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - signalled).count();
+  ASSERT_TRUE(status) << federation.aggregator().output();
+  EXPECT_EQ(*status, 0) << federation.aggregator().output();
+  EXPECT_LT(stop_ms, 2000) << "the aggregator took " << stop_ms << " ms to stop after SIGTERM";
+  EXPECT_CONTAINS(federation.aggregator().output(), "stopped while bringing split server");
+  RecordProperty("aggregator_sigterm_to_exit_ms", static_cast<int>(stop_ms));
+}
+
 }  // namespace
 }  // namespace cleave
