@@ -3,7 +3,7 @@
 # split-federated fleet of experiments/medquad_split_fed (11 sites, u_shaped,
 # cut 1, 6 rounds x 8 local steps, stories260K int8) with
 # split.activation_clip at the audit's median token norm at cut 1 (3.61) and
-# split.activation_noise 0, 0.1, 0.3 and 1 x clip, beside the unprotected
+# split.activation_noise 0.1, 0.3 and 1 x clip, beside the unprotected
 # fleet, all without baselines. Writes cost.md here.
 #   experiments/activation_privacy/cost.sh      (from the repository root; needs ../shared)
 set -euo pipefail
@@ -14,7 +14,7 @@ here=experiments/activation_privacy
 config=experiments/medquad_split_fed/config.yaml
 clip=3.61
 rows=()
-for noise in off 0 0.1 0.3 1; do
+for noise in ${NOISES:-off 0.1 0.3 1}; do
   args=(--set "federation.baselines=[]")
   if [[ $noise != off ]]; then
     args+=(--set "federation.activation_clip=$clip" --set "federation.activation_noise=$noise")
