@@ -263,6 +263,7 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
       if (client_done && round_->sampled.count(update.client_id)) round_->failed.insert(update.client_id);
     } else if (update.round < completed_) {
       late_rejections_.push_back(rejection);
+      if (late_rejections_.size() > kHistoryRounds) late_rejections_.pop_front();
     }
     const UpdateAck ack{update.round, false, reason};
     net::Bytes frame = reply_frame(pack_message(FederationMessage::update_ack, ack));
@@ -482,6 +483,7 @@ void AggregatorService::close_round(int64_t now) {
                                  std::to_string(options_.dp.delta)
                            : std::string()));
   history_.push_back(summary);
+  if (history_.size() > kHistoryRounds) history_.pop_front();
   std::unique_ptr<OpenRound> closed = std::move(round_);
   if (round_callback_) round_callback_(history_.back(), global_);
   if (completed_ >= options_.rounds) {
@@ -613,12 +615,12 @@ GlobalAdapters AggregatorService::global() const {
 
 std::vector<RoundSummary> AggregatorService::history() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return history_;
+  return {history_.begin(), history_.end()};
 }
 
 std::vector<Rejection> AggregatorService::late_rejections() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return late_rejections_;
+  return {late_rejections_.begin(), late_rejections_.end()};
 }
 
 }  // namespace cleave::aggregator

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -113,7 +114,10 @@ class AggregatorService {
   std::vector<std::string> sampled_clients() const;   // of the open round
   std::vector<std::string> registered_clients() const;
   GlobalAdapters global() const;             // a copy
-  std::vector<RoundSummary> history() const; // rounds closed by this instance
+  // The last kHistoryRounds rounds closed by this instance (a long-lived
+  // service must not grow with every round; on_round_closed sees them all).
+  static constexpr size_t kHistoryRounds = 1000;
+  std::vector<RoundSummary> history() const;
   std::vector<Rejection> late_rejections() const;     // updates for rounds already closed
   wire::ByteCounter& bytes() { return bytes_; }
 
@@ -153,8 +157,8 @@ class AggregatorService {
   std::vector<std::string> last_round_sites_;   // accepted updates of round completed_ - 1
   std::set<std::string> told_finished_;
   std::optional<int64_t> done_at_ms_;
-  std::vector<RoundSummary> history_;
-  std::vector<Rejection> late_rejections_;
+  std::deque<RoundSummary> history_;          // at most kHistoryRounds
+  std::deque<Rejection> late_rejections_;     // at most kHistoryRounds
   wire::ByteCounter bytes_;
 };
 
