@@ -452,6 +452,7 @@ void AggregatorService::close_round(int64_t now) {
     dp_->account_round();
     summary.dp_epsilon = dp_->epsilon();
   }
+  last_round_sites_ = summary.reported;   // what the split servers close this round with
 
   if (!options_.checkpoint_dir.empty()) {
     AggregatorCheckpoint checkpoint;
@@ -461,7 +462,7 @@ void AggregatorService::close_round(int64_t now) {
     checkpoint.global = global_;
     checkpoint.strategy_state = strategy_->state();
     checkpoint.registered = registered_;
-    checkpoint.last_round_sites = summary.reported;
+    checkpoint.last_round_sites = last_round_sites_;
     if (dp_) {
       checkpoint.dp_rdp = dp_->rdp();
       checkpoint.dp_rounds = dp_->rounds_accounted();
@@ -473,7 +474,6 @@ void AggregatorService::close_round(int64_t now) {
       return;
     }
   }
-  last_round_sites_ = summary.reported;
   close_split_rounds(open.round, &summary);
   if (state_ == RunState::failed) return;
 

@@ -199,14 +199,8 @@ bool SecureServerChannel::flush(const net::PeerId& peer, TlsSession& tls) {
 
 void SecureServerChannel::drop(const net::PeerId& peer, const std::string& why,
                                std::optional<Bytes> last_frame) {
-  const auto it = sessions_.find(peer);
-  if (it == sessions_.end()) return;
-  const std::string who = describe_peer(peer, *it->second.tls);
-  // Log before the peer can hear about it, so the log is never behind the
-  // peer. Anyone can make sessions fail, so these lines are rate-limited.
-  drop_log_("dropped TLS session of " + who + ": " + why);
-  sessions_.erase(it);
-  if (!last_frame) return;
+  // Anyone can make sessions fail, so these lines are rate-limited.
+  if (!forget(peer, why, drop_log_) || !last_frame) return;
   try {
     inner_->send(peer, std::move(*last_frame));
   } catch (const net::TransportError&) {
@@ -216,11 +210,16 @@ void SecureServerChannel::drop(const net::PeerId& peer, const std::string& why,
 
 void SecureServerChannel::drop_not_reading(const net::PeerId& peer, const std::string& why) {
   ++peers_not_reading_;
+  forget(peer, why, not_reading_log_);
+}
+
+bool SecureServerChannel::forget(const net::PeerId& peer, const std::string& why, net::RateLimitedLog& log) {
   const auto it = sessions_.find(peer);
-  if (it == sessions_.end()) return;
-  const std::string who = describe_peer(peer, *it->second.tls);
-  not_reading_log_("dropped TLS session of " + who + ": " + why);
+  if (it == sessions_.end()) return false;
+  // Log before the peer can hear about it, so the log is never behind the peer.
+  log("dropped TLS session of " + describe_peer(peer, *it->second.tls) + ": " + why);
   sessions_.erase(it);
+  return true;
 }
 
 void SecureServerChannel::drop_revoked_sessions() {

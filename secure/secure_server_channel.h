@@ -56,6 +56,8 @@ class SecureServerChannel : public net::ServerChannel {
   // Drops a peer whose queue is full (net::PeerNotReading), logged apart from
   // other drops so that a flood of failed handshakes cannot hide it.
   void drop_not_reading(const net::PeerId& peer, const std::string& why);
+  // Logs (to `log`) and erases the session; false if there was none.
+  bool forget(const net::PeerId& peer, const std::string& why, net::RateLimitedLog& log);
   void drop_revoked_sessions();
   // Drops handshakes older than handshake_timeout and gives their memory back.
   void drop_stale_handshakes(Clock::time_point now);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "aggregator/aggregation.h"
@@ -107,9 +108,11 @@ class Federation : public ::testing::Test {
     return delta;
   }
 
-  // Serves `service` on an in-process network while every site trains
-  // locally (no split) through a FederatedClient until the run is over.
-  std::vector<SiteReport> run_local_sites(AggregatorService& service, net::InprocNetwork& network) {
+  // Serves `service` on an in-process network while every site runs
+  // `site(i, channel to the aggregator)` on a thread of its own, until the
+  // run is over; returns what each site reported.
+  std::vector<SiteReport> run_sites(AggregatorService& service, net::InprocNetwork& network,
+                                    const std::function<SiteReport(size_t, net::ClientChannel&)>& site) {
     auto server_channel = network.bind("aggregator");
     std::atomic<bool> stop{false};
     std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
@@ -117,18 +120,25 @@ class Federation : public ::testing::Test {
     std::vector<std::thread> site_threads;
     for (size_t i = 0; i < sites_.size(); ++i) {
       site_threads.emplace_back([&, i] {
-        const Site& site = sites_[i];
         auto channel = network.connect("aggregator");
-        lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
-        LocalTrainStep step(model_, adapters);
-        FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, site.examples,
-                               site_options(site.id, site.seed), quiet);
-        reports[i] = client.run();
+        reports[i] = site(i, *channel);
       });
     }
     for (std::thread& t : site_threads) t.join();
     aggregator_thread.join();   // serve() returns once every site was told the run is over
     return reports;
+  }
+
+  // run_sites with every site training locally (no split).
+  std::vector<SiteReport> run_local_sites(AggregatorService& service, net::InprocNetwork& network) {
+    return run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
+      const Site& site = sites_[i];
+      lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
+      LocalTrainStep step(model_, adapters);
+      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples,
+                             site_options(site.id, site.seed), quiet);
+      return client.run();
+    });
   }
 
   std::shared_ptr<LlamaModel> model_;
@@ -232,34 +242,23 @@ TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
   service.on_round_closed([&](const RoundSummary& summary, const GlobalAdapters&) {
     closed.emplace_back(summary.round + 1, summary.split_clients_averaged.at(0));
   });
-  auto server_channel = network.bind("aggregator");
-  std::atomic<bool> stop{false};
-  std::thread aggregator_thread([&] { service.serve(*server_channel, stop, 5); });
-
-  std::vector<SiteReport> reports(sites_.size());
-  std::vector<std::thread> site_threads;
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    site_threads.emplace_back([&, i] {
-      const Site& site = sites_[i];
-      auto aggregator_channel = network.connect("aggregator");
-      auto to_split = network.connect("split");
-      lora::AdapterSet adapters =
-          lora::AdapterSet::create(*model_, lora_, 0, [cut](int64_t layer) { return layer < cut; });
-      split::SplitClientOptions split_client;
-      split_client.client_id = site.id;
-      split_client.mode = split::SplitMode::vanilla;
-      split_client.cut_layer = cut;
-      split_client.timeout_ms = 20000;
-      split::SplitTrainStep step(model_, adapters, *to_split, split_client);
-      FederatedClientOptions options = site_options(site.id, site.seed);
-      options.blocks = split::SiteBlocks{split::SiteLayout::vanilla, cut, 0};
-      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *aggregator_channel, site.examples,
-                             options, quiet);
-      reports[i] = client.run();
-    });
-  }
-  for (std::thread& t : site_threads) t.join();
-  aggregator_thread.join();
+  const std::vector<SiteReport> reports = run_sites(service, network, [&](size_t i, net::ClientChannel& to_aggregator) {
+    const Site& site = sites_[i];
+    auto to_split = network.connect("split");
+    lora::AdapterSet adapters =
+        lora::AdapterSet::create(*model_, lora_, 0, [cut](int64_t layer) { return layer < cut; });
+    split::SplitClientOptions split_client;
+    split_client.client_id = site.id;
+    split_client.mode = split::SplitMode::vanilla;
+    split_client.cut_layer = cut;
+    split_client.timeout_ms = 20000;
+    split::SplitTrainStep step(model_, adapters, *to_split, split_client);
+    FederatedClientOptions options = site_options(site.id, site.seed);
+    options.blocks = split::SiteBlocks{split::SiteLayout::vanilla, cut, 0};
+    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, to_aggregator, site.examples,
+                           options, quiet);
+    return client.run();
+  });
   stop_split = true;
   split_thread.join();
 
