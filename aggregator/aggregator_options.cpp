@@ -63,6 +63,19 @@ void AggregatorOptions::validate() const {
                 " needs individual updates; under DP the aggregator works on the noisy sum only: use fedavg, "
                 "fedprox, fedadam or fedyogi");
   }
+  secure_aggregation.validate(max_registered);
+  require(!dp.enabled || !dp.distributed_noise || secure_aggregation.enabled,
+          "dp.noise distributed: sites add the noise before masking, which only hides their updates under "
+          "secure aggregation; enable aggregator.secure_aggregation or use dp.noise central");
+  if (secure_aggregation.enabled) {
+    require(strategy.name != "median" && strategy.name != "trimmed_mean",
+            "secure_aggregation: strategy " + strategy.name +
+                " needs every site's update, and the aggregator sees only their sum: use fedavg, fedprox, fedadam "
+                "or fedyogi");
+    require(strategy.robust.clip_norm == 0,
+            "secure_aggregation: the aggregator cannot clip updates it never sees; clip at the sites with "
+            "aggregator.dp.clip_norm, or set strategy.robust.clip_norm to 0");
+  }
 }
 
 int64_t AggregatorOptions::registrations_to_start() const {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "aggregator/dp_options.h"
+#include "aggregator/secure_aggregation_options.h"
 #include "aggregator/strategy.h"
 
 namespace cleave::aggregator {
@@ -46,6 +47,10 @@ struct AggregatorOptions {
   // fraction_per_round (clients_per_round must be 0), rounds close with
   // whichever sampled sites report (min_clients must be 1).
   DpOptions dp;
+  // Secure aggregation (secagg/): the aggregator learns only the sum of a
+  // round's updates. Strategies must work on that sum (fedavg, fedprox,
+  // fedadam, fedyogi); min_clients is replaced by the protocol's threshold.
+  SecureAggregationOptions secure_aggregation;
 
   // Throws std::invalid_argument naming the field ("aggregator.min_clients ...").
   void validate() const;

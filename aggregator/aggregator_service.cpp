@@ -12,6 +12,8 @@
 #include "aggregator/client_sampling.h"
 #include "aggregator/dp_fedavg.h"
 #include "aggregator/named_tensors_wire.h"
+#include "aggregator/secure_encoding.h"
+#include "secagg/aggregator_session.h"
 #include "transport/request_retry.h"
 #include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
@@ -37,6 +39,7 @@ struct AggregatorService::OpenRound {
   RoundConfig config;
   int64_t deadline_ms = 0;
   int64_t registered = 0;                        // sites registered when it started (DP's denominator)
+  std::unique_ptr<secagg::AggregatorSession> secure;   // under secure aggregation
   RoundSummary summary;
 
   bool all_done() const { return updates.size() + failed.size() >= sampled.size(); }
@@ -180,9 +183,14 @@ net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& 
       case FederationMessage::register_client: return on_register(request);
       case FederationMessage::round_request: return on_round_request(request, now);
       case FederationMessage::update: return on_update(request, now);
+      case FederationMessage::secagg_keys:
+      case FederationMessage::secagg_poll:
+      case FederationMessage::secagg_shares:
+      case FederationMessage::secagg_masked_input:
+      case FederationMessage::secagg_unmask_shares: return on_secure(type, request, now);
       default:
         throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
-                              " at the aggregator (expected register, round_request or update)");
+                              " at the aggregator (expected register, round_request, update or secagg_*)");
     }
   } catch (const std::exception& e) {
     log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) + ": " +
@@ -238,9 +246,13 @@ net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_
     const Finished finished{completed_, state_ == RunState::failed, failure_};
     return reply_frame(pack_message(FederationMessage::finished, finished));
   }
-  if (round_ && round_->sampled.count(poll.client_id) && !round_->updates.count(poll.client_id) &&
+  const bool assignable =
+      round_ && (!round_->secure || (round_->secure->state() == secagg::SessionState::keys &&
+                                     !round_->secure->sent_keys(poll.client_id)));
+  if (assignable && round_->sampled.count(poll.client_id) && !round_->updates.count(poll.client_id) &&
       !round_->failed.count(poll.client_id)) {
     RoundAssignment assignment;
+    if (round_->secure) assignment.secure = round_->secure->params();
     assignment.round = round_->round;
     assignment.adapters = round_->adapters;
     assignment.config = round_->config;
@@ -249,6 +261,85 @@ net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_
   }
   const Wait wait{static_cast<uint32_t>(options_.poll_interval_ms)};
   return reply_frame(pack_message(FederationMessage::wait, wait));
+}
+
+net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes& request, int64_t now) {
+  const size_t max_bytes = options_.max_message_bytes;
+  // The open round's session if `client_id` may speak in round `round`; else why not.
+  std::string refusal;
+  auto session = [&](const std::string& client_id, uint32_t round) -> secagg::AggregatorSession* {
+    if (!registered_.count(client_id)) {
+      refusal = "client " + client_id + " is not registered";
+    } else if (!round_ || round_->round != round) {
+      refusal = "round " + std::to_string(round) + " is not open" +
+                (round_ ? " (the open round is " + std::to_string(round_->round) + ")" : std::string());
+    } else if (!round_->secure) {
+      refusal = "round " + std::to_string(round) + " does not use secure aggregation";
+    } else {
+      return round_->secure.get();
+    }
+    return nullptr;
+  };
+  auto ack = [&](const std::string& client_id, uint32_t round, const std::string& why) {
+    if (!why.empty()) {
+      log_("round " + std::to_string(round) + ": refused " + message_name(type) + " from " + client_id + ": " + why);
+      if (round_ && round_->round == round) round_->summary.rejected.push_back(Rejection{client_id, round, why});
+    }
+    advance(now);
+    return reply_frame(pack_message(FederationMessage::update_ack, UpdateAck{round, why.empty(), why}));
+  };
+  switch (type) {
+    case FederationMessage::secagg_keys: {
+      const auto keys = unpack_message<secagg::Keys>(request, type, max_bytes);
+      secagg::AggregatorSession* s = session(keys.client_id, keys.round);
+      return ack(keys.client_id, keys.round, s ? s->on_keys(keys) : refusal);
+    }
+    case FederationMessage::secagg_shares: {
+      const auto shares = unpack_message<secagg::Shares>(request, type, max_bytes);
+      secagg::AggregatorSession* s = session(shares.client_id, shares.round);
+      return ack(shares.client_id, shares.round, s ? s->on_shares(shares) : refusal);
+    }
+    case FederationMessage::secagg_masked_input: {
+      auto input = unpack_message<secagg::MaskedInput>(request, type, max_bytes);
+      for (const auto& [key, value] : input.metrics) {
+        if (!std::isfinite(value) || key.empty() || key.size() > 64) {
+          return ack(input.client_id, input.round,
+                     "metric '" + key + "' is not a finite number with a name of 1..64 characters");
+        }
+      }
+      const std::string client_id = input.client_id;
+      const uint32_t round = input.round;
+      secagg::AggregatorSession* s = session(client_id, round);
+      if (s) {
+        const std::string why = s->on_masked_input(std::move(input));
+        if (why.empty()) {
+          log_("round " + std::to_string(round) + ": masked input from " + client_id + " (" +
+               std::to_string(s->survivors().size()) + "/" + std::to_string(round_->sampled.size()) + ")");
+        }
+        return ack(client_id, round, why);
+      }
+      return ack(client_id, round, refusal);
+    }
+    case FederationMessage::secagg_unmask_shares: {
+      const auto shares = unpack_message<secagg::UnmaskShares>(request, type, max_bytes);
+      secagg::AggregatorSession* s = session(shares.client_id, shares.round);
+      return ack(shares.client_id, shares.round, s ? s->on_unmask_shares(shares) : refusal);
+    }
+    default: {
+      const auto poll = unpack_message<secagg::Poll>(request, FederationMessage::secagg_poll, max_bytes);
+      secagg::AggregatorSession* s = session(poll.client_id, poll.round);
+      if (!s) return reply_frame(pack_message(FederationMessage::secagg_abort, secagg::Abort{poll.round, refusal}));
+      const secagg::PollAnswer answer = s->poll(poll);
+      if (answer.peer_keys) return reply_frame(pack_message(FederationMessage::secagg_peer_keys, *answer.peer_keys));
+      if (answer.peer_shares) {
+        return reply_frame(pack_message(FederationMessage::secagg_peer_shares, *answer.peer_shares));
+      }
+      if (answer.unmask) return reply_frame(pack_message(FederationMessage::secagg_unmask_request, *answer.unmask));
+      if (answer.abort) return reply_frame(pack_message(FederationMessage::secagg_abort, *answer.abort));
+      const Wait wait{static_cast<uint32_t>(std::min<int64_t>(options_.poll_interval_ms, 200))};
+      return reply_frame(pack_message(FederationMessage::wait, wait));
+    }
+  }
 }
 
 net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) {
@@ -286,6 +377,12 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   }
   if (!round_->sampled.count(update.client_id)) {
     return reject("client " + update.client_id + " was not sampled in round " + std::to_string(update.round), false);
+  }
+  if (round_->secure) {
+    return reject("round " + std::to_string(update.round) +
+                      " uses secure aggregation: an update in the clear is refused (the site must follow the "
+                      "assignment's secure parameters)",
+                  true);
   }
   if (round_->updates.count(update.client_id)) {
     return reject("duplicate update: client " + update.client_id + " already reported in round " +
@@ -339,6 +436,13 @@ void AggregatorService::advance(int64_t now) {
   if (state_ == RunState::finished || state_ == RunState::failed) return;
   if (!round_) {
     if (static_cast<int64_t>(registered_.size()) >= options_.registrations_to_start()) start_round(now);
+    return;
+  }
+  if (round_->secure) {
+    // The protocol's phases and deadlines decide; a failed session closes the round without an update.
+    round_->secure->advance(now);
+    const secagg::SessionState session = round_->secure->state();
+    if (session == secagg::SessionState::done || session == secagg::SessionState::failed) close_round(now);
     return;
   }
   // Under DP a round closes with whichever sampled sites reported, none included.
@@ -407,6 +511,28 @@ void AggregatorService::start_round(int64_t now) {
   round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr,
                               dp_ ? options_.dp.clip_norm : 0.0};
   round->deadline_ms = now + options_.round_deadline_ms;
+  if (options_.secure_aggregation.enabled) {
+    const SecureAggregationOptions& secure = options_.secure_aggregation;
+    secagg::RoundParams params;
+    params.enabled = true;
+    params.sampled = sampled;
+    std::sort(params.sampled.begin(), params.sampled.end());
+    params.threshold = secure.threshold_for(static_cast<int64_t>(sampled.size()));
+    params.scale_bits = secure.scale_bits;
+    params.clip_range = secure.clip_range;
+    params.weight_cap = secure.weight_cap;
+    params.uniform_weights = dp_ != nullptr;
+    if (dp_ && options_.dp.distributed_noise) {
+      params.noise_stddev = dp_->noise_multiplier() * options_.dp.clip_norm / std::sqrt(double(params.threshold));
+    }
+    params.vector_length = secure_vector_length(global_.tensors);
+    round->secure = std::make_unique<secagg::AggregatorSession>(
+        completed_, params, now, secagg::SessionTimes{secure.phase_timeout_ms, round->deadline_ms});
+    if (static_cast<int64_t>(sampled.size()) < secure.min_sites) {
+      round->secure->fail(std::to_string(sampled.size()) + " sites sampled, fewer than secure_aggregation.min_sites " +
+                          std::to_string(secure.min_sites));
+    }
+  }
   round->summary.round = completed_;
   round->summary.sampled = sampled;
   round->summary.started_ms = now;
@@ -437,9 +563,19 @@ void AggregatorService::close_round(int64_t now) {
 
   NamedTensors next;
   try {
-    // Under DP the strategy sees one update: the noisy mean of the clipped deltas.
-    if (dp_) updates = {dp_->noisy_mean(updates, global_.tensors, open.registered)};
-    next = strategy_->aggregate(static_cast<int>(open.round), global_.tensors, updates);
+    if (open.secure) {
+      // The strategy sees one update: the mean decoded from the unmasked sum
+      // (none when the protocol failed: the global adapters stay).
+      updates = secure_updates(open);
+    } else if (dp_) {
+      // Under DP the strategy sees one update: the noisy mean of the clipped deltas.
+      updates = {dp_->noisy_mean(updates, global_.tensors, open.registered)};
+    }
+    if (updates.empty() && open.secure) {
+      for (const auto& [name, tensor] : global_.tensors) next[name] = tensor.clone();
+    } else {
+      next = strategy_->aggregate(static_cast<int>(open.round), global_.tensors, updates);
+    }
   } catch (const std::exception& e) {
     fail("round " + std::to_string(open.round) + " could not be aggregated: " + e.what());
     return;
@@ -479,6 +615,7 @@ void AggregatorService::close_round(int64_t now) {
 
   log_("round " + std::to_string(open.round) + " closed: " + std::to_string(summary.reported.size()) + " updates, " +
        std::to_string(summary.num_samples) + " samples, " + std::to_string(summary.rejected.size()) + " rejected" +
+       (summary.failure.empty() ? std::string() : " (no update: " + summary.failure + ")") +
        (summary.dp_epsilon ? "; privacy: epsilon " + std::to_string(*summary.dp_epsilon) + " at delta " +
                                  std::to_string(options_.dp.delta)
                            : std::string()));
@@ -494,6 +631,51 @@ void AggregatorService::close_round(int64_t now) {
   }
   state_ = RunState::waiting_for_clients;
   advance(now);
+}
+
+std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
+  const secagg::AggregatorSession& session = *open.secure;
+  RoundSummary& summary = open.summary;
+  summary.dropouts = session.dropouts();
+  const std::string round = "round " + std::to_string(open.round);
+  if (session.state() != secagg::SessionState::done) {
+    summary.failure = session.failure();
+    log_(summary.failure + "; the global adapters stay as they were and the next round goes on");
+    return {};
+  }
+  DecodedSum decoded;
+  try {
+    decoded = decode_sum(session.sum(), global_.tensors, session.params());
+  } catch (const std::invalid_argument& e) {
+    summary.failure = "secure aggregation of " + round + " failed: " + e.what();
+    log_(summary.failure + "; the global adapters stay as they were and the next round goes on");
+    return {};
+  }
+  summary.reported = session.survivors();
+  summary.num_samples = decoded.total_weight;
+  std::map<std::string, double> metric_weight;
+  for (const auto& [id, metrics] : session.metrics()) {
+    summary.client_metrics[id] = metrics;
+    const double weight = static_cast<double>(std::max<int64_t>(1, registered_[id]));
+    for (const auto& [key, value] : metrics) {
+      summary.metrics[key] += value * weight;
+      metric_weight[key] += weight;
+    }
+  }
+  for (auto& [key, value] : summary.metrics) value /= metric_weight[key];
+  if (!summary.dropouts.empty()) {
+    std::string gone;
+    for (const auto& [id, phase] : summary.dropouts) gone += (gone.empty() ? "" : ", ") + id + " (" + phase + ")";
+    log_(round + ": unmasked the sum of " + std::to_string(summary.reported.size()) + " sites without " + gone);
+  }
+  if (dp_) return {dp_->noisy_mean_of_sum(std::move(decoded.weighted_sum), global_.tensors, open.registered)};
+  ClientUpdate mean;
+  mean.client_id = "secure-sum";
+  mean.num_samples = decoded.total_weight;
+  for (const auto& [name, sum] : decoded.weighted_sum) {
+    mean.delta[name] = (sum / static_cast<double>(decoded.total_weight)).to(global_.tensors.at(name).scalar_type());
+  }
+  return {mean};
 }
 
 void AggregatorService::sync_split_servers() {

@@ -72,6 +72,10 @@ struct RoundSummary {
   int64_t started_ms = 0, closed_ms = 0;         // Clock time
   std::vector<uint32_t> split_clients_averaged;  // per split server
   std::optional<double> dp_epsilon;              // under aggregator.dp: epsilon at dp.delta after this round
+  // Under secure aggregation: why the round closed without an update ("" when
+  // it aggregated), and the phase each sampled site dropped out in.
+  std::string failure;
+  std::map<std::string, std::string> dropouts;
 };
 
 enum class RunState { waiting_for_clients, in_round, finished, failed };
@@ -127,9 +131,12 @@ class AggregatorService {
   net::Bytes on_register(const net::Bytes& request);
   net::Bytes on_round_request(const net::Bytes& request, int64_t now);
   net::Bytes on_update(const net::Bytes& request, int64_t now);
+  net::Bytes on_secure(FederationMessage type, const net::Bytes& request, int64_t now);
   void advance(int64_t now);                 // start rounds, apply deadlines
   void start_round(int64_t now);
   void close_round(int64_t now);
+  // Under secure aggregation: the unmasked sum as the round's one update.
+  std::vector<ClientUpdate> secure_updates(OpenRound& open);
   void fail(const std::string& reason);
   void close_split_rounds(uint32_t round, RoundSummary* summary);
   // Before the first round this instance runs: brings every split server to

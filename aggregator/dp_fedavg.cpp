@@ -59,21 +59,32 @@ DpFedAvg::DpFedAvg(DpOptions options, double sampling_rate, int64_t planned_roun
 
 ClientUpdate DpFedAvg::noisy_mean(const std::vector<ClientUpdate>& updates, const NamedTensors& global,
                                   int64_t registered) {
-  require(registered > 0, "dp: no registered sites");
-  const double expected = sampling_rate_ * static_cast<double>(registered);
   NamedTensors sum;   // float64 while summing
   for (const auto& [name, tensor] : global) sum[name] = at::zeros(tensor.sizes(), at::kDouble);
   for (const ClientUpdate& update : updates) {
     const ClippedDelta clipped = clip_by_norm(update.delta, options_.clip_norm);
     for (auto& [name, acc] : sum) acc.add_(clipped.delta.at(name).to(at::kDouble));
   }
+  return finish(std::move(sum), global, registered, true);
+}
+
+ClientUpdate DpFedAvg::noisy_mean_of_sum(NamedTensors sum, const NamedTensors& global, int64_t registered) {
+  return finish(std::move(sum), global, registered, !options_.distributed_noise);
+}
+
+ClientUpdate DpFedAvg::finish(NamedTensors sum, const NamedTensors& global, int64_t registered, bool add_noise) {
+  require(registered > 0, "dp: no registered sites");
+  const double expected = sampling_rate_ * static_cast<double>(registered);
   const double stddev = noise_multiplier_ * options_.clip_norm;
   ClientUpdate mean;
   mean.client_id = "dp-fedavg";
   mean.num_samples = 1;
   for (auto& [name, acc] : sum) {
-    at::Tensor noise = at::normal(0.0, stddev, acc.sizes(), generator_, at::TensorOptions().dtype(at::kDouble));
-    mean.delta[name] = ((acc + noise) / expected).to(global.at(name).scalar_type()).contiguous();
+    at::Tensor total = acc.to(at::kDouble);
+    if (add_noise) {
+      total = total + at::normal(0.0, stddev, total.sizes(), generator_, at::TensorOptions().dtype(at::kDouble));
+    }
+    mean.delta[name] = (total / expected).to(global.at(name).scalar_type()).contiguous();
   }
   return mean;
 }

@@ -41,6 +41,10 @@ class DpFedAvg {
   // shaped like `global`. `updates` may be empty (noise only).
   ClientUpdate noisy_mean(const std::vector<ClientUpdate>& updates, const NamedTensors& global,
                           int64_t registered);
+  // The same from a sum the aggregator learned through secure aggregation (the
+  // sites clipped their deltas): (sum + noise) / (q * registered), with the
+  // noise left out when the sites added it (options.distributed_noise).
+  ClientUpdate noisy_mean_of_sum(NamedTensors sum, const NamedTensors& global, int64_t registered);
 
   // Epsilon at options.delta after the rounds accounted so far, and what one
   // more round would make it.
@@ -55,6 +59,8 @@ class DpFedAvg {
   void restore(const std::vector<double>& rdp, int64_t rounds);
 
  private:
+  ClientUpdate finish(NamedTensors sum, const NamedTensors& global, int64_t registered, bool add_noise);
+
   DpOptions options_;
   double sampling_rate_;
   double noise_multiplier_;

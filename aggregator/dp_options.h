@@ -17,6 +17,12 @@ struct DpOptions {
   // 0: noise seeded from the operating system (std::random_device). Set it
   // only for reproducible experiments: noise from a known seed protects nothing.
   uint64_t noise_seed = 0;
+  // Where the noise is added (config dp.noise: central | distributed).
+  // Central: the aggregator adds N(0, (z C)^2) to the sum. Distributed (needs
+  // secure aggregation): each site adds N(0, (z C)^2 / t) before masking, t
+  // the round's threshold, so any t survivors' sum carries at least the
+  // full noise and the aggregator never sees a less noisy sum.
+  bool distributed_noise = false;
 
   // Throws std::invalid_argument naming "dp.<field>".
   void validate() const;

@@ -98,6 +98,11 @@ RoundPoll FederatedClient::poll_once() {
     default: {
       const auto assignment =
           unpack_message<RoundAssignment>(reply, FederationMessage::round_assignment, options_.max_message_bytes);
+      if (declined_round_ == assignment.round) {
+        // This site refused the round already; the aggregator goes on without it.
+        poll.wait_ms = static_cast<uint32_t>(std::min<int64_t>(1000, options_.max_wait_ms));
+        break;
+      }
       poll.trained = train_round(assignment);
       break;
     }
@@ -136,18 +141,9 @@ SiteReport FederatedClient::run() {
   }
 }
 
-SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
-  SiteRound result;
+bool FederatedClient::train_locally(const RoundAssignment& assignment, const NamedTensors& global, SiteRound& result) {
   result.round = assignment.round;
   result.num_samples = static_cast<int64_t>(train_.size());
-  NamedTensors global;
-  try {
-    global = decode_tensors(assignment.adapters, adapters_.to_named(), "the global adapters from the aggregator");
-  } catch (const wire::WireError& e) {
-    // A configuration mismatch (lora, cut_layer, base) that no retry fixes.
-    throw FederationError(std::string("site ") + options_.client_id + " cannot train round " +
-                          std::to_string(assignment.round) + ": " + e.what());
-  }
   adapters_.assign(global);
 
   TrainOptions train = options_.train;
@@ -160,6 +156,7 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
   log_("round " + std::to_string(assignment.round) + ": training " + std::to_string(train.steps) + " local steps");
 
   try {
+    const std::shared_ptr<void> slot = options_.training_slot ? options_.training_slot() : nullptr;
     if (eval_) result.metrics["eval_perplexity_global"] = eval_();
     data::BatchStream stream(train_, batches);
     Trainer trainer(step_, train);
@@ -177,7 +174,7 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     ++failed_rounds_;
     log_("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what() +
          " (" + std::to_string(failed_rounds_) + " in a row; backing off before asking again)");
-    return result;
+    return false;
   }
   failed_rounds_ = 0;
 
@@ -196,6 +193,21 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     }
     result.delta = std::move(clipped.delta);
   }
+  return true;
+}
+
+SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
+  NamedTensors global;
+  try {
+    global = decode_tensors(assignment.adapters, adapters_.to_named(), "the global adapters from the aggregator");
+  } catch (const wire::WireError& e) {
+    // A configuration mismatch (lora, cut_layer, base) that no retry fixes.
+    throw FederationError(std::string("site ") + options_.client_id + " cannot train round " +
+                          std::to_string(assignment.round) + ": " + e.what());
+  }
+  if (assignment.secure.enabled || options_.secure.required) return train_secure_round(assignment, global);
+  SiteRound result;
+  if (!train_locally(assignment, global, result)) return result;
   Update update;
   update.client_id = options_.client_id;
   update.round = assignment.round;

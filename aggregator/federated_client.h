@@ -16,6 +16,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,7 @@
 #include "client/batching.h"
 #include "client/train_step.h"
 #include "client/trainer.h"
+#include "secagg/site_session.h"
 #include "transport/channel.h"
 
 namespace cleave::lora {
@@ -55,6 +57,15 @@ struct FederatedClientOptions {
   split::SiteBlocks blocks;
   // A signal: requests and waits end with net::RequestStopped.
   const std::atomic<bool>* stop = nullptr;
+  // Secure aggregation: the least this site accepts, the key of its federation
+  // certificate that signs its round keys, and the CA its peers' keys must
+  // chain to. Without signer and verifier the site refuses secure rounds.
+  secagg::SiteRequirements secure;
+  std::shared_ptr<const secagg::KeySigner> signer;
+  std::shared_ptr<const secagg::KeyVerifier> verifier;
+  // Called before local training; what it returns is held until training
+  // ends (the simulator bounds how many sites train at once). Empty: no bound.
+  std::function<std::shared_ptr<void>()> training_slot;
 
   void validate() const;                // throws std::invalid_argument naming the field
   LinkOptions link() const;             // the request/retry fields
@@ -67,7 +78,8 @@ struct SiteRound {
   bool trained = false;                 // false: local training failed (see error)
   bool accepted = false;                // the aggregator accepted the update
   std::string error;                    // why training failed or the update was rejected
-  NamedTensors delta;                   // what was sent
+  NamedTensors delta;                   // what was sent (encoded and masked under secure aggregation)
+  bool secure = false;                  // reported through secure aggregation
 };
 
 // What one poll of the aggregator gave (exactly one member is set).
@@ -120,6 +132,18 @@ class FederatedClient {
   int64_t retry_delay_ms() const;
 
  private:
+  // Local training from the assignment's adapters (result.trained, metrics,
+  // delta clipped for DP); false when it failed (result.error says why).
+  bool train_locally(const RoundAssignment& assignment, const NamedTensors& global, SiteRound& result);
+  // Secure aggregation around train_locally: keys and shares before, the
+  // masked input and the unmask shares after (federated_client_secure.cpp).
+  SiteRound train_secure_round(const RoundAssignment& assignment, const NamedTensors& global);
+  // Polls for `phase`'s input until the aggregator has it; throws
+  // secagg::Refusal when it aborts the round.
+  net::Bytes secure_poll(uint32_t round, uint8_t phase, FederationMessage expected);
+  // Sends a protocol message, expecting an UpdateAck; throws secagg::Refusal when it is refused.
+  void secure_send(FederationMessage type, const net::Bytes& frame, uint32_t round);
+
   std::string base_fingerprint_;
   lora::AdapterSet& adapters_;
   TrainStep& step_;
@@ -130,6 +154,7 @@ class FederatedClient {
   AggregatorLink link_;
   int refusals_ = 0;
   int failed_rounds_ = 0;             // rounds in a row whose local training failed
+  std::optional<uint32_t> declined_round_;   // refused before taking part: not asked again
 };
 
 // The per-round batch seed: a site's seed mixed with the round number.

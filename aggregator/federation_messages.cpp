@@ -12,6 +12,15 @@ const char* message_name(FederationMessage type) {
     case FederationMessage::finished: return "finished";
     case FederationMessage::update: return "update";
     case FederationMessage::update_ack: return "update_ack";
+    case FederationMessage::secagg_keys: return "secagg_keys";
+    case FederationMessage::secagg_poll: return "secagg_poll";
+    case FederationMessage::secagg_peer_keys: return "secagg_peer_keys";
+    case FederationMessage::secagg_shares: return "secagg_shares";
+    case FederationMessage::secagg_peer_shares: return "secagg_peer_shares";
+    case FederationMessage::secagg_masked_input: return "secagg_masked_input";
+    case FederationMessage::secagg_unmask_request: return "secagg_unmask_request";
+    case FederationMessage::secagg_unmask_shares: return "secagg_unmask_shares";
+    case FederationMessage::secagg_abort: return "secagg_abort";
     case FederationMessage::error: return "error";
   }
   return "unknown";

@@ -12,12 +12,20 @@
 //   RoundRequest{id}             ---> RoundAssignment | Wait | Finished
 //   Update{id, round, delta}     ---> UpdateAck{accepted, reason}
 //   anything malformed           ---> FederationErrorReply{message}
+//
+// Under secure aggregation the assignment carries secagg::RoundParams and
+// the update is replaced by the protocol's phases (secagg/secagg_messages.h):
+//   Keys --> ack;  Poll{1} --> PeerKeys | Wait | Abort
+//   Shares --> ack; Poll{2} --> PeerShares | Wait | Abort
+//   MaskedInput --> ack; Poll{3} --> UnmaskRequest | Wait | Abort
+//   UnmaskShares --> ack
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
 
+#include "secagg/round_params.h"
 #include "split/wire_frame.h"
 #include "split/wire_tensor.h"
 
@@ -32,6 +40,16 @@ enum class FederationMessage : uint16_t {
   finished = 0x0206,
   update = 0x0207,
   update_ack = 0x0208,
+  // Secure aggregation (secagg/secagg_messages.h).
+  secagg_keys = 0x0210,
+  secagg_poll = 0x0211,
+  secagg_peer_keys = 0x0212,
+  secagg_shares = 0x0213,
+  secagg_peer_shares = 0x0214,
+  secagg_masked_input = 0x0215,
+  secagg_unmask_request = 0x0216,
+  secagg_unmask_shares = 0x0217,
+  secagg_abort = 0x0218,
   error = 0x02FF,
 };
 const char* message_name(FederationMessage type);
@@ -80,8 +98,9 @@ struct RoundAssignment {
   WireTensors adapters;          // the global client-side adapters, f32
   RoundConfig config;
   int64_t deadline_ms = 0;       // time left to report, from when this was sent
+  secagg::RoundParams secure;    // enabled: report through secure aggregation, not Update
   template <class Archive>
-  void serialize(Archive& ar) { ar(round, adapters, config, deadline_ms); }
+  void serialize(Archive& ar) { ar(round, adapters, config, deadline_ms, secure); }
 };
 
 struct Wait {

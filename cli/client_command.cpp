@@ -15,6 +15,7 @@
 #include "client/dataset.h"
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "secagg/key_signature.h"
 #include "transport/request_retry.h"
 
 namespace cleave::cli {
@@ -91,6 +92,13 @@ int run_client(const ParsedArgs& args) {
   aggregator::FederatedClientOptions options = site_options(config, id, base.tokenizer->eos());
   options.blocks = blocks;
   options.stop = &stop;
+  options.secure = config.client.secure_aggregation;
+  if (!run.secure.insecure) {
+    // Secure aggregation signs this site's round keys with its certificate's key.
+    const secure::TlsIdentity identity = tls_identity(run.secure);
+    options.signer = std::make_shared<secagg::KeySigner>(identity);
+    options.verifier = std::make_shared<secagg::KeyVerifier>(identity);
+  }
   aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
                                    examples, options, log);
   log("site " + id + ": " + std::to_string(examples.size()) + " examples, " +

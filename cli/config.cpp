@@ -93,6 +93,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("cut_layer", o.cut_layer);
   f.field("top_cut", o.top_cut);
   f.section("dp", [&](Fields& d) { dp_section(d, o.dp, "federation.dp"); });
+  f.section("secure_aggregation", [&](Fields& s) { secure_aggregation_section(s, o.secure_aggregation); });
   f.field("activation_clip", o.protection.clip);
   f.field("activation_noise", o.protection.noise);
   f.choice("variant", o.variant,

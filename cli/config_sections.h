@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aggregator/aggregator_options.h"
+#include "secagg/site_session.h"
 #include "split/split_client.h"
 #include "split/split_server.h"
 
@@ -90,6 +91,8 @@ struct ClientConfig {
   int64_t max_attempts = 8;           // unanswered attempts in a row before giving up
   int64_t backoff_ms = 200;           // doubled after each unanswered attempt
   int64_t max_backoff_ms = 5000;
+  // client.secure_aggregation: what the site requires of a secure round.
+  secagg::SiteRequirements secure_aggregation;
 
   void validate(const std::string& source) const;
 };
@@ -102,5 +105,6 @@ void aggregator_section(Fields& f, AggregatorConfig& c);
 void client_section(Fields& f, ClientConfig& c);
 // aggregator.dp and federation.dp; `path` names the section in errors ("aggregator.dp").
 void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path);
+void secure_aggregation_section(Fields& f, aggregator::SecureAggregationOptions& o);
 
 }  // namespace cleave::cli

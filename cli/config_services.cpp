@@ -154,6 +154,17 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   unsigned_field(f, "max_message_bytes", o.max_message_bytes, "aggregator.max_message_bytes");
   f.section("strategy", [&](Fields& s) { strategy_section(s, o.strategy); });
   f.section("dp", [&](Fields& d) { dp_section(d, o.dp, "aggregator.dp"); });
+  f.section("secure_aggregation", [&](Fields& s) { secure_aggregation_section(s, o.secure_aggregation); });
+}
+
+void secure_aggregation_section(Fields& f, aggregator::SecureAggregationOptions& o) {
+  f.field("enabled", o.enabled);
+  f.field("threshold", o.threshold);
+  f.field("min_sites", o.min_sites);
+  f.field("phase_timeout_ms", o.phase_timeout_ms);
+  narrow_field(f, "scale_bits", o.scale_bits);
+  f.field("clip_range", o.clip_range);
+  f.field("weight_cap", o.weight_cap);
 }
 
 void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path) {
@@ -163,6 +174,7 @@ void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path) {
   f.field("target_epsilon", dp.target_epsilon);
   f.field("delta", dp.delta);
   unsigned_field(f, "noise_seed", dp.noise_seed, path + ".noise_seed");
+  f.choice("noise", dp.distributed_noise, {{"central", false}, {"distributed", true}});
 }
 
 void client_section(Fields& f, ClientConfig& c) {
@@ -173,6 +185,11 @@ void client_section(Fields& f, ClientConfig& c) {
   f.field("max_attempts", c.max_attempts);
   f.field("backoff_ms", c.backoff_ms);
   f.field("max_backoff_ms", c.max_backoff_ms);
+  f.section("secure_aggregation", [&](Fields& s) {
+    s.field("required", c.secure_aggregation.required);
+    s.field("min_threshold", c.secure_aggregation.min_threshold);
+    s.field("min_sites", c.secure_aggregation.min_sites);
+  });
 }
 
 void SecureConfig::validate(const std::string& source) const {
@@ -220,6 +237,11 @@ void ClientConfig::validate(const std::string& source) const {
   require(max_attempts >= 1, source, "client.max_attempts must be >= 1");
   require(backoff_ms >= 0 && max_backoff_ms >= backoff_ms, source,
           "client.backoff_ms must be >= 0 and client.max_backoff_ms >= client.backoff_ms");
+  const secagg::SiteRequirements& sa = secure_aggregation;
+  require(sa.min_threshold >= 0 && sa.min_threshold < 1, source,
+          "client.secure_aggregation.min_threshold must be in [0, 1) (the site refuses rounds whose threshold is "
+          "not above this share of the sampled sites), got " + std::to_string(sa.min_threshold));
+  require(sa.min_sites >= 2, source, "client.secure_aggregation.min_sites must be >= 2");
 }
 
 void SplitServerFile::validate() const {
@@ -238,6 +260,9 @@ void AggregatorFile::validate() const {
   invalid_to_config_error(source, [&] { lora.validate(); });
   aggregator.validate(source);
   secure.validate(source);
+  require(!aggregator.options.secure_aggregation.enabled || !secure.insecure, source,
+          "aggregator.secure_aggregation needs TLS (secure.insecure: false): sites sign their round keys with "
+          "their federation certificates and check their peers' against the CA");
 }
 
 void ClientFile::validate() const {
@@ -247,6 +272,9 @@ void ClientFile::validate() const {
           "split.server: required: the split server's address (a site trains its client blocks through it)");
   require(!client.id.empty() || !run.secure.insecure, run.source,
           "client.id: required with secure.insecure: true (otherwise it is the certificate's name)");
+  require(!client.secure_aggregation.required || !run.secure.insecure, run.source,
+          "client.secure_aggregation.required needs TLS (secure.insecure: false): the site signs its round keys "
+          "with its certificate");
 }
 
 SplitServerFile parse_split_server_config(const std::string& yaml_text, const std::string& source,

@@ -6,6 +6,16 @@
 #include "transport/zmq_channel.h"
 
 namespace cleave::cli {
+
+secure::TlsIdentity tls_identity(const SecureConfig& config) {
+  secure::TlsIdentity identity;
+  identity.cert_path = config.cert;
+  identity.key_path = config.key;
+  identity.ca_path = config.ca;
+  if (!config.crl.empty()) identity.crl_path = config.crl;
+  return identity;
+}
+
 namespace {
 
 // TLS adds framing and record overhead to each message; the ZeroMQ limit
@@ -19,10 +29,7 @@ net::ChannelOptions zmq_options(size_t max_message_bytes) {
 secure::SecureChannelOptions tls_options(const SecureConfig& config, std::set<secure::NodeRole> roles,
                                          size_t max_message_bytes, const ServiceLog& log) {
   secure::SecureChannelOptions options;
-  options.identity.cert_path = config.cert;
-  options.identity.key_path = config.key;
-  options.identity.ca_path = config.ca;
-  if (!config.crl.empty()) options.identity.crl_path = config.crl;
+  options.identity = tls_identity(config);
   options.allowed_peer_roles = std::move(roles);
   options.handshake_timeout = secure::Millis(config.handshake_timeout_ms);
   options.max_message_bytes = max_message_bytes;

@@ -33,6 +33,9 @@ std::unique_ptr<net::ClientChannel> connect_service(const std::string& endpoint,
                                                     secure::NodeRole server_role, const std::string& server_name,
                                                     size_t max_message_bytes, const ServiceLog& log);
 
+// The identity files the `secure:` section names.
+secure::TlsIdentity tls_identity(const SecureConfig& tls);
+
 // The node name (subject CN) of the certificate at `cert_path`; throws
 // std::runtime_error when the file is unreadable or names no node.
 std::string certificate_name(const std::string& cert_path);

@@ -19,6 +19,7 @@
 #include "lora/split_adapters.h"
 #include "model/llama_model.h"
 #include "simulate/fleet_network.h"
+#include "secagg/key_signature.h"
 #include "simulate/site_round.h"
 #include "split/split_server.h"
 
@@ -141,6 +142,12 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   options.poll_interval_ms = 5;
   options.seed = config_.seed;
   options.strategy = fleet.strategy;
+  options.secure_aggregation = fleet.secure_aggregation;
+  if (fleet.secure_aggregation.enabled && !pki) {
+    throw std::invalid_argument(
+        "federation.secure_aggregation needs the fleet's TLS (secure.insecure: false): sites sign their round keys "
+        "with their certificates from the run's CA");
+  }
   if (fleet.dp.enabled) {
     // Poisson sampling at the planned share, which is what the accountant assumes.
     options.dp = fleet.dp;
@@ -179,6 +186,12 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   context.base_fingerprint = lora::base_fingerprint(*model_);
   context.census = &census;
   context.log = [this](const std::string& l) { log_("site: " + l); };
+  TrainingSlots training_slots(fleet.workers);
+  if (fleet.secure_aggregation.enabled) {
+    context.pki = &*pki;
+    context.verifier = std::make_shared<secagg::KeyVerifier>(pki->identity(kAggregatorNode));
+    context.training_slot = [&training_slots] { return training_slots.acquire(); };
+  }
 
   // Registration: an id and a sample count per site, no training state; each
   // site over its own channel, under its own certificate.

@@ -34,7 +34,7 @@ ChannelBytes channel_bytes(const wire::ByteCounter* aggregator, const SplitCount
       if (row.message_type == "round_assignment") {
         bytes.adapters_down += row.sent_bytes;
         bytes.control += row.received_bytes;
-      } else if (row.message_type == "update") {
+      } else if (row.message_type == "update" || row.message_type == "secagg_masked_input") {
         bytes.adapters_up += row.received_bytes;
         bytes.control += row.sent_bytes;
       } else {

@@ -21,9 +21,9 @@ struct ChannelBytes {
   uint64_t activations_down = 0;  // u-shaped only: activations back to the site
   uint64_t gradients_up = 0;      // u-shaped only: gradients to the server
   uint64_t gradients_down = 0;    // d(loss)/d(smashed) back to the site
-  uint64_t adapters_up = 0;       // adapter deltas (updates)
+  uint64_t adapters_up = 0;       // adapter deltas (updates, or masked inputs under secure aggregation)
   uint64_t adapters_down = 0;     // global adapters (round assignments)
-  uint64_t control = 0;           // registration, polls, waits, acks, hellos, errors
+  uint64_t control = 0;           // registration, polls, waits, acks, hellos, errors, secure aggregation's keys and shares
   // The labels (target ids and weights: the sites' text) inside the forward
   // requests, a part of activations_up and not counted again in total();
   // vanilla only: 0 in u_shaped, where the labels stay at the sites.

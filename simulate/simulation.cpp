@@ -200,14 +200,26 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
     }
     const aggregator::DpOptions& dp = config.fleet.dp;
     if (dp.enabled && r.fleet.rounds.back().dp_epsilon) {
-      md << "\nClient-level differential privacy (DP-FedAvg, central noise): epsilon "
+      md << "\nClient-level differential privacy (DP-FedAvg, "
+         << (dp.distributed_noise ? "distributed noise: each site adds its share before masking" : "central noise")
+         << "): epsilon "
          << fixed(*r.fleet.rounds.back().dp_epsilon) << " at delta " << dp.delta << " after "
          << r.fleet.rounds.size() << " rounds; every site's delta clipped to " << dp.clip_norm
          << ", sites Poisson-sampled at " << config.fleet.clients_per_round << " / " << r.fleet.registered
          << " per round" << (dp.target_epsilon > 0 ? ", budget epsilon " + fixed(dp.target_epsilon) : std::string())
          << ". The baselines above run without DP.\n";
     } else {
-      md << "\nNo differential privacy (federation.dp.enabled: false): the aggregator sees each site's update.\n";
+      md << "\nNo differential privacy (federation.dp.enabled: false).\n";
+    }
+    const aggregator::SecureAggregationOptions& secure = config.fleet.secure_aggregation;
+    if (secure.enabled) {
+      md << "\nSecure aggregation (Bonawitz et al. 2017): the aggregator saw only each round's sum; threshold more "
+            "than "
+         << secure.threshold << " of the sampled sites, fixed point 2^-" << secure.scale_bits << ", coordinates clipped to +/-"
+         << secure.clip_range << ".\n";
+    } else {
+      md << "\nNo secure aggregation (federation.secure_aggregation.enabled: false): the aggregator saw each site's "
+            "update.\n";
     }
   }
   return md.str();

@@ -77,6 +77,7 @@ void FleetOptions::validate() const {
   strategy.validate();
   try {
     dp.validate();
+    secure_aggregation.validate(clients > 0 ? clients : 100000);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("federation.") + e.what());
   }

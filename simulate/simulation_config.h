@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aggregator/dp_options.h"
+#include "aggregator/secure_aggregation_options.h"
 #include "aggregator/strategy.h"
 #include "client/batching.h"
 #include "client/partition.h"
@@ -58,6 +59,10 @@ struct FleetOptions {
   // Client-level DP (federation.dp, as aggregator.dp): sites Poisson-sampled
   // at rate clients_per_round / clients, so a round's count varies.
   aggregator::DpOptions dp;
+  // Secure aggregation (federation.secure_aggregation, as
+  // aggregator.secure_aggregation): the sampled sites of a round run the
+  // protocol at once (training still `workers` at a time); needs TLS.
+  aggregator::SecureAggregationOptions secure_aggregation;
 
   // Topology.
   FleetMode mode = FleetMode::split;

@@ -8,6 +8,7 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
+#include "secagg/key_signature.h"
 #include "split/split_client.h"
 
 namespace cleave::simulate {
@@ -41,6 +42,19 @@ void SiteCensus::enter() {
 
 void SiteCensus::leave() { --live_; }
 
+std::shared_ptr<void> TrainingSlots::acquire() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  freed_.wait(lock, [this] { return free_ > 0; });
+  --free_;
+  return std::shared_ptr<void>(this, [](TrainingSlots* slots) {
+    {
+      std::lock_guard<std::mutex> released(slots->mutex_);
+      ++slots->free_;
+    }
+    slots->freed_.notify_one();
+  });
+}
+
 aggregator::FederatedClientOptions site_options(const SiteContext& context, const SiteData& site, size_t index) {
   const SimulationConfig& config = *context.config;
   aggregator::FederatedClientOptions options;
@@ -55,6 +69,11 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
   options.request_timeout_ms = 600000;
   options.max_attempts = 2;
   options.backoff_ms = 10;
+  if (context.pki && config.fleet.secure_aggregation.enabled) {
+    options.signer = std::make_shared<secagg::KeySigner>(context.pki->identity(site.id));
+    options.verifier = context.verifier;
+  }
+  options.training_slot = context.training_slot;
   return options;
 }
 
@@ -123,7 +142,12 @@ std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const s
       if (!error) error = std::current_exception();
     }
   };
-  const size_t threads = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(1, workers)), indices.size());
+  // Secure aggregation's phases wait for every sampled site: each runs on its
+  // own thread, and context.training_slot bounds how many train at once.
+  const bool concurrent = context.config->fleet.secure_aggregation.enabled;
+  const size_t threads =
+      concurrent ? indices.size()
+                 : std::min<size_t>(static_cast<size_t>(std::max<int64_t>(1, workers)), indices.size());
   std::vector<std::thread> pool;
   for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
   if (threads > 0) work();

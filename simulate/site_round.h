@@ -5,6 +5,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +15,7 @@
 
 #include "aggregator/federated_client.h"
 #include "simulate/fleet_data.h"
+#include "simulate/fleet_pki.h"
 #include "simulate/simulation_config.h"
 #include "transport/channel.h"
 
@@ -36,6 +39,20 @@ class SiteCensus {
   std::atomic<int64_t> live_{0}, peak_{0}, created_{0};
 };
 
+// At most `slots` holders at once (a counting semaphore, which C++17 lacks).
+// Must outlive every slot it handed out.
+class TrainingSlots {
+ public:
+  explicit TrainingSlots(int64_t slots) : free_(slots) {}
+  // Blocks until a slot is free; the slot is given back when the last copy goes.
+  std::shared_ptr<void> acquire();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  int64_t free_;
+};
+
 // What every site of a fleet shares.
 struct SiteContext {
   std::shared_ptr<const LlamaModel> model;
@@ -44,6 +61,13 @@ struct SiteContext {
   std::string base_fingerprint;
   SiteCensus* census = nullptr;
   std::function<void(const std::string&)> log;
+  // Secure aggregation: each site signs with its certificate from the run's
+  // PKI; one verifier (the run's CA) serves every site.
+  const FleetPki* pki = nullptr;
+  std::shared_ptr<const secagg::KeyVerifier> verifier;
+  // Held while a site trains, so at most `workers` train at once when every
+  // sampled site of a round runs the protocol concurrently.
+  std::function<std::shared_ptr<void>()> training_slot;
 };
 
 // The options site `index` of the fleet runs with (its own batch seed).
@@ -63,7 +87,8 @@ struct SiteChannels {
   std::unique_ptr<net::ClientChannel> split;
 };
 
-// Runs the sites `indices` on min(workers, sites) threads; each site gets
+// Runs the sites `indices` on min(workers, sites) threads (a thread per site
+// under secure aggregation, whose phases need every site at once); each site gets
 // its own channels from `connect(index)` for its round (as in a deployment:
 // the services only accept a site's messages under its own certificate).
 // Results in the order of `indices`.

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -17,6 +18,8 @@
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
 #include "model/model_loader.h"
+#include "secagg/key_signature.h"
+#include "secure/ca.h"
 #include "split/split_client.h"
 #include "split/split_server.h"
 #include "tests/aggregator/federation_fixture.h"
@@ -413,6 +416,118 @@ TEST_F(Federation, SiteWithOtherBlocksIsRefusedAtRegistration) {
   EXPECT_NO_THROW(link.register_site(fingerprint, 4, federation));
   stop = true;
   aggregator_thread.join();
+}
+
+// The three sites' certificates under a test CA, for secure aggregation.
+struct SitePki {
+  explicit SitePki(const std::vector<std::string>& ids) {
+    root = test::scratch_dir("federation_round_secagg");
+    secure::ca_init(root + "/ca", "federation-round-test");
+    secure::IssueOptions fast;
+    fast.durable = false;
+    for (const secure::IssuedNode& node :
+         secure::ca_issue_many(root + "/ca", secure::NodeRole::client, ids, root + "/nodes", fast)) {
+      const std::string id = node.identity.cert_path.substr(node.identity.cert_path.rfind('/') + 1);
+      signers[id.substr(0, id.size() - 4)] = std::make_shared<secagg::KeySigner>(node.identity);
+      verifier = std::make_shared<secagg::KeyVerifier>(node.identity);
+    }
+  }
+  ~SitePki() { std::filesystem::remove_all(root); }
+  std::string root;
+  std::map<std::string, std::shared_ptr<const secagg::KeySigner>> signers;
+  std::shared_ptr<const secagg::KeyVerifier> verifier;
+};
+
+// Secure aggregation end to end: the aggregator never sees a site's delta,
+// yet the new global is the weighted FedAvg of the three, within the
+// fixed-point error (2^-25 per coordinate at scale_bits 24).
+TEST_F(Federation, UnderSecureAggregationTheGlobalIsTheWeightedFedAvgWithinTheFixedPointError) {
+  SitePki pki({"site-a", "site-b", "site-c"});
+  net::InprocNetwork network;
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, split::all_blocks());
+  AggregatorOptions options = aggregator_options(2);
+  options.secure_aggregation.enabled = true;
+  AggregatorService service(options, initial, quiet);
+  const std::vector<SiteReport> reports = run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
+    const Site& site = sites_[i];
+    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1000 + i);
+    LocalTrainStep step(model_, adapters);
+    FederatedClientOptions client_options = site_options(site.id, site.seed);
+    client_options.signer = pki.signers.at(site.id);
+    client_options.verifier = pki.verifier;
+    client_options.secure.required = true;
+    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, client_options,
+                           quiet);
+    return client.run();
+  });
+  ASSERT_EQ(service.state(), RunState::finished) << service.failure();
+
+  NamedTensors expected_sum;
+  double total = 0;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    ASSERT_EQ(reports[i].rounds.size(), 2u);
+    const SiteRound& round = reports[i].rounds[0];
+    EXPECT_TRUE(round.accepted) << round.error;
+    EXPECT_TRUE(round.secure);
+    const NamedTensors delta = local_delta(sites_[i], initial.tensors, 0);
+    const double n = static_cast<double>(sites_[i].examples.size());
+    total += n;
+    for (const auto& [name, d] : delta) {
+      at::Tensor weighted = d.to(at::kDouble) * n;
+      expected_sum[name] = expected_sum.count(name) ? expected_sum[name] + weighted : weighted;
+    }
+  }
+  // Round 0's result is what round 1 started from: the sites' second deltas
+  // are taken from it, so check it through the history's first round.
+  const RoundSummary summary = service.history().at(0);
+  EXPECT_TRUE(summary.failure.empty()) << summary.failure;
+  EXPECT_EQ(summary.reported, (std::vector<std::string>{"site-a", "site-b", "site-c"}));
+  EXPECT_EQ(summary.num_samples, 4 + 6 + 9);
+  EXPECT_TRUE(summary.client_metrics.at("site-b").count("train_loss"));
+  NamedTensors after_round0;
+  for (const auto& [name, start] : initial.tensors) after_round0[name] = start.to(at::kDouble) + expected_sum[name] / total;
+  NamedTensors expected_round1;
+  double total1 = 0;
+  for (size_t i = 0; i < sites_.size(); ++i) {
+    NamedTensors start;
+    for (const auto& [name, t] : after_round0) start[name] = t.to(at::kFloat);
+    const NamedTensors delta = local_delta(sites_[i], start, 1);
+    const double n = static_cast<double>(sites_[i].examples.size());
+    total1 += n;
+    for (const auto& [name, d] : delta) {
+      at::Tensor weighted = d.to(at::kDouble) * n;
+      expected_round1[name] = expected_round1.count(name) ? expected_round1[name] + weighted : weighted;
+    }
+  }
+  for (auto& [name, sum] : expected_round1) sum = after_round0.at(name) + sum / total1;
+  // Float32 training from a start rounded differently dominates the fixed-point error.
+  test::expect_tensors_near(service.global().tensors, expected_round1, 1e-5);
+  EXPECT_GT(service.bytes().total_bytes(wire::Direction::received), 0u);
+}
+
+// A site that requires secure aggregation takes no part in a plain round.
+TEST_F(Federation, ASiteThatRequiresSecureAggregationRefusesAPlainRound) {
+  net::InprocNetwork network;
+  const GlobalAdapters initial = global_adapters_for_model(*model_, lora_, /*seed=*/9, split::all_blocks());
+  AggregatorOptions options = aggregator_options(1);
+  options.min_clients = 2;
+  options.round_deadline_ms = 1000;   // the round waits for the refusing site until then
+  options.on_deadline = OnDeadline::fail;
+  AggregatorService service(options, initial, quiet);
+  const std::vector<SiteReport> reports = run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
+    const Site& site = sites_[i];
+    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1000 + i);
+    LocalTrainStep step(model_, adapters);
+    FederatedClientOptions client_options = site_options(site.id, site.seed);
+    client_options.secure.required = i == 0;
+    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, client_options,
+                           quiet);
+    return client.run();
+  });
+  ASSERT_EQ(reports[0].rounds.size(), 1u);
+  EXPECT_FALSE(reports[0].rounds[0].trained);
+  EXPECT_NE(reports[0].rounds[0].error.find("requires"), std::string::npos) << reports[0].rounds[0].error;
+  EXPECT_TRUE(reports[1].rounds.at(0).accepted);
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+// FederatedClient's rounds under secure aggregation (secagg/secagg_messages.h
+// for the phases).
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+
+#include "aggregator/federated_client.h"
+#include "aggregator/secure_encoding.h"
+#include "secagg/site_session.h"
+#include "transport/request_retry.h"
+
+namespace cleave::aggregator {
+
+net::Bytes FederatedClient::secure_poll(uint32_t round, uint8_t phase, FederationMessage expected) {
+  const secagg::Poll poll{options_.client_id, round, phase};
+  while (true) {
+    const net::Bytes reply = link_.exchange(pack_message(FederationMessage::secagg_poll, poll),
+                                            {expected, FederationMessage::wait, FederationMessage::secagg_abort});
+    switch (peek_message(reply)) {
+      case FederationMessage::wait: {
+        const auto wait = unpack_message<Wait>(reply, FederationMessage::wait, options_.max_message_bytes);
+        if (!net::wait_unless_stopped(std::min<int64_t>(wait.retry_after_ms, options_.max_wait_ms), options_.stop)) {
+          throw net::RequestStopped("stopped");
+        }
+        continue;
+      }
+      case FederationMessage::secagg_abort:
+        throw secagg::Refusal("the aggregator ended the round: " +
+                              unpack_message<secagg::Abort>(reply, FederationMessage::secagg_abort,
+                                                            options_.max_message_bytes)
+                                  .reason);
+      case FederationMessage::error:
+        throw secagg::Refusal("the aggregator: " + unpack_message<FederationErrorReply>(
+                                                       reply, FederationMessage::error, options_.max_message_bytes)
+                                                       .message);
+      default:
+        return reply;
+    }
+  }
+}
+
+void FederatedClient::secure_send(FederationMessage type, const net::Bytes& frame, uint32_t round) {
+  const net::Bytes reply = link_.exchange(frame, {FederationMessage::update_ack});
+  if (peek_message(reply) == FederationMessage::error) {
+    throw secagg::Refusal("the aggregator refused " + std::string(message_name(type)) + ": " +
+                          unpack_message<FederationErrorReply>(reply, FederationMessage::error,
+                                                               options_.max_message_bytes)
+                              .message);
+  }
+  const auto ack = unpack_message<UpdateAck>(reply, FederationMessage::update_ack, options_.max_message_bytes);
+  if (!ack.accepted || ack.round != round) {
+    throw secagg::Refusal("the aggregator refused " + std::string(message_name(type)) + ": " + ack.reason);
+  }
+}
+
+SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment, const NamedTensors& global) {
+  const uint32_t round = assignment.round;
+  const size_t max_bytes = options_.max_message_bytes;
+  SiteRound result;
+  result.round = round;
+  result.num_samples = static_cast<int64_t>(train_.size());
+  result.secure = true;
+  const std::string prefix = "round " + std::to_string(round) + ": secure aggregation: ";
+  try {
+    declined_round_ = round;
+    secagg::check_round_params(assignment.secure, options_.client_id, options_.secure);
+    if (!options_.signer || !options_.verifier) {
+      throw secagg::Refusal("this site has no federation certificate to sign its keys with (secure aggregation "
+                            "needs the site's tls: cert, key and ca)");
+    }
+    // A round this site will not take part in (it asks for less than the
+    // site requires) is declined once, not retrained on every poll.
+    declined_round_ = round;
+    secagg::SiteSession session(options_.client_id, round, assignment.secure, *options_.signer, *options_.verifier,
+                                options_.secure);
+    declined_round_.reset();
+    // Phase 0 and 1, before training: keys, then shares.
+    secure_send(FederationMessage::secagg_keys, pack_message(FederationMessage::secagg_keys, session.advertise()),
+                round);
+    const auto peer_keys = unpack_message<secagg::PeerKeys>(
+        secure_poll(round, uint8_t(secagg::Phase::keys), FederationMessage::secagg_peer_keys),
+        FederationMessage::secagg_peer_keys, max_bytes);
+    secure_send(FederationMessage::secagg_shares,
+                pack_message(FederationMessage::secagg_shares, session.share(peer_keys)), round);
+    session.receive(unpack_message<secagg::PeerShares>(
+        secure_poll(round, uint8_t(secagg::Phase::shares), FederationMessage::secagg_peer_shares),
+        FederationMessage::secagg_peer_shares, max_bytes));
+    log_(prefix + std::to_string(session.u2().size()) + " sites share masks (threshold " +
+         std::to_string(assignment.secure.threshold) + ")");
+
+    // Phase 2: train, then the masked input. A failure here is a dropout the
+    // aggregator recovers from with the survivors' shares.
+    if (!train_locally(assignment, global, result)) return result;
+    at::NoGradGuard no_grad;
+    for (const auto& [name, delta] : result.delta) {
+      if (!at::isfinite(delta).all().item<bool>()) {
+        result.error = "the delta of " + name + " is not finite";
+        log_(prefix + result.error + "; sending no masked input");
+        return result;
+      }
+    }
+    if (assignment.secure.noise_stddev > 0) {
+      // Distributed DP: this site's share of the round's Gaussian noise.
+      at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(std::random_device{}() |
+                                                                         (uint64_t(std::random_device{}()) << 32));
+      for (auto& [name, delta] : result.delta) {
+        delta = delta + at::normal(0.0, assignment.secure.noise_stddev, delta.sizes(), generator,
+                                   at::TensorOptions().dtype(delta.scalar_type()));
+      }
+    }
+    EncodedUpdate encoded = encode_update(result.delta, result.num_samples, assignment.secure);
+    if (encoded.clipped > 0) {
+      log_(prefix + std::to_string(encoded.clipped) + " coordinates clipped to +/-" +
+           std::to_string(assignment.secure.clip_range) + " for the fixed-point encoding");
+    }
+    secure_send(FederationMessage::secagg_masked_input,
+                pack_message(FederationMessage::secagg_masked_input,
+                             session.mask(std::move(encoded.words), result.metrics)),
+                round);
+    result.accepted = true;
+
+    // Phase 3: the shares that remove the masks.
+    const auto request = unpack_message<secagg::UnmaskRequest>(
+        secure_poll(round, uint8_t(secagg::Phase::unmask), FederationMessage::secagg_unmask_request),
+        FederationMessage::secagg_unmask_request, max_bytes);
+    secure_send(FederationMessage::secagg_unmask_shares,
+                pack_message(FederationMessage::secagg_unmask_shares, session.unmask(request)), round);
+    log_(prefix + "masked input in the sum of " + std::to_string(request.survivors.size()) + " sites" +
+         (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)"));
+  } catch (const secagg::Refusal& e) {
+    result.error = e.what();
+    log_(prefix + e.what());
+  }
+  return result;
+}
+
+}  // namespace cleave::aggregator

@@ -1,0 +1,112 @@
+// The secure aggregation protocol's messages (Bonawitz et al., "Practical
+// Secure Aggregation for Privacy-Preserving Machine Learning", CCS 2017,
+// Figure 4, without the consistency check). They travel between a site and
+// the aggregator as wire frames (type ids aggregator::FederationMessage
+// secagg_*); keys are raw 32-byte strings, boxes and shares opaque bytes.
+//
+// Round r, sampled sites U0 (RoundParams::sampled):
+//  0. each site sends Keys: fresh X25519 public keys for encryption
+//     (cipher) and masking (mask), signed with its certificate's key.
+//     U1 = the sites whose keys arrived before the phase deadline.
+//  1. each site in U1 polls for PeerKeys (U1's keys), checks every signature
+//     against the federation CA, Shamir-shares its mask private key and a
+//     fresh self-mask seed (threshold t, share points = RoundParams), and
+//     sends Shares: one box per peer, sealed under their agreed cipher key.
+//     U2 = the sites whose shares arrived.
+//  2. each site in U2 polls for PeerShares (the boxes addressed to it), trains,
+//     and sends MaskedInput: its encoded update plus its self mask plus,
+//     for every other site in U2, +/- the pairwise mask.
+//     U3 = the sites whose masked input arrived.
+//  3. each site in U3 polls for UnmaskRequest (U3 and U2 \ U3) and sends
+//     UnmaskShares: its share of each survivor's self-mask seed and of each
+//     dropped site's mask private key, never both for one site.
+// With t UnmaskShares the aggregator removes every mask and learns only the
+// sum. Fewer than t sites at any phase: the round fails (Abort) without
+// anything revealed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cleave::secagg {
+
+enum class Phase : uint8_t { keys = 1, shares = 2, unmask = 3 };
+
+struct Keys {
+  std::string client_id;
+  uint32_t round = 0;
+  std::string cipher_public;     // 32 bytes
+  std::string mask_public;       // 32 bytes
+  std::string certificate_pem;   // the site's federation certificate
+  std::string signature;         // over signed_keys_message(round, client_id, cipher_public, mask_public)
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, cipher_public, mask_public, certificate_pem, signature); }
+};
+
+// What a site's poll for the next phase's input names.
+struct Poll {
+  std::string client_id;
+  uint32_t round = 0;
+  uint8_t phase = 0;             // Phase
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, phase); }
+};
+
+struct PeerKeys {
+  uint32_t round = 0;
+  std::vector<Keys> peers;       // U1, sorted by client id, this site included
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, peers); }
+};
+
+struct Shares {
+  std::string client_id;
+  uint32_t round = 0;
+  std::map<std::string, std::string> boxes;   // recipient -> sealed ShareBoxContent
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, boxes); }
+};
+
+struct PeerShares {
+  uint32_t round = 0;
+  std::map<std::string, std::string> boxes;   // sender -> box sealed for this site; U2 = senders + this site
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, boxes); }
+};
+
+struct MaskedInput {
+  std::string client_id;
+  uint32_t round = 0;
+  std::vector<uint64_t> masked;               // RoundParams::vector_length words
+  std::map<std::string, double> metrics;      // in the clear, as with Update
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, masked, metrics); }
+};
+
+struct UnmaskRequest {
+  uint32_t round = 0;
+  std::vector<std::string> survivors;         // U3, sorted
+  std::vector<std::string> dropped;           // U2 \ U3, sorted
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, survivors, dropped); }
+};
+
+struct UnmaskShares {
+  std::string client_id;
+  uint32_t round = 0;
+  std::map<std::string, std::string> seed_shares;   // survivor -> its self-mask seed share (secagg::share_to_wire)
+  std::map<std::string, std::string> key_shares;    // dropped -> its mask private key share
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, seed_shares, key_shares); }
+};
+
+struct Abort {
+  uint32_t round = 0;
+  std::string reason;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, reason); }
+};
+
+}  // namespace cleave::secagg
