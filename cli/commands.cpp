@@ -42,6 +42,7 @@ const std::vector<Command>& commands() {
        run_privacy_epsilon},
       {"privacy noise", "the noise multiplier that keeps T rounds within an epsilon budget", privacy_noise_parser,
        run_privacy_noise},
+      {"plot", "one metrics.csv column of several simulate runs in one chart", plot_parser, run_plot},
   };
   return kCommands;
 }

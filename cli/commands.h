@@ -59,6 +59,8 @@ ArgParser privacy_epsilon_parser();
 int run_privacy_epsilon(const ParsedArgs& args);
 ArgParser privacy_noise_parser();
 int run_privacy_noise(const ParsedArgs& args);
+ArgParser plot_parser();
+int run_plot(const ParsedArgs& args);
 
 // Runs `cleave <argv...>` as main() does: parses, dispatches, catches every
 // exception and prints it as "cleave <cmd>: error: <message>" on `err`.

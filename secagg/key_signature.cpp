@@ -2,7 +2,11 @@
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <sys/stat.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 
 #include "secagg/evp_handles.h"
@@ -65,19 +69,43 @@ std::string KeySigner::sign(const std::string& message) const {
 }
 
 struct KeyVerifier::Store {
-  secure::X509StorePtr store;
+  secure::TlsIdentity identity;
+  struct stat crl_stat {};
+  std::shared_ptr<X509_STORE> store;   // replaced, not changed, when the CRL file changes
+  // Certificates that chained to the CA, by their PEM: a site checks the same
+  // peers every round, and the chain is most of a check's cost. An entry is
+  // used only while its certificate is within its validity period.
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<X509>> chained;
+  static constexpr size_t kMaxChained = 100000;
 };
 
-KeyVerifier::KeyVerifier(const secure::TlsIdentity& identity) : store_(std::make_unique<Store>()) {
-  store_->store.reset(check_openssl(X509_STORE_new(), "X509_STORE_new"));
-  X509_STORE* store = store_->store.get();
+namespace {
+
+// The CA (and CRL) of `identity` in a new store.
+std::shared_ptr<X509_STORE> load_store(const secure::TlsIdentity& identity) {
+  std::shared_ptr<X509_STORE> store(check_openssl(X509_STORE_new(), "X509_STORE_new"), X509_STORE_free);
   secure::X509Ptr ca = secure::read_certificate(identity.ca_path);
-  check_openssl(X509_STORE_add_cert(store, ca.get()), "cannot trust " + identity.ca_path);
+  check_openssl(X509_STORE_add_cert(store.get(), ca.get()), "cannot trust " + identity.ca_path);
   if (identity.crl_path) {
     secure::X509CrlPtr crl = secure::read_crl(*identity.crl_path);
-    check_openssl(X509_STORE_add_crl(store, crl.get()), "cannot use " + *identity.crl_path);
-    check_openssl(X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK), "X509_V_FLAG_CRL_CHECK");
+    check_openssl(X509_STORE_add_crl(store.get(), crl.get()), "cannot use " + *identity.crl_path);
+    check_openssl(X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK), "X509_V_FLAG_CRL_CHECK");
   }
+  return store;
+}
+
+bool same_file_state(const struct stat& a, const struct stat& b) {
+  return a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec && a.st_size == b.st_size &&
+         a.st_ino == b.st_ino;
+}
+
+}  // namespace
+
+KeyVerifier::KeyVerifier(const secure::TlsIdentity& identity) : store_(std::make_unique<Store>()) {
+  store_->identity = identity;
+  if (identity.crl_path) ::stat(identity.crl_path->c_str(), &store_->crl_stat);
+  store_->store = load_store(identity);
 }
 
 KeyVerifier::~KeyVerifier() = default;
@@ -90,24 +118,43 @@ std::optional<std::string> KeyVerifier::check(const std::string& expected_node,
   if (cert_pem.size() > kMaxCertificatePemBytes) {
     return subject + " is " + std::to_string(cert_pem.size()) + " bytes, more than a certificate";
   }
-  secure::BioPtr bio(check_openssl(
-      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), "BIO_new_mem_buf"));
-  secure::X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) {
-    ERR_clear_error();
-    return subject + " is not a PEM certificate";
+  std::shared_ptr<X509> cert;
+  std::shared_ptr<X509_STORE> store;
+  {
+    std::lock_guard<std::mutex> lock(store_->mutex);
+    struct stat now {};
+    if (store_->identity.crl_path && ::stat(store_->identity.crl_path->c_str(), &now) == 0 &&
+        !same_file_state(now, store_->crl_stat)) {
+      // A new CRL (a site was revoked): what chained before must chain again.
+      store_->store = load_store(store_->identity);
+      store_->crl_stat = now;
+      store_->chained.clear();
+    }
+    store = store_->store;
+    auto it = store_->chained.find(cert_pem);
+    if (it != store_->chained.end() && X509_cmp_current_time(X509_get0_notAfter(it->second.get())) > 0) {
+      cert = it->second;
+    }
   }
-
-  X509StoreCtxPtr context(check_openssl(X509_STORE_CTX_new(), "X509_STORE_CTX_new"));
-  check_openssl(X509_STORE_CTX_init(context.get(), store_->store.get(), cert.get(), nullptr),
-                "X509_STORE_CTX_init");
-  check_openssl(X509_STORE_CTX_set_purpose(context.get(), X509_PURPOSE_ANY),
-                "X509_STORE_CTX_set_purpose");
-  if (X509_verify_cert(context.get()) != 1) {
-    const int error = X509_STORE_CTX_get_error(context.get());
-    ERR_clear_error();
-    return subject +
-           " does not verify against the federation CA: " + X509_verify_cert_error_string(error);
+  if (!cert) {
+    secure::BioPtr bio(check_openssl(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())),
+                                     "BIO_new_mem_buf"));
+    cert.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), X509_free);
+    if (!cert) {
+      ERR_clear_error();
+      return subject + " is not a PEM certificate";
+    }
+    X509StoreCtxPtr context(check_openssl(X509_STORE_CTX_new(), "X509_STORE_CTX_new"));
+    check_openssl(X509_STORE_CTX_init(context.get(), store.get(), cert.get(), nullptr), "X509_STORE_CTX_init");
+    check_openssl(X509_STORE_CTX_set_purpose(context.get(), X509_PURPOSE_ANY), "X509_STORE_CTX_set_purpose");
+    if (X509_verify_cert(context.get()) != 1) {
+      const int error = X509_STORE_CTX_get_error(context.get());
+      ERR_clear_error();
+      return subject + " does not verify against the federation CA: " + X509_verify_cert_error_string(error);
+    }
+    std::lock_guard<std::mutex> lock(store_->mutex);
+    if (store_->chained.size() >= Store::kMaxChained) store_->chained.clear();
+    store_->chained[cert_pem] = cert;
   }
 
   std::string why;

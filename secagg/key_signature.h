@@ -33,7 +33,10 @@ class KeySigner {
 };
 
 // Checks a peer's certificate against the federation CA (and CRL when given)
-// and its signature over a message.
+// and its signature over a message. Certificates that chained once are
+// remembered (while valid), so checking the same peers every round costs a
+// signature check each. A CRL file that changes is read again (and the
+// remembered certificates forgotten). Thread-safe.
 class KeyVerifier {
  public:
   // Reads identity.ca_path (and crl_path when set); throws std::runtime_error naming the file.

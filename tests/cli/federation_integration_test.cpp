@@ -3,7 +3,8 @@
 // client` sites complete two rounds; the aggregator checkpoints both rounds
 // and closes them on the split server (SFL-V1), every site is told the run
 // finished, and the split server stops cleanly on SIGTERM. The sites run
-// u_shaped (the default): the split server receives no label bytes.
+// u_shaped (the default): the split server receives no label bytes. The same
+// federation runs again with secure aggregation, which every site requires.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -18,8 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using test::ChildProcess;
 
-TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds) {
-  const std::string dir = test::scratch_dir("cli_federation_integration");
+void run_federation(const std::string& name, bool secure_aggregation) {
+  const std::string dir = test::scratch_dir(name);
   const std::string model = test::write_tiny_model_with_tokenizer(dir);
   test::init_ca(dir);
   test::issue(dir, "split-server", "split-1");
@@ -51,6 +52,7 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
                        "  split_servers: ['" + *split_endpoint + "']\n"
                        "  split_server_name: split-1\n"
                        "  split_timeout_ms: 60000\n" +
+                       (secure_aggregation ? "  secure_aggregation: {enabled: true}\n" : "") +
                        test::secure_section(dir, "agg"));
   ChildProcess aggregator("aggregator", {"aggregator", "--config", dir + "/aggregator.yaml"});
   const auto aggregator_endpoint =
@@ -69,7 +71,8 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
                          "split: {server: '" + *split_endpoint + "', server_name: split-1, cut_layer: 1, "
                          "timeout_ms: 60000}\n"
                          "client: {aggregator: '" + *aggregator_endpoint + "', aggregator_name: agg, "
-                         "request_timeout_ms: 60000}\n" +
+                         "request_timeout_ms: 60000" +
+                         (secure_aggregation ? ", secure_aggregation: {required: true}" : "") + "}\n" +
                          test::secure_section(dir, site));
     clients.push_back(std::make_unique<ChildProcess>(site, std::vector<std::string>{"client", "--config",
                                                                                      dir + "/" + site + ".yaml"}));
@@ -89,7 +92,12 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
     ASSERT_TRUE(status) << client->output();
     EXPECT_EQ(*status, 0) << client->output();
     EXPECT_CONTAINS(client->output(), "the federation finished after 2 rounds; this site trained in 2");
-    EXPECT_CONTAINS(client->output(), "update accepted");
+    if (secure_aggregation) {
+      EXPECT_CONTAINS(client->output(), "round 1: secure aggregation: masked input in the sum of 3 sites");
+      EXPECT_CONTAINS(client->output(), "3 sites share masks (threshold 2)");
+    } else {
+      EXPECT_CONTAINS(client->output(), "update accepted");
+    }
     EXPECT_CONTAINS(client->output(), "the head and the loss here (u_shaped: the labels stay here)");
   }
 
@@ -113,6 +121,17 @@ TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds)
   const auto split_status = split.wait_exit(test::kStartTimeout);
   ASSERT_TRUE(split_status) << split.output();
   EXPECT_EQ(*split_status, 0) << split.output();
+  if (secure_aggregation) {
+    EXPECT_CONTAINS(aggregator.output(), "round 1 closed: 3 updates");
+  }
+}
+
+TEST(FederationIntegration, AggregatorSplitServerAndThreeSitesCompleteTwoRounds) {
+  run_federation("cli_federation_integration", false);
+}
+
+TEST(FederationIntegration, UnderSecureAggregationThreeSitesCompleteTwoRounds) {
+  run_federation("cli_federation_secure_aggregation", true);
 }
 
 }  // namespace

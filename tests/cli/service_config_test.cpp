@@ -161,6 +161,72 @@ TEST(ServiceConfig, AggregatorFile) {
                   "aggregator.split_mode: expected one of u_shaped, vanilla");
 }
 
+// Secure aggregation at the aggregator: its section, and what it refuses.
+TEST(ServiceConfig, SecureAggregationSections) {
+  const AggregatorFile c = parse_aggregator_config(
+      "model: m.gguf\naggregator:\n  secure_aggregation: {enabled: true, threshold: 0.6, min_sites: 4, "
+      "phase_timeout_ms: 5000, scale_bits: 20, clip_range: 2, weight_cap: 100}\n" + kTls,
+      "a.yaml");
+  const aggregator::SecureAggregationOptions& sa = c.aggregator.options.secure_aggregation;
+  EXPECT_TRUE(sa.enabled);
+  EXPECT_DOUBLE_EQ(sa.threshold, 0.6);
+  EXPECT_EQ(sa.min_sites, 4);
+  EXPECT_EQ(sa.phase_timeout_ms, 5000);
+  EXPECT_EQ(sa.scale_bits, 20);
+  EXPECT_DOUBLE_EQ(sa.clip_range, 2);
+  EXPECT_EQ(sa.weight_cap, 100);
+  EXPECT_EQ(sa.threshold_for(10), 7u);
+  EXPECT_EQ(to_yaml(parse_aggregator_config(to_yaml(c), "resolved")), to_yaml(c));
+  const std::string on = "model: m.gguf\naggregator:\n  secure_aggregation: {enabled: true}\n";
+  EXPECT_CONTAINS(error_of([&] { parse_aggregator_config(on + "secure: {insecure: true}\n", "a.yaml"); }),
+                  "aggregator.secure_aggregation needs TLS");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_aggregator_config(on + "  strategy: {name: median}\n" + kTls, "a.yaml");
+                  }),
+                  "strategy median needs every site's update");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_aggregator_config(on + "  strategy: {name: fedavg, robust: {clip_norm: 1}}\n" + kTls,
+                                            "a.yaml");
+                  }),
+                  "cannot clip updates it never sees");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_aggregator_config(
+                        "model: m.gguf\naggregator:\n  secure_aggregation: {enabled: true, threshold: 0.4}\n" + kTls,
+                        "a.yaml");
+                  }),
+                  "secure_aggregation.threshold must be in [0.5, 1)");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_aggregator_config(
+                        "model: m.gguf\naggregator:\n  secure_aggregation: {enabled: true, scale_bits: 40, "
+                        "weight_cap: 1000000}\n" + kTls,
+                        "a.yaml");
+                  }),
+                  "overflow 2^63");
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_aggregator_config(
+                        "model: m.gguf\naggregator:\n  fraction: 0.5\n  dp: {enabled: true, clip_norm: 1, "
+                        "noise_multiplier: 1, noise: distributed}\n" + kTls,
+                        "a.yaml");
+                  }),
+                  "dp.noise distributed");
+  // The site's requirements.
+  const std::string base = "model: m.gguf\ndata: {train: site.jsonl}\nsplit: {server: 'tcp://s:5555'}\n";
+  const ClientFile site = parse_client_config(
+      base + "client: {aggregator: 'tcp://a:5556', secure_aggregation: {required: true, min_threshold: 0.6, "
+             "min_sites: 5}}\n" + kTls,
+      "site.yaml");
+  EXPECT_TRUE(site.client.secure_aggregation.required);
+  EXPECT_DOUBLE_EQ(site.client.secure_aggregation.min_threshold, 0.6);
+  EXPECT_EQ(site.client.secure_aggregation.min_sites, 5);
+  EXPECT_EQ(to_yaml(parse_client_config(to_yaml(site), "resolved")), to_yaml(site));
+  EXPECT_CONTAINS(error_of([&] {
+                    parse_client_config(base + "client: {id: s, aggregator: 'tcp://a:1', secure_aggregation: "
+                                               "{required: true}}\nsecure: {insecure: true}\n",
+                                        "site.yaml");
+                  }),
+                  "client.secure_aggregation.required needs TLS");
+}
+
 TEST(ServiceConfig, ClientFile) {
   const std::string base = "model: m.gguf\ndata: {train: site.jsonl}\nsplit: {server: 'tcp://s:5555'}\n";
   const ClientFile c = parse_client_config(base + "client: {aggregator: 'tcp://a:5556'}\n" + kTls, "site.yaml");

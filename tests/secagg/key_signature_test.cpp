@@ -124,6 +124,22 @@ TEST_F(KeySignatureTest, RevokedCertificateIsRefusedWithTheCrl) {
             std::nullopt);
 }
 
+// A verifier remembers certificates that chained, and forgets them when its
+// CRL file changes: a site revoked mid-run is refused from then on.
+TEST_F(KeySignatureTest, ALongLivedVerifierSeesARevocationWhenTheCrlChanges) {
+  const KeySigner signer(site_a_);
+  const std::string signature = signer.sign(kKeys);
+  const KeyVerifier verifier(trust(true));
+  EXPECT_EQ(verifier.check("site-a", signer.certificate_pem(), kKeys, signature), std::nullopt);
+  EXPECT_EQ(verifier.check("site-a", signer.certificate_pem(), kKeys, signature), std::nullopt) << "remembered";
+  EXPECT_TRUE(verifier.check("site-a", signer.certificate_pem(), kKeys + "!", signature))
+      << "a remembered certificate still needs a matching signature";
+  secure::ca_revoke(ca_dir_, site_a_.cert_path);
+  const auto why = verifier.check("site-a", signer.certificate_pem(), kKeys, signature);
+  ASSERT_TRUE(why);
+  EXPECT_NE(why->find("revoked"), std::string::npos) << *why;
+}
+
 TEST_F(KeySignatureTest, ExpiredCertificateIsRefused) {
   secure::IssueOptions expired = fast_;
   expired.days = 1;

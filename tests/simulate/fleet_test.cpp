@@ -252,6 +252,62 @@ TEST_F(FleetTest, DpRunsReportEpsilonPerRound) {
       << summary;
 }
 
+// federation.secure_aggregation: the sampled sites of each round run the
+// protocol at once through the real services, and the run ends where the
+// same run without it does (same seed): the aggregator only ever saw sums,
+// and their fixed-point error (2^-25 per coordinate) is far below what moves
+// the perplexity.
+TEST_F(FleetTest, SecureAggregationEndsAtThePerplexityOfThePlainRun) {
+  SimulationConfig plain = config(test::scratch_dir("simulate_plain_sum"), 8, 4);
+  plain.fleet.rounds = 3;
+  SimulationConfig secure = plain;
+  secure.output_dir = test::scratch_dir("simulate_secure_sum");
+  secure.fleet.secure_aggregation.enabled = true;
+  const FleetData data = fleet_data(plain, 6);
+  std::ostringstream out;
+  const SimulationResult a = run_simulation(plain, model_, data, out);
+  const SimulationResult b = run_simulation(secure, model_, data, out);
+  ASSERT_FALSE(a.fleet.failed) << a.fleet.failure;
+  ASSERT_FALSE(b.fleet.failed) << b.fleet.failure;
+  ASSERT_EQ(b.fleet.rounds.size(), 3u);
+  for (size_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(b.fleet.rounds[r].reported, 4) << "round " << r;
+    ASSERT_GT(a.fleet.rounds[r].eval_perplexity, 0);
+    EXPECT_NEAR(b.fleet.rounds[r].eval_perplexity, a.fleet.rounds[r].eval_perplexity,
+                1e-4 * a.fleet.rounds[r].eval_perplexity)
+        << "round " << r;
+  }
+  double largest = 0;
+  for (const auto& [name, tensor] : a.fleet.client_adapters.tensors) {
+    largest = std::max(largest, (tensor - b.fleet.client_adapters.tensors.at(name)).abs().max().item<double>());
+  }
+  EXPECT_LT(largest, 1e-5);
+  EXPECT_GT(b.fleet.rounds[0].bytes.total(), a.fleet.rounds[0].bytes.total()) << "keys, shares and 64-bit words";
+  std::ifstream md(secure.output_dir + "/summary.md");
+  const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(summary.find("Secure aggregation"), std::string::npos) << summary;
+}
+
+// Distributed DP noise needs secure aggregation, and with it each site adds
+// its share of the noise; epsilon is reported as under central noise.
+TEST_F(FleetTest, DistributedDpNoiseRunsUnderSecureAggregation) {
+  SimulationConfig c = config(test::scratch_dir("simulate_distributed_dp"), 8, 4);
+  c.fleet.rounds = 2;
+  c.fleet.dp.enabled = true;
+  c.fleet.dp.clip_norm = 0.1;
+  c.fleet.dp.noise_multiplier = 1.0;
+  c.fleet.dp.distributed_noise = true;
+  const FleetData data = fleet_data(c, 6);
+  std::ostringstream out;
+  EXPECT_THROW(run_simulation(c, model_, data, out), std::invalid_argument) << "without secure aggregation";
+  c.fleet.secure_aggregation.enabled = true;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  ASSERT_EQ(result.fleet.rounds.size(), 2u);
+  ASSERT_TRUE(result.fleet.rounds[1].dp_epsilon.has_value());
+  EXPECT_NEAR(*result.fleet.rounds[1].dp_epsilon, privacy::epsilon_after(0.5, 1.0, 2, 1e-5).epsilon, 1e-9);
+}
+
 // The adapters a u_shaped run writes merge into one file whose perplexity is
 // the split model's: the sites' adapters for blocks 0 and 2 and the server's
 // for block 1, each set applied only to its own blocks.

@@ -1,0 +1,104 @@
+// cleave plot: one chart of a metrics.csv column over the rounds of several
+// runs (`cleave simulate` run directories), to compare methods side by side.
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "simulate/line_chart.h"
+#include "simulate/png_image.h"
+
+namespace cleave::cli {
+namespace {
+
+std::vector<std::string> cells_of(const std::string& line) {
+  std::vector<std::string> cells;
+  std::stringstream in(line);
+  std::string cell;
+  while (std::getline(in, cell, ',')) cells.push_back(cell);
+  if (!line.empty() && line.back() == ',') cells.push_back("");
+  return cells;
+}
+
+// The run's (round, value) points of `column`; empty cells are skipped.
+simulate::Series read_series(const std::string& name, const std::string& run, const std::string& column) {
+  const std::string path = run.size() > 4 && run.substr(run.size() - 4) == ".csv" ? run : run + "/metrics.csv";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path + ": give a `cleave simulate` run directory or its metrics.csv");
+  std::string line;
+  if (!std::getline(in, line)) throw std::runtime_error(path + " is empty");
+  const std::vector<std::string> header = cells_of(line);
+  size_t round_at = header.size(), value_at = header.size();
+  for (size_t i = 0; i < header.size(); ++i) {
+    if (header[i] == "round") round_at = i;
+    if (header[i] == column) value_at = i;
+  }
+  if (round_at == header.size()) throw std::runtime_error(path + " has no `round` column: not a metrics.csv");
+  if (value_at == header.size()) {
+    std::string known;
+    for (const std::string& h : header) known += (known.empty() ? "" : ", ") + h;
+    throw UsageError("--column " + column + " is not a column of " + path + " (" + known + ")");
+  }
+  simulate::Series series;
+  series.name = name;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> cells = cells_of(line);
+    if (cells.size() <= std::max(round_at, value_at) || cells[value_at].empty()) continue;
+    try {
+      series.x.push_back(std::stod(cells[round_at]));
+      series.y.push_back(std::stod(cells[value_at]));
+    } catch (const std::exception&) {
+      throw std::runtime_error(path + ": a row has a non-number in `round` or `" + column + "`: " + line);
+    }
+  }
+  return series;
+}
+
+}  // namespace
+
+ArgParser plot_parser() {
+  return ArgParser("plot", "--run NAME=DIR [--run NAME=DIR ...] --out PLOT.png [--column C] [--title T]",
+                   "Draws one metrics.csv column over the rounds of several `cleave simulate` runs\n"
+                   "in one chart (a line per run, named NAME in the legend), e.g. the held-out\n"
+                   "perplexity of a fleet with and without DP.")
+      .value("--run", "NAME=DIR", "a run directory (or its metrics.csv) and its legend name; repeat for each")
+      .value("--column", "C", "the metrics.csv column to plot (default eval_perplexity)")
+      .value("--out", "PLOT.png", "where to write the PNG")
+      .value("--title", "T", "the chart's title (default: the column)")
+      .value("--log-y", "BOOL", "plot log10 of the values: true or false (default false)");
+}
+
+int run_plot(const ParsedArgs& args) {
+  const std::vector<std::string> runs = args.all("--run");
+  if (runs.empty()) throw UsageError("--run: give at least one NAME=DIR");
+  const std::string out = args.require("--out");
+  const std::string column = args.get_or("--column", "eval_perplexity");
+  const std::string log_y = args.get_or("--log-y", "false");
+  if (log_y != "true" && log_y != "false") throw UsageError("--log-y must be true or false, got " + log_y);
+  simulate::Panel panel;
+  panel.title = args.get_or("--title", column);
+  panel.x_label = "round";
+  panel.y_label = log_y == "true" ? "log10 " + column : column;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const size_t eq = runs[i].find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == runs[i].size()) {
+      throw UsageError("--run " + runs[i] + ": expected NAME=DIR");
+    }
+    simulate::Series series = read_series(runs[i].substr(0, eq), runs[i].substr(eq + 1), column);
+    series.color = simulate::series_color(i);
+    if (log_y == "true") {
+      for (double& y : series.y) {
+        if (!(y > 0)) throw std::runtime_error("--log-y: " + series.name + " has a value <= 0 in " + column);
+        y = std::log10(y);
+      }
+    }
+    std::cout << series.name << ": " << series.x.size() << " rounds\n";
+    panel.series.push_back(std::move(series));
+  }
+  simulate::write_png(simulate::render_chart({panel}), out);
+  std::cout << "wrote " << out << "\n";
+  return 0;
+}
+
+}  // namespace cleave::cli
