@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 #include <random>
 
@@ -12,18 +14,32 @@
 #include "transport/request_retry.h"
 
 namespace cleave::aggregator {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+
+double seconds_since(SteadyTime::time_point start) {
+  return std::chrono::duration<double>(SteadyTime::now() - start).count();
+}
+
+}  // namespace
 
 net::Bytes FederatedClient::secure_poll(uint32_t round, uint8_t phase, FederationMessage expected) {
   const secagg::Poll poll{options_.client_id, round, phase};
+  // Waiting for the other sites: the aggregator's retry_after, grown by half
+  // after every Wait up to 25 ms (or retry_after if longer), so a hundred
+  // sites waiting out a long phase do not flood the aggregator with polls.
+  double backoff_ms = 0;
   while (true) {
     const net::Bytes reply = link_.exchange(pack_message(FederationMessage::secagg_poll, poll),
                                             {expected, FederationMessage::wait, FederationMessage::secagg_abort});
     switch (peek_message(reply)) {
       case FederationMessage::wait: {
         const auto wait = unpack_message<Wait>(reply, FederationMessage::wait, options_.max_message_bytes);
-        if (!net::wait_unless_stopped(std::min<int64_t>(wait.retry_after_ms, options_.max_wait_ms), options_.stop)) {
-          throw net::RequestStopped("stopped");
-        }
+        const double retry = static_cast<double>(wait.retry_after_ms);
+        backoff_ms = backoff_ms == 0 ? retry : std::min(std::max(retry, 25.0), backoff_ms * 1.5);
+        const int64_t pause = std::min<int64_t>(static_cast<int64_t>(backoff_ms), options_.max_wait_ms);
+        if (!net::wait_unless_stopped(pause, options_.stop)) throw net::RequestStopped("stopped");
         continue;
       }
       case FederationMessage::secagg_abort:
@@ -76,23 +92,38 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     secagg::SiteSession session(options_.client_id, round, assignment.secure, *options_.signer, *options_.verifier,
                                 options_.secure);
     declined_round_.reset();
-    // Phase 0 and 1, before training: keys, then shares.
+    // Where the round's time goes: the protocol's own work, waiting for the
+    // other sites at each phase, and training.
+    const auto round_start = SteadyTime::now();
+    double waited = 0, trained = 0;
+    auto phase_input = [&](secagg::Phase phase, FederationMessage expected) {
+      const auto start = SteadyTime::now();
+      net::Bytes reply = secure_poll(round, uint8_t(phase), expected);
+      waited += seconds_since(start);
+      return reply;
+    };
+    // Phase 0 and 1, before training: keys, then shares (which wait for every
+    // site's keys; the shares of the others are only needed to mask).
     secure_send(FederationMessage::secagg_keys, pack_message(FederationMessage::secagg_keys, session.advertise()),
                 round);
     const auto peer_keys = unpack_message<secagg::PeerKeys>(
-        secure_poll(round, uint8_t(secagg::Phase::keys), FederationMessage::secagg_peer_keys),
+        phase_input(secagg::Phase::keys, FederationMessage::secagg_peer_keys),
         FederationMessage::secagg_peer_keys, max_bytes);
     secure_send(FederationMessage::secagg_shares,
                 pack_message(FederationMessage::secagg_shares, session.share(peer_keys)), round);
+
+    // Train while the other sites share theirs; a failure from here on is a
+    // dropout the aggregator recovers from with the survivors' shares.
+    const auto train_start = SteadyTime::now();
+    if (!train_locally(assignment, global, result)) return result;
+    trained = seconds_since(train_start);
+
+    // Phase 2: the shares the others sent this site, then the masked input.
     session.receive(unpack_message<secagg::PeerShares>(
-        secure_poll(round, uint8_t(secagg::Phase::shares), FederationMessage::secagg_peer_shares),
+        phase_input(secagg::Phase::shares, FederationMessage::secagg_peer_shares),
         FederationMessage::secagg_peer_shares, max_bytes));
     log_(prefix + std::to_string(session.u2().size()) + " sites share masks (threshold " +
          std::to_string(assignment.secure.threshold) + ")");
-
-    // Phase 2: train, then the masked input. A failure here is a dropout the
-    // aggregator recovers from with the survivors' shares.
-    if (!train_locally(assignment, global, result)) return result;
     at::NoGradGuard no_grad;
     for (const auto& [name, delta] : result.delta) {
       if (!at::isfinite(delta).all().item<bool>()) {
@@ -123,12 +154,17 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
 
     // Phase 3: the shares that remove the masks.
     const auto request = unpack_message<secagg::UnmaskRequest>(
-        secure_poll(round, uint8_t(secagg::Phase::unmask), FederationMessage::secagg_unmask_request),
+        phase_input(secagg::Phase::unmask, FederationMessage::secagg_unmask_request),
         FederationMessage::secagg_unmask_request, max_bytes);
     secure_send(FederationMessage::secagg_unmask_shares,
                 pack_message(FederationMessage::secagg_unmask_shares, session.unmask(request)), round);
+    const double total = seconds_since(round_start);
+    char timing[160];
+    std::snprintf(timing, sizeof timing, "; %.3f s in all: protocol %.3f s, waiting for the other sites %.3f s, "
+                  "training %.3f s", total, total - waited - trained, waited, trained);
     log_(prefix + "masked input in the sum of " + std::to_string(request.survivors.size()) + " sites" +
-         (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)"));
+         (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)") +
+         timing);
   } catch (const secagg::Refusal& e) {
     result.error = e.what();
     log_(prefix + e.what());

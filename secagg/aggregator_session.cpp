@@ -237,17 +237,18 @@ void AggregatorSession::unmask_sum() {
   const std::vector<std::string> alive = survivors();
   for (const std::string& gone : dropped()) {
     Key32 mask_private = reconstruct(shares_of(gone, false), params_.threshold, "the mask key of " + gone);
-    if (key_to_wire(x25519_public_of(mask_private)) != keys_.at(gone).mask_public) {
+    const X25519Private mask_key(mask_private);
+    wipe(mask_private);
+    if (key_to_wire(mask_key.public_key()) != keys_.at(gone).mask_public) {
       throw std::invalid_argument("the mask key rebuilt for " + gone + " does not match its public key: a wrong share");
     }
     for (const std::string& id : alive) {
-      Key32 pair_seed = x25519_agree(mask_private, key_from_wire(keys_.at(id).mask_public, "mask key of " + id),
-                                     pair_info("mask", round_, id, gone));
+      Key32 pair_seed =
+          mask_key.agree(key_from_wire(keys_.at(id).mask_public, "mask key of " + id), pair_info("mask", round_, id, gone));
       // `id` added the pair's mask when its id is the smaller: take it back out.
       apply_mask(pair_seed, !(id < gone), sum.data(), sum.size());
       wipe(pair_seed);
     }
-    wipe(mask_private);
   }
   sum_ = std::move(sum);
 }

@@ -45,9 +45,10 @@ bool all_zero(const Key32& bytes) {
 
 // HKDF-SHA256 (RFC 5869) without salt, so the salt is 32 zero bytes.
 Key32 hkdf_sha256(const Key32& input_key, const std::string& info) {
-  EvpKdfPtr kdf(
-      check_openssl(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr), "OpenSSL has no HKDF"));
-  EvpKdfCtxPtr context(check_openssl(EVP_KDF_CTX_new(kdf.get()), "EVP_KDF_CTX_new"));
+  // Fetched once: an OpenSSL 3 fetch looks the algorithm up by name every time.
+  static EVP_KDF* const kdf =
+      check_openssl(EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_HKDF, nullptr), "OpenSSL has no HKDF");
+  EvpKdfCtxPtr context(check_openssl(EVP_KDF_CTX_new(kdf), "EVP_KDF_CTX_new"));
   char digest[] = "SHA256";
   const OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
@@ -83,12 +84,13 @@ Key32 x25519_public_of(const Key32& private_key) {
   return raw_public_key(private_key_of(private_key).get());
 }
 
-Key32 x25519_raw(const Key32& private_key, const Key32& peer_public) {
-  EvpPkeyPtr own = private_key_of(private_key);
+namespace {
+
+Key32 raw_agreement(EVP_PKEY* own, const Key32& peer_public) {
   EvpPkeyPtr peer(check_openssl(
       EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, nullptr, peer_public.data(), peer_public.size()),
       "cannot load the peer's X25519 public key"));
-  EvpPkeyCtxPtr context(check_openssl(EVP_PKEY_CTX_new(own.get(), nullptr), "EVP_PKEY_CTX_new"));
+  EvpPkeyCtxPtr context(check_openssl(EVP_PKEY_CTX_new(own, nullptr), "EVP_PKEY_CTX_new"));
   check_openssl(EVP_PKEY_derive_init(context.get()), "EVP_PKEY_derive_init(X25519)");
   check_openssl(EVP_PKEY_derive_set_peer(context.get(), peer.get()), "EVP_PKEY_derive_set_peer");
 
@@ -109,8 +111,7 @@ Key32 x25519_raw(const Key32& private_key, const Key32& peer_public) {
   return secret;
 }
 
-Key32 x25519_agree(const Key32& private_key, const Key32& peer_public, const std::string& info) {
-  Key32 secret = x25519_raw(private_key, peer_public);
+Key32 derived(Key32 secret, const std::string& info) {
   try {
     const Key32 key = hkdf_sha256(secret, info);
     wipe(secret);
@@ -119,6 +120,32 @@ Key32 x25519_agree(const Key32& private_key, const Key32& peer_public, const std
     wipe(secret);
     throw;
   }
+}
+
+}  // namespace
+
+Key32 x25519_raw(const Key32& private_key, const Key32& peer_public) {
+  return raw_agreement(private_key_of(private_key).get(), peer_public);
+}
+
+Key32 x25519_agree(const Key32& private_key, const Key32& peer_public, const std::string& info) {
+  return derived(x25519_raw(private_key, peer_public), info);
+}
+
+struct X25519Private::Key {
+  EvpPkeyPtr key;
+};
+
+X25519Private::X25519Private(const Key32& private_key) : key_(std::make_unique<Key>()) {
+  key_->key = private_key_of(private_key);
+}
+
+X25519Private::~X25519Private() = default;
+
+Key32 X25519Private::public_key() const { return raw_public_key(key_->key.get()); }
+
+Key32 X25519Private::agree(const Key32& peer_public, const std::string& info) const {
+  return derived(raw_agreement(key_->key.get(), peer_public), info);
 }
 
 }  // namespace cleave::secagg

@@ -3,6 +3,7 @@
 // pair's secret gets its own key.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "secagg/bytes.h"
@@ -28,5 +29,23 @@ Key32 x25519_raw(const Key32& private_key, const Key32& peer_public);
 // Throws std::invalid_argument when peer_public is a low-order point (the
 // all-zero shared secret), std::runtime_error on other OpenSSL failures.
 Key32 x25519_agree(const Key32& private_key, const Key32& peer_public, const std::string& info);
+
+// One private key loaded once for many agreements (loading a raw X25519
+// private key derives its public key: a scalar multiplication, as costly as
+// the agreement itself). Not thread-safe.
+class X25519Private {
+ public:
+  explicit X25519Private(const Key32& private_key);
+  ~X25519Private();
+  X25519Private(const X25519Private&) = delete;
+  X25519Private& operator=(const X25519Private&) = delete;
+  Key32 public_key() const;
+  // x25519_agree(private_key, peer_public, info).
+  Key32 agree(const Key32& peer_public, const std::string& info) const;
+
+ private:
+  struct Key;
+  std::unique_ptr<Key> key_;
+};
 
 }  // namespace cleave::secagg

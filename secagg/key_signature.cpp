@@ -27,7 +27,7 @@ constexpr size_t kMaxCertificatePemBytes = 16 * 1024;
 const EVP_MD* digest_for(EVP_PKEY* key) {
   int nid = NID_undef;
   if (EVP_PKEY_get_default_digest_nid(key, &nid) == 2 && nid == NID_undef) return nullptr;
-  return EVP_sha256();
+  return sha256();
 }
 
 const uint8_t* bytes_of(const std::string& text) {

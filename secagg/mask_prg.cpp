@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "secagg/evp_handles.h"
@@ -15,6 +16,11 @@ namespace {
 constexpr size_t kChunkWords = 8192;  // 64 KiB
 
 uint64_t load_le64(const uint8_t* bytes) {
+  if constexpr (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+    uint64_t word;
+    std::memcpy(&word, bytes, sizeof word);   // one load
+    return word;
+  }
   uint64_t word = 0;
   for (int i = 7; i >= 0; --i) word = (word << 8) | bytes[i];
   return word;
@@ -27,7 +33,7 @@ void apply_mask(const Key32& seed, bool add, uint64_t* words, size_t n) {
   EvpCipherCtxPtr context(secure::check_openssl(EVP_CIPHER_CTX_new(), "EVP_CIPHER_CTX_new"));
   const uint8_t iv[16] = {};
   secure::check_openssl(
-      EVP_EncryptInit_ex(context.get(), EVP_aes_256_ctr(), nullptr, seed.data(), iv),
+      EVP_EncryptInit_ex(context.get(), aes_256_ctr(), nullptr, seed.data(), iv),
       "AES-256-CTR init for the mask");
 
   // The key stream is the encryption of zeros, done in place chunk by chunk.

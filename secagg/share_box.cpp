@@ -51,7 +51,7 @@ std::string seal_box(const Key32& key, const std::string& plaintext,
   check_openssl(RAND_bytes(nonce, static_cast<int>(kNonceBytes)), "RAND_bytes for a box nonce");
 
   EvpCipherCtxPtr context(check_openssl(EVP_CIPHER_CTX_new(), "EVP_CIPHER_CTX_new"));
-  check_openssl(EVP_EncryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce),
+  check_openssl(EVP_EncryptInit_ex(context.get(), aes_256_gcm(), nullptr, key.data(), nonce),
                 "AES-256-GCM init");
   if (update_all(EVP_EncryptUpdate, context.get(), bytes_of(associated_data),
                  associated_data.size(), nullptr) < 0 ||
@@ -79,7 +79,7 @@ std::optional<std::string> open_box(const Key32& key, const std::string& box,
   std::copy(ciphertext + size, ciphertext + size + kTagBytes, tag);
 
   EvpCipherCtxPtr context(check_openssl(EVP_CIPHER_CTX_new(), "EVP_CIPHER_CTX_new"));
-  check_openssl(EVP_DecryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce),
+  check_openssl(EVP_DecryptInit_ex(context.get(), aes_256_gcm(), nullptr, key.data(), nonce),
                 "AES-256-GCM init");
   std::string plaintext(size, '\0');
   uint8_t* out = reinterpret_cast<uint8_t*>(plaintext.data());

@@ -75,18 +75,21 @@ SiteSession::SiteSession(std::string client_id, uint32_t round, RoundParams para
 }
 
 SiteSession::~SiteSession() {
-  wipe(cipher_private_);
   wipe(mask_private_);
   wipe(seed_);
+  for (auto& [id, peer] : peers_) wipe(peer.box_key);
 }
 
 Keys SiteSession::advertise() {
   if (phase_ != 0) throw Refusal("keys for " + round_text(round_) + " were already sent");
   const X25519KeyPair cipher = x25519_generate();
   const X25519KeyPair mask = x25519_generate();
-  cipher_private_ = cipher.private_key;
+  X25519KeyPair cipher_pair = cipher;
+  cipher_key_ = std::make_unique<X25519Private>(cipher_pair.private_key);
+  wipe(cipher_pair.private_key);
   cipher_public_ = cipher.public_key;
-  mask_private_ = mask.private_key;
+  mask_private_ = mask.private_key;   // kept: it is shared out
+  mask_key_ = std::make_unique<X25519Private>(mask_private_);
   mask_public_ = mask.public_key;
   Keys keys;
   keys.client_id = client_id_;
@@ -150,11 +153,10 @@ Shares SiteSession::share(const PeerKeys& peer_keys) {
       own_seed_share_ = seed_share;
       continue;
     }
-    Key32 box_key = x25519_agree(cipher_private_, peers_.at(peer.client_id).cipher_public,
-                                 pair_info("box", round_, client_id_, peer.client_id));
+    PeerState& state = peers_.at(peer.client_id);
+    state.box_key = cipher_key_->agree(state.cipher_public, pair_info("box", round_, client_id_, peer.client_id));
     shares.boxes[peer.client_id] =
-        seal_box(box_key, seed_share + key_share, box_associated_data(round_, client_id_, peer.client_id));
-    wipe(box_key);
+        seal_box(state.box_key, seed_share + key_share, box_associated_data(round_, client_id_, peer.client_id));
   }
   phase_ = 2;
   return shares;
@@ -167,9 +169,8 @@ void SiteSession::receive(const PeerShares& peer_shares) {
   for (const auto& [sender, box] : peer_shares.boxes) {
     auto it = peers_.find(sender);
     if (it == peers_.end()) throw Refusal("a share box came from " + sender + ", which sent no keys this round");
-    Key32 box_key = x25519_agree(cipher_private_, it->second.cipher_public, pair_info("box", round_, client_id_, sender));
-    std::optional<std::string> content = open_box(box_key, box, box_associated_data(round_, sender, client_id_));
-    wipe(box_key);
+    std::optional<std::string> content =
+        open_box(it->second.box_key, box, box_associated_data(round_, sender, client_id_));
     if (!content || content->size() != 2 * kShareWireBytes) {
       throw Refusal("the share box from " + sender + " does not open: altered, replayed or misaddressed");
     }
@@ -199,7 +200,7 @@ MaskedInput SiteSession::mask(std::vector<uint64_t> encoded, std::map<std::strin
   apply_mask(seed_, true, encoded.data(), encoded.size());
   for (const std::string& peer : u2_) {
     if (peer == client_id_) continue;
-    Key32 pair_seed = x25519_agree(mask_private_, peers_.at(peer).mask_public, pair_info("mask", round_, client_id_, peer));
+    Key32 pair_seed = mask_key_->agree(peers_.at(peer).mask_public, pair_info("mask", round_, client_id_, peer));
     // The smaller id adds, the larger subtracts: the pair's masks cancel in the sum.
     apply_mask(pair_seed, client_id_ < peer, encoded.data(), encoded.size());
     wipe(pair_seed);

@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "secagg/bytes.h"
+#include "secagg/key_agreement.h"
 #include "secagg/round_params.h"
 #include "secagg/secagg_messages.h"
 #include "secagg/shamir.h"
@@ -71,6 +73,7 @@ class SiteSession {
  private:
   struct PeerState {
     Key32 cipher_public{}, mask_public{};
+    Key32 box_key{};                     // agreed in share(), used again in receive()
     std::string seed_share, key_share;   // share_to_wire, received in phase 2
   };
 
@@ -80,7 +83,8 @@ class SiteSession {
   uint32_t point_;
   const KeySigner& signer_;
   const KeyVerifier& verifier_;
-  Key32 cipher_private_{}, cipher_public_{}, mask_private_{}, mask_public_{}, seed_{};
+  Key32 cipher_public_{}, mask_private_{}, mask_public_{}, seed_{};
+  std::unique_ptr<X25519Private> cipher_key_, mask_key_;   // loaded once for the round's agreements
   std::map<std::string, PeerState> peers_;     // U1 without this site
   std::vector<std::string> u2_;
   std::string own_seed_share_;                 // this site's share of its own seed (it never reveals its own key)

@@ -187,8 +187,15 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   context.census = &census;
   context.log = [this](const std::string& l) { log_("site: " + l); };
   TrainingSlots training_slots(fleet.workers);
+  std::mutex signers_mutex;
+  std::map<std::string, std::shared_ptr<const secagg::KeySigner>> signers;
   if (fleet.secure_aggregation.enabled) {
-    context.pki = &*pki;
+    context.signer = [&](const std::string& id) {
+      std::lock_guard<std::mutex> lock(signers_mutex);
+      std::shared_ptr<const secagg::KeySigner>& signer = signers[id];
+      if (!signer) signer = std::make_shared<secagg::KeySigner>(pki->identity(id));
+      return signer;
+    };
     context.verifier = std::make_shared<secagg::KeyVerifier>(pki->identity(kAggregatorNode));
     context.training_slot = [&training_slots] { return training_slots.acquire(); };
   }

@@ -8,7 +8,6 @@
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
 #include "model/llama_model.h"
-#include "secagg/key_signature.h"
 #include "split/split_client.h"
 
 namespace cleave::simulate {
@@ -69,8 +68,8 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
   options.request_timeout_ms = 600000;
   options.max_attempts = 2;
   options.backoff_ms = 10;
-  if (context.pki && config.fleet.secure_aggregation.enabled) {
-    options.signer = std::make_shared<secagg::KeySigner>(context.pki->identity(site.id));
+  if (context.signer && config.fleet.secure_aggregation.enabled) {
+    options.signer = context.signer(site.id);
     options.verifier = context.verifier;
   }
   options.training_slot = context.training_slot;

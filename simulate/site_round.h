@@ -15,7 +15,6 @@
 
 #include "aggregator/federated_client.h"
 #include "simulate/fleet_data.h"
-#include "simulate/fleet_pki.h"
 #include "simulate/simulation_config.h"
 #include "transport/channel.h"
 
@@ -62,8 +61,9 @@ struct SiteContext {
   SiteCensus* census = nullptr;
   std::function<void(const std::string&)> log;
   // Secure aggregation: each site signs with its certificate from the run's
-  // PKI; one verifier (the run's CA) serves every site.
-  const FleetPki* pki = nullptr;
+  // PKI (its signer loaded once, on its first round); one verifier (the run's
+  // CA) serves every site.
+  std::function<std::shared_ptr<const secagg::KeySigner>(const std::string& site_id)> signer;
   std::shared_ptr<const secagg::KeyVerifier> verifier;
   // Held while a site trains, so at most `workers` train at once when every
   // sampled site of a round runs the protocol concurrently.

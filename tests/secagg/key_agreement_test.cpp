@@ -102,5 +102,15 @@ TEST(KeyAgreement, LowOrderPublicKeysAreRefused) {
   EXPECT_THROW(x25519_agree(a.private_key, low_order, "info"), std::invalid_argument);
 }
 
+TEST(KeyAgreement, ALoadedPrivateKeyAgreesAsTheFunctionDoes) {
+  const X25519KeyPair a = x25519_generate();
+  const X25519KeyPair b = x25519_generate();
+  const X25519Private loaded(a.private_key);
+  EXPECT_EQ(loaded.public_key(), a.public_key);
+  EXPECT_EQ(loaded.agree(b.public_key, "pair"), x25519_agree(a.private_key, b.public_key, "pair"));
+  EXPECT_EQ(loaded.agree(b.public_key, "pair"), x25519_agree(b.private_key, a.public_key, "pair"));
+  EXPECT_THROW(loaded.agree(Key32{}, "pair"), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace cleave::secagg
