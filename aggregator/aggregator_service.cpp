@@ -81,6 +81,16 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
          ", delta " + std::to_string(options_.dp.delta) +
          (options_.dp.noise_seed != 0 ? "; noise from a fixed seed: for experiments only" : ""));
   }
+  if (options_.secure_aggregation.enabled) {
+    const SecureAggregationOptions& secure = options_.secure_aggregation;
+    log_("secure aggregation: this aggregator learns only each round's sum; a round needs more than " +
+         std::to_string(secure.threshold) + " of its sampled sites (and at least " + std::to_string(secure.min_sites) +
+         ") through every phase, phases wait " + std::to_string(secure.phase_timeout_ms) + " ms; fixed point 2^-" +
+         std::to_string(secure.scale_bits) + ", coordinates clipped to +/-" + std::to_string(secure.clip_range) +
+         ", weights capped at " + std::to_string(secure.weight_cap) +
+         (dp_ ? (options_.dp.distributed_noise ? "; dp noise added by the sites" : "; dp noise added here")
+              : std::string()));
+  }
   if (!split_channels) {
     const net::ChannelOptions channel_options;
     split_channels = [channel_options](const std::string& endpoint) {

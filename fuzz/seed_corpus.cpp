@@ -12,6 +12,7 @@
 
 #include "aggregator/federation_messages.h"
 #include "fuzz/fuzz_support.h"
+#include "secagg/secagg_messages.h"
 #include "secure/ca.h"
 #include "secure/tls_session.h"
 #include "split/split_messages.h"
@@ -116,6 +117,32 @@ void wire_decoder_seeds(const fs::path& dir) {
   write_seed(dir, "update_ack", frame(FederationMessage::update_ack, aggregator::UpdateAck{1, false, "late"}));
   write_seed(dir, "federation_error",
              frame(FederationMessage::error, aggregator::FederationErrorReply{"malformed"}));
+
+  aggregator::RoundAssignment secure{2, adapters, aggregator::RoundConfig{10, 0, 1e-3, 0}, 60000};
+  secure.secure.enabled = true;
+  secure.secure.threshold = 2;
+  secure.secure.sampled = {"site-a", "site-b", "site-c"};
+  secure.secure.vector_length = 33;
+  write_seed(dir, "secure_round_assignment", frame(FederationMessage::round_assignment, secure));
+  const secagg::Keys keys{"site-a", 2, std::string(32, 'c'), std::string(32, 'm'), "-----BEGIN CERTIFICATE-----",
+                          std::string(71, 's')};
+  write_seed(dir, "secagg_keys", frame(FederationMessage::secagg_keys, keys));
+  write_seed(dir, "secagg_poll", frame(FederationMessage::secagg_poll, secagg::Poll{"site-a", 2, 1}));
+  write_seed(dir, "secagg_peer_keys", frame(FederationMessage::secagg_peer_keys, secagg::PeerKeys{2, {keys, keys}}));
+  write_seed(dir, "secagg_shares",
+             frame(FederationMessage::secagg_shares, secagg::Shares{"site-a", 2, {{"site-b", std::string(116, 'b')}}}));
+  write_seed(dir, "secagg_peer_shares",
+             frame(FederationMessage::secagg_peer_shares, secagg::PeerShares{2, {{"site-b", std::string(116, 'b')}}}));
+  write_seed(dir, "secagg_masked_input",
+             frame(FederationMessage::secagg_masked_input,
+                   secagg::MaskedInput{"site-a", 2, std::vector<uint64_t>(33, 0x0123456789abcdefull), {{"train_loss", 2.5}}}));
+  write_seed(dir, "secagg_unmask_request",
+             frame(FederationMessage::secagg_unmask_request, secagg::UnmaskRequest{2, {"site-a", "site-b"}, {"site-c"}}));
+  write_seed(dir, "secagg_unmask_shares",
+             frame(FederationMessage::secagg_unmask_shares,
+                   secagg::UnmaskShares{"site-a", 2, {{"site-a", std::string(44, 'x')}, {"site-b", std::string(44, 'y')}},
+                                        {{"site-c", std::string(44, 'z')}}}));
+  write_seed(dir, "secagg_abort", frame(FederationMessage::secagg_abort, secagg::Abort{2, "too few sites"}));
 }
 
 void split_server_seeds(const fs::path& dir) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aggregator/federation_messages.h"
+#include "secagg/secagg_messages.h"
 #include "split/split_messages.h"
 #include "split/wire_archive.h"
 #include "split/wire_frame.h"
@@ -51,6 +52,14 @@ template <>
 constexpr bool kReencodesExactly<aggregator::RoundAssignment> = false;
 template <>
 constexpr bool kReencodesExactly<aggregator::Update> = false;
+template <>
+constexpr bool kReencodesExactly<secagg::Shares> = false;
+template <>
+constexpr bool kReencodesExactly<secagg::PeerShares> = false;
+template <>
+constexpr bool kReencodesExactly<secagg::MaskedInput> = false;
+template <>
+constexpr bool kReencodesExactly<secagg::UnmaskShares> = false;
 
 // Decodes `frame` as message M with the frame's type field set to `type`.
 template <class M>
@@ -130,5 +139,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unpack_as<aggregator::Update>(frame, FederationMessage::update);
   unpack_as<aggregator::UpdateAck>(frame, FederationMessage::update_ack);
   unpack_as<aggregator::FederationErrorReply>(frame, FederationMessage::error);
+
+  // Secure aggregation's phases.
+  unpack_as<secagg::Keys>(frame, FederationMessage::secagg_keys);
+  unpack_as<secagg::Poll>(frame, FederationMessage::secagg_poll);
+  unpack_as<secagg::PeerKeys>(frame, FederationMessage::secagg_peer_keys);
+  unpack_as<secagg::Shares>(frame, FederationMessage::secagg_shares);
+  unpack_as<secagg::PeerShares>(frame, FederationMessage::secagg_peer_shares);
+  unpack_as<secagg::MaskedInput>(frame, FederationMessage::secagg_masked_input);
+  unpack_as<secagg::UnmaskRequest>(frame, FederationMessage::secagg_unmask_request);
+  unpack_as<secagg::UnmaskShares>(frame, FederationMessage::secagg_unmask_shares);
+  unpack_as<secagg::Abort>(frame, FederationMessage::secagg_abort);
   return 0;
 }
