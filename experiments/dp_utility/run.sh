@@ -6,7 +6,7 @@
 # results.md here (final held-out perplexity and epsilon per round) and
 # results.png (every run's held-out perplexity per round in one chart).
 # The same fleet under secure aggregation with distributed noise:
-#   RESULTS=experiments/dp_utility/results_secure.md OUT=runs/dp_utility_secure PLOT_TITLE="secure aggregation, distributed noise" \
+#   RESULTS=experiments/dp_utility/results_secure.md OUT=runs/dp_utility_secure PLOT_TITLE="secagg + distributed noise" \
 #     COMMAND="..." experiments/dp_utility/run.sh --set federation.secure_aggregation.enabled=true --set federation.dp.noise=distributed
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,4 +46,4 @@ cat "$RESULTS"
 plot_runs=()
 for eps in ${EPSILONS:-inf 8 3 1}; do plot_runs+=(--run "epsilon $eps=$OUT/$eps"); done
 "$CLEAVE" plot "${plot_runs[@]}" --column eval_perplexity --log-y true \
-  --title "held-out perplexity per round (log10), ${PLOT_TITLE:-central noise}" --out "${RESULTS%.md}.png"
+  --title "held-out perplexity (log10), ${PLOT_TITLE:-central noise}" --out "${RESULTS%.md}.png"

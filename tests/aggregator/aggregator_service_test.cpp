@@ -52,6 +52,27 @@ NamedTensors fedavg_by_hand(const NamedTensors& global, const std::vector<std::p
   return out;
 }
 
+// A long-lived aggregator keeps the last kHistoryRounds round summaries (each
+// holds every sampled site's id and metrics), not one per round it ever ran.
+TEST(AggregatorService, HistoryKeepsOnlyTheLastRounds) {
+  const int64_t rounds = static_cast<int64_t>(AggregatorService::kHistoryRounds) + 5;
+  Harness h(options_for(rounds, 1, 1));
+  ScriptedSite a(h.service, "a");
+  a.register_site();
+  const NamedTensors global = h.service.global().tensors;
+  for (int64_t r = 0; r < rounds; ++r) {
+    a.take_assignment(global, static_cast<uint32_t>(r));
+    ASSERT_TRUE(a.send_update(static_cast<uint32_t>(r), test::seeded_delta(global, 1, 0.0), 3, {{"train_loss", 1.0}})
+                    .as<UpdateAck>(FederationMessage::update_ack)
+                    .accepted);
+  }
+  EXPECT_EQ(h.service.state(), RunState::finished);
+  const std::vector<RoundSummary> history = h.service.history();
+  ASSERT_EQ(history.size(), AggregatorService::kHistoryRounds);
+  EXPECT_EQ(history.front().round, 5u);
+  EXPECT_EQ(history.back().round, static_cast<uint32_t>(rounds - 1));
+}
+
 TEST(AggregatorService, OneFedAvgRoundEqualsTheWeightedMeanOfTheDeltas) {
   Harness h(options_for(1, 3, 3));
   ScriptedSite a(h.service, "site-a"), b(h.service, "site-b"), c(h.service, "site-c");
