@@ -197,7 +197,8 @@ net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& 
       case FederationMessage::secagg_poll:
       case FederationMessage::secagg_shares:
       case FederationMessage::secagg_masked_input:
-      case FederationMessage::secagg_unmask_shares: return on_secure(type, request, now);
+      case FederationMessage::secagg_unmask_shares:
+      case FederationMessage::secagg_withdraw: return on_secure(type, request, now);
       default:
         throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
                               " at the aggregator (expected register, round_request, update or secagg_*)");
@@ -329,6 +330,16 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
         return ack(client_id, round, why);
       }
       return ack(client_id, round, refusal);
+    }
+    case FederationMessage::secagg_withdraw: {
+      const auto withdraw = unpack_message<secagg::Withdraw>(request, type, max_bytes);
+      secagg::AggregatorSession* s = session(withdraw.client_id, withdraw.round);
+      const std::string why = s ? s->on_withdraw(withdraw) : refusal;
+      if (why.empty()) {
+        log_("round " + std::to_string(withdraw.round) + ": " + withdraw.client_id +
+             " withdrew: " + withdraw.reason.substr(0, 300));
+      }
+      return ack(withdraw.client_id, withdraw.round, why);
     }
     case FederationMessage::secagg_unmask_shares: {
       const auto shares = unpack_message<secagg::UnmaskShares>(request, type, max_bytes);

@@ -143,6 +143,8 @@ class FederatedClient {
   net::Bytes secure_poll(uint32_t round, uint8_t phase, FederationMessage expected);
   // Sends a protocol message, expecting an UpdateAck; throws secagg::Refusal when it is refused.
   void secure_send(FederationMessage type, const net::Bytes& frame, uint32_t round);
+  // Tells the aggregator this site sends nothing more in `round` (best effort).
+  void withdraw(uint32_t round, const std::string& reason);
 
   std::string base_fingerprint_;
   lora::AdapterSet& adapters_;

@@ -71,6 +71,18 @@ void FederatedClient::secure_send(FederationMessage type, const net::Bytes& fram
   }
 }
 
+void FederatedClient::withdraw(uint32_t round, const std::string& reason) {
+  try {
+    const net::Bytes reply = link_.exchange(
+        pack_message(FederationMessage::secagg_withdraw, secagg::Withdraw{options_.client_id, round, reason}),
+        {FederationMessage::update_ack});
+    (void)reply;
+  } catch (const FederationError& e) {
+    // Best effort: without it the aggregator waits out the phase's deadline.
+    log_("round " + std::to_string(round) + ": could not tell the aggregator this site withdraws: " + e.what());
+  }
+}
+
 SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment, const NamedTensors& global) {
   const uint32_t round = assignment.round;
   const size_t max_bytes = options_.max_message_bytes;
@@ -79,6 +91,7 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
   result.num_samples = static_cast<int64_t>(train_.size());
   result.secure = true;
   const std::string prefix = "round " + std::to_string(round) + ": secure aggregation: ";
+  bool keys_sent = false;
   try {
     declined_round_ = round;
     secagg::check_round_params(assignment.secure, options_.client_id, options_.secure);
@@ -106,6 +119,7 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     // site's keys; the shares of the others are only needed to mask).
     secure_send(FederationMessage::secagg_keys, pack_message(FederationMessage::secagg_keys, session.advertise()),
                 round);
+    keys_sent = true;
     const auto peer_keys = unpack_message<secagg::PeerKeys>(
         phase_input(secagg::Phase::keys, FederationMessage::secagg_peer_keys),
         FederationMessage::secagg_peer_keys, max_bytes);
@@ -115,7 +129,10 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     // Train while the other sites share theirs; a failure from here on is a
     // dropout the aggregator recovers from with the survivors' shares.
     const auto train_start = SteadyTime::now();
-    if (!train_locally(assignment, global, result)) return result;
+    if (!train_locally(assignment, global, result)) {
+      withdraw(round, "local training failed: " + result.error);
+      return result;
+    }
     trained = seconds_since(train_start);
 
     // Phase 2: the shares the others sent this site, then the masked input.
@@ -129,6 +146,7 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
       if (!at::isfinite(delta).all().item<bool>()) {
         result.error = "the delta of " + name + " is not finite";
         log_(prefix + result.error + "; sending no masked input");
+        withdraw(round, result.error);
         return result;
       }
     }
@@ -168,6 +186,9 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
   } catch (const secagg::Refusal& e) {
     result.error = e.what();
     log_(prefix + e.what());
+    // Refused after its keys went out (say a peer's keys do not verify):
+    // tell the aggregator, so the round need not wait for this site.
+    if (keys_sent) withdraw(round, e.what());
   }
   return result;
 }

@@ -21,6 +21,7 @@ const char* message_name(FederationMessage type) {
     case FederationMessage::secagg_unmask_request: return "secagg_unmask_request";
     case FederationMessage::secagg_unmask_shares: return "secagg_unmask_shares";
     case FederationMessage::secagg_abort: return "secagg_abort";
+    case FederationMessage::secagg_withdraw: return "secagg_withdraw";
     case FederationMessage::error: return "error";
   }
   return "unknown";

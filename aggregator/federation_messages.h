@@ -19,6 +19,7 @@
 //   Shares --> ack; Poll{2} --> PeerShares | Wait | Abort
 //   MaskedInput --> ack; Poll{3} --> UnmaskRequest | Wait | Abort
 //   UnmaskShares --> ack
+//   Withdraw (at any phase: this site sends nothing more) --> ack
 #pragma once
 
 #include <cstdint>
@@ -50,6 +51,7 @@ enum class FederationMessage : uint16_t {
   secagg_unmask_request = 0x0216,
   secagg_unmask_shares = 0x0217,
   secagg_abort = 0x0218,
+  secagg_withdraw = 0x0219,
   error = 0x02FF,
 };
 const char* message_name(FederationMessage type);

@@ -143,6 +143,8 @@ void wire_decoder_seeds(const fs::path& dir) {
                    secagg::UnmaskShares{"site-a", 2, {{"site-a", std::string(44, 'x')}, {"site-b", std::string(44, 'y')}},
                                         {{"site-c", std::string(44, 'z')}}}));
   write_seed(dir, "secagg_abort", frame(FederationMessage::secagg_abort, secagg::Abort{2, "too few sites"}));
+  write_seed(dir, "secagg_withdraw",
+             frame(FederationMessage::secagg_withdraw, secagg::Withdraw{"site-a", 2, "local training failed"}));
 }
 
 void split_server_seeds(const fs::path& dir) {

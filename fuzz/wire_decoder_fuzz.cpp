@@ -150,5 +150,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unpack_as<secagg::UnmaskRequest>(frame, FederationMessage::secagg_unmask_request);
   unpack_as<secagg::UnmaskShares>(frame, FederationMessage::secagg_unmask_shares);
   unpack_as<secagg::Abort>(frame, FederationMessage::secagg_abort);
+  unpack_as<secagg::Withdraw>(frame, FederationMessage::secagg_withdraw);
   return 0;
 }

@@ -60,8 +60,16 @@ void AggregatorSession::fail(const std::string& reason) {
   failure_ = "secure aggregation of round " + std::to_string(round_) + " failed: " + reason;
 }
 
+std::string AggregatorSession::on_withdraw(const Withdraw& withdraw) {
+  if (share_point(params_, withdraw.client_id) == 0) return "site " + withdraw.client_id + " was not sampled";
+  if (state_ == SessionState::done || state_ == SessionState::failed) return "";
+  withdrawn_.insert(withdraw.client_id);
+  return "";
+}
+
 std::string AggregatorSession::on_keys(const Keys& keys) {
   if (state_ != SessionState::keys) return "keys arrived after the keys phase of round " + std::to_string(round_);
+  if (withdrawn_.count(keys.client_id)) return "site " + keys.client_id + " withdrew from this round";
   if (share_point(params_, keys.client_id) == 0) return "site " + keys.client_id + " was not sampled";
   if (auto it = keys_.find(keys.client_id); it != keys_.end()) {
     // A resend (its reply was lost) is taken again; other keys are not.
@@ -80,6 +88,7 @@ std::string AggregatorSession::on_keys(const Keys& keys) {
 std::string AggregatorSession::on_shares(const Shares& shares) {
   if (state_ != SessionState::shares) return "shares arrived outside the shares phase of round " + std::to_string(round_);
   if (!keys_.count(shares.client_id)) return "site " + shares.client_id + " sent no keys this round";
+  if (withdrawn_.count(shares.client_id)) return "site " + shares.client_id + " withdrew from this round";
   if (auto it = boxes_.find(shares.client_id); it != boxes_.end()) {
     return it->second == shares.boxes ? "" : "site " + shares.client_id + " already sent other shares this round";
   }
@@ -102,6 +111,7 @@ std::string AggregatorSession::on_masked_input(MaskedInput input) {
     return "masked input arrived outside the masked-input phase of round " + std::to_string(round_);
   }
   if (!boxes_.count(input.client_id)) return "site " + input.client_id + " shared no keys this round";
+  if (withdrawn_.count(input.client_id)) return "site " + input.client_id + " withdrew from this round";
   if (auto it = inputs_.find(input.client_id); it != inputs_.end()) {
     return it->second == input.masked ? "" : "site " + input.client_id + " already sent another masked input";
   }
@@ -117,6 +127,7 @@ std::string AggregatorSession::on_masked_input(MaskedInput input) {
 std::string AggregatorSession::on_unmask_shares(const UnmaskShares& shares) {
   if (state_ != SessionState::unmask) return "unmask shares arrived outside the unmask phase of round " + std::to_string(round_);
   if (!inputs_.count(shares.client_id)) return "site " + shares.client_id + " is not a survivor this round";
+  if (withdrawn_.count(shares.client_id)) return "site " + shares.client_id + " withdrew from this round";
   if (auto it = unmask_.find(shares.client_id); it != unmask_.end()) {
     const bool resent = it->second.seed_shares == shares.seed_shares && it->second.key_shares == shares.key_shares;
     return resent ? "" : "site " + shares.client_id + " already sent other unmask shares";
@@ -180,29 +191,36 @@ void AggregatorSession::enter(SessionState next, int64_t now) {
 }
 
 void AggregatorSession::advance(int64_t now) {
-  auto phase_over = [&](size_t have, size_t expected, const char* what, SessionState next) {
-    if (have < expected && now < deadline_ms_) return false;
+  // The sites a phase still waits for: those of `from` that neither answered nor withdrew.
+  auto expected = [&](const std::vector<std::string>& from, const auto& answered) {
+    size_t count = answered.size();
+    for (const std::string& id : from) count += !answered.count(id) && !withdrawn_.count(id);
+    return count;
+  };
+  auto phase_over = [&](size_t have, size_t waited_for, const char* what, SessionState next) {
+    if (have < waited_for && now < deadline_ms_) return false;
     if (have < params_.threshold) {
-      fail(std::to_string(have) + " of " + std::to_string(expected) + " sites sent their " + what +
+      fail(std::to_string(have) + " of " + std::to_string(waited_for) + " sites sent their " + what +
            ", fewer than the threshold " + std::to_string(params_.threshold));
       return false;
     }
     enter(next, now);
     return true;
   };
-  if (state_ == SessionState::keys && !phase_over(keys_.size(), params_.sampled.size(), "keys", SessionState::shares)) {
+  if (state_ == SessionState::keys &&
+      !phase_over(keys_.size(), expected(params_.sampled, keys_), "keys", SessionState::shares)) {
     return;
   }
   if (state_ == SessionState::shares &&
-      !phase_over(boxes_.size(), keys_.size(), "shares", SessionState::masked_input)) {
+      !phase_over(boxes_.size(), expected(keys_of(keys_), boxes_), "shares", SessionState::masked_input)) {
     return;
   }
   if (state_ == SessionState::masked_input &&
-      !phase_over(inputs_.size(), boxes_.size(), "masked inputs", SessionState::unmask)) {
+      !phase_over(inputs_.size(), expected(keys_of(boxes_), inputs_), "masked inputs", SessionState::unmask)) {
     return;
   }
   if (state_ == SessionState::unmask) {
-    if (unmask_.size() < inputs_.size() && now < deadline_ms_) return;
+    if (unmask_.size() < expected(keys_of(inputs_), unmask_) && now < deadline_ms_) return;
     if (unmask_.size() < params_.threshold) {
       fail(std::to_string(unmask_.size()) + " of " + std::to_string(inputs_.size()) +
            " survivors sent unmask shares, fewer than the threshold " + std::to_string(params_.threshold));

@@ -45,6 +45,8 @@ class AggregatorSession {
   std::string on_shares(const Shares& shares);
   std::string on_masked_input(MaskedInput input);
   std::string on_unmask_shares(const UnmaskShares& shares);
+  // The site sends nothing more this round: no phase waits for it.
+  std::string on_withdraw(const Withdraw& withdraw);
 
   PollAnswer poll(const Poll& poll) const;
 
@@ -82,6 +84,7 @@ class AggregatorSession {
   std::map<std::string, std::vector<uint64_t>> inputs_;       // U3
   std::map<std::string, std::map<std::string, double>> metrics_;
   std::map<std::string, UnmaskShares> unmask_;                // responders
+  std::set<std::string> withdrawn_;
   std::vector<uint64_t> sum_;
 };
 

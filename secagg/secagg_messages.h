@@ -102,6 +102,17 @@ struct UnmaskShares {
   void serialize(Archive& ar) { ar(client_id, round, seed_shares, key_shares); }
 };
 
+// A site that will send nothing more this round (its training failed, or it
+// refused what was relayed) says so, so the phases need not wait for it; the
+// aggregator treats it as a dropout from that phase on.
+struct Withdraw {
+  std::string client_id;
+  uint32_t round = 0;
+  std::string reason;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, reason); }
+};
+
 struct Abort {
   uint32_t round = 0;
   std::string reason;

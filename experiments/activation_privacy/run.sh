@@ -72,6 +72,13 @@ for path in glob.glob(os.path.join(work, "run_*.log")):
     }
 codecs = ["f32", "f16", "bf16", "int8"]
 levels = ["none"] + os.environ["NOISES"].split()
+# The fine-tune's held-out perplexity at each cut and noise, from cost.md
+# (cost.sh, the MedQuAD split fleet) where it was measured.
+cost = {}
+cost_path = os.path.join(os.path.dirname(out), "cost.md")
+if os.path.exists(cost_path):
+    for m in re.finditer(r"^\| (\d+) \| (none|clip [\d.]+, noise ([\d.]+) x clip) \| ([\d.]+) \|", open(cost_path).read(), re.M):
+        cost[(int(m[1]), m[3] or "none")] = m[4]
 lines = ["<!-- written by experiments/activation_privacy/run.sh; do not edit by hand -->", "",
          f"{seconds} s wall for {len(runs)} audits, {jobs} at a time on {os.cpu_count()} cores "
          f"({platform.machine()}, {datetime.date.today().isoformat()}).", "",
@@ -81,7 +88,8 @@ lines = ["<!-- written by experiments/activation_privacy/run.sh; do not edit by 
          "inversion, lookup = context-free lookup). noise: Gaussian std per element as a multiple "
          "of the clip; the clip is the median token norm at the cut. Chance: "
          f"{runs[(1, 'f32', 'none')]['baseline']}% (always the commonest public token). Perplexity "
-         "cost of each protection level: measured separately (column left for it).", "",
+         "cost: the fine-tune's final held-out perplexity with that protection on the MedQuAD split "
+         "fleet, from [cost.md](cost.md) (`cost.sh`; blank where not measured).", "",
          "| cut | clip | noise | " + " | ".join(codecs) + " | perplexity cost |",
          "|---:|---:|---:|" + "---:|" * len(codecs) + "---|"]
 for cut in [1, 2, 3, 4]:
@@ -93,7 +101,8 @@ for cut in [1, 2, 3, 4]:
         if not any(cells):
             continue
         clip = "off" if noise == "none" else runs[(cut, "f32", "none")]["clip"]
-        lines.append(f"| {cut} | {clip} | {'none' if noise == 'none' else noise} | " + " | ".join(cells) + " | |")
+        lines.append(f"| {cut} | {clip} | {'none' if noise == 'none' else noise} | " + " | ".join(cells) +
+                     f" | {cost.get((cut, noise), '')} |")
 lines += ["", "## Every attack, f32 codec", "",
           "| cut | noise | lookup | WB | WB+prior | learned |", "|---:|---:|---:|---:|---:|---:|"]
 for cut in [1, 2, 3, 4]:

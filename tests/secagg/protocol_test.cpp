@@ -86,6 +86,14 @@ struct Round {
     this->round = round;
   }
 
+  // Sites that stop say so (Withdraw) instead of going silent.
+  bool withdraw = false;
+  void stopped(const std::string& id, Stop at) {
+    if (withdraw && stops.count(id) && stops.at(id) == at) {
+      EXPECT_EQ(aggregator.on_withdraw(Withdraw{id, round, "stopped"}), "");
+    }
+  }
+
   bool goes_on(const std::string& id, Stop at) const {
     auto it = stops.find(id);
     return it == stops.end() || static_cast<int>(it->second) > static_cast<int>(at);
@@ -96,6 +104,8 @@ struct Round {
     for (auto& [id, site] : sites) {
       if (goes_on(id, Stop::keys)) {
         EXPECT_EQ(aggregator.on_keys(site->advertise()), "");
+      } else {
+        stopped(id, Stop::keys);
       }
     }
     finish_phase(SessionState::keys);
@@ -105,6 +115,8 @@ struct Round {
       if (!answer.peer_keys) return aggregator.state();
       if (goes_on(id, Stop::shares)) {
         EXPECT_EQ(aggregator.on_shares(site->share(*answer.peer_keys)), "");
+      } else {
+        stopped(id, Stop::shares);
       }
     }
     finish_phase(SessionState::shares);
@@ -117,6 +129,8 @@ struct Round {
         const MaskedInput input = site->mask(input_of(id), {{"train_loss", 1.0}});
         masked[id] = input.masked;
         EXPECT_EQ(aggregator.on_masked_input(input), "");
+      } else {
+        stopped(id, Stop::masked_input);
       }
     }
     finish_phase(SessionState::masked_input);
@@ -126,6 +140,8 @@ struct Round {
       if (!answer.unmask) return aggregator.state();
       if (goes_on(id, Stop::unmask_shares)) {
         EXPECT_EQ(aggregator.on_unmask_shares(site->unmask(*answer.unmask)), "");
+      } else {
+        stopped(id, Stop::unmask_shares);
       }
     }
     finish_phase(SessionState::unmask);
@@ -187,6 +203,29 @@ TEST(SecureAggregationProtocol, DropoutsOfAThirdAtEachPhaseStillGiveTheSurvivors
     EXPECT_EQ(round.aggregator.dropouts().size(), dropped_out);
     EXPECT_EQ(round.aggregator.dropped().size(), stop == Stop::masked_input ? 3u : 0u);
   }
+}
+
+// Sites that withdraw instead of going silent: every phase ends as soon as
+// the rest have answered, without waiting for a deadline.
+TEST(SecureAggregationProtocol, WithdrawnSitesAreNotWaitedFor) {
+  for (Stop stop : {Stop::keys, Stop::shares, Stop::masked_input, Stop::unmask_shares}) {
+    Round round(9, 5);
+    round.withdraw = true;
+    for (const char* id : {"site-2", "site-6"}) round.stops[id] = stop;
+    ASSERT_EQ(round.run(), SessionState::done) << "stop " << int(stop) << ": " << round.aggregator.failure();
+    EXPECT_EQ(round.now, 0) << "stop " << int(stop) << ": a phase waited for its deadline";
+    std::vector<std::string> in_sum;
+    for (const std::string& id : round.params.sampled) {
+      if (round.goes_on(id, Stop::masked_input)) in_sum.push_back(id);
+    }
+    EXPECT_EQ(round.aggregator.sum(), round.expected_sum(in_sum)) << "stop " << int(stop);
+  }
+  // A withdrawn site's later messages are refused.
+  Round round(4, 3);
+  const Keys keys = round.sites.at("site-0")->advertise();
+  EXPECT_EQ(round.aggregator.on_withdraw(Withdraw{"site-0", round.round, "changed its mind"}), "");
+  EXPECT_NE(round.aggregator.on_keys(keys), "");
+  EXPECT_NE(round.aggregator.on_withdraw(Withdraw{"site-9", round.round, ""}), "") << "not sampled";
 }
 
 TEST(SecureAggregationProtocol, DropoutsSpreadOverThePhases) {

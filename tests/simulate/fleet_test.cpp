@@ -9,6 +9,8 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <mutex>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -382,6 +384,34 @@ TEST_F(FleetTest, ARoundClosesWithoutASiteWhoseTrainingFails) {
   ASSERT_EQ(result.rounds.size(), 1u);
   EXPECT_EQ(result.rounds[0].sampled, 3);
   EXPECT_EQ(result.rounds[0].reported, 2);
+}
+
+// Under secure aggregation a site whose training fails withdraws, so the
+// round closes with the others' sum at once instead of waiting out its deadline.
+TEST_F(FleetTest, UnderSecureAggregationASiteWhoseTrainingFailsWithdraws) {
+  SimulationConfig c = config(test::scratch_dir("simulate_secure_failing_site"), 3, 3);
+  c.fleet.rounds = 1;
+  c.fleet.partition = data::PartitionKind::iid;
+  c.fleet.secure_aggregation.enabled = true;
+  FleetData data = fleet_data(c, 6);
+  data::Example tiny;
+  tiny.tokens = {1, 5, 6};
+  tiny.loss_mask = {1, 1};
+  data.examples.push_back(tiny);
+  data.sites[1].train = {data.examples.size() - 1};
+  std::vector<std::string> log;
+  std::mutex log_mutex;
+  const FleetResult result = Fleet(model_, data, c, [&](const std::string& line) {
+                               std::lock_guard<std::mutex> lock(log_mutex);
+                               log.push_back(line);
+                             }).run();
+  ASSERT_FALSE(result.failed) << result.failure;
+  ASSERT_EQ(result.rounds.size(), 1u);
+  EXPECT_EQ(result.rounds[0].reported, 2);
+  EXPECT_LT(result.rounds[0].round_seconds, 30.0) << "the round waited for the failed site";
+  bool withdrew = false;
+  for (const std::string& line : log) withdrew = withdrew || line.find(" withdrew: local training failed") != std::string::npos;
+  EXPECT_TRUE(withdrew);
 }
 
 TEST_F(FleetTest, TcpLoopbackRunsTheSameRounds) {
