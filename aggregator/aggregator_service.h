@@ -120,8 +120,8 @@ class AggregatorService {
   GlobalAdapters global() const;             // a copy
   // The last kHistoryRounds rounds closed by this instance (a long-lived
   // service must not grow with every round; on_round_closed sees them all).
-  // (100 rounds of 20 sites' summaries are ~1.5 MB; the soak showed 1,000
-  // growing the service by ~15 KB a round until the bound.)
+  // (A summary holds every sampled site's id and metrics: 100 rounds of 20
+  // sites are about 1.5 MB.)
   static constexpr size_t kHistoryRounds = 100;
   std::vector<RoundSummary> history() const;
   std::vector<Rejection> late_rejections() const;     // updates for rounds already closed
