@@ -85,12 +85,15 @@ YAML
 done
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-echo "seconds,aggregator_rss_kib,split_server_rss_kib,rounds_closed" > "$OUT/rss.csv"
+# The aggregator's resident memory split into anonymous pages (heap, stacks:
+# what a leak grows) and file pages (code and mapped files touched so far).
+rss_parts_kib() { awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {print a+0 "," f+0}' "/proc/$1/status" 2>/dev/null || echo "0,0"; }
+echo "seconds,aggregator_rss_kib,split_server_rss_kib,rounds_closed,aggregator_anon_kib,aggregator_file_kib" > "$OUT/rss.csv"
 start=$(date +%s)
 end=$(( start + MINUTES * 60 ))
 while (( $(date +%s) < end )); do
   closed=$(grep -c ' closed: ' "$OUT/aggregator.log" || true)
-  echo "$(( $(date +%s) - start )),$(rss_kib "$agg_pid"),$(rss_kib "$split_pid"),$closed" >> "$OUT/rss.csv"
+  echo "$(( $(date +%s) - start )),$(rss_kib "$agg_pid"),$(rss_kib "$split_pid"),$closed,$(rss_parts_kib "$agg_pid")" >> "$OUT/rss.csv"
   kill -0 "$agg_pid" && kill -0 "$split_pid" || break
   sleep 10
 done
