@@ -13,9 +13,10 @@
 //     fresh self-mask seed (threshold t, share points = RoundParams), and
 //     sends Shares: one box per peer, sealed under their agreed cipher key.
 //     U2 = the sites whose shares arrived.
-//  2. each site in U2 polls for PeerShares (the boxes addressed to it), trains,
-//     and sends MaskedInput: its encoded update plus its self mask plus,
-//     for every other site in U2, +/- the pairwise mask.
+//  2. each site in U2 trains (while the others share), polls for PeerShares
+//     (the boxes addressed to it) and sends MaskedInput: its encoded update
+//     plus its self mask plus, for every other site in U2, +/- the pairwise
+//     mask. A site that will not finish sends Withdraw at any phase.
 //     U3 = the sites whose masked input arrived.
 //  3. each site in U3 polls for UnmaskRequest (U3 and U2 \ U3) and sends
 //     UnmaskShares: its share of each survivor's self-mask seed and of each
