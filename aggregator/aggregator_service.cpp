@@ -58,6 +58,37 @@ std::string joined(const std::set<std::string>& ids) {
   return out;
 }
 
+// Why the metrics a site reports with its update are refused; nullopt when they are fine.
+std::optional<std::string> metrics_problem(const std::map<std::string, double>& metrics) {
+  for (const auto& [key, value] : metrics) {
+    if (!std::isfinite(value) || key.empty() || key.size() > 64) {
+      return "metric '" + key + "' is not a finite number with a name of 1..64 characters";
+    }
+  }
+  return std::nullopt;
+}
+
+// A round's metrics into its summary: each site's as reported, and their mean
+// weighted by the sites' sample counts.
+class MetricsMean {
+ public:
+  explicit MetricsMean(RoundSummary& summary) : summary_(summary) {}
+  void add(const std::string& id, const std::map<std::string, double>& metrics, double weight) {
+    summary_.client_metrics[id] = metrics;
+    for (const auto& [key, value] : metrics) {
+      summary_.metrics[key] += value * weight;
+      weight_[key] += weight;
+    }
+  }
+  void finish() {
+    for (auto& [key, value] : summary_.metrics) value /= weight_[key];
+  }
+
+ private:
+  RoundSummary& summary_;
+  std::map<std::string, double> weight_;
+};
+
 }  // namespace
 
 AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters initial, Log log,
@@ -312,11 +343,8 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
     }
     case FederationMessage::secagg_masked_input: {
       auto input = unpack_message<secagg::MaskedInput>(request, type, max_bytes);
-      for (const auto& [key, value] : input.metrics) {
-        if (!std::isfinite(value) || key.empty() || key.size() > 64) {
-          return ack(input.client_id, input.round,
-                     "metric '" + key + "' is not a finite number with a name of 1..64 characters");
-        }
+      if (std::optional<std::string> problem = metrics_problem(input.metrics)) {
+        return ack(input.client_id, input.round, *problem);
       }
       const std::string client_id = input.client_id;
       const uint32_t round = input.round;
@@ -418,11 +446,7 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   if (update.num_samples <= 0) {
     return reject("num_samples is " + std::to_string(update.num_samples) + ", expected > 0", true);
   }
-  for (const auto& [key, value] : update.metrics) {
-    if (!std::isfinite(value) || key.empty() || key.size() > 64) {
-      return reject("metric '" + key + "' is not a finite number with a name of 1..64 characters", true);
-    }
-  }
+  if (std::optional<std::string> problem = metrics_problem(update.metrics)) return reject(*problem, true);
   ClientUpdate accepted;
   accepted.client_id = update.client_id;
   accepted.num_samples = update.num_samples;
@@ -569,18 +593,14 @@ void AggregatorService::close_round(int64_t now) {
   std::vector<ClientUpdate> updates;   // in client id order (the map's), for a reproducible sum
   updates.reserve(open.updates.size());
   RoundSummary& summary = open.summary;
-  std::map<std::string, double> metric_weight;
+  MetricsMean metrics(summary);
   for (auto& [id, update] : open.updates) {
     summary.reported.push_back(id);
     summary.num_samples += update.num_samples;
-    summary.client_metrics[id] = update.metrics;
-    for (const auto& [key, value] : update.metrics) {
-      summary.metrics[key] += value * static_cast<double>(update.num_samples);
-      metric_weight[key] += static_cast<double>(update.num_samples);
-    }
+    metrics.add(id, update.metrics, static_cast<double>(update.num_samples));
     updates.push_back(std::move(update));
   }
-  for (auto& [key, value] : summary.metrics) value /= metric_weight[key];
+  metrics.finish();
 
   NamedTensors next;
   try {
@@ -674,16 +694,12 @@ std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
   }
   summary.reported = session.survivors();
   summary.num_samples = decoded.total_weight;
-  std::map<std::string, double> metric_weight;
-  for (const auto& [id, metrics] : session.metrics()) {
-    summary.client_metrics[id] = metrics;
-    const double weight = static_cast<double>(std::max<int64_t>(1, registered_[id]));
-    for (const auto& [key, value] : metrics) {
-      summary.metrics[key] += value * weight;
-      metric_weight[key] += weight;
-    }
+  // Weighted by the sample counts the sites registered with (their update's own weight is masked).
+  MetricsMean metrics(summary);
+  for (const auto& [id, site_metrics] : session.metrics()) {
+    metrics.add(id, site_metrics, static_cast<double>(std::max<int64_t>(1, registered_.at(id))));
   }
-  for (auto& [key, value] : summary.metrics) value /= metric_weight[key];
+  metrics.finish();
   if (!summary.dropouts.empty()) {
     std::string gone;
     for (const auto& [id, phase] : summary.dropouts) gone += (gone.empty() ? "" : ", ") + id + " (" + phase + ")";

@@ -3,11 +3,12 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <memory>
 #include <random>
 
+#include "aggregator/aggregation.h"
+#include "aggregator/clock.h"
 #include "aggregator/federated_client.h"
 #include "aggregator/secure_encoding.h"
 #include "secagg/site_session.h"
@@ -16,11 +17,11 @@
 namespace cleave::aggregator {
 namespace {
 
-using SteadyTime = std::chrono::steady_clock;
-
-double seconds_since(SteadyTime::time_point start) {
-  return std::chrono::duration<double>(SteadyTime::now() - start).count();
-}
+// The aggregator aborted the round: there is nothing left to withdraw from.
+class RoundEnded : public secagg::Refusal {
+ public:
+  using secagg::Refusal::Refusal;
+};
 
 }  // namespace
 
@@ -43,7 +44,7 @@ net::Bytes FederatedClient::secure_poll(uint32_t round, uint8_t phase, Federatio
         continue;
       }
       case FederationMessage::secagg_abort:
-        throw secagg::Refusal("the aggregator ended the round: " +
+        throw RoundEnded("the aggregator ended the round: " +
                               unpack_message<secagg::Abort>(reply, FederationMessage::secagg_abort,
                                                             options_.max_message_bytes)
                                   .reason);
@@ -93,26 +94,27 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
   const std::string prefix = "round " + std::to_string(round) + ": secure aggregation: ";
   bool keys_sent = false;
   try {
+    // A round this site will not take part in (it asks for less than the
+    // site requires, or the site cannot sign) is declined once, not retried
+    // on every poll.
     declined_round_ = round;
     secagg::check_round_params(assignment.secure, options_.client_id, options_.secure);
     if (!options_.signer || !options_.verifier) {
       throw secagg::Refusal("this site has no federation certificate to sign its keys with (secure aggregation "
                             "needs the site's tls: cert, key and ca)");
     }
-    // A round this site will not take part in (it asks for less than the
-    // site requires) is declined once, not retrained on every poll.
-    declined_round_ = round;
     secagg::SiteSession session(options_.client_id, round, assignment.secure, *options_.signer, *options_.verifier,
                                 options_.secure);
     declined_round_.reset();
     // Where the round's time goes: the protocol's own work, waiting for the
     // other sites at each phase, and training.
-    const auto round_start = SteadyTime::now();
-    double waited = 0, trained = 0;
+    const SteadyClock clock;
+    const int64_t round_start = clock.now_ms();
+    int64_t waited = 0, trained = 0;   // ms
     auto phase_input = [&](secagg::Phase phase, FederationMessage expected) {
-      const auto start = SteadyTime::now();
+      const int64_t start = clock.now_ms();
       net::Bytes reply = secure_poll(round, uint8_t(phase), expected);
-      waited += seconds_since(start);
+      waited += clock.now_ms() - start;
       return reply;
     };
     // Phase 0 and 1, before training: keys, then shares (which wait for every
@@ -128,12 +130,12 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
 
     // Train while the other sites share theirs; a failure from here on is a
     // dropout the aggregator recovers from with the survivors' shares.
-    const auto train_start = SteadyTime::now();
+    const int64_t train_start = clock.now_ms();
     if (!train_locally(assignment, global, result)) {
       withdraw(round, "local training failed: " + result.error);
       return result;
     }
-    trained = seconds_since(train_start);
+    trained = clock.now_ms() - train_start;
 
     // Phase 2: the shares the others sent this site, then the masked input.
     session.receive(unpack_message<secagg::PeerShares>(
@@ -142,13 +144,16 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     log_(prefix + std::to_string(session.u2().size()) + " sites share masks (threshold " +
          std::to_string(assignment.secure.threshold) + ")");
     at::NoGradGuard no_grad;
-    for (const auto& [name, delta] : result.delta) {
-      if (!at::isfinite(delta).all().item<bool>()) {
-        result.error = "the delta of " + name + " is not finite";
-        log_(prefix + result.error + "; sending no masked input");
-        withdraw(round, result.error);
-        return result;
-      }
+    // The checks the aggregator can no longer make on a masked update (shapes, NaN).
+    ClientUpdate update;
+    update.client_id = options_.client_id;
+    update.delta = result.delta;
+    update.num_samples = result.num_samples;
+    if (std::optional<std::string> problem = validate_update(update, global)) {
+      result.error = *problem;
+      log_(prefix + result.error + "; sending no masked input");
+      withdraw(round, result.error);
+      return result;
     }
     if (assignment.secure.noise_stddev > 0) {
       // Distributed DP: this site's share of the round's Gaussian noise.
@@ -176,13 +181,16 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
         FederationMessage::secagg_unmask_request, max_bytes);
     secure_send(FederationMessage::secagg_unmask_shares,
                 pack_message(FederationMessage::secagg_unmask_shares, session.unmask(request)), round);
-    const double total = seconds_since(round_start);
+    const int64_t total = clock.now_ms() - round_start;
     char timing[160];
     std::snprintf(timing, sizeof timing, "; %.3f s in all: protocol %.3f s, waiting for the other sites %.3f s, "
-                  "training %.3f s", total, total - waited - trained, waited, trained);
+                  "training %.3f s", total / 1e3, (total - waited - trained) / 1e3, waited / 1e3, trained / 1e3);
     log_(prefix + "masked input in the sum of " + std::to_string(request.survivors.size()) + " sites" +
          (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)") +
          timing);
+  } catch (const RoundEnded& e) {
+    result.error = e.what();
+    log_(prefix + e.what());
   } catch (const secagg::Refusal& e) {
     result.error = e.what();
     log_(prefix + e.what());

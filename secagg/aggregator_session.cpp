@@ -18,6 +18,13 @@ std::vector<std::string> keys_of(const Map& map) {
   return out;
 }
 
+// The site id of an entry of a list of ids or of a map keyed by them.
+const std::string& id_of(const std::string& id) { return id; }
+template <class V>
+const std::string& id_of(const std::pair<const std::string, V>& entry) {
+  return entry.first;
+}
+
 // The secret shared out by the sites in `shares` (share point checked against
 // each responder's); throws std::invalid_argument when they do not agree.
 Key32 reconstruct(const std::vector<Share>& shares, size_t threshold, const std::string& what) {
@@ -192,9 +199,14 @@ void AggregatorSession::enter(SessionState next, int64_t now) {
 
 void AggregatorSession::advance(int64_t now) {
   // The sites a phase still waits for: those of `from` that neither answered nor withdrew.
-  auto expected = [&](const std::vector<std::string>& from, const auto& answered) {
+  // (`from` is the sampled ids or the map of the previous phase's answers,
+  // read in place: advance runs on every request.)
+  auto expected = [&](const auto& from, const auto& answered) {
     size_t count = answered.size();
-    for (const std::string& id : from) count += !answered.count(id) && !withdrawn_.count(id);
+    for (const auto& entry : from) {
+      const std::string& id = id_of(entry);
+      count += !answered.count(id) && !withdrawn_.count(id);
+    }
     return count;
   };
   auto phase_over = [&](size_t have, size_t waited_for, const char* what, SessionState next) {
@@ -212,15 +224,15 @@ void AggregatorSession::advance(int64_t now) {
     return;
   }
   if (state_ == SessionState::shares &&
-      !phase_over(boxes_.size(), expected(keys_of(keys_), boxes_), "shares", SessionState::masked_input)) {
+      !phase_over(boxes_.size(), expected(keys_, boxes_), "shares", SessionState::masked_input)) {
     return;
   }
   if (state_ == SessionState::masked_input &&
-      !phase_over(inputs_.size(), expected(keys_of(boxes_), inputs_), "masked inputs", SessionState::unmask)) {
+      !phase_over(inputs_.size(), expected(boxes_, inputs_), "masked inputs", SessionState::unmask)) {
     return;
   }
   if (state_ == SessionState::unmask) {
-    if (unmask_.size() < expected(keys_of(inputs_), unmask_) && now < deadline_ms_) return;
+    if (unmask_.size() < expected(inputs_, unmask_) && now < deadline_ms_) return;
     if (unmask_.size() < params_.threshold) {
       fail(std::to_string(unmask_.size()) + " of " + std::to_string(inputs_.size()) +
            " survivors sent unmask shares, fewer than the threshold " + std::to_string(params_.threshold));

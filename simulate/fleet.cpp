@@ -18,8 +18,8 @@
 #include "lora/adapter_gguf.h"
 #include "lora/split_adapters.h"
 #include "model/llama_model.h"
-#include "simulate/fleet_network.h"
 #include "secagg/key_signature.h"
+#include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
 #include "split/split_server.h"
 

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "aggregator/aggregator_options.h"
+
 namespace cleave::simulate {
 namespace {
 
@@ -77,7 +79,8 @@ void FleetOptions::validate() const {
   strategy.validate();
   try {
     dp.validate();
-    secure_aggregation.validate(clients > 0 ? clients : 100000);
+    // natural partition (clients 0): as many sites as an aggregator admits by default.
+    secure_aggregation.validate(clients > 0 ? clients : aggregator::AggregatorOptions{}.max_registered);
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(std::string("federation.") + e.what());
   }

@@ -132,16 +132,38 @@ class Federation : public ::testing::Test {
     return reports;
   }
 
-  // run_sites with every site training locally (no split).
-  std::vector<SiteReport> run_local_sites(AggregatorService& service, net::InprocNetwork& network) {
+  // run_sites with every site training locally (no split), its options
+  // adjusted by `configure` (site index, options) when given.
+  std::vector<SiteReport> run_local_sites(
+      AggregatorService& service, net::InprocNetwork& network,
+      const std::function<void(size_t, FederatedClientOptions&)>& configure = {}) {
     return run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
       const Site& site = sites_[i];
       lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, /*seed=*/1000 + i);   // overwritten by the global
       LocalTrainStep step(model_, adapters);
-      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples,
-                             site_options(site.id, site.seed), quiet);
+      FederatedClientOptions options = site_options(site.id, site.seed);
+      if (configure) configure(i, options);
+      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, options, quiet);
       return client.run();
     });
+  }
+
+  // The sample-weighted FedAvg, in float64, of every site's local training
+  // from `start` in `round`.
+  NamedTensors fedavg_of_sites(const NamedTensors& start, uint32_t round) {
+    NamedTensors sum;
+    double total = 0;
+    for (const Site& site : sites_) {
+      const double n = static_cast<double>(site.examples.size());
+      total += n;
+      for (const auto& [name, d] : local_delta(site, start, round)) {
+        const at::Tensor weighted = d.to(at::kDouble) * n;
+        sum[name] = sum.count(name) ? sum[name] + weighted : weighted;
+      }
+    }
+    NamedTensors mean;
+    for (const auto& [name, tensor] : start) mean[name] = tensor.to(at::kDouble) + sum.at(name) / total;
+    return mean;
   }
 
   std::shared_ptr<LlamaModel> model_;
@@ -156,8 +178,6 @@ TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
   const std::vector<SiteReport> reports = run_local_sites(service, network);
 
   ASSERT_EQ(service.state(), RunState::finished) << service.failure();
-  NamedTensors expected_sum;
-  double total = 0;
   for (size_t i = 0; i < sites_.size(); ++i) {
     ASSERT_EQ(reports[i].rounds.size(), 1u);
     const SiteRound& round = reports[i].rounds[0];
@@ -165,19 +185,10 @@ TEST_F(Federation, ThreeSitesOneFedAvgRoundOverInproc) {
     EXPECT_EQ(round.num_samples, static_cast<int64_t>(sites_[i].examples.size()));
     EXPECT_TRUE(round.metrics.count("train_loss"));
     EXPECT_EQ(reports[i].rounds_completed, 1u);
-    const NamedTensors delta = local_delta(sites_[i], initial.tensors, 0);
-    test::expect_tensors_near(round.delta, delta, 1e-6);
-    const double n = static_cast<double>(sites_[i].examples.size());
-    total += n;
-    for (const auto& [name, d] : delta) {
-      at::Tensor weighted = d.to(at::kDouble) * n;
-      expected_sum[name] = expected_sum.count(name) ? expected_sum[name] + weighted : weighted;
-    }
+    test::expect_tensors_near(round.delta, local_delta(sites_[i], initial.tensors, 0), 1e-6);
   }
-  NamedTensors expected;
-  for (const auto& [name, start] : initial.tensors) expected[name] = start.to(at::kDouble) + expected_sum[name] / total;
   const NamedTensors global = service.global().tensors;
-  test::expect_tensors_near(global, expected, 1e-6);
+  test::expect_tensors_near(global, fedavg_of_sites(initial.tensors, 0), 1e-6);
   double moved = 0;
   for (const auto& [name, tensor] : global) moved += (tensor - initial.tensors.at(name)).abs().sum().item<double>();
   EXPECT_GT(moved, 1e-3) << "local training should have changed the adapters";
@@ -448,58 +459,28 @@ TEST_F(Federation, UnderSecureAggregationTheGlobalIsTheWeightedFedAvgWithinTheFi
   AggregatorOptions options = aggregator_options(2);
   options.secure_aggregation.enabled = true;
   AggregatorService service(options, initial, quiet);
-  const std::vector<SiteReport> reports = run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
-    const Site& site = sites_[i];
-    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1000 + i);
-    LocalTrainStep step(model_, adapters);
-    FederatedClientOptions client_options = site_options(site.id, site.seed);
-    client_options.signer = pki.signers.at(site.id);
-    client_options.verifier = pki.verifier;
-    client_options.secure.required = true;
-    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, client_options,
-                           quiet);
-    return client.run();
-  });
+  const std::vector<SiteReport> reports =
+      run_local_sites(service, network, [&](size_t i, FederatedClientOptions& site) {
+        site.signer = pki.signers.at(sites_[i].id);
+        site.verifier = pki.verifier;
+        site.secure.required = true;
+      });
   ASSERT_EQ(service.state(), RunState::finished) << service.failure();
-
-  NamedTensors expected_sum;
-  double total = 0;
   for (size_t i = 0; i < sites_.size(); ++i) {
     ASSERT_EQ(reports[i].rounds.size(), 2u);
     const SiteRound& round = reports[i].rounds[0];
     EXPECT_TRUE(round.accepted) << round.error;
     EXPECT_TRUE(round.secure);
-    const NamedTensors delta = local_delta(sites_[i], initial.tensors, 0);
-    const double n = static_cast<double>(sites_[i].examples.size());
-    total += n;
-    for (const auto& [name, d] : delta) {
-      at::Tensor weighted = d.to(at::kDouble) * n;
-      expected_sum[name] = expected_sum.count(name) ? expected_sum[name] + weighted : weighted;
-    }
   }
-  // Round 0's result is what round 1 started from: the sites' second deltas
-  // are taken from it, so check it through the history's first round.
   const RoundSummary summary = service.history().at(0);
   EXPECT_TRUE(summary.failure.empty()) << summary.failure;
   EXPECT_EQ(summary.reported, (std::vector<std::string>{"site-a", "site-b", "site-c"}));
   EXPECT_EQ(summary.num_samples, 4 + 6 + 9);
   EXPECT_TRUE(summary.client_metrics.at("site-b").count("train_loss"));
+  // Round 1 starts from round 0's result (in float32, as the sites receive it).
   NamedTensors after_round0;
-  for (const auto& [name, start] : initial.tensors) after_round0[name] = start.to(at::kDouble) + expected_sum[name] / total;
-  NamedTensors expected_round1;
-  double total1 = 0;
-  for (size_t i = 0; i < sites_.size(); ++i) {
-    NamedTensors start;
-    for (const auto& [name, t] : after_round0) start[name] = t.to(at::kFloat);
-    const NamedTensors delta = local_delta(sites_[i], start, 1);
-    const double n = static_cast<double>(sites_[i].examples.size());
-    total1 += n;
-    for (const auto& [name, d] : delta) {
-      at::Tensor weighted = d.to(at::kDouble) * n;
-      expected_round1[name] = expected_round1.count(name) ? expected_round1[name] + weighted : weighted;
-    }
-  }
-  for (auto& [name, sum] : expected_round1) sum = after_round0.at(name) + sum / total1;
+  for (const auto& [name, t] : fedavg_of_sites(initial.tensors, 0)) after_round0[name] = t.to(at::kFloat);
+  const NamedTensors expected_round1 = fedavg_of_sites(after_round0, 1);
   // Float32 training from a start rounded differently dominates the fixed-point error.
   test::expect_tensors_near(service.global().tensors, expected_round1, 1e-5);
   EXPECT_GT(service.bytes().total_bytes(wire::Direction::received), 0u);
@@ -514,16 +495,8 @@ TEST_F(Federation, ASiteThatRequiresSecureAggregationRefusesAPlainRound) {
   options.round_deadline_ms = 1000;   // the round waits for the refusing site until then
   options.on_deadline = OnDeadline::fail;
   AggregatorService service(options, initial, quiet);
-  const std::vector<SiteReport> reports = run_sites(service, network, [&](size_t i, net::ClientChannel& channel) {
-    const Site& site = sites_[i];
-    lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1000 + i);
-    LocalTrainStep step(model_, adapters);
-    FederatedClientOptions client_options = site_options(site.id, site.seed);
-    client_options.secure.required = i == 0;
-    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, client_options,
-                           quiet);
-    return client.run();
-  });
+  const std::vector<SiteReport> reports = run_local_sites(
+      service, network, [](size_t i, FederatedClientOptions& site) { site.secure.required = i == 0; });
   ASSERT_EQ(reports[0].rounds.size(), 1u);
   EXPECT_FALSE(reports[0].rounds[0].trained);
   EXPECT_NE(reports[0].rounds[0].error.find("requires"), std::string::npos) << reports[0].rounds[0].error;

@@ -102,6 +102,16 @@ class FleetTest : public ::testing::Test {
     return partition_fleet(std::move(examples), labels, std::move(held), c.fleet, c.seed);
   }
 
+  // Site `site` keeps only an example with too few tokens for one row of
+  // seq_len + 1: its local training throws, and it sends no update.
+  static void break_training(FleetData& data, size_t site) {
+    data::Example tiny;
+    tiny.tokens = {1, 5, 6};
+    tiny.loss_mask = {1, 1};
+    data.examples.push_back(tiny);
+    data.sites[site].train = {data.examples.size() - 1};
+  }
+
   std::shared_ptr<LlamaModel> model_;
 };
 
@@ -373,12 +383,7 @@ TEST_F(FleetTest, ARoundClosesWithoutASiteWhoseTrainingFails) {
   c.fleet.rounds = 1;
   c.fleet.partition = data::PartitionKind::iid;
   FleetData data = fleet_data(c, 6);
-  // Too few tokens for one row of seq_len + 1: local training throws, no update is sent.
-  data::Example tiny;
-  tiny.tokens = {1, 5, 6};
-  tiny.loss_mask = {1, 1};
-  data.examples.push_back(tiny);
-  data.sites[1].train = {data.examples.size() - 1};
+  break_training(data, 1);
   const FleetResult result = Fleet(model_, data, c).run();
   ASSERT_FALSE(result.failed) << result.failure;
   ASSERT_EQ(result.rounds.size(), 1u);
@@ -394,11 +399,7 @@ TEST_F(FleetTest, UnderSecureAggregationASiteWhoseTrainingFailsWithdraws) {
   c.fleet.partition = data::PartitionKind::iid;
   c.fleet.secure_aggregation.enabled = true;
   FleetData data = fleet_data(c, 6);
-  data::Example tiny;
-  tiny.tokens = {1, 5, 6};
-  tiny.loss_mask = {1, 1};
-  data.examples.push_back(tiny);
-  data.sites[1].train = {data.examples.size() - 1};
+  break_training(data, 1);
   std::vector<std::string> log;
   std::mutex log_mutex;
   const FleetResult result = Fleet(model_, data, c, [&](const std::string& line) {
