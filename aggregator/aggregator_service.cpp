@@ -203,6 +203,12 @@ void AggregatorService::add_split_round_closer(std::unique_ptr<SplitRoundCloser>
   split_closers_.push_back(std::move(closer));
 }
 
+void AggregatorService::verify_site_signatures(std::shared_ptr<const secagg::KeyVerifier> verifier) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  verifier_ = std::move(verifier);   // from the next round on
+  if (verifier_) log_("secure aggregation: the sites' signatures are checked here as well as at every site");
+}
+
 void AggregatorService::on_round_closed(RoundCallback callback) {
   std::lock_guard<std::mutex> lock(mutex_);
   round_callback_ = std::move(callback);
@@ -228,6 +234,7 @@ net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& 
       case FederationMessage::secagg_poll:
       case FederationMessage::secagg_shares:
       case FederationMessage::secagg_masked_input:
+      case FederationMessage::secagg_consistency_signature:
       case FederationMessage::secagg_unmask_shares:
       case FederationMessage::secagg_withdraw: return on_secure(type, request, now);
       default:
@@ -343,9 +350,6 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
     }
     case FederationMessage::secagg_masked_input: {
       auto input = unpack_message<secagg::MaskedInput>(request, type, max_bytes);
-      if (std::optional<std::string> problem = metrics_problem(input.metrics)) {
-        return ack(input.client_id, input.round, *problem);
-      }
       const std::string client_id = input.client_id;
       const uint32_t round = input.round;
       secagg::AggregatorSession* s = session(client_id, round);
@@ -369,6 +373,11 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
       }
       return ack(withdraw.client_id, withdraw.round, why);
     }
+    case FederationMessage::secagg_consistency_signature: {
+      const auto signature = unpack_message<secagg::ConsistencySignature>(request, type, max_bytes);
+      secagg::AggregatorSession* s = session(signature.client_id, signature.round);
+      return ack(signature.client_id, signature.round, s ? s->on_consistency_signature(signature) : refusal);
+    }
     case FederationMessage::secagg_unmask_shares: {
       const auto shares = unpack_message<secagg::UnmaskShares>(request, type, max_bytes);
       secagg::AggregatorSession* s = session(shares.client_id, shares.round);
@@ -382,6 +391,9 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
       if (answer.peer_keys) return reply_frame(pack_message(FederationMessage::secagg_peer_keys, *answer.peer_keys));
       if (answer.peer_shares) {
         return reply_frame(pack_message(FederationMessage::secagg_peer_shares, *answer.peer_shares));
+      }
+      if (answer.consistency) {
+        return reply_frame(pack_message(FederationMessage::secagg_consistency_check, *answer.consistency));
       }
       if (answer.unmask) return reply_frame(pack_message(FederationMessage::secagg_unmask_request, *answer.unmask));
       if (answer.abort) return reply_frame(pack_message(FederationMessage::secagg_abort, *answer.abort));
@@ -570,9 +582,12 @@ void AggregatorService::start_round(int64_t now) {
     if (dp_ && options_.dp.distributed_noise) {
       params.noise_stddev = dp_->noise_multiplier() * options_.dp.clip_norm / std::sqrt(double(params.threshold));
     }
-    params.vector_length = secure_vector_length(global_.tensors);
+    params.metric_names = secure_metric_names();
+    params.metric_scale_bits =
+        metric_scale_bits_for(static_cast<int64_t>(sampled.size()), params.uniform_weights ? 1 : params.weight_cap);
+    params.vector_length = secure_vector_length(global_.tensors, params.metric_names.size());
     round->secure = std::make_unique<secagg::AggregatorSession>(
-        completed_, params, now, secagg::SessionTimes{secure.phase_timeout_ms, round->deadline_ms});
+        completed_, params, now, secagg::SessionTimes{secure.phase_timeout_ms, round->deadline_ms}, verifier_);
     if (static_cast<int64_t>(sampled.size()) < secure.min_sites) {
       round->secure->fail(std::to_string(sampled.size()) + " sites sampled, fewer than secure_aggregation.min_sites " +
                           std::to_string(secure.min_sites));
@@ -694,12 +709,8 @@ std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
   }
   summary.reported = session.survivors();
   summary.num_samples = decoded.total_weight;
-  // Weighted by the sample counts the sites registered with (their update's own weight is masked).
-  MetricsMean metrics(summary);
-  for (const auto& [id, site_metrics] : session.metrics()) {
-    metrics.add(id, site_metrics, static_cast<double>(std::max<int64_t>(1, registered_.at(id))));
-  }
-  metrics.finish();
+  // Only their mean: each site's metrics were masked with its update.
+  summary.metrics = std::move(decoded.metrics);
   if (!summary.dropouts.empty()) {
     std::string gone;
     for (const auto& [id, phase] : summary.dropouts) gone += (gone.empty() ? "" : ", ") + id + " (" + phase + ")";

@@ -47,6 +47,10 @@
 #include "split/wire_frame.h"
 #include "transport/channel.h"
 
+namespace cleave::secagg {
+class KeyVerifier;
+}
+
 namespace cleave::aggregator {
 
 struct AggregatorCheckpoint;
@@ -98,6 +102,11 @@ class AggregatorService {
 
   // Another split server to keep in step (e.g. one called in-process).
   void add_split_round_closer(std::unique_ptr<SplitRoundCloser> closer);
+  // Under secure aggregation: check the sites' signatures here too (against
+  // the federation CA), so a site whose keys or consistency signature do not
+  // verify is left out of the round before honest sites see it. Without one
+  // only the sites check.
+  void verify_site_signatures(std::shared_ptr<const secagg::KeyVerifier> verifier);
   void on_round_closed(RoundCallback callback);
 
   // One request from `peer` to one reply frame. Bad input never throws: it
@@ -153,6 +162,7 @@ class AggregatorService {
   std::unique_ptr<Strategy> strategy_;
   std::vector<std::unique_ptr<SplitRoundCloser>> split_closers_;
   std::unique_ptr<DpFedAvg> dp_;              // under aggregator.dp
+  std::shared_ptr<const secagg::KeyVerifier> verifier_;   // under secure aggregation, may be null
   RoundCallback round_callback_;
 
   mutable std::mutex mutex_;

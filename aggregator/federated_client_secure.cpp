@@ -164,18 +164,26 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
                                    at::TensorOptions().dtype(delta.scalar_type()));
       }
     }
-    EncodedUpdate encoded = encode_update(result.delta, result.num_samples, assignment.secure);
+    // The metrics go masked too: the aggregator learns only their mean.
+    EncodedUpdate encoded = encode_update(result.delta, result.num_samples, result.metrics, assignment.secure);
     if (encoded.clipped > 0) {
       log_(prefix + std::to_string(encoded.clipped) + " coordinates clipped to +/-" +
            std::to_string(assignment.secure.clip_range) + " for the fixed-point encoding");
     }
     secure_send(FederationMessage::secagg_masked_input,
                 pack_message(FederationMessage::secagg_masked_input,
-                             session.mask(std::move(encoded.words), result.metrics)),
+                             session.mask(std::move(encoded.words))),
                 round);
     result.accepted = true;
 
-    // Phase 3: the shares that remove the masks.
+    // Phase 3: sign the survivors, so no other site is told another list.
+    const auto check = unpack_message<secagg::ConsistencyCheck>(
+        phase_input(secagg::Phase::consistency, FederationMessage::secagg_consistency_check),
+        FederationMessage::secagg_consistency_check, max_bytes);
+    secure_send(FederationMessage::secagg_consistency_signature,
+                pack_message(FederationMessage::secagg_consistency_signature, session.confirm(check)), round);
+
+    // Phase 4: the shares that remove the masks.
     const auto request = unpack_message<secagg::UnmaskRequest>(
         phase_input(secagg::Phase::unmask, FederationMessage::secagg_unmask_request),
         FederationMessage::secagg_unmask_request, max_bytes);

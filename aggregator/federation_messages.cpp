@@ -22,6 +22,8 @@ const char* message_name(FederationMessage type) {
     case FederationMessage::secagg_unmask_shares: return "secagg_unmask_shares";
     case FederationMessage::secagg_abort: return "secagg_abort";
     case FederationMessage::secagg_withdraw: return "secagg_withdraw";
+    case FederationMessage::secagg_consistency_check: return "secagg_consistency_check";
+    case FederationMessage::secagg_consistency_signature: return "secagg_consistency_signature";
     case FederationMessage::error: return "error";
   }
   return "unknown";

@@ -17,7 +17,8 @@
 // the update is replaced by the protocol's phases (secagg/secagg_messages.h):
 //   Keys --> ack;  Poll{1} --> PeerKeys | Wait | Abort
 //   Shares --> ack; Poll{2} --> PeerShares | Wait | Abort
-//   MaskedInput --> ack; Poll{3} --> UnmaskRequest | Wait | Abort
+//   MaskedInput --> ack; Poll{4} --> ConsistencyCheck | Wait | Abort
+//   ConsistencySignature --> ack; Poll{3} --> UnmaskRequest | Wait | Abort
 //   UnmaskShares --> ack
 //   Withdraw (at any phase: this site sends nothing more) --> ack
 #pragma once
@@ -52,6 +53,8 @@ enum class FederationMessage : uint16_t {
   secagg_unmask_shares = 0x0217,
   secagg_abort = 0x0218,
   secagg_withdraw = 0x0219,
+  secagg_consistency_check = 0x021A,
+  secagg_consistency_signature = 0x021B,
   error = 0x02FF,
 };
 const char* message_name(FederationMessage type);

@@ -16,6 +16,7 @@
 #include "cli/config_yaml.h"
 #include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
+#include "secagg/key_signature.h"
 
 namespace cleave::cli {
 namespace {
@@ -85,6 +86,12 @@ int run_aggregator(const ParsedArgs& args) {
         "u_shaped keeps them at the sites");
   }
   aggregator::AggregatorService service(options, std::move(global), log, nullptr, split_channels);
+  if (options.secure_aggregation.enabled) {
+    // The sites' key and consistency signatures, checked here as well as at
+    // every site: one site with a bad signature is left out of the round
+    // instead of making every honest site refuse it.
+    service.verify_site_signatures(std::make_shared<secagg::KeyVerifier>(tls_identity(config.secure)));
+  }
   const std::string checkpoint_dir = options.checkpoint_dir;
   service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,
                                                 const aggregator::GlobalAdapters&) {

@@ -123,6 +123,8 @@ void wire_decoder_seeds(const fs::path& dir) {
   secure.secure.threshold = 2;
   secure.secure.sampled = {"site-a", "site-b", "site-c"};
   secure.secure.vector_length = 33;
+  secure.secure.metric_names = {"train_loss"};
+  secure.secure.metric_scale_bits = 16;
   write_seed(dir, "secure_round_assignment", frame(FederationMessage::round_assignment, secure));
   const secagg::Keys keys{"site-a", 2, std::string(32, 'c'), std::string(32, 'm'), "-----BEGIN CERTIFICATE-----",
                           std::string(71, 's')};
@@ -135,9 +137,16 @@ void wire_decoder_seeds(const fs::path& dir) {
              frame(FederationMessage::secagg_peer_shares, secagg::PeerShares{2, {{"site-b", std::string(116, 'b')}}}));
   write_seed(dir, "secagg_masked_input",
              frame(FederationMessage::secagg_masked_input,
-                   secagg::MaskedInput{"site-a", 2, std::vector<uint64_t>(33, 0x0123456789abcdefull), {{"train_loss", 2.5}}}));
+                   secagg::MaskedInput{"site-a", 2, std::vector<uint64_t>(33, 0x0123456789abcdefull)}));
+  write_seed(dir, "secagg_consistency_check",
+             frame(FederationMessage::secagg_consistency_check, secagg::ConsistencyCheck{2, {"site-a", "site-b"}}));
+  write_seed(dir, "secagg_consistency_signature",
+             frame(FederationMessage::secagg_consistency_signature,
+                   secagg::ConsistencySignature{"site-a", 2, std::string(71, 's')}));
   write_seed(dir, "secagg_unmask_request",
-             frame(FederationMessage::secagg_unmask_request, secagg::UnmaskRequest{2, {"site-a", "site-b"}, {"site-c"}}));
+             frame(FederationMessage::secagg_unmask_request,
+                   secagg::UnmaskRequest{2, {"site-a", "site-b"}, {"site-c"},
+                                         {{"site-a", std::string(71, 's')}, {"site-b", std::string(71, 't')}}}));
   write_seed(dir, "secagg_unmask_shares",
              frame(FederationMessage::secagg_unmask_shares,
                    secagg::UnmaskShares{"site-a", 2, {{"site-a", std::string(44, 'x')}, {"site-b", std::string(44, 'y')}},

@@ -57,7 +57,7 @@ constexpr bool kReencodesExactly<secagg::Shares> = false;
 template <>
 constexpr bool kReencodesExactly<secagg::PeerShares> = false;
 template <>
-constexpr bool kReencodesExactly<secagg::MaskedInput> = false;
+constexpr bool kReencodesExactly<secagg::UnmaskRequest> = false;
 template <>
 constexpr bool kReencodesExactly<secagg::UnmaskShares> = false;
 
@@ -147,6 +147,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unpack_as<secagg::Shares>(frame, FederationMessage::secagg_shares);
   unpack_as<secagg::PeerShares>(frame, FederationMessage::secagg_peer_shares);
   unpack_as<secagg::MaskedInput>(frame, FederationMessage::secagg_masked_input);
+  unpack_as<secagg::ConsistencyCheck>(frame, FederationMessage::secagg_consistency_check);
+  unpack_as<secagg::ConsistencySignature>(frame, FederationMessage::secagg_consistency_signature);
   unpack_as<secagg::UnmaskRequest>(frame, FederationMessage::secagg_unmask_request);
   unpack_as<secagg::UnmaskShares>(frame, FederationMessage::secagg_unmask_shares);
   unpack_as<secagg::Abort>(frame, FederationMessage::secagg_abort);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "secagg/key_agreement.h"
+#include "secagg/key_signature.h"
 #include "secagg/mask_prg.h"
 #include "secagg/shamir.h"
 #include "secagg/site_session.h"
@@ -46,6 +47,7 @@ const char* session_state_name(SessionState state) {
     case SessionState::keys: return "keys";
     case SessionState::shares: return "shares";
     case SessionState::masked_input: return "masked_input";
+    case SessionState::consistency: return "consistency";
     case SessionState::unmask: return "unmask";
     case SessionState::done: return "done";
     case SessionState::failed: return "failed";
@@ -53,8 +55,9 @@ const char* session_state_name(SessionState state) {
   return "unknown";
 }
 
-AggregatorSession::AggregatorSession(uint32_t round, RoundParams params, int64_t now, SessionTimes times)
-    : round_(round), params_(std::move(params)), times_(times) {
+AggregatorSession::AggregatorSession(uint32_t round, RoundParams params, int64_t now, SessionTimes times,
+                                     std::shared_ptr<const KeyVerifier> verifier)
+    : round_(round), params_(std::move(params)), times_(times), verifier_(std::move(verifier)) {
   deadline_ms_ = now + times_.phase_timeout_ms;
   if (params_.sampled.size() < params_.threshold) {
     fail(std::to_string(params_.sampled.size()) + " sites sampled, fewer than the threshold " +
@@ -87,6 +90,13 @@ std::string AggregatorSession::on_keys(const Keys& keys) {
   if (keys.certificate_pem.empty() || keys.certificate_pem.size() > 16384 || keys.signature.empty() ||
       keys.signature.size() > 1024) {
     return "the keys' certificate or signature is missing or too large";
+  }
+  if (verifier_) {
+    if (std::optional<std::string> problem = verifier_->check(
+            keys.client_id, keys.certificate_pem,
+            signed_keys_message(round_, keys.client_id, keys.cipher_public, keys.mask_public), keys.signature)) {
+      return "the keys of " + keys.client_id + " do not verify: " + *problem;
+    }
   }
   keys_[keys.client_id] = keys;
   return "";
@@ -126,14 +136,36 @@ std::string AggregatorSession::on_masked_input(MaskedInput input) {
     return "masked input of " + input.client_id + " has " + std::to_string(input.masked.size()) +
            " words, the round expects " + std::to_string(params_.vector_length);
   }
-  metrics_[input.client_id] = std::move(input.metrics);
   inputs_[input.client_id] = std::move(input.masked);
+  return "";
+}
+
+std::string AggregatorSession::on_consistency_signature(const ConsistencySignature& signature) {
+  if (state_ != SessionState::consistency) {
+    return "a consistency signature arrived outside the consistency phase of round " + std::to_string(round_);
+  }
+  if (!inputs_.count(signature.client_id)) return "site " + signature.client_id + " is not a survivor this round";
+  if (withdrawn_.count(signature.client_id)) return "site " + signature.client_id + " withdrew from this round";
+  if (auto it = signatures_.find(signature.client_id); it != signatures_.end()) {
+    return it->second == signature.signature ? "" : "site " + signature.client_id + " already sent another signature";
+  }
+  if (signature.signature.empty() || signature.signature.size() > 1024) return "a signature must be 1..1024 bytes";
+  if (verifier_) {
+    if (std::optional<std::string> problem =
+            verifier_->check(signature.client_id, keys_.at(signature.client_id).certificate_pem,
+                             signed_survivors_message(round_, survivors()), signature.signature)) {
+      return "the consistency signature of " + signature.client_id + " does not verify: " + *problem;
+    }
+  }
+  signatures_[signature.client_id] = signature.signature;
   return "";
 }
 
 std::string AggregatorSession::on_unmask_shares(const UnmaskShares& shares) {
   if (state_ != SessionState::unmask) return "unmask shares arrived outside the unmask phase of round " + std::to_string(round_);
-  if (!inputs_.count(shares.client_id)) return "site " + shares.client_id + " is not a survivor this round";
+  if (!signatures_.count(shares.client_id)) {
+    return "site " + shares.client_id + " did not sign the survivors this round";
+  }
   if (withdrawn_.count(shares.client_id)) return "site " + shares.client_id + " withdrew from this round";
   if (auto it = unmask_.find(shares.client_id); it != unmask_.end()) {
     const bool resent = it->second.seed_shares == shares.seed_shares && it->second.key_shares == shares.key_shares;
@@ -181,10 +213,17 @@ PollAnswer AggregatorSession::poll(const Poll& poll) const {
         if (sender != poll.client_id) answer.peer_shares->boxes[sender] = boxes.at(poll.client_id);
       }
       return answer;
+    case Phase::consistency:
+      if (state_ == SessionState::keys || state_ == SessionState::shares || state_ == SessionState::masked_input) {
+        return answer;
+      }
+      if (!inputs_.count(poll.client_id)) return abort("this site's masked input did not arrive in time");
+      answer.consistency = ConsistencyCheck{round_, survivors()};
+      return answer;
     case Phase::unmask:
       if (state_ != SessionState::unmask && state_ != SessionState::done) return answer;
-      if (!inputs_.count(poll.client_id)) return abort("this site's masked input did not arrive in time");
-      answer.unmask = UnmaskRequest{round_, survivors(), dropped()};
+      if (!signatures_.count(poll.client_id)) return abort("this site's consistency signature did not arrive in time");
+      answer.unmask = UnmaskRequest{round_, survivors(), dropped(), signatures_};
       return answer;
   }
   return abort("unknown phase " + std::to_string(poll.phase));
@@ -228,13 +267,18 @@ void AggregatorSession::advance(int64_t now) {
     return;
   }
   if (state_ == SessionState::masked_input &&
-      !phase_over(inputs_.size(), expected(boxes_, inputs_), "masked inputs", SessionState::unmask)) {
+      !phase_over(inputs_.size(), expected(boxes_, inputs_), "masked inputs", SessionState::consistency)) {
+    return;
+  }
+  if (state_ == SessionState::consistency &&
+      !phase_over(signatures_.size(), expected(inputs_, signatures_), "consistency signatures",
+                  SessionState::unmask)) {
     return;
   }
   if (state_ == SessionState::unmask) {
-    if (unmask_.size() < expected(inputs_, unmask_) && now < deadline_ms_) return;
+    if (unmask_.size() < expected(signatures_, unmask_) && now < deadline_ms_) return;
     if (unmask_.size() < params_.threshold) {
-      fail(std::to_string(unmask_.size()) + " of " + std::to_string(inputs_.size()) +
+      fail(std::to_string(unmask_.size()) + " of " + std::to_string(signatures_.size()) +
            " survivors sent unmask shares, fewer than the threshold " + std::to_string(params_.threshold));
       return;
     }

@@ -1,6 +1,6 @@
 // The secure aggregation protocol's messages (Bonawitz et al., "Practical
 // Secure Aggregation for Privacy-Preserving Machine Learning", CCS 2017,
-// Figure 4, without the consistency check). They travel between a site and
+// Figure 4, the active-adversary variant). They travel between a site and
 // the aggregator as wire frames (type ids aggregator::FederationMessage
 // secagg_*); keys are raw 32-byte strings, boxes and shares opaque bytes.
 //
@@ -15,12 +15,19 @@
 //     U2 = the sites whose shares arrived.
 //  2. each site in U2 trains (while the others share), polls for PeerShares
 //     (the boxes addressed to it) and sends MaskedInput: its encoded update
-//     plus its self mask plus, for every other site in U2, +/- the pairwise
-//     mask. A site that will not finish sends Withdraw at any phase.
-//     U3 = the sites whose masked input arrived.
-//  3. each site in U3 polls for UnmaskRequest (U3 and U2 \ U3) and sends
-//     UnmaskShares: its share of each survivor's self-mask seed and of each
-//     dropped site's mask private key, never both for one site.
+//     and metrics plus its self mask plus, for every other site in U2, +/-
+//     the pairwise mask. A site that will not finish sends Withdraw at any
+//     phase. U3 = the sites whose masked input arrived.
+//  3. consistency check: each site in U3 polls for ConsistencyCheck (U3) and
+//     sends ConsistencySignature, its certificate key's signature over U3.
+//     U4 = the sites whose signature arrived.
+//  4. each site in U4 polls for UnmaskRequest (U3, U2 \ U3 and U4's
+//     signatures), checks that at least t sites of U3 signed the same U3 it
+//     signed, and sends UnmaskShares: its share of each survivor's self-mask
+//     seed and of each dropped site's mask private key, never both for one
+//     site. The signatures keep an aggregator from telling some sites that
+//     a site survived and others that it dropped, which would collect both
+//     of its secrets from different sites.
 // With t UnmaskShares the aggregator removes every mask and learns only the
 // sum. Fewer than t sites at any phase: the round fails (Abort) without
 // anything revealed.
@@ -33,7 +40,7 @@
 
 namespace cleave::secagg {
 
-enum class Phase : uint8_t { keys = 1, shares = 2, unmask = 3 };
+enum class Phase : uint8_t { keys = 1, shares = 2, unmask = 3, consistency = 4 };
 
 struct Keys {
   std::string client_id;
@@ -80,18 +87,33 @@ struct PeerShares {
 struct MaskedInput {
   std::string client_id;
   uint32_t round = 0;
-  std::vector<uint64_t> masked;               // RoundParams::vector_length words
-  std::map<std::string, double> metrics;      // in the clear, as with Update
+  std::vector<uint64_t> masked;               // RoundParams::vector_length words (update, weight, metrics)
   template <class Archive>
-  void serialize(Archive& ar) { ar(client_id, round, masked, metrics); }
+  void serialize(Archive& ar) { ar(client_id, round, masked); }
+};
+
+struct ConsistencyCheck {
+  uint32_t round = 0;
+  std::vector<std::string> survivors;         // U3, sorted
+  template <class Archive>
+  void serialize(Archive& ar) { ar(round, survivors); }
+};
+
+struct ConsistencySignature {
+  std::string client_id;
+  uint32_t round = 0;
+  std::string signature;                      // over signed_survivors_message(round, U3)
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, round, signature); }
 };
 
 struct UnmaskRequest {
   uint32_t round = 0;
   std::vector<std::string> survivors;         // U3, sorted
   std::vector<std::string> dropped;           // U2 \ U3, sorted
+  std::map<std::string, std::string> signatures;   // U4 -> its signature over U3
   template <class Archive>
-  void serialize(Archive& ar) { ar(round, survivors, dropped); }
+  void serialize(Archive& ar) { ar(round, survivors, dropped, signatures); }
 };
 
 struct UnmaskShares {

@@ -1,6 +1,7 @@
 #include "secagg/site_session.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "secagg/key_agreement.h"
 #include "secagg/key_signature.h"
@@ -31,6 +32,13 @@ std::string signed_keys_message(uint32_t round, const std::string& client_id, co
   return "cleave-secagg-keys|" + std::to_string(round) + "|" + client_id + "|" + cipher_public + mask_public;
 }
 
+std::string signed_survivors_message(uint32_t round, const std::vector<std::string>& survivors) {
+  // Each id length-prefixed, so no two lists read the same.
+  std::string message = "cleave-secagg-survivors|" + std::to_string(round);
+  for (const std::string& id : survivors) message += "|" + std::to_string(id.size()) + ":" + id;
+  return message;
+}
+
 void check_round_params(const RoundParams& params, const std::string& client_id, const SiteRequirements& requirements) {
   const int64_t n = static_cast<int64_t>(params.sampled.size());
   if (!params.enabled) {
@@ -58,7 +66,17 @@ void check_round_params(const RoundParams& params, const std::string& client_id,
   if (!fits_in_sum(n, params.uniform_weights ? 1 : params.weight_cap, params.clip_range, params.scale_bits)) {
     throw Refusal("the round's fixed-point encoding could overflow the sum of " + std::to_string(n) + " sites");
   }
-  if (params.vector_length < 2) throw Refusal("the round's vector length is " + std::to_string(params.vector_length));
+  if (!fits_in_sum(n, params.uniform_weights ? 1 : params.weight_cap, kMetricRange, params.metric_scale_bits)) {
+    throw Refusal("the round's fixed-point encoding of metrics could overflow the sum of " + std::to_string(n) +
+                  " sites");
+  }
+  if (!std::is_sorted(params.metric_names.begin(), params.metric_names.end()) ||
+      std::adjacent_find(params.metric_names.begin(), params.metric_names.end()) != params.metric_names.end()) {
+    throw Refusal("the round's metric names are not sorted and distinct");
+  }
+  if (params.vector_length < 2 + 2 * static_cast<int64_t>(params.metric_names.size())) {
+    throw Refusal("the round's vector length is " + std::to_string(params.vector_length));
+  }
   if (!(params.noise_stddev >= 0)) throw Refusal("the round's noise_stddev is negative");
 }
 
@@ -128,6 +146,7 @@ Shares SiteSession::share(const PeerKeys& peer_keys) {
                     "): the aggregator may have swapped them");
     }
     PeerState state;
+    state.certificate_pem = peer.certificate_pem;
     state.cipher_public = key_from_wire(peer.cipher_public, "cipher key of " + peer.client_id);
     state.mask_public = key_from_wire(peer.mask_public, "mask key of " + peer.client_id);
     peers_[peer.client_id] = std::move(state);
@@ -191,7 +210,7 @@ void SiteSession::receive(const PeerShares& peer_shares) {
   phase_ = 3;
 }
 
-MaskedInput SiteSession::mask(std::vector<uint64_t> encoded, std::map<std::string, double> metrics) {
+MaskedInput SiteSession::mask(std::vector<uint64_t> encoded) {
   if (phase_ != 3) throw Refusal("masked input for " + round_text(round_) + " asked before the shares arrived");
   if (static_cast<int64_t>(encoded.size()) != params_.vector_length) {
     throw std::invalid_argument("the encoded update has " + std::to_string(encoded.size()) +
@@ -210,13 +229,67 @@ MaskedInput SiteSession::mask(std::vector<uint64_t> encoded, std::map<std::strin
   input.client_id = client_id_;
   input.round = round_;
   input.masked = std::move(encoded);
-  input.metrics = std::move(metrics);
   return input;
 }
 
+ConsistencySignature SiteSession::confirm(const ConsistencyCheck& check) {
+  if (phase_ < 4) throw Refusal("the consistency check came before this site sent its masked input");
+  if (check.round != round_) throw Refusal("the consistency check is for round " + std::to_string(check.round));
+  if (phase_ > 4) {
+    if (check.survivors != survivors_) {
+      throw Refusal("the aggregator names other survivors than in the list this site already signed; refused");
+    }
+  } else {
+    if (!std::is_sorted(check.survivors.begin(), check.survivors.end()) ||
+        std::adjacent_find(check.survivors.begin(), check.survivors.end()) != check.survivors.end()) {
+      throw Refusal("the consistency check's survivors are not sorted and distinct");
+    }
+    if (!std::binary_search(check.survivors.begin(), check.survivors.end(), client_id_)) {
+      throw Refusal("the consistency check leaves this site out of the survivors");
+    }
+    for (const std::string& id : check.survivors) {
+      if (!std::binary_search(u2_.begin(), u2_.end(), id)) {
+        throw Refusal("the consistency check names " + id + ", which shared no keys with this site");
+      }
+    }
+    if (check.survivors.size() < params_.threshold) {
+      throw Refusal(std::to_string(check.survivors.size()) + " survivors, fewer than the threshold " +
+                    std::to_string(params_.threshold));
+    }
+    survivors_ = check.survivors;
+    survivors_signature_ = signer_.sign(signed_survivors_message(round_, survivors_));
+    phase_ = 5;
+  }
+  return ConsistencySignature{client_id_, round_, survivors_signature_};
+}
+
 UnmaskShares SiteSession::unmask(const UnmaskRequest& request) {
-  if (phase_ != 4) throw Refusal("unmasking asked before this site sent its masked input");
+  if (phase_ != 5) throw Refusal("unmasking asked before this site signed the round's survivors");
   if (request.round != round_) throw Refusal("the unmask request is for round " + std::to_string(request.round));
+  if (request.survivors != survivors_) {
+    throw Refusal("the unmask request names other survivors than the list this site signed; refused");
+  }
+  // At least t survivors signed the list this site signed: every honest site
+  // that answers this round was told the same survivors.
+  if (request.signatures.size() < params_.threshold) {
+    throw Refusal(std::to_string(request.signatures.size()) + " survivors signed the list, fewer than the threshold " +
+                  std::to_string(params_.threshold));
+  }
+  const std::string signed_list = signed_survivors_message(round_, survivors_);
+  for (const auto& [id, signature] : request.signatures) {
+    if (!std::binary_search(survivors_.begin(), survivors_.end(), id)) {
+      throw Refusal("the unmask request carries a signature of " + id + ", which is not a survivor");
+    }
+    if (id == client_id_) {
+      if (signature != survivors_signature_) throw Refusal("the unmask request carries another signature of this site");
+      continue;
+    }
+    if (std::optional<std::string> problem =
+            verifier_.check(id, peers_.at(id).certificate_pem, signed_list, signature)) {
+      throw Refusal("the survivors' list signed by " + id + " is not the one this site signed (" + *problem +
+                    "): the aggregator told the sites different survivors; refused");
+    }
+  }
   const std::set<std::string> survivors(request.survivors.begin(), request.survivors.end());
   const std::set<std::string> dropped(request.dropped.begin(), request.dropped.end());
   const std::set<std::string> in_u2(u2_.begin(), u2_.end());

@@ -43,6 +43,8 @@ void check_round_params(const RoundParams& params, const std::string& client_id,
 // What a site signs over its keys.
 std::string signed_keys_message(uint32_t round, const std::string& client_id, const std::string& cipher_public,
                                 const std::string& mask_public);
+// What a site signs in the consistency check: the round and its survivors (U3, sorted).
+std::string signed_survivors_message(uint32_t round, const std::vector<std::string>& survivors);
 
 class SiteSession {
  public:
@@ -61,17 +63,24 @@ class SiteSession {
   void receive(const PeerShares& peer_shares);
   // Phase 2: `encoded` (RoundParams::vector_length words) plus the self mask
   // and the pairwise masks with every other site in U2.
-  MaskedInput mask(std::vector<uint64_t> encoded, std::map<std::string, double> metrics);
-  // Phase 3: this site's shares of the survivors' seeds and the dropped
-  // sites' keys. Refusal when a site is named both survivor and dropped, a
-  // later request names one differently than an earlier one did, this site
-  // is not among the survivors, or fewer than t survive.
+  MaskedInput mask(std::vector<uint64_t> encoded);
+  // Phase 3: signs the survivors U3 (once; asked again, the same list gets
+  // the same signature, another list Refusal). Refusal when U3 leaves this
+  // site out, names a site outside U2 or has fewer than t sites.
+  ConsistencySignature confirm(const ConsistencyCheck& check);
+  // Phase 4: this site's shares of the survivors' seeds and the dropped
+  // sites' keys. Refusal unless the request's survivors are the list this
+  // site signed and at least t of them signed that same list (checked
+  // against the certificates they sent with their keys); also when a site
+  // is named both survivor and dropped, a later request names one
+  // differently than an earlier one did, or fewer than t survive.
   UnmaskShares unmask(const UnmaskRequest& request);
 
   const std::vector<std::string>& u2() const { return u2_; }
 
  private:
   struct PeerState {
+    std::string certificate_pem;         // checked in share(); checks its consistency signature
     Key32 cipher_public{}, mask_public{};
     Key32 box_key{};                     // agreed in share(), used again in receive()
     std::string seed_share, key_share;   // share_to_wire, received in phase 2
@@ -88,8 +97,10 @@ class SiteSession {
   std::map<std::string, PeerState> peers_;     // U1 without this site
   std::vector<std::string> u2_;
   std::string own_seed_share_;                 // this site's share of its own seed (it never reveals its own key)
+  std::vector<std::string> survivors_;         // U3 as signed in confirm()
+  std::string survivors_signature_;
   std::set<std::string> revealed_seed_, revealed_key_;   // peers whose seed / key share went out
-  int phase_ = 0;                              // steps done: 1 advertise, 2 share, 3 receive, 4 mask
+  int phase_ = 0;                              // steps done: 1 advertise, 2 share, 3 receive, 4 mask, 5 confirm
 };
 
 // Info strings for HKDF: a pair's mask seed and box key in round r (ids in

@@ -197,6 +197,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
       return signer;
     };
     context.verifier = std::make_shared<secagg::KeyVerifier>(pki->identity(kAggregatorNode));
+    service.verify_site_signatures(context.verifier);
     context.training_slot = [&training_slots] { return training_slots.acquire(); };
   }
 

@@ -213,13 +213,13 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
     }
     const aggregator::SecureAggregationOptions& secure = config.fleet.secure_aggregation;
     if (secure.enabled) {
-      md << "\nSecure aggregation (Bonawitz et al. 2017): the aggregator saw only each round's sum; threshold more "
-            "than "
+      md << "\nSecure aggregation (Bonawitz et al. 2017, with the consistency check): the aggregator saw only each "
+            "round's sum and the mean of the sites' metrics; threshold more than "
          << secure.threshold << " of the sampled sites, fixed point 2^-" << secure.scale_bits << ", coordinates clipped to +/-"
          << secure.clip_range << ".\n";
     } else {
       md << "\nNo secure aggregation (federation.secure_aggregation.enabled: false): the aggregator saw each site's "
-            "update.\n";
+            "update and metrics.\n";
     }
   }
   return md.str();

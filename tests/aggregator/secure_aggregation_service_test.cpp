@@ -33,7 +33,7 @@ class SecureService : public ::testing::Test {
     fast.durable = false;
     const auto nodes = secure::ca_issue_many(root_ + "/ca", secure::NodeRole::client, kIds, root_ + "/nodes", fast);
     for (size_t i = 0; i < kIds.size(); ++i) signers_[kIds[i]] = std::make_unique<secagg::KeySigner>(nodes[i].identity);
-    verifier_ = std::make_unique<secagg::KeyVerifier>(nodes[0].identity);
+    verifier_ = std::make_shared<secagg::KeyVerifier>(nodes[0].identity);
     options_.rounds = 3;
     options_.clients_per_round = 4;
     options_.min_clients = 1;
@@ -58,7 +58,7 @@ class SecureService : public ::testing::Test {
 
   std::string root_;
   std::map<std::string, std::unique_ptr<secagg::KeySigner>> signers_;
-  std::unique_ptr<secagg::KeyVerifier> verifier_;
+  std::shared_ptr<secagg::KeyVerifier> verifier_;
   AggregatorOptions options_;
 };
 
@@ -80,7 +80,8 @@ TEST_F(SecureService, ASiteDroppingAfterItsSharesLeavesTheSurvivorsWeightedMean)
     ASSERT_TRUE(params.enabled);
     EXPECT_EQ(params.threshold, 3u);
     EXPECT_EQ(params.sampled, kIds);
-    EXPECT_EQ(params.vector_length, secure_vector_length(initial.tensors));
+    EXPECT_EQ(params.metric_names, secure_metric_names());
+    EXPECT_EQ(params.vector_length, secure_vector_length(initial.tensors, params.metric_names.size()));
     sessions.push_back(std::make_unique<secagg::SiteSession>(site->id(), 0, params, *signers_.at(site->id()),
                                                              *verifier_, secagg::SiteRequirements{}));
     accepted(send(*site, FederationMessage::secagg_keys, sessions.back()->advertise()));
@@ -96,15 +97,20 @@ TEST_F(SecureService, ASiteDroppingAfterItsSharesLeavesTheSurvivorsWeightedMean)
     sessions[i]->receive(
         poll(*sites[i], 0, secagg::Phase::shares).as<secagg::PeerShares>(FederationMessage::secagg_peer_shares));
     deltas[kIds[i]] = test::seeded_delta(initial.tensors, 50 + i);
-    EncodedUpdate encoded = encode_update(deltas[kIds[i]], samples[i], params);
-    accepted(send(*sites[i], FederationMessage::secagg_masked_input,
-                  sessions[i]->mask(std::move(encoded.words), {{"train_loss", 1.0 + i}})));
+    EncodedUpdate encoded = encode_update(deltas[kIds[i]], samples[i], {{"train_loss", 1.0 + i}}, params);
+    accepted(send(*sites[i], FederationMessage::secagg_masked_input, sessions[i]->mask(std::move(encoded.words))));
   }
   // An update in the clear is refused in a secure round.
   EXPECT_FALSE(sites[3]->send_update(0, deltas["site-a"], 40).as<UpdateAck>(FederationMessage::update_ack).accepted);
-  EXPECT_EQ(poll(*sites[0], 0, secagg::Phase::unmask).type, FederationMessage::wait);
+  EXPECT_EQ(poll(*sites[0], 0, secagg::Phase::consistency).type, FederationMessage::wait);
   clock->advance(options_.round_deadline_ms);
   service.tick();
+  for (size_t i = 0; i < 3; ++i) {
+    const auto check = poll(*sites[i], 0, secagg::Phase::consistency)
+                           .as<secagg::ConsistencyCheck>(FederationMessage::secagg_consistency_check);
+    EXPECT_EQ(check.survivors, (std::vector<std::string>{"site-a", "site-b", "site-c"}));
+    accepted(send(*sites[i], FederationMessage::secagg_consistency_signature, sessions[i]->confirm(check)));
+  }
   for (size_t i = 0; i < 3; ++i) {
     const auto request =
         poll(*sites[i], 0, secagg::Phase::unmask).as<secagg::UnmaskRequest>(FederationMessage::secagg_unmask_request);
@@ -117,7 +123,10 @@ TEST_F(SecureService, ASiteDroppingAfterItsSharesLeavesTheSurvivorsWeightedMean)
   EXPECT_EQ(summary.reported, (std::vector<std::string>{"site-a", "site-b", "site-c"}));
   EXPECT_EQ(summary.dropouts, (std::map<std::string, std::string>{{"site-d", "masked_input"}}));
   EXPECT_EQ(summary.num_samples, 60);
-  EXPECT_NEAR(summary.metrics.at("train_loss"), (1.0 * 10 + 2.0 * 20 + 3.0 * 30) / 60, 1e-12);
+  // The metrics' mean (at 2^-16 fixed point), and no site's own.
+  EXPECT_NEAR(summary.metrics.at("train_loss"), (1.0 * 10 + 2.0 * 20 + 3.0 * 30) / 60, 1e-4);
+  EXPECT_EQ(summary.metrics.count("eval_perplexity"), 0u) << "no site reported it";
+  EXPECT_TRUE(summary.client_metrics.empty());
   NamedTensors expected;
   for (const auto& [name, start] : initial.tensors) {
     at::Tensor sum = at::zeros(start.sizes(), at::kDouble);
@@ -154,6 +163,43 @@ TEST_F(SecureService, TooFewSitesFailTheRoundWithoutAnUpdateAndTheNextRoundStart
   EXPECT_EQ(service.open_round(), std::optional<uint32_t>(1));
   EXPECT_EQ(service.state(), RunState::in_round);
   EXPECT_EQ(poll(*sites[0], 0, secagg::Phase::keys).type, FederationMessage::secagg_abort);
+}
+
+// With the sites' CA, the aggregator refuses keys whose signature does not
+// verify, so the honest sites never see them and the round goes on.
+TEST_F(SecureService, WithAVerifierTheAggregatorRefusesKeysThatDoNotVerify) {
+  auto clock = std::make_shared<ManualClock>();
+  AggregatorService service(options_, test::small_global(), [](const std::string&) {}, clock);
+  service.verify_site_signatures(verifier_);
+  std::vector<std::unique_ptr<ScriptedSite>> sites;
+  for (const std::string& id : kIds) {
+    sites.push_back(std::make_unique<ScriptedSite>(service, id));
+    sites.back()->register_site();
+  }
+  std::vector<std::unique_ptr<secagg::SiteSession>> sessions;
+  for (auto& site : sites) {
+    const auto assignment = site->poll().as<RoundAssignment>(FederationMessage::round_assignment);
+    sessions.push_back(std::make_unique<secagg::SiteSession>(site->id(), 0, assignment.secure,
+                                                             *signers_.at(site->id()), *verifier_,
+                                                             secagg::SiteRequirements{}));
+  }
+  secagg::Keys forged = sessions[3]->advertise();
+  forged.signature.back() ^= 1;
+  const UpdateAck refused =
+      send(*sites[3], FederationMessage::secagg_keys, forged).as<UpdateAck>(FederationMessage::update_ack);
+  EXPECT_FALSE(refused.accepted);
+  EXPECT_NE(refused.reason.find("do not verify"), std::string::npos) << refused.reason;
+  for (size_t i = 0; i < 3; ++i) accepted(send(*sites[i], FederationMessage::secagg_keys, sessions[i]->advertise()));
+  clock->advance(options_.secure_aggregation.phase_timeout_ms);
+  service.tick();
+  // The honest sites get the three good keys and share among themselves.
+  for (size_t i = 0; i < 3; ++i) {
+    const auto keys = poll(*sites[i], 0, secagg::Phase::keys).as<secagg::PeerKeys>(FederationMessage::secagg_peer_keys);
+    EXPECT_EQ(keys.peers.size(), 3u);
+    accepted(send(*sites[i], FederationMessage::secagg_shares, sessions[i]->share(keys)));
+  }
+  EXPECT_EQ(service.history().size(), 0u);
+  EXPECT_EQ(service.open_round(), std::optional<uint32_t>(0));
 }
 
 TEST_F(SecureService, StrategiesThatNeedEveryUpdateAreRefusedAtStart) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -34,6 +35,7 @@ class Pki {
   }
   const KeySigner& signer(const std::string& id) { return *signers_.at(id); }
   const KeyVerifier& verifier() { return *verifier_; }
+  std::shared_ptr<const KeyVerifier> shared_verifier() { return verifier_; }
   const std::vector<std::string>& ids() const { return ids_; }
 
  private:
@@ -45,14 +47,14 @@ class Pki {
     for (int i = 0; i < 10; ++i) ids_.push_back("site-" + std::to_string(i));
     const auto nodes = secure::ca_issue_many(root_ + "/ca", secure::NodeRole::client, ids_, root_ + "/nodes", fast);
     for (size_t i = 0; i < ids_.size(); ++i) signers_[ids_[i]] = std::make_unique<KeySigner>(nodes[i].identity);
-    verifier_ = std::make_unique<KeyVerifier>(nodes[0].identity);
+    verifier_ = std::make_shared<KeyVerifier>(nodes[0].identity);
   }
   ~Pki() { fs::remove_all(root_); }
 
   std::string root_;
   std::vector<std::string> ids_;
   std::map<std::string, std::unique_ptr<KeySigner>> signers_;
-  std::unique_ptr<KeyVerifier> verifier_;
+  std::shared_ptr<KeyVerifier> verifier_;
 };
 
 RoundParams params_for(size_t n, uint32_t threshold) {
@@ -71,14 +73,18 @@ std::vector<uint64_t> input_of(const std::string& id) {
   return words;
 }
 
-// Where a site stops: before sending its keys, shares, masked input or unmask shares.
-enum class Stop { keys, shares, masked_input, unmask_shares, never };
+// Where a site stops: before sending its keys, shares, masked input,
+// consistency signature or unmask shares.
+enum class Stop { keys, shares, masked_input, consistency, unmask_shares, never };
+constexpr Stop kEveryPhase[] = {Stop::keys, Stop::shares, Stop::masked_input, Stop::consistency, Stop::unmask_shares};
 
 // One round: every site runs its session, except where `stops` says it
-// stops; the aggregator's phases end at their deadlines when sites are missing.
+// stops; the aggregator's phases end at their deadlines when sites are
+// missing. The aggregator checks the sites' signatures too.
 struct Round {
   Round(size_t n, uint32_t threshold, uint32_t round = 7)
-      : params(params_for(n, threshold)), aggregator(round, params, 0, SessionTimes{kPhaseMs, 10 * kPhaseMs}) {
+      : params(params_for(n, threshold)),
+        aggregator(round, params, 0, SessionTimes{kPhaseMs, 10 * kPhaseMs}, Pki::get().shared_verifier()) {
     for (const std::string& id : params.sampled) {
       sites[id] = std::make_unique<SiteSession>(id, round, params, Pki::get().signer(id), Pki::get().verifier(),
                                                 SiteRequirements{});
@@ -126,7 +132,7 @@ struct Round {
       if (!answer.peer_shares) return aggregator.state();
       site->receive(*answer.peer_shares);
       if (goes_on(id, Stop::masked_input)) {
-        const MaskedInput input = site->mask(input_of(id), {{"train_loss", 1.0}});
+        const MaskedInput input = site->mask(input_of(id));
         masked[id] = input.masked;
         EXPECT_EQ(aggregator.on_masked_input(input), "");
       } else {
@@ -136,6 +142,17 @@ struct Round {
     finish_phase(SessionState::masked_input);
     for (auto& [id, site] : sites) {
       if (!goes_on(id, Stop::masked_input)) continue;
+      const PollAnswer answer = aggregator.poll(Poll{id, round, uint8_t(Phase::consistency)});
+      if (!answer.consistency) return aggregator.state();
+      if (goes_on(id, Stop::consistency)) {
+        EXPECT_EQ(aggregator.on_consistency_signature(site->confirm(*answer.consistency)), "");
+      } else {
+        stopped(id, Stop::consistency);
+      }
+    }
+    finish_phase(SessionState::consistency);
+    for (auto& [id, site] : sites) {
+      if (!goes_on(id, Stop::consistency)) continue;
       const PollAnswer answer = aggregator.poll(Poll{id, round, uint8_t(Phase::unmask)});
       if (!answer.unmask) return aggregator.state();
       if (goes_on(id, Stop::unmask_shares)) {
@@ -183,13 +200,12 @@ TEST(SecureAggregationProtocol, UnmaskedSumIsTheSumOfTheInputs) {
   EXPECT_EQ(round.aggregator.sum(), round.expected_sum(round.params.sampled));
   // No masked input is its site's input.
   for (const auto& [id, words] : round.masked) EXPECT_NE(words, input_of(id)) << id;
-  EXPECT_EQ(round.aggregator.metrics().at("site-2").at("train_loss"), 1.0);
 }
 
 // A third of nine sites drop out at each phase in turn: the round still
 // closes, with exactly the sum of the sites whose masked input arrived.
 TEST(SecureAggregationProtocol, DropoutsOfAThirdAtEachPhaseStillGiveTheSurvivorsSum) {
-  for (Stop stop : {Stop::keys, Stop::shares, Stop::masked_input, Stop::unmask_shares}) {
+  for (Stop stop : kEveryPhase) {
     Round round(9, 5);
     for (const char* id : {"site-1", "site-4", "site-8"}) round.stops[id] = stop;
     ASSERT_EQ(round.run(), SessionState::done) << "stop " << int(stop) << ": " << round.aggregator.failure();
@@ -199,7 +215,8 @@ TEST(SecureAggregationProtocol, DropoutsOfAThirdAtEachPhaseStillGiveTheSurvivors
     }
     EXPECT_EQ(round.aggregator.survivors(), in_sum);
     EXPECT_EQ(round.aggregator.sum(), round.expected_sum(in_sum)) << "stop " << int(stop);
-    const size_t dropped_out = stop == Stop::unmask_shares ? 0u : 3u;
+    // A site that stops after its masked input is in the sum: it is no dropout.
+    const size_t dropped_out = stop == Stop::unmask_shares || stop == Stop::consistency ? 0u : 3u;
     EXPECT_EQ(round.aggregator.dropouts().size(), dropped_out);
     EXPECT_EQ(round.aggregator.dropped().size(), stop == Stop::masked_input ? 3u : 0u);
   }
@@ -208,7 +225,7 @@ TEST(SecureAggregationProtocol, DropoutsOfAThirdAtEachPhaseStillGiveTheSurvivors
 // Sites that withdraw instead of going silent: every phase ends as soon as
 // the rest have answered, without waiting for a deadline.
 TEST(SecureAggregationProtocol, WithdrawnSitesAreNotWaitedFor) {
-  for (Stop stop : {Stop::keys, Stop::shares, Stop::masked_input, Stop::unmask_shares}) {
+  for (Stop stop : kEveryPhase) {
     Round round(9, 5);
     round.withdraw = true;
     for (const char* id : {"site-2", "site-6"}) round.stops[id] = stop;
@@ -265,6 +282,16 @@ TEST(SecureAggregationProtocol, UnmaskingFailsWithFewerThanThresholdShares) {
       << round.aggregator.failure();
 }
 
+// Refusal whose message holds `needle`.
+void expect_refusal(const std::function<void()>& step, const std::string& needle) {
+  try {
+    step();
+    ADD_FAILURE() << "no refusal (expected one naming '" << needle << "')";
+  } catch (const Refusal& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
 // An honest site never gives out both the self-mask seed and the mask key of
 // one peer in a round: with both, the aggregator could unmask that peer alone.
 TEST(SecureAggregationProtocol, AnHonestSiteRefusesToRevealBothSecretsOfOnePeer) {
@@ -272,29 +299,111 @@ TEST(SecureAggregationProtocol, AnHonestSiteRefusesToRevealBothSecretsOfOnePeer)
   round.stops = {{"site-4", Stop::unmask_shares}};
   ASSERT_EQ(round.run(), SessionState::done);
   SiteSession& site = *round.sites.at("site-0");
-  const std::vector<std::string> all = round.params.sampled;
-  // Already gave out site-1's seed share: now asked for site-1's key.
-  UnmaskRequest second{round.round, {"site-0", "site-2", "site-3", "site-4"}, {"site-1"}};
-  EXPECT_THROW(
-      {
-        try {
-          site.unmask(second);
-        } catch (const Refusal& e) {
-          EXPECT_NE(std::string(e.what()).find("site-1"), std::string::npos) << e.what();
-          throw;
-        }
-      },
-      Refusal);
-  // One request naming a site both survivor and dropped.
-  Round fresh(5, 3, 9);
-  fresh.stops = {{"site-0", Stop::unmask_shares}};
-  fresh.run();
-  UnmaskRequest both{fresh.round, all, {"site-2"}};
-  EXPECT_THROW(fresh.sites.at("site-0")->unmask(both), Refusal);
+  // Already gave out site-1's seed share: now asked for site-1's key, under
+  // another survivors' list than the one it signed.
+  UnmaskRequest second{round.round, {"site-0", "site-2", "site-3", "site-4"}, {"site-1"}, {}};
+  expect_refusal([&] { site.unmask(second); }, "signed");
+  // The real request, altered to name a survivor dropped as well.
+  const UnmaskRequest real = *round.aggregator.poll(Poll{"site-4", round.round, uint8_t(Phase::unmask)}).unmask;
+  UnmaskRequest both = real;
+  both.dropped = {"site-2"};
+  expect_refusal([&] { round.sites.at("site-4")->unmask(both); }, "both survivor and dropped");
   // The same request again is answered (a resend after a lost reply).
-  UnmaskRequest same{fresh.round, all, {}};
-  EXPECT_NO_THROW(fresh.sites.at("site-0")->unmask(same));
-  EXPECT_NO_THROW(fresh.sites.at("site-0")->unmask(same));
+  EXPECT_NO_THROW(round.sites.at("site-4")->unmask(real));
+  EXPECT_NO_THROW(round.sites.at("site-4")->unmask(real));
+}
+
+// Every site of `round` sends keys, shares and masked input; the aggregator
+// is left waiting for consistency signatures.
+void run_to_consistency(Round& round) {
+  AggregatorSession& aggregator = round.aggregator;
+  for (auto& [id, site] : round.sites) ASSERT_EQ(aggregator.on_keys(site->advertise()), "");
+  aggregator.advance(0);
+  for (auto& [id, site] : round.sites) {
+    ASSERT_EQ(aggregator.on_shares(site->share(*aggregator.poll(Poll{id, round.round, 1}).peer_keys)), "");
+  }
+  aggregator.advance(0);
+  for (auto& [id, site] : round.sites) {
+    site->receive(*aggregator.poll(Poll{id, round.round, 2}).peer_shares);
+    ASSERT_EQ(aggregator.on_masked_input(site->mask(input_of(id))), "");
+  }
+  aggregator.advance(0);
+  ASSERT_EQ(aggregator.state(), SessionState::consistency);
+}
+
+// Bonawitz et al.'s consistency check: an aggregator that tells sites 0-2
+// that site-4 dropped (to collect its mask key) and sites 3-4 that it
+// survived (to collect its self-mask seed) gets the key shares at most, never
+// the seed shares: t sites must have signed the same survivors' list, and with
+// t > n/2 no two lists can each have t honest signers.
+TEST(SecureAggregationProtocol, TheConsistencyCheckStopsAnAggregatorThatTellsSitesDifferentSurvivors) {
+  Round round(5, 3);
+  run_to_consistency(round);
+  std::map<std::string, SiteSession*> site;
+  for (auto& [id, session] : round.sites) site[id] = session.get();
+
+  const std::vector<std::string> all = round.params.sampled;
+  const std::vector<std::string> without_4 = {"site-0", "site-1", "site-2", "site-3"};
+  std::map<std::string, std::string> signed_without_4, signed_all;
+  for (const char* id : {"site-0", "site-1", "site-2"}) {
+    signed_without_4[id] = site[id]->confirm(ConsistencyCheck{round.round, without_4}).signature;
+  }
+  for (const char* id : {"site-3", "site-4"}) signed_all[id] = site[id]->confirm(ConsistencyCheck{round.round, all}).signature;
+  // A site signs one list per round.
+  expect_refusal([&] { site["site-0"]->confirm(ConsistencyCheck{round.round, all}); }, "already signed");
+
+  // Three sites signed "site-4 dropped": they give its mask key share.
+  const UnmaskShares key_shares =
+      site["site-0"]->unmask(UnmaskRequest{round.round, without_4, {"site-4"}, signed_without_4});
+  EXPECT_EQ(key_shares.key_shares.count("site-4"), 1u);
+  // Only two signed "site-4 survived": fewer than t, so no seed share of it.
+  expect_refusal([&] { site["site-3"]->unmask(UnmaskRequest{round.round, all, {}, signed_all}); },
+                 "fewer than the threshold");
+  // Passing the other sites' signatures off as signatures of this list fails.
+  std::map<std::string, std::string> mixed = signed_all;
+  mixed.insert(signed_without_4.begin(), signed_without_4.end());
+  expect_refusal([&] { site["site-4"]->unmask(UnmaskRequest{round.round, all, {}, mixed}); },
+                 "told the sites different survivors");
+  // Nor does a site unmask under a list other than the one it signed.
+  expect_refusal([&] { site["site-3"]->unmask(UnmaskRequest{round.round, without_4, {"site-4"}, signed_without_4}); },
+                 "signed");
+}
+
+// The aggregator checks signatures itself: a site whose keys carry a bad
+// signature is left out at the keys phase (honest sites would all refuse its
+// keys), and a consistency signature over another list is refused; the
+// round goes on with the others.
+TEST(SecureAggregationProtocol, TheAggregatorLeavesOutSitesWhoseSignaturesDoNotVerify) {
+  Round round(5, 3);
+  Keys forged = round.sites.at("site-2")->advertise();
+  forged.signature[10] ^= 1;
+  EXPECT_NE(round.aggregator.on_keys(forged).find("do not verify"), std::string::npos);
+  Keys misnamed = round.sites.at("site-3")->advertise();
+  misnamed.client_id = "site-1";   // site-3's certificate under site-1's name
+  EXPECT_NE(round.aggregator.on_keys(misnamed), "");
+  round.sites.erase("site-2");
+  round.sites.erase("site-3");
+  // The other three run the round to its end.
+  ASSERT_EQ(round.run(), SessionState::done) << round.aggregator.failure();
+  EXPECT_EQ(round.aggregator.sum(), round.expected_sum({"site-0", "site-1", "site-4"}));
+
+  // A signature over another list than the survivors is refused; with
+  // fewer than t signatures the round fails without unmasking.
+  Round third(4, 3, 12);
+  run_to_consistency(third);
+  const KeySigner& signer = Pki::get().signer("site-0");
+  const std::string other_list = signed_survivors_message(third.round, {"site-0", "site-1", "site-2"});
+  EXPECT_NE(third.aggregator.on_consistency_signature(ConsistencySignature{"site-0", third.round, signer.sign(other_list)})
+                .find("does not verify"),
+            std::string::npos);
+  const std::string survivors = signed_survivors_message(third.round, third.params.sampled);
+  EXPECT_EQ(third.aggregator.on_consistency_signature(ConsistencySignature{"site-0", third.round, signer.sign(survivors)}),
+            "");
+  third.now += 20 * kPhaseMs;
+  third.aggregator.advance(third.now);
+  EXPECT_EQ(third.aggregator.state(), SessionState::failed);
+  EXPECT_NE(third.aggregator.failure().find("1 of 4 sites sent their consistency signatures"), std::string::npos)
+      << third.aggregator.failure();
 }
 
 TEST(SecureAggregationProtocol, SwappedPublicKeysAreDetected) {
@@ -356,7 +465,7 @@ TEST(SecureAggregationProtocol, OneMaskedInputIsIndistinguishableFromUniform) {
     aggregator.advance(0);
     SiteSession& site = *sites.at("site-0");
     site.receive(*aggregator.poll(Poll{"site-0", 3, 2}).peer_shares);
-    const MaskedInput input = site.mask(std::vector<uint64_t>(params.vector_length, fill), {});
+    const MaskedInput input = site.mask(std::vector<uint64_t>(params.vector_length, fill));
     std::vector<double> counts(256, 0);
     for (uint64_t word : input.masked) {
       for (int b = 0; b < 8; ++b) counts[(word >> (8 * b)) & 0xff] += 1;
@@ -419,15 +528,32 @@ TEST(SecureAggregationProtocol, MalformedAndReplayedMessagesAreRefusedWhileTheRo
   for (auto& [id, site] : round.sites) {
     if (id != "site-0") site->receive(*round.aggregator.poll(Poll{id, round.round, 2}).peer_shares);
   }
-  MaskedInput wrong_length = round.sites.at("site-1")->mask(input_of("site-1"), {});
+  MaskedInput wrong_length = round.sites.at("site-1")->mask(input_of("site-1"));
   MaskedInput good = wrong_length;
   wrong_length.masked.pop_back();
   EXPECT_NE(round.aggregator.on_masked_input(wrong_length), "");
   EXPECT_EQ(round.aggregator.on_masked_input(good), "");
   for (const char* id : {"site-2", "site-3"}) {
-    ASSERT_EQ(round.aggregator.on_masked_input(round.sites.at(id)->mask(input_of(id), {})), "");
+    ASSERT_EQ(round.aggregator.on_masked_input(round.sites.at(id)->mask(input_of(id))), "");
   }
   round.now = 20 * kPhaseMs;   // site-0 (whose shares box was altered) never sends: it dropped
+  round.aggregator.advance(round.now);
+  ASSERT_EQ(round.aggregator.state(), SessionState::consistency);
+  const ConsistencySignature signature =
+      round.sites.at("site-1")->confirm(*round.aggregator.poll(Poll{"site-1", round.round, 4}).consistency);
+  ConsistencySignature altered_signature = signature;
+  altered_signature.signature[12] ^= 1;
+  EXPECT_NE(round.aggregator.on_consistency_signature(altered_signature), "");
+  ConsistencySignature from_dropped = signature;
+  from_dropped.client_id = "site-0";
+  EXPECT_NE(round.aggregator.on_consistency_signature(from_dropped), "") << "site-0 sent no masked input";
+  EXPECT_EQ(round.aggregator.on_consistency_signature(signature), "");
+  EXPECT_EQ(round.aggregator.on_consistency_signature(signature), "") << "a resend is taken";
+  for (const char* id : {"site-2", "site-3"}) {
+    ASSERT_EQ(round.aggregator.on_consistency_signature(
+                  round.sites.at(id)->confirm(*round.aggregator.poll(Poll{id, round.round, 4}).consistency)),
+              "");
+  }
   round.aggregator.advance(round.now);
   ASSERT_EQ(round.aggregator.state(), SessionState::unmask);
 
