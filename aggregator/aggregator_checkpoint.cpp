@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <unistd.h>
 
+#include "aggregator/fault_point.h"
 #include "lora/safetensors.h"
 #include "model/atomic_file.h"
 #include "model/json.h"
@@ -96,6 +97,8 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   if (!state_file.empty()) {
     save_state_tensors(checkpoint.strategy_state, dir + "/" + state_file, checkpoint.completed_rounds);
   }
+  // The new round's files are on disk, state.json still names the last round.
+  fault_point("aggregator.checkpoint.adapters_written");
 
   json::Value state = json::Value::object();
   state.set("format", kStateFormat);

@@ -335,21 +335,20 @@ SyncRoundReply SplitServer::sync_round(uint32_t round, const std::vector<std::st
   SyncRoundReply reply;
   reply.previous_round = round_;
   reply.round = round;
-  if (round == round_) return reply;
+  if (round == round_) {
+    // A (re)started aggregator runs this round from its start: what clients
+    // trained here before is of an attempt it lost.
+    discard_unfinished_round();
+    return reply;
+  }
   if (round >= 1 && round - 1 == round_) {
     // The aggregator checkpointed round - 1 but its EndRound never arrived.
     reply.clients_averaged = end_round(round_, participants);
     return reply;
   }
   // An older checkpoint, or another run: unfinished copies are of no round
-  // the aggregator knows. Every client starts the round from this server's
-  // current adapters.
-  const lora::NamedTensors current = global_.to_named();
-  for (auto& [id, state] : clients_) {
-    if (options_.variant == ServerVariant::sfl_v1) state->adapters.assign(current);
-    state->trained_this_round = false;
-  }
-  if (options_.release_clients_at_round_end) clients_.clear();
+  // the aggregator knows.
+  discard_unfinished_round();
   log_("the aggregator's next round is " + std::to_string(round) + " but this server was in round " +
        std::to_string(round_) + ": moved to round " + std::to_string(round) +
        (round < round_ ? " (this server's adapters are from a later round of another run)"
@@ -357,6 +356,21 @@ SyncRoundReply SplitServer::sync_round(uint32_t round, const std::vector<std::st
   round_ = round;
   save_checkpoint();
   return reply;
+}
+
+void SplitServer::discard_unfinished_round() {
+  size_t trained = 0;
+  for (const auto& [id, state] : clients_) trained += state->trained_this_round ? 1 : 0;
+  // Every client says hello again (a site does so when told it is unknown)
+  // and gets a fresh copy of global_ with a fresh optimizer (SFL-V1). In
+  // SFL-V2 the shared copy cannot be rolled back: steps of the lost attempt
+  // stay in it.
+  clients_.clear();
+  if (trained > 0) {
+    log_("discarded the unfinished round " + std::to_string(round_) + " of " + std::to_string(trained) +
+         " client(s): the aggregator runs it again" +
+         (options_.variant == ServerVariant::sfl_v2 ? " (SFL-V2: their steps stay in the shared adapters)" : ""));
+  }
 }
 
 uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& participants) {

@@ -73,6 +73,8 @@ class SplitServer {
   // client; then checkpoints. Returns the clients averaged.
   uint32_t end_round(uint32_t round, const std::vector<std::string>& participants = {});
   // SyncRound (see split_messages.h): agrees with the aggregator on the round.
+  // Unless it closes the round before (a missed EndRound), every client's
+  // unfinished work is dropped: the aggregator runs the round from its start.
   SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
 
   uint32_t round() const { return round_; }
@@ -94,6 +96,8 @@ class SplitServer {
   net::Bytes on_sync_round(const net::Bytes& request);
   void optimizer_step(ClientState& state, double lr, double grad_clip);
   void save_checkpoint() const;
+  // Forgets every client's session and unaveraged copy (they say hello again).
+  void discard_unfinished_round();
 
   std::shared_ptr<const LlamaModel> model_;
   SplitServerOptions options_;

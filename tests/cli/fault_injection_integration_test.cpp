@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <memory>
 
 #include "tests/cli/service_fixture.h"
@@ -45,7 +46,8 @@ class Federation {
     split_endpoint_ = *endpoint;
   }
 
-  void start_aggregator() {
+  // `env` adds to the child's environment (a CLEAVE_FAULT_POINT to stop at).
+  void start_aggregator(const std::vector<std::string>& env = {}) {
     aggregator_.reset();
     test::write_file(dir_ + "/aggregator.yaml",
                      "model: " + model_ + "\n" + kLora +
@@ -63,8 +65,10 @@ class Federation {
                          "  split_timeout_ms: 3000\n"
                          "  split_max_attempts: 20\n" +
                          test::secure_section(dir_, "agg"));
-    aggregator_ = std::make_unique<ChildProcess>("aggregator",
-                                                 std::vector<std::string>{"aggregator", "--config", dir_ + "/aggregator.yaml"});
+    std::vector<std::string> child_env = {"OMP_NUM_THREADS=1"};
+    child_env.insert(child_env.end(), env.begin(), env.end());
+    aggregator_ = std::make_unique<ChildProcess>(
+        "aggregator", std::vector<std::string>{"aggregator", "--config", dir_ + "/aggregator.yaml"}, child_env);
     const auto endpoint = aggregator_->wait_for(kListening, test::kStartTimeout);
     ASSERT_TRUE(endpoint) << aggregator_->output();
     aggregator_endpoint_ = *endpoint;
@@ -114,6 +118,7 @@ class Federation {
     EXPECT_EQ(*split_status, 0) << split_->output();
   }
 
+  const std::string& dir() const { return dir_; }
   ChildProcess& split() { return *split_; }
   ChildProcess& aggregator() { return *aggregator_; }
   ChildProcess& site(size_t i) { return *sites_running_[i]; }
@@ -162,6 +167,26 @@ TEST(FaultInjection, AggregatorKilledMidRoundAndRestartedResumesFromItsCheckpoin
   federation.start_aggregator();
   EXPECT_CONTAINS(federation.aggregator().output(), "after round 1");   // resumed from its checkpoint
   federation.expect_finished();
+}
+
+// kill -9 while the aggregator writes round 1's checkpoint: round 1's
+// adapters are on disk, state.json still names round 0. The restart resumes
+// after round 0, runs round 1 again and finishes; the debris is replaced.
+TEST(FaultInjection, AggregatorKilledDuringItsCheckpointResumesFromThePreviousRound) {
+  Federation federation("cli_fault_aggregator_checkpoint", 3, 2);
+  federation.start_split();
+  federation.start_aggregator({"CLEAVE_FAULT_POINT=aggregator.checkpoint.adapters_written:2"});
+  federation.start_site(0);
+  federation.start_site(1);
+  WAIT_FOR(federation.aggregator(), "fault point aggregator.checkpoint.adapters_written reached \\(pass 2\\)");
+  federation.aggregator().signal(SIGKILL);   // stopped inside save_checkpoint
+  ASSERT_TRUE(federation.aggregator().wait_exit(test::kStartTimeout));
+  EXPECT_TRUE(std::filesystem::exists(federation.dir() + "/aggregator/adapters-round-000001.gguf"));
+  EXPECT_CONTAINS(test::read_text(federation.dir() + "/aggregator/state.json"), "adapters-round-000000.gguf");
+  federation.start_aggregator();
+  EXPECT_CONTAINS(federation.aggregator().output(), "after round 1");   // one round completed: round 0
+  federation.expect_finished();
+  EXPECT_CONTAINS(test::read_text(federation.dir() + "/aggregator/state.json"), "adapters-round-000002.gguf");
 }
 
 TEST(FaultInjection, SiteKilledMidRoundAndRestartedRejoins) {

@@ -211,6 +211,28 @@ TEST_F(SplitServerTest, SflV1AveragesOnlyAcceptedSitesAndSyncsToTheAggregatorsRo
   EXPECT_EQ(thread.server().round(), 1u);
 }
 
+// An aggregator killed mid-round restarts and runs the round again: the
+// split server must not carry a site's copy trained in the lost attempt into
+// the new one (the site's own adapters start from the round's global ones).
+TEST_F(SplitServerTest, SyncRoundToTheSameRoundStartsItAgainFromTheGlobalAdapters) {
+  test::ServerThread thread(make_server(ServerVariant::sfl_v1, ""));
+  const std::vector<double> lost = train(thread.endpoint(), "site-a", 1, 3);
+  auto control = net::zmq_connect(thread.endpoint());
+  control->send(wire::pack(static_cast<uint16_t>(MessageType::sync_round), SyncRound{0, {}}));
+  const std::optional<net::Bytes> reply = control->recv(std::chrono::milliseconds(60000));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(wire::unpack<SyncRoundReply>(*reply, static_cast<uint16_t>(MessageType::sync_round_reply), 1 << 20).round,
+            0u);
+  const std::vector<double> again = train(thread.endpoint(), "site-a", 1, 3);
+  ASSERT_EQ(again.size(), lost.size());
+  for (size_t s = 0; s < lost.size(); ++s) {
+    EXPECT_NEAR(again[s], lost[s], 1e-6 * std::abs(lost[s])) << "step " << s << ": the rerun started elsewhere";
+  }
+  // Without the restart the same site's next three steps go on from its copy.
+  const std::vector<double> onwards = train(thread.endpoint(), "site-a", 1, 3);
+  EXPECT_LT(onwards.front(), again.front() - 1e-4);
+}
+
 TEST_F(SplitServerTest, SyncRoundClosesAMissedRoundOrMovesToTheAggregatorsRound) {
   std::vector<std::string> log;
   SplitServerOptions options;
