@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: setup build run test test-unit bench clean format fuzz
+.PHONY: setup build run test test-unit test-asan test-tsan bench clean format fuzz
 
 setup build:
 	CLEAVE_JOBS=$(JOBS) scripts/setup.sh $(BUILD)
@@ -17,6 +17,15 @@ test: setup
 
 test-unit: setup
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
+
+# The unit and integration tests under AddressSanitizer + UBSan, and under
+# ThreadSanitizer, each in its own build directory (a cold build takes a
+# while on 2 cores); see scripts/sanitize.sh.
+test-asan:
+	CLEAVE_JOBS=$(JOBS) scripts/sanitize.sh address
+
+test-tsan:
+	CLEAVE_JOBS=$(JOBS) scripts/sanitize.sh thread
 
 bench: setup
 	scripts/bench.sh

@@ -33,6 +33,9 @@ case "$blas" in
   *) echo "setup: warning: libblas.so.3 is $blas, not OpenBLAS; training will be slow" >&2 ;;
 esac
 
+# scripts/sanitize.sh configures its own build directory.
+[[ -n ${CLEAVE_SETUP_ONLY:-} ]] && exit 0
+
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then

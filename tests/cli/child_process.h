@@ -109,6 +109,7 @@ class ChildProcess {
     if (!status_) kill(pid_, sig);
   }
 
+  pid_t pid() const { return pid_; }
   const std::string& output() const { return output_; }
   const std::string& name() const { return name_; }
 
