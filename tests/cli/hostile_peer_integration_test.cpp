@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <stdexcept>
 #include <iostream>
 #include <thread>
 
@@ -39,21 +41,42 @@ net::Bytes client_hello(const std::string& certs, const std::string& name) {
   return *session.take_outgoing_frame();
 }
 
-TEST(HostilePeerIntegration, APeerThatNeverReadsCannotStopTheSplitServer) {
-  const std::string dir = test::scratch_dir("cli_hostile_peer");
-  const std::string model = test::write_tiny_model_with_tokenizer(dir);
-  const std::string data = test::write_site_data(dir + "/train.jsonl", 64, 0);
-  test::init_ca(dir);
-  test::issue(dir, "split-server", "split-1");
-  const std::string site_certs = test::issue(dir, "client", "site-a");
-  test::write_file(dir + "/split-server.yaml", "model: " + model + "\n"
+// A `cleave split-server` over TLS in a scratch dir `name`, with the tiny
+// model, a CA and site-a's certificate (for making ClientHellos);
+// `secure_extra` adds keys to the server's secure: section.
+struct SplitServerUnderAttack {
+  std::string dir, model, site_certs, endpoint;
+  std::unique_ptr<ChildProcess> server;
+};
+
+SplitServerUnderAttack start_split_server(const std::string& name, const std::string& secure_extra = "") {
+  SplitServerUnderAttack s;
+  s.dir = test::scratch_dir(name);
+  s.model = test::write_tiny_model_with_tokenizer(s.dir);
+  test::init_ca(s.dir);
+  test::issue(s.dir, "split-server", "split-1");
+  s.site_certs = test::issue(s.dir, "client", "site-a");
+  test::write_file(s.dir + "/split-server.yaml", "model: " + s.model + "\n"
                    "lora: {rank: 4, alpha: 8.0}\n"
                    "runtime: {threads: 1}\n"
                    "split_server: {bind: tcp://127.0.0.1:0, min_cut_layer: 1}\n" +
-                       test::secure_section(dir, "split-1"));
-  ChildProcess server("split-server", {"split-server", "--config", dir + "/split-server.yaml"});
-  const auto endpoint = server.wait_for("listening on (tcp://127\\.0\\.0\\.1:[0-9]+)", test::kStartTimeout);
-  ASSERT_TRUE(endpoint) << server.output();
+                       test::secure_section(s.dir, "split-1") + secure_extra);
+  s.server = std::make_unique<ChildProcess>(
+      "split-server", std::vector<std::string>{"split-server", "--config", s.dir + "/split-server.yaml"});
+  const auto endpoint = s.server->wait_for("listening on (tcp://127\\.0\\.0\\.1:[0-9]+)", test::kStartTimeout);
+  if (!endpoint) throw std::runtime_error("the split server did not start:\n" + s.server->output());
+  s.endpoint = *endpoint;
+  return s;
+}
+
+TEST(HostilePeerIntegration, APeerThatNeverReadsCannotStopTheSplitServer) {
+  SplitServerUnderAttack attacked = start_split_server("cli_hostile_peer");
+  const std::string& dir = attacked.dir;
+  const std::string& model = attacked.model;
+  const std::string& site_certs = attacked.site_certs;
+  const std::string& endpoint = attacked.endpoint;
+  ChildProcess& server = *attacked.server;
+  const std::string data = test::write_site_data(dir + "/train.jsonl", 64, 0);
 
   // The hostile peer: takes one message in, with a 4 KiB socket buffer, and
   // sends ClientHellos as fast as the server takes them.
@@ -64,7 +87,7 @@ TEST(HostilePeerIntegration, APeerThatNeverReadsCannotStopTheSplitServer) {
   hostile.set(zmq::sockopt::rcvhwm, 1);
   hostile.set(zmq::sockopt::rcvbuf, 4096);
   hostile.set(zmq::sockopt::sndtimeo, 100);   // so the flood thread looks at its stop flag
-  hostile.connect(*endpoint);
+  hostile.connect(endpoint);
   std::atomic<bool> stop_flood{false};
   std::atomic<int64_t> hellos_sent{0};
   std::thread flood([&] {
@@ -92,7 +115,7 @@ TEST(HostilePeerIntegration, APeerThatNeverReadsCannotStopTheSplitServer) {
                    "train: {steps: 8, lr: 0.02, warmup_steps: 0, log_every: 1, seed: 3}\n"
                    "runtime: {threads: 1}\n"
                    "output: {dir: " + dir + "/run}\n"
-                   "split: {server: '" + *endpoint + "', server_name: split-1, cut_layer: 1, timeout_ms: 60000}\n" +
+                   "split: {server: '" + endpoint + "', server_name: split-1, cut_layer: 1, timeout_ms: 60000}\n" +
                        test::secure_section(dir, "site-a"));
   const test::CliResult train = test::run_cleave({"train", "--config", dir + "/train.yaml"});
   EXPECT_EQ(train.status, 0) << train.output << "\n--- split server ---\n" << server.output();
@@ -138,19 +161,10 @@ bool eventually(Condition condition, std::chrono::milliseconds timeout) {
 // after secure.handshake_timeout_ms, and the process's resident memory comes
 // back to within 16 MiB of where it was before the flood.
 TEST(HostilePeerIntegration, AFloodOfHalfOpenHandshakesLeavesTheSplitServersMemoryWhereItWas) {
-  const std::string dir = test::scratch_dir("cli_half_open_flood");
-  const std::string model = test::write_tiny_model_with_tokenizer(dir);
-  test::init_ca(dir);
-  test::issue(dir, "split-server", "split-1");
-  const std::string site_certs = test::issue(dir, "client", "site-a");
-  test::write_file(dir + "/split-server.yaml", "model: " + model + "\n"
-                   "lora: {rank: 4, alpha: 8.0}\n"
-                   "runtime: {threads: 1}\n"
-                   "split_server: {bind: tcp://127.0.0.1:0, min_cut_layer: 1}\n" +
-                       test::secure_section(dir, "split-1") + "  handshake_timeout_ms: 300\n");
-  ChildProcess server("split-server", {"split-server", "--config", dir + "/split-server.yaml"});
-  const auto endpoint = server.wait_for("listening on (tcp://127\\.0\\.0\\.1:[0-9]+)", test::kStartTimeout);
-  ASSERT_TRUE(endpoint) << server.output();
+  SplitServerUnderAttack attacked = start_split_server("cli_half_open_flood", "  handshake_timeout_ms: 300\n");
+  const std::string& site_certs = attacked.site_certs;
+  const std::string& endpoint = attacked.endpoint;
+  ChildProcess& server = *attacked.server;
   const net::Bytes hello = client_hello(site_certs, "site-a");
 
   // Waves of 40 peers; a wave is closed once each of its peers has the
@@ -164,7 +178,7 @@ TEST(HostilePeerIntegration, AFloodOfHalfOpenHandshakesLeavesTheSplitServersMemo
         wave.push_back(std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer));
         wave.back()->set(zmq::sockopt::linger, 0);
         wave.back()->set(zmq::sockopt::rcvtimeo, 60000);
-        wave.back()->connect(*endpoint);
+        wave.back()->connect(endpoint);
         wave.back()->send(zmq::buffer(hello), zmq::send_flags::none);
       }
       for (auto& peer : wave) {
