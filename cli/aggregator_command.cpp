@@ -3,7 +3,6 @@
 // step, until the configured rounds are done or SIGINT/SIGTERM.
 #include <malloc.h>
 
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -97,14 +96,6 @@ int run_aggregator(const ParsedArgs& args) {
   service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,
                                                 const aggregator::GlobalAdapters&) {
     if (!checkpoint_dir.empty()) log(describe_checkpoint(summary, checkpoint_dir));
-    // A round's frames, tensors and TLS records are freed by now; glibc keeps
-    // the pages for reuse, spread over its arenas, and a long-lived service's
-    // resident set creeps up through them (the soak in BENCHMARKS.md). Give
-    // the free pages back once a round (its time is logged below).
-    const auto trim_start = std::chrono::steady_clock::now();
-    malloc_trim(0);
-    const double trim_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - trim_start).count();
     // Every 50 rounds, the process's heap as malloc sees it: bytes in use
     // against bytes held, so a long-lived service shows whether it leaks
     // (in use grows) or fragments (only held grows).
@@ -113,7 +104,7 @@ int run_aggregator(const ParsedArgs& args) {
       log("memory after round " + std::to_string(summary.round) + ": heap in use " +
           std::to_string((heap.uordblks + heap.hblkhd) >> 10) + " KiB, held " +
           std::to_string((heap.arena + heap.hblkhd) >> 10) + " KiB, free in the heap " +
-          std::to_string(heap.fordblks >> 10) + " KiB, malloc_trim " + std::to_string(trim_ms) + " ms");
+          std::to_string(heap.fordblks >> 10) + " KiB");
     }
   });
 
