@@ -77,7 +77,7 @@ class SplitServer {
   // unfinished work is dropped: the aggregator runs the round from its start.
   SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
 
-  uint32_t round() const { return round_; }
+  uint32_t round() const { return round_.load(); }   // any thread
   const lora::AdapterSet& global_adapters() const { return global_; }
   // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
   const lora::AdapterSet& adapters_for(const std::string& client_id) const;
@@ -106,7 +106,8 @@ class SplitServer {
   lora::AdapterSet global_;                     // V1: last average; V2: the trained copy
   std::unique_ptr<AdamW> shared_optimizer_;     // V2
   std::map<std::string, std::unique_ptr<ClientState>> clients_;
-  uint32_t round_ = 0;
+  // Written by the serving thread; round() may be read from any thread.
+  std::atomic<uint32_t> round_{0};
   wire::ByteCounter bytes_;
   std::atomic<uint64_t> label_bytes_{0};
 };
