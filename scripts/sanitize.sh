@@ -27,14 +27,9 @@ case "$kind" in
     ;;
   *) echo "sanitize: unknown sanitizer '$kind' (address or thread)" >&2; exit 2 ;;
 esac
-# The same Debian packages as the plain build (installed when root).
-CLEAVE_SETUP_ONLY=1 scripts/setup.sh "$build_dir" >/dev/null
-if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-  generator=()
-  command -v ninja >/dev/null && generator=(-G Ninja)
-  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCLEAVE_BUILD_BENCH=OFF "${flags[@]}"
-fi
-cmake --build "$build_dir" -j "${CLEAVE_JOBS:-2}"
+# The plain build's packages, configure and build step, in its own directory.
+CLEAVE_BUILD_TYPE=RelWithDebInfo CLEAVE_CMAKE_ARGS="-DCLEAVE_BUILD_BENCH=OFF ${flags[*]}" \
+  scripts/setup.sh "$build_dir"
 cd "$build_dir"
 # Sanitized runs are slower: each test gets three times the plain timeout.
 ctest --output-on-failure -j "${CLEAVE_JOBS:-2}" -L 'unit|integration' --timeout 2700 "$@"

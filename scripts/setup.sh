@@ -33,12 +33,12 @@ case "$blas" in
   *) echo "setup: warning: libblas.so.3 is $blas, not OpenBLAS; training will be slow" >&2 ;;
 esac
 
-# scripts/sanitize.sh configures its own build directory.
-[[ -n ${CLEAVE_SETUP_ONLY:-} ]] && exit 0
-
+# A new build directory is configured once: Release, or CLEAVE_BUILD_TYPE,
+# with any CLEAVE_CMAKE_ARGS (scripts/sanitize.sh passes its sanitizer here).
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release
+  read -r -a extra_args <<< "${CLEAVE_CMAKE_ARGS:-}"
+  cmake -S . -B "$build_dir" "${generator[@]}" -DCMAKE_BUILD_TYPE="${CLEAVE_BUILD_TYPE:-Release}" "${extra_args[@]}"
 fi
 cmake --build "$build_dir" -j "${CLEAVE_JOBS:-2}"

@@ -10,15 +10,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
+#include <iostream>
 #include <memory>
 #include <stdexcept>
-#include <iostream>
+#include <string>
 #include <thread>
 
 #include "secure/tls_context.h"
 #include "secure/tls_session.h"
 #include "tests/cli/service_fixture.h"
+#include "tests/support/process_memory.h"
 #include "tests/support/sanitizer.h"
 #include "transport/channel.h"
 
@@ -135,16 +136,6 @@ TEST(HostilePeerIntegration, APeerThatNeverReadsCannotStopTheSplitServer) {
   RecordProperty("client_hellos_sent", static_cast<int>(hellos_sent.load()));
 }
 
-// The resident memory of process `pid` in KiB (-1 once it is gone).
-int64_t resident_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
-}
-
 // Polls `condition` every 20 ms until it holds or `timeout` passes.
 template <class Condition>
 bool eventually(Condition condition, std::chrono::milliseconds timeout) {
@@ -192,11 +183,11 @@ TEST(HostilePeerIntegration, AFloodOfHalfOpenHandshakesLeavesTheSplitServersMemo
   // The resident set once it has stayed within 256 KiB for a whole second
   // (every handshake timed out after 300 ms and was given back), or -1.
   auto settled_kib = [&] {
-    int64_t kib = resident_kib(server.pid());
+    int64_t kib = test::resident_kib(std::to_string(server.pid()));
     auto steady_since = Clock::now();
     const bool settled = eventually(
         [&] {
-          const int64_t now = resident_kib(server.pid());
+          const int64_t now = test::resident_kib(std::to_string(server.pid()));
           if (std::llabs(now - kib) >= 256) {
             kib = now;
             steady_since = Clock::now();
@@ -210,7 +201,7 @@ TEST(HostilePeerIntegration, AFloodOfHalfOpenHandshakesLeavesTheSplitServersMemo
   ASSERT_GT(before_kib, 0) << "the split server's memory never settled after the warm-up";
   flood(38);   // 1,520 peers
   EXPECT_EQ(answered, 1720) << "peers whose ClientHello the server answered";
-  const int64_t peak_kib = resident_kib(server.pid());
+  const int64_t peak_kib = test::resident_kib(std::to_string(server.pid()));
   const int64_t after_kib = settled_kib();
   ASSERT_GT(after_kib, 0) << "the split server's memory never settled after the flood";
   RecordProperty("resident_kib_before", static_cast<int>(before_kib));

@@ -6,7 +6,6 @@
 #include <zmq.hpp>
 
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "secure/tls_channel.h"
 #include "secure/tls_session.h"
 #include "tests/secure/tls_fixture.h"
+#include "tests/support/process_memory.h"
 #include "tests/support/sanitizer.h"
 #include "transport/zmq_channel.h"
 
@@ -54,15 +54,6 @@ std::unique_ptr<zmq::socket_t> silent_peer(zmq::context_t& context, const std::s
   socket->set(zmq::sockopt::rcvbuf, 4096);
   socket->connect(endpoint);
   return socket;
-}
-
-int64_t resident_kib() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  }
-  return -1;
 }
 
 class TlsHostilePeers : public ::testing::Test {
@@ -141,7 +132,7 @@ TEST_F(TlsHostilePeers, AFloodOfHalfOpenHandshakesIsBoundedTimedOutAndForgotten)
 
   flood(200, 40);   // warm-up: the allocator's and ZeroMQ's pools reach their working size
   ASSERT_TRUE(eventually([&] { return service.handshakes() == 0; })) << service.handshakes() << " left";
-  const int64_t before_kib = resident_kib();
+  const int64_t before_kib = test::resident_kib();
   flood(1500, 40);
   EXPECT_LE(service.most_handshakes(), 16u);
   // The authenticated site kept its session throughout.
@@ -151,7 +142,7 @@ TEST_F(TlsHostilePeers, AFloodOfHalfOpenHandshakesIsBoundedTimedOutAndForgotten)
   // Every half-open handshake times out and its memory goes back.
   ASSERT_TRUE(eventually([&] { return service.handshakes() == 0 && service.sessions() == 1; }))
       << service.handshakes() << " handshakes and " << service.sessions() << " sessions left";
-  const int64_t after_kib = resident_kib();
+  const int64_t after_kib = test::resident_kib();
   RecordProperty("resident_kib_before", static_cast<int>(before_kib));
   RecordProperty("resident_kib_after", static_cast<int>(after_kib));
   if (!test::kUnderSanitizer) {
