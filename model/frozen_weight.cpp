@@ -187,7 +187,7 @@ FrozenWeight FrozenWeight::from_ggml(gguf::TensorType type, const uint8_t* data,
                                      int64_t in, std::shared_ptr<const gguf::File> owner) {
   if (!gguf::is_supported(type)) {
     throw std::runtime_error(std::string("tensor type ") + gguf::type_name(type) +
-                             " is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                             " is not supported (supported: " + gguf::supported_type_names() + ")");
   }
   if (in % gguf::block_size(type) != 0) {
     throw std::runtime_error(std::string("a ") + gguf::type_name(type) + " row of " +

@@ -1,6 +1,9 @@
 // A frozen (never trained) weight matrix of the base model, stored as float32,
 // int8 with one scale per output row, 4-bit blocks of 32 with one scale per
-// block, or the ggml blocks it was loaded with (Q8_0, Q4_0, Q4_K, Q6_K, ...).
+// block, or the ggml blocks it was loaded with (any type gguf::is_supported
+// names: Q4_0 ... Q8_0, the K quants, IQ4_NL, IQ4_XS). ggml blocks have one
+// kernel for every type, gguf::dequantize, row by row: a type it reads is a
+// type the native base holds, with no per-type fallback to choose.
 // Only dequantize() turns it into float, and the caller drops the result
 // after use: no float copy of a quantized weight lives between steps.
 #pragma once
@@ -17,7 +20,8 @@ namespace cleave {
 
 // How the frozen base is held in memory (config `base.quant`).
 enum class BaseQuant {
-  native,  // as stored in the file: float tensors as float32, ggml blocks kept as blocks
+  native,  // as stored in the file: float tensors as float32, ggml blocks kept as blocks,
+           // each tensor in its own type (a Q4_K_M file keeps its Q5_0/Q6_K/... tensors)
   none,    // everything float32
   int8,    // int8, absmax scale per output row
   q4,      // 4-bit, blocks of 32 inputs with a float scale (Q4_0-like, symmetric)

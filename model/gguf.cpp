@@ -36,18 +36,30 @@ struct TypeTraits {
   const char* name;
   int64_t block_size;
   int64_t block_bytes;
+  bool supported;  // gguf_quant.cpp dequantizes it
 };
 
 // Block sizes of ggml-common.h (QK_K = 256).
 constexpr TypeTraits kTypes[] = {
-    {TensorType::F32, "F32", 1, 4},        {TensorType::F16, "F16", 1, 2},
-    {TensorType::Q4_0, "Q4_0", 32, 18},    {TensorType::Q4_1, "Q4_1", 32, 20},
-    {TensorType::Q5_0, "Q5_0", 32, 22},    {TensorType::Q5_1, "Q5_1", 32, 24},
-    {TensorType::Q8_0, "Q8_0", 32, 34},    {TensorType::Q8_1, "Q8_1", 32, 36},
-    {TensorType::Q2_K, "Q2_K", 256, 84},   {TensorType::Q3_K, "Q3_K", 256, 110},
-    {TensorType::Q4_K, "Q4_K", 256, 144},  {TensorType::Q5_K, "Q5_K", 256, 176},
-    {TensorType::Q6_K, "Q6_K", 256, 210},  {TensorType::Q8_K, "Q8_K", 256, 292},
-    {TensorType::BF16, "BF16", 1, 2},
+    {TensorType::F32, "F32", 1, 4, true},          {TensorType::F16, "F16", 1, 2, true},
+    {TensorType::BF16, "BF16", 1, 2, true},        {TensorType::Q4_0, "Q4_0", 32, 18, true},
+    {TensorType::Q4_1, "Q4_1", 32, 20, true},      {TensorType::Q5_0, "Q5_0", 32, 22, true},
+    {TensorType::Q5_1, "Q5_1", 32, 24, true},      {TensorType::Q8_0, "Q8_0", 32, 34, true},
+    {TensorType::Q2_K, "Q2_K", 256, 84, true},     {TensorType::Q3_K, "Q3_K", 256, 110, true},
+    {TensorType::Q4_K, "Q4_K", 256, 144, true},    {TensorType::Q5_K, "Q5_K", 256, 176, true},
+    {TensorType::Q6_K, "Q6_K", 256, 210, true},    {TensorType::IQ4_NL, "IQ4_NL", 32, 18, true},
+    {TensorType::IQ4_XS, "IQ4_XS", 256, 136, true},
+    // Known, so that their sizes are checked and their names reported, but not read.
+    {TensorType::Q8_1, "Q8_1", 32, 36, false},     {TensorType::Q8_K, "Q8_K", 256, 292, false},
+    {TensorType::IQ2_XXS, "IQ2_XXS", 256, 66, false},
+    {TensorType::IQ2_XS, "IQ2_XS", 256, 74, false},
+    {TensorType::IQ3_XXS, "IQ3_XXS", 256, 98, false},
+    {TensorType::IQ1_S, "IQ1_S", 256, 50, false},  {TensorType::IQ3_S, "IQ3_S", 256, 110, false},
+    {TensorType::IQ2_S, "IQ2_S", 256, 82, false},  {TensorType::IQ1_M, "IQ1_M", 256, 56, false},
+    {TensorType::TQ1_0, "TQ1_0", 256, 54, false},  {TensorType::TQ2_0, "TQ2_0", 256, 66, false},
+    {TensorType::MXFP4, "MXFP4", 32, 17, false},   {TensorType::I8, "I8", 1, 1, false},
+    {TensorType::I16, "I16", 1, 2, false},         {TensorType::I32, "I32", 1, 4, false},
+    {TensorType::I64, "I64", 1, 8, false},         {TensorType::F64, "F64", 1, 8, false},
 };
 
 const TypeTraits* find_traits(TensorType type) {
@@ -273,14 +285,19 @@ const char* type_name(TensorType type) {
 bool is_known(TensorType type) { return find_traits(type) != nullptr; }
 
 bool is_supported(TensorType type) {
-  switch (type) {
-    case TensorType::F32: case TensorType::F16: case TensorType::BF16:
-    case TensorType::Q8_0: case TensorType::Q4_0: case TensorType::Q4_K:
-    case TensorType::Q6_K:
-      return true;
-    default:
-      return false;
-  }
+  const TypeTraits* t = find_traits(type);
+  return t && t->supported;
+}
+
+const std::string& supported_type_names() {
+  static const std::string names = [] {
+    std::string list;
+    for (const auto& t : kTypes) {
+      if (t.supported) list += std::string(list.empty() ? "" : ", ") + t.name;
+    }
+    return list;
+  }();
+  return names;
 }
 
 int64_t block_size(TensorType type) { return traits_or_throw(type).block_size; }

@@ -22,17 +22,26 @@ enum class ValueType : uint32_t {
   FLOAT64 = 12,
 };
 
-// ggml tensor type ids as stored in GGUF.
+// ggml tensor type ids as stored in GGUF (ggml.h's enum ggml_type), every one
+// up to MXFP4 = 39 that files carry (4, 5, 31-33 and 36-38 were retired).
+// Knowing them lets a file open and a tensor cleave cannot convert be refused
+// by its type's name; a later id is refused as unknown when the file opens.
 enum class TensorType : uint32_t {
   F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8,
   Q8_1 = 9, Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
-  BF16 = 30,
+  IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21,
+  IQ2_S = 22, IQ4_XS = 23, I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28,
+  IQ1_M = 29, BF16 = 30, TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
 };
 
 const char* type_name(TensorType type);   // "Q4_K", or "type 17" if unknown
 bool is_known(TensorType type);           // one of the ids above (sizes known)
 const char* value_type_name(ValueType type);  // "UINT32", or "type 13" if unknown
-bool is_supported(TensorType type);       // F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K
+// Whether dequantize() (gguf_quant.h) converts it to float: F32, F16, BF16,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
+bool is_supported(TensorType type);
+// Those type names, comma separated, for error messages.
+const std::string& supported_type_names();
 int64_t block_size(TensorType type);      // elements per block (1 for F32/F16/BF16)
 int64_t block_bytes(TensorType type);     // bytes per block
 // Bytes for n_elements of `type`; throws if n_elements is not a multiple of the block size.

@@ -1,12 +1,33 @@
-// ggml block formats. Layouts (ggml-common.h), all little endian, fp16 = IEEE half:
+// ggml block formats. Layouts (ggml-common.h), all little endian, fp16 = IEEE half.
+// In the blocks of 32 (and each 32-value group of IQ4_XS), element j < 16 is
+// the low nibble of qs[j] and element 16 + j the high one.
 //   Q8_0 (32 values, 34 bytes):  fp16 d | int8 qs[32]                 x = d * q
-//   Q4_0 (32 values, 18 bytes):  fp16 d | u8 qs[16]; element j < 16 is the low
-//                                nibble of qs[j], element 16 + j the high one; x = d * (q - 8)
+//   Q4_0 (32 values, 18 bytes):  fp16 d | u8 qs[16]                   x = d * (q - 8)
+//   Q4_1 (32 values, 20 bytes):  fp16 d | fp16 m | u8 qs[16]          x = d * q + m
+//   Q5_0 (32 values, 22 bytes):  fp16 d | u32 qh | u8 qs[16]; bit j of qh is
+//                                element j's fifth bit;               x = d * (q - 16)
+//   Q5_1 (32 values, 24 bytes):  fp16 d | fp16 m | u32 qh | u8 qs[16] x = d * q + m
+//   IQ4_NL (32 values, 18 bytes): fp16 d | u8 qs[16]; the 4-bit code picks one
+//        of 16 non-uniform levels (kIq4nlLevels);                    x = d * level[q]
+//   Q2_K (256 values, 84 bytes): u8 scales[16] | u8 qs[64] | fp16 d | fp16 dmin
+//        16 sub-blocks of 16; scales[s] holds the scale (low nibble) and min
+//        (high nibble); element k = 128h + 32r + l is bits 2r..2r+1 of qs[32h + l];
+//        x = d * sc * q - dmin * m.
+//   Q3_K (256 values, 110 bytes): u8 hmask[32] | u8 qs[64] | u8 scales[12] | fp16 d
+//        16 sub-blocks of 16 with 6-bit scales stored + 32 (unpack_q3k_scales);
+//        low 2 bits of q as in Q2_K, its third bit is bit 4h + r of hmask[l];
+//        x = d * (sc - 32) * (q - 4).
 //   Q4_K (256 values, 144 bytes): fp16 d | fp16 dmin | u8 scales[12] | u8 qs[128]
 //        8 sub-blocks of 32, each with a 6-bit scale and 6-bit min packed in `scales`
 //        (see unpack_q4k_scales); x = d * sc * q - dmin * m.
+//   Q5_K (256 values, 176 bytes): fp16 d | fp16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
+//        Q4_K's scales and nibbles, and bit s of qh[l] is the fifth bit of
+//        element 32s + l; x = d * sc * q - dmin * m.
 //   Q6_K (256 values, 210 bytes): u8 ql[128] | u8 qh[64] | int8 scales[16] | fp16 d
 //        16 sub-blocks of 16; q = low 4 bits from ql | 2 high bits from qh, x = d * sc * (q - 32).
+//   IQ4_XS (256 values, 136 bytes): fp16 d | u16 scales_h | u8 scales_l[4] | u8 qs[128]
+//        8 sub-blocks of 32, each with a 6-bit scale stored + 32 (low nibble in
+//        scales_l, 2 high bits in scales_h) and IQ4_NL's levels: x = d * (sc - 32) * level[q].
 // Quantizers follow ggml's reference (`quantize_row_*_ref`) arithmetic step by
 // step, in the same float operation order, so they produce the same bytes.
 #include "model/gguf_quant.h"
@@ -27,8 +48,21 @@ constexpr float kGroupMaxEps = 1e-15f;
 
 constexpr size_t kQ8_0Bytes = 34;
 constexpr size_t kQ4_0Bytes = 18;
+constexpr size_t kQ4_1Bytes = 20;
+constexpr size_t kQ5_0Bytes = 22;
+constexpr size_t kQ5_1Bytes = 24;
+constexpr size_t kIQ4_NLBytes = 18;
+constexpr size_t kQ2_KBytes = 84;
+constexpr size_t kQ3_KBytes = 110;
 constexpr size_t kQ4_KBytes = 144;
+constexpr size_t kQ5_KBytes = 176;
 constexpr size_t kQ6_KBytes = 210;
+constexpr size_t kIQ4_XSBytes = 136;
+
+// The 16 levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl), denser near zero
+// where most weights are.
+constexpr int8_t kIq4nlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                     1,    13,   25,  38,  53,  69,  89,  113};
 
 inline uint32_t float_bits(float f) {
   uint32_t u;
@@ -118,9 +152,153 @@ void dequantize_q4_0(const uint8_t* src, float* __restrict dst, int64_t n_blocks
     const float d = half_to_float(load_u16(block));
     const uint8_t* qs = block + 2;
     float* y = dst + b * kQK;
-    for (int j = 0; j < kQK / 2; ++j) {
-      y[j] = static_cast<float>((qs[j] & 0x0F) - 8) * d;
-      y[j + kQK / 2] = static_cast<float>((qs[j] >> 4) - 8) * d;
+    for (int j = 0; j < kQK / 2; ++j) y[j] = static_cast<float>((qs[j] & 0x0F) - 8) * d;
+    for (int j = 0; j < kQK / 2; ++j) y[j + kQK / 2] = static_cast<float>((qs[j] >> 4) - 8) * d;
+  }
+}
+
+void dequantize_q4_1(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ4_1Bytes;
+    const float d = half_to_float(load_u16(block));
+    const float m = half_to_float(load_u16(block + 2));
+    const uint8_t* qs = block + 4;
+    float* y = dst + b * kQK;
+    for (int j = 0; j < kQK / 2; ++j) y[j] = static_cast<float>(qs[j] & 0x0F) * d + m;
+    for (int j = 0; j < kQK / 2; ++j) y[j + kQK / 2] = static_cast<float>(qs[j] >> 4) * d + m;
+  }
+}
+
+// Q5_0 and Q5_1: 32 values d * q + offset from 5-bit codes q, nibbles from qs
+// and fifth bits from qh (bit j of the u32, so bit j % 8 of its byte j / 8).
+// Walked byte by byte with constant shifts, each half in its own loop, so
+// that the loops vectorize.
+inline void five_bit_values(const uint8_t* qs, const uint8_t* qh, float d, float offset,
+                            float* __restrict y) {
+  for (int byte = 0; byte < 2; ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      const int j = 8 * byte + bit;
+      const int q = (qs[j] & 0x0F) | (((qh[byte] >> bit) & 1) << 4);
+      y[j] = static_cast<float>(q) * d + offset;
+    }
+  }
+  for (int byte = 0; byte < 2; ++byte) {
+    for (int bit = 0; bit < 8; ++bit) {
+      const int j = 8 * byte + bit;
+      const int q = (qs[j] >> 4) | (((qh[byte + 2] >> bit) & 1) << 4);
+      y[j + kQK / 2] = static_cast<float>(q) * d + offset;
+    }
+  }
+}
+
+void dequantize_q5_0(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ5_0Bytes;
+    const float d = half_to_float(load_u16(block));
+    // d * q - 16 d: both products are exact in float (11 + 5 bits), and so is
+    // their difference, ggml's d * (q - 16).
+    five_bit_values(block + 6, block + 2, d, -16 * d, dst + b * kQK);
+  }
+}
+
+void dequantize_q5_1(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ5_1Bytes;
+    five_bit_values(block + 8, block + 4, half_to_float(load_u16(block)),
+                    half_to_float(load_u16(block + 2)), dst + b * kQK);
+  }
+}
+
+// 32 values on IQ4_NL's levels: d * level of each nibble of qs[0..16).
+inline void iq4_levels_to_float(const uint8_t* qs, float d, float* y) {
+  for (int j = 0; j < kQK / 2; ++j) y[j] = d * static_cast<float>(kIq4nlLevels[qs[j] & 0x0F]);
+  for (int j = 0; j < kQK / 2; ++j) y[j + kQK / 2] = d * static_cast<float>(kIq4nlLevels[qs[j] >> 4]);
+}
+
+void dequantize_iq4_nl(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kIQ4_NLBytes;
+    iq4_levels_to_float(block + 2, half_to_float(load_u16(block)), dst + b * kQK);
+  }
+}
+
+void dequantize_iq4_xs(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kIQ4_XSBytes;
+    const float d = half_to_float(load_u16(block));
+    const uint16_t scales_h = load_u16(block + 2);
+    const uint8_t* scales_l = block + 4;
+    const uint8_t* qs = block + 8;
+    for (int s = 0; s < kQK_K / kQK; ++s) {
+      const int sc =
+          ((scales_l[s / 2] >> (4 * (s % 2))) & 0x0F) | (((scales_h >> (2 * s)) & 3) << 4);
+      iq4_levels_to_float(qs + 16 * s, d * static_cast<float>(sc - 32), dst + b * kQK_K + kQK * s);
+    }
+  }
+}
+
+void dequantize_q2_k(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ2_KBytes;
+    const uint8_t* scales = block;
+    const float d = half_to_float(load_u16(block + 80));
+    const float dmin = half_to_float(load_u16(block + 82));
+    float* y = dst + b * kQK_K;
+    // Element k = 128h + 32r + l (half h, row r 0..3, lane l 0..31) is bits
+    // 2r..2r+1 of qs[32h + l]; it is in sub-block k / 16 = 8h + 2r + l / 16.
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* q = block + 16 + 32 * h;
+      for (int r = 0; r < 4; ++r) {
+        for (int part = 0; part < 2; ++part) {
+          const int s = 8 * h + 2 * r + part;
+          const float dl = d * static_cast<float>(scales[s] & 0x0F);
+          const float ml = dmin * static_cast<float>(scales[s] >> 4);
+          float* ys = y + 16 * s;
+          const uint8_t* qp = q + 16 * part;
+          for (int l = 0; l < 16; ++l) ys[l] = dl * static_cast<float>((qp[l] >> (2 * r)) & 3) - ml;
+        }
+      }
+    }
+  }
+}
+
+// The 12 bytes hold 16 six-bit scales: the low nibble of scale s is the low
+// (s < 8) or high (s >= 8) nibble of byte s % 8; its top 2 bits are bits
+// 2(s/4)..2(s/4)+1 of byte 8 + s % 4. Returned as stored (0..63, offset by 32).
+inline void unpack_q3k_scales(const uint8_t* q, int* sc) {
+  for (int s = 0; s < 16; ++s) {
+    const int low = (q[s % 8] >> (s < 8 ? 0 : 4)) & 0x0F;
+    const int high = (q[8 + s % 4] >> (2 * (s / 4))) & 3;
+    sc[s] = low | (high << 4);
+  }
+}
+
+void dequantize_q3_k(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  int sc[16];
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ3_KBytes;
+    const uint8_t* hmask = block;
+    unpack_q3k_scales(block + 96, sc);
+    const float d = half_to_float(load_u16(block + 108));
+    float* y = dst + b * kQK_K;
+    // Low 2 bits placed as in Q2_K; the third is bit 4h + r of hmask[l], and
+    // a clear bit means q - 4 (codes -4..3).
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* q = block + 32 + 32 * h;
+      for (int r = 0; r < 4; ++r) {
+        const int bit = 4 * h + r;
+        for (int part = 0; part < 2; ++part) {
+          const int s = 8 * h + 2 * r + part;
+          const float dl = d * static_cast<float>(sc[s] - 32);
+          float* ys = y + 16 * s;
+          const uint8_t* qp = q + 16 * part;
+          const uint8_t* hp = hmask + 16 * part;
+          for (int l = 0; l < 16; ++l) {
+            const int code = ((qp[l] >> (2 * r)) & 3) - (((hp[l] >> bit) & 1) ? 0 : 4);
+            ys[l] = dl * static_cast<float>(code);
+          }
+        }
+      }
     }
   }
 }
@@ -157,6 +335,30 @@ void dequantize_q4_k(const uint8_t* src, float* __restrict dst, int64_t n_blocks
       float* yg = y + 64 * g;
       for (int l = 0; l < 32; ++l) yg[l] = d1 * static_cast<float>(q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) yg[32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
+    }
+  }
+}
+
+void dequantize_q5_k(const uint8_t* src, float* __restrict dst, int64_t n_blocks) {
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = src + b * kQ5_KBytes;
+    const float d = half_to_float(load_u16(block));
+    const float dmin = half_to_float(load_u16(block + 2));
+    uint8_t sc[8], m[8];
+    unpack_q4k_scales(block + 4, sc, m);
+    const uint8_t* qh = block + 16;
+    const uint8_t* qs = block + 48;
+    float* y = dst + b * kQK_K;
+    // As Q4_K: sub-block s takes the low (s even) or high (s odd) nibbles of
+    // qs[32 (s/2) ..], and bit s of qh[l] as the fifth bit.
+    for (int s = 0; s < 8; ++s) {
+      const float ds = d * sc[s], ms = dmin * m[s];
+      const uint8_t* q = qs + 32 * (s / 2);
+      const int shift = 4 * (s % 2);
+      for (int l = 0; l < 32; ++l) {
+        const int code = ((q[l] >> shift) & 0x0F) | (((qh[l] >> s) & 1) << 4);
+        y[32 * s + l] = ds * static_cast<float>(code) - ms;
+      }
     }
   }
 }
@@ -467,11 +669,6 @@ void quantize_q6_k(const float* x, uint8_t* dst, int64_t n_blocks) {
 }
 
 int64_t checked_blocks(TensorType type, int64_t n, const char* op) {
-  if (!is_supported(type)) {
-    throw std::runtime_error(std::string(op) + ": tensor type " + type_name(type) +
-                             " is not supported (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-                             "Q6_K); convert the model to one of these");
-  }
   const int64_t bs = block_size(type);
   if (n < 0 || n % bs != 0) {
     throw std::runtime_error(std::string(op) + ": " + std::to_string(n) + " elements of " +
@@ -493,7 +690,23 @@ uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
 }
 
+bool can_quantize(TensorType type) {
+  switch (type) {
+    case TensorType::F32: case TensorType::F16: case TensorType::BF16:
+    case TensorType::Q8_0: case TensorType::Q4_0: case TensorType::Q4_K:
+    case TensorType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void dequantize(TensorType type, const void* src, float* dst, int64_t n) {
+  if (!is_supported(type)) {
+    throw std::runtime_error(std::string("dequantize: tensor type ") + type_name(type) +
+                             " is not supported (supported: " + supported_type_names() +
+                             "); convert the model to one of these");
+  }
   const int64_t n_blocks = checked_blocks(type, n, "dequantize");
   const auto* bytes = static_cast<const uint8_t*>(src);
   switch (type) {
@@ -502,13 +715,27 @@ void dequantize(TensorType type, const void* src, float* dst, int64_t n) {
     case TensorType::BF16: dequantize_bf16(bytes, dst, n); break;
     case TensorType::Q8_0: dequantize_q8_0(bytes, dst, n_blocks); break;
     case TensorType::Q4_0: dequantize_q4_0(bytes, dst, n_blocks); break;
+    case TensorType::Q4_1: dequantize_q4_1(bytes, dst, n_blocks); break;
+    case TensorType::Q5_0: dequantize_q5_0(bytes, dst, n_blocks); break;
+    case TensorType::Q5_1: dequantize_q5_1(bytes, dst, n_blocks); break;
+    case TensorType::Q2_K: dequantize_q2_k(bytes, dst, n_blocks); break;
+    case TensorType::Q3_K: dequantize_q3_k(bytes, dst, n_blocks); break;
     case TensorType::Q4_K: dequantize_q4_k(bytes, dst, n_blocks); break;
+    case TensorType::Q5_K: dequantize_q5_k(bytes, dst, n_blocks); break;
     case TensorType::Q6_K: dequantize_q6_k(bytes, dst, n_blocks); break;
-    default: break;  // rejected by checked_blocks
+    case TensorType::IQ4_NL: dequantize_iq4_nl(bytes, dst, n_blocks); break;
+    case TensorType::IQ4_XS: dequantize_iq4_xs(bytes, dst, n_blocks); break;
+    default:
+      throw std::logic_error(std::string("dequantize: ") + type_name(type) +
+                             " is marked supported but has no conversion");
   }
 }
 
 void quantize(TensorType type, const float* src, void* dst, int64_t n) {
+  if (!can_quantize(type)) {
+    throw std::runtime_error(std::string("quantize: cleave does not write ") + type_name(type) +
+                             " (it writes F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+  }
   const int64_t n_blocks = checked_blocks(type, n, "quantize");
   auto* bytes = static_cast<uint8_t*>(dst);
   switch (type) {

@@ -24,9 +24,9 @@ class TensorReader {
     }
     if (!gguf::is_supported(t.type)) {
       throw std::runtime_error(file_->path() + ": tensor " + name + " has type " +
-                               gguf::type_name(t.type) +
-                               ", which cleave cannot read (supported: F32, F16, BF16, Q8_0, "
-                               "Q4_0, Q4_K, Q6_K)");
+                               gguf::type_name(t.type) + ", which cleave cannot read (supported: " +
+                               gguf::supported_type_names() +
+                               "): requantize the model to one of these with llama-quantize");
     }
     return t;
   }
@@ -40,7 +40,10 @@ class TensorReader {
     return out;
   }
 
-  // A frozen matrix [out, in] for ne [in, out], held as base.quant says.
+  // A frozen matrix [out, in] for ne [in, out], held as base.quant says:
+  // native keeps each block tensor in its own type (the Q5_0 and Q8_0
+  // fallbacks of a Q4_K_M file stay Q5_0 and Q8_0); the other modes
+  // dequantize it and, for int8 and q4, requantize.
   FrozenWeight weight(const std::string& name, int64_t in, int64_t out) const {
     const gguf::TensorInfo& t = info(name, {in, out});
     const bool is_block_type = gguf::block_size(t.type) > 1;

@@ -54,8 +54,8 @@ TEST_F(BadInput, NotAGgufAtAll) {
 }
 
 TEST_F(BadInput, UnsupportedTensorType) {
-  // The tiny model again, with one projection stored as Q5_K, which cleave
-  // does not read. Q5_K blocks are 256 wide, so the model is 256 wide.
+  // The tiny model again, with one projection stored as IQ2_XXS, which cleave
+  // does not read. IQ2_XXS blocks are 256 wide, so the model is 256 wide.
   LlamaConfig c = test::tiny_config();
   c.dim = 256;
   c.head_dim = 64;
@@ -68,17 +68,18 @@ TEST_F(BadInput, UnsupportedTensorType) {
   for (const auto& [key, value] : file->metadata()) writer.set(key, value);
   for (const gguf::TensorInfo& t : file->tensors()) {
     if (t.name == "blk.0.attn_q.weight") {
-      std::vector<uint8_t> blocks(gguf::row_bytes(gguf::TensorType::Q5_K, t.n_elements()), 0);
-      writer.add_tensor(t.name, gguf::TensorType::Q5_K, t.ne, blocks.data(), blocks.size());
+      std::vector<uint8_t> blocks(gguf::row_bytes(gguf::TensorType::IQ2_XXS, t.n_elements()), 0);
+      writer.add_tensor(t.name, gguf::TensorType::IQ2_XXS, t.ne, blocks.data(), blocks.size());
     } else {
       writer.add_tensor(t.name, t.type, t.ne, t.data, t.nbytes);
     }
   }
-  const std::string path = dir_ + "/q5k.gguf";
+  const std::string path = dir_ + "/iq2xxs.gguf";
   writer.write(path);
   const auto r = run_cleave({"eval", "--model", path, "--data", data_});
   expect_refused(r, 1, "blk.0.attn_q.weight");
-  EXPECT_CONTAINS(r.output, "Q5_K");
+  EXPECT_CONTAINS(r.output, "IQ2_XXS");
+  EXPECT_CONTAINS(r.output, path);
 }
 
 TEST_F(BadInput, MalformedJsonlLineNamesFileAndLine) {

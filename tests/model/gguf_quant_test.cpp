@@ -9,12 +9,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
+
+#include "tests/support/ggml_blocks.h"
 
 namespace cleave::gguf {
 namespace {
+
+using test::half_by_definition;
 
 uint32_t bits_of(float f) {
   uint32_t u;
@@ -26,15 +32,6 @@ float float_of(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
-}
-
-// IEEE half decoded by its definition: (-1)^s * 2^(e-15) * 1.m, or 2^-14 * 0.m.
-double half_by_definition(uint16_t h) {
-  const int sign = h >> 15, exponent = (h >> 10) & 31, mantissa = h & 1023;
-  const double s = sign ? -1.0 : 1.0;
-  if (exponent == 31) return mantissa ? std::nan("") : s * INFINITY;
-  if (exponent == 0) return s * std::ldexp(mantissa, -24);
-  return s * std::ldexp(1024 + mantissa, exponent - 25);
 }
 
 uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -231,15 +228,166 @@ TEST(GgufBlocks, Q6_KFromKnownBytes) {
   for (int k = 0; k < 256; ++k) EXPECT_EQ(y[k], 0.25f * scales[k / 16] * (q[k] - 32)) << k;
 }
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 TEST(GgufBlocks, UnsupportedTypesAndPartialBlocksThrow) {
   std::vector<uint8_t> bytes(1024);
   std::vector<float> values(256);
-  EXPECT_THROW(dequantize(TensorType::Q5_K, bytes.data(), values.data(), 256), std::runtime_error);
+  const std::string unsupported =
+      error_of([&] { dequantize(TensorType::IQ2_XXS, bytes.data(), values.data(), 256); });
+  EXPECT_NE(unsupported.find("IQ2_XXS is not supported"), std::string::npos) << unsupported;
+  EXPECT_NE(unsupported.find("Q5_0"), std::string::npos) << unsupported;  // lists what is
   EXPECT_THROW(quantize(TensorType::Q4_1, values.data(), bytes.data(), 32), std::runtime_error);
+  EXPECT_THROW(quantize(TensorType::Q5_K, values.data(), bytes.data(), 256), std::runtime_error);
   EXPECT_THROW(dequantize(TensorType::Q4_K, bytes.data(), values.data(), 128), std::runtime_error);
   EXPECT_THROW(quantize(TensorType::Q8_0, values.data(), bytes.data(), 33), std::runtime_error);
-  EXPECT_FALSE(is_supported(TensorType::Q5_K));
+  EXPECT_FALSE(is_supported(TensorType::IQ2_XXS));
+  EXPECT_FALSE(is_supported(TensorType::Q8_K));
   EXPECT_TRUE(is_supported(TensorType::Q6_K));
+  EXPECT_TRUE(is_supported(TensorType::Q5_K));
+}
+
+// A row that is not a whole number of blocks is refused by every new type,
+// naming the type and its block size.
+TEST(GgufBlocks, RowsOfPartialBlocksAreRefused) {
+  std::vector<uint8_t> bytes(4096);
+  std::vector<float> values(1024);
+  for (TensorType type : test::ggml_buildable_types()) {
+    const int64_t block = block_size(type);
+    if (block == 1) continue;
+    const std::string msg = error_of(
+        [&] { dequantize(type, bytes.data(), values.data(), block + block / 2); });
+    EXPECT_NE(msg.find(std::string(type_name(type)) + " is not a multiple of its block size " +
+                       std::to_string(block)),
+              std::string::npos)
+        << msg;
+    EXPECT_THROW(row_bytes(type, block * 3 - 16), std::runtime_error) << type_name(type);
+  }
+}
+
+// ---------------------------------------------------------------- every type read
+
+// The block shapes of ggml-common.h, as the test reads them, against the
+// reader's table: a wrong size would misplace every tensor after it in a file.
+TEST(GgufTypes, BlockSizesMatchGgmlCommon) {
+  for (const test::GgmlBlockShape& shape : test::ggml_block_shapes()) {
+    SCOPED_TRACE(static_cast<uint32_t>(shape.type));
+    ASSERT_TRUE(is_known(shape.type));
+    EXPECT_EQ(block_size(shape.type), shape.values) << type_name(shape.type);
+    EXPECT_EQ(block_bytes(shape.type), shape.bytes) << type_name(shape.type);
+  }
+  EXPECT_STREQ(type_name(TensorType::IQ4_NL), "IQ4_NL");
+  EXPECT_EQ(static_cast<uint32_t>(TensorType::IQ4_NL), 20u);
+  EXPECT_EQ(static_cast<uint32_t>(TensorType::IQ4_XS), 23u);
+  EXPECT_FALSE(is_known(static_cast<TensorType>(4)));  // retired Q4_2
+}
+
+TEST(GgufTypes, SupportedAreExactlyTheTypesDequantizeReads) {
+  std::string names;
+  for (TensorType type : test::ggml_buildable_types()) {
+    EXPECT_TRUE(is_supported(type)) << type_name(type);
+    names += std::string(names.empty() ? "" : ", ") + type_name(type);
+  }
+  int supported = 0;
+  for (const test::GgmlBlockShape& shape : test::ggml_block_shapes()) {
+    supported += is_supported(shape.type);
+  }
+  EXPECT_EQ(supported, static_cast<int>(test::ggml_buildable_types().size()));
+  EXPECT_EQ(supported_type_names(), names);
+}
+
+// Blocks the test packed from random codes and scales against each element's
+// formula. The reader computes in float in its own order, so it may differ by
+// float rounding of the formula's terms; a misplaced bit of a code or scale is
+// off by a whole step. Rows of several blocks, so the block stride counts too.
+void expect_formula_values(TensorType type, int blocks, uint32_t seed) {
+  const int64_t n = blocks * block_size(type);
+  const test::GgmlBlocks packed = test::random_ggml_blocks(type, n, seed, 1.0);
+  ASSERT_EQ(packed.bytes.size(), row_bytes(type, n));
+  std::vector<float> y(static_cast<size_t>(n));
+  dequantize(type, packed.bytes.data(), y.data(), n);
+  int64_t nonzero = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    ASSERT_NEAR(y[k], packed.values[k], 1e-6 * packed.magnitude[k])
+        << type_name(type) << " element " << k << " (block " << k / block_size(type) << ")";
+    nonzero += y[k] != 0.0f;
+  }
+  EXPECT_GT(nonzero, n / 2) << "the test's blocks should not be mostly zero";
+}
+
+TEST(GgufBlocksFormula, F32) { expect_formula_values(TensorType::F32, 64, 101); }
+TEST(GgufBlocksFormula, F16) { expect_formula_values(TensorType::F16, 64, 102); }
+TEST(GgufBlocksFormula, BF16) { expect_formula_values(TensorType::BF16, 64, 103); }
+TEST(GgufBlocksFormula, Q4_0) { expect_formula_values(TensorType::Q4_0, 9, 104); }
+TEST(GgufBlocksFormula, Q4_1) { expect_formula_values(TensorType::Q4_1, 9, 105); }
+TEST(GgufBlocksFormula, Q5_0) { expect_formula_values(TensorType::Q5_0, 9, 106); }
+TEST(GgufBlocksFormula, Q5_1) { expect_formula_values(TensorType::Q5_1, 9, 107); }
+TEST(GgufBlocksFormula, Q8_0) { expect_formula_values(TensorType::Q8_0, 9, 108); }
+TEST(GgufBlocksFormula, IQ4_NL) { expect_formula_values(TensorType::IQ4_NL, 9, 109); }
+TEST(GgufBlocksFormula, Q2_K) { expect_formula_values(TensorType::Q2_K, 3, 110); }
+TEST(GgufBlocksFormula, Q3_K) { expect_formula_values(TensorType::Q3_K, 3, 111); }
+TEST(GgufBlocksFormula, Q4_K) { expect_formula_values(TensorType::Q4_K, 3, 112); }
+TEST(GgufBlocksFormula, Q5_K) { expect_formula_values(TensorType::Q5_K, 3, 113); }
+TEST(GgufBlocksFormula, Q6_K) { expect_formula_values(TensorType::Q6_K, 3, 114); }
+TEST(GgufBlocksFormula, IQ4_XS) { expect_formula_values(TensorType::IQ4_XS, 3, 115); }
+
+// A few elements worked by hand from bytes, so a reading of the layouts that
+// the test's packer shared with the reader would still be caught.
+TEST(GgufBlocks, Q5_0FromKnownBytes) {
+  std::vector<uint8_t> block(22, 0);
+  put16(block.data(), 0x3800);  // d = 0.5
+  block[2] = 0x01;              // qh bit 0: element 0's fifth bit
+  block[5] = 0x80;              // qh bit 31: element 31's fifth bit
+  block[6] = 0x3F;              // qs[0]: element 0 low nibble 15, element 16 high nibble 3
+  block[21] = 0xA0;             // qs[15]: element 15 low nibble 0, element 31 high nibble 10
+  const auto y = dequantized(TensorType::Q5_0, block, 32);
+  EXPECT_EQ(y[0], 0.5f * (31 - 16));
+  EXPECT_EQ(y[16], 0.5f * (3 - 16));
+  EXPECT_EQ(y[15], 0.5f * (0 - 16));
+  EXPECT_EQ(y[31], 0.5f * (26 - 16));
+  EXPECT_EQ(y[1], 0.5f * -16);
+}
+
+TEST(GgufBlocks, Q3_KFromKnownBytes) {
+  std::vector<uint8_t> block(110, 0);
+  put16(block.data() + 108, 0x3C00);  // d = 1
+  // Scale 0 = 0x21 (33 - 32 = 1): low nibble 1 in byte 0, top bits 2 in byte 8
+  // bits 0-1. Scale 9 = 0x3E (62 - 32 = 30): low nibble 14 in the high nibble
+  // of byte 1, top bits 3 in byte 9 bits 4-5.
+  block[96 + 0] = 0x01;
+  block[96 + 8] = 0x02;
+  block[96 + 1] = 0xE0;
+  block[96 + 9] = 0x30;
+  // Element 0 (h 0, r 0, l 0): low bits 3 in qs[0] bits 0-1, hmask[0] bit 0 set -> q = 7 - 4.
+  block[32] = 0x03;
+  block[0] = 0x01;
+  // Element 144 = 128 + 16 (h 1, r 0, l 16, scale 9): low bits 2 in qs[48] bits
+  // 0-1, hmask[16] bit 4 clear -> q = 2 - 4.
+  block[32 + 48] = 0x02;
+  const auto y = dequantized(TensorType::Q3_K, block, 256);
+  EXPECT_EQ(y[0], 1.0f * 1 * 3);
+  EXPECT_EQ(y[144], 1.0f * 30 * -2);
+  EXPECT_EQ(y[1], 1.0f * 1 * -4);  // all-zero codes with a clear high bit
+}
+
+TEST(GgufBlocks, IQ4_XSFromKnownBytes) {
+  std::vector<uint8_t> block(136, 0);
+  put16(block.data(), 0x3400);           // d = 0.25
+  put16(block.data() + 2, 0x3 << 14);    // scales_h: sub-block 7 top bits 3
+  block[4 + 3] = 0x50;                   // scales_l[3] high nibble: sub-block 7 low bits 5
+  block[8 + 16 * 7 + 2] = 0x9F;          // sub-block 7: element 2 level 15, element 18 level 9
+  const auto y = dequantized(TensorType::IQ4_XS, block, 256);
+  const float dl = 0.25f * (0x35 - 32);
+  EXPECT_EQ(y[224 + 2], dl * 113);
+  EXPECT_EQ(y[224 + 18], dl * 13);
+  EXPECT_EQ(y[0], 0.25f * -32 * -127);  // sub-block 0: scale 0 - 32, level 0
 }
 
 // ---------------------------------------------------------------- round trips

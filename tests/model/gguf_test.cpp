@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "model/gguf_quant.h"
+#include "tests/support/ggml_blocks.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave::gguf {
@@ -536,6 +537,50 @@ TEST_F(GgufCorruptSample, UnknownTensorType) {
   const std::string msg = error_after(bytes);
   EXPECT_NE(msg.find("unknown tensor type 99"), std::string::npos) << msg;
   EXPECT_NE(msg.find("b.Q8_0"), std::string::npos) << msg;
+}
+
+// Every type ggml writes to files, including those cleave does not convert:
+// the file opens, and each tensor has its type's byte size and its own bytes,
+// so a wrong size in the type table would misplace the tensors after it.
+TEST_F(GgufTest, TensorsOfEveryKnownTypeOpenWithTheirSizes) {
+  const std::string path = dir + "/every_type.gguf";
+  std::mt19937 rng(17);
+  std::vector<std::vector<uint8_t>> written;
+  Writer w;
+  for (const test::GgmlBlockShape& shape : test::ggml_block_shapes()) {
+    std::vector<uint8_t> bytes(static_cast<size_t>(2 * 256 / shape.values * shape.bytes));
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    w.add_tensor(std::string("t.") + type_name(shape.type), shape.type, {256, 2}, bytes.data(),
+                 bytes.size());
+    written.push_back(std::move(bytes));
+  }
+  w.write(path);
+  auto file = File::open(path);
+  for (size_t i = 0; i < written.size(); ++i) {
+    const test::GgmlBlockShape& shape = test::ggml_block_shapes()[i];
+    const TensorInfo& t = file->tensor(std::string("t.") + type_name(shape.type));
+    EXPECT_EQ(t.type, shape.type);
+    ASSERT_EQ(t.nbytes, written[i].size()) << type_name(shape.type);
+    EXPECT_EQ(std::memcmp(t.data, written[i].data(), t.nbytes), 0) << type_name(shape.type);
+  }
+}
+
+TEST_F(GgufTest, RowOfPartialBlocksIsRefusedAtOpen) {
+  const std::string path = dir + "/partial.gguf";
+  Writer w;
+  const test::GgmlBlocks blocks = test::random_ggml_blocks(TensorType::Q5_0, 64 * 3, 3);
+  w.add_tensor("blk.0.ffn_down.weight", TensorType::Q5_0, {64, 3}, blocks.bytes.data(),
+               blocks.bytes.size());
+  w.write(path);
+  auto bytes = read_bytes(path);
+  poke<int64_t>(bytes, locate_tensor(bytes, "blk.0.ffn_down.weight").ne0, 48);
+  write_bytes(path, bytes);
+  const std::string msg = open_error(path);
+  EXPECT_NE(msg.find(path), std::string::npos) << msg;
+  EXPECT_NE(msg.find("blk.0.ffn_down.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("row of 48 elements is not a multiple of the Q5_0 block size 32"),
+            std::string::npos)
+      << msg;
 }
 
 TEST_F(GgufCorruptSample, TooManyDimensions) {
