@@ -43,6 +43,8 @@ const std::vector<Command>& commands() {
       {"privacy noise", "the noise multiplier that keeps T rounds within an epsilon budget", privacy_noise_parser,
        run_privacy_noise},
       {"plot", "one metrics.csv column of several simulate runs in one chart", plot_parser, run_plot},
+      {"tokenize", "the token ids a model's tokenizer gives a text (GGUF or tokenizer.json)",
+       tokenize_parser, run_tokenize},
   };
   return kCommands;
 }

@@ -61,6 +61,8 @@ ArgParser privacy_noise_parser();
 int run_privacy_noise(const ParsedArgs& args);
 ArgParser plot_parser();
 int run_plot(const ParsedArgs& args);
+ArgParser tokenize_parser();
+int run_tokenize(const ParsedArgs& args);
 
 // Runs `cleave <argv...>` as main() does: parses, dispatches, catches every
 // exception and prints it as "cleave <cmd>: error: <message>" on `err`.

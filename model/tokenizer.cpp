@@ -1,27 +1,26 @@
-// SentencePiece-style (`llama`) tokenizer: the merge procedure of llama.cpp's
-// llm_tokenizer_spm, with byte fallback, and SentencePiece's decoding rules.
+// The Tokenizer interface over both vocabularies: the SentencePiece-style
+// (`llama`) tokenizer itself (llama.cpp's llm_tokenizer_spm, byte fallback,
+// SentencePiece's decoding rules), special tokens cut out of the text before
+// either tokenizer runs (llama.cpp's tokenizer_st_partition), and reading
+// both kinds from GGUF. Byte-level BPE proper is in model/bpe.cpp.
 #include "model/tokenizer.h"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <queue>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
+
+#include "model/bpe.h"
+#include "model/symbol_merge.h"
 
 namespace cleave {
 namespace {
 
 // U+2581 LOWER ONE EIGHTH BLOCK: how SentencePiece writes a space inside pieces.
 const std::string kSpaceSymbol = "\xe2\x96\x81";
-
-// Bytes in the UTF-8 sequence that starts with `lead`. A stray continuation
-// byte counts as a one-byte character, as in llama.cpp, so any input splits.
-size_t utf8_sequence_length(unsigned char lead) {
-  static const size_t lengths[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-  return lengths[lead >> 4];
-}
 
 std::string replace_all(const std::string& text, const std::string& from, const std::string& to) {
   std::string result;
@@ -66,91 +65,6 @@ const char* kind_name(TokenKind kind) {
 
 bool is_known_kind(int32_t value) { return value >= 1 && value <= 6; }
 
-// One run of the bottom-up merge over a single escaped text. Symbols are
-// byte spans of the text kept in a linked list; `size == 0` marks a symbol
-// that was absorbed by its left neighbour.
-class MergeSession {
- public:
-  MergeSession(const std::string& text, const std::unordered_map<std::string, TokenId>& piece_to_id,
-               const std::vector<float>& scores)
-      : text_(text), piece_to_id_(piece_to_id), scores_(scores) {}
-
-  // Merges until no adjacent pair forms a vocabulary piece; returns the
-  // surviving symbols' (start, size) in text order.
-  std::vector<std::pair<size_t, size_t>> run() {
-    split_characters();
-    for (int i = 1; i < static_cast<int>(symbols_.size()); ++i) consider_pair(i - 1, i);
-
-    while (!candidates_.empty()) {
-      const Bigram best = candidates_.top();
-      candidates_.pop();
-      Symbol& left = symbols_[best.left];
-      Symbol& right = symbols_[best.right];
-      // Symbols only grow, so a stale candidate shows as a changed total size.
-      if (left.size == 0 || right.size == 0 || left.size + right.size != best.size) continue;
-
-      left.size += right.size;
-      right.size = 0;
-      left.next = right.next;
-      if (right.next >= 0) symbols_[right.next].prev = best.left;
-
-      consider_pair(left.prev, best.left);
-      consider_pair(best.left, left.next);
-    }
-
-    std::vector<std::pair<size_t, size_t>> spans;
-    for (int i = symbols_.empty() ? -1 : 0; i != -1; i = symbols_[i].next) {
-      spans.emplace_back(symbols_[i].start, symbols_[i].size);
-    }
-    return spans;
-  }
-
- private:
-  struct Symbol {
-    int prev;
-    int next;
-    size_t start;
-    size_t size;
-  };
-  struct Bigram {
-    int left;
-    int right;
-    float score;
-    size_t size;
-  };
-  // Highest score first; among equal scores the leftmost pair.
-  struct LowerPriority {
-    bool operator()(const Bigram& a, const Bigram& b) const {
-      return a.score < b.score || (a.score == b.score && a.left > b.left);
-    }
-  };
-
-  void split_characters() {
-    size_t offset = 0;
-    while (offset < text_.size()) {
-      const size_t size = std::min(utf8_sequence_length(static_cast<unsigned char>(text_[offset])),
-                                   text_.size() - offset);
-      const int index = static_cast<int>(symbols_.size());
-      offset += size;
-      symbols_.push_back({index - 1, offset == text_.size() ? -1 : index + 1, offset - size, size});
-    }
-  }
-
-  void consider_pair(int left, int right) {
-    if (left < 0 || right < 0) return;
-    const size_t size = symbols_[left].size + symbols_[right].size;
-    const auto found = piece_to_id_.find(text_.substr(symbols_[left].start, size));
-    if (found == piece_to_id_.end()) return;
-    candidates_.push({left, right, scores_[found->second], size});
-  }
-
-  const std::string& text_;
-  const std::unordered_map<std::string, TokenId>& piece_to_id_;
-  const std::vector<float>& scores_;
-  std::vector<Symbol> symbols_;
-  std::priority_queue<Bigram, std::vector<Bigram>, LowerPriority> candidates_;
-};
-
 // Runs `read` on the value of `key`, prefixing any type error with the file and key.
 template <typename Read>
 auto read_key(const gguf::File& file, const std::string& key, Read read) {
@@ -189,9 +103,78 @@ void check_length(const gguf::File& file, const std::string& key, size_t length,
   }
 }
 
+// The keys both vocabularies share: tokens, and optionally scores and types.
+Vocabulary read_tokens(const gguf::File& file) {
+  Vocabulary vocab;
+  vocab.tokens = read_key(file, "tokenizer.ggml.tokens",
+                          [](const gguf::Value& v) { return v.as_strings(); });
+  const size_t n = vocab.tokens.size();
+  if (n == 0) throw std::runtime_error(file.path() + ": tokenizer.ggml.tokens is empty");
+
+  // Scores and types are optional in llama.cpp too: 0 and NORMAL by default.
+  vocab.scores.assign(n, 0.0f);
+  if (file.find("tokenizer.ggml.scores") != nullptr) {
+    vocab.scores = read_key(file, "tokenizer.ggml.scores",
+                            [](const gguf::Value& v) { return v.as_floats(); });
+    check_length(file, "tokenizer.ggml.scores", vocab.scores.size(), n);
+  }
+  vocab.kinds.assign(n, TokenKind::NORMAL);
+  if (file.find("tokenizer.ggml.token_type") != nullptr) {
+    const std::vector<int32_t> types = read_key(
+        file, "tokenizer.ggml.token_type", [](const gguf::Value& v) { return v.as_ints(); });
+    check_length(file, "tokenizer.ggml.token_type", types.size(), n);
+    for (size_t i = 0; i < n; ++i) {
+      if (!is_known_kind(types[i])) {
+        throw std::runtime_error(file.path() + ": tokenizer.ggml.token_type[" + std::to_string(i) +
+                                 "] = " + std::to_string(types[i]) +
+                                 " is not a known token type (1..6)");
+      }
+      vocab.kinds[i] = static_cast<TokenKind>(types[i]);
+    }
+  }
+  return vocab;
+}
+
+// tokenizer.ggml.merges, each "left right".
+std::vector<std::pair<std::string, std::string>> read_merges(const gguf::File& file) {
+  const std::string key = "tokenizer.ggml.merges";
+  if (file.find(key) == nullptr) {
+    throw std::runtime_error(file.path() + ": " + key +
+                             " is missing: a gpt2 (byte-level BPE) vocabulary needs its merges");
+  }
+  const std::vector<std::string> written =
+      read_key(file, key, [](const gguf::Value& v) { return v.as_strings(); });
+  std::vector<std::pair<std::string, std::string>> merges;
+  merges.reserve(written.size());
+  for (size_t i = 0; i < written.size(); ++i) {
+    auto merge = split_merge(written[i]);
+    if (!merge) {
+      throw std::runtime_error(file.path() + ": " + key + "[" + std::to_string(i) + "] = '" +
+                               written[i] + "' is not two tokens separated by a space");
+    }
+    merges.push_back(std::move(*merge));
+  }
+  return merges;
+}
+
+Tokenizer construct_for(const gguf::File& file, Vocabulary vocab, const BpeRules* rules) {
+  try {
+    return rules ? Tokenizer(std::move(vocab), *rules) : Tokenizer(std::move(vocab));
+  } catch (const std::runtime_error& error) {
+    throw std::runtime_error(file.path() + ": " + error.what());
+  }
+}
+
 }  // namespace
 
-Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
+Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) { check_and_index(); }
+
+Tokenizer::Tokenizer(Vocabulary vocab, const BpeRules& rules) : vocab_(std::move(vocab)) {
+  check_and_index();
+  bpe_ = std::make_shared<const ByteLevelBpe>(rules);
+}
+
+void Tokenizer::check_and_index() {
   const size_t n = vocab_.tokens.size();
   if (n == 0) throw std::runtime_error("tokenizer vocabulary is empty: pass at least one token");
   if (n > static_cast<size_t>(INT32_MAX)) {
@@ -232,19 +215,62 @@ Tokenizer::Tokenizer(Vocabulary vocab) : vocab_(std::move(vocab)) {
                                "' is a BYTE token but is not written <0xXX>");
     }
     if (byte && byte_tokens_[*byte] < 0) byte_tokens_[*byte] = id;
+    const bool special = kind == TokenKind::CONTROL || kind == TokenKind::USER_DEFINED ||
+                         kind == TokenKind::UNKNOWN;
+    if (special && !text.empty()) special_tokens_.push_back(id);
   }
+  // Longest first, so "<|eot_id|>" is not read as a shorter token it contains.
+  std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [this](TokenId a, TokenId b) {
+    return vocab_.tokens[a].size() > vocab_.tokens[b].size();
+  });
 }
 
-std::vector<TokenId> Tokenizer::encode(const std::string& text, bool add_bos) const {
-  std::vector<TokenId> ids;
-  if (add_bos) ids.push_back(vocab_.bos);
-  // SentencePiece encodes "" as nothing: no space prefix without text.
-  if (text.empty()) return ids;
+std::vector<Tokenizer::Fragment> Tokenizer::split_special_tokens(const std::string& text,
+                                                                  bool parse_special) const {
+  std::vector<Fragment> fragments;
+  if (text.empty()) return fragments;
+  fragments.push_back({-1, 0, text.size()});
+  const std::string_view whole(text);
+  for (const TokenId special : special_tokens_) {
+    // Without parse_special only user-defined tokens are cut out, as in
+    // llama.cpp (and Hugging Face, for its added tokens that are not special).
+    if (!parse_special && vocab_.kinds[special] != TokenKind::USER_DEFINED) continue;
+    const std::string& written = vocab_.tokens[special];
+    std::vector<Fragment> cut;
+    cut.reserve(fragments.size());
+    for (const Fragment& fragment : fragments) {
+      if (fragment.special >= 0) {
+        cut.push_back(fragment);
+        continue;
+      }
+      const size_t end = fragment.start + fragment.size;
+      size_t from = fragment.start;
+      for (size_t at = whole.substr(0, end).find(written, from); at != std::string_view::npos;
+           at = whole.substr(0, end).find(written, from)) {
+        if (at > from) cut.push_back({-1, from, at - from});
+        cut.push_back({special, at, written.size()});
+        from = at + written.size();
+      }
+      if (end > from) cut.push_back({-1, from, end - from});
+    }
+    fragments = std::move(cut);
+  }
+  return fragments;
+}
 
-  const std::string escaped =
-      replace_all(vocab_.add_space_prefix ? " " + text : text, " ", kSpaceSymbol);
-  MergeSession session(escaped, piece_to_id_, vocab_.scores);
-  for (const auto& [start, size] : session.run()) {
+void Tokenizer::append_spm(const std::string& text, bool space_prefix,
+                           std::vector<TokenId>& ids) const {
+  // SentencePiece encodes "" as nothing: no space prefix without text.
+  if (text.empty()) return;
+
+  const std::string escaped = replace_all(space_prefix ? " " + text : text, " ", kSpaceSymbol);
+  const auto score = [this](std::string_view left, std::string_view right) -> std::optional<double> {
+    // Adjacent symbols: the merged piece is the text from left's start.
+    const auto found = piece_to_id_.find(std::string(left.data(), left.size() + right.size()));
+    if (found == piece_to_id_.end()) return std::nullopt;
+    return vocab_.scores[found->second];
+  };
+  for (const auto& [start, size] : merge_symbols(escaped, score)) {
     const auto found = piece_to_id_.find(escaped.substr(start, size));
     if (found != piece_to_id_.end()) {
       ids.push_back(found->second);
@@ -257,6 +283,34 @@ std::vector<TokenId> Tokenizer::encode(const std::string& text, bool add_bos) co
       ids.push_back(byte_token >= 0 ? byte_token : vocab_.unk);
     }
   }
+}
+
+std::vector<TokenId> Tokenizer::encode(const std::string& text, bool add_bos,
+                                       bool parse_special) const {
+  std::vector<TokenId> ids;
+  if (add_bos) ids.push_back(vocab_.bos);
+  if (!bpe_ && !parse_special) {
+    // The SentencePiece tokenizer reads user-defined tokens as text too.
+    append_spm(text, vocab_.add_space_prefix, ids);
+    return ids;
+  }
+  // SentencePiece's space prefix goes before the first text and after each
+  // special token (llama.cpp's is_prev_special).
+  bool after_special = true;
+  for (const Fragment& fragment : split_special_tokens(text, parse_special)) {
+    if (fragment.special >= 0) {
+      ids.push_back(fragment.special);
+      after_special = true;
+      continue;
+    }
+    const std::string part = text.substr(fragment.start, fragment.size);
+    if (bpe_) {
+      bpe_->encode(part, piece_to_id_, ids);
+    } else {
+      append_spm(part, vocab_.add_space_prefix && after_special, ids);
+    }
+    after_special = false;
+  }
   return ids;
 }
 
@@ -268,7 +322,8 @@ std::string Tokenizer::piece(TokenId id) const {
   }
   const std::string& text = vocab_.tokens[id];
   switch (vocab_.kinds[id]) {
-    case TokenKind::NORMAL: return replace_all(text, kSpaceSymbol, " ");
+    case TokenKind::NORMAL:
+      return bpe_ ? byte_level_decode(text) : replace_all(text, kSpaceSymbol, " ");
     case TokenKind::USER_DEFINED: return text;
     case TokenKind::BYTE: return std::string(1, static_cast<char>(*byte_of_piece(text)));
     case TokenKind::UNKNOWN:
@@ -285,8 +340,8 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids) const {
   for (const TokenId id : ids) {
     std::string part = piece(id);
     if (part.empty()) continue;
-    // The space the encoder put in front of the text is not part of it.
-    if (first_text && vocab_.add_space_prefix && vocab_.kinds[id] == TokenKind::NORMAL &&
+    // The space the SentencePiece encoder put in front of the text is not part of it.
+    if (first_text && !bpe_ && vocab_.add_space_prefix && vocab_.kinds[id] == TokenKind::NORMAL &&
         vocab_.tokens[id].compare(0, kSpaceSymbol.size(), kSpaceSymbol) == 0) {
       part.erase(0, 1);
     }
@@ -299,56 +354,56 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids) const {
 Tokenizer Tokenizer::from_gguf(const gguf::File& file) {
   const std::string model = read_key(file, "tokenizer.ggml.model",
                                      [](const gguf::Value& v) { return v.as_string(); });
-  if (model == "gpt2") {
-    throw std::runtime_error(file.path() +
-                             ": tokenizer model 'gpt2' (byte-level BPE) is not supported yet; "
-                             "cleave supports 'llama' (SentencePiece) vocabularies");
-  }
-  if (model != "llama") {
+  if (model != "llama" && model != "gpt2") {
     throw std::runtime_error(file.path() + ": tokenizer model '" + model +
-                             "' is not supported; cleave supports 'llama' (SentencePiece) "
-                             "vocabularies");
+                             "' is not supported; cleave supports 'llama' (SentencePiece) and "
+                             "'gpt2' (byte-level BPE) vocabularies");
   }
 
-  Vocabulary vocab;
-  vocab.tokens = read_key(file, "tokenizer.ggml.tokens",
-                          [](const gguf::Value& v) { return v.as_strings(); });
+  Vocabulary vocab = read_tokens(file);
   const size_t n = vocab.tokens.size();
-  if (n == 0) throw std::runtime_error(file.path() + ": tokenizer.ggml.tokens is empty");
-
-  // Scores and types are optional in llama.cpp too: 0 and NORMAL by default.
-  vocab.scores.assign(n, 0.0f);
-  if (file.find("tokenizer.ggml.scores") != nullptr) {
-    vocab.scores = read_key(file, "tokenizer.ggml.scores",
-                            [](const gguf::Value& v) { return v.as_floats(); });
-    check_length(file, "tokenizer.ggml.scores", vocab.scores.size(), n);
-  }
-  vocab.kinds.assign(n, TokenKind::NORMAL);
-  if (file.find("tokenizer.ggml.token_type") != nullptr) {
-    const std::vector<int32_t> types = read_key(
-        file, "tokenizer.ggml.token_type", [](const gguf::Value& v) { return v.as_ints(); });
-    check_length(file, "tokenizer.ggml.token_type", types.size(), n);
-    for (size_t i = 0; i < n; ++i) {
-      if (!is_known_kind(types[i])) {
-        throw std::runtime_error(file.path() + ": tokenizer.ggml.token_type[" + std::to_string(i) +
-                                 "] = " + std::to_string(types[i]) +
-                                 " is not a known token type (1..6)");
-      }
-      vocab.kinds[i] = static_cast<TokenKind>(types[i]);
-    }
+  if (model == "llama") {
+    vocab.bos = read_token_id(file, "tokenizer.ggml.bos_token_id", vocab.bos, n);
+    vocab.eos = read_token_id(file, "tokenizer.ggml.eos_token_id", vocab.eos, n);
+    vocab.unk = read_token_id(file, "tokenizer.ggml.unknown_token_id", vocab.unk, n);
+    vocab.add_bos = read_flag(file, "tokenizer.ggml.add_bos_token", true);
+    vocab.add_space_prefix = read_flag(file, "tokenizer.ggml.add_space_prefix", true);
+    return construct_for(file, std::move(vocab), nullptr);
   }
 
-  vocab.bos = read_token_id(file, "tokenizer.ggml.bos_token_id", vocab.bos, n);
-  vocab.eos = read_token_id(file, "tokenizer.ggml.eos_token_id", vocab.eos, n);
-  vocab.unk = read_token_id(file, "tokenizer.ggml.unknown_token_id", vocab.unk, n);
-  vocab.add_bos = read_flag(file, "tokenizer.ggml.add_bos_token", true);
-  vocab.add_space_prefix = read_flag(file, "tokenizer.ggml.add_space_prefix", true);
-
-  try {
-    return Tokenizer(std::move(vocab));
-  } catch (const std::runtime_error& error) {
-    throw std::runtime_error(file.path() + ": " + error.what());
+  // As llama.cpp: no tokenizer.ggml.pre means its `default` pre-tokenizer.
+  const std::string pre_key = "tokenizer.ggml.pre";
+  const std::string pre_name =
+      file.find(pre_key) == nullptr
+          ? "default"
+          : read_key(file, pre_key, [](const gguf::Value& v) { return v.as_string(); });
+  const std::optional<PreTokenizer> pre = find_pre_tokenizer(pre_name);
+  if (!pre) {
+    throw std::runtime_error(file.path() + ": " + pre_key + " = '" + pre_name +
+                             "' is a pre-tokenizer cleave does not know; it knows " +
+                             known_pre_tokenizers());
   }
+  // GPT-2-style vocabularies often use one token for both; llama.cpp's
+  // defaults (id 11) mean nothing, so at least one must be given.
+  const std::string bos_key = "tokenizer.ggml.bos_token_id";
+  const std::string eos_key = "tokenizer.ggml.eos_token_id";
+  if (file.find(bos_key) == nullptr && file.find(eos_key) == nullptr) {
+    throw std::runtime_error(file.path() + ": neither " + bos_key + " nor " + eos_key +
+                             " is set; a gpt2 (byte-level BPE) vocabulary has no default BOS or EOS");
+  }
+  vocab.bos = read_token_id(file, bos_key, -1, n);
+  vocab.eos = read_token_id(file, eos_key, -1, n);
+  if (vocab.bos < 0) vocab.bos = vocab.eos;
+  if (vocab.eos < 0) vocab.eos = vocab.bos;
+  vocab.unk = read_token_id(file, "tokenizer.ggml.unknown_token_id", 0, n);
+  vocab.add_bos = read_flag(file, "tokenizer.ggml.add_bos_token", pre->add_bos);
+  vocab.add_space_prefix = false;
+
+  BpeRules rules;
+  rules.merges = read_merges(file);
+  rules.split_patterns = pre->split_patterns;
+  rules.ignore_merges = pre->ignore_merges;
+  return construct_for(file, std::move(vocab), &rules);
 }
 
 }  // namespace cleave

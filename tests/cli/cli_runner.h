@@ -38,10 +38,12 @@ inline std::string shell_quote(const std::string& arg) {
   return quoted + "'";
 }
 
-// Runs `cleave args...` and collects its output and exit status.
-inline CliResult run_cleave(const std::vector<std::string>& args) {
+// Runs `cleave args...` and collects its output and exit status; standard
+// input comes from `stdin_path` when one is given.
+inline CliResult run_cleave(const std::vector<std::string>& args, const std::string& stdin_path = "") {
   std::string command = shell_quote(CLEAVE_CLI_BINARY);
   for (const std::string& a : args) command += " " + shell_quote(a);
+  if (!stdin_path.empty()) command += " < " + shell_quote(stdin_path);
   command += " 2>&1";
   CliResult result;
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
