@@ -187,4 +187,28 @@ std::optional<std::string> validate_update(const ClientUpdate& update, const Nam
   return std::nullopt;
 }
 
+namespace {
+bool is_lora_a(const std::string& name) {
+  static const std::string suffix = ".lora_a";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+std::optional<std::string> trained_frozen_a(const ClientUpdate& update) {
+  for (const auto& [name, delta] : update.delta) {
+    if (is_lora_a(name) && delta.defined() && delta.abs().max().item<double>() != 0.0) {
+      return "update from client " + client_label(update) + ": tensor " + name +
+             " changed, but lora.aggregation is ffa (A frozen at its shared initialisation); set lora.aggregation: "
+             "ffa at the site too";
+    }
+  }
+  return std::nullopt;
+}
+
+void keep_frozen_a(const NamedTensors& global, NamedTensors& next) {
+  for (auto& [name, tensor] : next) {
+    if (is_lora_a(name)) tensor = global.at(name).clone();
+  }
+}
+
 }  // namespace cleave::aggregator

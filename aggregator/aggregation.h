@@ -51,4 +51,12 @@ ClippedDelta clip_by_norm(const NamedTensors& delta, double max_norm);
 // The message names the client and the offending tensor.
 std::optional<std::string> validate_update(const ClientUpdate& update, const NamedTensors& reference);
 
+// Under lora.aggregation ffa (A frozen at every site): why `update` cannot be
+// aggregated because it changed a "<base>.lora_a" tensor, or nullopt.
+std::optional<std::string> trained_frozen_a(const ClientUpdate& update);
+
+// Under lora.aggregation ffa: sets every "<base>.lora_a" of `next` back to
+// `global`'s (a copy), so no strategy or noise moves A.
+void keep_frozen_a(const NamedTensors& global, NamedTensors& next);
+
 }  // namespace cleave::aggregator

@@ -67,6 +67,12 @@ void AggregatorOptions::validate() const {
   require(!dp.enabled || !dp.distributed_noise || secure_aggregation.enabled,
           "dp.noise distributed: sites add the noise before masking, which only hides their updates under "
           "secure aggregation; enable aggregator.secure_aggregation or use dp.noise central");
+  if (strategy.lora_aggregation == lora::LoraAggregation::product) {
+    require(!dp.enabled && !secure_aggregation.enabled,
+            "lora.aggregation product needs every site's own adapters to multiply out; under aggregator.dp or "
+            "aggregator.secure_aggregation the aggregator sees only a (noisy) sum: use lora.aggregation ffa, which "
+            "is exact under both");
+  }
   if (secure_aggregation.enabled) {
     require(strategy.name != "median" && strategy.name != "trimmed_mean",
             "secure_aggregation: strategy " + strategy.name +

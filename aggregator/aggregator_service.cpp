@@ -471,6 +471,9 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   if (std::optional<std::string> problem = validate_update(accepted, global_.tensors)) {
     return reject(*problem, true);
   }
+  if (options_.strategy.lora_aggregation == lora::LoraAggregation::ffa) {
+    if (std::optional<std::string> problem = trained_frozen_a(accepted)) return reject(*problem, true);
+  }
   round_->updates[update.client_id] = std::move(accepted);
   log_("round " + std::to_string(update.round) + ": update from " + update.client_id + " (" +
        std::to_string(round_->updates.size()) + "/" + std::to_string(round_->sampled.size()) + ")");
@@ -637,6 +640,12 @@ void AggregatorService::close_round(int64_t now) {
     return;
   }
   for (auto& [name, tensor] : next) tensor = tensor.to(at::kFloat).contiguous();
+  if (options_.strategy.lora_aggregation == lora::LoraAggregation::ffa) {
+    // FFA-LoRA: A stays at its shared initialisation whatever a strategy or
+    // DP noise did to it (sites that trained A were refused above).
+    keep_frozen_a(global_.tensors, next);
+  }
+  summary.lora_truncation_error = strategy_->lora_truncation_error();
   global_.tensors = std::move(next);
   completed_ = open.round + 1;
   summary.closed_ms = now;
@@ -674,7 +683,10 @@ void AggregatorService::close_round(int64_t now) {
        (summary.failure.empty() ? std::string() : " (no update: " + summary.failure + ")") +
        (summary.dp_epsilon ? "; privacy: epsilon " + std::to_string(*summary.dp_epsilon) + " at delta " +
                                  std::to_string(options_.dp.delta)
-                           : std::string()));
+                           : std::string()) +
+       (summary.lora_truncation_error
+            ? "; lora product truncation error " + std::to_string(*summary.lora_truncation_error)
+            : std::string()));
   history_.push_back(summary);
   if (history_.size() > kHistoryRounds) history_.pop_front();
   std::unique_ptr<OpenRound> closed = std::move(round_);

@@ -76,6 +76,7 @@ struct RoundSummary {
   int64_t started_ms = 0, closed_ms = 0;         // Clock time
   std::vector<uint32_t> split_clients_averaged;  // per split server
   std::optional<double> dp_epsilon;              // under aggregator.dp: epsilon at dp.delta after this round
+  std::optional<double> lora_truncation_error;   // under lora.aggregation product (lora::product_mean)
   // Under secure aggregation: why the round closed without an update ("" when
   // it aggregated), and the phase each sampled site dropped out in.
   std::string failure;

@@ -1,6 +1,9 @@
 // FedAvg and FedProx: the new global is the global plus the sample-weighted
 // mean of the client deltas. FedProx differs only on the client side (the
-// proximal term it asks clients to add, via configure()).
+// proximal term it asks clients to add, via configure()). Under
+// lora.aggregation product the new global is instead the sample-weighted mean
+// of the sites' products B_i A_i, re-factored to the global's rank
+// (lora::product_mean).
 #pragma once
 
 #include "aggregator/strategy.h"
@@ -9,18 +12,26 @@ namespace cleave::aggregator {
 
 class FedAvg : public Strategy {
  public:
-  explicit FedAvg(int local_steps = 0);
+  explicit FedAvg(int local_steps = 0,
+                  lora::LoraAggregation lora_aggregation = lora::LoraAggregation::separate);
   std::string name() const override;
   NamedTensors aggregate(int round, const NamedTensors& global,
                          const std::vector<ClientUpdate>& updates) override;
+  std::optional<double> lora_truncation_error() const override { return truncation_error_; }
 
  protected:
-  explicit FedAvg(ClientConfig client_config) : Strategy(client_config) {}
+  FedAvg(ClientConfig client_config, lora::LoraAggregation lora_aggregation)
+      : Strategy(client_config), lora_aggregation_(lora_aggregation) {}
+
+ private:
+  lora::LoraAggregation lora_aggregation_;
+  std::optional<double> truncation_error_;
 };
 
 class FedProx : public FedAvg {
  public:
-  explicit FedProx(const FedProxOptions& options, int local_steps = 0);
+  explicit FedProx(const FedProxOptions& options, int local_steps = 0,
+                   lora::LoraAggregation lora_aggregation = lora::LoraAggregation::separate);
   std::string name() const override;
 };
 

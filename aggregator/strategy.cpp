@@ -59,6 +59,11 @@ void StrategyOptions::validate() const {
   fedprox.validate();
   fedopt.validate();
   robust.validate();
+  if (lora_aggregation == lora::LoraAggregation::product && name != "fedavg" && name != "fedprox") {
+    throw std::invalid_argument("lora.aggregation product makes the weighted mean of the sites' products the new "
+                                "global adapters, which strategy " + name +
+                                " does not do: use strategy fedavg or fedprox, or lora.aggregation separate or ffa");
+  }
 }
 
 Strategy::~Strategy() = default;
@@ -99,8 +104,10 @@ const std::vector<std::string>& strategy_names() {
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
   options.validate();
   const std::string& name = options.name;
-  if (name == "fedavg") return std::make_unique<FedAvg>(options.local_steps);
-  if (name == "fedprox") return std::make_unique<FedProx>(options.fedprox, options.local_steps);
+  if (name == "fedavg") return std::make_unique<FedAvg>(options.local_steps, options.lora_aggregation);
+  if (name == "fedprox") {
+    return std::make_unique<FedProx>(options.fedprox, options.local_steps, options.lora_aggregation);
+  }
   if (name == "fedadam") return std::make_unique<FedAdam>(options.fedopt, options.local_steps);
   if (name == "fedyogi") return std::make_unique<FedYogi>(options.fedopt, options.local_steps);
   if (name == "median") {

@@ -7,10 +7,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aggregator/client_update.h"
+#include "lora/lora_options.h"
 
 namespace cleave::aggregator {
 
@@ -55,6 +57,10 @@ struct StrategyOptions {
   FedProxOptions fedprox;
   FedOptOptions fedopt;
   RobustOptions robust;
+  // lora.aggregation of the federation (every role uses the same): product
+  // needs fedavg or fedprox (the mean of the products is the new global);
+  // ffa and separate work with every strategy.
+  lora::LoraAggregation lora_aggregation = lora::LoraAggregation::separate;
   // Throws std::invalid_argument naming the bad field (e.g. "fedopt.beta1")
   // or listing the valid strategy names.
   void validate() const;
@@ -82,6 +88,10 @@ class Strategy {
   // Restores state() output into a freshly made strategy built with the same
   // options; throws std::invalid_argument if it does not fit this strategy.
   virtual void load_state(const NamedTensors& state);
+
+  // Under lora.aggregation product: ||M - B A||_F / ||M||_F of the last
+  // aggregate() (lora::product_mean). Empty otherwise.
+  virtual std::optional<double> lora_truncation_error() const { return std::nullopt; }
 
  protected:
   explicit Strategy(ClientConfig client_config) : client_config_(client_config) {}

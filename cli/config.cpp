@@ -22,6 +22,9 @@ void lora_section(Fields& f, lora::LoraOptions& o) {
   f.field("dropout", o.dropout);
   f.field("targets", o.targets);
   f.field("layers", o.layers);
+  f.choice("aggregation", o.aggregation,
+           {{"separate", lora::LoraAggregation::separate}, {"ffa", lora::LoraAggregation::ffa},
+            {"product", lora::LoraAggregation::product}});
 }
 
 void data_section(Fields& f, DataConfig& d) {

@@ -295,6 +295,8 @@ AggregatorFile parse_aggregator_config(const std::string& yaml_text, const std::
   AggregatorFile config;
   config.source = source;
   read_yaml(yaml_text, source, overrides, [&](Fields& f) { visit_aggregator_file(f, config); });
+  // The strategy merges the adapters as the federation's lora section says.
+  config.aggregator.options.strategy.lora_aggregation = config.lora.aggregation;
   config.validate();
   return config;
 }

@@ -61,6 +61,7 @@ at::Tensor AdapterSet::delta(const std::string& base_name, const at::Tensor& x) 
 std::vector<at::Tensor> AdapterSet::parameters_of(const std::string& base_name) const {
   auto it = pairs_.find(base_name);
   if (it == pairs_.end()) return {};
+  if (options_.freezes_a()) return {it->second.b};
   return {it->second.a, it->second.b};
 }
 
@@ -68,10 +69,15 @@ std::vector<at::Tensor> AdapterSet::parameters() const {
   std::vector<at::Tensor> out;
   out.reserve(pairs_.size() * 2);
   for (const auto& [name, pair] : pairs_) {
-    out.push_back(pair.a);
+    if (!options_.freezes_a()) out.push_back(pair.a);
     out.push_back(pair.b);
   }
   return out;
+}
+
+void AdapterSet::set_options(const LoraOptions& options) {
+  options_ = options;
+  for (auto& [name, pair] : pairs_) pair.a.requires_grad_(!options_.freezes_a());
 }
 
 int64_t AdapterSet::parameter_count() const {
@@ -113,7 +119,7 @@ void AdapterSet::to(c10::Device device) {
   device_ = device;
   for (auto& [name, pair] : pairs_) {
     if (pair.a.device() == device && pair.b.device() == device) continue;
-    pair.a = pair.a.detach().to(device).requires_grad_(true);
+    pair.a = pair.a.detach().to(device).requires_grad_(!options_.freezes_a());
     pair.b = pair.b.detach().to(device).requires_grad_(true);
   }
 }
@@ -143,7 +149,7 @@ void AdapterSet::add(const std::string& base_name, at::Tensor a, at::Tensor b) {
     throw std::invalid_argument("adapter " + base_name + ": lora_a " + c10::str(a.sizes()) +
                                 " and lora_b " + c10::str(b.sizes()) + " do not form a LoRA pair");
   }
-  LoraPair pair{a.to(device_, at::kFloat).contiguous().detach().requires_grad_(true),
+  LoraPair pair{a.to(device_, at::kFloat).contiguous().detach().requires_grad_(!options_.freezes_a()),
                 b.to(device_, at::kFloat).contiguous().detach().requires_grad_(true)};
   pairs_[base_name] = std::move(pair);
 }

@@ -45,7 +45,9 @@ class AdapterSet : public LinearAdapters {
   void set_training(bool training) { training_ = training; }
 
   const std::map<std::string, LoraPair>& pairs() const { return pairs_; }
-  std::vector<at::Tensor> parameters() const;   // A and B of every pair, in name order
+  // What trains: A and B of every pair in name order, or only B when
+  // options().freezes_a() (FFA-LoRA).
+  std::vector<at::Tensor> parameters() const;
   int64_t parameter_count() const;
 
   NamedTensors to_named() const;                 // detached float32 copies on the CPU
@@ -55,15 +57,16 @@ class AdapterSet : public LinearAdapters {
   // A deep copy of the pairs whose block satisfies `keep_layer` (e.g. the
   // blocks below a split cut).
   AdapterSet subset(const std::function<bool(int64_t layer)>& keep_layer) const;
-  // Adds a pair (used by loaders); a and b are made float32 trainable leaves
-  // on this set's device.
+  // Adds a pair (used by loaders); a and b are made float32 leaves on this
+  // set's device, trainable unless the options freeze A.
   void add(const std::string& base_name, at::Tensor a, at::Tensor b);
   // Moves every A and B (new float32 leaves: build optimizers after this) to
   // `device`, where later add()s put theirs too. create() already places
   // them on the model's device.
   void to(c10::Device device);
   c10::Device device() const { return device_; }
-  void set_options(const LoraOptions& options) { options_ = options; }
+  // With lora.aggregation ffa, A is frozen: no gradient, not a parameter.
+  void set_options(const LoraOptions& options);
 
  private:
   LoraOptions options_;

@@ -31,6 +31,15 @@ void LoraOptions::validate() const {
   }
 }
 
+std::string aggregation_name(LoraAggregation aggregation) {
+  switch (aggregation) {
+    case LoraAggregation::separate: return "separate";
+    case LoraAggregation::ffa: return "ffa";
+    case LoraAggregation::product: return "product";
+  }
+  return "?";
+}
+
 std::string target_tensor(const std::string& target) {
   auto it = target_map().find(target);
   if (it == target_map().end()) {

@@ -142,6 +142,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   options.poll_interval_ms = 5;
   options.seed = config_.seed;
   options.strategy = fleet.strategy;
+  options.strategy.lora_aggregation = config_.lora.aggregation;
   options.secure_aggregation = fleet.secure_aggregation;
   if (fleet.secure_aggregation.enabled && !pki) {
     throw std::invalid_argument(
@@ -280,6 +281,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     auto loss = summary.metrics.find("train_loss");
     metrics.train_loss = loss == summary.metrics.end() ? 0.0 : loss->second;
     metrics.dp_epsilon = summary.dp_epsilon;
+    metrics.lora_truncation_error = summary.lora_truncation_error;
     metrics.aggregation_seconds =
         static_cast<double>(std::max<int64_t>(0, round_closed.callback_ms - summary.closed_ms)) / 1000.0;
     metrics.client_seconds = std::max(0.0, train_seconds - metrics.aggregation_seconds);

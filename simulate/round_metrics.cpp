@@ -81,7 +81,7 @@ const std::vector<std::string>& metrics_columns() {
       "adapters_down_bytes",                "control_bytes",    "label_bytes",        "round_bytes",
       "cumulative_bytes",
       "client_seconds", "aggregation_seconds", "eval_seconds",  "round_seconds",      "elapsed_seconds",
-      "dp_epsilon"};
+      "dp_epsilon",     "lora_truncation_error"};
   return kColumns;
 }
 
@@ -113,6 +113,11 @@ void MetricsFiles::write(const RoundMetrics& m) {
   csv_ << line;
   if (m.dp_epsilon) {   // empty without DP
     std::snprintf(line, sizeof line, "%.6f", *m.dp_epsilon);
+    csv_ << line;
+  }
+  csv_ << ",";
+  if (m.lora_truncation_error) {   // empty unless lora.aggregation is product
+    std::snprintf(line, sizeof line, "%.6g", *m.lora_truncation_error);
     csv_ << line;
   }
   csv_ << "\n";
@@ -153,6 +158,7 @@ void MetricsFiles::write(const RoundMetrics& m) {
       e.set("dp_epsilon", "inf");   // noise too small to bound anything
     }
   }
+  if (m.lora_truncation_error) e.set("lora_truncation_error", *m.lora_truncation_error);
   jsonl_ << e.dump() << "\n";
   jsonl_.flush();
   if (!csv_ || !jsonl_) throw std::runtime_error(dir_ + ": writing the metrics failed (disk full?)");

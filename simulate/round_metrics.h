@@ -60,6 +60,7 @@ struct RoundMetrics {
   double round_seconds = 0;                // all of the above and the rest
   double elapsed_seconds = 0;              // since the run started
   std::optional<double> dp_epsilon;        // federation.dp: epsilon at dp.delta after this round
+  std::optional<double> lora_truncation_error;   // lora.aggregation product: the aggregator's (lora::product_mean)
 
   double client_perplexity_mean() const;   // 0 when none
 };

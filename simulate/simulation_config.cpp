@@ -109,6 +109,13 @@ void SimulationConfig::validate() const {
   train.validate();
   batches.validate();
   fleet.validate();
+  aggregator::StrategyOptions strategy = fleet.strategy;
+  strategy.lora_aggregation = lora.aggregation;
+  strategy.validate();
+  require(lora.aggregation != lora::LoraAggregation::product || (!fleet.dp.enabled && !fleet.secure_aggregation.enabled),
+          "lora.aggregation product needs every site's own adapters to multiply out; under federation.dp or "
+          "federation.secure_aggregation the aggregator sees only a (noisy) sum: use lora.aggregation ffa, which is "
+          "exact under both");
 }
 
 }  // namespace cleave::simulate

@@ -10,6 +10,7 @@
 
 #include "client/adamw.h"
 #include "lora/adapter_gguf.h"
+#include "lora/product_mean.h"
 #include "model/gguf.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
@@ -89,6 +90,9 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     global_ = initial->clone();
   } else if (!options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path)) {
     global_ = lora::load_gguf(options_.checkpoint_path, *model_);
+    lora::LoraOptions loaded = global_.options();   // rank and alpha from the file
+    loaded.aggregation = options_.lora.aggregation;
+    global_.set_options(loaded);
     // the round the checkpoint closed is stored beside the tensors
     auto file = gguf::File::open(options_.checkpoint_path);
     round_ = static_cast<uint32_t>(std::stoul(file->get_string("cleave.round", "0")));
@@ -383,6 +387,7 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
     return state.trained_this_round && (accepted.empty() || accepted.count(id) > 0);
   };
   uint32_t averaged = 0;
+  std::string product_note;
   if (options_.variant == ServerVariant::sfl_v1) {
     at::NoGradGuard no_grad;
     const int64_t L = model_->n_layers();
@@ -404,6 +409,28 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
     for (auto& [name, tensor] : sum) {
       if (count[name] > 0) tensor.div_(static_cast<double>(count[name]));
     }
+    if (options_.lora.aggregation == lora::LoraAggregation::product) {
+      // lora.aggregation product: per projection, the mean of the products of
+      // the clients that trained it, re-factored (the sum above is replaced).
+      double dropped = 0, total = 0;
+      for (const auto& [name, global_pair] : global_.pairs()) {
+        std::vector<lora::NamedTensors> copies;
+        for (auto& [id, state] : clients_) {
+          if (!trained_clients.count(id) || !covers(state->hello, L, lora::layer_of(name))) continue;
+          const lora::LoraPair& pair = state->adapters.pairs().at(name);
+          copies.push_back({{name + ".lora_a", pair.a}, {name + ".lora_b", pair.b}});
+        }
+        if (copies.empty()) continue;
+        std::vector<const lora::NamedTensors*> pointers;
+        for (const lora::NamedTensors& copy : copies) pointers.push_back(&copy);
+        lora::ProductMean mean = lora::product_mean(pointers, std::vector<double>(copies.size(), 1.0),
+                                                    global_pair.a.size(0));
+        dropped += mean.dropped_squared;
+        total += mean.total_squared;
+        for (auto& [tensor_name, tensor] : mean.adapters) sum[tensor_name] = std::move(tensor);
+      }
+      product_note = "; lora product truncation error " + std::to_string(total > 0 ? std::sqrt(dropped / total) : 0.0);
+    }
     global_.assign(sum);
     for (auto& [id, state] : clients_) {
       state->adapters.assign(sum);
@@ -420,7 +447,7 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
   ++round_;
   save_checkpoint();
   log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients; " +
-       std::to_string(label_bytes()) + " label bytes received in all)");
+       std::to_string(label_bytes()) + " label bytes received in all" + product_note + ")");
   return averaged;
 }
 

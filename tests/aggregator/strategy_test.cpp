@@ -381,3 +381,109 @@ TEST(Factory, DirectConstructionValidatesToo) {
 
 }  // namespace
 }  // namespace cleave::aggregator
+
+namespace cleave::aggregator {
+namespace {
+
+// A one-projection global LoRA "p" of rank 2 and sites' updates to it.
+struct LoraFixture {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(21);
+  NamedTensors global = {{"p.lora_a", at::randn({2, 6}, gen)}, {"p.lora_b", at::randn({5, 2}, gen)}};
+  ClientUpdate update(const std::string& id, int64_t samples, bool train_a) {
+    ClientUpdate u;
+    u.client_id = id;
+    u.num_samples = samples;
+    u.delta = {{"p.lora_a", train_a ? at::randn({2, 6}, gen) * 0.1 : at::zeros({2, 6})},
+               {"p.lora_b", at::randn({5, 2}, gen) * 0.1}};
+    return u;
+  }
+  // sum_i n_i (B + dB_i)(A + dA_i) / sum_i n_i, densely in float64.
+  at::Tensor mean_product(const std::vector<ClientUpdate>& updates) const {
+    at::Tensor sum = at::zeros({5, 6}, at::kDouble);
+    double n = 0;
+    for (const ClientUpdate& u : updates) {
+      const at::Tensor b = (global.at("p.lora_b") + u.delta.at("p.lora_b")).to(at::kDouble);
+      const at::Tensor a = (global.at("p.lora_a") + u.delta.at("p.lora_a")).to(at::kDouble);
+      sum += static_cast<double>(u.num_samples) * b.mm(a);
+      n += static_cast<double>(u.num_samples);
+    }
+    return sum / n;
+  }
+};
+
+at::Tensor product(const NamedTensors& adapters) {
+  return adapters.at("p.lora_b").to(at::kDouble).mm(adapters.at("p.lora_a").to(at::kDouble));
+}
+
+TEST(LoraAggregation, FfaMakesFedAvgsProductTheMeanOfTheSitesProducts) {
+  LoraFixture f;
+  const std::vector<ClientUpdate> updates = {f.update("a", 10, false), f.update("b", 30, false),
+                                             f.update("c", 20, false)};
+  FedAvg fedavg(0, lora::LoraAggregation::ffa);
+  const NamedTensors next = fedavg.aggregate(1, f.global, updates);
+  EXPECT_LT((product(next) - f.mean_product(updates)).abs().max().item<double>(), 1e-6);
+  EXPECT_TRUE(at::equal(next.at("p.lora_a"), f.global.at("p.lora_a")));
+  EXPECT_FALSE(fedavg.lora_truncation_error().has_value());
+}
+
+TEST(LoraAggregation, SeparateAveragingIsNotTheMeanOfTheProductsWhenSitesTrainA) {
+  // Why ffa and product exist: the baseline's error is real, not a rounding.
+  LoraFixture f;
+  const std::vector<ClientUpdate> updates = {f.update("a", 10, true), f.update("b", 30, true)};
+  const NamedTensors next = FedAvg().aggregate(1, f.global, updates);
+  EXPECT_GT((product(next) - f.mean_product(updates)).abs().max().item<double>(), 1e-4);
+}
+
+TEST(LoraAggregation, ProductMakesTheNewGlobalTheMeanOfTheProductsAndReportsTheTruncation) {
+  LoraFixture f;
+  // One site: its product always fits its rank.
+  FedAvg fedavg(0, lora::LoraAggregation::product);
+  const std::vector<ClientUpdate> one = {f.update("a", 10, true)};
+  NamedTensors next = fedavg.aggregate(1, f.global, one);
+  EXPECT_LT((product(next) - f.mean_product(one)).abs().max().item<double>(), 1e-5);
+  ASSERT_TRUE(fedavg.lora_truncation_error().has_value());
+  EXPECT_LT(*fedavg.lora_truncation_error(), 1e-6);
+  // Three sites that trained A: rank up to 6 > 2, so the best rank-2 factors
+  // and the error they really make.
+  const std::vector<ClientUpdate> three = {f.update("a", 10, true), f.update("b", 30, true),
+                                           f.update("c", 20, true)};
+  next = fedavg.aggregate(2, f.global, three);
+  const at::Tensor m = f.mean_product(three);
+  const double true_error = (m - product(next)).norm().item<double>() / m.norm().item<double>();
+  EXPECT_NEAR(*fedavg.lora_truncation_error(), true_error, 1e-5);
+  EXPECT_EQ(next.at("p.lora_a").sizes(), f.global.at("p.lora_a").sizes());
+  // FedProx aggregates the same way.
+  FedProx fedprox(FedProxOptions{}, 0, lora::LoraAggregation::product);
+  EXPECT_TRUE(identical(fedprox.aggregate(2, f.global, three), next));
+}
+
+TEST(LoraAggregation, FrozenAIsCheckedAndKept) {
+  LoraFixture f;
+  const ClientUpdate trained = f.update("site-9", 10, true);
+  const std::optional<std::string> why = trained_frozen_a(trained);
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("site-9"), std::string::npos) << *why;
+  EXPECT_NE(why->find("p.lora_a"), std::string::npos) << *why;
+  EXPECT_FALSE(trained_frozen_a(f.update("site-1", 10, false)).has_value());
+  NamedTensors next = {{"p.lora_a", at::zeros({2, 6})}, {"p.lora_b", at::ones({5, 2})}};
+  keep_frozen_a(f.global, next);
+  EXPECT_TRUE(at::equal(next.at("p.lora_a"), f.global.at("p.lora_a")));
+  EXPECT_TRUE(at::equal(next.at("p.lora_b"), at::ones({5, 2})));
+}
+
+TEST(LoraAggregation, ProductWithAServerOptimizerIsRefusedNamingBoth) {
+  StrategyOptions options = options_named("fedadam");
+  options.lora_aggregation = lora::LoraAggregation::product;
+  try {
+    make_strategy(options);
+    FAIL() << "fedadam accepted lora.aggregation product";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.aggregation product"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fedadam"), std::string::npos) << e.what();
+  }
+  options.lora_aggregation = lora::LoraAggregation::ffa;
+  EXPECT_NO_THROW(make_strategy(options));
+}
+
+}  // namespace
+}  // namespace cleave::aggregator

@@ -112,6 +112,36 @@ TEST(AdapterSet, GradientsMatchFiniteDifferencesInFloat64) {
   EXPECT_EQ(checked, 8);
 }
 
+TEST(AdapterSet, FfaAggregationFreezesAWhetherActivationsAreSavedOrRecomputed) {
+  auto model = load_llama(test::write_tiny_model("lora_ffa"), BaseQuant::none);
+  LoraOptions options;
+  options.rank = 2;
+  options.aggregation = LoraAggregation::ffa;
+  AdapterSet set = AdapterSet::create(*model, options, 9);
+  randomize_b(set, 10);
+  ASSERT_EQ(set.parameters().size(), set.pairs().size()) << "only B trains";
+  for (const at::Tensor& p : set.parameters()) EXPECT_EQ(p.size(1), 2) << "every parameter is a B [out, r]";
+  at::Tensor tokens = sample_tokens(64, 2, 6, 11);
+  at::Tensor targets = sample_tokens(64, 2, 6, 12);
+  at::Tensor weights = at::ones({2, 6});
+  for (BlockActivations activations : {BlockActivations::saved, BlockActivations::recomputed}) {
+    const LlamaModel& m = *model;
+    at::Tensor h = m.run_blocks(m.embed(tokens), 0, m.n_layers(), &set, 0, activations);
+    cross_entropy(m.head(h, &set), targets, weights).loss.backward();
+    for (const auto& [name, pair] : set.pairs()) {
+      EXPECT_FALSE(pair.a.requires_grad()) << name;
+      EXPECT_FALSE(pair.a.grad().defined()) << name;
+      ASSERT_TRUE(pair.b.grad().defined()) << name;
+      pair.b.mutable_grad() = at::Tensor();
+    }
+  }
+  // Switching the options back makes A trainable again (a loader sets them after adding pairs).
+  options.aggregation = LoraAggregation::separate;
+  set.set_options(options);
+  EXPECT_EQ(set.parameters().size(), 2 * set.pairs().size());
+  EXPECT_TRUE(set.pairs().begin()->second.a.requires_grad());
+}
+
 TEST(AdapterSet, AssignRefusesWrongShapesAndNames) {
   auto model = load_llama(test::write_tiny_model("lora_assign"), BaseQuant::none);
   AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 1);

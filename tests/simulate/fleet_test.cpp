@@ -181,8 +181,10 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
     EXPECT_GT(std::stoull(cells[6]), 0u) << "activations_up_bytes";
     EXPECT_EQ(metrics_columns()[13], "label_bytes");
     EXPECT_EQ(cells[13], "0") << "label_bytes";
-    EXPECT_EQ(metrics_columns().back(), "dp_epsilon");
-    EXPECT_EQ(cells.back(), "") << "dp_epsilon without federation.dp";
+    EXPECT_EQ(metrics_columns()[metrics_columns().size() - 2], "dp_epsilon");
+    EXPECT_EQ(cells[cells.size() - 2], "") << "dp_epsilon without federation.dp";
+    EXPECT_EQ(metrics_columns().back(), "lora_truncation_error");
+    EXPECT_EQ(cells.back(), "") << "lora_truncation_error without lora.aggregation product";
   }
   const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
   ASSERT_EQ(jsonl.size(), 2u);
@@ -256,7 +258,8 @@ TEST_F(FleetTest, DpRunsReportEpsilonPerRound) {
   }
   const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
   ASSERT_EQ(csv.size(), 5u);
-  EXPECT_NEAR(std::stod(split_csv(csv[4]).back()), *result.fleet.rounds[3].dp_epsilon, 1e-5);
+  const std::vector<std::string> last = split_csv(csv[4]);
+  EXPECT_NEAR(std::stod(last[last.size() - 2]), *result.fleet.rounds[3].dp_epsilon, 1e-5) << "dp_epsilon";
   EXPECT_NE(read_lines(dir + "/metrics.jsonl")[0].find("\"dp_epsilon\""), std::string::npos);
   std::ifstream md(dir + "/summary.md");
   const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
@@ -298,6 +301,45 @@ TEST_F(FleetTest, SecureAggregationEndsAtThePerplexityOfThePlainRun) {
   std::ifstream md(secure.output_dir + "/summary.md");
   const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
   EXPECT_NE(summary.find("Secure aggregation"), std::string::npos) << summary;
+}
+
+// lora.aggregation ffa and product run end to end, sites and split server
+// included: under ffa the aggregator refuses any update that changed A, so a
+// round where every site reported shows that no site trained A.
+TEST_F(FleetTest, FfaAndProductAggregationRunEveryRound) {
+  for (lora::LoraAggregation aggregation : {lora::LoraAggregation::ffa, lora::LoraAggregation::product}) {
+    const std::string name = lora::aggregation_name(aggregation);
+    SimulationConfig c = config(test::scratch_dir("simulate_lora_" + name), 4, 2);
+    c.fleet.rounds = 3;
+    c.lora.aggregation = aggregation;
+    const FleetData data = fleet_data(c, 6);
+    std::ostringstream out;
+    const SimulationResult result = run_simulation(c, model_, data, out);
+    ASSERT_FALSE(result.fleet.failed) << name << ": " << result.fleet.failure;
+    ASSERT_EQ(result.fleet.rounds.size(), 3u) << name;
+    for (const RoundMetrics& m : result.fleet.rounds) {
+      EXPECT_EQ(m.reported, 2) << name << " round " << m.round;
+      EXPECT_TRUE(std::isfinite(m.eval_perplexity)) << name;
+      EXPECT_EQ(m.lora_truncation_error.has_value(), aggregation == lora::LoraAggregation::product) << name;
+      if (m.lora_truncation_error) {
+        EXPECT_GE(*m.lora_truncation_error, 0.0);
+        EXPECT_LT(*m.lora_truncation_error, 1.0);
+      }
+    }
+    const std::vector<std::string> csv = read_lines(c.output_dir + "/metrics.csv");
+    ASSERT_EQ(csv.size(), 4u);
+    EXPECT_EQ(split_csv(csv[1]).back().empty(), aggregation != lora::LoraAggregation::product) << csv[1];
+  }
+  // product needs the sites' own adapters: refused with secure aggregation.
+  SimulationConfig c = config(test::scratch_dir("simulate_lora_product_secure"), 4, 2);
+  c.lora.aggregation = lora::LoraAggregation::product;
+  c.fleet.secure_aggregation.enabled = true;
+  try {
+    c.validate();
+    FAIL() << "product under secure aggregation was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.aggregation ffa"), std::string::npos) << e.what();
+  }
 }
 
 // Distributed DP noise needs secure aggregation, and with it each site adds

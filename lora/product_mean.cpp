@@ -1,0 +1,110 @@
+#include "lora/product_mean.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace cleave::lora {
+namespace {
+
+constexpr const char* kA = ".lora_a";
+constexpr const char* kB = ".lora_b";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The adapted projections of `names`: each "<base>" with both tensors.
+std::vector<std::string> pair_bases(const NamedTensors& adapters) {
+  std::vector<std::string> bases;
+  for (const auto& [name, tensor] : adapters) {
+    const bool is_a = ends_with(name, kA);
+    if (!is_a && !ends_with(name, kB)) {
+      throw std::invalid_argument("product_mean: tensor " + name + " is neither a lora_a nor a lora_b");
+    }
+    const std::string base = name.substr(0, name.size() - std::string(kA).size());
+    if (!adapters.count(base + (is_a ? kB : kA))) {
+      throw std::invalid_argument("product_mean: " + name + " has no partner " + base + (is_a ? kB : kA));
+    }
+    if (is_a) bases.push_back(base);
+  }
+  return bases;
+}
+
+void require_same_layout(const NamedTensors& first, const NamedTensors& site, size_t index) {
+  if (site.size() != first.size()) {
+    throw std::invalid_argument("product_mean: site " + std::to_string(index) + " has " +
+                                std::to_string(site.size()) + " tensors, site 0 has " +
+                                std::to_string(first.size()));
+  }
+  for (const auto& [name, tensor] : first) {
+    auto it = site.find(name);
+    if (it == site.end()) {
+      throw std::invalid_argument("product_mean: site " + std::to_string(index) + " lacks " + name);
+    }
+    if (!it->second.sizes().equals(tensor.sizes())) {
+      throw std::invalid_argument("product_mean: site " + std::to_string(index) + "'s " + name + " has shape " +
+                                  c10::str(it->second.sizes()) + ", site 0's " + c10::str(tensor.sizes()));
+    }
+  }
+}
+
+}  // namespace
+
+ProductMean product_mean(const std::vector<const NamedTensors*>& sites, const std::vector<double>& weights,
+                         int64_t rank) {
+  if (sites.empty()) throw std::invalid_argument("product_mean: no sites");
+  if (weights.size() != sites.size()) {
+    throw std::invalid_argument("product_mean: " + std::to_string(weights.size()) + " weights for " +
+                                std::to_string(sites.size()) + " sites");
+  }
+  if (rank <= 0) throw std::invalid_argument("product_mean: rank must be > 0");
+  double weight_sum = 0;
+  for (double w : weights) {
+    if (!(w >= 0) || !std::isfinite(w)) throw std::invalid_argument("product_mean: weights must be finite and >= 0");
+    weight_sum += w;
+  }
+  if (!(weight_sum > 0)) throw std::invalid_argument("product_mean: the weights sum to 0");
+  const std::vector<std::string> bases = pair_bases(*sites[0]);
+  for (size_t k = 1; k < sites.size(); ++k) require_same_layout(*sites[0], *sites[k], k);
+
+  at::NoGradGuard no_grad;
+  ProductMean result;
+  double dropped_squared = 0, total_squared = 0;
+  for (const std::string& base : bases) {
+    std::vector<at::Tensor> weighted_b, a_rows;
+    for (size_t k = 0; k < sites.size(); ++k) {
+      if (weights[k] == 0) continue;
+      const at::Tensor b = sites[k]->at(base + kB).detach().to(at::kCPU, at::kDouble);   // [out, r_k]
+      weighted_b.push_back(b * (weights[k] / weight_sum));
+      a_rows.push_back(sites[k]->at(base + kA).detach().to(at::kCPU, at::kDouble));      // [r_k, in]
+    }
+    const at::Tensor bc = at::cat(weighted_b, 1);   // [out, K r]
+    const at::Tensor ac = at::cat(a_rows, 0);       // [K r, in]
+    auto [qb, rb] = at::linalg_qr(bc);              // qb [out, m], rb [m, K r]
+    auto [qa, ra] = at::linalg_qr(ac.t());          // qa [in, n], ra [n, K r]
+    auto [u, s, vh] = at::linalg_svd(rb.mm(ra.t()), /*full_matrices=*/false);  // core [m, n]; s [p]
+    const int64_t keep = std::min<int64_t>(rank, s.size(0));
+    total_squared += s.pow(2).sum().item<double>();
+    dropped_squared += s.slice(0, keep).pow(2).sum().item<double>();
+
+    const int64_t out = bc.size(0), in = ac.size(1);
+    // Fewer than `rank` directions only when the projection is narrower than
+    // the rank: the extra rows and columns stay zero.
+    at::Tensor b = at::zeros({out, rank}, at::kDouble);
+    at::Tensor a = at::zeros({rank, in}, at::kDouble);
+    b.slice(1, 0, keep).copy_(qb.mm(u.slice(1, 0, keep)) * s.slice(0, 0, keep));     // U_r S_r
+    a.slice(0, 0, keep).copy_(qa.mm(vh.slice(0, 0, keep).t()).t());                  // V_r^T
+    result.adapters[base + kA] = a.to(at::kFloat).contiguous();
+    result.adapters[base + kB] = b.to(at::kFloat).contiguous();
+  }
+  result.dropped_squared = dropped_squared;
+  result.total_squared = total_squared;
+  result.truncation_error = total_squared > 0 ? std::sqrt(dropped_squared / total_squared) : 0.0;
+  return result;
+}
+
+}  // namespace cleave::lora
