@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/args.h"
+#include "convert/hf_checkpoint.h"
 #include "model/cpu_matmul.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
@@ -56,10 +57,16 @@ BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream
   compute.validate();
   const c10::Device device = resolve_device(compute.device);  // fails early: before reading weights
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model");
+  std::shared_ptr<const gguf::File> file;
+  if (convert::is_hf_checkpoint(path)) {
+    file = convert::open_hf_checkpoint(path);  // converted in memory, nothing written
+  } else if (std::filesystem::is_regular_file(path, ec)) {
+    file = gguf::File::open(path);
+  } else {
+    throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model, or of a "
+                             "Hugging Face checkpoint directory (config.json, model.safetensors, "
+                             "tokenizer.json)");
   }
-  const std::shared_ptr<const gguf::File> file = gguf::File::open(path);
   BaseModel base;
   base.model = load_llama(file, quant);
   base.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*file));

@@ -1,5 +1,5 @@
 // What every command that runs a model needs: the thread count, the base
-// model and its tokenizer from one GGUF file.
+// model and its tokenizer from one GGUF file (or Hugging Face checkpoint).
 #pragma once
 
 #include <cstdint>
@@ -26,7 +26,8 @@ struct BaseModel {
   std::shared_ptr<const Tokenizer> tokenizer;
 };
 
-// Opens the GGUF once for both, moves the model to `compute`'s device and
+// Opens the GGUF once for both (a Hugging Face checkpoint directory is
+// converted in memory first: convert/hf_checkpoint.h), moves the model to `compute`'s device and
 // precision (runtime.device / runtime.precision); prints a one-line summary.
 // Every problem (missing, truncated, unsupported tensor type, no tokenizer,
 // a CUDA device this build or machine lacks) throws std::runtime_error.

@@ -45,6 +45,8 @@ const std::vector<Command>& commands() {
       {"plot", "one metrics.csv column of several simulate runs in one chart", plot_parser, run_plot},
       {"tokenize", "the token ids a model's tokenizer gives a text (GGUF or tokenizer.json)",
        tokenize_parser, run_tokenize},
+      {"convert", "a Hugging Face checkpoint (safetensors) as a GGUF model", convert_parser,
+       run_convert},
   };
   return kCommands;
 }

@@ -63,6 +63,8 @@ ArgParser plot_parser();
 int run_plot(const ParsedArgs& args);
 ArgParser tokenize_parser();
 int run_tokenize(const ParsedArgs& args);
+ArgParser convert_parser();
+int run_convert(const ParsedArgs& args);
 
 // Runs `cleave <argv...>` as main() does: parses, dispatches, catches every
 // exception and prints it as "cleave <cmd>: error: <message>" on `err`.

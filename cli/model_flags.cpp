@@ -7,7 +7,7 @@
 namespace cleave::cli {
 
 ArgParser& add_model_flags(ArgParser& parser) {
-  return parser.value("--model", "FILE", "base model GGUF")
+  return parser.value("--model", "FILE", "base model GGUF, or a Hugging Face checkpoint directory")
       .value("--adapter", "FILE", "LoRA adapter GGUF to apply");
 }
 

@@ -481,13 +481,28 @@ std::shared_ptr<const File> File::open(const std::string& path) {
   file->map_ = map;  // owned from here: ~File unmaps it
   file->map_size_ = size;
 
-  Cursor c(file->path_, static_cast<const uint8_t*>(map), size);
+  file->parse(static_cast<const uint8_t*>(map), size);
+  return file;
+}
+
+std::shared_ptr<const File> File::from_bytes(const std::string& name, std::vector<uint8_t> bytes) {
+  if (bytes.empty()) throw std::runtime_error(name + ": empty (0 bytes), not a GGUF file");
+  std::shared_ptr<File> file(new File());
+  file->path_ = name;
+  file->owned_ = std::move(bytes);
+  file->map_size_ = file->owned_.size();
+  file->parse(file->owned_.data(), file->owned_.size());
+  return file;
+}
+
+void File::parse(const uint8_t* base, uint64_t size) {
+  Cursor c(path_, base, size);
   c.section = "header";
   const uint32_t magic = c.read<uint32_t>("magic");
   if (magic != kMagic) {
     char hex[16];
     std::snprintf(hex, sizeof hex, "0x%08x", magic);
-    throw std::runtime_error(path + ": not a GGUF file (magic " + hex +
+    throw std::runtime_error(path_ + ": not a GGUF file (magic " + hex +
                              ", expected 0x46554747 \"GGUF\")");
   }
   const uint32_t version = c.read<uint32_t>("version");
@@ -495,10 +510,10 @@ std::shared_ptr<const File> File::open(const std::string& path) {
     std::string hint;
     if (version == 1) hint = ": GGUF v1 is obsolete, convert the model with a current llama.cpp";
     if ((version & 0xffff) == 0 && version != 0) hint = ": looks like a big-endian GGUF file";
-    throw std::runtime_error(path + ": unsupported GGUF version " + std::to_string(version) +
+    throw std::runtime_error(path_ + ": unsupported GGUF version " + std::to_string(version) +
                              " (supported: 2, 3)" + hint);
   }
-  file->version_ = version;
+  version_ = version;
   const uint64_t n_tensors = c.read<uint64_t>("tensor count");
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   for (uint64_t i = 0; i < n_kv; ++i) {
@@ -511,12 +526,12 @@ std::shared_ptr<const File> File::open(const std::string& path) {
              " (known: 0..12): the file is corrupt or from a newer GGUF version");
     }
     Value value = read_value(c, static_cast<ValueType>(raw_type), 0);
-    if (!file->metadata_.emplace(key, std::move(value)).second) {
+    if (!metadata_.emplace(key, std::move(value)).second) {
       c.fail("duplicate metadata key \"" + key + "\"");
     }
   }
 
-  if (const Value* a = file->find("general.alignment")) {
+  if (const Value* a = find("general.alignment")) {
     c.section = "metadata general.alignment";
     if (!is_unsigned(a->type) && !is_signed(a->type)) {
       c.fail(std::string("is ") + value_type_name(a->type) + ", expected UINT32");
@@ -526,11 +541,11 @@ std::shared_ptr<const File> File::open(const std::string& path) {
       c.fail("alignment " + std::to_string(alignment) + " is not a power of two up to " +
              std::to_string(kMaxAlignment));
     }
-    file->alignment_ = static_cast<uint32_t>(alignment);
+    alignment_ = static_cast<uint32_t>(alignment);
   }
 
   // Counts are not trusted for allocation: a corrupt count ends in a truncation error.
-  file->tensors_.reserve(std::min<uint64_t>(n_tensors, 1u << 16));
+  tensors_.reserve(std::min<uint64_t>(n_tensors, 1u << 16));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     c.section = "tensor directory entry " + std::to_string(i);
     TensorInfo t;
@@ -567,21 +582,21 @@ std::shared_ptr<const File> File::open(const std::string& path) {
     const auto nbytes = mul_u64(n_elements / block_size(t.type), block_bytes(t.type));
     if (!nbytes) c.fail("byte size overflows 64 bits");
     t.nbytes = *nbytes;
-    if (!file->tensor_index_.emplace(t.name, file->tensors_.size()).second) {
+    if (!tensor_index_.emplace(t.name, tensors_.size()).second) {
       c.fail("duplicate tensor name \"" + t.name + "\"");
     }
-    file->tensors_.push_back(std::move(t));
+    tensors_.push_back(std::move(t));
   }
 
-  const uint64_t data_start = align_up(c.pos(), file->alignment_);
-  file->data_offset_ = data_start;
-  for (size_t i = 0; i < file->tensors_.size(); ++i) {
-    TensorInfo& t = file->tensors_[i];
-    const std::string where = path + ": tensor " + t.name + " (" + type_name(t.type) + ")";
-    if (t.offset % file->alignment_ != 0) {
+  const uint64_t data_start = align_up(c.pos(), alignment_);
+  data_offset_ = data_start;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    TensorInfo& t = tensors_[i];
+    const std::string where = path_ + ": tensor " + t.name + " (" + type_name(t.type) + ")";
+    if (t.offset % alignment_ != 0) {
       throw std::runtime_error(where + ": data offset " + std::to_string(t.offset) +
                                " is not a multiple of the alignment " +
-                               std::to_string(file->alignment_) + ": the file is corrupt");
+                               std::to_string(alignment_) + ": the file is corrupt");
     }
     const uint64_t available = data_start <= size ? size - data_start : 0;
     if (data_start > size || t.offset > available || t.nbytes > available - t.offset) {
@@ -590,9 +605,8 @@ std::shared_ptr<const File> File::open(const std::string& path) {
           std::to_string(t.offset) + " needs " + std::to_string(t.nbytes) +
           " bytes but the file has " + std::to_string(size) + " bytes");
     }
-    t.data = static_cast<const uint8_t*>(map) + data_start + t.offset;
+    t.data = base + data_start + t.offset;
   }
-  return file;
 }
 
 File::~File() {
@@ -804,7 +818,7 @@ void Writer::add_f32(const std::string& name, std::vector<int64_t> ne, const flo
              static_cast<size_t>(n < 0 ? 0 : n) * sizeof(float));
 }
 
-void Writer::write(const std::string& path) const {
+std::vector<uint8_t> Writer::header() const {
   ByteSink header;
   header.put<uint32_t>(kMagic);
   header.put<uint32_t>(3);
@@ -833,15 +847,31 @@ void Writer::write(const std::string& path) const {
     offset = align_up(offset + t.bytes.size(), alignment_);
   }
   header.bytes.resize(align_up(header.bytes.size(), alignment_), 0);
+  return std::move(header.bytes);
+}
 
+void Writer::write(const std::string& path) const {
+  const std::vector<uint8_t> head = header();
   AtomicFile out(path);
-  out.write(header.bytes.data(), header.bytes.size());
+  out.write(head.data(), head.size());
   const std::vector<uint8_t> zeros(alignment_, 0);
   for (const auto& t : tensors_) {
     out.write(t.bytes.data(), t.bytes.size());
     out.write(zeros.data(), align_up(t.bytes.size(), alignment_) - t.bytes.size());
   }
   out.commit();
+}
+
+std::vector<uint8_t> Writer::to_bytes() const {
+  std::vector<uint8_t> bytes = header();
+  size_t total = bytes.size();
+  for (const auto& t : tensors_) total += align_up(t.bytes.size(), alignment_);
+  bytes.reserve(total);
+  for (const auto& t : tensors_) {
+    bytes.insert(bytes.end(), t.bytes.begin(), t.bytes.end());
+    bytes.resize(align_up(bytes.size(), alignment_), 0);
+  }
+  return bytes;
 }
 
 }  // namespace cleave::gguf

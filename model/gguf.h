@@ -101,6 +101,10 @@ struct TensorInfo {
 class File {
  public:
   static std::shared_ptr<const File> open(const std::string& path);
+  // A GGUF image held in memory (a model converted on the fly), validated as
+  // open() validates a file; `name` stands for the path in errors. Tensor data
+  // is as aligned as the allocation (16 bytes), not to the file's alignment.
+  static std::shared_ptr<const File> from_bytes(const std::string& name, std::vector<uint8_t> bytes);
   ~File();
   File(const File&) = delete;
   File& operator=(const File&) = delete;
@@ -125,6 +129,7 @@ class File {
 
  private:
   File() = default;
+  void parse(const uint8_t* base, uint64_t size);  // header, metadata, tensor directory
   std::string path_;
   uint32_t version_ = 0;
   uint32_t alignment_ = kDefaultAlignment;
@@ -132,7 +137,8 @@ class File {
   std::map<std::string, Value> metadata_;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> tensor_index_;
-  void* map_ = nullptr;
+  void* map_ = nullptr;            // open(): the mapping
+  std::vector<uint8_t> owned_;     // from_bytes(): the image
   size_t map_size_ = 0;
 };
 
@@ -148,8 +154,11 @@ class Writer {
                   const void* bytes, size_t nbytes);
   void add_f32(const std::string& name, std::vector<int64_t> ne, const float* values);
   void write(const std::string& path) const;
+  // The same bytes write() puts in the file, for File::from_bytes.
+  std::vector<uint8_t> to_bytes() const;
 
  private:
+  std::vector<uint8_t> header() const;  // up to the data section, padded
   struct PendingTensor {
     std::string name;
     TensorType type;

@@ -38,12 +38,9 @@ LlamaWeights random_llama_weights(const LlamaConfig& c, uint64_t seed) {
   return w;
 }
 
-void write_llama_gguf(const std::string& path, const LlamaConfig& c, const LlamaWeights& weights,
-                      const Vocabulary* vocab) {
-  gguf::Writer writer;
+void set_llama_metadata(gguf::Writer& writer, const LlamaConfig& c) {
   const std::string a = c.architecture + ".";
   writer.set("general.architecture", gguf::Value::str(c.architecture));
-  writer.set("general.name", gguf::Value::str("cleave " + c.architecture));
   writer.set(a + "context_length", gguf::Value::u32(static_cast<uint32_t>(c.context_length)));
   writer.set(a + "embedding_length", gguf::Value::u32(static_cast<uint32_t>(c.dim)));
   writer.set(a + "block_count", gguf::Value::u32(static_cast<uint32_t>(c.n_layers)));
@@ -57,19 +54,32 @@ void write_llama_gguf(const std::string& path, const LlamaConfig& c, const Llama
     writer.set(a + "attention.key_length", gguf::Value::u32(static_cast<uint32_t>(c.head_dim)));
     writer.set(a + "attention.value_length", gguf::Value::u32(static_cast<uint32_t>(c.head_dim)));
   }
-  if (vocab) {
-    std::vector<int32_t> kinds;
-    for (TokenKind k : vocab->kinds) kinds.push_back(static_cast<int32_t>(k));
-    writer.set("tokenizer.ggml.model", gguf::Value::str("llama"));
-    writer.set("tokenizer.ggml.tokens", gguf::Value::str_array(vocab->tokens));
-    writer.set("tokenizer.ggml.scores", gguf::Value::f32_array(vocab->scores));
-    writer.set("tokenizer.ggml.token_type", gguf::Value::i32_array(kinds));
-    writer.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab->bos)));
-    writer.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab->eos)));
-    writer.set("tokenizer.ggml.unknown_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab->unk)));
-    writer.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(vocab->add_bos));
-    writer.set("tokenizer.ggml.add_space_prefix", gguf::Value::boolean(vocab->add_space_prefix));
-  }
+}
+
+void set_tokenizer_metadata(gguf::Writer& writer, const Vocabulary& vocab,
+                            const ByteLevelMetadata* byte_level) {
+  std::vector<int32_t> kinds;
+  for (TokenKind k : vocab.kinds) kinds.push_back(static_cast<int32_t>(k));
+  writer.set("tokenizer.ggml.model", gguf::Value::str(byte_level ? "gpt2" : "llama"));
+  if (byte_level) writer.set("tokenizer.ggml.pre", gguf::Value::str(byte_level->pre));
+  writer.set("tokenizer.ggml.tokens", gguf::Value::str_array(vocab.tokens));
+  if (!byte_level) writer.set("tokenizer.ggml.scores", gguf::Value::f32_array(vocab.scores));
+  writer.set("tokenizer.ggml.token_type", gguf::Value::i32_array(kinds));
+  if (byte_level) writer.set("tokenizer.ggml.merges", gguf::Value::str_array(byte_level->merges));
+  writer.set("tokenizer.ggml.bos_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab.bos)));
+  writer.set("tokenizer.ggml.eos_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab.eos)));
+  writer.set("tokenizer.ggml.unknown_token_id", gguf::Value::u32(static_cast<uint32_t>(vocab.unk)));
+  writer.set("tokenizer.ggml.add_bos_token", gguf::Value::boolean(vocab.add_bos));
+  if (!byte_level) writer.set("tokenizer.ggml.add_space_prefix", gguf::Value::boolean(vocab.add_space_prefix));
+}
+
+void write_llama_gguf(const std::string& path, const LlamaConfig& c, const LlamaWeights& weights,
+                      const Vocabulary* vocab) {
+  gguf::Writer writer;
+  writer.set("general.architecture", gguf::Value::str(c.architecture));
+  writer.set("general.name", gguf::Value::str("cleave " + c.architecture));
+  set_llama_metadata(writer, c);
+  if (vocab) set_tokenizer_metadata(writer, *vocab);
   for (const auto& [name, tensor] : weights) {
     at::Tensor t = tensor.detach().to(at::kFloat).contiguous();
     std::vector<int64_t> ne(t.sizes().rbegin(), t.sizes().rend());  // ggml order

@@ -438,6 +438,33 @@ void expect_every_cut_throws(const std::string& path, const std::vector<uint8_t>
   }
 }
 
+// An image built in memory (a converted model) is the file's bytes, and reads as the file does.
+TEST_F(GgufTest, InMemoryImageIsTheFilesBytes) {
+  const std::string path = dir + "/sample.gguf";
+  Writer w(64);
+  w.set("general.architecture", Value::str("llama"));
+  const std::vector<float> values = {1.5f, -2.0f, 3.25f};
+  w.add_f32("t.a", {3}, values.data());
+  w.add_f32("t.b", {1}, values.data());
+  w.write(path);
+  const std::vector<uint8_t> image = w.to_bytes();
+  EXPECT_EQ(image, read_bytes(path));
+
+  const auto file = File::from_bytes("converted model", image);
+  EXPECT_EQ(file->path(), "converted model");
+  EXPECT_EQ(file->alignment(), 64u);
+  EXPECT_EQ(file->get("general.architecture").as_string(), "llama");
+  const TensorInfo& a = file->tensor("t.a");
+  EXPECT_EQ(std::vector<float>(reinterpret_cast<const float*>(a.data), reinterpret_cast<const float*>(a.data) + 3),
+            values);
+  try {
+    File::from_bytes("converted model", std::vector<uint8_t>(image.begin(), image.begin() + 10));
+    FAIL() << "a truncated image was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("converted model: truncated"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(GgufTest, EveryTruncationOfAWrittenFileThrows) {
   const std::string path = dir + "/sample.gguf";
   write_sample(path, 64);
