@@ -8,6 +8,10 @@
 # minute (the warm-up: ZeroMQ pipes, TLS sessions and model buffers reach
 # their working size).
 #   bench/soak.sh [SITES] [MINUTES]        (defaults 100 and 10; from the repository root)
+# AGGREGATOR_WRAP runs the aggregator under a profiler in the same process, so
+# that the soak's SIGTERM reaches it (with GOMP_SPINCOUNT set, so that cleave
+# does not re-execute itself out from under the profiler), e.g.
+#   AGGREGATOR_WRAP="valgrind --tool=massif --massif-out-file=massif.out" bench/soak.sh 100 10
 # Not a test: it takes minutes and is judged by eye (and by the bound stated
 # in BENCHMARKS.md).
 set -euo pipefail
@@ -63,7 +67,9 @@ aggregator:
   split_server_name: split-1
 $(secure agg)
 YAML
-"$CLEAVE" aggregator --config "$OUT/aggregator.yaml" > "$OUT/aggregator.log" 2>&1 &
+read -r -a aggregator_wrap <<< "${AGGREGATOR_WRAP:-}"
+((${#aggregator_wrap[@]})) && aggregator_wrap=(env GOMP_SPINCOUNT="${GOMP_SPINCOUNT:-1000}" "${aggregator_wrap[@]}")
+"${aggregator_wrap[@]}" "$CLEAVE" aggregator --config "$OUT/aggregator.yaml" > "$OUT/aggregator.log" 2>&1 &
 agg_pid=$!; pids+=("$agg_pid")
 until agg=$(grep -o 'listening on tcp://[0-9.:]*' "$OUT/aggregator.log" | awk '{print $3}') && [[ -n $agg ]]; do
   kill -0 "$agg_pid" || { cat "$OUT/aggregator.log"; exit 1; }; sleep 0.2

@@ -1,8 +1,6 @@
 // cleave aggregator --config FILE.yaml [--set key=value ...]: the federation's
 // round loop for the registered sites, keeping the split servers' rounds in
 // step, until the configured rounds are done or SIGINT/SIGTERM.
-#include <malloc.h>
-
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -96,16 +94,7 @@ int run_aggregator(const ParsedArgs& args) {
   service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,
                                                 const aggregator::GlobalAdapters&) {
     if (!checkpoint_dir.empty()) log(describe_checkpoint(summary, checkpoint_dir));
-    // Every 50 rounds, the process's heap as malloc sees it: bytes in use
-    // against bytes held, so a long-lived service shows whether it leaks
-    // (in use grows) or fragments (only held grows).
-    if (summary.round % 50 == 49) {
-      const struct mallinfo2 heap = mallinfo2();
-      log("memory after round " + std::to_string(summary.round) + ": heap in use " +
-          std::to_string((heap.uordblks + heap.hblkhd) >> 10) + " KiB, held " +
-          std::to_string((heap.arena + heap.hblkhd) >> 10) + " KiB, free in the heap " +
-          std::to_string(heap.fordblks >> 10) + " KiB");
-    }
+    if (summary.round % 50 == 49) log("memory after round " + std::to_string(summary.round) + ": " + heap_report());
   });
 
   std::unique_ptr<net::ServerChannel> channel =

@@ -1,5 +1,7 @@
 #include "cli/service_runtime.h"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -37,6 +39,13 @@ void log_event(const std::string& service, const std::string& line) {
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
   std::lock_guard<std::mutex> lock(mutex);
   std::cout << stamp << " " << service << ": " << line << std::endl;
+}
+
+std::string heap_report() {
+  const struct mallinfo2 heap = mallinfo2();
+  return "heap in use " + std::to_string((heap.uordblks + heap.hblkhd) >> 10) + " KiB, held " +
+         std::to_string((heap.arena + heap.hblkhd) >> 10) + " KiB, free in the heap " +
+         std::to_string(heap.fordblks >> 10) + " KiB";
 }
 
 }  // namespace cleave::cli

@@ -17,4 +17,9 @@ const std::atomic<bool>& stop_on_signals();
 // Safe to call from several threads.
 void log_event(const std::string& service, const std::string& line);
 
+// The process's heap as malloc sees it (mallinfo2), for a long-lived service
+// to log every so many rounds: bytes in use against bytes held, so a leak
+// (in use grows) and fragmentation (only held grows) tell apart.
+std::string heap_report();
+
 }  // namespace cleave::cli

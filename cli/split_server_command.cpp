@@ -1,6 +1,8 @@
 // cleave split-server --config FILE.yaml [--set key=value ...]: serves the
 // top blocks of the base model for many split clients until SIGINT/SIGTERM.
+#include <atomic>
 #include <iostream>
+#include <memory>
 
 #include "aggregator/peer_policies.h"
 #include "cli/base_model.h"
@@ -29,7 +31,16 @@ int run_split_server(const ParsedArgs& args) {
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
   const SplitServerFile config = load_split_server_config(args.require("--config"), overrides);
   const std::atomic<bool>& stop = stop_on_signals();
-  auto log = [](const std::string& line) { log_event("split-server", line); };
+  // Every 50 closed rounds, malloc's view of the heap (as the aggregator's).
+  auto closed_rounds = std::make_shared<std::atomic<int64_t>>(0);
+  auto log = [closed_rounds](const std::string& line) {
+    log_event("split-server", line);
+    if (line.rfind("closed round ", 0) != 0) return;
+    const int64_t closed = ++*closed_rounds;
+    if (closed % 50 == 0) {
+      log_event("split-server", "memory after " + std::to_string(closed) + " closed rounds: " + heap_report());
+    }
+  };
 
   set_threads(config.threads, std::cout);
   const BaseModel base = load_base_model(config.model, config.quant, std::cout, config.compute);
