@@ -19,7 +19,11 @@ SecureClientChannel::SecureClientChannel(std::unique_ptr<net::ClientChannel> inn
                                          SecureChannelOptions options)
     : inner_(std::move(inner)), context_(TlsContext::Side::client, options) {
   if (!inner_) throw std::invalid_argument("SecureClientChannel needs an inner channel");
-  start_session();
+  // The handshake starts with the first send() or recv(), not here: a
+  // ClientHello sent now and answered only at the first request (an
+  // aggregator's link to a split server waits minutes for the sites) would
+  // find the server long past its handshake_timeout, its session dropped, and
+  // the first request would fail on the stale ServerHello.
 }
 
 SecureClientChannel::~SecureClientChannel() {

@@ -1,7 +1,7 @@
 // The client end of a mutually authenticated TLS 1.3 channel: wraps any
-// net::ClientChannel. The handshake starts on construction and is driven by
-// send() and recv(); a session that fails is replaced by a fresh one (new
-// inner connection, new handshake) on the next call.
+// net::ClientChannel. The handshake starts with the first send(), recv() or
+// handshake() and is driven by them; a session that fails is replaced by a
+// fresh one (new inner connection, new handshake) on the next call.
 #pragma once
 
 #include <deque>
