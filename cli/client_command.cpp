@@ -4,6 +4,7 @@
 // adapter delta; its data never leaves this process.
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "aggregator/federated_client.h"
 #include "cli/base_model.h"
@@ -15,6 +16,7 @@
 #include "client/dataset.h"
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "model/chat_template.h"
 #include "secagg/key_signature.h"
 #include "transport/request_retry.h"
 
@@ -79,8 +81,10 @@ int run_client(const ParsedArgs& args) {
   const std::string id = node_id(config.client.id, run.secure, "site-0");
   set_threads(run.threads, std::cout);
   const BaseModel base = load_base_model(run.model, run.quant, std::cout, run.compute);
+  const std::optional<ChatFormat> chat =
+      data::choose_chat_format(run.data.chat_template, *base.tokenizer, run.model);
   const std::vector<data::Example> examples =
-      data::tokenize_records(*base.tokenizer, data::read_records(run.data.train));
+      data::tokenize_records(*base.tokenizer, data::read_records(run.data.train), chat);
   SplitSession split = connect_split_server(run, id, base.model->n_layers(), log);
   split.options.stop = &stop;
   const split::SiteBlocks blocks = client_blocks(split.options, base.model->n_layers());

@@ -3,6 +3,7 @@
 #include "cli/config_fields.h"
 #include "cli/config_services.h"
 #include "cli/config_yaml.h"
+#include "client/dataset.h"
 
 namespace cleave::cli {
 namespace {
@@ -36,6 +37,7 @@ void data_section(Fields& f, DataConfig& d) {
   f.choice("mode", d.mode,
            {{"packing", data::BatchMode::packing}, {"padding", data::BatchMode::padding}});
   f.field("eval_batches", d.eval_batches);
+  f.choice("chat_template", d.chat_template, data::chat_template_settings());
 }
 
 void train_section(Fields& f, TrainOptions& t, int64_t& seed) {
@@ -176,6 +178,10 @@ void SimulateConfig::validate() const {
     throw ConfigError(run.source + ": train.recompute with federation.workers > 1 and lora.dropout > 0: a "
                       "recomputed block replays the dropout masks from the process-wide random generator, "
                       "which sites trained at once would share; set federation.workers: 1 or lora.dropout: 0");
+  }
+  if (run.data.chat_template != "none") {
+    throw ConfigError(run.source + ": data.chat_template: cleave simulate does not format records "
+                      "with a chat template yet; set it to none (cleave train and cleave client do)");
   }
   if (run.train.micro_batch != 0 && federation.mode == simulate::FleetMode::split) {
     throw ConfigError(run.source + ": train.micro_batch: a split fleet's sites step through the split server "

@@ -33,6 +33,9 @@ struct DataConfig {
   int64_t batch_size = 8;
   data::BatchMode mode = data::BatchMode::packing;
   int64_t eval_batches = 0;      // held-out batches scored per evaluation; 0: all
+  // How prompt/completion records are written (data::choose_chat_format):
+  // none (as they are) | auto (the model's chat template) | llama3 | chatml | llama2.
+  std::string chat_template = "none";
 };
 
 struct RunConfig {

@@ -1,12 +1,15 @@
 // cleave eval --model FILE.gguf --data FILE [--adapter FILE] [--ctx N] ...
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "client/batching.h"
 #include "client/dataset.h"
 #include "client/evaluate.h"
+#include "model/chat_template.h"
 
 namespace cleave::cli {
 namespace {
@@ -30,7 +33,10 @@ ArgParser eval_parser() {
   add_model_flags(parser)
       .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
-      .value("--batch-size", "B", "rows per forward pass (default 4)");
+      .value("--batch-size", "B", "rows per forward pass (default 4)")
+      .value("--chat-template", "NAME",
+             "prompt/completion records as data.chat_template writes them: none (default) | "
+             "auto | llama3 | chatml | llama2");
   return add_runtime_flags(parser);
 }
 
@@ -39,6 +45,13 @@ int run_eval(const ParsedArgs& args) {
   const std::string data_path = args.require("--data");
   const int64_t batch_size = args.get_int("--batch-size", 4);
   if (batch_size <= 0) throw UsageError("--batch-size must be > 0");
+  const std::string chat_template = args.get_or("--chat-template", "none");
+  const std::vector<std::string> settings = data::chat_template_settings();
+  if (std::find(settings.begin(), settings.end(), chat_template) == settings.end()) {
+    std::string names;
+    for (const std::string& name : settings) names += (names.empty() ? "" : " | ") + name;
+    throw UsageError("--chat-template " + chat_template + ": expected " + names);
+  }
   const bool has_ctx = args.has("--ctx");
   const int64_t ctx = args.get_int("--ctx", 0);
   if (has_ctx && ctx < 2) throw UsageError("--ctx must be at least 2");
@@ -56,8 +69,10 @@ int run_eval(const ParsedArgs& args) {
               << " chunks of " << ctx << " (second half of each scored)\n";
     result = evaluate_chunks(*base.model, applied, chunks, batch_size);
   } else {
+    const std::optional<ChatFormat> chat =
+        data::choose_chat_format(chat_template, *base.tokenizer, model_flags.model);
     const std::vector<data::Example> examples =
-        data::tokenize_records(*base.tokenizer, data::read_records(data_path));
+        data::tokenize_records(*base.tokenizer, data::read_records(data_path), chat);
     data::BatchOptions options;
     options.mode = data::BatchMode::padding;
     options.batch_size = batch_size;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <ostream>
 
 #include "cli/base_model.h"
@@ -15,10 +16,12 @@
 #include "cli/service_runtime.h"
 #include "cli/split_session.h"
 #include "client/batching.h"
+#include "client/dataset.h"
 #include "client/evaluate.h"
 #include "client/train_step.h"
 #include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "model/chat_template.h"
 #include "split/split_client.h"
 
 namespace fs = std::filesystem;
@@ -86,10 +89,15 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   } else {
     eval_records = split_off_eval(train_records, config.data.eval_fraction, config.seed);
   }
+  const std::optional<ChatFormat> chat =
+      data::choose_chat_format(config.data.chat_template, *base.tokenizer, config.model);
+  if (chat) {
+    out << "data: prompts and completions in the " << chat_format_name(*chat) << " chat format\n";
+  }
   const std::vector<data::Example> train_examples =
-      data::tokenize_records(*base.tokenizer, train_records);
+      data::tokenize_records(*base.tokenizer, train_records, chat);
   const std::vector<data::Example> eval_examples =
-      data::tokenize_records(*base.tokenizer, eval_records);
+      data::tokenize_records(*base.tokenizer, eval_records, chat);
   out << "data: " << train_examples.size() << " train records (" << count_tokens(train_examples)
       << " tokens), " << eval_examples.size() << " held-out records ("
       << count_tokens(eval_examples) << " tokens)\n";

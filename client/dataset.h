@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -18,6 +19,7 @@
 
 namespace cleave {
 class Tokenizer;
+enum class ChatFormat;
 }
 
 namespace cleave::data {
@@ -83,8 +85,28 @@ Example make_prompt_example(const std::vector<int32_t>& prompt_tokens,
 
 // Tokenizes records (prompt and completion separately, each encoded without
 // BOS) into examples as above. Defined in dataset_tokenize.cpp.
-Example tokenize_record(const Tokenizer& tokenizer, const Record& record);
+//
+// With a chat format (model/chat_template.h) a prompt/completion record is
+// instead one exchange in that format: user turn, assistant turn, tokenized
+// as one text in which only the format's own markers become special tokens,
+// with no BOS or EOS but the format's. The targets from the completion's first
+// token through the end of the assistant's turn (<|eot_id|>, <|im_end|>,
+// </s>) are trained, nothing before. Text records are unchanged.
+Example tokenize_record(const Tokenizer& tokenizer, const Record& record,
+                        std::optional<ChatFormat> chat = std::nullopt);
 std::vector<Example> tokenize_records(const Tokenizer& tokenizer,
-                                      const std::vector<Record>& records);
+                                      const std::vector<Record>& records,
+                                      std::optional<ChatFormat> chat = std::nullopt);
+
+// data.chat_template: "none", "auto" or a chat format's name.
+std::vector<std::string> chat_template_settings();
+// The chat format for a setting: none -> nullopt (records as they are); auto
+// -> the format of the model's chat template, or nullopt when the model has
+// none; a name -> that format. Throws DataError, naming `model_path`, for a
+// template auto does not recognise (quoting its start) or a format whose
+// special tokens the model's vocabulary lacks.
+std::optional<ChatFormat> choose_chat_format(const std::string& setting,
+                                             const Tokenizer& tokenizer,
+                                             const std::string& model_path);
 
 }  // namespace cleave::data

@@ -103,7 +103,8 @@ void check_length(const gguf::File& file, const std::string& key, size_t length,
   }
 }
 
-// The keys both vocabularies share: tokens, and optionally scores and types.
+// The keys both vocabularies share: tokens, and optionally scores, types and
+// the chat template.
 Vocabulary read_tokens(const gguf::File& file) {
   Vocabulary vocab;
   vocab.tokens = read_key(file, "tokenizer.ggml.tokens",
@@ -131,6 +132,11 @@ Vocabulary read_tokens(const gguf::File& file) {
       }
       vocab.kinds[i] = static_cast<TokenKind>(types[i]);
     }
+  }
+  const std::string template_key = "tokenizer.chat_template";
+  if (file.find(template_key) != nullptr) {
+    vocab.chat_template =
+        read_key(file, template_key, [](const gguf::Value& v) { return v.as_string(); });
   }
   return vocab;
 }
@@ -285,19 +291,42 @@ void Tokenizer::append_spm(const std::string& text, bool space_prefix,
   }
 }
 
+std::vector<Tokenizer::Fragment> Tokenizer::split_parts(const std::vector<TextPart>& parts,
+                                                         std::string& joined) const {
+  std::vector<Fragment> fragments;
+  for (const TextPart& part : parts) {
+    const size_t offset = joined.size();
+    joined += part.text;
+    // The SentencePiece tokenizer reads user-defined tokens as text too,
+    // unless special tokens are parsed.
+    const std::vector<Fragment> cut =
+        bpe_ || part.parse_special ? split_special_tokens(part.text, part.parse_special)
+                                   : std::vector<Fragment>{{-1, 0, part.text.size()}};
+    for (const Fragment& fragment : cut) {
+      if (fragment.size == 0) continue;
+      if (fragment.special < 0 && !fragments.empty() && fragments.back().special < 0) {
+        fragments.back().size += fragment.size;  // text continued across the parts
+        continue;
+      }
+      fragments.push_back({fragment.special, offset + fragment.start, fragment.size});
+    }
+  }
+  return fragments;
+}
+
 std::vector<TokenId> Tokenizer::encode(const std::string& text, bool add_bos,
                                        bool parse_special) const {
+  return encode(std::vector<TextPart>{{text, parse_special}}, add_bos);
+}
+
+std::vector<TokenId> Tokenizer::encode(const std::vector<TextPart>& parts, bool add_bos) const {
   std::vector<TokenId> ids;
   if (add_bos) ids.push_back(vocab_.bos);
-  if (!bpe_ && !parse_special) {
-    // The SentencePiece tokenizer reads user-defined tokens as text too.
-    append_spm(text, vocab_.add_space_prefix, ids);
-    return ids;
-  }
+  std::string text;
   // SentencePiece's space prefix goes before the first text and after each
   // special token (llama.cpp's is_prev_special).
   bool after_special = true;
-  for (const Fragment& fragment : split_special_tokens(text, parse_special)) {
+  for (const Fragment& fragment : split_parts(parts, text)) {
     if (fragment.special >= 0) {
       ids.push_back(fragment.special);
       after_special = true;

@@ -31,6 +31,16 @@ struct Vocabulary {
   TokenId bos = 1, eos = 2, unk = 0;
   bool add_bos = true;                // the model expects BOS (informational: see encode)
   bool add_space_prefix = true;       // SentencePiece's " " before the text
+  // The model's chat template (Jinja source) as given: tokenizer.chat_template
+  // in GGUF, chat_template in tokenizer_config.json; "" when it has none.
+  std::string chat_template;
+};
+
+// A part of a text put together from pieces of different origin, such as a
+// chat template's markers (special tokens parsed) around user text (not).
+struct TextPart {
+  std::string text;
+  bool parse_special = false;
 };
 
 // What a byte-level BPE vocabulary has besides its tokens.
@@ -63,9 +73,10 @@ class Tokenizer {
   // the file and the model or pre-tokenizer.
   static Tokenizer from_gguf(const gguf::File& file);
   // Reads a Hugging Face tokenizer.json of model type BPE with a ByteLevel
-  // pre-tokenizer, and BOS and EOS from the tokenizer_config.json beside it
-  // ("X.tokenizer.json" pairs with "X.tokenizer_config.json"). Errors name the
-  // file and the field. Defined in model/tokenizer_json.cpp.
+  // pre-tokenizer, and BOS, EOS and the chat template from the
+  // tokenizer_config.json beside it ("X.tokenizer.json" pairs with
+  // "X.tokenizer_config.json"). Errors name the file and the field. Defined
+  // in model/tokenizer_json.cpp.
   static Tokenizer from_tokenizer_json(const std::string& path);
 
   // Text to ids; `add_bos` prepends BOS (whatever vocab().add_bos says).
@@ -79,6 +90,12 @@ class Tokenizer {
   // for SentencePiece user-defined ones, which it otherwise reads as text.
   std::vector<TokenId> encode(const std::string& text, bool add_bos,
                               bool parse_special = false) const;
+  // The parts' concatenation encoded as above, except that special tokens are
+  // cut out only of the parts that ask for it (user-defined ones of every
+  // byte-level part, as above): text on both sides of a boundary between
+  // parts is tokenized as one text, and SentencePiece's space prefix goes only
+  // before the first text and after a special token.
+  std::vector<TokenId> encode(const std::vector<TextPart>& parts, bool add_bos) const;
   // Ids to text, control tokens dropped. SentencePiece: U+2581 to space, <0xXX>
   // to bytes, the leading space of the first piece removed when it follows
   // BOS. Byte-level BPE: GPT-2's characters back to bytes, user-defined tokens
@@ -103,6 +120,8 @@ class Tokenizer {
   };
   void check_and_index();
   std::vector<Fragment> split_special_tokens(const std::string& text, bool parse_special) const;
+  // The parts' concatenation as text and special tokens, adjacent texts joined.
+  std::vector<Fragment> split_parts(const std::vector<TextPart>& parts, std::string& joined) const;
   void append_spm(const std::string& text, bool space_prefix, std::vector<TokenId>& ids) const;
 
   Vocabulary vocab_;

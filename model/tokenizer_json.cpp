@@ -345,6 +345,11 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   vocab.add_bos = add_bos != nullptr
                       ? config.bool_at(add_bos, "add_bos_token", false)
                       : template_adds(root.find("post_processor"), vocab.tokens[vocab.bos]);
+  // Only the plain string form; a list of named templates is left out, as convert does.
+  const json::Value* chat_template = config_root ? config_root->find("chat_template") : nullptr;
+  if (chat_template != nullptr && chat_template->is_string()) {
+    vocab.chat_template = chat_template->as_string();
+  }
 
   try {
     return Tokenizer(std::move(vocab), rules);

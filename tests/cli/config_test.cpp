@@ -144,6 +144,17 @@ TEST(Config, WrongTypeNamesPathLineAndExpectedType) {
                   "data.mode: expected one of packing, padding, got a list");
 }
 
+TEST(Config, ChatTemplateIsNoneUnlessAskedFor) {
+  EXPECT_EQ(parse_config(kRequired, "x.yaml").data.chat_template, "none");
+  for (const std::string setting : {"auto", "llama3", "chatml", "llama2"}) {
+    EXPECT_EQ(parse_config(kRequired, "x.yaml", {parse_override("data.chat_template=" + setting)})
+                  .data.chat_template,
+              setting);
+  }
+  EXPECT_CONTAINS(error_of(kRequired, {parse_override("data.chat_template=vicuna")}),
+                  "data.chat_template");
+}
+
 TEST(Config, RepeatedKeyIsAnError) {
   EXPECT_CONTAINS(error_of(kRequired + "data:\n  train: u.jsonl\n"),
                   "configs/x.yaml:4: key 'data' appears twice");

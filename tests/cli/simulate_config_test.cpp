@@ -62,6 +62,13 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     EXPECT_NE(std::string(e.what()).find("federation.rounds"), std::string::npos) << e.what();
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.rounds", "0"}}), ConfigError);
+  // The fleet's data loader does not write chat formats yet.
+  try {
+    parse_simulate_config(kYaml, "test.yaml", {{"data.chat_template", "auto"}});
+    FAIL() << "a chat template must be refused by cleave simulate";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("data.chat_template"), std::string::npos) << e.what();
+  }
   // Recomputed blocks replay dropout from the one process-wide generator.
   EXPECT_TRUE(parse_simulate_config(kYaml, "test.yaml", {{"train.recompute", "true"}}).run.train.recompute);
   try {

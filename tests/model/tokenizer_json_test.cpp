@@ -100,11 +100,13 @@ TEST(TokenizerJson, BosAndEosComeFromTheConfigBesideIt) {
   const std::string path = write(dir, "tiny.tokenizer.json", tokenizer_json());
   write(
       dir, "tiny.tokenizer_config.json",
-      R"({"bos_token": {"content": "<ud>", "lstrip": false}, "eos_token": "<|end|>", "add_bos_token": true})");
+      R"({"bos_token": {"content": "<ud>", "lstrip": false}, "eos_token": "<|end|>", "add_bos_token": true,
+          "chat_template": "{{ '<|im_start|>' + message['content'] }}"})");
   const Tokenizer tokenizer = Tokenizer::from_tokenizer_json(path);
   EXPECT_EQ(tokenizer.bos(), 7);
   EXPECT_EQ(tokenizer.eos(), 6);
   EXPECT_TRUE(tokenizer.vocab().add_bos);
+  EXPECT_EQ(tokenizer.vocab().chat_template, "{{ '<|im_start|>' + message['content'] }}");
 
   write(dir, "tiny.tokenizer_config.json", R"({"bos_token": "<nowhere>", "eos_token": "<|end|>"})");
   const std::string error = load_error(path);

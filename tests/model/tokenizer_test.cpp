@@ -122,6 +122,25 @@ TEST(TokenizerEncode, ParseSpecialCutsOutControlTokensWrittenInTheText) {
   EXPECT_EQ(std::count(as_text.begin(), as_text.end(), 2), 0);
 }
 
+TEST(TokenizerEncode, PartsParseSpecialTokensOnlyWhereTheyAsk) {
+  const Tokenizer tokenizer(tiny_vocab(true));
+  const TokenId space_a = id_of(tokenizer, kSpace + "a");
+  // One part is the text alone.
+  EXPECT_EQ(tokenizer.encode({{"a</s>a", true}}, false), tokenizer.encode("a</s>a", false, true));
+  EXPECT_EQ(tokenizer.encode({{"a</s>a", false}}, true), tokenizer.encode("a</s>a", true, false));
+  // "</s>" in a part without parse_special stays text, in one with it is EOS.
+  const std::vector<TokenId> marked = tokenizer.encode({{"a", false}, {"</s>", true}}, false);
+  EXPECT_EQ(marked, (std::vector<TokenId>{space_a, 2}));
+  const std::vector<TokenId> typed = tokenizer.encode({{"a", true}, {"</s>", false}}, false);
+  EXPECT_EQ(std::count(typed.begin(), typed.end(), 2), 0);
+  // Text across a boundary is one text: one space prefix, pieces merge across it.
+  EXPECT_EQ(tokenizer.encode({{"a", true}, {"b", false}, {"c", true}}, false),
+            tokenizer.encode("abc", false));
+  // After a special token the next text, whichever part it is in, gets the prefix.
+  EXPECT_EQ(tokenizer.encode({{"<s>", true}, {"", false}, {"a", false}}, false),
+            (std::vector<TokenId>{1, space_a}));
+}
+
 TEST(TokenizerEncode, MissingCharactersFallBackToByteTokens) {
   const Tokenizer tokenizer(tiny_vocab(false));
   // "é" is C3 A9 and no piece: one token per byte. "\n" has only its byte token.
@@ -328,6 +347,16 @@ TEST(TokenizerFromGguf, ReadsTheVocabularyAndFlags) {
   EXPECT_FALSE(tokenizer.vocab().add_bos);
   EXPECT_FALSE(tokenizer.vocab().add_space_prefix);
   EXPECT_EQ(tokenizer.encode("abc", false), ids_of(tokenizer, {"ab", "c"}));
+}
+
+TEST(TokenizerFromGguf, ReadsTheChatTemplate) {
+  const std::string chat_template = "{% for message in messages %}[INST] {{ message['content'] }}";
+  gguf::Writer writer = tokenizer_writer(tiny_vocab(true));
+  writer.set("tokenizer.chat_template", gguf::Value::str(chat_template));
+  EXPECT_EQ(Tokenizer::from_gguf(*gguf::File::open(write_file(writer, "chat"))).vocab().chat_template,
+            chat_template);
+  const std::string without = write_file(tokenizer_writer(tiny_vocab(true)), "no_chat");
+  EXPECT_EQ(Tokenizer::from_gguf(*gguf::File::open(without)).vocab().chat_template, "");
 }
 
 TEST(TokenizerFromGguf, OptionalKeysTakeLlamaDefaults) {
