@@ -3,19 +3,13 @@
 #include <stdexcept>
 
 #include "model/json.h"
+#include "model/json_file.h"
 
 namespace cleave::convert {
 namespace {
 
-// config.json, for errors that read "<path>: <field> <what is wrong>".
-struct ConfigFile {
-  std::string path;
-  json::Value root;
-
-  [[noreturn]] void fail(const std::string& field, const std::string& message) const {
-    throw std::runtime_error(path + ": " + field + " " + message);
-  }
-
+// config.json: its top-level keys, typed, with errors naming the file and key.
+struct ConfigFile : JsonFile {
   const json::Value* find(const std::string& key) const {
     const json::Value* value = root.find(key);
     return value == nullptr || value->is_null() ? nullptr : value;
@@ -57,8 +51,7 @@ struct ConfigFile {
 }  // namespace
 
 HfModelConfig read_hf_config(const std::string& path) {
-  const ConfigFile file{path, json::parse_file(path)};
-  if (!file.root.is_object()) file.fail("the top level", "is not a JSON object");
+  const ConfigFile file{JsonFile::read(path)};
 
   HfModelConfig hf;
   if (const json::Value* names = file.find("architectures")) {

@@ -12,36 +12,12 @@
 
 #include "model/bpe.h"
 #include "model/json.h"
+#include "model/json_file.h"
 #include "model/model_writer.h"
 #include "model/tokenizer.h"
 
 namespace cleave::convert {
 namespace {
-
-// A JSON file, for errors that read "<path>: <field> <what is wrong>".
-struct JsonFile {
-  std::string path;
-  json::Value root;
-
-  [[noreturn]] void fail(const std::string& field, const std::string& message) const {
-    throw std::runtime_error(path + ": " + field + " " + message);
-  }
-  const json::Value& required(const json::Value& object, const std::string& key,
-                              const std::string& field) const {
-    const json::Value* value = object.is_object() ? object.find(key) : nullptr;
-    if (value == nullptr) fail(field, "is missing");
-    return *value;
-  }
-  const std::string& text(const json::Value& value, const std::string& field) const {
-    if (!value.is_string()) fail(field, "is not a string");
-    return value.as_string();
-  }
-  bool flag(const json::Value* value, const std::string& field, bool fallback) const {
-    if (value == nullptr || value->is_null()) return fallback;
-    if (!value->is_bool()) fail(field, "is not true or false");
-    return value->as_bool();
-  }
-};
 
 // Text that tells llama.cpp's pre-tokenizers apart: contractions in both
 // cases, runs of digits, whitespace of every kind, punctuation runs,
@@ -58,42 +34,11 @@ const char* const kProbeText =
 const char* const kPreTokenizerNames[] = {"llama-bpe",    "dbrx",           "qwen2",  "smollm", "gpt-2",
                                           "deepseek-llm", "deepseek-coder", "falcon", "default"};
 
-// The merges of model.merges, each written "left right" as GGUF stores them.
-std::vector<std::string> read_merges(const JsonFile& file, const json::Value& model) {
-  const json::Value& merges = file.required(model, "merges", "model.merges");
-  if (!merges.is_array()) file.fail("model.merges", "is not an array");
-  std::vector<std::string> out;
-  out.reserve(merges.size());
-  for (size_t i = 0; i < merges.size(); ++i) {
-    const std::string field = "model.merges[" + std::to_string(i) + "]";
-    const json::Value& merge = merges[i];
-    if (merge.is_array()) {  // ["left", "right"], the newer form
-      if (merge.size() != 2) file.fail(field, "is not a pair of tokens");
-      out.push_back(file.text(merge[0], field + "[0]") + " " + file.text(merge[1], field + "[1]"));
-    } else {
-      out.push_back(file.text(merge, field));
-    }
-  }
-  return out;
-}
-
 // tokenizer_config.json beside tokenizer.json; nullopt when there is none.
-std::optional<JsonFile> read_tokenizer_config(const std::string& dir) {
-  const std::string path = dir + "/tokenizer_config.json";
+std::optional<JsonFile> read_tokenizer_config(const std::string& tokenizer_json) {
+  const std::string path = tokenizer_config_path(tokenizer_json);
   if (!std::filesystem::is_regular_file(path)) return std::nullopt;
-  JsonFile config{path, json::parse_file(path)};
-  if (!config.root.is_object()) config.fail("the top level", "is not a JSON object");
-  return config;
-}
-
-// A bos_token/eos_token/unk_token of tokenizer_config.json: a string or {"content": ...}.
-std::optional<std::string> config_token(const std::optional<JsonFile>& config, const std::string& key) {
-  if (!config) return std::nullopt;
-  const json::Value* entry = config->root.find(key);
-  if (entry == nullptr || entry->is_null()) return std::nullopt;
-  if (entry->is_object())
-    return config->text(config->required(*entry, "content", key + ".content"), key + ".content");
-  return config->text(*entry, key);
+  return JsonFile::read(path);
 }
 
 // A vocabulary the model cannot embed in full is refused.
@@ -111,8 +56,8 @@ void add_byte_level(gguf::Writer& writer, const JsonFile& file, const json::Valu
   const Tokenizer reference = Tokenizer::from_tokenizer_json(file.path);
   check_fits(file.path, reference.vocab(), vocab_size);
   ByteLevelMetadata byte_level;
-  byte_level.merges = read_merges(file, model);
-  const bool ignore_merges = file.flag(model.find("ignore_merges"), "model.ignore_merges", false);
+  for (const auto& [left, right] : read_bpe_merges(file, model)) byte_level.merges.push_back(left + " " + right);
+  const bool ignore_merges = file.bool_at(model.find("ignore_merges"), "model.ignore_merges", false);
   const std::vector<TokenId> expected = reference.encode(kProbeText, false, true);
   std::string tried;
   for (const char* name : kPreTokenizerNames) {
@@ -141,7 +86,7 @@ bool sentencepiece_space_prefix(const JsonFile& file) {
   if (const json::Value* normalizer = file.root.find("normalizer"); normalizer && !normalizer->is_null()) {
     std::vector<const json::Value*> steps;
     const std::string type =
-        file.text(file.required(*normalizer, "type", "normalizer.type"), "normalizer.type");
+        file.string_at(file.required(*normalizer, "type", "normalizer.type"), "normalizer.type");
     if (type == "Sequence") {
       for (const json::Value& step :
            file.required(*normalizer, "normalizers", "normalizer.normalizers").as_array()) {
@@ -151,9 +96,9 @@ bool sentencepiece_space_prefix(const JsonFile& file) {
       steps.push_back(normalizer);
     }
     for (const json::Value* step : steps) {
-      const std::string kind = file.text(file.required(*step, "type", "normalizer.type"), "normalizer.type");
+      const std::string kind = file.string_at(file.required(*step, "type", "normalizer.type"), "normalizer.type");
       if (kind == "Prepend" &&
-          file.text(file.required(*step, "prepend", "normalizer.prepend"), "normalizer.prepend") == kSpace) {
+          file.string_at(file.required(*step, "prepend", "normalizer.prepend"), "normalizer.prepend") == kSpace) {
         prefix = true;
       } else if (kind == "Replace") {
         const json::Value& pattern = file.required(*step, "pattern", "normalizer.pattern");
@@ -172,7 +117,7 @@ bool sentencepiece_space_prefix(const JsonFile& file) {
   }
   if (const json::Value* pre = file.root.find("pre_tokenizer"); pre && !pre->is_null()) {
     const std::string type =
-        file.text(file.required(*pre, "type", "pre_tokenizer.type"), "pre_tokenizer.type");
+        file.string_at(file.required(*pre, "type", "pre_tokenizer.type"), "pre_tokenizer.type");
     if (type != "Metaspace") {
       file.fail("pre_tokenizer.type",
                 "is '" + type + "'; a SentencePiece-style tokenizer has none or Metaspace");
@@ -180,7 +125,7 @@ bool sentencepiece_space_prefix(const JsonFile& file) {
     const json::Value* scheme = pre->find("prepend_scheme");
     prefix = scheme && scheme->is_string()
                  ? scheme->as_string() != "never"
-                 : file.flag(pre->find("add_prefix_space"), "pre_tokenizer.add_prefix_space", true);
+                 : file.bool_at(pre->find("add_prefix_space"), "pre_tokenizer.add_prefix_space", true);
   }
   return prefix;
 }
@@ -220,8 +165,8 @@ void add_sentencepiece(gguf::Writer& writer, const JsonFile& file, const json::V
       const std::string field = "added_tokens[" + std::to_string(i) + "]";
       const json::Value& entry = (*added)[i];
       const std::string& content =
-          file.text(file.required(entry, "content", field + ".content"), field + ".content");
-      const bool special = file.flag(entry.find("special"), field + ".special", false);
+          file.string_at(file.required(entry, "content", field + ".content"), field + ".content");
+      const bool special = file.bool_at(entry.find("special"), field + ".special", false);
       place(file.required(entry, "id", field + ".id"), content,
             special ? TokenKind::CONTROL : TokenKind::USER_DEFINED, field + ".id");
     }
@@ -236,21 +181,18 @@ void add_sentencepiece(gguf::Writer& writer, const JsonFile& file, const json::V
   check_fits(file.path, vocab, vocab_size);
   vocab.kinds = std::move(kinds);
 
-  const std::vector<std::string> merges = read_merges(file, model);
+  const std::vector<std::pair<std::string, std::string>> merges = read_bpe_merges(file, model);
   vocab.scores.assign(vocab.tokens.size(), -static_cast<float>(merges.size()));  // made by no merge: last
   std::vector<bool> scored(vocab.tokens.size(), false);
   for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const auto pair = split_merge(merges[rank]);
-    if (!pair)
-      file.fail("model.merges[" + std::to_string(rank) + "]", "is not two tokens separated by a space");
-    const auto made = ids.find(pair->first + pair->second);
+    const auto made = ids.find(merges[rank].first + merges[rank].second);
     if (made == ids.end() || scored[made->second]) continue;
     vocab.scores[made->second] = -static_cast<float>(rank);
     scored[made->second] = true;
   }
 
   const auto id_of = [&](const std::string& key, const std::string& fallback) -> std::optional<TokenId> {
-    const std::optional<std::string> text = config_token(config, key);
+    const std::optional<std::string> text = config ? config_token(*config, key) : std::nullopt;
     const auto found = ids.find(text.value_or(fallback));
     if (found != ids.end()) return found->second;
     if (text) config->fail(key, "'" + *text + "' is not a token of " + file.path);
@@ -268,7 +210,7 @@ void add_sentencepiece(gguf::Writer& writer, const JsonFile& file, const json::V
   }
   vocab.bos = *bos;
   vocab.eos = *eos;
-  vocab.add_bos = config ? config->flag(config->root.find("add_bos_token"), "add_bos_token", true) : true;
+  vocab.add_bos = config ? config->bool_at(config->root.find("add_bos_token"), "add_bos_token", true) : true;
   vocab.add_space_prefix = sentencepiece_space_prefix(file);
   try {
     Tokenizer check(vocab);  // refuses an inconsistent vocabulary
@@ -302,17 +244,16 @@ void add_tokenizer_json_metadata(gguf::Writer& writer, const std::string& dir, i
                              ": no tokenizer.json; give --vocab FROM.gguf to copy the tokenizer of a "
                              "GGUF model with the same vocabulary");
   }
-  const JsonFile file{path, json::parse_file(path)};
-  if (!file.root.is_object()) file.fail("the top level", "is not a JSON object");
+  const JsonFile file = JsonFile::read(path);
   const json::Value& model = file.required(file.root, "model", "model");
-  const std::string type = file.text(file.required(model, "type", "model.type"), "model.type");
+  const std::string type = file.string_at(file.required(model, "type", "model.type"), "model.type");
   if (type != "BPE") {
     file.fail("model.type", "is '" + type +
                                 "'; cleave converts BPE tokenizers (byte-level as GPT-2, Llama 3, Qwen2, "
                                 "SmolLM; or with byte_fallback as Llama 2): give --vocab FROM.gguf instead");
   }
-  const std::optional<JsonFile> config = read_tokenizer_config(dir);
-  if (file.flag(model.find("byte_fallback"), "model.byte_fallback", false)) {
+  const std::optional<JsonFile> config = read_tokenizer_config(path);
+  if (file.bool_at(model.find("byte_fallback"), "model.byte_fallback", false)) {
     add_sentencepiece(writer, file, model, config, vocab_size);
   } else {
     add_byte_level(writer, file, model, vocab_size);

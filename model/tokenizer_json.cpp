@@ -16,48 +16,14 @@
 
 #include "model/bpe.h"
 #include "model/json.h"
+#include "model/json_file.h"
 #include "model/tokenizer.h"
 
 namespace cleave {
 namespace {
 
-// One JSON file, for errors that read "<path>: <field> <what is wrong>".
-struct JsonSource {
-  std::string path;
-
-  [[noreturn]] void fail(const std::string& field, const std::string& message) const {
-    throw std::runtime_error(path + ": " + field + " " + message);
-  }
-
-  const std::string& string_at(const json::Value& value, const std::string& field) const {
-    if (!value.is_string())
-      fail(field, std::string("is a ") + json::type_name(value.type()) + ", not a string");
-    return value.as_string();
-  }
-
-  bool bool_at(const json::Value* value, const std::string& field, bool fallback) const {
-    if (value == nullptr || value->is_null()) return fallback;
-    if (!value->is_bool())
-      fail(field, std::string("is a ") + json::type_name(value->type()) + ", not true or false");
-    return value->as_bool();
-  }
-
-  const json::Array& array_at(const json::Value& value, const std::string& field) const {
-    if (!value.is_array())
-      fail(field, std::string("is a ") + json::type_name(value.type()) + ", not an array");
-    return value.as_array();
-  }
-
-  const json::Value& required(const json::Value& object, const std::string& key,
-                              const std::string& field) const {
-    const json::Value* value = object.find(key);
-    if (value == nullptr) fail(field, "is missing");
-    return *value;
-  }
-};
-
 // The regex a Split step cuts with: {"Regex": "..."} as written, {"String": "..."} literally.
-std::string split_pattern(const JsonSource& source, const json::Value& step,
+std::string split_pattern(const JsonFile& source, const json::Value& step,
                           const std::string& field) {
   const json::Value& pattern = source.required(step, "pattern", field + ".pattern");
   if (const json::Value* regex = pattern.find("Regex")) {
@@ -82,7 +48,7 @@ struct PreTokenizerSteps {
 };
 
 // Reads one pre-tokenizer step (a Sequence recursively) into `steps`.
-void read_pre_tokenizer(const JsonSource& source, const json::Value& step, const std::string& field,
+void read_pre_tokenizer(const JsonFile& source, const json::Value& step, const std::string& field,
                         PreTokenizerSteps& steps) {
   const std::string type =
       source.string_at(source.required(step, "type", field + ".type"), field + ".type");
@@ -139,17 +105,6 @@ void read_pre_tokenizer(const JsonSource& source, const json::Value& step, const
                                    "Split, Digits and a Sequence of them)");
 }
 
-// The text of a bos_token/eos_token entry of tokenizer_config.json: a string,
-// or an object with "content"; nullopt when absent or null.
-std::optional<std::string> config_token(const JsonSource& config, const json::Value& root,
-                                        const std::string& key) {
-  const json::Value* entry = root.find(key);
-  if (entry == nullptr || entry->is_null()) return std::nullopt;
-  if (entry->is_object())
-    return config.string_at(config.required(*entry, "content", key + ".content"), key + ".content");
-  return config.string_at(*entry, key);
-}
-
 // Whether the post-processor puts `bos` before the text (TemplateProcessing's
 // "single" starting with it), the rule when the config has no add_bos_token.
 bool template_adds(const json::Value* processor, const std::string& bos) {
@@ -172,25 +127,11 @@ bool template_adds(const json::Value* processor, const std::string& bos) {
   return id != nullptr && id->is_string() && id->as_string() == bos;
 }
 
-// "X.tokenizer.json" -> "X.tokenizer_config.json"; any other name -> its
-// folder's tokenizer_config.json.
-std::string config_path_for(const std::string& path) {
-  const std::string suffix = "tokenizer.json";
-  if (path.size() >= suffix.size() &&
-      path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    return path.substr(0, path.size() - suffix.size()) + "tokenizer_config.json";
-  }
-  const size_t slash = path.rfind('/');
-  return (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
-         "tokenizer_config.json";
-}
-
 }  // namespace
 
 Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
-  const JsonSource source{path};
-  const json::Value root = json::parse_file(path);
-  if (!root.is_object()) source.fail("the top level", "is not a JSON object");
+  const JsonFile source = JsonFile::read(path);
+  const json::Value& root = source.root;
 
   const json::Value& model = source.required(root, "model", "model");
   const std::string type =
@@ -292,48 +233,30 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   vocab.add_space_prefix = false;
 
   BpeRules rules;
-  const json::Array& merges =
-      source.array_at(source.required(model, "merges", "model.merges"), "model.merges");
-  rules.merges.reserve(merges.size());
-  for (size_t i = 0; i < merges.size(); ++i) {
-    const std::string field = "model.merges[" + std::to_string(i) + "]";
-    if (merges[i].is_array()) {  // ["left", "right"], the newer form
-      if (merges[i].size() != 2) source.fail(field, "is not a pair of tokens");
-      rules.merges.emplace_back(source.string_at(merges[i][0], field + "[0]"),
-                                source.string_at(merges[i][1], field + "[1]"));
-      continue;
-    }
-    auto merge = split_merge(source.string_at(merges[i], field));
-    if (!merge)
-      source.fail(field,
-                  "= '" + merges[i].as_string() + "' is not two tokens separated by a space");
-    rules.merges.push_back(std::move(*merge));
-  }
+  rules.merges = read_bpe_merges(source, model);
   rules.split_patterns = steps.patterns;
   rules.ignore_merges = source.bool_at(model.find("ignore_merges"), "model.ignore_merges", false);
   rules.add_prefix_space = steps.add_prefix_space;
 
   // BOS and EOS are named in tokenizer_config.json; a tokenizer with a single
   // special token (GPT-2's <|endoftext|>) uses it for both when it is not.
-  const std::string config_path = config_path_for(path);
-  const JsonSource config{config_path};
-  std::optional<json::Value> config_root;
-  if (std::ifstream(config_path).good()) config_root = json::parse_file(config_path);
+  const std::string config_path = tokenizer_config_path(path);
+  std::optional<JsonFile> config;
+  if (std::ifstream(config_path).good()) config = JsonFile::read(config_path);
   std::vector<TokenId> special_ids;
   for (size_t id = 0; id < vocab.kinds.size(); ++id) {
     if (vocab.kinds[id] == TokenKind::CONTROL) special_ids.push_back(static_cast<TokenId>(id));
   }
   const auto special_id = [&](const std::string& key) -> TokenId {
-    const std::optional<std::string> text =
-        config_root ? config_token(config, *config_root, key) : std::nullopt;
+    const std::optional<std::string> text = config ? config_token(*config, key) : std::nullopt;
     if (text) {
       const auto found = ids.find(*text);
-      if (found == ids.end()) config.fail(key, "'" + *text + "' is not a token of " + path);
+      if (found == ids.end()) config->fail(key, "'" + *text + "' is not a token of " + path);
       return found->second;
     }
     if (special_ids.size() == 1) return special_ids[0];
     throw std::runtime_error(path + ": no " + key + ": " +
-                             (config_root ? config_path + " does not name it"
+                             (config ? config_path + " does not name it"
                                           : "there is no " + config_path + " to name it") +
                              ", and the tokenizer has " + std::to_string(special_ids.size()) +
                              " special tokens, not one to take");
@@ -341,12 +264,12 @@ Tokenizer Tokenizer::from_tokenizer_json(const std::string& path) {
   vocab.bos = special_id("bos_token");
   vocab.eos = special_id("eos_token");
   vocab.unk = 0;
-  const json::Value* add_bos = config_root ? config_root->find("add_bos_token") : nullptr;
+  const json::Value* add_bos = config ? config->root.find("add_bos_token") : nullptr;
   vocab.add_bos = add_bos != nullptr
-                      ? config.bool_at(add_bos, "add_bos_token", false)
+                      ? config->bool_at(add_bos, "add_bos_token", false)
                       : template_adds(root.find("post_processor"), vocab.tokens[vocab.bos]);
   // Only the plain string form; a list of named templates is left out, as convert does.
-  const json::Value* chat_template = config_root ? config_root->find("chat_template") : nullptr;
+  const json::Value* chat_template = config ? config->root.find("chat_template") : nullptr;
   if (chat_template != nullptr && chat_template->is_string()) {
     vocab.chat_template = chat_template->as_string();
   }
