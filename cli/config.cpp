@@ -179,10 +179,6 @@ void SimulateConfig::validate() const {
                       "recomputed block replays the dropout masks from the process-wide random generator, "
                       "which sites trained at once would share; set federation.workers: 1 or lora.dropout: 0");
   }
-  if (run.data.chat_template != "none") {
-    throw ConfigError(run.source + ": data.chat_template: cleave simulate does not format records "
-                      "with a chat template yet; set it to none (cleave train and cleave client do)");
-  }
   if (run.train.micro_batch != 0 && federation.mode == simulate::FleetMode::split) {
     throw ConfigError(run.source + ": train.micro_batch: a split fleet's sites step through the split server "
                       "once per batch; set it to 0, or use federation.mode: nosplit");

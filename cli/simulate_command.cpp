@@ -70,6 +70,7 @@ simulate::SimulationConfig simulation_config(const SimulateConfig& config) {
   s.lora = run.lora;
   s.train_files = {run.data.train};
   s.eval_file = run.data.eval;
+  s.chat_template = run.data.chat_template;
   s.eval_fraction = run.data.eval_fraction;
   s.eval_batches = run.data.eval_batches;
   s.batches.batch_size = run.data.batch_size;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "client/batching.h"
+#include "model/chat_template.h"
 #include "model/tokenizer.h"
 
 namespace cleave::simulate {
@@ -188,8 +189,10 @@ FleetData load_fleet_data(const SimulationConfig& config, const Tokenizer& token
   std::vector<std::string> groups;
   groups.reserve(records.size());
   for (const data::Record& r : records) groups.push_back(label == "source" ? r.source : r.label);
-  std::vector<data::Example> examples = data::tokenize_records(tokenizer, records);
-  std::vector<data::Example> global_eval = data::tokenize_records(tokenizer, held);
+  const std::optional<ChatFormat> chat = data::choose_chat_format(config.chat_template, tokenizer, config.model);
+  if (chat) out << "data: prompts and completions in the " << chat_format_name(*chat) << " chat format\n";
+  std::vector<data::Example> examples = data::tokenize_records(tokenizer, records, chat);
+  std::vector<data::Example> global_eval = data::tokenize_records(tokenizer, held, chat);
   FleetData fleet = partition_fleet(std::move(examples), groups, std::move(global_eval), config.fleet, config.seed);
   out << "data: " << files.size() << " files, " << fleet.train_count() << " training examples over "
       << fleet.sites.size() << " sites (" << data::partition_kind_name(config.fleet.partition) << "), "

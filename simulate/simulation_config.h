@@ -97,6 +97,7 @@ struct SimulationConfig {
   lora::LoraOptions lora;
   std::vector<std::string> train_files;   // each may be a glob ("data/*.jsonl")
   std::string eval_file;               // global held-out file; "" : eval_fraction of the records
+  std::string chat_template = "none";  // data.chat_template (data::choose_chat_format)
   double eval_fraction = 0.1;          // global held-out share of the records (before partitioning)
   int64_t eval_batches = 0;            // global held-out batches scored; 0: all
   data::BatchOptions batches;          // batch_size, seq_len, mode (seed comes from `seed`)
