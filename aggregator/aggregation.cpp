@@ -6,6 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "lora/product_mean.h"
+
 namespace cleave::aggregator {
 namespace {
 
@@ -15,6 +17,11 @@ std::string shape_string(at::IntArrayRef sizes) {
   for (size_t i = 0; i < sizes.size(); ++i) out << (i ? ", " : "") << sizes[i];
   out << ']';
   return out.str();
+}
+
+bool is_lora_a(const std::string& name) {
+  static const std::string suffix = ".lora_a";
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string client_label(const ClientUpdate& update) {
@@ -149,6 +156,17 @@ ClippedDelta clip_by_norm(const NamedTensors& delta, double max_norm) {
   return clipped;
 }
 
+NamedTensors global_for_site(const NamedTensors& global, int64_t lora_rank, double lora_scale) {
+  if (lora_rank == 0 && lora_scale == 1.0) return global;
+  int64_t rank = lora_rank;
+  if (rank == 0) {
+    for (const auto& [name, tensor] : global) {
+      if (is_lora_a(name)) rank = tensor.size(0);
+    }
+  }
+  return lora::truncate_to_rank(global, rank, 1.0 / lora_scale);
+}
+
 std::optional<std::string> validate_update(const ClientUpdate& update, const NamedTensors& reference) {
   const std::string who = "update from client " + client_label(update);
   if (update.num_samples <= 0) {
@@ -186,13 +204,6 @@ std::optional<std::string> validate_update(const ClientUpdate& update, const Nam
   }
   return std::nullopt;
 }
-
-namespace {
-bool is_lora_a(const std::string& name) {
-  static const std::string suffix = ".lora_a";
-  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
 
 std::optional<std::string> trained_frozen_a(const ClientUpdate& update) {
   for (const auto& [name, delta] : update.delta) {

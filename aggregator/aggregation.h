@@ -44,6 +44,13 @@ struct ClippedDelta {
 // finite and > 0, or if the delta's norm is not finite.
 ClippedDelta clip_by_norm(const NamedTensors& delta, double max_norm);
 
+// The global adapters as a site of LoRA rank `lora_rank` and relative scale
+// `lora_scale` (ClientUpdate's fields) starts its round from: `global`
+// itself for rank 0 (the global's) and scale 1, else lora::truncate_to_rank
+// to that rank, expressed in the site's scale. The aggregator hands sites
+// these and checks and rebuilds their updates against them.
+NamedTensors global_for_site(const NamedTensors& global, int64_t lora_rank, double lora_scale);
+
 // Why `update` cannot be aggregated against `reference` (the global adapters
 // it claims to be a delta of), or nullopt if it can. Checks: num_samples > 0;
 // exactly the reference's tensor names (missing and extra are named); each

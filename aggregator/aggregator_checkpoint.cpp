@@ -112,6 +112,14 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   json::Value registered = json::Value::object();
   for (const auto& [id, num_samples] : checkpoint.registered) registered.set(id, num_samples);
   state.set("registered", std::move(registered));
+  json::Value site_lora = json::Value::object();
+  for (const auto& [id, lora] : checkpoint.site_lora) {
+    json::Value entry = json::Value::object();
+    entry.set("rank", lora.rank);
+    entry.set("alpha", lora.alpha);
+    site_lora.set(id, std::move(entry));
+  }
+  state.set("site_lora", std::move(site_lora));
   json::Value last_sites = json::Value::array();
   for (const std::string& id : checkpoint.last_round_sites) last_sites.push_back(id);
   state.set("last_round_sites", std::move(last_sites));
@@ -175,6 +183,15 @@ std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
   if (!state_file.empty()) checkpoint.strategy_state = load_state_tensors(dir + "/" + state_file);
   for (const auto& [id, num_samples] : state.at("registered").as_object()) {
     checkpoint.registered[id] = num_samples.as_int();
+  }
+  if (const json::Value* site_lora = state.find("site_lora")) {   // absent in checkpoints before it existed
+    if (!site_lora->is_object()) throw std::runtime_error(path + ": \"site_lora\" is not an object");
+    for (const auto& [id, entry] : site_lora->as_object()) {
+      const json::Value* rank = entry.is_object() ? entry.find("rank") : nullptr;
+      const json::Value* alpha = entry.is_object() ? entry.find("alpha") : nullptr;
+      if (!rank || !alpha) throw std::runtime_error(path + ": \"site_lora\" of " + id + " lacks its rank or alpha");
+      checkpoint.site_lora[id] = SiteLora{rank->as_int(), alpha->as_double()};
+    }
   }
   if (const json::Value* sites = state.find("last_round_sites")) {   // absent in checkpoints before it existed
     if (!sites->is_array()) throw std::runtime_error(path + ": \"last_round_sites\" is not an array");

@@ -7,8 +7,10 @@
 //   state.json                       {"format": "cleave.aggregator.state",
 //                                    "version": 1, "completed_rounds": k, the
 //                                    strategy's name, the sampling seed, the
-//                                    registered clients, the last round's
-//                                    accepted sites, the two file names}
+//                                    registered clients (with the lora rank
+//                                    and alpha of those at another rank), the
+//                                    last round's accepted sites, the two
+//                                    file names}
 // Each file is written atomically (temporary file, fsync, rename) and
 // state.json last: it is the commit point, so a crash at any moment leaves
 // the previous round's checkpoint whole. Then only the adapters of the last
@@ -36,6 +38,10 @@ struct AggregatorCheckpoint {
   GlobalAdapters global;
   NamedTensors strategy_state;               // Strategy::state()
   std::map<std::string, int64_t> registered; // client id -> num_samples at registration
+  // Registered sites at another lora rank or alpha than the global adapters
+  // (heterogeneous ranks); every other site runs the global's. Absent from
+  // checkpoints written before it existed: every site at the global's.
+  std::map<std::string, SiteLora> site_lora;
   // Sites whose updates the last completed round accepted: what a split
   // server that missed that round's end closes it with (split::SyncRound).
   std::vector<std::string> last_round_sites;

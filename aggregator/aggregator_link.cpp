@@ -40,9 +40,11 @@ net::Bytes AggregatorLink::exchange(const net::Bytes& request, std::initializer_
 }
 
 RegisterReply AggregatorLink::register_site(const std::string& base_fingerprint, int64_t num_samples,
-                                            split::SiteBlocks blocks) {
-  const Register hello{client_id_, base_fingerprint, num_samples, static_cast<uint8_t>(blocks.layout),
-                       blocks.cut_layer, blocks.top_cut};
+                                            split::SiteBlocks blocks, const lora::LoraOptions& lora) {
+  const Register hello{client_id_,      base_fingerprint,
+                       num_samples,     static_cast<uint8_t>(blocks.layout),
+                       blocks.cut_layer, blocks.top_cut,
+                       static_cast<int32_t>(lora.rank), lora.alpha};
   const net::Bytes reply = exchange(pack_message(FederationMessage::register_client, hello),
                                     {FederationMessage::register_reply});
   if (peek_message(reply) == FederationMessage::error) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "aggregator/federation_messages.h"
+#include "lora/lora_options.h"
 #include "split/site_blocks.h"
 #include "transport/channel.h"
 
@@ -40,9 +41,11 @@ class AggregatorLink {
   // `channel` must outlive the link; one link (or channel) per thread.
   AggregatorLink(net::ClientChannel& channel, std::string client_id, LinkOptions options, Log log);
 
-  // Registers the site, which runs `blocks`; throws FederationError when the
-  // aggregator refuses it (another base model, other blocks, a full federation).
-  RegisterReply register_site(const std::string& base_fingerprint, int64_t num_samples, split::SiteBlocks blocks);
+  // Registers the site, which runs `blocks` with adapters of lora.rank and
+  // lora.alpha `lora`'s; throws FederationError when the aggregator refuses it
+  // (another base model, other blocks, a rank it cannot serve, a full federation).
+  RegisterReply register_site(const std::string& base_fingerprint, int64_t num_samples, split::SiteBlocks blocks,
+                              const lora::LoraOptions& lora);
 
   // Sends `request` until a reply of one of `expected` types (or an error
   // reply) arrives; throws FederationError after max_attempts silent tries.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 #include <stdexcept>
+#include <tuple>
 
 #include "aggregator/aggregation.h"
 #include "aggregator/aggregator_checkpoint.h"
@@ -30,12 +31,20 @@ const char* run_state_name(RunState state) {
   return "unknown";
 }
 
+// The global adapters at one lora rank and alpha, as the sites at it start a round.
+struct AggregatorService::SiteStart {
+  NamedTensors tensors;                          // what their deltas are checked against
+  WireTensors adapters;                          // what their assignments carry
+};
+
 struct AggregatorService::OpenRound {
   uint32_t round = 0;
   std::set<std::string> sampled;
   std::map<std::string, ClientUpdate> updates;   // accepted, by client id
   std::set<std::string> failed;                  // sent an invalid update: done for this round
-  WireTensors adapters;                          // the global adapters, encoded once per round
+  // The global adapters per lora rank and alpha of the sites asking ({0, 0}:
+  // the global's own), encoded once per round.
+  std::map<SiteLora, SiteStart> starts;
   RoundConfig config;
   int64_t deadline_ms = 0;
   int64_t registered = 0;                        // sites registered when it started (DP's denominator)
@@ -183,6 +192,19 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
   strategy_->load_state(checkpoint.strategy_state);
   global_.tensors = checkpoint.global.tensors;
   registered_ = checkpoint.registered;
+  site_lora_.clear();
+  for (const auto& [id, lora] : checkpoint.site_lora) {
+    if (!registered_.count(id)) continue;
+    if (options_.strategy.lora_aggregation != lora::LoraAggregation::product || lora.rank < 1 ||
+        lora.rank > global_.lora.rank || !(lora.alpha > 0)) {
+      throw std::runtime_error(where + "site " + id + " registered at lora.rank " + std::to_string(lora.rank) +
+                               ", alpha " + std::to_string(lora.alpha) + ", which this run (lora.rank " +
+                               std::to_string(global_.lora.rank) + ", lora.aggregation " +
+                               lora::aggregation_name(options_.strategy.lora_aggregation) +
+                               ") cannot serve: resume with the checkpoint's lora settings (product)");
+    }
+    site_lora_[id] = lora;
+  }
   completed_ = checkpoint.completed_rounds;
   last_round_sites_ = checkpoint.last_round_sites;
   if (dp_) {
@@ -266,6 +288,11 @@ net::Bytes AggregatorService::on_register(const net::Bytes& request) {
                                 ": set the site's split.mode, split.cut_layer and split.top_cut to the "
                                 "federation's");
   }
+  const std::optional<SiteLora> lora = registered_lora(hello);
+  const std::string lora_note = lora ? "lora rank " + std::to_string(lora->rank) + ", alpha " +
+                                           std::to_string(lora->alpha) + " of the global's rank " +
+                                           std::to_string(global_.lora.rank) + ", "
+                                     : std::string();
   auto known = registered_.find(hello.client_id);
   if (known == registered_.end()) {
     if (static_cast<int64_t>(registered_.size()) >= options_.max_registered) {
@@ -274,15 +301,78 @@ net::Bytes AggregatorService::on_register(const net::Bytes& request) {
     }
     registered_[hello.client_id] = hello.num_samples;
     log_("client " + hello.client_id + " registered (" + std::to_string(hello.num_samples) + " samples, " +
-         std::to_string(registered_.size()) + " registered)");
+         lora_note + std::to_string(registered_.size()) + " registered)");
   } else {
-    known->second = hello.num_samples;   // a reconnecting site: same id, nothing else changes
+    known->second = hello.num_samples;   // a reconnecting site: same id; its rank may have changed
+    auto had = site_lora_.find(hello.client_id);
+    if ((had == site_lora_.end()) != !lora || (lora && !(had->second == *lora))) {
+      log_("client " + hello.client_id + " registered again with another lora rank or alpha (" +
+           (lora ? lora_note : "the global's, ") + "from its next assignment on)");
+    }
+  }
+  if (lora) {
+    site_lora_[hello.client_id] = *lora;
+  } else {
+    site_lora_.erase(hello.client_id);
   }
   advance(clock_->now_ms());
   RegisterReply reply;
   reply.round = round_ ? round_->round : completed_;
   reply.total_rounds = static_cast<uint32_t>(options_.rounds);
   return reply_frame(pack_message(FederationMessage::register_reply, reply));
+}
+
+std::optional<SiteLora> AggregatorService::registered_lora(const Register& hello) const {
+  const lora::LoraOptions& global = global_.lora;
+  if (hello.lora_rank < 0 || !std::isfinite(hello.lora_alpha) || hello.lora_alpha < 0) {
+    throw std::invalid_argument("client " + hello.client_id + " sent lora rank " + std::to_string(hello.lora_rank) +
+                                " and alpha " + std::to_string(hello.lora_alpha) +
+                                ": expected >= 0 (0: the aggregator's)");
+  }
+  const SiteLora site{hello.lora_rank > 0 ? hello.lora_rank : global.rank,
+                      hello.lora_alpha > 0 ? hello.lora_alpha : global.alpha};
+  if (site.rank == global.rank && site.alpha == global.alpha) return std::nullopt;
+  const std::string what = "client " + hello.client_id + " trains at lora.rank " + std::to_string(site.rank) +
+                           ", lora.alpha " + std::to_string(site.alpha) + " but this federation's global adapters "
+                           "have lora.rank " + std::to_string(global.rank) + ", lora.alpha " +
+                           std::to_string(global.alpha);
+  if (site.rank > global.rank) {
+    throw std::invalid_argument(what + ": a site's rank must be at most the aggregator's (it is handed the global "
+                                       "truncated to its rank); lower the site's lora.rank or raise the "
+                                       "aggregator's");
+  }
+  if (options_.strategy.lora_aggregation != lora::LoraAggregation::product) {
+    throw std::invalid_argument(what + ": heterogeneous ranks need lora.aggregation: product (at the aggregator "
+                                       "and every site; lora.aggregation is " +
+                                lora::aggregation_name(options_.strategy.lora_aggregation) +
+                                "), or set the site's lora.rank and lora.alpha to the federation's");
+  }
+  return site;
+}
+
+std::pair<int64_t, double> AggregatorService::site_rank_and_scale(const std::string& client_id) const {
+  auto it = site_lora_.find(client_id);
+  if (it == site_lora_.end()) return {0, 1.0};
+  lora::LoraOptions site = global_.lora;
+  site.rank = it->second.rank;
+  site.alpha = it->second.alpha;
+  return {site.rank, site.scale() / global_.lora.scale()};
+}
+
+const AggregatorService::SiteStart& AggregatorService::site_start(const std::string& client_id) {
+  auto known = site_lora_.find(client_id);
+  const SiteLora key = known == site_lora_.end() ? SiteLora{} : known->second;
+  auto it = round_->starts.find(key);
+  if (it != round_->starts.end()) return it->second;
+  // Right after initialisation the global is not in product_mean's SVD form
+  // (B is zero for fresh adapters, so the truncation is exact then; adapters
+  // loaded from a file are a valid start, only not the best rank-r one): the
+  // first product round puts it in that form.
+  const auto [rank, scale] = site_rank_and_scale(client_id);
+  SiteStart start;
+  start.tensors = global_for_site(global_.tensors, rank, scale);
+  start.adapters = encode_tensors(start.tensors);
+  return round_->starts.emplace(key, std::move(start)).first->second;
 }
 
 net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_t now) {
@@ -303,7 +393,7 @@ net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_
     RoundAssignment assignment;
     if (round_->secure) assignment.secure = round_->secure->params();
     assignment.round = round_->round;
-    assignment.adapters = round_->adapters;
+    assignment.adapters = site_start(poll.client_id).adapters;
     assignment.config = round_->config;
     assignment.deadline_ms = std::max<int64_t>(0, round_->deadline_ms - now);
     return reply_frame(pack_message(FederationMessage::round_assignment, assignment));
@@ -463,12 +553,14 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   accepted.client_id = update.client_id;
   accepted.num_samples = update.num_samples;
   accepted.metrics = update.metrics;
+  std::tie(accepted.lora_rank, accepted.lora_scale) = site_rank_and_scale(update.client_id);
+  const NamedTensors& start = site_start(update.client_id).tensors;   // the global at the site's rank
   try {
-    accepted.delta = decode_tensors(update.delta, global_.tensors, "delta of client " + update.client_id);
+    accepted.delta = decode_tensors(update.delta, start, "delta of client " + update.client_id);
   } catch (const wire::WireError& e) {
     return reject(e.what(), true);
   }
-  if (std::optional<std::string> problem = validate_update(accepted, global_.tensors)) {
+  if (std::optional<std::string> problem = validate_update(accepted, start)) {
     return reject(*problem, true);
   }
   if (options_.strategy.lora_aggregation == lora::LoraAggregation::ffa) {
@@ -566,7 +658,6 @@ void AggregatorService::start_round(int64_t now) {
   round->round = completed_;
   round->registered = static_cast<int64_t>(ids.size());
   round->sampled.insert(sampled.begin(), sampled.end());
-  round->adapters = encode_tensors(global_.tensors);
   const ClientConfig config = strategy_->configure(static_cast<int>(completed_));
   round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr,
                               dp_ ? options_.dp.clip_norm : 0.0};
@@ -663,6 +754,7 @@ void AggregatorService::close_round(int64_t now) {
     checkpoint.global = global_;
     checkpoint.strategy_state = strategy_->state();
     checkpoint.registered = registered_;
+    checkpoint.site_lora = site_lora_;
     checkpoint.last_round_sites = last_round_sites_;
     if (dp_) {
       checkpoint.dp_rdp = dp_->rdp();

@@ -7,7 +7,10 @@
 //     the previous round): sample_clients(registered, n, seed, r) picks the
 //     sites; the deadline is now + round_deadline_ms;
 //  2. a sampled site that polls gets the global adapters and its RoundConfig;
-//     any other poll gets Wait (or Finished once the run is over);
+//     any other poll gets Wait (or Finished once the run is over). Under
+//     lora.aggregation product a site may train at a lower lora.rank (or
+//     another alpha), told at registration: it gets the global at its rank
+//     (global_for_site), encoded once per round for each rank;
 //  3. updates are checked and collected; late (closed round), duplicate,
 //     unsampled, misshapen or non-finite updates are rejected with a reason
 //     and logged, never blocking the round; a site whose update was invalid
@@ -139,6 +142,7 @@ class AggregatorService {
 
  private:
   struct OpenRound;
+  struct SiteStart;
 
   net::Bytes on_register(const net::Bytes& request);
   net::Bytes on_round_request(const net::Bytes& request, int64_t now);
@@ -156,6 +160,15 @@ class AggregatorService {
   void sync_split_servers();
   void resume_from(const AggregatorCheckpoint& checkpoint);
   net::Bytes reply_frame(net::Bytes frame);   // counts the bytes sent
+  // The lora rank and alpha of a registering site, checked against the
+  // global adapters'; nullopt when they are the global's. Throws naming the site.
+  std::optional<SiteLora> registered_lora(const Register& hello) const;
+  // The rank and LoRA scale over the global's that `client_id` trains at
+  // (ClientUpdate::lora_rank, lora_scale): 0 and 1 at the global's.
+  std::pair<int64_t, double> site_rank_and_scale(const std::string& client_id) const;
+  // The open round's global adapters as `client_id` starts from them, computed
+  // and encoded once per round for each rank and alpha.
+  const SiteStart& site_start(const std::string& client_id);
 
   AggregatorOptions options_;
   Log log_;
@@ -169,6 +182,7 @@ class AggregatorService {
   mutable std::mutex mutex_;
   GlobalAdapters global_;
   std::map<std::string, int64_t> registered_;   // client id -> num_samples
+  std::map<std::string, SiteLora> site_lora_;   // registered sites at another lora rank or alpha
   uint32_t completed_ = 0;
   RunState state_ = RunState::waiting_for_clients;
   std::string failure_;

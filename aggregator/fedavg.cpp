@@ -32,21 +32,23 @@ NamedTensors FedAvg::aggregate(int round, const NamedTensors& global,
                                const std::vector<ClientUpdate>& updates) {
   require_valid(round, global, updates);
   if (lora_aggregation_ != lora::LoraAggregation::product) return apply_delta(global, weighted_mean(updates));
-  // Each site's own adapters (global + its delta), weighted by its samples.
+  // Each site's own adapters (the global at its rank + its delta), weighted
+  // by its samples; its product counts with its LoRA scale over the global's.
   std::vector<NamedTensors> sites;
   std::vector<const NamedTensors*> site_pointers;
-  std::vector<double> weights;
+  std::vector<double> weights, scales;
   sites.reserve(updates.size());
   for (const ClientUpdate& update : updates) {
-    sites.push_back(apply_delta(global, update.delta));
+    sites.push_back(apply_delta(global_for_site(global, update.lora_rank, update.lora_scale), update.delta));
     weights.push_back(static_cast<double>(update.num_samples));
+    scales.push_back(update.lora_scale);
   }
   for (const NamedTensors& site : sites) site_pointers.push_back(&site);
   int64_t rank = 0;
   for (const auto& [name, tensor] : global) {
     if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_a") == 0) rank = tensor.size(0);
   }
-  lora::ProductMean mean = lora::product_mean(site_pointers, weights, rank);
+  lora::ProductMean mean = lora::product_mean(site_pointers, weights, rank, scales);
   truncation_error_ = mean.truncation_error;
   return std::move(mean.adapters);
 }

@@ -3,7 +3,9 @@
 // proximal term it asks clients to add, via configure()). Under
 // lora.aggregation product the new global is instead the sample-weighted mean
 // of the sites' products B_i A_i, re-factored to the global's rank
-// (lora::product_mean).
+// (lora::product_mean); a site at a lower rank or another alpha (heterogeneous
+// ranks) counts with its own adapters (the global at its rank plus its
+// delta) and its LoRA scale, s_i B_i A_i / s.
 #pragma once
 
 #include "aggregator/strategy.h"

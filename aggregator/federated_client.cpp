@@ -65,7 +65,7 @@ FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet&
 }
 
 void FederatedClient::register_site() {
-  link_.register_site(base_fingerprint_, static_cast<int64_t>(train_.size()), options_.blocks);
+  link_.register_site(base_fingerprint_, static_cast<int64_t>(train_.size()), options_.blocks, adapters_.options());
 }
 
 RoundPoll FederatedClient::poll_once() {

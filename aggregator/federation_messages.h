@@ -8,7 +8,7 @@
 // it never has to reach a site (DEALER/ROUTER through NAT'd hospital networks).
 //
 //   site                              aggregator
-//   Register{id, fingerprint, n, blocks} -> RegisterReply{round, rounds}
+//   Register{id, fingerprint, n, blocks, lora rank and alpha} -> RegisterReply{round, rounds}
 //   RoundRequest{id}             ---> RoundAssignment | Wait | Finished
 //   Update{id, round, delta}     ---> UpdateAck{accepted, reason}
 //   anything malformed           ---> FederationErrorReply{message}
@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 
 #include "secagg/round_params.h"
 #include "split/wire_frame.h"
@@ -70,8 +71,24 @@ struct Register {
   uint8_t layout = 0;            // the site's blocks: split::SiteLayout,
   int32_t cut_layer = 0;         // cut_layer and top_cut (split::SiteBlocks)
   int32_t top_cut = 0;
+  // The site's lora.rank and lora.alpha; 0: the aggregator's. Under
+  // lora.aggregation product a site may train at a lower rank (heterogeneous
+  // ranks); otherwise they must be the aggregator's. Absent from the frames of
+  // sites built before they existed, which then count as the aggregator's.
+  int32_t lora_rank = 0;
+  double lora_alpha = 0;
   template <class Archive>
-  void serialize(Archive& ar) { ar(client_id, base_fingerprint, num_samples, layout, cut_layer, top_cut); }
+  void save(Archive& ar) const {
+    ar(client_id, base_fingerprint, num_samples, layout, cut_layer, top_cut, lora_rank, lora_alpha);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(client_id, base_fingerprint, num_samples, layout, cut_layer, top_cut);
+    if constexpr (std::is_same_v<Archive, wire::WireInputArchive>) {
+      if (ar.remaining() == 0) return;
+    }
+    ar(lora_rank, lora_alpha);
+  }
 };
 
 struct RegisterReply {

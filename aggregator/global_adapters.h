@@ -36,6 +36,19 @@ struct GlobalAdapters {
   std::optional<split::SiteBlocks> blocks;
 };
 
+// A site that trains at another lora.rank (at most the global's) or
+// lora.alpha than the global adapters: heterogeneous ranks, under
+// lora.aggregation product only. It is handed the global at its rank and
+// scale (global_for_site in aggregation.h) and its updates are deltas of that.
+struct SiteLora {
+  int64_t rank = 0;
+  double alpha = 0;
+  bool operator<(const SiteLora& other) const {
+    return rank < other.rank || (rank == other.rank && alpha < other.alpha);
+  }
+  bool operator==(const SiteLora& other) const { return rank == other.rank && alpha == other.alpha; }
+};
+
 // Fresh adapters for the blocks sites run (`blocks`: [0, cut_layer) and
 // [top_cut, L); split::all_blocks() without split), initialised like
 // lora::AdapterSet::create from `seed` (A Kaiming-uniform, B zero). Throws

@@ -89,7 +89,7 @@ void Strategy::require_valid(int round, const NamedTensors& global,
                                 "only once enough clients reported");
   }
   for (const ClientUpdate& update : updates) {
-    if (auto problem = validate_update(update, global)) {
+    if (auto problem = validate_update(update, global_for_site(global, update.lora_rank, update.lora_scale))) {
       throw std::invalid_argument(where + ": " + *problem + " (filter updates with validate_update first)");
     }
   }

@@ -89,6 +89,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("client_eval_batches", o.client_eval_batches);
   f.field("rounds", o.rounds);
   f.field("clients_per_round", o.clients_per_round);
+  f.field("site_ranks", o.site_ranks);
   f.choice("strategy", o.strategy.name, aggregator::strategy_names());
   f.field("proximal_mu", o.strategy.fedprox.proximal_mu);
   f.field("server_lr", o.strategy.fedopt.eta);

@@ -104,7 +104,8 @@ void wire_decoder_seeds(const fs::path& dir) {
   adapters["blk.0.attn_q.weight.lora_a"] = tensor({2, 8}, f32, 4);
   adapters["blk.0.attn_q.weight.lora_b"] = tensor({8, 2}, f32, 5);
   write_seed(dir, "register", frame(FederationMessage::register_client,
-                                    aggregator::Register{"site-a", "0123abcd", 100, /*u_shaped*/ 2, 1, 4}));
+                                    aggregator::Register{"site-a", "0123abcd", 100, /*u_shaped*/ 2, 1, 4,
+                                                         /*lora_rank*/ 4, /*lora_alpha*/ 8.0}));
   write_seed(dir, "register_reply", frame(FederationMessage::register_reply, aggregator::RegisterReply{0, 5}));
   write_seed(dir, "round_request", frame(FederationMessage::round_request, aggregator::RoundRequest{"site-a"}));
   write_seed(dir, "round_assignment",

@@ -209,7 +209,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const SiteData& site = data_.sites[i];
     std::unique_ptr<net::ClientChannel> channel = network.connect(site.id, aggregator_address, kAggregatorNode);
     aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);
-    link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()), blocks);
+    link.register_site(context.base_fingerprint, static_cast<int64_t>(site.train.size()), blocks,
+                       config_.site_lora(i));
   }
   const double registration_seconds = seconds_since(registration_start);
   log_("registered " + std::to_string(n_sites) + " sites in " + std::to_string(registration_seconds) + " s" +

@@ -72,6 +72,7 @@ void FleetOptions::validate() const {
   require(top_cut == 0 || top_cut > cut_layer,
           "federation.top_cut must be above federation.cut_layer (" + std::to_string(cut_layer) +
               "; 0: the last block), got " + std::to_string(top_cut));
+  for (int64_t rank : site_ranks) require(rank >= 1, "federation.site_ranks must all be >= 1");
   require(workers >= 1 && workers <= 64, "federation.workers must be in [1, 64]");
   protection.validate("federation.");
   require(eval_every >= 1, "federation.eval_every must be >= 1");
@@ -116,6 +117,20 @@ void SimulationConfig::validate() const {
           "lora.aggregation product needs every site's own adapters to multiply out; under federation.dp or "
           "federation.secure_aggregation the aggregator sees only a (noisy) sum: use lora.aggregation ffa, which is "
           "exact under both");
+  require(fleet.site_ranks.empty() || lora.aggregation == lora::LoraAggregation::product,
+          "federation.site_ranks (heterogeneous ranks) needs lora.aggregation: product, which merges the sites' "
+          "products whatever their ranks; lora.aggregation is " + lora::aggregation_name(lora.aggregation));
+  for (int64_t rank : fleet.site_ranks) {
+    require(rank <= lora.rank, "federation.site_ranks: " + std::to_string(rank) + " is above lora.rank " +
+                                   std::to_string(lora.rank) + ", the global adapters' rank; each must be in [1, " +
+                                   std::to_string(lora.rank) + "]");
+  }
+}
+
+lora::LoraOptions SimulationConfig::site_lora(size_t index) const {
+  lora::LoraOptions site = lora;
+  if (!fleet.site_ranks.empty()) site.rank = fleet.site_ranks[index % fleet.site_ranks.size()];
+  return site;
 }
 
 }  // namespace cleave::simulate

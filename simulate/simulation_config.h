@@ -55,6 +55,10 @@ struct FleetOptions {
   // Rounds.
   int64_t rounds = 5;
   int64_t clients_per_round = 4;       // 0: every registered site
+  // Heterogeneous ranks (lora.aggregation product only): site i trains at
+  // lora.rank site_ranks[i % size], each in [1, lora.rank], handed the global
+  // at its rank each round. Empty: every site at lora.rank.
+  std::vector<int64_t> site_ranks;
   aggregator::StrategyOptions strategy;
   // Client-level DP (federation.dp, as aggregator.dp): sites Poisson-sampled
   // at rate clients_per_round / clients, so a round's count varies.
@@ -113,6 +117,8 @@ struct SimulationConfig {
   int64_t handshake_timeout_ms = 10000;   // secure.handshake_timeout_ms
 
   void validate() const;               // throws std::invalid_argument naming the field
+  // The lora options site `index` trains with: lora at its federation.site_ranks rank.
+  lora::LoraOptions site_lora(size_t index) const;
 };
 
 }  // namespace cleave::simulate

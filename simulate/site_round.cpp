@@ -85,7 +85,7 @@ aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, n
 
   const split::SiteBlocks blocks = config.fleet.site_blocks(context.model->n_layers());
   // Initial values do not matter: the round's global adapters overwrite them.
-  lora::AdapterSet adapters = lora::AdapterSet::create(*context.model, config.lora, config.seed,
+  lora::AdapterSet adapters = lora::AdapterSet::create(*context.model, config.site_lora(index), config.seed,
                                                        [blocks](int64_t layer) { return blocks.contains(layer); });
   std::unique_ptr<TrainStep> step;
   if (split) {

@@ -57,6 +57,35 @@ TEST(FederationMessages, RegisterPollAndRepliesRoundTrip) {
   EXPECT_EQ(round_trip(FederationMessage::error, FederationErrorReply{"bad"}).message, "bad");
 }
 
+// Register as sites sent it before it carried their lora rank and alpha.
+struct RegisterWithoutLora {
+  std::string client_id, base_fingerprint;
+  int64_t num_samples = 0;
+  uint8_t layout = 0;
+  int32_t cut_layer = 0, top_cut = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, base_fingerprint, num_samples, layout, cut_layer, top_cut); }
+};
+
+TEST(FederationMessages, RegisterCarriesTheSitesLoraRankAndReadsOldFramesAsTheAggregators) {
+  const Register hello =
+      round_trip(FederationMessage::register_client, Register{"site-7", "fp", 12, 2, 1, 3, /*rank*/ 4, /*alpha*/ 8.5});
+  EXPECT_EQ(hello.top_cut, 3);
+  EXPECT_EQ(hello.lora_rank, 4);
+  EXPECT_EQ(hello.lora_alpha, 8.5);
+  const net::Bytes old =
+      pack_message(FederationMessage::register_client, RegisterWithoutLora{"site-8", "fp", 5, 2, 1, 3});
+  const Register read = unpack_message<Register>(old, FederationMessage::register_client, kMax);
+  EXPECT_EQ(read.client_id, "site-8");
+  EXPECT_EQ(read.top_cut, 3);
+  EXPECT_EQ(read.lora_rank, 0) << "0: the aggregator's";
+  EXPECT_EQ(read.lora_alpha, 0.0);
+  // Half a lora field is still a truncated frame.
+  net::Bytes cut = pack_message(FederationMessage::register_client, Register{"site-9", "fp", 5, 0, 0, 0, 4, 8.0});
+  cut.resize(cut.size() - 3);
+  EXPECT_THROW(unpack_message<Register>(cut, FederationMessage::register_client, kMax), wire::WireError);
+}
+
 TEST(FederationMessages, AssignmentAndUpdateCarryTensorsExactly) {
   const NamedTensors tensors = two_tensors();
   RoundAssignment assignment;

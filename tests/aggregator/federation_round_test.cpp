@@ -414,7 +414,7 @@ TEST_F(Federation, SiteWithOtherBlocksIsRefusedAtRegistration) {
   AggregatorLink link(*channel, "site-a", link_options, quiet);
   const std::string fingerprint = lora::base_fingerprint(*model_);
   try {
-    link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::vanilla, 1, 0});
+    link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::vanilla, 1, 0}, lora_);
     ADD_FAILURE() << "a vanilla site joined a u_shaped federation";
   } catch (const FederationError& e) {
     EXPECT_NE(std::string(e.what()).find("runs vanilla, cut_layer 1 but this federation's sites run u_shaped, "
@@ -422,9 +422,9 @@ TEST_F(Federation, SiteWithOtherBlocksIsRefusedAtRegistration) {
               std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::u_shaped, 1, 3}),
+  EXPECT_THROW(link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::u_shaped, 1, 3}, lora_),
                FederationError);
-  EXPECT_NO_THROW(link.register_site(fingerprint, 4, federation));
+  EXPECT_NO_THROW(link.register_site(fingerprint, 4, federation, lora_));
   stop = true;
   aggregator_thread.join();
 }

@@ -342,6 +342,67 @@ TEST_F(FleetTest, FfaAndProductAggregationRunEveryRound) {
   }
 }
 
+// Heterogeneous ranks: federation.site_ranks [4, 2] under product. Every site
+// registers at its rank, trains adapters of that rank (the aggregator checks
+// each delta against the global at the site's rank, so every accepted update
+// is one), and the global stays at lora.rank.
+TEST_F(FleetTest, SitesAtTheirOwnRanksRunEveryRoundUnderProduct) {
+  SimulationConfig c = config(test::scratch_dir("simulate_site_ranks"), 4, 2);
+  c.fleet.rounds = 3;
+  c.lora.rank = 4;
+  c.lora.aggregation = lora::LoraAggregation::product;
+  c.fleet.site_ranks = {4, 2};
+  ASSERT_NO_THROW(c.validate());
+  EXPECT_EQ(c.site_lora(0).rank, 4);
+  EXPECT_EQ(c.site_lora(3).rank, 2);
+  EXPECT_EQ(c.site_lora(3).alpha, c.lora.alpha);
+  const FleetData data = fleet_data(c, 6);
+  std::vector<std::string> log;
+  std::mutex log_mutex;
+  const FleetResult result = Fleet(model_, data, c, [&](const std::string& line) {
+                               std::lock_guard<std::mutex> lock(log_mutex);
+                               log.push_back(line);
+                             }).run();
+  ASSERT_FALSE(result.failed) << result.failure;
+  ASSERT_EQ(result.rounds.size(), 3u);
+  for (const RoundMetrics& m : result.rounds) {
+    EXPECT_EQ(m.reported, 2) << "round " << m.round;
+    EXPECT_TRUE(std::isfinite(m.eval_perplexity));
+    ASSERT_TRUE(m.lora_truncation_error.has_value());
+    EXPECT_LT(*m.lora_truncation_error, 1.0);
+  }
+  for (size_t i = 0; i < data.sites.size(); ++i) {
+    const std::string registered = "aggregator: client " + data.sites[i].id + " registered (";
+    bool at_rank_two = false, seen = false;
+    for (const std::string& line : log) {
+      if (line.rfind(registered, 0) != 0) continue;
+      seen = true;
+      at_rank_two = line.find("lora rank 2,") != std::string::npos;
+    }
+    EXPECT_TRUE(seen) << data.sites[i].id;
+    EXPECT_EQ(at_rank_two, i % 2 == 1) << data.sites[i].id;
+  }
+  for (const auto& [name, tensor] : result.client_adapters.tensors) {
+    const bool is_a = name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_a") == 0;
+    EXPECT_EQ(tensor.size(is_a ? 0 : 1), 4) << name << ": the global stays at lora.rank";
+  }
+
+  // site_ranks need product, and each must be at most lora.rank.
+  c.lora.aggregation = lora::LoraAggregation::separate;
+  try {
+    c.validate();
+    FAIL() << "site_ranks under lora.aggregation separate was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("federation.site_ranks"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lora.aggregation: product"), std::string::npos) << e.what();
+  }
+  c.lora.aggregation = lora::LoraAggregation::product;
+  c.fleet.site_ranks = {8, 2};
+  EXPECT_THROW(c.validate(), std::invalid_argument) << "a site rank above lora.rank";
+  c.fleet.site_ranks = {0};
+  EXPECT_THROW(c.validate(), std::invalid_argument) << "a site rank of 0";
+}
+
 // Distributed DP noise needs secure aggregation, and with it each site adds
 // its share of the noise; epsilon is reported as under central noise.
 TEST_F(FleetTest, DistributedDpNoiseRunsUnderSecureAggregation) {
