@@ -129,7 +129,12 @@ void SimulationConfig::validate() const {
 
 lora::LoraOptions SimulationConfig::site_lora(size_t index) const {
   lora::LoraOptions site = lora;
-  if (!fleet.site_ranks.empty()) site.rank = fleet.site_ranks[index % fleet.site_ranks.size()];
+  if (fleet.site_ranks.empty()) return site;
+  site.rank = fleet.site_ranks[index % fleet.site_ranks.size()];
+  // The same scale alpha / rank as the global: with lora.alpha kept, a rank-2
+  // site's scale would be 4x a rank-8 site's, and so, at one learning rate,
+  // its steps (on the built-in fleet that diverged: experiments/lora_aggregation).
+  site.alpha = lora.alpha * static_cast<double>(site.rank) / static_cast<double>(lora.rank);
   return site;
 }
 

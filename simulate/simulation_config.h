@@ -117,7 +117,8 @@ struct SimulationConfig {
   int64_t handshake_timeout_ms = 10000;   // secure.handshake_timeout_ms
 
   void validate() const;               // throws std::invalid_argument naming the field
-  // The lora options site `index` trains with: lora at its federation.site_ranks rank.
+  // The lora options site `index` trains with: lora at its federation.site_ranks
+  // rank, with alpha scaled alike so that alpha / rank is the global's.
   lora::LoraOptions site_lora(size_t index) const;
 };
 

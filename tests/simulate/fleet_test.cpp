@@ -355,7 +355,8 @@ TEST_F(FleetTest, SitesAtTheirOwnRanksRunEveryRoundUnderProduct) {
   ASSERT_NO_THROW(c.validate());
   EXPECT_EQ(c.site_lora(0).rank, 4);
   EXPECT_EQ(c.site_lora(3).rank, 2);
-  EXPECT_EQ(c.site_lora(3).alpha, c.lora.alpha);
+  EXPECT_EQ(c.site_lora(3).alpha, c.lora.alpha / 2) << "alpha / rank stays the global's";
+  EXPECT_EQ(c.site_lora(3).scale(), c.lora.scale());
   const FleetData data = fleet_data(c, 6);
   std::vector<std::string> log;
   std::mutex log_mutex;
