@@ -2,6 +2,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "aggregator/aggregation.h"
 #include "lora/product_mean.h"
 
@@ -48,7 +51,30 @@ NamedTensors FedAvg::aggregate(int round, const NamedTensors& global,
   for (const auto& [name, tensor] : global) {
     if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_a") == 0) rank = tensor.size(0);
   }
-  lora::ProductMean mean = lora::product_mean(site_pointers, weights, rank, scales);
+  // A site at rank r < R held only the global's first r components (its
+  // start was the truncation) and reports nothing of the rest; without the
+  // rest its product would pull components r.. of the global towards zero
+  // with its weight every round. Component j is kept with the share of the
+  // weight of the sites that did not hold it (0 when every site is at R, so
+  // equal ranks give exactly the mean of the products).
+  std::vector<double> not_held(static_cast<size_t>(rank), 0.0);
+  double weight_sum = 0;
+  for (size_t k = 0; k < updates.size(); ++k) {
+    const int64_t held = updates[k].lora_rank > 0 ? updates[k].lora_rank : rank;
+    for (int64_t j = held; j < rank; ++j) not_held[static_cast<size_t>(j)] += weights[k];
+    weight_sum += weights[k];
+  }
+  std::optional<NamedTensors> kept;
+  if (std::any_of(not_held.begin(), not_held.end(), [](double w) { return w > 0; })) {
+    const at::Tensor share = at::tensor(not_held, at::kDouble) / weight_sum;   // [R]
+    kept.emplace();
+    for (const auto& [name, tensor] : global) {
+      const bool is_b = name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_b") == 0;
+      (*kept)[name] = is_b ? (tensor.to(at::kDouble) * share).to(at::kFloat) : tensor;   // B [out, R] column j * share_j
+    }
+  }
+  lora::ProductMean mean =
+      lora::product_mean(site_pointers, weights, rank, scales, kept ? &*kept : nullptr);
   truncation_error_ = mean.truncation_error;
   return std::move(mean.adapters);
 }

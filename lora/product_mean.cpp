@@ -69,7 +69,7 @@ void require_same_layout(const NamedTensors& first, const std::vector<std::strin
 }  // namespace
 
 ProductMean product_mean(const std::vector<const NamedTensors*>& sites, const std::vector<double>& weights,
-                         int64_t rank, const std::vector<double>& scales) {
+                         int64_t rank, const std::vector<double>& scales, const NamedTensors* added) {
   if (sites.empty()) throw std::invalid_argument("product_mean: no sites");
   if (!scales.empty() && scales.size() != sites.size()) {
     throw std::invalid_argument("product_mean: " + std::to_string(scales.size()) + " scales for " +
@@ -91,6 +91,7 @@ ProductMean product_mean(const std::vector<const NamedTensors*>& sites, const st
   if (!(weight_sum > 0)) throw std::invalid_argument("product_mean: the weights sum to 0");
   const std::vector<std::string> bases = pair_bases(*sites[0]);
   for (size_t k = 0; k < sites.size(); ++k) require_same_layout(*sites[0], bases, *sites[k], k);
+  if (added) require_same_layout(*sites[0], bases, *added, sites.size());
 
   at::NoGradGuard no_grad;
   ProductMean result;
@@ -103,6 +104,10 @@ ProductMean product_mean(const std::vector<const NamedTensors*>& sites, const st
       const double scale = scales.empty() ? 1.0 : scales[k];
       weighted_b.push_back(b * (weights[k] / weight_sum * scale));
       a_rows.push_back(sites[k]->at(base + kA).detach().to(at::kCPU, at::kDouble));      // [r_k, in]
+    }
+    if (added) {
+      weighted_b.push_back(added->at(base + kB).detach().to(at::kCPU, at::kDouble));
+      a_rows.push_back(added->at(base + kA).detach().to(at::kCPU, at::kDouble));
     }
     const at::Tensor bc = at::cat(weighted_b, 1);   // [out, sum r_k]
     const at::Tensor ac = at::cat(a_rows, 0);       // [sum r_k, in]

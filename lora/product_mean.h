@@ -40,10 +40,13 @@ struct ProductMean {
 // is its own. Weights are >= 0 with a positive sum (normalised here).
 // `scales`, one per site (empty: all 1), are each site's LoRA scale over the
 // result's (s_k / s): the result's s B A approximates sum_k w_k s_k B_k A_k.
-// Computed in float64. Throws std::invalid_argument naming the site index and
-// tensor when names or shapes disagree, or when a name has no partner.
+// `added`, when given, joins the mean as it is (weight 1, scale 1), e.g. the
+// part of the global that lower-rank sites never held. Computed in float64.
+// Throws std::invalid_argument naming the site index and tensor when names or
+// shapes disagree, or when a name has no partner.
 ProductMean product_mean(const std::vector<const NamedTensors*>& sites, const std::vector<double>& weights,
-                         int64_t rank, const std::vector<double>& scales = {});
+                         int64_t rank, const std::vector<double>& scales = {},
+                         const NamedTensors* added = nullptr);
 
 // Adapters at a lower rank, for a site that trains at `rank` (heterogeneous
 // ranks): A[:rank] and B[:, :rank] * scale_ratio for every pair, float32.

@@ -136,9 +136,14 @@ TEST(AggregatorHeterogeneousRanks, ASiteIsHandedTheGlobalAtItsRankAndCountsWithI
   const NamedTensors a_local = plus(full_start, full_delta), b_local = plus(low_start, low_delta);
   for (const std::string base : {"blk.0.attn_q.weight", "blk.0.attn_v.weight"}) {
     ASSERT_EQ(merged.at(base + ".lora_a").size(0), 2) << "the global stays at the aggregator's rank";
-    // The sample-weighted mean of the effective updates, in the global's scale.
+    // The sample-weighted mean of the effective updates, in the global's
+    // scale, plus the global's component that the rank-1 site never held
+    // (column 1 of B, row 1 of A), kept with that site's share of the weight.
+    const at::Tensor never_held = global.at(base + ".lora_b").to(at::kDouble).slice(1, 1, 2).mm(
+        global.at(base + ".lora_a").to(at::kDouble).slice(0, 1, 2));
     const at::Tensor mean =
-        (30 * kGlobalScale * product(a_local, base) + 10 * low_scale * product(b_local, base)) / 40 / kGlobalScale;
+        (30 * kGlobalScale * product(a_local, base) + 10 * low_scale * product(b_local, base)) / 40 / kGlobalScale +
+        never_held * (10.0 / 40);
     // Rank 2 + rank 1: the best rank-2 approximation, by an SVD computed here.
     auto [u, s, vh] = at::linalg_svd(mean, false);
     const at::Tensor best = u.slice(1, 0, 2).mm(at::diag(s.slice(0, 0, 2))).mm(vh.slice(0, 0, 2));

@@ -11,6 +11,7 @@
 #include "aggregator/fedavg.h"
 #include "aggregator/fedopt.h"
 #include "aggregator/robust.h"
+#include "lora/product_mean.h"
 
 namespace cleave::aggregator {
 namespace {
@@ -483,6 +484,48 @@ TEST(LoraAggregation, ProductWithAServerOptimizerIsRefusedNamingBoth) {
   }
   options.lora_aggregation = lora::LoraAggregation::ffa;
   EXPECT_NO_THROW(make_strategy(options));
+}
+
+}  // namespace
+}  // namespace cleave::aggregator
+
+namespace cleave::aggregator {
+namespace {
+
+// A global in product_mean's form (B = U S, A = V^T) of rank 4 on one projection "p".
+NamedTensors svd_form_global() {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(31);
+  const NamedTensors random = {{"p.lora_a", at::randn({4, 6}, gen)}, {"p.lora_b", at::randn({5, 4}, gen)}};
+  return lora::product_mean({&random}, {1.0}, 4).adapters;
+}
+
+at::Tensor product_of(const NamedTensors& adapters) {
+  return adapters.at("p.lora_b").to(at::kDouble).mm(adapters.at("p.lora_a").to(at::kDouble));
+}
+
+TEST(LoraAggregation, ALowerRankSiteKeepsTheGlobalComponentsItNeverHeld) {
+  const NamedTensors global = svd_form_global();
+  // A rank-2 site (same alpha / rank as the global) that learned nothing.
+  ClientUpdate idle;
+  idle.client_id = "small";
+  idle.num_samples = 10;
+  idle.lora_rank = 2;
+  idle.lora_scale = 1.0;
+  idle.delta = {{"p.lora_a", at::zeros({2, 6})}, {"p.lora_b", at::zeros({5, 2})}};
+  FedAvg fedavg(0, lora::LoraAggregation::product);
+  const NamedTensors next = fedavg.aggregate(1, global, {idle});
+  EXPECT_LT((product_of(next) - product_of(global)).abs().max().item<double>(), 1e-5)
+      << "components 3 and 4, which the site never held, must not be dropped";
+  // With a full-rank site beside it, component j >= 2 keeps the small site's share of the weight.
+  ClientUpdate full;
+  full.client_id = "full";
+  full.num_samples = 30;
+  full.delta = {{"p.lora_a", at::zeros({4, 6})}, {"p.lora_b", at::full({5, 4}, 0.1)}};
+  const NamedTensors both = fedavg.aggregate(2, global, {idle, full});
+  const at::Tensor full_product =
+      (global.at("p.lora_b") + full.delta.at("p.lora_b")).to(at::kDouble).mm(global.at("p.lora_a").to(at::kDouble));
+  const at::Tensor expected = 0.75 * full_product + 0.25 * product_of(global);
+  EXPECT_LT((product_of(both) - expected).abs().max().item<double>(), 1e-5);
 }
 
 }  // namespace
