@@ -30,6 +30,8 @@ const char* codec_flag_name(wire::WireDType codec) {
       return "bf16";
     case wire::WireDType::I8_ROWSCALE:
       return "int8";
+    case wire::WireDType::I4_GROUP:
+      return "int4";
   }
   return "an unknown codec";
 }

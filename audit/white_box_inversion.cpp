@@ -87,6 +87,10 @@ double WhiteBoxInversion::explained_distance(const at::Tensor& observed, const a
       codec = std::sqrt(dim) / 254.0 *
               (observed.abs().max().item<double>() + candidate.abs().max().item<double>());
       break;
+    case wire::WireDType::I4_GROUP:  // half a step of a group's max|x| / 7, rounded up to a bfloat16
+      codec = std::sqrt(dim) / 14.0 * (1.0 + std::ldexp(1.0, -7)) *
+              (observed.abs().max().item<double>() + candidate.abs().max().item<double>());
+      break;
   }
   const double arithmetic = (model_.compute_dtype() == at::kFloat ? 1e-3 : 3e-2) * candidate_norm + 1e-5;
   return noise_std_ * (std::sqrt(dim) + 5.0) + codec + arithmetic;

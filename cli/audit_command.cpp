@@ -92,7 +92,7 @@ ArgParser audit_parser() {
       .value("--activation-clip", "C", "the site's per-token L2 clip (default 0: none)")
       .value("--activation-noise", "S", "Gaussian noise std as a multiple of the clip (default 0)")
       .value("--noise-seed", "N", "the site's noise seed (default 1; 0: from the OS's entropy)")
-      .value("--codec", "C", "activation codec: f32 (default), f16, bf16 or int8")
+      .value("--codec", "C", "activation codec: f32 (default), f16, bf16, int8 or int4")
       .value("--max-tokens", "K", "site tokens to recover (default 256)")
       .value("--seq-len", "L", "tokens per row, BOS included (default 64); the white-box cost grows as L^2")
       .value("--candidates", "K",

@@ -102,6 +102,9 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.section("secure_aggregation", [&](Fields& s) { secure_aggregation_section(s, o.secure_aggregation); });
   f.field("activation_clip", o.protection.clip);
   f.field("activation_noise", o.protection.noise);
+  f.choice("activation_codec", o.activation_codec, codec_names());
+  f.choice("gradient_codec", o.gradient_codec, codec_names());
+  f.field("stochastic_rounding", o.stochastic_rounding);
   f.choice("variant", o.variant,
            {{"sfl_v1", split::ServerVariant::sfl_v1}, {"sfl_v2", split::ServerVariant::sfl_v2}});
   f.choice("transport", o.transport,

@@ -97,6 +97,10 @@ struct ClientConfig {
   void validate(const std::string& source) const;
 };
 
+// The names of split.activation_codec, gradient_codec and federation's:
+// f32, f16, bf16, int8, int4.
+const std::vector<std::pair<std::string, wire::WireDType>>& codec_names();
+
 // One function per section (config_services.cpp).
 void secure_section(Fields& f, SecureConfig& c);
 void split_section(Fields& f, SplitConfig& c);

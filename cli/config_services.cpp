@@ -30,14 +30,19 @@ void unsigned_field(Fields& f, const std::string& key, T& value, const std::stri
   value = static_cast<T>(wide);
 }
 
+}  // namespace
+
 const std::vector<std::pair<std::string, wire::WireDType>>& codec_names() {
   static const std::vector<std::pair<std::string, wire::WireDType>> names = {
       {"f32", wire::WireDType::F32},
       {"f16", wire::WireDType::F16},
       {"bf16", wire::WireDType::BF16},
-      {"int8", wire::WireDType::I8_ROWSCALE}};
+      {"int8", wire::WireDType::I8_ROWSCALE},
+      {"int4", wire::WireDType::I4_GROUP}};
   return names;
 }
+
+namespace {
 
 void strategy_section(Fields& f, aggregator::StrategyOptions& s) {
   f.choice("name", s.name, aggregator::strategy_names());
@@ -101,6 +106,7 @@ void split_section(Fields& f, SplitConfig& c) {
   narrow_field(f, "top_cut", o.top_cut);
   f.choice("activation_codec", o.activation_codec, codec_names());
   f.choice("gradient_codec", o.gradient_codec, codec_names());
+  f.field("stochastic_rounding", o.stochastic_rounding);
   f.field("activation_clip", o.protection.clip);
   f.field("activation_noise", o.protection.noise);
   f.field("timeout_ms", o.timeout_ms);
@@ -121,6 +127,7 @@ void split_server_section(Fields& f, SplitServerConfig& c) {
   f.field("max_tokens_per_step", o.max_tokens_per_step);
   f.field("checkpoint", o.checkpoint_path);
   f.field("recompute", o.recompute);
+  f.field("stochastic_rounding", o.stochastic_rounding);
 }
 
 void aggregator_section(Fields& f, AggregatorConfig& c) {

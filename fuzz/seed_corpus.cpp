@@ -85,6 +85,7 @@ void wire_decoder_seeds(const fs::path& dir) {
   write_seed(dir, "hello_reply", frame(MessageType::hello_reply, split::HelloReply{3, "0123abcd"}));
   write_seed(dir, "forward", frame(MessageType::forward, forward(0, true, f32)));
   write_seed(dir, "forward_i8", frame(MessageType::forward, forward(1, false, wire::WireDType::I8_ROWSCALE)));
+  write_seed(dir, "forward_i4", frame(MessageType::forward, forward(2, false, wire::WireDType::I4_GROUP)));
   split::ForwardReply forward_reply{{fuzz::kClientId, 0, 0}, 4.1, 3, tensor({1, 4, 8}, wire::WireDType::F16, 1)};
   write_seed(dir, "forward_reply", frame(MessageType::forward_reply, forward_reply));
   write_seed(dir, "backward", frame(MessageType::backward,
@@ -171,6 +172,18 @@ void split_server_seeds(const fs::path& dir) {
   write_seed(dir, "u_shaped_forward_backward",
              concat({u_shaped_v2, frame(MessageType::forward, forward(0, false, wire::WireDType::I8_ROWSCALE)),
                      frame(MessageType::backward, backward), frame(MessageType::backward, backward),
+                     frame(MessageType::end_round, split::EndRound{0, {}})}));
+  // u_shaped SFL-V1 with int4 both ways; a tensor of 3 x 5 (an odd count, a
+  // short group) for the decoder to chew on.
+  const net::Bytes u_shaped_i4 = {0x01 | 0x40 | 0x80};
+  split::BackwardRequest backward_i4{{fuzz::kClientId, 0, 0},
+                                     tensor({1, 4, fuzz::kModelDim}, wire::WireDType::I4_GROUP, 5)};
+  write_seed(dir, "u_shaped_int4",
+             concat({u_shaped_i4, frame(MessageType::forward, forward(0, false, wire::WireDType::I4_GROUP)),
+                     frame(MessageType::backward, backward_i4),
+                     frame(MessageType::forward, forward(1, false, wire::WireDType::I4_GROUP)),
+                     frame(MessageType::backward, split::BackwardRequest{{fuzz::kClientId, 0, 1},
+                                                                         tensor({3, 5}, wire::WireDType::I4_GROUP, 6)}),
                      frame(MessageType::end_round, split::EndRound{0, {}})}));
   write_seed(dir, "vanilla_hello_again",
              concat({vanilla, frame(MessageType::hello, split::Hello{"other", "wrong", 0, 1, 2, 0, 0}),

@@ -10,6 +10,7 @@
 //   mode bit 0   0 vanilla (cut 1), 1 U-shaped (cut 1, top 2)
 //   mode bit 1   0 SFL-V1, 1 SFL-V2
 //   mode bits 2-3  activation codec, bits 4-5 gradient codec (wire::WireDType)
+//   mode bit 6   activation codec i4_group instead, bit 7 gradient codec i4_group
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -85,8 +86,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hello.mode = mode & 1;
   hello.cut_layer = 1;
   hello.top_cut = 2;
-  hello.activation_codec = (mode >> 2) & 3;
-  hello.gradient_codec = (mode >> 4) & 3;
+  constexpr auto kI4 = static_cast<uint8_t>(wire::WireDType::I4_GROUP);
+  hello.activation_codec = mode & 0x40 ? kI4 : (mode >> 2) & 3;
+  hello.gradient_codec = mode & 0x80 ? kI4 : (mode >> 4) & 3;
   const net::Bytes hello_reply =
       server.handle("fuzz-peer", wire::pack(static_cast<uint16_t>(split::MessageType::hello), hello));
   if (wire::peek(hello_reply).type != static_cast<uint16_t>(split::MessageType::hello_reply)) {

@@ -121,6 +121,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     options.min_cut_layer = fleet.cut_layer;
     options.seed = config_.seed + 1;
     options.recompute = config_.train.recompute;   // train.recompute: every block of the fleet
+    options.stochastic_rounding = fleet.stochastic_rounding;
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
     split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt,
                                                         [this](const std::string& l) { log_("split-server: " + l); });

@@ -20,6 +20,7 @@
 #include "split/site_blocks.h"
 #include "split/smashed_protection.h"
 #include "split/split_server.h"
+#include "split/wire_tensor.h"
 
 namespace cleave::simulate {
 
@@ -81,6 +82,12 @@ struct FleetOptions {
   // (federation.activation_clip / activation_noise); the noise is seeded
   // from the run's seed, the site and its instantiation, so runs repeat.
   split::SmashedProtection protection;
+  // Codecs on the split channel (federation.activation_codec /
+  // gradient_codec), both ways, and whether int4 rounds stochastically
+  // (federation.stochastic_rounding), at the sites and the split server.
+  wire::WireDType activation_codec = wire::WireDType::F32;
+  wire::WireDType gradient_codec = wire::WireDType::F32;
+  bool stochastic_rounding = false;
   FleetTransport transport = FleetTransport::inproc;
   int64_t workers = 1;                 // sampled sites trained at once
   int64_t eval_every = 1;              // global held-out perplexity every N rounds (and the last)

@@ -95,6 +95,9 @@ aggregator::SiteRound run_site_round(const SiteContext& context, size_t index, n
     split_options.cut_layer = blocks.cut_layer;
     split_options.top_cut = blocks.top_cut;
     split_options.protection = config.fleet.protection;
+    split_options.activation_codec = config.fleet.activation_codec;
+    split_options.gradient_codec = config.fleet.gradient_codec;
+    split_options.stochastic_rounding = config.fleet.stochastic_rounding;
     split_options.protection.noise_seed =
         aggregator::round_batch_seed(config.seed ^ (0x6e6f697365ull + index),
                                      static_cast<uint32_t>(context.census ? context.census->created() : 0)) |

@@ -127,7 +127,9 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
 
   ForwardRequest request;
   request.key = StepKey{options_.client_id, context.round, static_cast<uint64_t>(context.step)};
-  request.smashed = to_wire(sent, options_.activation_codec);
+  request.smashed = to_wire(sent, options_.activation_codec,
+                            step_rounding(options_.stochastic_rounding, request.key.client_id, request.key.round,
+                                          request.key.step, TensorStream::activations_up));
   request.lr = context.lr;
   request.grad_clip = context.grad_clip;
   if (options_.mode == SplitMode::vanilla) {
@@ -154,7 +156,9 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
   loss.loss.backward();
   BackwardRequest back;
   back.key = request.key;
-  back.grad = to_wire(top_input.grad(), options_.gradient_codec);
+  back.grad = to_wire(top_input.grad(), options_.gradient_codec,
+                      step_rounding(options_.stochastic_rounding, back.key.client_id, back.key.round, back.key.step,
+                                    TensorStream::gradients_up));
   const net::Bytes back_frame =
       exchange(wire::pack(static_cast<uint16_t>(MessageType::backward), back), MessageType::backward_reply, back.key);
   const BackwardReply back_reply = wire::unpack<BackwardReply>(

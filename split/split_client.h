@@ -30,6 +30,9 @@ struct SplitClientOptions {
   int32_t top_cut = 0;                  // u_shaped: 0 means L - 1
   wire::WireDType activation_codec = wire::WireDType::F32;
   wire::WireDType gradient_codec = wire::WireDType::F32;
+  // int4 codes of what this site sends rounded stochastically (unbiased)
+  // instead of to nearest (split.stochastic_rounding).
+  bool stochastic_rounding = false;
   bool recompute = false;               // train.recompute: the client's blocks are
                                         // recomputed in backward, not kept
   SmashedProtection protection;         // split.activation_clip / activation_noise

@@ -180,7 +180,7 @@ net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) 
                                 " must be in (cut_layer, " + std::to_string(L) + "]");
   }
   for (uint8_t codec : {hello.activation_codec, hello.gradient_codec}) {
-    if (codec > static_cast<uint8_t>(wire::WireDType::I8_ROWSCALE)) {
+    if (codec > static_cast<uint8_t>(wire::WireDType::I4_GROUP)) {
       throw std::invalid_argument("unknown codec id " + std::to_string(codec));
     }
   }
@@ -267,7 +267,9 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     loss.loss.backward();
     reply.loss = loss.loss.item<double>();
     reply.n_scored = loss.n_scored;
-    reply.tensor = to_wire(smashed.grad(), reply_codec);
+    reply.tensor = to_wire(smashed.grad(), reply_codec,
+                           step_rounding(options_.stochastic_rounding, req.key.client_id, req.key.round,
+                                         req.key.step, TensorStream::gradients_down));
     optimizer_step(state, req.lr, req.grad_clip);
   } else {
     if (!req.targets.empty() || !req.weights.empty()) {
@@ -278,7 +280,9 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     }
     at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, hello.top_cut, &adapters, /*pos0=*/0,
                                         block_activations(options_));
-    reply.tensor = to_wire(out, static_cast<wire::WireDType>(hello.activation_codec));
+    reply.tensor = to_wire(out, static_cast<wire::WireDType>(hello.activation_codec),
+                           step_rounding(options_.stochastic_rounding, req.key.client_id, req.key.round,
+                                         req.key.step, TensorStream::activations_down));
     state.pending_key = req.key;
     state.pending_input = smashed;
     state.pending_output = out;
@@ -304,7 +308,9 @@ net::Bytes SplitServer::on_backward(const net::Bytes& request) {
   state.pending_output.backward(grad.to(state.pending_output.options()));
   BackwardReply reply;
   reply.key = req.key;
-  reply.grad = to_wire(state.pending_input.grad(), static_cast<wire::WireDType>(state.hello.gradient_codec));
+  reply.grad = to_wire(state.pending_input.grad(), static_cast<wire::WireDType>(state.hello.gradient_codec),
+                       step_rounding(options_.stochastic_rounding, req.key.client_id, req.key.round, req.key.step,
+                                     TensorStream::gradients_down));
   optimizer_step(state, state.pending_lr, state.pending_clip);
   state.pending_input = at::Tensor();
   state.pending_output = at::Tensor();

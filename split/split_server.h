@@ -40,6 +40,9 @@ struct SplitServerOptions {
   // (split_server.recompute): less memory per step, and in u_shaped per
   // client waiting for its backward request, for about one more forward.
   bool recompute = false;
+  // int4 codes of what the server sends rounded stochastically (unbiased)
+  // instead of to nearest (split_server.stochastic_rounding).
+  bool stochastic_rounding = false;
   // Drop every client's state (SFL-V1 copy, optimizer moments) when a round
   // closes, so memory grows with the clients of a round, not with all that
   // ever trained. Each client must then say hello again in its next round, as

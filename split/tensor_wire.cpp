@@ -6,10 +6,21 @@
 
 namespace cleave::split {
 
-wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec) {
+wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec, wire::Rounding rounding) {
   // the codecs read CPU float32: a GPU or bf16 tensor is copied over first
   at::Tensor t = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
-  return wire::encode(t.data_ptr<float>(), t.sizes().vec(), codec);
+  return wire::encode(t.data_ptr<float>(), t.sizes().vec(), codec, rounding);
+}
+
+wire::Rounding step_rounding(bool stochastic, const std::string& client_id, uint32_t round, uint64_t step,
+                             TensorStream stream) {
+  if (!stochastic) return {};
+  uint64_t seed = 0xcbf29ce484222325ull;   // FNV-1a over the client id, then the numbers
+  for (unsigned char c : client_id) seed = (seed ^ c) * 0x100000001b3ull;
+  for (uint64_t word : {static_cast<uint64_t>(round), step, static_cast<uint64_t>(stream)}) {
+    seed = (seed ^ word) * 0x100000001b3ull;
+  }
+  return {true, seed};
 }
 
 at::Tensor from_wire(const wire::WireTensor& tensor, const std::vector<int64_t>& expected,
@@ -35,7 +46,8 @@ wire::WireDType parse_codec(const std::string& name) {
   if (name == "f16" || name == "float16") return wire::WireDType::F16;
   if (name == "bf16" || name == "bfloat16") return wire::WireDType::BF16;
   if (name == "int8") return wire::WireDType::I8_ROWSCALE;
-  throw std::invalid_argument("unknown codec '" + name + "': expected one of f32, f16, bf16, int8");
+  if (name == "int4") return wire::WireDType::I4_GROUP;
+  throw std::invalid_argument("unknown codec '" + name + "': expected one of f32, f16, bf16, int8, int4");
 }
 
 }  // namespace cleave::split

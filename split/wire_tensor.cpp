@@ -1,5 +1,6 @@
 #include "split/wire_tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -129,6 +130,41 @@ RowLayout row_layout(const std::vector<int64_t>& shape, int64_t max_elements) {
   return {element_count(leading, max_elements), shape.back()};
 }
 
+// I4_GROUP: each row cut into groups of kI4GroupSize (the last one shorter).
+struct GroupLayout {
+  int64_t rows = 0;
+  int64_t row_length = 0;
+  int64_t groups_per_row = 0;
+  int64_t groups() const { return rows * groups_per_row; }   // <= elements, or 0
+};
+
+GroupLayout group_layout(const std::vector<int64_t>& shape, int64_t max_elements) {
+  const RowLayout row = row_layout(shape, max_elements);
+  return {row.rows, row.row_length, (row.row_length + kI4GroupSize - 1) / kI4GroupSize};
+}
+
+// The smallest bfloat16 >= max_abs / 7 (max_abs finite, >= 0): then every
+// |x| <= max_abs of the group is at most 7 scales, so no code is clamped.
+uint16_t i4_scale(float max_abs) {
+  float scale = max_abs / 7.0f;
+  // float division rounds to nearest, possibly below max_abs / 7 (a product
+  // of a float and 7 is exact in double)
+  if (static_cast<double>(scale) * 7.0 < static_cast<double>(max_abs))
+    scale = std::nextafter(scale, std::numeric_limits<float>::infinity());
+  uint32_t bits = float_bits(scale);
+  if (bits & 0xffffu) bits = (bits | 0xffffu) + 1u;   // round up (positive: away from zero)
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+// SplitMix64 (Steele et al.): a tiny generator with a fixed definition, so
+// stochastic rounding gives the same codes on every platform for a seed.
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 void require_finite(float value, const std::vector<int64_t>& shape, int64_t flat, const char* what) {
   if (!std::isfinite(value)) {
     std::ostringstream out;
@@ -162,6 +198,7 @@ std::string to_string(WireDType dtype) {
     case WireDType::F16: return "f16";
     case WireDType::BF16: return "bf16";
     case WireDType::I8_ROWSCALE: return "i8_rowscale";
+    case WireDType::I4_GROUP: return "i4_group";
   }
   return "unknown(" + std::to_string(static_cast<int>(dtype)) + ")";
 }
@@ -192,11 +229,13 @@ size_t expected_data_bytes(WireDType dtype, const std::vector<int64_t>& shape, i
     case WireDType::BF16: return count * 2;
     case WireDType::I8_ROWSCALE:
       return static_cast<size_t>(row_layout(shape, max_elements).rows) * 4 + count;
+    case WireDType::I4_GROUP:
+      return static_cast<size_t>(group_layout(shape, max_elements).groups()) * 2 + (count + 1) / 2;
   }
   throw WireError("unknown tensor dtype code " + std::to_string(static_cast<int>(dtype)));
 }
 
-WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dtype) {
+WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dtype, Rounding rounding) {
   const int64_t count = element_count(shape);
   WireTensor tensor;
   tensor.dtype = dtype;
@@ -251,6 +290,38 @@ WireTensor encode(const float* values, std::vector<int64_t> shape, WireDType dty
         for (int64_t j = 0; j < layout.row_length; ++j) {
           const double rounded = round_half_even(static_cast<double>(x[j]) / scale * 127.0);
           q[j] = static_cast<uint8_t>(static_cast<int8_t>(rounded));
+        }
+      }
+      break;
+    }
+    case WireDType::I4_GROUP: {
+      const GroupLayout layout = group_layout(shape, kMaxWireElements);
+      uint8_t* codes = out + 2 * layout.groups();   // zeroed by resize: the codes are or-ed in
+      uint64_t state = rounding.seed;
+      int64_t group = 0;
+      for (int64_t row = 0; row < layout.rows; ++row) {
+        for (int64_t start = 0; start < layout.row_length; start += kI4GroupSize, ++group) {
+          const int64_t length = std::min(kI4GroupSize, layout.row_length - start);
+          const int64_t first = row * layout.row_length + start;
+          float max_abs = 0.0f;
+          for (int64_t j = 0; j < length; ++j) max_abs = std::max(max_abs, std::fabs(values[first + j]));
+          const uint16_t packed_scale = i4_scale(max_abs);
+          store_u16(out + 2 * group, packed_scale);
+          const double scale = bf16_to_float(packed_scale);
+          if (scale == 0.0) continue;   // codes stay 0
+          for (int64_t j = 0; j < length; ++j) {
+            const double ratio = static_cast<double>(values[first + j]) / scale;   // in [-7, 7]
+            double q = 0;
+            if (rounding.stochastic) {
+              const double u = static_cast<double>(splitmix64(state) >> 40) * 0x1p-24;   // [0, 1)
+              q = std::floor(ratio + u);
+            } else {
+              q = round_half_even(ratio);
+            }
+            q = std::clamp(q, -7.0, 7.0);
+            const int64_t flat = first + j;
+            codes[flat >> 1] |= static_cast<uint8_t>((static_cast<int>(q) & 0xf) << ((flat & 1) * 4));
+          }
         }
       }
       break;
@@ -326,6 +397,35 @@ void decode_into(const WireTensor& tensor, float* values, int64_t max_elements) 
           x[j] = std::fabs(value) <= std::numeric_limits<float>::max()
                      ? static_cast<float>(value)
                      : static_cast<float>(std::copysign(std::numeric_limits<double>::infinity(), value));
+        }
+      }
+      break;
+    }
+    case WireDType::I4_GROUP: {
+      const GroupLayout layout = group_layout(shape, max_elements);
+      const uint8_t* codes = in + 2 * layout.groups();
+      if (count % 2 == 1 && (codes[count / 2] >> 4) != 0) {
+        throw WireError("i4_group tensor shaped " + shape_text(shape) + " has a non-zero padding nibble after its " +
+                        std::to_string(count) + " codes (a corrupt peer?)");
+      }
+      int64_t group = 0;
+      for (int64_t row = 0; row < layout.rows; ++row) {
+        for (int64_t start = 0; start < layout.row_length; start += kI4GroupSize, ++group) {
+          const float scale = bf16_to_float(load_u16(in + 2 * group));
+          if (!std::isfinite(scale) || scale < 0) {
+            std::ostringstream message;
+            message << "i4_group scale of group " << group << " (row " << row << ", from column " << start
+                    << ") is " << scale << ": scales must be finite and >= 0 (a corrupt peer?)";
+            throw WireError(message.str());
+          }
+          const int64_t end = row * layout.row_length + std::min(start + kI4GroupSize, layout.row_length);
+          for (int64_t flat = row * layout.row_length + start; flat < end; ++flat) {
+            const int nibble = (codes[flat >> 1] >> ((flat & 1) * 4)) & 0xf;
+            // q * scale is exact in float (a 4-bit times an 8-bit significand,
+            // barring subnormals)
+            // or overflows to inf, which the check below refuses.
+            values[flat] = static_cast<float>((nibble ^ 8) - 8) * scale;
+          }
         }
       }
       break;

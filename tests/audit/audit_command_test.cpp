@@ -34,7 +34,7 @@ class AuditRefusals : public ::testing::Test {
 };
 
 TEST_F(AuditRefusals, BadFlagsAreNamed) {
-  expect_refused({"--codec", "int4"}, 2, "cleave audit: error: --codec: unknown codec 'int4'");
+  expect_refused({"--codec", "int2"}, 2, "cleave audit: error: --codec: unknown codec 'int2'");
   expect_refused({"--activation-noise", "0.5"}, 2, "--activation-noise needs --activation-clip > 0");
   expect_refused({"--activation-clip", "-1"}, 2, "--activation-clip must be >= 0");
   expect_refused({"--activation-noise", "nan"}, 2, "--activation-noise expects a number, got 'nan'");
@@ -46,7 +46,7 @@ TEST_F(AuditRefusals, BadFlagsAreNamed) {
   expect_refused({"--candidates", "-1"}, 2, "--candidates must be at least 0");
   expect_refused({"--steps", "0"}, 2, "--steps must be at least 1");
   expect_refused({"--candidate", "3"}, 2, "unknown flag --candidate");
-  expect_refused({"--codec", "int4"}, 2, "usage: cleave audit");
+  expect_refused({"--codec", "int2"}, 2, "usage: cleave audit");
 }
 
 TEST_F(AuditRefusals, MissingInputsAreNamed) {

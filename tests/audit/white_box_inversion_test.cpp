@@ -72,7 +72,7 @@ TEST_F(WhiteBoxTiny, ClipsItsCandidatesAsTheSiteDoes) {
 }
 
 TEST_F(WhiteBoxTiny, ExactThroughEveryCodec) {
-  for (const char* name : {"f16", "bf16", "int8"}) {
+  for (const char* name : {"f16", "bf16", "int8", "int4"}) {
     SmashedChannel channel = at_cut(2);
     channel.codec = split::parse_codec(name);
     EXPECT_GE(attack(channel, channel), 0.99) << name;

@@ -39,6 +39,16 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
   EXPECT_FALSE(c.secure.insecure);
   EXPECT_EQ(parse_config(to_yaml(c), "resolved.yaml").split.options.top_cut, 3);
   EXPECT_EQ(to_yaml(parse_config(to_yaml(c), "resolved.yaml")), to_yaml(c));
+  EXPECT_FALSE(c.split.options.stochastic_rounding);
+
+  const RunConfig int4 = parse_config("model: m.gguf\ndata: {train: t.jsonl}\n"
+                                      "split: {server: 'tcp://h:5555', activation_codec: int4, gradient_codec: int4, "
+                                      "stochastic_rounding: true}\n" + kTls,
+                                      "x.yaml");
+  EXPECT_EQ(int4.split.options.activation_codec, wire::WireDType::I4_GROUP);
+  EXPECT_EQ(int4.split.options.gradient_codec, wire::WireDType::I4_GROUP);
+  EXPECT_TRUE(int4.split.options.stochastic_rounding);
+  EXPECT_EQ(to_yaml(parse_config(to_yaml(int4), "resolved.yaml")), to_yaml(int4));
 
   // Micro-batches would each be a step of the split server's adapters.
   EXPECT_CONTAINS(error_of([] {
@@ -63,7 +73,7 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
                                  "activation_codec: f8}\n",
                                  "x.yaml");
                   }),
-                  "split.activation_codec: expected one of f32, f16, bf16, int8");
+                  "split.activation_codec: expected one of f32, f16, bf16, int8, int4");
 
   // u_shaped unless vanilla is asked for; top_cut above cut_layer; clip and noise in range.
   EXPECT_EQ(local.split.options.mode, split::SplitMode::u_shaped);

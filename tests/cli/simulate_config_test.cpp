@@ -46,6 +46,18 @@ TEST(SimulateConfig, ReadsTheFederationSection) {
   EXPECT_EQ(c.federation.workers, 2);
   EXPECT_EQ(c.federation.baselines, (std::vector<std::string>{"centralized", "local_only"}));
   EXPECT_EQ(c.run.output_dir, "runs/simulate");
+  EXPECT_EQ(c.federation.activation_codec, wire::WireDType::F32);
+  EXPECT_FALSE(c.federation.stochastic_rounding);
+
+  const SimulateConfig int4 = parse_simulate_config(
+      kYaml, "test.yaml",
+      {{"federation.activation_codec", "int4"}, {"federation.gradient_codec", "int8"},
+       {"federation.stochastic_rounding", "true"}});
+  EXPECT_EQ(int4.federation.activation_codec, wire::WireDType::I4_GROUP);
+  EXPECT_EQ(int4.federation.gradient_codec, wire::WireDType::I8_ROWSCALE);
+  EXPECT_TRUE(int4.federation.stochastic_rounding);
+  EXPECT_EQ(parse_simulate_config(to_yaml(int4), "resolved").federation.activation_codec, wire::WireDType::I4_GROUP);
+  EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.gradient_codec", "int3"}}), ConfigError);
 
   const SimulateConfig again = parse_simulate_config(to_yaml(c), "resolved");
   EXPECT_EQ(again.federation.rounds, 9);
