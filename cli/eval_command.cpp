@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/eval_generate.h"
 #include "cli/model_flags.h"
 #include "client/batching.h"
 #include "client/dataset.h"
@@ -29,7 +30,11 @@ ArgParser eval_parser() {
                    "with BOS, the second half of each chunk scored), so figures compare with\n"
                    "llama.cpp. Otherwise every record of a JSONL (or blank-line separated\n"
                    "text) file is scored on its own, up to --ctx or min(model context, 512)\n"
-                   "tokens; prompt tokens of prompt/completion records are not scored.");
+                   "tokens; prompt tokens of prompt/completion records are not scored.\n"
+                   "With --generate: greedy decoding from each distinct prompt of a\n"
+                   "prompt/completion JSONL, scored against all completions of that prompt\n"
+                   "with the E2E NLG Challenge's BLEU-4 and NIST (mteval-v13a) and ROUGE-L\n"
+                   "(MS-COCO); `bleu: X` is the last line, `rouge_l: X` before it.");
   add_model_flags(parser)
       .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
@@ -37,6 +42,7 @@ ArgParser eval_parser() {
       .value("--chat-template", "NAME",
              "prompt/completion records as data.chat_template writes them: none (default) | "
              "auto | llama3 | chatml | llama2");
+  add_generation_eval_flags(parser);
   return add_runtime_flags(parser);
 }
 
@@ -51,6 +57,10 @@ int run_eval(const ParsedArgs& args) {
     std::string names;
     for (const std::string& name : settings) names += (names.empty() ? "" : " | ") + name;
     throw UsageError("--chat-template " + chat_template + ": expected " + names);
+  }
+  if (args.get_switch("--generate")) return run_generation_eval(args, model_flags);
+  for (const char* flag : {"--max-tokens", "--limit", "--out"}) {
+    if (args.has(flag)) throw UsageError(std::string(flag) + " needs --generate");
   }
   const bool has_ctx = args.has("--ctx");
   const int64_t ctx = args.get_int("--ctx", 0);

@@ -101,6 +101,7 @@ std::vector<Record> read_jsonl(std::string_view text, const std::string& path,
     if (is_blank(line)) return;
     records.push_back(record_from_line(line, path + ":" + std::to_string(line_number), options));
     records.back().source = path;
+    records.back().line = static_cast<int64_t>(line_number);
   });
   return records;
 }

@@ -36,6 +36,7 @@ struct Record {
   std::string text;         // the text, or the completion of the prompt
   bool has_prompt = false;
   std::string source;       // the file it came from
+  int64_t line = 0;         // its line in a JSONL file (1-based); 0 for plain text
   std::string label;        // the ReadOptions::label_field value, if asked for
 };
 
