@@ -5,9 +5,11 @@
 # SFL-V1 at cut 1, random 4-block model, lora rank 8) over 3 seeds, for
 # lora.aggregation separate, ffa and product at the built-in learning rate
 # 0.01, and ffa at 0.02 and 0.03 (FFA-LoRA trains half the parameters; its
-# paper raises the learning rate). Writes results.md here: final held-out
+# paper raises the learning rate); then heterogeneous ranks under product:
+# sites at ranks 8/4/2 in turn against every site at 8 (the rows above) and
+# every site at 2 (lora.rank 2). Writes results.md here: final held-out
 # perplexity per seed, mean and standard deviation, and under product the
-# mean truncation error of the aggregator. About 5 minutes on 2 cores.
+# mean truncation error of the aggregator. About 8 minutes on 2 cores.
 #   experiments/lora_aggregation/run.sh        (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,15 +20,19 @@ here=experiments/lora_aggregation
 mkdir -p "$OUT"
 rows=()
 start_all=$(date +%s)
-for aggregation_lr in "separate 0.01" "ffa 0.01" "product 0.01" "ffa 0.02" "ffa 0.03"; do
-  read -r aggregation lr <<< "$aggregation_lr"
+for setting in "separate 0.01" "ffa 0.01" "product 0.01" "ffa 0.02" "ffa 0.03" \
+               "product 0.01 federation.site_ranks=[8,4,2]" "product 0.01 lora.rank=2 lora.alpha=4"; do
+  read -r aggregation lr extra <<< "$setting"
+  extra_sets=()
+  for kv in $extra; do extra_sets+=(--set "$kv"); done
+  label=${extra:-"-"}
   finals=()
   errors=()
   seconds=0
   for seed in $SEEDS; do
-    run="$OUT/$aggregation-$lr-$seed"
+    run="$OUT/$aggregation-$lr-${extra//[^a-z0-9.]/_}-$seed"
     started=$(date +%s)
-    "$CLEAVE" simulate --out "$run" --set lora.aggregation=$aggregation --set train.lr=$lr --set train.seed=$seed \
+    "$CLEAVE" simulate --out "$run" --set lora.aggregation=$aggregation --set train.lr=$lr --set train.seed=$seed "${extra_sets[@]}" \
       --set federation.progress=false > "$run.log" 2>&1 || { tail -20 "$run.log"; exit 1; }
     seconds=$(( seconds + $(date +%s) - started ))
     finals+=("$(awk -F, 'END { printf "%.2f", $5 }' "$run/metrics.csv")")
@@ -35,7 +41,7 @@ for aggregation_lr in "separate 0.01" "ffa 0.01" "product 0.01" "ffa 0.02" "ffa 
   done
   stats=$(printf '%s\n' "${finals[@]}" | awk '{ s += $1; q += $1 * $1; n++ }
     END { m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0; printf "%.2f | %.2f", m, sqrt(v < 0 ? 0 : v) }')
-  rows+=("| $aggregation | $lr | $(IFS=' '; echo "${finals[*]}" | sed 's/ / \/ /g') | $stats | $(IFS=' '; echo "${errors[*]}" | sed 's/ / \/ /g') | $seconds |")
+  rows+=("| $aggregation | $lr | $label | $(IFS=' '; echo "${finals[*]}" | sed 's/ / \/ /g') | $stats | $(IFS=' '; echo "${errors[*]}" | sed 's/ / \/ /g') | $seconds |")
   echo "${rows[-1]}"
 done
 minutes=$(( ($(date +%s) - start_all + 59) / 60 ))
@@ -47,8 +53,8 @@ minutes=$(( ($(date +%s) - start_all + 59) / 60 ))
   echo "partition, adapters, batches, sampling). Truncation error: the aggregator's ||M - BA||_F / ||M||_F"
   echo "per round (lora::product_mean), mean over the rounds of each seed."
   echo
-  echo "| lora.aggregation | lr | final perplexity per seed | mean | std | truncation error per seed | seconds (all seeds) |"
-  echo "|---|---:|---|---:|---:|---|---:|"
+  echo "| lora.aggregation | lr | other settings | final perplexity per seed | mean | std | truncation error per seed | seconds (all seeds) |"
+  echo "|---|---:|---|---|---:|---:|---|---:|"
   printf '%s\n' "${rows[@]}"
 } > "$here/results.md"
 echo "wrote $here/results.md"
