@@ -18,15 +18,7 @@ namespace {
 
 using test::ScriptedSite;
 
-struct Harness {
-  explicit Harness(AggregatorOptions options, GlobalAdapters initial = test::small_global())
-      : clock(std::make_shared<ManualClock>(1000)),
-        service(std::move(options), std::move(initial), [this](const std::string& line) { log.push_back(line); },
-                clock) {}
-  std::shared_ptr<ManualClock> clock;
-  std::vector<std::string> log;
-  AggregatorService service;
-};
+using Harness = test::ServiceHarness;
 
 AggregatorOptions options_for(int64_t rounds, int64_t per_round, int64_t min_clients) {
   AggregatorOptions options;

@@ -8,9 +8,12 @@
 
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "aggregator/aggregator_service.h"
+#include "aggregator/clock.h"
 #include "aggregator/federation_messages.h"
 #include "aggregator/named_tensors_wire.h"
 
@@ -130,5 +133,17 @@ inline void expect_tensors_near(const NamedTensors& a, const NamedTensors& b, do
         << name;
   }
 }
+
+// An aggregator service on a manual clock that keeps its log lines.
+struct ServiceHarness {
+  explicit ServiceHarness(aggregator::AggregatorOptions options,
+                          aggregator::GlobalAdapters initial = small_global())
+      : clock(std::make_shared<aggregator::ManualClock>(1000)),
+        service(std::move(options), std::move(initial), [this](const std::string& line) { log.push_back(line); },
+                clock) {}
+  std::shared_ptr<aggregator::ManualClock> clock;
+  std::vector<std::string> log;
+  aggregator::AggregatorService service;
+};
 
 }  // namespace cleave::test

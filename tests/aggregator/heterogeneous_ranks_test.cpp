@@ -23,15 +23,7 @@ using test::ScriptedSite;
 // small_global(): rank 2, alpha 4, so scale 2.
 constexpr double kGlobalScale = 4.0 / 2;
 
-struct Harness {
-  explicit Harness(AggregatorOptions options, GlobalAdapters initial = test::small_global())
-      : clock(std::make_shared<ManualClock>(1000)),
-        service(std::move(options), std::move(initial), [this](const std::string& line) { log.push_back(line); },
-                clock) {}
-  std::shared_ptr<ManualClock> clock;
-  std::vector<std::string> log;
-  AggregatorService service;
-};
+using Harness = test::ServiceHarness;
 
 AggregatorOptions product_options(int64_t rounds) {
   AggregatorOptions options;

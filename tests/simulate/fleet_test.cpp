@@ -112,6 +112,15 @@ class FleetTest : public ::testing::Test {
     data.sites[site].train = {data.examples.size() - 1};
   }
 
+  // Runs the fleet, keeping every line it logs (sites log from worker threads).
+  FleetResult run_logged(const FleetData& data, const SimulationConfig& c, std::vector<std::string>& log) const {
+    std::mutex log_mutex;
+    return Fleet(model_, data, c, [&](const std::string& line) {
+             std::lock_guard<std::mutex> lock(log_mutex);
+             log.push_back(line);
+           }).run();
+  }
+
   std::shared_ptr<LlamaModel> model_;
 };
 
@@ -359,11 +368,7 @@ TEST_F(FleetTest, SitesAtTheirOwnRanksRunEveryRoundUnderProduct) {
   EXPECT_EQ(c.site_lora(3).scale(), c.lora.scale());
   const FleetData data = fleet_data(c, 6);
   std::vector<std::string> log;
-  std::mutex log_mutex;
-  const FleetResult result = Fleet(model_, data, c, [&](const std::string& line) {
-                               std::lock_guard<std::mutex> lock(log_mutex);
-                               log.push_back(line);
-                             }).run();
+  const FleetResult result = run_logged(data, c, log);
   ASSERT_FALSE(result.failed) << result.failure;
   ASSERT_EQ(result.rounds.size(), 3u);
   for (const RoundMetrics& m : result.rounds) {
@@ -505,11 +510,7 @@ TEST_F(FleetTest, UnderSecureAggregationASiteWhoseTrainingFailsWithdraws) {
   FleetData data = fleet_data(c, 6);
   break_training(data, 1);
   std::vector<std::string> log;
-  std::mutex log_mutex;
-  const FleetResult result = Fleet(model_, data, c, [&](const std::string& line) {
-                               std::lock_guard<std::mutex> lock(log_mutex);
-                               log.push_back(line);
-                             }).run();
+  const FleetResult result = run_logged(data, c, log);
   ASSERT_FALSE(result.failed) << result.failure;
   ASSERT_EQ(result.rounds.size(), 1u);
   EXPECT_EQ(result.rounds[0].reported, 2);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/split/normal_values.h"
+
 namespace cleave::wire {
 namespace {
 
@@ -16,12 +18,7 @@ constexpr WireDType kAllDTypes[] = {WireDType::F32, WireDType::F16, WireDType::B
 
 class WireTensorTest : public ::testing::Test {
  protected:
-  std::vector<float> normal_values(size_t count, float stddev) {
-    std::normal_distribution<float> dist(0.0f, stddev);
-    std::vector<float> values(count);
-    for (auto& v : values) v = dist(rng_);
-    return values;
-  }
+  std::vector<float> normal_values(size_t count, float stddev) { return test::normal_values(rng_, count, stddev); }
 
   std::mt19937 rng_{20240611};
 };
