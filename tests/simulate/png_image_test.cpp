@@ -124,11 +124,23 @@ TEST(LineChart, DrawsSeriesInTheirColour) {
   Panel panel{"t", "x", "y", {{"a", {200, 0, 0}, {1, 2, 3}, {1, 3, 2}}}};
   const Image image = render_chart({panel, Panel{"empty", "x", "y", {}}}, 400, 200);
   EXPECT_EQ(image.height(), 400);
-  int red = 0;
-  for (int y = 0; y < 200; ++y) {
-    for (int x = 0; x < 400; ++x) red += image.at(x, y) == Rgb{200, 0, 0};
+  // The line, not only its legend swatch: red in most columns of the plot,
+  // and higher (smaller y) at x = 2 than at x = 1 and x = 3 (y = 1, 3, 2).
+  std::vector<int> top(400, -1);   // the topmost red pixel of each column
+  for (int x = 0; x < 400; ++x) {
+    for (int y = 0; y < 200 && top[x] < 0; ++y) {
+      if (image.at(x, y) == Rgb{200, 0, 0}) top[x] = y;
+    }
   }
-  EXPECT_GT(red, 50);
+  std::vector<int> columns;
+  for (int x = 0; x < 400; ++x) {
+    if (top[x] >= 0) columns.push_back(x);
+  }
+  ASSERT_GT(columns.size(), 200u) << "a line across the plot, not a swatch";
+  const int left = top[columns[5]], middle = top[columns[columns.size() / 2]], right = top[columns[columns.size() - 5]];
+  EXPECT_LT(middle, left) << "y = 3 at x = 2 is drawn above y = 1 at x = 1";
+  EXPECT_LT(middle, right) << "and above y = 2 at x = 3";
+  EXPECT_LT(right, left);
 }
 
 }  // namespace
