@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <utility>
 
 #include "aggregator/aggregation.h"
 #include "aggregator/fedavg.h"
@@ -95,31 +96,58 @@ void Strategy::require_valid(int round, const NamedTensors& global,
   }
 }
 
+namespace {
+
+using StrategyFactory = std::unique_ptr<Strategy> (*)(const StrategyOptions&);
+
+// The one list of strategies: names in documentation order, each with its maker.
+const std::vector<std::pair<std::string, StrategyFactory>>& strategy_table() {
+  static const std::vector<std::pair<std::string, StrategyFactory>> table = {
+      {"fedavg",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<FedAvg>(o.local_steps, o.lora_aggregation);
+       }},
+      {"fedprox",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<FedProx>(o.fedprox, o.local_steps, o.lora_aggregation);
+       }},
+      {"fedadam",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<FedAdam>(o.fedopt, o.local_steps);
+       }},
+      {"fedyogi",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<FedYogi>(o.fedopt, o.local_steps);
+       }},
+      {"median",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<RobustAggregate>(RobustAggregate::Rule::Median, o.robust, o.local_steps);
+       }},
+      {"trimmed_mean",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<RobustAggregate>(RobustAggregate::Rule::TrimmedMean, o.robust, o.local_steps);
+       }},
+  };
+  return table;
+}
+
+}  // namespace
+
 const std::vector<std::string>& strategy_names() {
-  static const std::vector<std::string> names = {"fedavg",  "fedprox", "fedadam",
-                                                 "fedyogi", "median",  "trimmed_mean"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& [name, make] : strategy_table()) out.push_back(name);
+    return out;
+  }();
   return names;
 }
 
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
-  options.validate();
-  const std::string& name = options.name;
-  if (name == "fedavg") return std::make_unique<FedAvg>(options.local_steps, options.lora_aggregation);
-  if (name == "fedprox") {
-    return std::make_unique<FedProx>(options.fedprox, options.local_steps, options.lora_aggregation);
+  options.validate();   // the name is one of the table's
+  for (const auto& [name, make] : strategy_table()) {
+    if (name == options.name) return make(options);
   }
-  if (name == "fedadam") return std::make_unique<FedAdam>(options.fedopt, options.local_steps);
-  if (name == "fedyogi") return std::make_unique<FedYogi>(options.fedopt, options.local_steps);
-  if (name == "median") {
-    return std::make_unique<RobustAggregate>(RobustAggregate::Rule::Median, options.robust,
-                                             options.local_steps);
-  }
-  if (name == "trimmed_mean") {
-    return std::make_unique<RobustAggregate>(RobustAggregate::Rule::TrimmedMean, options.robust,
-                                             options.local_steps);
-  }
-  // validate() accepted a name this factory does not build: the two lists disagree.
-  throw std::logic_error("make_strategy: no constructor for strategy '" + name + "'");
+  throw std::invalid_argument("strategy.name '" + options.name + "' is unknown; valid names are " + joined_names());
 }
 
 }  // namespace cleave::aggregator
