@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace cleave {
@@ -42,6 +43,16 @@ void AtomicFile::commit() {
     throw std::runtime_error("cannot rename " + tmp_ + " to " + path_ + ": " + reason);
   }
   committed_ = true;
+  // The rename lives in the directory: sync it too, or a crash can leave the
+  // old file (or none) although commit() returned.
+  const size_t slash = path_.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(dir + ": cannot open the directory to sync " + path_ + ": " + std::strerror(errno));
+  const int synced = ::fsync(fd);
+  const std::string reason = std::strerror(errno);
+  ::close(fd);
+  if (synced != 0) throw std::runtime_error(dir + ": cannot sync the directory after writing " + path_ + ": " + reason);
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

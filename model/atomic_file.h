@@ -1,7 +1,8 @@
 // Writing a file so that readers see either the old file or the whole new
 // one: the bytes go to "<path>.tmp", which is flushed, fsynced and renamed
-// over `path` by commit(). Without commit() (an exception on the way), the
-// temporary file is removed and `path` is untouched.
+// over `path` by commit(), which then fsyncs the directory, so the new file
+// survives a crash once commit() returns. Without commit() (an exception on
+// the way), the temporary file is removed and `path` is untouched.
 #pragma once
 
 #include <cstddef>

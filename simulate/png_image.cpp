@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <stdexcept>
+
+#include "model/atomic_file.h"
 
 namespace cleave::simulate {
 namespace {
@@ -110,15 +110,9 @@ std::vector<uint8_t> encode_png(const Image& image) {
 
 void write_png(const Image& image, const std::string& path) {
   const std::vector<uint8_t> bytes = encode_png(image);
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw std::runtime_error(path + ": cannot write the PNG (is the directory writable?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) throw std::runtime_error(path + ": cannot move the PNG into place: " + ec.message());
+  AtomicFile file(path);
+  file.write(bytes.data(), bytes.size());
+  file.commit();
 }
 
 }  // namespace cleave::simulate
