@@ -11,15 +11,10 @@
 
 #include "client/dataset.h"
 #include "model/llama_model.h"
+#include "util/stopwatch.h"
 
 namespace cleave::audit {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::string percent(double rate) {
   char text[32];
@@ -79,7 +74,7 @@ AttackResult white_box_attack(const std::string& name, const LlamaModel& model,
                               const LinearAdapters* adapters, const SmashedChannel& channel,
                               const WhiteBoxOptions& options, const std::vector<TokenRow>& site_rows,
                               const std::vector<at::Tensor>& observed, std::ostream& log) {
-  const auto start = Clock::now();
+  const auto start = SteadyTime::now();
   WhiteBoxInversion white_box(model, adapters, channel, options);
   int64_t next_report = 0;
   const std::vector<TokenRow> inverted = white_box.invert(observed, [&](int64_t done, int64_t total) {
@@ -110,7 +105,7 @@ AttackResult learned_attack(const LlamaModel& model, const LinearAdapters* adapt
                             const std::vector<TokenRow>& public_rows, const AuditOptions& options,
                             const std::vector<TokenRow>& site_rows, const std::vector<at::Tensor>& observed,
                             std::ostream& log) {
-  const auto start = Clock::now();
+  const auto start = SteadyTime::now();
   const auto [features, labels] = public_features(model, adapters, public_rows, options);
   log << "  learned: " << features.size(0) << " public activations, training "
       << (options.learned.hidden > 0 ? "an MLP (hidden " + std::to_string(options.learned.hidden) + ")"
@@ -220,7 +215,7 @@ AuditReport run_audit(const LlamaModel& model, const LinearAdapters* adapters,
   }
   log << "baseline, " << report.baseline_name << ": " << percent(report.baseline_rate) << std::endl;
 
-  const auto start = Clock::now();
+  const auto start = SteadyTime::now();
   WhiteBoxInversion lookup_table(model, adapters, options.channel, options.white_box);
   AttackResult lookup{"context-free lookup",
                       "each position's nearest of the vocabulary's activations alone at position 0"};

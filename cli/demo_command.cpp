@@ -19,6 +19,7 @@
 #include "model/json.h"
 #include "model/model_writer.h"
 #include "model/vocab_builder.h"
+#include "util/stopwatch.h"
 
 namespace fs = std::filesystem;
 
@@ -111,8 +112,7 @@ int run_demo(const ParsedArgs& args) {
   std::cout << "sample (base):    " << sample(base, nullptr, prompt) << "\n";
   std::cout << "sample (adapted): " << sample(base, &adapters, prompt) << "\n";
 
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = seconds_since(start);
   char line[160];
   std::snprintf(line, sizeof line, "demo: held-out perplexity %.2f -> %.2f, %.1fs in all, run in %s",
                 result.perplexity_before.value_or(0), result.perplexity_after.value_or(0),

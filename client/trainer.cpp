@@ -1,4 +1,5 @@
 #include "client/trainer.h"
+#include "util/stopwatch.h"
 
 #include <ATen/ATen.h>
 
@@ -114,7 +115,7 @@ TrainReport Trainer::run(data::BatchStream& stream) {
       checkpoint_(step + 1);
     }
   }
-  report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  report.seconds = seconds_since(t0);
   if (checkpoint_) checkpoint_(options_.steps);
   return report;
 }

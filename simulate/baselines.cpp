@@ -11,11 +11,10 @@
 #include "client/trainer.h"
 #include "lora/adapter_gguf.h"
 #include "model/llama_model.h"
+#include "util/stopwatch.h"
 
 namespace cleave::simulate {
 namespace {
-
-using SteadyTime = std::chrono::steady_clock;
 
 double perplexity(const LlamaModel& model, const lora::AdapterSet& adapters, const std::vector<data::Batch>& batches) {
   if (batches.empty()) return 0;
@@ -91,7 +90,7 @@ CentralizedResult run_centralized(std::shared_ptr<const LlamaModel> model, const
     m.sampled = m.reported = 1;
     m.train_loss = loss;
     m.eval_perplexity = perplexity(*model, result.adapters, global_eval);
-    m.elapsed_seconds = std::chrono::duration<double>(SteadyTime::now() - start).count();
+    m.elapsed_seconds = seconds_since(start);
     result.adapters.set_training(true);
     files.write(m);
     result.rounds.push_back(m);
@@ -166,7 +165,7 @@ LocalOnlyResult run_local_only(std::shared_ptr<const LlamaModel> model, const Fl
     csv.flush();
     result.sites.push_back(row);
   }
-  result.seconds = std::chrono::duration<double>(SteadyTime::now() - start).count();
+  result.seconds = seconds_since(start);
   return result;
 }
 

@@ -22,15 +22,10 @@
 #include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
 #include "split/split_server.h"
+#include "util/stopwatch.h"
 
 namespace cleave::simulate {
 namespace {
-
-using SteadyTime = std::chrono::steady_clock;
-
-double seconds_since(SteadyTime::time_point start) {
-  return std::chrono::duration<double>(SteadyTime::now() - start).count();
-}
 
 // Steady time the driver can move forward: once every sampled site has
 // reported or failed there is nobody left to wait for, so instead of sleeping

@@ -16,17 +16,12 @@
 #include "secure/tls_channel.h"
 #include "simulate/fleet_pki.h"
 #include "simulate/line_chart.h"
+#include "util/stopwatch.h"
 
 namespace fs = std::filesystem;
 
 namespace cleave::simulate {
 namespace {
-
-using SteadyTime = std::chrono::steady_clock;
-
-double seconds_since(SteadyTime::time_point start) {
-  return std::chrono::duration<double>(SteadyTime::now() - start).count();
-}
 
 // Log lines of every role to one file, from any thread.
 class LogFile {
