@@ -10,6 +10,7 @@
 
 #include "aggregator/aggregation.h"
 #include "aggregator/aggregator_checkpoint.h"
+#include "aggregator/aggregator_metrics.h"
 #include "aggregator/client_sampling.h"
 #include "aggregator/dp_fedavg.h"
 #include "aggregator/named_tensors_wire.h"
@@ -231,6 +232,20 @@ void AggregatorService::verify_site_signatures(std::shared_ptr<const secagg::Key
   if (verifier_) log_("secure aggregation: the sites' signatures are checked here as well as at every site");
 }
 
+void AggregatorService::export_metrics(metrics::Registry& registry) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  metrics_ = std::make_unique<AggregatorMetrics>(registry, bytes_);
+  publish_metrics();
+}
+
+void AggregatorService::publish_metrics() {
+  if (!metrics_) return;
+  const int64_t sampled = round_ ? static_cast<int64_t>(round_->sampled.size()) : 0;
+  const int64_t reported = round_ ? static_cast<int64_t>(round_->updates.size()) : 0;
+  metrics_->publish(state_, round_ ? round_->round : completed_, static_cast<int64_t>(registered_.size()), sampled,
+                    reported);
+}
+
 void AggregatorService::on_round_closed(RoundCallback callback) {
   std::lock_guard<std::mutex> lock(mutex_);
   round_callback_ = std::move(callback);
@@ -243,6 +258,10 @@ net::Bytes AggregatorService::reply_frame(net::Bytes frame) {
 
 net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& request) {
   std::lock_guard<std::mutex> lock(mutex_);
+  struct Publish {
+    AggregatorService& service;
+    ~Publish() { service.publish_metrics(); }
+  } publish{*this};
   try {
     const FederationMessage type = peek_message(request);
     bytes_.add(message_name(type), wire::Direction::received, request.size());
@@ -495,7 +514,8 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
 
 net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) {
   auto update = unpack_message<Update>(request, FederationMessage::update, options_.max_message_bytes);
-  auto reject = [&](const std::string& reason, bool client_done) {
+  auto reject = [&](RejectReason why, const std::string& reason, bool client_done) {
+    if (metrics_) metrics_->rejected(why);
     const Rejection rejection{update.client_id, update.round, reason};
     log_("rejected the update of client " + update.client_id + " for round " + std::to_string(update.round) +
          ": " + reason);
@@ -514,41 +534,41 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   };
 
   if (!registered_.count(update.client_id)) {
-    return reject("client " + update.client_id + " is not registered", false);
+    return reject(RejectReason::not_registered, "client " + update.client_id + " is not registered", false);
   }
   if (!round_ || update.round != round_->round) {
     if (update.round < completed_) {
-      return reject("late update: round " + std::to_string(update.round) + " is closed (" +
+      return reject(RejectReason::late, "late update: round " + std::to_string(update.round) + " is closed (" +
                         std::to_string(completed_) + " rounds completed)",
                     false);
     }
-    return reject("no round " + std::to_string(update.round) + " is open" +
+    return reject(RejectReason::no_open_round, "no round " + std::to_string(update.round) + " is open" +
                       (round_ ? " (the open round is " + std::to_string(round_->round) + ")" : std::string()),
                   false);
   }
   if (!round_->sampled.count(update.client_id)) {
-    return reject("client " + update.client_id + " was not sampled in round " + std::to_string(update.round), false);
+    return reject(RejectReason::not_sampled, "client " + update.client_id + " was not sampled in round " + std::to_string(update.round), false);
   }
   if (round_->secure) {
-    return reject("round " + std::to_string(update.round) +
+    return reject(RejectReason::secure_round, "round " + std::to_string(update.round) +
                       " uses secure aggregation: an update in the clear is refused (the site must follow the "
                       "assignment's secure parameters)",
                   true);
   }
   if (round_->updates.count(update.client_id)) {
-    return reject("duplicate update: client " + update.client_id + " already reported in round " +
+    return reject(RejectReason::duplicate, "duplicate update: client " + update.client_id + " already reported in round " +
                       std::to_string(update.round),
                   false);
   }
   if (round_->failed.count(update.client_id)) {
-    return reject("client " + update.client_id + " already sent an invalid update in round " +
+    return reject(RejectReason::after_invalid, "client " + update.client_id + " already sent an invalid update in round " +
                       std::to_string(update.round),
                   false);
   }
   if (update.num_samples <= 0) {
-    return reject("num_samples is " + std::to_string(update.num_samples) + ", expected > 0", true);
+    return reject(RejectReason::invalid, "num_samples is " + std::to_string(update.num_samples) + ", expected > 0", true);
   }
-  if (std::optional<std::string> problem = metrics_problem(update.metrics)) return reject(*problem, true);
+  if (std::optional<std::string> problem = metrics_problem(update.metrics)) return reject(RejectReason::invalid, *problem, true);
   ClientUpdate accepted;
   accepted.client_id = update.client_id;
   accepted.num_samples = update.num_samples;
@@ -558,13 +578,13 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   try {
     accepted.delta = decode_tensors(update.delta, start, "delta of client " + update.client_id);
   } catch (const wire::WireError& e) {
-    return reject(e.what(), true);
+    return reject(RejectReason::invalid, e.what(), true);
   }
   if (std::optional<std::string> problem = validate_update(accepted, start)) {
-    return reject(*problem, true);
+    return reject(RejectReason::invalid, *problem, true);
   }
   if (options_.strategy.lora_aggregation == lora::LoraAggregation::ffa) {
-    if (std::optional<std::string> problem = trained_frozen_a(accepted)) return reject(*problem, true);
+    if (std::optional<std::string> problem = trained_frozen_a(accepted)) return reject(RejectReason::invalid, *problem, true);
   }
   round_->updates[update.client_id] = std::move(accepted);
   log_("round " + std::to_string(update.round) + ": update from " + update.client_id + " (" +
@@ -582,6 +602,7 @@ void AggregatorService::tick() {
   } catch (const std::exception& e) {
     fail(e.what());
   }
+  publish_metrics();
 }
 
 void AggregatorService::advance(int64_t now) {
@@ -762,6 +783,7 @@ void AggregatorService::close_round(int64_t now) {
     }
     try {
       save_checkpoint(options_.checkpoint_dir, checkpoint, options_.keep_checkpoints);
+      if (metrics_) metrics_->checkpoint_written();
     } catch (const std::exception& e) {
       fail("round " + std::to_string(open.round) + " aggregated but its checkpoint failed: " + e.what());
       return;
@@ -779,6 +801,7 @@ void AggregatorService::close_round(int64_t now) {
        (summary.lora_truncation_error
             ? "; lora product truncation error " + std::to_string(*summary.lora_truncation_error)
             : std::string()));
+  if (metrics_) metrics_->round_completed((summary.closed_ms - summary.started_ms) / 1000.0, summary.dp_epsilon);
   history_.push_back(summary);
   if (history_.size() > kHistoryRounds) history_.pop_front();
   std::unique_ptr<OpenRound> closed = std::move(round_);

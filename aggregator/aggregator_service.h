@@ -54,9 +54,15 @@ namespace cleave::secagg {
 class KeyVerifier;
 }
 
+namespace cleave::metrics {
+class Registry;
+}
+
 namespace cleave::aggregator {
 
 struct AggregatorCheckpoint;
+class AggregatorMetrics;
+enum class RejectReason;
 
 struct Rejection {
   std::string client_id;
@@ -112,6 +118,9 @@ class AggregatorService {
   // only the sites check.
   void verify_site_signatures(std::shared_ptr<const secagg::KeyVerifier> verifier);
   void on_round_closed(RoundCallback callback);
+  // Records the aggregator's series (aggregator/aggregator_metrics.h) into
+  // `registry`, which must outlive this service.
+  void export_metrics(metrics::Registry& registry);
 
   // One request from `peer` to one reply frame. Bad input never throws: it
   // gets an error reply or a rejecting ack, and a log line.
@@ -154,6 +163,7 @@ class AggregatorService {
   // Under secure aggregation: the unmasked sum as the round's one update.
   std::vector<ClientUpdate> secure_updates(OpenRound& open);
   void fail(const std::string& reason);
+  void publish_metrics();                    // the state's gauges, after each request and tick
   void close_split_rounds(uint32_t round, RoundSummary* summary);
   // Before the first round this instance runs: brings every split server to
   // round completed_ (closing completed_ - 1 there if it missed its end).
@@ -194,6 +204,7 @@ class AggregatorService {
   std::deque<RoundSummary> history_;          // at most kHistoryRounds
   std::deque<Rejection> late_rejections_;     // at most kHistoryRounds
   wire::ByteCounter bytes_;
+  std::unique_ptr<AggregatorMetrics> metrics_;   // null unless export_metrics; last: reads bytes_
 };
 
 }  // namespace cleave::aggregator

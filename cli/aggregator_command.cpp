@@ -68,6 +68,10 @@ int run_aggregator(const ParsedArgs& args) {
   const std::atomic<bool>& stop = stop_on_signals();
   auto log = [](const std::string& line) { log_event("aggregator", line); };
   const aggregator::AggregatorOptions& options = config.aggregator.options;
+  // Outlives the service, which records into it (its collectors go with it).
+  metrics::Registry registry;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
+  if (metrics_endpoint) metrics_endpoint->set_not_ready("loading the adapters and the checkpoint");
 
   const SecureConfig tls = config.secure;
   const std::string split_name = config.aggregator.split_server_name;
@@ -84,6 +88,7 @@ int run_aggregator(const ParsedArgs& args) {
         "u_shaped keeps them at the sites");
   }
   aggregator::AggregatorService service(options, std::move(global), log, nullptr, split_channels);
+  service.export_metrics(registry);
   if (options.secure_aggregation.enabled) {
     // The sites' key and consistency signatures, checked here as well as at
     // every site: one site with a bad signature is left out of the round
@@ -105,6 +110,8 @@ int run_aggregator(const ParsedArgs& args) {
       std::to_string(options.registrations_to_start()) + " sites" +
       (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
   log("listening on " + channel->endpoint());
+  // Bound, certificates loaded, checkpoint read (the service resumed from it).
+  if (metrics_endpoint) metrics_endpoint->set_ready();
   service.serve(*channel, stop);
 
   if (stop.load() && !service.done()) {

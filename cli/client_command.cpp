@@ -18,6 +18,7 @@
 #include "lora/adapter_set.h"
 #include "model/chat_template.h"
 #include "secagg/key_signature.h"
+#include "split/split_metrics.h"
 #include "transport/request_retry.h"
 
 namespace cleave::cli {
@@ -79,6 +80,11 @@ int run_client(const ParsedArgs& args) {
   auto log = [](const std::string& line) { log_event("client", line); };
 
   const std::string id = node_id(config.client.id, run.secure, "site-0");
+  metrics::Registry registry;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
+  if (metrics_endpoint) metrics_endpoint->set_not_ready("loading the base model and the data");
+  metrics::Counter& rounds_counter =
+      registry.counter("cleave_site_rounds_trained_total", "Rounds this site trained in and reported.");
   set_threads(run.threads, std::cout);
   const BaseModel base = load_base_model(run.model, run.quant, std::cout, run.compute);
   const std::optional<ChatFormat> chat =
@@ -90,6 +96,8 @@ int run_client(const ParsedArgs& args) {
   const split::SiteBlocks blocks = client_blocks(split.options, base.model->n_layers());
   lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed, blocks.keep_layer());
   split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
+  // Released before `step` goes (a scrape in progress is waited for).
+  const metrics::Collection split_bytes = split::collect_channel_bytes(registry, "split", step.bytes());
   std::unique_ptr<net::ClientChannel> aggregator_channel =
       connect_service(config.client.aggregator, run.secure, secure::NodeRole::aggregator,
                       config.client.aggregator_name, run.split.options.max_message_bytes, log);
@@ -113,10 +121,14 @@ int run_client(const ParsedArgs& args) {
   int rounds_trained = 0;
   try {
     site.register_site();
+    if (metrics_endpoint) metrics_endpoint->set_ready();   // certificates loaded, registered with the aggregator
     while (!stop.load()) {
       aggregator::RoundPoll poll = site.poll_once();
       if (poll.trained) {
-        if (poll.trained->trained) ++rounds_trained;
+        if (poll.trained->trained) {
+          ++rounds_trained;
+          rounds_counter.inc();
+        }
         log(describe(*poll.trained));
         net::wait_unless_stopped(site.retry_delay_ms(), &stop);   // 0 unless the round failed here
       } else if (poll.wait_ms) {

@@ -97,6 +97,15 @@ struct ClientConfig {
   void validate(const std::string& source) const;
 };
 
+// `metrics:` of the three services: Prometheus' /metrics with /healthz and
+// /readyz over HTTP (metrics/http_endpoint.h). Off unless listen is given.
+struct MetricsConfig {
+  std::string listen;                 // "" : off; HOST:PORT, :PORT or PORT (127.0.0.1); port 0: any free port
+
+  bool enabled() const { return !listen.empty(); }
+  void validate(const std::string& source) const;
+};
+
 // The names of split.activation_codec, gradient_codec and federation's:
 // f32, f16, bf16, int8, int4.
 const std::vector<std::pair<std::string, wire::WireDType>>& codec_names();
@@ -107,6 +116,7 @@ void split_section(Fields& f, SplitConfig& c);
 void split_server_section(Fields& f, SplitServerConfig& c);
 void aggregator_section(Fields& f, AggregatorConfig& c);
 void client_section(Fields& f, ClientConfig& c);
+void metrics_section(Fields& f, MetricsConfig& c);
 // aggregator.dp and federation.dp; `path` names the section in errors ("aggregator.dp").
 void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path);
 void secure_aggregation_section(Fields& f, aggregator::SecureAggregationOptions& o);

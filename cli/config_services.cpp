@@ -5,6 +5,7 @@
 
 #include "cli/config_fields.h"
 #include "cli/config_yaml.h"
+#include "metrics/http_endpoint.h"
 
 namespace cleave::cli {
 namespace {
@@ -67,6 +68,7 @@ void visit_split_server_file(Fields& f, SplitServerFile& c) {
   f.section("runtime", [&](Fields& s) { runtime_fields(s, c.threads, c.compute); });
   f.section("split_server", [&](Fields& s) { split_server_section(s, c.split_server); });
   f.section("secure", [&](Fields& s) { secure_section(s, c.secure); });
+  f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
 }
 
 void visit_aggregator_file(Fields& f, AggregatorFile& c) {
@@ -74,11 +76,13 @@ void visit_aggregator_file(Fields& f, AggregatorFile& c) {
   f.section("lora", [&](Fields& s) { lora_fields(s, c.lora); });
   f.section("aggregator", [&](Fields& s) { aggregator_section(s, c.aggregator); });
   f.section("secure", [&](Fields& s) { secure_section(s, c.secure); });
+  f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
 }
 
 void visit_client_file(Fields& f, ClientFile& c, int64_t& seed) {
   run_config_fields(f, c.run, seed);
   f.section("client", [&](Fields& s) { client_section(s, c.client); });
+  f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
 }
 
 void require(bool ok, const std::string& source, const std::string& what) {
@@ -199,6 +203,17 @@ void client_section(Fields& f, ClientConfig& c) {
   });
 }
 
+void metrics_section(Fields& f, MetricsConfig& c) { f.field("listen", c.listen); }
+
+void MetricsConfig::validate(const std::string& source) const {
+  if (!enabled()) return;
+  try {
+    metrics::parse_listen(listen, "metrics.listen");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(source + ": " + e.what());
+  }
+}
+
 void SecureConfig::validate(const std::string& source) const {
   require(handshake_timeout_ms > 0, source, "secure.handshake_timeout_ms must be > 0");
   if (insecure) return;
@@ -258,6 +273,7 @@ void SplitServerFile::validate() const {
   invalid_to_config_error(source, [&] { lora.validate(); });
   split_server.validate(source);
   secure.validate(source);
+  metrics.validate(source);
 }
 
 void AggregatorFile::validate() const {
@@ -267,6 +283,7 @@ void AggregatorFile::validate() const {
   invalid_to_config_error(source, [&] { lora.validate(); });
   aggregator.validate(source);
   secure.validate(source);
+  metrics.validate(source);
   require(!aggregator.options.secure_aggregation.enabled || !secure.insecure, source,
           "aggregator.secure_aggregation needs TLS (secure.insecure: false): sites sign their round keys with "
           "their federation certificates and check their peers' against the CA");
@@ -275,6 +292,7 @@ void AggregatorFile::validate() const {
 void ClientFile::validate() const {
   run.validate();
   client.validate(run.source);
+  metrics.validate(run.source);
   require(run.split.enabled(), run.source,
           "split.server: required: the split server's address (a site trains its client blocks through it)");
   require(!client.id.empty() || !run.secure.insecure, run.source,

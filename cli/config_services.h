@@ -13,7 +13,7 @@
 namespace cleave::cli {
 
 // cleave split-server: model, base, lora (the server's adapters), runtime,
-// split_server, secure.
+// split_server, secure, metrics.
 struct SplitServerFile {
   std::string source = "<defaults>";
   std::string model;                     // required: the base model GGUF
@@ -23,27 +23,30 @@ struct SplitServerFile {
   ComputeOptions compute{"cpu", Precision::float32, "auto"};  // runtime.device, .precision, .matmul
   SplitServerConfig split_server;
   SecureConfig secure;
+  MetricsConfig metrics;
 
   void validate() const;                 // throws ConfigError
 };
 
 // cleave aggregator: model (for the adapters' shapes, unless
-// aggregator.initial_adapters is given), lora, aggregator, secure.
+// aggregator.initial_adapters is given), lora, aggregator, secure, metrics.
 struct AggregatorFile {
   std::string source = "<defaults>";
   std::string model;
   lora::LoraOptions lora;
   AggregatorConfig aggregator;
   SecureConfig secure;
+  MetricsConfig metrics;
 
   void validate() const;
 };
 
 // cleave client: the sections of `cleave train` (model, base, lora, data,
-// train, runtime, output, split, secure) plus `client:`.
+// train, runtime, output, split, secure) plus `client:` and `metrics:`.
 struct ClientFile {
   RunConfig run;
   ClientConfig client;
+  MetricsConfig metrics;
 
   void validate() const;
 };

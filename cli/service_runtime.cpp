@@ -17,6 +17,14 @@ extern "C" void raise_stop_flag(int) { g_stop.store(true); }
 
 }  // namespace
 
+std::unique_ptr<metrics::HttpEndpoint> serve_metrics(const MetricsConfig& config, const metrics::Registry& registry,
+                                                     const std::function<void(const std::string&)>& log) {
+  if (!config.enabled()) return nullptr;
+  auto endpoint = std::make_unique<metrics::HttpEndpoint>(registry, config.listen, "metrics.listen");
+  log("metrics on " + endpoint->url() + " (/metrics, /healthz, /readyz)");
+  return endpoint;
+}
+
 const std::atomic<bool>& stop_on_signals() {
   static const bool installed = [] {
     struct sigaction action = {};

@@ -3,7 +3,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
+
+#include "cli/config_sections.h"
+#include "metrics/http_endpoint.h"
 
 namespace cleave::cli {
 
@@ -16,6 +21,13 @@ const std::atomic<bool>& stop_on_signals();
 // supervisor (or a test reading the pipe) sees each event as it happens.
 // Safe to call from several threads.
 void log_event(const std::string& service, const std::string& line);
+
+// metrics.listen: serves `registry` (and /healthz, /readyz: not ready until
+// the command says so) and logs `metrics on http://HOST:PORT`; null when
+// metrics are off. Throws std::runtime_error naming metrics.listen when it
+// cannot bind.
+std::unique_ptr<metrics::HttpEndpoint> serve_metrics(const MetricsConfig& config, const metrics::Registry& registry,
+                                                     const std::function<void(const std::string&)>& log);
 
 // The process's heap as malloc sees it (mallinfo2), for a long-lived service
 // to log every so many rounds: bytes in use against bytes held, so a leak

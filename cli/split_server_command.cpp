@@ -42,11 +42,15 @@ int run_split_server(const ParsedArgs& args) {
     }
   };
 
+  metrics::Registry registry;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
+  if (metrics_endpoint) metrics_endpoint->set_not_ready("loading the base model");
   set_threads(config.threads, std::cout);
   const BaseModel base = load_base_model(config.model, config.quant, std::cout, config.compute);
   split::SplitServerOptions options = config.split_server.options;
   options.lora = config.lora;
   split::SplitServer server(base.model, options, std::nullopt, log);
+  server.export_metrics(registry);
   std::unique_ptr<net::ServerChannel> channel =
       bind_service(config.split_server.bind, config.secure, aggregator::split_server_policy(),
                    options.max_message_bytes, log);
@@ -55,6 +59,7 @@ int run_split_server(const ParsedArgs& args) {
       (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +
       std::to_string(server.round()) + (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
   log("listening on " + channel->endpoint());
+  if (metrics_endpoint) metrics_endpoint->set_ready();   // bound, certificates loaded, checkpoint read
   server.serve(*channel, stop);
   log("stopping at round " + std::to_string(server.round()) + " (signal)");
   return 0;

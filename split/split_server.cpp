@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "model/gguf.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
+#include "split/split_metrics.h"
 #include "split/tensor_wire.h"
 #include "transport/serve_loop.h"
 
@@ -126,6 +128,11 @@ const lora::AdapterSet& SplitServer::adapters_for(const std::string& client_id) 
   return it->second->adapters;
 }
 
+void SplitServer::export_metrics(metrics::Registry& registry) {
+  metrics_ = std::make_unique<SplitServerMetrics>(registry, bytes_);
+  metrics_->publish(round_.load(), clients_.size());
+}
+
 net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& request) {
   StepKey key;
   try {
@@ -135,8 +142,17 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
     net::Bytes reply;
     switch (type) {
       case MessageType::hello: reply = on_hello(peer, request); break;
-      case MessageType::forward: reply = on_forward(request); break;
-      case MessageType::backward: reply = on_backward(request); break;
+      case MessageType::forward:
+      case MessageType::backward: {
+        const auto started = std::chrono::steady_clock::now();
+        const bool forward = type == MessageType::forward;
+        reply = forward ? on_forward(request) : on_backward(request);
+        if (metrics_) {
+          metrics_->step(forward ? "forward" : "backward",
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
+        break;
+      }
       case MessageType::end_round: reply = on_end_round(request); break;
       case MessageType::sync_round: reply = on_sync_round(request); break;
       default:
@@ -145,6 +161,7 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
     }
     bytes_.add(message_name(static_cast<MessageType>(wire::peek(reply).type)), wire::Direction::sent,
                reply.size());
+    if (metrics_) metrics_->publish(round_.load(), clients_.size());
     return reply;
   } catch (const std::exception& e) {
     log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +

@@ -17,12 +17,18 @@
 #include "split/wire_frame.h"
 #include "transport/channel.h"
 
+namespace cleave::metrics {
+class Registry;
+}
+
 namespace cleave {
 class LlamaModel;
 class AdamW;
 }
 
 namespace cleave::split {
+
+class SplitServerMetrics;
 
 enum class ServerVariant { sfl_v1, sfl_v2 };
 ServerVariant parse_server_variant(const std::string& name);   // "sfl_v1" | "sfl_v2"
@@ -80,6 +86,10 @@ class SplitServer {
   // unfinished work is dropped: the aggregator runs the round from its start.
   SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
 
+  // Records the split server's series (split/split_metrics.h) into
+  // `registry`, which must outlive this server. Before serve().
+  void export_metrics(metrics::Registry& registry);
+
   uint32_t round() const { return round_.load(); }   // any thread
   const lora::AdapterSet& global_adapters() const { return global_; }
   // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
@@ -113,6 +123,7 @@ class SplitServer {
   std::atomic<uint32_t> round_{0};
   wire::ByteCounter bytes_;
   std::atomic<uint64_t> label_bytes_{0};
+  std::unique_ptr<SplitServerMetrics> metrics_;   // null unless export_metrics; last: reads bytes_
 };
 
 }  // namespace cleave::split

@@ -1,0 +1,40 @@
+// The split server's Prometheus series (metrics/registry.h), and the byte
+// counts every service's channel exports.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "metrics/registry.h"
+
+namespace cleave::wire {
+struct ByteCounter;
+}
+
+namespace cleave::split {
+
+// cleave_channel_bytes_total{channel, direction="in"|"out", message}, read
+// from a service's wire::ByteCounter (which must outlive the collection) at
+// every scrape.
+metrics::Collection collect_channel_bytes(metrics::Registry& registry, const std::string& channel,
+                                          const wire::ByteCounter& bytes);
+
+class SplitServerMetrics {
+ public:
+  SplitServerMetrics(metrics::Registry& registry, const wire::ByteCounter& bytes);
+
+  // One forward or backward request answered (`kind`: "forward" | "backward").
+  void step(const char* kind, double seconds);
+  void publish(uint32_t round, size_t clients);
+
+ private:
+  metrics::Counter& forward_steps_;
+  metrics::Counter& backward_steps_;
+  metrics::Histogram& forward_seconds_;
+  metrics::Histogram& backward_seconds_;
+  metrics::Gauge& round_;
+  metrics::Gauge& clients_;
+  std::vector<metrics::Collection> collections_;   // last: released first
+};
+
+}  // namespace cleave::split
