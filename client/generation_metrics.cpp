@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <iterator>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 namespace cleave::data {
 
@@ -320,29 +322,14 @@ void ptb_split(std::string_view chunk, std::vector<std::string> &tokens) {
     } else {
       // Any other character is a token of its own; brackets and quotes take
       // the PTB names Stanford's tokenizer gives them.
-      switch (chunk[i]) {
-      case '(':
-        tokens.emplace_back("-LRB-");
-        break;
-      case ')':
-        tokens.emplace_back("-RRB-");
-        break;
-      case '{':
-        tokens.emplace_back("-LCB-");
-        break;
-      case '}':
-        tokens.emplace_back("-RCB-");
-        break;
-      case '[':
-        tokens.emplace_back("-LSB-");
-        break;
-      case ']':
-        tokens.emplace_back("-RSB-");
-        break;
-      case '"':
-        tokens.emplace_back("''");
-        break;
-      default:
+      static const std::pair<char, const char*> kPtbNames[] = {
+          {'(', "-LRB-"}, {')', "-RRB-"}, {'{', "-LCB-"}, {'}', "-RCB-"},
+          {'[', "-LSB-"}, {']', "-RSB-"}, {'"', "''"}};
+      const auto named = std::find_if(std::begin(kPtbNames), std::end(kPtbNames),
+                                      [&](const auto& entry) { return entry.first == chunk[i]; });
+      if (named != std::end(kPtbNames)) {
+        tokens.emplace_back(named->second);
+      } else {
         tokens.emplace_back(1, chunk[i]);
       }
       ++i;
