@@ -52,21 +52,20 @@ ComputeOptions compute_from_flags(const std::string& device, const std::string& 
   return compute;
 }
 
+std::shared_ptr<const gguf::File> open_model_file(const std::string& path) {
+  std::error_code ec;
+  if (convert::is_hf_checkpoint(path)) return convert::open_hf_checkpoint(path);  // in memory, nothing written
+  if (std::filesystem::is_regular_file(path, ec)) return gguf::File::open(path);
+  throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model, or of a "
+                           "Hugging Face checkpoint directory (config.json, model.safetensors, "
+                           "tokenizer.json)");
+}
+
 BaseModel load_base_model(const std::string& path, BaseQuant quant, std::ostream& out,
                           const ComputeOptions& compute) {
   compute.validate();
   const c10::Device device = resolve_device(compute.device);  // fails early: before reading weights
-  std::error_code ec;
-  std::shared_ptr<const gguf::File> file;
-  if (convert::is_hf_checkpoint(path)) {
-    file = convert::open_hf_checkpoint(path);  // converted in memory, nothing written
-  } else if (std::filesystem::is_regular_file(path, ec)) {
-    file = gguf::File::open(path);
-  } else {
-    throw std::runtime_error(path + ": no such model file: give the path of a GGUF base model, or of a "
-                             "Hugging Face checkpoint directory (config.json, model.safetensors, "
-                             "tokenizer.json)");
-  }
+  const std::shared_ptr<const gguf::File> file = open_model_file(path);
   BaseModel base;
   base.model = load_llama(file, quant);
   base.tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_gguf(*file));

@@ -9,6 +9,7 @@
 
 #include "model/compute.h"
 #include "model/frozen_weight.h"
+#include "model/gguf.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 
@@ -25,6 +26,10 @@ struct BaseModel {
   std::shared_ptr<LlamaModel> model;
   std::shared_ptr<const Tokenizer> tokenizer;
 };
+
+// A model path as a GGUF file: the file itself, or a Hugging Face checkpoint
+// directory converted in memory. Throws naming the path when it is neither.
+std::shared_ptr<const gguf::File> open_model_file(const std::string& path);
 
 // Opens the GGUF once for both (a Hugging Face checkpoint directory is
 // converted in memory first: convert/hf_checkpoint.h), moves the model to `compute`'s device and

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/base_model.h"
 #include "cli/commands.h"
 #include "client/dataset.h"
 #include "model/gguf.h"
@@ -75,7 +76,7 @@ ArgParser tokenize_parser() {
              "Tokenizers: a GGUF's `llama` (SentencePiece) or `gpt2` (byte-level BPE) vocabulary\n"
              "(only the metadata is read, not the weights), or a Hugging Face tokenizer.json\n"
              "of byte-level BPE with BOS and EOS named by the tokenizer_config.json beside it.")
-      .value("--model", "FILE", "a GGUF model whose tokenizer to use")
+      .value("--model", "FILE", "a GGUF model (or Hugging Face checkpoint directory) whose tokenizer to use")
       .value("--tokenizer", "FILE", "a Hugging Face tokenizer.json to use instead")
       .value("--file", "FILE", "the text to tokenize (default: standard input)")
       .toggle("--bos", "put the BOS token first")
@@ -89,7 +90,7 @@ int run_tokenize(const ParsedArgs& args) {
   if (model.has_value() == tokenizer_json.has_value()) {
     throw UsageError("give the tokenizer with either --model or --tokenizer");
   }
-  const Tokenizer tokenizer = model ? Tokenizer::from_gguf(*gguf::File::open(*model))
+  const Tokenizer tokenizer = model ? Tokenizer::from_gguf(*open_model_file(*model))
                                     : Tokenizer::from_tokenizer_json(*tokenizer_json);
 
   std::string text;

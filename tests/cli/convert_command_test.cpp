@@ -65,6 +65,14 @@ TEST(ConvertCommand, ConvertedFileAndDirectoryEvaluateAlike) {
   EXPECT_CONTAINS(from_file.last_line(), "perplexity: ");
   EXPECT_EQ(from_dir.last_line(), from_file.last_line());
   EXPECT_CONTAINS(from_dir.output, "model: " + dir + " (llama: dim 32");
+
+  // cleave tokenize takes the directory as every other model path does.
+  test::write_file(scratch + "/text.txt", "the patient has a mild fever");
+  const test::CliResult ids_file = test::run_cleave({"tokenize", "--model", out, "--file", scratch + "/text.txt"});
+  const test::CliResult ids_dir = test::run_cleave({"tokenize", "--model", dir, "--file", scratch + "/text.txt"});
+  ASSERT_EQ(ids_dir.status, 0) << ids_dir.output;
+  EXPECT_FALSE(ids_file.last_line().empty());
+  EXPECT_EQ(ids_dir.last_line(), ids_file.last_line());
 }
 
 TEST(ConvertCommand, BadCheckpointIsAnError) {
