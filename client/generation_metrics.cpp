@@ -204,20 +204,34 @@ mteval_tokenize(const std::vector<ScoredText> &corpus) {
   return tokenized;
 }
 
+// Calls matched(n, ngram, clipped) for every (n+1)-gram of the hypothesis,
+// n < order, that some reference holds, with its count clipped to the most
+// any one reference holds (BLEU's and NIST's matches alike).
+template <class Matched>
+void for_each_clipped_match(const TokenizedText &text, size_t order,
+                            Matched &&matched) {
+  const std::vector<NgramCounts> hypothesis =
+      count_ngrams(text.hypothesis, order);
+  const std::vector<NgramCounts> maxima =
+      reference_maxima(text.references, order);
+  for (size_t n = 0; n < order; ++n) {
+    for (const auto &[ngram, count] : hypothesis[n]) {
+      const auto found = maxima[n].find(ngram);
+      if (found != maxima[n].end())
+        matched(n, ngram, std::min(count, found->second));
+    }
+  }
+}
+
 BleuCounts bleu_counts_of(const std::vector<TokenizedText> &corpus) {
   constexpr size_t kOrder = 4;
   BleuCounts totals;
   for (const TokenizedText &text : corpus) {
-    const std::vector<NgramCounts> hypothesis =
-        count_ngrams(text.hypothesis, kOrder);
-    const std::vector<NgramCounts> maxima =
-        reference_maxima(text.references, kOrder);
+    for_each_clipped_match(
+        text, kOrder, [&](size_t n, const std::string &, int64_t clipped) {
+          totals.matches[n] += clipped;
+        });
     for (size_t n = 0; n < kOrder; ++n) {
-      for (const auto &[ngram, count] : hypothesis[n]) {
-        const auto found = maxima[n].find(ngram);
-        if (found != maxima[n].end())
-          totals.matches[n] += std::min(count, found->second);
-      }
       totals.hypothesis[n] += ngrams_in(text.hypothesis.size(), n + 1);
     }
     totals.reference_length +=
@@ -489,19 +503,13 @@ double corpus_nist(const std::vector<ScoredText> &corpus) {
   std::array<double, kOrder> matched_information{};
   std::array<int64_t, kOrder> hypothesis_ngrams{};
   for (const TokenizedText &text : tokenized) {
-    const std::vector<NgramCounts> hypothesis =
-        count_ngrams(text.hypothesis, kOrder);
-    const std::vector<NgramCounts> maxima =
-        reference_maxima(text.references, kOrder);
+    for_each_clipped_match(
+        text, kOrder,
+        [&](size_t n, const std::string &ngram, int64_t clipped) {
+          matched_information[n] +=
+              information(ngram, n) * static_cast<double>(clipped);
+        });
     for (size_t n = 0; n < kOrder; ++n) {
-      for (const auto &[ngram, count] : hypothesis[n]) {
-        const auto found = maxima[n].find(ngram);
-        if (found == maxima[n].end())
-          continue;
-        matched_information[n] +=
-            information(ngram, n) *
-            static_cast<double>(std::min(count, found->second));
-      }
       hypothesis_ngrams[n] += ngrams_in(text.hypothesis.size(), n + 1);
     }
   }
