@@ -14,6 +14,7 @@
 #include "model/gguf.h"
 #include "model/regex_split.h"
 #include "model/tokenizer.h"
+#include "tests/model/tokenizer_gguf_files.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave {
@@ -243,19 +244,10 @@ gguf::Writer gpt2_writer(const TinyBpe& bpe) {
 }
 
 std::string write_gguf(const gguf::Writer& writer, const std::string& name) {
-  const std::string path = test::scratch_dir("bpe_" + name) + "/" + name + ".gguf";
-  writer.write(path);
-  return path;
+  return test::write_scratch_gguf(writer, "bpe_" + name, name);
 }
 
-std::string from_gguf_error(const std::string& path) {
-  try {
-    Tokenizer::from_gguf(*gguf::File::open(path));
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "no error";
-}
+using test::from_gguf_error;
 
 TEST(BpeFromGguf, ReadsTokensMergesAndPreTokenizer) {
   const TinyBpe bpe({"ab", "12"}, {{"a", "b"}, {"1", "2"}});

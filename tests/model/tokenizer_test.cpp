@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "model/gguf.h"
+#include "tests/model/tokenizer_gguf_files.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave {
@@ -315,19 +316,10 @@ gguf::Writer tokenizer_writer(const Vocabulary& vocab, const std::string& model 
 }
 
 std::string write_file(const gguf::Writer& writer, const std::string& name) {
-  const std::string path = test::scratch_dir("tokenizer_" + name) + "/" + name + ".gguf";
-  writer.write(path);
-  return path;
+  return test::write_scratch_gguf(writer, "tokenizer_" + name, name);
 }
 
-std::string from_gguf_error(const std::string& path) {
-  try {
-    Tokenizer::from_gguf(*gguf::File::open(path));
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "no error";
-}
+using test::from_gguf_error;
 
 TEST(TokenizerFromGguf, ReadsTheVocabularyAndFlags) {
   Vocabulary vocab = tiny_vocab(true);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "split/wire_tensor.h"
+#include "tests/split/wire_test_support.h"
 
 namespace cleave::wire {
 namespace {
@@ -106,15 +107,7 @@ void append_u64(std::vector<uint8_t>& out, uint64_t value) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(value >> (8 * i)));
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const WireError& e) {
-    return e.what();
-  }
-  return "<no WireError>";
-}
+using test::error_of;
 
 TEST(WireFrameTest, RoundTripsAMessage) {
   const ActivationMessage msg = sample_message();

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/split/normal_values.h"
+#include "tests/split/wire_test_support.h"
 
 namespace cleave::wire {
 namespace {
@@ -24,15 +24,7 @@ class WireInt4Test : public ::testing::Test {
   std::mt19937 rng_{20240611};
 };
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const WireError& e) {
-    return e.what();
-  }
-  return "<no WireError>";
-}
+using test::error_of;
 
 float bf16_at(const std::vector<uint8_t>& data, size_t group) {
   const uint32_t bits = static_cast<uint32_t>(data[2 * group] | (data[2 * group + 1] << 8)) << 16;

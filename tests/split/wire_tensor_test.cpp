@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/split/normal_values.h"
+#include "tests/split/wire_test_support.h"
 
 namespace cleave::wire {
 namespace {
@@ -36,15 +36,7 @@ void put_f32(std::vector<uint8_t>& data, size_t offset, float value) {
   for (int i = 0; i < 4; ++i) data[offset + i] = static_cast<uint8_t>(b >> (8 * i));
 }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const WireError& e) {
-    return e.what();
-  }
-  return "<no WireError>";
-}
+using test::error_of;
 
 TEST_F(WireTensorTest, F32RoundTripIsBitExact) {
   std::vector<float> values = normal_values(2 * 3 * 5, 10.0f);
