@@ -31,16 +31,7 @@ int run_split_server(const ParsedArgs& args) {
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
   const SplitServerFile config = load_split_server_config(args.require("--config"), overrides);
   const std::atomic<bool>& stop = stop_on_signals();
-  // Every 50 closed rounds, malloc's view of the heap (as the aggregator's).
-  auto closed_rounds = std::make_shared<std::atomic<int64_t>>(0);
-  auto log = [closed_rounds](const std::string& line) {
-    log_event("split-server", line);
-    if (line.rfind("closed round ", 0) != 0) return;
-    const int64_t closed = ++*closed_rounds;
-    if (closed % 50 == 0) {
-      log_event("split-server", "memory after " + std::to_string(closed) + " closed rounds: " + heap_report());
-    }
-  };
+  auto log = [](const std::string& line) { log_event("split-server", line); };
 
   metrics::Registry registry;
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
@@ -51,6 +42,10 @@ int run_split_server(const ParsedArgs& args) {
   options.lora = config.lora;
   split::SplitServer server(base.model, options, std::nullopt, log);
   server.export_metrics(registry);
+  // Every 50 rounds, malloc's view of the heap, as the aggregator logs it.
+  server.on_round_closed([log](uint32_t round) {
+    if (round % 50 == 49) log("memory after round " + std::to_string(round) + ": " + heap_report());
+  });
   std::unique_ptr<net::ServerChannel> channel =
       bind_service(config.split_server.bind, config.secure, aggregator::split_server_policy(),
                    options.max_message_bytes, log);

@@ -471,6 +471,7 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
   save_checkpoint();
   log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients; " +
        std::to_string(label_bytes()) + " label bytes received in all" + product_note + ")");
+  if (round_callback_) round_callback_(round);
   return averaged;
 }
 

@@ -86,6 +86,9 @@ class SplitServer {
   // unfinished work is dropped: the aggregator runs the round from its start.
   SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
 
+  // Called on the serving thread after each round closes (and is checkpointed).
+  void on_round_closed(std::function<void(uint32_t round)> callback) { round_callback_ = std::move(callback); }
+
   // Records the split server's series (split/split_metrics.h) into
   // `registry`, which must outlive this server. Before serve().
   void export_metrics(metrics::Registry& registry);
@@ -115,6 +118,7 @@ class SplitServer {
   std::shared_ptr<const LlamaModel> model_;
   SplitServerOptions options_;
   Log log_;
+  std::function<void(uint32_t round)> round_callback_;
   std::string fingerprint_;
   lora::AdapterSet global_;                     // V1: last average; V2: the trained copy
   std::unique_ptr<AdamW> shared_optimizer_;     // V2
