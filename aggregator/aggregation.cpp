@@ -19,11 +19,6 @@ std::string shape_string(at::IntArrayRef sizes) {
   return out.str();
 }
 
-bool is_lora_a(const std::string& name) {
-  static const std::string suffix = ".lora_a";
-  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string client_label(const ClientUpdate& update) {
   return update.client_id.empty() ? std::string("<unnamed client>") : update.client_id;
 }
@@ -158,12 +153,7 @@ ClippedDelta clip_by_norm(const NamedTensors& delta, double max_norm) {
 
 NamedTensors global_for_site(const NamedTensors& global, int64_t lora_rank, double lora_scale) {
   if (lora_rank == 0 && lora_scale == 1.0) return global;
-  int64_t rank = lora_rank;
-  if (rank == 0) {
-    for (const auto& [name, tensor] : global) {
-      if (is_lora_a(name)) rank = tensor.size(0);
-    }
-  }
+  const int64_t rank = lora_rank != 0 ? lora_rank : lora::rank_of(global);
   return lora::truncate_to_rank(global, rank, 1.0 / lora_scale);
 }
 
@@ -207,7 +197,7 @@ std::optional<std::string> validate_update(const ClientUpdate& update, const Nam
 
 std::optional<std::string> trained_frozen_a(const ClientUpdate& update) {
   for (const auto& [name, delta] : update.delta) {
-    if (is_lora_a(name) && delta.defined() && delta.abs().max().item<double>() != 0.0) {
+    if (lora::is_lora_a(name) && delta.defined() && delta.abs().max().item<double>() != 0.0) {
       return "update from client " + client_label(update) + ": tensor " + name +
              " changed, but lora.aggregation is ffa (A frozen at its shared initialisation); set lora.aggregation: "
              "ffa at the site too";
@@ -218,7 +208,7 @@ std::optional<std::string> trained_frozen_a(const ClientUpdate& update) {
 
 void keep_frozen_a(const NamedTensors& global, NamedTensors& next) {
   for (auto& [name, tensor] : next) {
-    if (is_lora_a(name)) tensor = global.at(name).clone();
+    if (lora::is_lora_a(name)) tensor = global.at(name).clone();
   }
 }
 

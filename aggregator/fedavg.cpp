@@ -47,10 +47,7 @@ NamedTensors FedAvg::aggregate(int round, const NamedTensors& global,
     scales.push_back(update.lora_scale);
   }
   for (const NamedTensors& site : sites) site_pointers.push_back(&site);
-  int64_t rank = 0;
-  for (const auto& [name, tensor] : global) {
-    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_a") == 0) rank = tensor.size(0);
-  }
+  const int64_t rank = lora::rank_of(global);
   // A site at rank r < R held only the global's first r components (its
   // start was the truncation) and reports nothing of the rest; without the
   // rest its product would pull components r.. of the global towards zero
@@ -69,8 +66,7 @@ NamedTensors FedAvg::aggregate(int round, const NamedTensors& global,
     const at::Tensor share = at::tensor(not_held, at::kDouble) / weight_sum;   // [R]
     kept.emplace();
     for (const auto& [name, tensor] : global) {
-      const bool is_b = name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_b") == 0;
-      (*kept)[name] = is_b ? (tensor.to(at::kDouble) * share).to(at::kFloat) : tensor;   // B [out, R] column j * share_j
+      (*kept)[name] = lora::is_lora_b(name) ? (tensor.to(at::kDouble) * share).to(at::kFloat) : tensor;   // B [out, R] column j * share_j
     }
   }
   lora::ProductMean mean =

@@ -11,6 +11,22 @@
 
 namespace cleave::lora {
 
+namespace {
+bool ends_with(const std::string& name, const std::string& suffix) {
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+bool is_lora_a(const std::string& name) { return ends_with(name, ".lora_a"); }
+bool is_lora_b(const std::string& name) { return ends_with(name, ".lora_b"); }
+
+int64_t rank_of(const NamedTensors& adapters) {
+  for (const auto& [name, tensor] : adapters) {
+    if (is_lora_a(name)) return tensor.size(0);
+  }
+  return 0;
+}
+
 AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
                               const std::function<bool(int64_t)>& keep_layer) {
   options.validate();

@@ -27,6 +27,12 @@ struct LoraPair {
 // the GGUF LoRA file and of adapter deltas on the wire).
 using NamedTensors = std::map<std::string, at::Tensor>;
 
+// "<base>.lora_a" / "<base>.lora_b".
+bool is_lora_a(const std::string& name);
+bool is_lora_b(const std::string& name);
+// The rank of flat adapters: the rows of their lora_a tensors (0 when none).
+int64_t rank_of(const NamedTensors& adapters);
+
 class AdapterSet : public LinearAdapters {
  public:
   AdapterSet() = default;

@@ -13,16 +13,12 @@ namespace {
 constexpr const char* kA = ".lora_a";
 constexpr const char* kB = ".lora_b";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // The adapted projections of `names`: each "<base>" with both tensors.
 std::vector<std::string> pair_bases(const NamedTensors& adapters) {
   std::vector<std::string> bases;
   for (const auto& [name, tensor] : adapters) {
-    const bool is_a = ends_with(name, kA);
-    if (!is_a && !ends_with(name, kB)) {
+    const bool is_a = is_lora_a(name);
+    if (!is_a && !is_lora_b(name)) {
       throw std::invalid_argument("product_mean: tensor " + name + " is neither a lora_a nor a lora_b");
     }
     const std::string base = name.substr(0, name.size() - std::string(kA).size());

@@ -11,7 +11,7 @@ AdapterSet combine_split_adapters(const LlamaModel& model, const LoraOptions& op
   AdapterSet full = AdapterSet::create(model, options, 0);
   NamedTensors named = full.to_named();
   for (auto& [name, tensor] : named) {
-    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".lora_b") == 0) tensor.zero_();
+    if (is_lora_b(name)) tensor.zero_();
   }
   auto overlay = [&named](const NamedTensors& tensors, const char* whose) {
     for (const auto& [name, tensor] : tensors) {
