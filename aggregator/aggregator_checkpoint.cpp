@@ -11,7 +11,7 @@
 
 #include "aggregator/fault_point.h"
 #include "lora/safetensors.h"
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/json.h"
 
 namespace cleave::aggregator {

@@ -2,16 +2,16 @@
 
 #include <algorithm>
 
+#include "metrics/cost_meter.h"
 #include "transport/request_retry.h"
 
 namespace cleave::aggregator {
 
 AggregatorLink::AggregatorLink(net::ClientChannel& channel, std::string client_id, LinkOptions options, Log log)
-    : channel_(channel), client_id_(std::move(client_id)), options_(options), log_(std::move(log)) {
-  if (!log_) log_ = [](const std::string&) {};
-}
+    : channel_(channel), client_id_(std::move(client_id)), options_(options), log_(std::move(log)) {}
 
 net::Bytes AggregatorLink::exchange(const net::Bytes& request, std::initializer_list<FederationMessage> expected) {
+  metrics::PhaseScope phase(metrics::Phase::wire);   // the site's, while the aggregator works
   const char* request_name = message_name(peek_message(request));
   net::RetryOptions retry;
   retry.timeout_ms = options_.request_timeout_ms;
@@ -31,8 +31,8 @@ net::Bytes AggregatorLink::exchange(const net::Bytes& request, std::initializer_
       },
       &failure,
       [&](int, const std::string& problem, int64_t backoff) {
-        log_(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem + "); retrying in " +
-             std::to_string(backoff) + " ms");
+        log_.warning(std::string(request_name) + " to " + channel_.describe() + " failed (" + problem +
+                     "); retrying in " + std::to_string(backoff) + " ms");
       });
   if (reply) return *reply;
   throw FederationError("the aggregator at " + channel_.describe() + " did not answer " + request_name + " after " +
@@ -52,8 +52,8 @@ RegisterReply AggregatorLink::register_site(const std::string& base_fingerprint,
     throw FederationError("the aggregator refused site " + client_id_ + ": " + error.message);
   }
   const auto done = unpack_message<RegisterReply>(reply, FederationMessage::register_reply, options_.max_message_bytes);
-  log_("registered with " + channel_.describe() + " (round " + std::to_string(done.round) + " of " +
-       std::to_string(done.total_rounds) + ")");
+  log_.info("registered with " + channel_.describe() + " (round " + std::to_string(done.round) + " of " +
+            std::to_string(done.total_rounds) + ")");
   return done;
 }
 

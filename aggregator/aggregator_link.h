@@ -16,6 +16,7 @@
 #include "lora/lora_options.h"
 #include "split/site_blocks.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::aggregator {
 
@@ -36,9 +37,8 @@ struct LinkOptions {
 
 class AggregatorLink {
  public:
-  using Log = std::function<void(const std::string&)>;
-
-  // `channel` must outlive the link; one link (or channel) per thread.
+  // `channel` must outlive the link; one link (or channel) per thread. Each
+  // retry is a warning on `log`, the registration info.
   AggregatorLink(net::ClientChannel& channel, std::string client_id, LinkOptions options, Log log);
 
   // Registers the site, which runs `blocks` with adapters of lora.rank and

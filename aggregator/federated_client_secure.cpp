@@ -80,7 +80,7 @@ void FederatedClient::withdraw(uint32_t round, const std::string& reason) {
     (void)reply;
   } catch (const FederationError& e) {
     // Best effort: without it the aggregator waits out the phase's deadline.
-    log_("round " + std::to_string(round) + ": could not tell the aggregator this site withdraws: " + e.what());
+    log_.warning("round " + std::to_string(round) + ": could not tell the aggregator this site withdraws: " + e.what());
   }
 }
 
@@ -141,8 +141,8 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     session.receive(unpack_message<secagg::PeerShares>(
         phase_input(secagg::Phase::shares, FederationMessage::secagg_peer_shares),
         FederationMessage::secagg_peer_shares, max_bytes));
-    log_(prefix + std::to_string(session.u2().size()) + " sites share masks (threshold " +
-         std::to_string(assignment.secure.threshold) + ")");
+    log_.info(prefix + std::to_string(session.u2().size()) + " sites share masks (threshold " +
+              std::to_string(assignment.secure.threshold) + ")");
     at::NoGradGuard no_grad;
     // The checks the aggregator can no longer make on a masked update (shapes, NaN).
     ClientUpdate update;
@@ -151,7 +151,7 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     update.num_samples = result.num_samples;
     if (std::optional<std::string> problem = validate_update(update, global)) {
       result.error = *problem;
-      log_(prefix + result.error + "; sending no masked input");
+      log_.error(prefix + result.error + "; sending no masked input");
       withdraw(round, result.error);
       return result;
     }
@@ -167,8 +167,8 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     // The metrics go masked too: the aggregator learns only their mean.
     EncodedUpdate encoded = encode_update(result.delta, result.num_samples, result.metrics, assignment.secure);
     if (encoded.clipped > 0) {
-      log_(prefix + std::to_string(encoded.clipped) + " coordinates clipped to +/-" +
-           std::to_string(assignment.secure.clip_range) + " for the fixed-point encoding");
+      log_.warning(prefix + std::to_string(encoded.clipped) + " coordinates clipped to +/-" +
+                   std::to_string(assignment.secure.clip_range) + " for the fixed-point encoding");
     }
     secure_send(FederationMessage::secagg_masked_input,
                 pack_message(FederationMessage::secagg_masked_input,
@@ -193,15 +193,15 @@ SiteRound FederatedClient::train_secure_round(const RoundAssignment& assignment,
     char timing[160];
     std::snprintf(timing, sizeof timing, "; %.3f s in all: protocol %.3f s, waiting for the other sites %.3f s, "
                   "training %.3f s", total / 1e3, (total - waited - trained) / 1e3, waited / 1e3, trained / 1e3);
-    log_(prefix + "masked input in the sum of " + std::to_string(request.survivors.size()) + " sites" +
-         (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)") +
-         timing);
+    log_.info(prefix + "masked input in the sum of " + std::to_string(request.survivors.size()) + " sites" +
+              (request.dropped.empty() ? std::string() : " (" + std::to_string(request.dropped.size()) + " dropped)") +
+              timing);
   } catch (const RoundEnded& e) {
     result.error = e.what();
-    log_(prefix + e.what());
+    log_.warning(prefix + e.what());
   } catch (const secagg::Refusal& e) {
     result.error = e.what();
-    log_(prefix + e.what());
+    log_.warning(prefix + e.what());
     // Refused after its keys went out (say a peer's keys do not verify):
     // tell the aggregator, so the round need not wait for this site.
     if (keys_sent) withdraw(round, e.what());

@@ -66,7 +66,7 @@ using WireTensors = std::map<std::string, wire::WireTensor>;
 
 struct Register {
   std::string client_id;         // 1..128 printable characters, unique per site
-  std::string base_fingerprint;  // lora::base_fingerprint of the site's base model
+  std::string base_fingerprint;  // LlamaModel::base_fingerprint() of the site's base model
   int64_t num_samples = 0;       // training examples at the site (informational)
   uint8_t layout = 0;            // the site's blocks: split::SiteLayout,
   int32_t cut_layer = 0;         // cut_layer and top_cut (split::SiteBlocks)

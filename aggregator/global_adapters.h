@@ -6,8 +6,9 @@
 // drop the model afterwards).
 //
 // On disk the global adapters are a GGUF LoRA in llama.cpp's convention,
-// byte-compatible with lora::save_gguf, so `llama-cli --lora` and
-// lora::load_gguf read the aggregator's checkpoints.
+// written and read by lora/adapter_gguf.h (with the sites' blocks as
+// cleave.site.* metadata), so `llama-cli --lora` and lora::load_gguf read the
+// aggregator's checkpoints.
 #pragma once
 
 #include <map>
@@ -27,7 +28,7 @@ namespace cleave::aggregator {
 
 struct GlobalAdapters {
   std::string architecture = "llama";  // GGUF general.architecture of the base
-  std::string base_fingerprint;        // lora::base_fingerprint of the base
+  std::string base_fingerprint;        // LlamaModel::base_fingerprint() of the base
   lora::LoraOptions lora;              // rank, alpha, dropout, targets
   NamedTensors tensors;                // "<base>.lora_a" [r, in], "<base>.lora_b" [out, r], f32
   // The blocks sites run (cleave.site.cut_layer / .top_cut in the GGUF);

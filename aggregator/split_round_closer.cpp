@@ -30,11 +30,11 @@ net::Bytes ChannelSplitRoundCloser::request(const net::Bytes& request, uint16_t 
   retry.stop = stop_;
   net::RetryFailure failure;
   net::RetryLog on_retry;
-  if (options_.log) {
+  if (options_.log.passes(LogLevel::warning)) {
     on_retry = [&](int attempt, const std::string& problem, int64_t backoff_ms) {
-      options_.log("split server at " + describe() + " did not confirm that it will " + what + " (attempt " +
-                   std::to_string(attempt) + " of " + std::to_string(options_.max_attempts) + ": " + problem +
-                   "); retrying in " + std::to_string(backoff_ms) + " ms");
+      options_.log.warning("split server at " + describe() + " did not confirm that it will " + what +
+                           " (attempt " + std::to_string(attempt) + " of " + std::to_string(options_.max_attempts) +
+                           ": " + problem + "); retrying in " + std::to_string(backoff_ms) + " ms");
     };
   }
   const std::optional<net::Bytes> reply = net::request_with_retry(

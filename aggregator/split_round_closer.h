@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::aggregator {
 
@@ -23,7 +24,7 @@ struct SplitCloseOptions {
   int64_t backoff_ms = 200;     // doubled after each failed attempt, capped at max_backoff_ms
   int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 1u << 20;
-  std::function<void(const std::string&)> log;   // each retry, with why; empty: silent
+  Log log = Log::silent();                     // each retry, with why, as a warning
 };
 
 class SplitRoundCloser {

@@ -47,6 +47,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_models.h"
 #include "client/adamw.h"
 #include "client/batching.h"
 #include "client/dataset.h"
@@ -97,15 +98,6 @@ struct Options {
 
 // ---- models and batches -----------------------------------------------------
 
-LlamaConfig llama_40m_config() {
-  LlamaConfig c;
-  c.vocab_size = 32000;
-  c.dim = 512, c.n_layers = 8, c.n_heads = 8, c.n_kv_heads = 4, c.ffn_dim = 1376;
-  c.head_dim = c.dim / c.n_heads;
-  c.rope_dims = c.head_dim;
-  c.context_length = 2048;
-  return c;
-}
 
 // A random ~40M Llama, written as GGUF to a temporary directory and loaded
 // with an int8 base like any other model file.
@@ -114,7 +106,7 @@ std::shared_ptr<LlamaModel> load_random_40m() {
                    ("cleave-split-bench-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "llama-40M.gguf").string();
-  const LlamaConfig config = llama_40m_config();
+  const LlamaConfig config = bench::random_llama_config("llama-40M");
   write_llama_gguf(path, config, random_llama_weights(config, 1234), nullptr);
   std::shared_ptr<LlamaModel> model = load_llama(path, BaseQuant::int8);
   std::filesystem::remove_all(dir);

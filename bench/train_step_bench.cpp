@@ -62,6 +62,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_models.h"
 #include "client/adamw.h"
 #include "client/train_step.h"
 #include "lora/adapter_set.h"
@@ -89,22 +90,6 @@ const std::vector<Workload> kWorkloads = {
     {"llama-110M", 4, 256, 3, 1},
 };
 const std::vector<std::string> kQuants = {"none", "int8", "q4"};
-
-LlamaConfig random_config(const std::string& name) {
-  LlamaConfig c;
-  c.vocab_size = 32000;
-  c.context_length = 2048;
-  if (name == "llama-40M") {
-    c.dim = 512, c.n_layers = 8, c.n_heads = 8, c.n_kv_heads = 4, c.ffn_dim = 1376;
-  } else if (name == "llama-110M") {
-    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.ffn_dim = 2048;
-  } else {
-    throw std::invalid_argument("unknown benchmark model '" + name + "'");
-  }
-  c.head_dim = c.dim / c.n_heads;
-  c.rope_dims = c.head_dim;
-  return c;
-}
 
 // A random Llama built tensor by tensor: each float matrix is quantized as
 // soon as it is drawn, so loading never holds the float model (peak RSS is the
@@ -259,7 +244,7 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   trace_memory("start");
   std::shared_ptr<LlamaModel> model = w.name == "stories260K"
                                           ? load_llama(stories_path, quant)
-                                          : random_model(random_config(w.name), quant, 1234);
+                                          : random_model(bench::random_llama_config(w.name), quant, 1234);
   lora::LoraOptions options;  // r = 8, alpha = 16, all seven projections
   lora::AdapterSet adapters = lora::AdapterSet::create(*model, options, 42);
   adapters.set_training(true);

@@ -7,7 +7,7 @@
 
 #include "client/dataset.h"
 #include "client/generation_metrics.h"
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
 #include "model/json.h"

@@ -3,10 +3,7 @@
 #include <malloc.h>
 
 #include <csignal>
-#include <cstdio>
-#include <ctime>
 #include <iostream>
-#include <mutex>
 
 namespace cleave::cli {
 namespace {
@@ -18,10 +15,10 @@ extern "C" void raise_stop_flag(int) { g_stop.store(true); }
 }  // namespace
 
 std::unique_ptr<metrics::HttpEndpoint> serve_metrics(const MetricsConfig& config, const metrics::Registry& registry,
-                                                     const std::function<void(const std::string&)>& log) {
+                                                     const Log& log) {
   if (!config.enabled()) return nullptr;
   auto endpoint = std::make_unique<metrics::HttpEndpoint>(registry, config.listen, "metrics.listen");
-  log("metrics on " + endpoint->url() + " (/metrics, /healthz, /readyz)");
+  log.info("metrics on " + endpoint->url() + " (/metrics, /healthz, /readyz)");
   return endpoint;
 }
 
@@ -38,15 +35,18 @@ const std::atomic<bool>& stop_on_signals() {
   return g_stop;
 }
 
-void log_event(const std::string& service, const std::string& line) {
-  static std::mutex mutex;
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  std::lock_guard<std::mutex> lock(mutex);
-  std::cout << stamp << " " << service << ": " << line << std::endl;
+Log service_log(const std::string& service, LogLevel level) { return Log::to_stream(std::cout, service, level); }
+
+std::string log_level_help() {
+  return "the lowest level printed: " + log_level_choices() +
+         "\n                            (overrides logging.level; default info)";
+}
+
+std::optional<LogLevel> log_level_flag(const ParsedArgs& args) {
+  const std::optional<std::string> name = args.get("--log-level");
+  if (!name) return std::nullopt;
+  if (const std::optional<LogLevel> level = parse_log_level(*name)) return level;
+  throw UsageError("--log-level must be one of " + log_level_choices() + ", got '" + *name + "'");
 }
 
 std::string heap_report() {

@@ -125,8 +125,7 @@ TrainRunResult run_training(const RunConfig& config, std::ostream& out) {
   std::optional<SplitSession> session;
   if (split) {
     const std::string id = node_id(config.split.options.client_id, config.secure, "client-0");
-    session = connect_split_server(config, id, model.n_layers(),
-                                   [](const std::string& line) { log_event("train", line); });
+    session = connect_split_server(config, id, model.n_layers(), service_log("train", LogLevel::info));
     if (!eval_set.empty()) {
       out << "split training: held-out perplexity not measured (the top blocks' adapters are on the split "
              "server)\n";

@@ -145,7 +145,11 @@ std::vector<std::string> split_documents(std::string_view text) {
 }
 
 std::vector<Record> read_records(const std::string& path, const ReadOptions& options) {
-  const std::string contents = read_text_file(path);
+  return records_from_text(read_text_file(path), path, options);
+}
+
+std::vector<Record> records_from_text(std::string_view contents, const std::string& path,
+                                      const ReadOptions& options) {
   const std::string_view text = strip_byte_order_mark(contents);
   std::vector<Record> records;
   if (is_jsonl_path(path)) {

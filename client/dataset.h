@@ -54,6 +54,10 @@ struct ReadOptions {
 // \"prompt\"+\"completion\": column 3: ...". A UTF-8 byte order mark and
 // Windows line ends are accepted.
 std::vector<Record> read_records(const std::string& path, const ReadOptions& options = {});
+// The same for `contents` already read from `path` (which only names it and
+// chooses JSONL or plain text).
+std::vector<Record> records_from_text(std::string_view contents, const std::string& path,
+                                      const ReadOptions& options = {});
 // Several files, concatenated in the order given.
 std::vector<Record> read_records(const std::vector<std::string>& paths,
                                  const ReadOptions& options = {});

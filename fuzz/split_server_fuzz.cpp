@@ -18,7 +18,7 @@
 #include <memory>
 
 #include "fuzz/fuzz_support.h"
-#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
 #include "model/model_loader.h"
 #include "model/model_writer.h"
 #include "split/split_messages.h"
@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   split::Hello hello;
   hello.client_id = fuzz::kClientId;
-  hello.base_fingerprint = lora::base_fingerprint(*model);
+  hello.base_fingerprint = model->base_fingerprint();
   hello.mode = mode & 1;
   hello.cut_layer = 1;
   hello.top_cut = 2;

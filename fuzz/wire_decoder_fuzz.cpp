@@ -35,6 +35,8 @@ void decode_tensors(const split::ForwardRequest& m) { decode_tensor(m.smashed); 
 void decode_tensors(const split::ForwardReply& m) { decode_tensor(m.tensor); }
 void decode_tensors(const split::BackwardRequest& m) { decode_tensor(m.grad); }
 void decode_tensors(const split::BackwardReply& m) { decode_tensor(m.grad); }
+void decode_tensors(const split::GenerateInput& m) { decode_tensor(m.hidden); }
+void decode_tensors(const split::GenerateOutput& m) { decode_tensor(m.tensor); }
 void decode_tensors(const aggregator::RoundAssignment& m) {
   for (const auto& entry : m.adapters) decode_tensor(entry.second);
 }
@@ -45,13 +47,18 @@ template <class M>
 void decode_tensors(const M&) {}
 
 // Messages without std::map re-encode to the very bytes they were decoded
-// from; a map drops duplicate keys (std::map semantics), so those cannot.
+// from; a map drops duplicate keys (std::map semantics), so those cannot, nor
+// can a message with optional trailing fields.
 template <class M>
 constexpr bool kReencodesExactly = true;
 template <>
 constexpr bool kReencodesExactly<aggregator::RoundAssignment> = false;
 template <>
 constexpr bool kReencodesExactly<aggregator::Update> = false;
+// A Register frame from before lora_rank and lora_alpha decodes with them 0
+// and re-encodes with them.
+template <>
+constexpr bool kReencodesExactly<aggregator::Register> = false;
 template <>
 constexpr bool kReencodesExactly<secagg::Shares> = false;
 template <>
@@ -127,6 +134,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   unpack_as<split::EndRoundReply>(frame, MessageType::end_round_reply);
   unpack_as<split::SyncRound>(frame, MessageType::sync_round);
   unpack_as<split::SyncRoundReply>(frame, MessageType::sync_round_reply);
+  unpack_as<split::GenerateOpen>(frame, MessageType::generate_open);
+  unpack_as<split::GenerateOpenReply>(frame, MessageType::generate_open_reply);
+  unpack_as<split::GenerateInput>(frame, MessageType::generate_prefill);
+  unpack_as<split::GenerateInput>(frame, MessageType::generate_step);
+  unpack_as<split::GenerateOutput>(frame, MessageType::generate_reply);
+  unpack_as<split::GenerateClose>(frame, MessageType::generate_close);
+  unpack_as<split::GenerateCloseReply>(frame, MessageType::generate_close_reply);
   unpack_as<split::ErrorReply>(frame, MessageType::error);
 
   using aggregator::FederationMessage;

@@ -14,7 +14,7 @@
 
 #include "lora/adapter_gguf.h"
 #include "lora/safetensors.h"
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/json.h"
 #include "model/llama_model.h"
 
@@ -288,7 +288,7 @@ void export_peft(const AdapterSet& adapters, const LlamaModel& model, const std:
 
   std::filesystem::create_directories(dir);
   safetensors::write(dir + "/" + kPeftWeightsFile, tensors,
-                     {{"format", "pt"}, {kFingerprintKey, base_fingerprint(model)}});
+                     {{"format", "pt"}, {kFingerprintKey, model.base_fingerprint()}});
   const json::Value config = peft_config(adapters, rank, modules, layers, model.n_layers(),
                                          base_model_name_or_path);
   write_file_atomically(dir + "/" + kPeftConfigFile, config.dump(2) + "\n");
@@ -311,10 +311,7 @@ AdapterSet import_peft(const std::string& dir, const LlamaModel& model) {
   const PeftConfig config = read_peft_config(config_path);
   const safetensors::File file = safetensors::File::read(weights_path);
   if (auto fp = file.metadata().find(kFingerprintKey); fp != file.metadata().end()) {
-    if (fp->second != base_fingerprint(model)) {
-      throw std::runtime_error(weights_path + ": adapter was trained on a different base model (" +
-                               fp->second + ") than the one loaded (" + base_fingerprint(model) + ")");
-    }
+    check_adapter_base(weights_path, fp->second, model);
   }
 
   std::map<std::string, at::Tensor> a_by_base, b_by_base;

@@ -10,7 +10,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 #include "model/json.h"
 
 namespace cleave::safetensors {
@@ -100,21 +100,26 @@ void write(const std::string& path, const std::vector<TensorData>& tensors,
 }
 
 File File::read(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  FilePtr in(std::fopen(path.c_str(), "rb"));
+  if (!in) throw std::runtime_error(path + ": cannot open: " + errno_text());
+  if (std::fseek(in.get(), 0, SEEK_END) != 0) throw std::runtime_error(path + ": cannot seek: " + errno_text());
+  const long size = std::ftell(in.get());
+  if (size < 0) throw std::runtime_error(path + ": cannot tell size: " + errno_text());
+  std::rewind(in.get());
+  bytes.resize(static_cast<size_t>(size));
+  if (size > 0 && std::fread(bytes.data(), 1, bytes.size(), in.get()) != bytes.size()) {
+    throw std::runtime_error(path + ": read failed: " + errno_text());
+  }
+  return from_bytes(path, std::move(bytes));
+}
+
+File File::from_bytes(const std::string& name, std::vector<uint8_t> image) {
   require_little_endian_host();
+  const std::string& path = name;
   File file;
   file.path_ = path;
-  {
-    FilePtr in(std::fopen(path.c_str(), "rb"));
-    if (!in) throw std::runtime_error(path + ": cannot open: " + errno_text());
-    if (std::fseek(in.get(), 0, SEEK_END) != 0) throw std::runtime_error(path + ": cannot seek: " + errno_text());
-    const long size = std::ftell(in.get());
-    if (size < 0) throw std::runtime_error(path + ": cannot tell size: " + errno_text());
-    std::rewind(in.get());
-    file.bytes_.resize(static_cast<size_t>(size));
-    if (size > 0 && std::fread(file.bytes_.data(), 1, file.bytes_.size(), in.get()) != file.bytes_.size()) {
-      throw std::runtime_error(path + ": read failed: " + errno_text());
-    }
-  }
+  file.bytes_ = std::move(image);
   const std::vector<uint8_t>& bytes = file.bytes_;
   const std::string bad = path + ": not a valid safetensors file: ";
   if (bytes.size() < 8) {

@@ -45,6 +45,9 @@ size_t dtype_size(const std::string& dtype);
 class File {
  public:
   static File read(const std::string& path);
+  // A safetensors image held in memory, validated as read() validates a
+  // file; `name` stands for the path in errors.
+  static File from_bytes(const std::string& name, std::vector<uint8_t> bytes);
   File(File&&) = default;             // views stay valid: the buffer moves with them
   File& operator=(File&&) = default;
   File(const File&) = delete;

@@ -13,9 +13,14 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CLEAVE_TARGET_AVX2 __attribute__((target("avx2,fma")))
-// A third copy for the hottest kernels (attention): 16-wide vectors.
+// A third copy for the hottest kernels (attention): 16-wide vectors. Clang
+// ignores the whole attribute for prefer-vector-width, which it does not take.
+#if defined(__clang__)
+#define CLEAVE_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+#else
 #define CLEAVE_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,prefer-vector-width=512")))
+#endif
 #else
 #define CLEAVE_TARGET_AVX2
 #define CLEAVE_TARGET_AVX512

@@ -6,7 +6,7 @@
 // Strings are u64 length + bytes; arrays are u32 element type + u64 count + elements.
 #include "model/gguf.h"
 
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -708,6 +708,9 @@ void dequantize(TensorType type, const void* src, float* dst, int64_t n) {
                              "); convert the model to one of these");
   }
   const int64_t n_blocks = checked_blocks(type, n, "dequantize");
+  // A tensor with a zero dimension: nothing to convert, and its buffers may
+  // be null, which memcpy must not be given (gguf_fuzz finding).
+  if (n == 0) return;
   const auto* bytes = static_cast<const uint8_t*>(src);
   switch (type) {
     case TensorType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); break;

@@ -1,6 +1,9 @@
-// A small JSON value type with a strict RFC 8259 parser and a serializer, for
-// JSONL data sets, PEFT adapter_config.json, safetensors headers and metrics
-// files. No third-party JSON library is part of the stack.
+// The project's JSON value type, for JSONL data sets, PEFT adapter_config.json,
+// safetensors headers, tokenizer files and metrics files. Reading and writing
+// JSON text is nlohmann-json's (model/json_text.cpp, the one file that
+// includes it); this wrapper adds what the project needs on top: repeated keys
+// refused, errors that name the line and column (and the file), a nesting
+// limit, and numbers that stay exact.
 //
 // Numbers keep a double and, when the value is integral and fits, an exact
 // int64: "9007199254740993" reads back as that integer even though its double
@@ -23,8 +26,10 @@ namespace cleave::json {
 // hostile file cannot exhaust the stack.
 constexpr int kMaxDepth = 64;
 
-// Malformed JSON text. what() reads "column 17: expected ',' or '}' after an
-// object member" (or "line 3, column 17: ..." for text of several lines).
+// Malformed JSON text. what() reads "column 9: syntax error while parsing
+// object key - unexpected '}'; expected string literal" (or "line 3,
+// column 9: ..." for text of several lines): the place where reading stopped,
+// then nlohmann-json's description or the wrapper's own ("repeated key ...").
 class ParseError : public std::runtime_error {
  public:
   ParseError(const std::string& message, size_t line, size_t column);
@@ -107,8 +112,11 @@ class Value {
   friend bool operator!=(const Value& a, const Value& b) { return !(a == b); }
 
   // Compact ("{\"a\":[1,2]}") when indent < 0, else one member or element per
-  // line indented by `indent` spaces per level. Throws std::runtime_error for
-  // NaN or infinity, which JSON cannot represent.
+  // line indented by `indent` spaces per level. Numbers are written in a short
+  // form that reads back as the same number (exact integers as integers).
+  // Invalid UTF-8 in a string is written as U+FFFD, so the output is always
+  // JSON that parse() reads. Throws std::runtime_error for NaN or infinity,
+  // which JSON cannot represent.
   std::string dump(int indent = -1) const;
 
  private:
@@ -116,15 +124,14 @@ class Value {
     double value;
     std::optional<int64_t> exact;
   };
-  friend class Parser;
   std::variant<std::nullptr_t, bool, Number, std::string, Array, Object> data_;
 };
 
 // Parses a whole JSON text (one value, surrounded only by whitespace). Throws
 // ParseError. Strings must be valid UTF-8; \uXXXX escapes, surrogate pairs
 // included, become UTF-8; a lone surrogate, a control character inside a
-// string, a repeated object key, a leading zero, a trailing comma and anything
-// after the value are errors.
+// string, a repeated object key, a leading zero, a trailing comma, a byte
+// order mark and anything after the value are errors.
 Value parse(std::string_view text);
 
 // Reads and parses a file; errors name the file ("adapter_config.json: line 3,

@@ -45,11 +45,20 @@ LlamaConfig config_from_gguf(const gguf::File& file) {
                              "(llama, qwen2, mistral)");
   }
   const std::string a = c.architecture + ".";
-  c.dim = file.get(a + "embedding_length").as_int();
-  c.n_layers = file.get(a + "block_count").as_int();
-  c.n_heads = file.get(a + "attention.head_count").as_int();
+  // get() names a missing key; get_int() the file and key of a mistyped one.
+  const auto required_int = [&](const std::string& key) {
+    (void)file.get(key);
+    return file.get_int(key, 0);
+  };
+  c.dim = required_int(a + "embedding_length");
+  c.n_layers = required_int(a + "block_count");
+  c.n_heads = required_int(a + "attention.head_count");
+  if (c.n_heads <= 0) {
+    throw std::runtime_error(file.path() + ": " + a + "attention.head_count is " + std::to_string(c.n_heads) +
+                             ", expected a positive number of attention heads");
+  }
   c.n_kv_heads = file.get_int(a + "attention.head_count_kv", c.n_heads);
-  c.ffn_dim = file.get(a + "feed_forward_length").as_int();
+  c.ffn_dim = required_int(a + "feed_forward_length");
   c.norm_eps = file.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5);
   c.rope_base = file.get_float(a + "rope.freq_base", 10000.0);
   c.context_length = file.get_int(a + "context_length", 2048);

@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
 #include <stdexcept>
 
+#include "model/base_fingerprint.h"
 #include "model/gguf.h"
 #include "model/gguf_quant.h"
 
@@ -28,6 +30,7 @@ class TensorReader {
                                gguf::supported_type_names() +
                                "): requantize the model to one of these with llama-quantize");
     }
+    read_.emplace(name, &t);
     return t;
   }
 
@@ -66,6 +69,16 @@ class TensorReader {
 
   const gguf::File& file() const { return *file_; }
 
+  // The fingerprint of every tensor read so far, as the file stores it
+  // (model/base_fingerprint.h): the same whatever `quant` made of them.
+  std::string fingerprint(const LlamaConfig& config) const {
+    BaseFingerprint fingerprint;
+    for (const auto& [name, t] : read_) {
+      fingerprint.add(name, static_cast<uint32_t>(t->type), t->ne, t->data, t->nbytes);
+    }
+    return fingerprint.finish(config);
+  }
+
  private:
   static std::string shape(const std::vector<int64_t>& ne) {
     std::string s = "[";
@@ -74,6 +87,7 @@ class TensorReader {
   }
   std::shared_ptr<const gguf::File> file_;
   BaseQuant quant_;
+  mutable std::map<std::string, const gguf::TensorInfo*> read_;  // by name: the fingerprint's order
 };
 
 }  // namespace
@@ -112,7 +126,7 @@ std::shared_ptr<LlamaModel> load_llama(std::shared_ptr<const gguf::File> file, B
     output = reader.linear("output.weight", c.dim, c.vocab_size, false);
   }
   return std::make_shared<LlamaModel>(c, token_embd, std::move(blocks), output_norm,
-                                      std::move(output));
+                                      std::move(output), reader.fingerprint(c));
 }
 
 }  // namespace cleave

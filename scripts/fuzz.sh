@@ -23,7 +23,8 @@ if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
     -DCMAKE_CXX_COMPILER="$cxx" -DCLEAVE_FUZZ=ON -DCLEAVE_BUILD_TESTS=OFF -DCLEAVE_BUILD_BENCH=OFF
 fi
 if ((${#targets[@]} == 0)); then
-  targets=(wire_decoder_fuzz secure_channel_fuzz)
+  targets=(wire_decoder_fuzz secure_channel_fuzz gguf_fuzz safetensors_fuzz json_dataset_fuzz
+           hf_checkpoint_fuzz config_yaml_fuzz)
   # split_server_fuzz links LibTorch; -DCLEAVE_FUZZ_SPLIT_SERVER=OFF leaves it out.
   grep -q '^CLEAVE_FUZZ_SPLIT_SERVER:BOOL=OFF' "$build_dir/CMakeCache.txt" || targets+=(split_server_fuzz)
 fi
@@ -40,9 +41,12 @@ for target in "${targets[@]}"; do
   echo "fuzz: $target for ${seconds}s (corpus $corpus, seeds fuzz/corpus/$target)"
   log="$build_dir/fuzz-$target.log"
   rc=0
+  seeds=("fuzz/corpus/$target")
+  # The configuration files the project ships are seeds for the YAML target.
+  [[ $target == config_yaml_fuzz ]] && seeds+=(configs)
   "$build_dir/bin/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$findings/$target-" \
-    "$corpus" "fuzz/corpus/$target" >"$log" 2>&1 || rc=$?
+    "$corpus" "${seeds[@]}" >"$log" 2>&1 || rc=$?
   grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|peak_rss)|ERROR|SUMMARY|written to' \
     "$log" || true
   if ((rc != 0)); then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloads (does not install) the Debian 12 packages that cleave needs on a
 # GPU machine without internet that has PyTorch (CUDA LibTorch), CMake and
-# ninja but not ZeroMQ, yaml-cpp, Cereal, GoogleTest or the OpenSSL/zlib
+# ninja but not ZeroMQ, yaml-cpp, Cereal, nlohmann-json, GoogleTest or the OpenSSL/zlib
 # headers. scripts/gpu_run.sh unpacks them there with `dpkg -x`.
 # Usage: scripts/gpu_fetch_debs.sh [DIR]   (default: gpu-debs, git-ignored)
 set -euo pipefail
@@ -14,7 +14,7 @@ packages=(
   libzmq3-dev libzmq5 cppzmq-dev libsodium23 libpgm-5.3-0 libnorm1 libbsd0 libmd0
   libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 libcom-err2
   libyaml-cpp-dev libyaml-cpp0.7
-  libcereal-dev
+  libcereal-dev nlohmann-json3-dev
   googletest
   libssl-dev libssl3
   zlib1g-dev zlib1g

@@ -6,8 +6,6 @@ std::string insecure_warning(const std::string& endpoint) {
   return "insecure: true: traffic on " + endpoint + " is NOT encrypted or authenticated";
 }
 
-void warn_insecure(const std::string& endpoint, const LogFn& log) {
-  (log ? log : LogFn(log_to_stderr))(insecure_warning(endpoint));
-}
+void warn_insecure(const std::string& endpoint, const Log& log) { log.warning(insecure_warning(endpoint)); }
 
 }  // namespace cleave::secure

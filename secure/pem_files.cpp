@@ -1,9 +1,7 @@
 #include "secure/pem_files.h"
 
-#include <fcntl.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,43 +9,13 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "util/atomic_file.h"
+
 namespace cleave::secure {
 
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
-
-struct FileDescriptor {
-  int fd = -1;
-  ~FileDescriptor() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-void write_all(const std::string& path, const std::string& data, mode_t mode, int flags,
-               bool durable) {
-  FileDescriptor file;
-  file.fd = ::open(path.c_str(), flags | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (file.fd < 0) {
-    if (errno == EEXIST) {
-      throw std::runtime_error(path + " already exists: remove it or pass force to overwrite");
-    }
-    throw std::runtime_error("cannot create " + path + ": " + errno_text());
-  }
-  if (::fchmod(file.fd, mode) != 0) {
-    throw std::runtime_error("cannot set the mode of " + path + ": " + errno_text());
-  }
-  size_t written = 0;
-  while (written < data.size()) {
-    const ssize_t n = ::write(file.fd, data.data() + written, data.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw std::runtime_error("cannot write " + path + ": " + errno_text());
-    written += static_cast<size_t>(n);
-  }
-  if (durable && ::fsync(file.fd) != 0) {
-    throw std::runtime_error("cannot sync " + path + ": " + errno_text());
-  }
-}
 
 BioPtr memory_bio() { return BioPtr(check_openssl(BIO_new(BIO_s_mem()), "BIO_new")); }
 
@@ -66,18 +34,11 @@ BioPtr file_bio(const std::string& path) {
 
 void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite,
                 bool durable) {
-  if (!overwrite) {
-    write_all(path, data, mode, O_CREAT | O_EXCL, durable);
-    return;
-  }
-  const std::string temporary = path + ".tmp";
-  ::unlink(temporary.c_str());
-  write_all(temporary, data, mode, O_CREAT | O_EXCL, durable);
-  if (::rename(temporary.c_str(), path.c_str()) != 0) {
-    const std::string reason = errno_text();
-    ::unlink(temporary.c_str());
-    throw std::runtime_error("cannot replace " + path + ": " + reason);
-  }
+  AtomicFileOptions options;
+  options.mode = mode;
+  options.overwrite = overwrite;
+  options.durable = durable;
+  write_file_atomically(path, data, options);
 }
 
 std::string read_file(const std::string& path) {

@@ -13,11 +13,11 @@ namespace cleave::secure {
 inline constexpr mode_t kPrivateFileMode = 0600;
 inline constexpr mode_t kPublicFileMode = 0644;
 
-// Writes `data` to `path` with exactly `mode` (umask does not apply). Without
-// `overwrite` an existing file is an error; with it the file is replaced
-// atomically (temporary file + rename), so readers never see half a file.
-// `durable` syncs the data to disk first; only files nobody needs after a
-// crash (a simulation's throw-away CA) may skip it.
+// Writes `data` to `path` with exactly `mode` (umask does not apply) from the
+// moment the file exists, through the one atomic writer (util/atomic_file.h):
+// readers never see half a file. Without `overwrite` an existing file is an
+// error and stays as it was. `durable` syncs the file and its directory; only
+// files nobody needs after a crash (a simulation's throw-away CA) may skip it.
 void write_file(const std::string& path, const std::string& data, mode_t mode, bool overwrite,
                 bool durable = true);
 std::string read_file(const std::string& path);

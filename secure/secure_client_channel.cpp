@@ -72,7 +72,7 @@ void SecureClientChannel::ingest(net::Bytes frame) {
     session_.reset();
     std::string text = "TLS session with " + inner_->describe() + " ended: " + why;
     if (discarded) text += "; " + std::to_string(discarded) + " queued messages were discarded";
-    context_.options().log(text);
+    context_.options().log.warning(text);
     throw SecureChannelError(text + "; the next send() or recv() starts a new session");
   }
   if (!was_established && session_->established()) {

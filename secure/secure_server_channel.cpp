@@ -36,9 +36,8 @@ SecureServerChannel::SecureServerChannel(std::unique_ptr<net::ServerChannel> inn
       context_(TlsContext::Side::server, options),
       next_crl_check_(Clock::now() + options.crl_check_interval),
       next_handshake_sweep_(Clock::now()),
-      drop_log_([this](const std::string& line) { context_.options().log(line); }, "dropped TLS sessions"),
-      not_reading_log_([this](const std::string& line) { context_.options().log(line); },
-                       "peers dropped for not reading") {
+      drop_log_(context_.options().log, "dropped TLS sessions"),
+      not_reading_log_(context_.options().log, "peers dropped for not reading") {
   if (!inner_) throw std::invalid_argument("SecureServerChannel needs an inner channel");
 }
 
@@ -229,9 +228,11 @@ void SecureServerChannel::drop_revoked_sessions() {
   }
   for (const net::PeerId& peer : revoked) {
     TlsSession& tls = *sessions_.at(peer).tls;
+    const std::optional<PeerIdentity> identity = tls.peer();
     tls.close();  // close_notify: the peer learns it must start over
     auto goodbye = tls.take_outgoing_frame();
     drop(peer, "its certificate is now revoked by the CRL", std::move(goodbye));
+    if (identity && context_.options().on_revoked) context_.options().on_revoked(*identity);
   }
 }
 

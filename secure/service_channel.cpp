@@ -12,11 +12,8 @@ using Clock = std::chrono::steady_clock;
 
 class GuardedServerChannel : public net::ServerChannel {
  public:
-  GuardedServerChannel(std::unique_ptr<SecureServerChannel> inner, PeerPolicy policy, LogFn log)
-      : inner_(std::move(inner)),
-        policy_(std::move(policy)),
-        log_(log ? std::move(log) : LogFn(log_to_stderr)),
-        refusal_log_(log_, "refused messages") {}
+  GuardedServerChannel(std::unique_ptr<SecureServerChannel> inner, PeerPolicy policy, Log log)
+      : inner_(std::move(inner)), policy_(std::move(policy)), refusal_log_(std::move(log), "refused messages") {}
 
   void send(const net::PeerId& peer, net::Bytes payload) override {
     inner_->send(peer, std::move(payload));
@@ -51,7 +48,6 @@ class GuardedServerChannel : public net::ServerChannel {
  private:
   std::unique_ptr<SecureServerChannel> inner_;
   PeerPolicy policy_;
-  LogFn log_;
   net::RateLimitedLog refusal_log_;   // a peer can send refused messages as fast as it likes
 };
 
@@ -84,7 +80,7 @@ class RetryableClientChannel : public net::ClientChannel {
 }  // namespace
 
 std::unique_ptr<net::ServerChannel> guard_server_channel(
-    std::unique_ptr<SecureServerChannel> server, PeerPolicy policy, LogFn log) {
+    std::unique_ptr<SecureServerChannel> server, PeerPolicy policy, Log log) {
   if (!server) throw std::invalid_argument("guard_server_channel needs a secure server channel");
   return std::make_unique<GuardedServerChannel>(std::move(server), std::move(policy),
                                                 std::move(log));

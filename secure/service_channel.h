@@ -22,13 +22,16 @@ struct PeerPolicy {
   // nullopt: serve the message; a reason: answer refusal(reason) instead.
   std::function<std::optional<std::string>(const PeerIdentity&, const net::Bytes&)> check;
   std::function<net::Bytes(const std::string& reason)> refusal;
+  // Told each authenticated peer whose session a changed CRL ended
+  // (SecureChannelOptions::on_revoked); may be empty.
+  std::function<void(const PeerIdentity&)> on_revoked;
 };
 
 // Lets through only messages from peers with an established session that
 // policy.check accepts; every refusal is answered with policy.refusal (so the
 // peer learns why) and logged. An empty check accepts every authenticated peer.
 std::unique_ptr<net::ServerChannel> guard_server_channel(
-    std::unique_ptr<SecureServerChannel> server, PeerPolicy policy, LogFn log);
+    std::unique_ptr<SecureServerChannel> server, PeerPolicy policy, Log log);
 
 // A client channel whose failed TLS session (the server refused our
 // certificate, is not who we expect, or is not up yet) throws

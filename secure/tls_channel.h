@@ -19,7 +19,7 @@ namespace cleave::secure {
 
 // "insecure: true: traffic on <endpoint> is NOT encrypted or authenticated"
 std::string insecure_warning(const std::string& endpoint);
-// Logs insecure_warning(endpoint) through `log` (stderr when empty).
-void warn_insecure(const std::string& endpoint, const LogFn& log = {});
+// Logs insecure_warning(endpoint) through `log` as a warning.
+void warn_insecure(const std::string& endpoint, const Log& log = Log::to_stderr("secure"));
 
 }  // namespace cleave::secure

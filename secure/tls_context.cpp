@@ -70,7 +70,6 @@ int verify_peer_certificate(int preverify_ok, X509_STORE_CTX* store) {
 TlsContext::TlsContext(Side side, const SecureChannelOptions& options)
     : side_(side), options_(options) {
   options_.validate();
-  if (!options_.log) options_.log = log_to_stderr;
   ctx_.reset(check_openssl(SSL_CTX_new(TLS_method()), "SSL_CTX_new"));
   SSL_CTX* ctx = ctx_.get();
   check_openssl(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), "TLS 1.3 minimum");
@@ -144,11 +143,11 @@ bool TlsContext::reload_crl_if_changed() {
     load_store();
   } catch (const std::exception& error) {
     // Keep the old list: a half-copied CRL must not lock everyone out.
-    options_.log(std::string("keeping the previous CRL: ") + error.what());
+    options_.log.warning(std::string("keeping the previous CRL: ") + error.what());
     crl_stat_ = now;
     return false;
   }
-  options_.log("reloaded CRL " + *crl_path);
+  options_.log.info("reloaded CRL " + *crl_path);
   return true;
 }
 

@@ -1,12 +1,8 @@
 #include "secure/tls_options.h"
 
-#include <iostream>
-
 #include "secure/pem_files.h"
 
 namespace cleave::secure {
-
-void log_to_stderr(const std::string& line) { std::cerr << "[cleave secure] " << line << '\n'; }
 
 void SecureChannelOptions::validate() const {
   auto require_file = [](const std::string& field, const std::string& path) {

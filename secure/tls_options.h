@@ -11,14 +11,11 @@
 
 #include "secure/node_role.h"
 #include "secure/tls_identity.h"
+#include "util/log.h"
 
 namespace cleave::secure {
 
-using LogFn = std::function<void(const std::string&)>;
 using Millis = std::chrono::milliseconds;
-
-// Writes "[cleave secure] <line>" to stderr.
-void log_to_stderr(const std::string& line);
 
 struct SecureChannelOptions {
   TlsIdentity identity;
@@ -49,9 +46,14 @@ struct SecureChannelOptions {
   // Server: how often recv() looks whether the CRL file changed (a changed
   // CRL also drops established sessions whose certificate it now revokes).
   Millis crl_check_interval{1000};
-  // Where refusals and dropped sessions are reported; empty means stderr.
-  // The server passes at most 10 such lines per 10 s (then a count).
-  LogFn log;
+  // Server: told the identity of each established session that a changed
+  // CRL now revokes (after the session is dropped), so a service can forget
+  // the node at once (the aggregator takes the site out of its rounds).
+  std::function<void(const PeerIdentity&)> on_revoked;
+  // Where refusals and dropped sessions are reported (as warnings; a
+  // reloaded CRL as info). The server passes at most 10 such lines per 10 s
+  // (then a count).
+  Log log = Log::to_stderr("secure");
 
   // Throws std::invalid_argument naming the first bad field.
   void validate() const;

@@ -34,7 +34,7 @@ secure::NodeRole service_role(const std::string& server) {
 FleetNetwork::FleetNetwork(FleetTransport transport, const FleetPki* pki, Log log, int64_t handshake_timeout_ms)
     : transport_(transport),
       pki_(pki),
-      log_(log ? std::move(log) : Log([](const std::string&) {})),
+      log_(std::move(log)),
       handshake_timeout_ms_(handshake_timeout_ms),
       channel_options_(transport_options(pki != nullptr)),
       inproc_(channel_options_) {
@@ -46,7 +46,7 @@ secure::SecureChannelOptions FleetNetwork::tls_options(const secure::TlsIdentity
   options.identity = identity;
   options.handshake_timeout = secure::Millis(handshake_timeout_ms_);
   options.max_message_bytes = kMaxMessageBytes;
-  options.log = [log = log_](const std::string& line) { log("tls: " + line); };
+  options.log = log_.prefixed("tls: ");
   return options;
 }
 
@@ -61,8 +61,7 @@ std::unique_ptr<net::ServerChannel> FleetNetwork::bind(const std::string& node, 
   secure::SecureChannelOptions options = tls_options(pki_->identity(node));
   options.allowed_peer_roles = policy.roles;
   auto server = std::make_unique<secure::SecureServerChannel>(std::move(plain), std::move(options));
-  return secure::guard_server_channel(std::move(server), std::move(policy),
-                                      [log = log_](const std::string& line) { log("tls: " + line); });
+  return secure::guard_server_channel(std::move(server), std::move(policy), log_.prefixed("tls: "));
 }
 
 std::string FleetNetwork::address(const std::string& node, const net::ServerChannel& channel) const {

@@ -14,14 +14,15 @@
 #include "simulate/fleet_pki.h"
 #include "simulate/simulation_config.h"
 #include "transport/inproc_channel.h"
+#include "util/log.h"
 
 namespace cleave::simulate {
 
 class FleetNetwork {
  public:
-  using Log = std::function<void(const std::string&)>;
-
-  // `pki` null: plaintext (secure.insecure: true). `pki` must outlive the network.
+  // `pki` null: plaintext (secure.insecure: true). `pki` must outlive the
+  // network. TLS refusals and dropped sessions go to `log` as "tls: ..."
+  // warnings, the plaintext warning without the prefix.
   FleetNetwork(FleetTransport transport, const FleetPki* pki, Log log, int64_t handshake_timeout_ms = 10000);
 
   bool encrypted() const { return pki_ != nullptr; }

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "model/atomic_file.h"
+#include "util/atomic_file.h"
 
 namespace cleave::simulate {
 namespace {

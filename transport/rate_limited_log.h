@@ -2,25 +2,26 @@
 // handshake, a reply that cannot be delivered) must not let them fill the
 // disk: RateLimitedLog passes at most `burst` lines per `window` and counts
 // the rest. The count is reported by the first line let through after the
-// window, or by flush() when the service is idle, as "(N similar lines
-// suppressed in the last W s)".
+// window, or by flush() when the service is idle, as "(N more <what>
+// suppressed in the last W s)". Every line goes to the log at one level
+// (warning unless said otherwise).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
+
+#include "util/log.h"
 
 namespace cleave::net {
 
 class RateLimitedLog {
  public:
   using Clock = std::chrono::steady_clock;
-  using Sink = std::function<void(const std::string&)>;
 
   // `what` names the lines in the suppression note ("dropped TLS sessions").
-  RateLimitedLog(Sink sink, std::string what, int burst = 10,
-                 std::chrono::milliseconds window = std::chrono::seconds(10));
+  RateLimitedLog(Log log, std::string what, int burst = 10,
+                 std::chrono::milliseconds window = std::chrono::seconds(10), LogLevel level = LogLevel::warning);
 
   void operator()(const std::string& line) { log(line, Clock::now()); }
   void log(const std::string& line, Clock::time_point now);
@@ -32,7 +33,8 @@ class RateLimitedLog {
  private:
   void open_window_if_over(Clock::time_point now);
 
-  Sink sink_;
+  Log log_;
+  LogLevel level_;
   std::string what_;
   int burst_;
   std::chrono::milliseconds window_;

@@ -8,7 +8,6 @@ namespace cleave::net {
 
 void serve(ServerChannel& channel, const std::atomic<bool>& stop, const ServeLoop& loop) {
   if (!loop.handle) throw std::invalid_argument("serve: ServeLoop.handle is empty");
-  if (!loop.log) throw std::invalid_argument("serve: ServeLoop.log is empty");
   if (loop.poll_ms < 1) throw std::invalid_argument("serve: ServeLoop.poll_ms must be >= 1");
   RateLimitedLog lost_replies(loop.log, "undeliverable replies");
   while (!stop.load()) {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::net {
 
@@ -19,8 +20,9 @@ struct ServeLoop {
   // Called after each request and each idle poll; true ends the loop (the
   // service's own reason to stop, e.g. a finished run). Optional.
   std::function<bool()> after_each;
-  // Where undeliverable replies are reported (rate-limited: 10 lines per 10 s).
-  std::function<void(const std::string&)> log;
+  // Where undeliverable replies are reported, as warnings (rate-limited: 10
+  // lines per 10 s).
+  Log log;
   int poll_ms = 100;
 };
 

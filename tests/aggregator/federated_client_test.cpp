@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "aggregator/aggregator_service.h"
-#include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
 #include "model/model_loader.h"
 #include "tests/support/tiny_model.h"
@@ -60,7 +59,7 @@ TEST_F(FederatedClientTest, GivesUpAfterMaxAttemptsWhenTheAggregatorIsSilent) {
   auto channel = network.connect("aggregator");
   lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1);
   LocalTrainStep step(model_, adapters);
-  FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, examples(4, 64), options_, quiet);
+  FederatedClient client(model_->base_fingerprint(), adapters, step, *channel, examples(4, 64), options_, quiet);
   try {
     client.run();
     FAIL() << "run() returned without an aggregator";
@@ -99,7 +98,7 @@ TEST_F(FederatedClientTest, ResendsAfterALostRequestAndSendsOnlyAdapters) {
   auto channel = network.connect("aggregator");
   lora::AdapterSet adapters = lora::AdapterSet::create(*model_, lora_, 1);
   LocalTrainStep step(model_, adapters);
-  FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, examples(5, 64), options_, quiet);
+  FederatedClient client(model_->base_fingerprint(), adapters, step, *channel, examples(5, 64), options_, quiet);
   const SiteReport report = client.run();
   stop = true;
   relay.join();
@@ -129,7 +128,7 @@ TEST_F(FederatedClientTest, AdaptersThatDoNotMatchTheFederationAreAnError) {
   other.targets = {"q", "k"};
   lora::AdapterSet adapters = lora::AdapterSet::create(*model_, other, 1);
   LocalTrainStep step(model_, adapters);
-  FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *channel, examples(3, 64), options_, quiet);
+  FederatedClient client(model_->base_fingerprint(), adapters, step, *channel, examples(3, 64), options_, quiet);
   try {
     client.run();
     ADD_FAILURE() << "a site with other LoRA targets trained";

@@ -15,7 +15,6 @@
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/federated_client.h"
-#include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
 #include "model/model_loader.h"
 #include "secagg/key_signature.h"
@@ -143,7 +142,7 @@ class Federation : public ::testing::Test {
       LocalTrainStep step(model_, adapters);
       FederatedClientOptions options = site_options(site.id, site.seed);
       if (configure) configure(i, options);
-      FederatedClient client(lora::base_fingerprint(*model_), adapters, step, channel, site.examples, options, quiet);
+      FederatedClient client(model_->base_fingerprint(), adapters, step, channel, site.examples, options, quiet);
       return client.run();
     });
   }
@@ -269,7 +268,7 @@ TEST_F(Federation, SflV1SplitServerRoundsAdvanceInStepWithTheAggregator) {
     split::SplitTrainStep step(model_, adapters, *to_split, split_client);
     FederatedClientOptions options = site_options(site.id, site.seed);
     options.blocks = split::SiteBlocks{split::SiteLayout::vanilla, cut, 0};
-    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, to_aggregator, site.examples,
+    FederatedClient client(model_->base_fingerprint(), adapters, step, to_aggregator, site.examples,
                            options, quiet);
     return client.run();
   });
@@ -356,7 +355,7 @@ TEST_F(Federation, OneUShapedSiteRoundEqualsLocalTraining) {
     split_client.top_cut = top;
     split_client.timeout_ms = 20000;
     split::SplitTrainStep step(model_, adapters, *to_split, split_client);
-    FederatedClient client(lora::base_fingerprint(*model_), adapters, step, *aggregator_channel, site.examples,
+    FederatedClient client(model_->base_fingerprint(), adapters, step, *aggregator_channel, site.examples,
                            site_opts, quiet);
     report = client.run();
     label_bytes_sent = step.label_bytes();
@@ -412,7 +411,7 @@ TEST_F(Federation, SiteWithOtherBlocksIsRefusedAtRegistration) {
   LinkOptions link_options;
   link_options.request_timeout_ms = 20000;
   AggregatorLink link(*channel, "site-a", link_options, quiet);
-  const std::string fingerprint = lora::base_fingerprint(*model_);
+  const std::string fingerprint = model_->base_fingerprint();
   try {
     link.register_site(fingerprint, 4, split::SiteBlocks{split::SiteLayout::vanilla, 1, 0}, lora_);
     ADD_FAILURE() << "a vanilla site joined a u_shaped federation";

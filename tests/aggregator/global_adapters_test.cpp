@@ -35,7 +35,7 @@ class GlobalAdaptersTest : public ::testing::Test {
 TEST_F(GlobalAdaptersTest, FromTheModelCoversOnlyTheClientBlocks) {
   const split::SiteBlocks vanilla{split::SiteLayout::vanilla, 2, 0};
   const GlobalAdapters global = global_adapters_for_model(*model_, lora_, 5, vanilla);
-  EXPECT_EQ(global.base_fingerprint, lora::base_fingerprint(*model_));
+  EXPECT_EQ(global.base_fingerprint, model_->base_fingerprint());
   EXPECT_EQ(global.tensors.size(), 2u * 3 * 2);   // blocks 0, 1 x q, k, up x a, b
   for (const auto& [name, tensor] : global.tensors) EXPECT_LT(lora::layer_of(name), 2) << name;
   // The same values AdapterSet::create gives, restricted to the client blocks.

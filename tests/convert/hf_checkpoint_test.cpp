@@ -12,7 +12,6 @@
 #include <functional>
 
 #include "convert/hf_tokenizer.h"
-#include "lora/adapter_gguf.h"
 #include "model/bpe.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
@@ -100,8 +99,8 @@ TEST(HfCheckpoint, TinyLlamaShardsGiveTheGgufLogits) {
   EXPECT_LE(max_abs_diff(logits_of(converted, m.config.vocab_size), logits_of(original, m.config.vocab_size)),
             kTolerance);
   // Same model for the federation, whichever way a site loads it.
-  EXPECT_EQ(lora::base_fingerprint(*load_llama(converted, BaseQuant::none)),
-            lora::base_fingerprint(*load_llama(original, BaseQuant::none)));
+  EXPECT_EQ(load_llama(converted, BaseQuant::none)->base_fingerprint(),
+            load_llama(original, BaseQuant::none)->base_fingerprint());
   EXPECT_EQ(Tokenizer::from_gguf(*converted).encode("the patient rests", true),
             Tokenizer::from_gguf(*original).encode("the patient rests", true));
 }
@@ -165,8 +164,10 @@ TEST(HfCheckpoint, Stories260KGivesTheGgufLogits) {
   EXPECT_LE(
       max_abs_diff(logits_of(converted, c.vocab_size), logits_of(gguf::File::open(reference), c.vocab_size)),
       kTolerance);
-  EXPECT_EQ(lora::base_fingerprint(*load_llama(converted, BaseQuant::none)),
-            lora::base_fingerprint(*load_llama(original, BaseQuant::none)));
+  // Half of it was rounded to F16: another base for the federation than the
+  // float32 original, although of the same shape.
+  EXPECT_NE(load_llama(converted, BaseQuant::none)->base_fingerprint(),
+            load_llama(original, BaseQuant::none)->base_fingerprint());
   EXPECT_EQ(Tokenizer::from_gguf(*converted).encode("Once upon a time", true),
             (std::vector<TokenId>{1, 403, 407, 261, 378}));
 }

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "model/base_fingerprint.h"
 #include "model/gguf.h"
 #include "model/model_loader.h"
 #include "tests/support/tiny_model.h"
@@ -93,6 +94,92 @@ TEST(AdapterGguf, LlamaCppStyleAdapterWithoutCleaveMetadataLoadsAndShapesAreChec
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("is this the base model"), std::string::npos) << e.what();
   }
+}
+
+TEST(AdapterGguf, AdapterForASameShapeBaseWithOtherWeightsIsRefused) {
+  const std::string model_path = test::write_tiny_model("adapter_same_shape_a", 7);
+  auto site = load_llama(model_path, BaseQuant::int8);
+  AdapterSet set = AdapterSet::create(*site, LoraOptions{}, 2);
+  const std::string path = test::scratch_dir("adapter_same_shape_out") + "/adapter.gguf";
+  save_gguf(set, *site, path);
+  EXPECT_EQ(gguf::File::open(path)->get("cleave.base.fingerprint").as_string(), site->base_fingerprint());
+
+  // The same file held as q4 (a split server's choice) is the same base.
+  EXPECT_EQ(load_gguf(path, *load_llama(model_path, BaseQuant::q4)).pairs().size(), set.pairs().size());
+  // Another base of the same shape is not.
+  auto other = load_llama(test::write_tiny_model("adapter_same_shape_b", 8), BaseQuant::int8);
+  try {
+    load_gguf(path, *other);
+    FAIL() << "expected a refusal";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("different base model (" + site->base_fingerprint() + ") than the one loaded (" +
+                           other->base_fingerprint() + ")"),
+              std::string::npos)
+        << message;
+  }
+}
+
+TEST(AdapterGguf, AnAdapterWithTheOldDimensionsOnlyFingerprintIsRefusedSayingWhy) {
+  auto model = load_llama(test::write_tiny_model("adapter_legacy"), BaseQuant::none);
+  AdapterFile file;
+  file.base_fingerprint = base_dimensions(model->config());   // what cleave wrote before hashing weights
+  file.lora.rank = 2;
+  file.tensors["blk.0.attn_q.weight.lora_a"] = at::zeros({2, 32});
+  file.tensors["blk.0.attn_q.weight.lora_b"] = at::zeros({32, 2});
+  const std::string path = test::scratch_dir("adapter_legacy_out") + "/old.gguf";
+  write_adapter_gguf(file, path);
+  try {
+    load_gguf(path, *model);
+    FAIL() << "expected a refusal";
+  } catch (const std::runtime_error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("(dim=32 layers=3 heads=4/2 ffn=48 vocab=64) than the one loaded (sha256:"),
+              std::string::npos) << message;
+    EXPECT_NE(message.find("holds only the dimensions"), std::string::npos) << message;
+    EXPECT_NE(message.find("remove the file's cleave.base.fingerprint"), std::string::npos) << message;
+  }
+  // Without the key (as llama.cpp writes adapters) it loads.
+  file.base_fingerprint.clear();
+  write_adapter_gguf(file, path);
+  EXPECT_EQ(load_gguf(path, *model).pairs().size(), 1u);
+}
+
+TEST(AdapterGguf, AdapterFileRoundTripsWithoutAModelAndKeepsExtraMetadata) {
+  AdapterFile file;
+  file.architecture = "qwen2";
+  file.base_fingerprint = "sha256:abc dim=1";
+  file.lora.rank = 2;
+  file.lora.alpha = 5;
+  file.lora.targets = {"v", "q"};
+  file.tensors["blk.1.attn_v.weight.lora_a"] = at::arange(6, at::kFloat).reshape({2, 3});
+  file.tensors["blk.1.attn_v.weight.lora_b"] = at::arange(8, at::kFloat).reshape({4, 2});
+  file.extra["cleave.round"] = gguf::Value::str("7");
+  file.extra["cleave.site.cut_layer"] = gguf::Value::u32(2);
+  const std::string path = test::scratch_dir("adapter_file_rt") + "/adapter.gguf";
+  write_adapter_gguf(file, path);
+
+  const AdapterFile back = read_adapter_gguf(path);
+  EXPECT_EQ(back.architecture, "qwen2");
+  EXPECT_EQ(back.base_fingerprint, file.base_fingerprint);
+  EXPECT_EQ(back.lora.rank, 2);
+  EXPECT_DOUBLE_EQ(back.lora.alpha, 5.0);
+  EXPECT_EQ(back.lora.targets, file.lora.targets);   // as written
+  ASSERT_EQ(back.tensors.size(), 2u);
+  for (const auto& [name, tensor] : file.tensors) EXPECT_TRUE(at::equal(back.tensors.at(name), tensor)) << name;
+  ASSERT_EQ(back.extra.size(), 2u);
+  EXPECT_EQ(back.extra.at("cleave.round").as_string(), "7");
+  EXPECT_EQ(back.extra.at("cleave.site.cut_layer").as_int(), 2);
+
+  file.tensors["blk.1.attn_q.weight.lora_a"] = at::zeros({3, 3});   // rank 3 beside rank 2
+  file.tensors["blk.1.attn_q.weight.lora_b"] = at::zeros({4, 3});
+  write_adapter_gguf(file, path);
+  EXPECT_THROW(read_adapter_gguf(path), std::runtime_error);
+  file.tensors.erase("blk.1.attn_q.weight.lora_a");
+  write_adapter_gguf(file, path);
+  EXPECT_THROW(read_adapter_gguf(path), std::runtime_error);   // lora_b without its lora_a
+  file.tensors["blk.1.attn_q.weight"] = at::zeros({4, 3});
+  EXPECT_THROW(write_adapter_gguf(file, path), std::invalid_argument);
 }
 
 TEST(AdapterGguf, BaseModelFileIsNotAnAdapter) {

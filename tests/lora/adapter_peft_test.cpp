@@ -361,5 +361,15 @@ TEST_F(AdapterPeft, AdapterForAnotherBaseIsRefused) {
   expect_error([&] { import_peft(dir + "/missing", *model_); }, "is it a PEFT adapter directory?");
 }
 
+TEST_F(AdapterPeft, AdapterForASameShapeBaseWithOtherWeightsIsRefused) {
+  const std::string dir = test::scratch_dir("peft_same_shape");
+  export_peft(trained_adapter(), *model_, dir);
+  auto other_model = load_llama(test::write_tiny_model("peft_same_shape_model", 8), BaseQuant::none);
+  expect_error([&] { import_peft(dir, *other_model); }, "different base model (" + model_->base_fingerprint());
+  // The same weights (a copy of the file, held as q4) are the same base.
+  auto q4 = load_llama(test::write_tiny_model("peft_same_shape_copy"), BaseQuant::q4);
+  EXPECT_EQ(import_peft(dir, *q4).pairs().size(), trained_adapter().pairs().size());
+}
+
 }  // namespace
 }  // namespace cleave::lora

@@ -554,5 +554,15 @@ TEST(GgufRoundTrip, Q4_0HandlesOutliersAndSignOfLargestMagnitude) {
   EXPECT_EQ(dequantized(TensorType::Q4_0, bytes, 32)[5], -1.0f);
 }
 
+// gguf_fuzz finding: a tensor with a zero dimension reached memcpy with the
+// null data of an empty buffer (undefined behaviour, reported under
+// -DCLEAVE_SANITIZE_UNDEFINED=ON). Zero elements convert to nothing.
+TEST(GgufDequantize, ZeroElementsTouchNoBuffer) {
+  for (const TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q8_0,
+                                TensorType::Q4_K, TensorType::Q6_K, TensorType::IQ4_XS}) {
+    EXPECT_NO_THROW(dequantize(type, nullptr, nullptr, 0)) << type_name(type);
+  }
+}
+
 }  // namespace
 }  // namespace cleave::gguf

@@ -65,11 +65,14 @@ struct Pki {
 
 class LogCapture {
  public:
-  LogFn sink() {
-    return [this](const std::string& line) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      lines_.push_back(line);
-    };
+  // Every line, whatever its level.
+  Log sink() {
+    return Log(
+        [this](const std::string& line) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          lines_.push_back(line);
+        },
+        LogLevel::debug);
   }
   bool contains(const std::string& text) const {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -30,11 +30,13 @@ net::Bytes text_bytes(const std::string& text) { return net::Bytes(text.begin(),
 // Lines logged by the network and its channels, from any thread.
 class Log {
  public:
-  FleetNetwork::Log sink() {
-    return [this](const std::string& line) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      text_ += line + "\n";
-    };
+  cleave::Log sink() {
+    return cleave::Log(
+        [this](const std::string& line) {
+          std::lock_guard<std::mutex> lock(mutex_);
+          text_ += line + "\n";
+        },
+        LogLevel::debug);
   }
   std::string text() const {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -46,7 +46,7 @@ TEST(RateLimitedLog, FlushReportsTheCountOnceTheWindowIsOver) {
 
 TEST(RateLimitedLog, RefusesAnEmptyBudget) {
   EXPECT_THROW(RateLimitedLog([](const std::string&) {}, "x", 0), std::invalid_argument);
-  EXPECT_THROW(RateLimitedLog(nullptr, "x"), std::invalid_argument);
+  EXPECT_THROW(RateLimitedLog([](const std::string&) {}, "x", 1, milliseconds(0)), std::invalid_argument);
 }
 
 }  // namespace
