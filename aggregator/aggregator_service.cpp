@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iostream>
 #include <stdexcept>
 #include <tuple>
 
@@ -14,6 +13,7 @@
 #include "aggregator/client_sampling.h"
 #include "aggregator/dp_fedavg.h"
 #include "aggregator/named_tensors_wire.h"
+#include "aggregator/removed_sites.h"
 #include "aggregator/secure_encoding.h"
 #include "secagg/aggregator_session.h"
 #include "transport/request_retry.h"
@@ -105,7 +105,6 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
                                      std::shared_ptr<const Clock> clock, ChannelFactory split_channels)
     : options_(std::move(options)), log_(std::move(log)), clock_(std::move(clock)) {
   options_.validate();
-  if (!log_) log_ = [](const std::string& line) { std::cerr << "aggregator: " << line << std::endl; };
   if (!clock_) clock_ = std::make_shared<SteadyClock>();
   if (initial.tensors.empty()) {
     throw std::invalid_argument("the aggregator needs initial global adapters (from an adapter GGUF or the base model)");
@@ -114,23 +113,25 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
   global_ = std::move(initial);
   if (options_.dp.enabled) {
     dp_ = std::make_unique<DpFedAvg>(options_.dp, options_.fraction_per_round, options_.rounds);
-    log_("dp: sites Poisson-sampled at rate " + std::to_string(dp_->sampling_rate()) + ", deltas clipped to " +
-         std::to_string(options_.dp.clip_norm) + ", noise multiplier " + std::to_string(dp_->noise_multiplier()) +
-         (options_.dp.noise_multiplier > 0 ? std::string()
-                                            : " (calibrated: epsilon " + std::to_string(options_.dp.target_epsilon) +
-                                                  " after " + std::to_string(options_.rounds) + " rounds)") +
-         ", delta " + std::to_string(options_.dp.delta) +
-         (options_.dp.noise_seed != 0 ? "; noise from a fixed seed: for experiments only" : ""));
+    log_.info("dp: sites Poisson-sampled at rate " + std::to_string(dp_->sampling_rate()) + ", deltas clipped to " +
+              std::to_string(options_.dp.clip_norm) + ", noise multiplier " + std::to_string(dp_->noise_multiplier()) +
+              (options_.dp.noise_multiplier > 0
+                   ? std::string()
+                   : " (calibrated: epsilon " + std::to_string(options_.dp.target_epsilon) + " after " +
+                         std::to_string(options_.rounds) + " rounds)") +
+              ", delta " + std::to_string(options_.dp.delta) +
+              (options_.dp.noise_seed != 0 ? "; noise from a fixed seed: for experiments only" : ""));
   }
   if (options_.secure_aggregation.enabled) {
     const SecureAggregationOptions& secure = options_.secure_aggregation;
-    log_("secure aggregation: this aggregator learns only each round's sum; a round needs more than " +
-         std::to_string(secure.threshold) + " of its sampled sites (and at least " + std::to_string(secure.min_sites) +
-         ") through every phase, phases wait " + std::to_string(secure.phase_timeout_ms) + " ms; fixed point 2^-" +
-         std::to_string(secure.scale_bits) + ", coordinates clipped to +/-" + std::to_string(secure.clip_range) +
-         ", weights capped at " + std::to_string(secure.weight_cap) +
-         (dp_ ? (options_.dp.distributed_noise ? "; dp noise added by the sites" : "; dp noise added here")
-              : std::string()));
+    log_.info("secure aggregation: this aggregator learns only each round's sum; a round needs more than " +
+              std::to_string(secure.threshold) + " of its sampled sites (and at least " +
+              std::to_string(secure.min_sites) + ") through every phase, phases wait " +
+              std::to_string(secure.phase_timeout_ms) + " ms; fixed point 2^-" +
+              std::to_string(secure.scale_bits) + ", coordinates clipped to +/-" + std::to_string(secure.clip_range) +
+              ", weights capped at " + std::to_string(secure.weight_cap) +
+              (dp_ ? (options_.dp.distributed_noise ? "; dp noise added by the sites" : "; dp noise added here")
+                   : std::string()));
   }
   if (!split_channels) {
     const net::ChannelOptions channel_options;
@@ -217,8 +218,8 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
   } else if (!checkpoint.dp_rdp.empty()) {
     throw std::runtime_error(where + "written with aggregator.dp: resume it with the same dp settings");
   }
-  log_("resumed from " + options_.checkpoint_dir + " after round " + std::to_string(completed_) + " with " +
-       std::to_string(registered_.size()) + " registered clients");
+  log_.info("resumed from " + options_.checkpoint_dir + " after round " + std::to_string(completed_) + " with " +
+            std::to_string(registered_.size()) + " registered clients");
 }
 
 void AggregatorService::add_split_round_closer(std::unique_ptr<SplitRoundCloser> closer) {
@@ -229,7 +230,7 @@ void AggregatorService::add_split_round_closer(std::unique_ptr<SplitRoundCloser>
 void AggregatorService::verify_site_signatures(std::shared_ptr<const secagg::KeyVerifier> verifier) {
   std::lock_guard<std::mutex> lock(mutex_);
   verifier_ = std::move(verifier);   // from the next round on
-  if (verifier_) log_("secure aggregation: the sites' signatures are checked here as well as at every site");
+  if (verifier_) log_.info("secure aggregation: the sites' signatures are checked here as well as at every site");
 }
 
 void AggregatorService::export_metrics(metrics::Registry& registry) {
@@ -251,6 +252,87 @@ void AggregatorService::on_round_closed(RoundCallback callback) {
   round_callback_ = std::move(callback);
 }
 
+void AggregatorService::remove_site(const std::string& client_id, const std::string& why) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    remove_site_locked(client_id, why, clock_->now_ms());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  publish_metrics();
+}
+
+void AggregatorService::allow_site(const std::string& client_id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (removed_.erase(client_id)) log_.info("site " + client_id + " may register again");
+}
+
+void AggregatorService::watch_removed_sites(const std::string& path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  removed_file_ = std::make_unique<RemovedSitesFile>(path);
+  read_removed_sites_file(clock_->now_ms(), true);
+  log_.info("sites listed in " + path + " are kept out of the federation (" + std::to_string(removed_by_file_.size()) +
+            " listed now; the file is re-read when it changes)");
+  publish_metrics();
+}
+
+std::vector<std::string> AggregatorService::removed_sites() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> ids;
+  for (const auto& [id, why] : removed_) ids.push_back(id);
+  return ids;
+}
+
+void AggregatorService::remove_site_locked(const std::string& client_id, const std::string& why, int64_t now) {
+  if (removed_.count(client_id)) return;   // the first reason stands
+  removed_[client_id] = why;
+  const bool was_registered = registered_.erase(client_id) > 0;
+  site_lora_.erase(client_id);
+  std::string in_round;
+  if (round_ && round_->sampled.erase(client_id)) {
+    const bool had_update = round_->updates.erase(client_id) > 0;
+    round_->failed.erase(client_id);
+    if (round_->secure) round_->secure->on_withdraw(secagg::Withdraw{client_id, round_->round, why});
+    const size_t waiting = round_->sampled.size() - std::min(round_->sampled.size(),
+                                                             round_->updates.size() + round_->failed.size());
+    in_round = "; it was sampled in round " + std::to_string(round_->round) +
+               (had_update ? " (its update there is dropped)" : std::string()) + ", which now waits for " +
+               std::to_string(waiting) + " more of its " + std::to_string(round_->sampled.size()) + " sampled sites";
+  }
+  log_.warning("site " + client_id + " taken out of the federation: " + why +
+               (was_registered ? std::string() : " (it was not registered)") + in_round);
+  advance(now);
+}
+
+void AggregatorService::read_removed_sites_file(int64_t now, bool at_start) {
+  std::optional<RemovedSitesList> list;
+  try {
+    list = removed_file_->read_if_changed();
+  } catch (const std::runtime_error& e) {
+    if (at_start) throw;
+    log_.warning(std::string("the removed sites stay as they were: ") + e.what());   // once per change of the file
+  }
+  if (!list) return;
+  for (const std::string& problem : list->problems) log_.warning(problem);
+  const std::string why = "removed by the operator (listed in " + removed_file_->path() +
+                          "; deleting the line lets it register again)";
+  for (const std::string& id : removed_by_file_) {
+    auto it = removed_.find(id);
+    if (list->sites.count(id) || it == removed_.end() || it->second != why) continue;
+    removed_.erase(it);
+    log_.info("site " + id + " is no longer listed in " + removed_file_->path() + ": it may register again");
+  }
+  removed_by_file_ = list->sites;
+  for (const std::string& id : removed_by_file_) remove_site_locked(id, why, now);
+}
+
+void AggregatorService::refuse_if_removed(const std::string& client_id) const {
+  auto it = removed_.find(client_id);
+  if (it != removed_.end()) {
+    throw std::invalid_argument("site " + client_id + " may not take part in this federation: " + it->second);
+  }
+}
+
 net::Bytes AggregatorService::reply_frame(net::Bytes frame) {
   bytes_.add(message_name(peek_message(frame)), wire::Direction::sent, frame.size());
   return frame;
@@ -258,6 +340,7 @@ net::Bytes AggregatorService::reply_frame(net::Bytes frame) {
 
 net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& request) {
   std::lock_guard<std::mutex> lock(mutex_);
+  metrics::PhaseScope role(cost_, metrics::Phase::wire);   // codecs and aggregation nest inside
   struct Publish {
     AggregatorService& service;
     ~Publish() { service.publish_metrics(); }
@@ -283,8 +366,8 @@ net::Bytes AggregatorService::handle(const net::PeerId& peer, const net::Bytes& 
                               " at the aggregator (expected register, round_request, update or secagg_*)");
     }
   } catch (const std::exception& e) {
-    log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) + ": " +
-         e.what());
+    log_.warning("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) + ": " +
+                 e.what());
     return reply_frame(pack_message(FederationMessage::error, FederationErrorReply{e.what()}));
   }
 }
@@ -294,6 +377,7 @@ net::Bytes AggregatorService::on_register(const net::Bytes& request) {
   if (!valid_client_id(hello.client_id)) {
     throw std::invalid_argument("client id must be 1..128 printable characters without spaces");
   }
+  refuse_if_removed(hello.client_id);
   if (hello.base_fingerprint != global_.base_fingerprint) {
     throw std::invalid_argument("client " + hello.client_id + " runs base model (" + hello.base_fingerprint +
                                 ") but this federation trains adapters for (" + global_.base_fingerprint +
@@ -319,14 +403,14 @@ net::Bytes AggregatorService::on_register(const net::Bytes& request) {
                                   " registered clients, aggregator.max_registered)");
     }
     registered_[hello.client_id] = hello.num_samples;
-    log_("client " + hello.client_id + " registered (" + std::to_string(hello.num_samples) + " samples, " +
-         lora_note + std::to_string(registered_.size()) + " registered)");
+    log_.info("client " + hello.client_id + " registered (" + std::to_string(hello.num_samples) + " samples, " +
+              lora_note + std::to_string(registered_.size()) + " registered)");
   } else {
     known->second = hello.num_samples;   // a reconnecting site: same id; its rank may have changed
     auto had = site_lora_.find(hello.client_id);
     if ((had == site_lora_.end()) != !lora || (lora && !(had->second == *lora))) {
-      log_("client " + hello.client_id + " registered again with another lora rank or alpha (" +
-           (lora ? lora_note : "the global's, ") + "from its next assignment on)");
+      log_.info("client " + hello.client_id + " registered again with another lora rank or alpha (" +
+                (lora ? lora_note : "the global's, ") + "from its next assignment on)");
     }
   }
   if (lora) {
@@ -396,6 +480,7 @@ const AggregatorService::SiteStart& AggregatorService::site_start(const std::str
 
 net::Bytes AggregatorService::on_round_request(const net::Bytes& request, int64_t now) {
   const auto poll = unpack_message<RoundRequest>(request, FederationMessage::round_request, options_.max_message_bytes);
+  refuse_if_removed(poll.client_id);
   if (!registered_.count(poll.client_id)) {
     throw std::invalid_argument("client " + poll.client_id + " is not registered: send Register first");
   }
@@ -426,7 +511,9 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
   // The open round's session if `client_id` may speak in round `round`; else why not.
   std::string refusal;
   auto session = [&](const std::string& client_id, uint32_t round) -> secagg::AggregatorSession* {
-    if (!registered_.count(client_id)) {
+    if (auto removed = removed_.find(client_id); removed != removed_.end()) {
+      refusal = "site " + client_id + " may not take part in this federation: " + removed->second;
+    } else if (!registered_.count(client_id)) {
       refusal = "client " + client_id + " is not registered";
     } else if (!round_ || round_->round != round) {
       refusal = "round " + std::to_string(round) + " is not open" +
@@ -440,7 +527,8 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
   };
   auto ack = [&](const std::string& client_id, uint32_t round, const std::string& why) {
     if (!why.empty()) {
-      log_("round " + std::to_string(round) + ": refused " + message_name(type) + " from " + client_id + ": " + why);
+      log_.warning("round " + std::to_string(round) + ": refused " + message_name(type) + " from " + client_id +
+                   ": " + why);
       if (round_ && round_->round == round) round_->summary.rejected.push_back(Rejection{client_id, round, why});
     }
     advance(now);
@@ -465,8 +553,8 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
       if (s) {
         const std::string why = s->on_masked_input(std::move(input));
         if (why.empty()) {
-          log_("round " + std::to_string(round) + ": masked input from " + client_id + " (" +
-               std::to_string(s->survivors().size()) + "/" + std::to_string(round_->sampled.size()) + ")");
+          log_.info("round " + std::to_string(round) + ": masked input from " + client_id + " (" +
+                    std::to_string(s->survivors().size()) + "/" + std::to_string(round_->sampled.size()) + ")");
         }
         return ack(client_id, round, why);
       }
@@ -477,8 +565,8 @@ net::Bytes AggregatorService::on_secure(FederationMessage type, const net::Bytes
       secagg::AggregatorSession* s = session(withdraw.client_id, withdraw.round);
       const std::string why = s ? s->on_withdraw(withdraw) : refusal;
       if (why.empty()) {
-        log_("round " + std::to_string(withdraw.round) + ": " + withdraw.client_id +
-             " withdrew: " + withdraw.reason.substr(0, 300));
+        log_.warning("round " + std::to_string(withdraw.round) + ": " + withdraw.client_id +
+                     " withdrew: " + withdraw.reason.substr(0, 300));
       }
       return ack(withdraw.client_id, withdraw.round, why);
     }
@@ -517,8 +605,8 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
   auto reject = [&](RejectReason why, const std::string& reason, bool client_done) {
     if (metrics_) metrics_->rejected(why);
     const Rejection rejection{update.client_id, update.round, reason};
-    log_("rejected the update of client " + update.client_id + " for round " + std::to_string(update.round) +
-         ": " + reason);
+    log_.warning("rejected the update of client " + update.client_id + " for round " + std::to_string(update.round) +
+                 ": " + reason);
     const bool for_open_round = round_ && update.round == round_->round;
     if (for_open_round) {
       round_->summary.rejected.push_back(rejection);
@@ -533,6 +621,10 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
     return frame;
   };
 
+  if (auto removed = removed_.find(update.client_id); removed != removed_.end()) {
+    return reject(RejectReason::not_registered,
+                  "site " + update.client_id + " may not take part in this federation: " + removed->second, false);
+  }
   if (!registered_.count(update.client_id)) {
     return reject(RejectReason::not_registered, "client " + update.client_id + " is not registered", false);
   }
@@ -587,8 +679,8 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
     if (std::optional<std::string> problem = trained_frozen_a(accepted)) return reject(RejectReason::invalid, *problem, true);
   }
   round_->updates[update.client_id] = std::move(accepted);
-  log_("round " + std::to_string(update.round) + ": update from " + update.client_id + " (" +
-       std::to_string(round_->updates.size()) + "/" + std::to_string(round_->sampled.size()) + ")");
+  log_.info("round " + std::to_string(update.round) + ": update from " + update.client_id + " (" +
+            std::to_string(round_->updates.size()) + "/" + std::to_string(round_->sampled.size()) + ")");
   const uint32_t round = round_->round;
   net::Bytes frame = reply_frame(pack_message(FederationMessage::update_ack, UpdateAck{round, true, ""}));
   advance(now);
@@ -597,7 +689,9 @@ net::Bytes AggregatorService::on_update(const net::Bytes& request, int64_t now) 
 
 void AggregatorService::tick() {
   std::lock_guard<std::mutex> lock(mutex_);
+  metrics::PhaseScope role(cost_, metrics::Phase::wire);
   try {
+    if (removed_file_) read_removed_sites_file(clock_->now_ms(), false);
     advance(clock_->now_ms());
   } catch (const std::exception& e) {
     fail(e.what());
@@ -608,7 +702,12 @@ void AggregatorService::tick() {
 void AggregatorService::advance(int64_t now) {
   if (state_ == RunState::finished || state_ == RunState::failed) return;
   if (!round_) {
-    if (static_cast<int64_t>(registered_.size()) >= options_.registrations_to_start()) start_round(now);
+    // Round 0 waits for the registrations asked for; a later round starts at
+    // once with enough sites to close it, so that removing sites
+    // (remove_site) cannot stall the federation.
+    const int64_t to_start =
+        completed_ == 0 ? options_.registrations_to_start() : std::max<int64_t>(options_.min_clients, 1);
+    if (static_cast<int64_t>(registered_.size()) >= to_start) start_round(now);
     return;
   }
   if (round_->secure) {
@@ -627,8 +726,8 @@ void AggregatorService::advance(int64_t now) {
   while (round_ && now >= round_->deadline_ms) {
     const int64_t accepted = static_cast<int64_t>(round_->updates.size());
     if (accepted >= needed) {
-      log_("round " + std::to_string(round_->round) + " deadline: closing with " + std::to_string(accepted) + " of " +
-           std::to_string(round_->sampled.size()) + " sampled clients");
+      log_.info("round " + std::to_string(round_->round) + " deadline: closing with " + std::to_string(accepted) +
+                " of " + std::to_string(round_->sampled.size()) + " sampled clients");
       close_round(now);
       return;
     }
@@ -638,8 +737,8 @@ void AggregatorService::advance(int64_t now) {
     if (options_.on_deadline == OnDeadline::extend && round_->summary.extensions < options_.max_extensions) {
       ++round_->summary.extensions;
       round_->deadline_ms += options_.round_deadline_ms;
-      log_(shortfall + ": extending it by " + std::to_string(options_.round_deadline_ms) + " ms (extension " +
-           std::to_string(round_->summary.extensions) + " of " + std::to_string(options_.max_extensions) + ")");
+      log_.warning(shortfall + ": extending it by " + std::to_string(options_.round_deadline_ms) + " ms (extension " +
+                   std::to_string(round_->summary.extensions) + " of " + std::to_string(options_.max_extensions) + ")");
       continue;
     }
     fail(shortfall + (options_.on_deadline == OnDeadline::extend
@@ -658,10 +757,10 @@ void AggregatorService::start_round(int64_t now) {
   if (dp_ && options_.dp.target_epsilon > 0 && dp_->epsilon_after_next_round() > options_.dp.target_epsilon) {
     state_ = RunState::finished;
     done_at_ms_ = now;
-    log_("privacy budget: round " + std::to_string(completed_) + " would take epsilon to " +
-         std::to_string(dp_->epsilon_after_next_round()) + ", above dp.target_epsilon " +
-         std::to_string(options_.dp.target_epsilon) + "; stopping after " + std::to_string(completed_) +
-         " rounds (epsilon " + std::to_string(dp_->epsilon()) + ")");
+    log_.warning("privacy budget: round " + std::to_string(completed_) + " would take epsilon to " +
+                 std::to_string(dp_->epsilon_after_next_round()) + ", above dp.target_epsilon " +
+                 std::to_string(options_.dp.target_epsilon) + "; stopping after " + std::to_string(completed_) +
+                 " rounds (epsilon " + std::to_string(dp_->epsilon()) + ")");
     return;
   }
   std::vector<std::string> ids;
@@ -713,12 +812,13 @@ void AggregatorService::start_round(int64_t now) {
   round->summary.started_ms = now;
   round_ = std::move(round);
   state_ = RunState::in_round;
-  log_("round " + std::to_string(completed_) + "/" + std::to_string(options_.rounds) + " started: " +
-       std::to_string(sampled.size()) + " of " + std::to_string(ids.size()) + " clients sampled (" +
-       joined(round_->sampled) + ")");
+  log_.info("round " + std::to_string(completed_) + "/" + std::to_string(options_.rounds) + " started: " +
+            std::to_string(sampled.size()) + " of " + std::to_string(ids.size()) + " clients sampled (" +
+            joined(round_->sampled) + ")");
 }
 
 void AggregatorService::close_round(int64_t now) {
+  std::optional<metrics::PhaseScope> aggregation(std::in_place, cost_, metrics::Phase::aggregation);
   OpenRound& open = *round_;
   std::vector<ClientUpdate> updates;   // in client id order (the map's), for a reproducible sum
   updates.reserve(open.updates.size());
@@ -791,16 +891,28 @@ void AggregatorService::close_round(int64_t now) {
   }
   close_split_rounds(open.round, &summary);
   if (state_ == RunState::failed) return;
+  aggregation.reset();
+  int64_t tokens = 0;   // the accepted sites' (none known under secure aggregation)
+  for (const auto& [id, site_metrics] : summary.client_metrics) {
+    auto trained = site_metrics.find("train_tokens");
+    if (trained != site_metrics.end() && std::isfinite(trained->second)) tokens += static_cast<int64_t>(trained->second);
+  }
+  cost_.add_tokens(tokens);
+  const metrics::RoleCost cost_now = cost_.totals();
+  const metrics::RoleCost round_cost = cost_now - cost_at_round_start_;
+  cost_at_round_start_ = cost_now;
 
-  log_("round " + std::to_string(open.round) + " closed: " + std::to_string(summary.reported.size()) + " updates, " +
-       std::to_string(summary.num_samples) + " samples, " + std::to_string(summary.rejected.size()) + " rejected" +
-       (summary.failure.empty() ? std::string() : " (no update: " + summary.failure + ")") +
-       (summary.dp_epsilon ? "; privacy: epsilon " + std::to_string(*summary.dp_epsilon) + " at delta " +
-                                 std::to_string(options_.dp.delta)
-                           : std::string()) +
-       (summary.lora_truncation_error
-            ? "; lora product truncation error " + std::to_string(*summary.lora_truncation_error)
-            : std::string()));
+  log_.info("round " + std::to_string(open.round) + " closed: " + std::to_string(summary.reported.size()) +
+            " updates, " + std::to_string(summary.num_samples) + " samples, " +
+            std::to_string(summary.rejected.size()) + " rejected" +
+            (summary.failure.empty() ? std::string() : " (no update: " + summary.failure + ")") +
+            (summary.dp_epsilon ? "; privacy: epsilon " + std::to_string(*summary.dp_epsilon) + " at delta " +
+                                      std::to_string(options_.dp.delta)
+                                : std::string()) +
+            (summary.lora_truncation_error
+                 ? "; lora product truncation error " + std::to_string(*summary.lora_truncation_error)
+                 : std::string()) +
+            "; cost " + metrics::describe_cost(round_cost));
   if (metrics_) metrics_->round_completed((summary.closed_ms - summary.started_ms) / 1000.0, summary.dp_epsilon);
   history_.push_back(summary);
   if (history_.size() > kHistoryRounds) history_.pop_front();
@@ -809,7 +921,7 @@ void AggregatorService::close_round(int64_t now) {
   if (completed_ >= options_.rounds) {
     state_ = RunState::finished;
     done_at_ms_ = now;
-    log_("all " + std::to_string(options_.rounds) + " rounds completed");
+    log_.info("all " + std::to_string(options_.rounds) + " rounds completed");
     return;
   }
   state_ = RunState::waiting_for_clients;
@@ -823,7 +935,7 @@ std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
   const std::string round = "round " + std::to_string(open.round);
   if (session.state() != secagg::SessionState::done) {
     summary.failure = session.failure();
-    log_(summary.failure + "; the global adapters stay as they were and the next round goes on");
+    log_.error(summary.failure + "; the global adapters stay as they were and the next round goes on");
     return {};
   }
   DecodedSum decoded;
@@ -831,7 +943,7 @@ std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
     decoded = decode_sum(session.sum(), global_.tensors, session.params());
   } catch (const std::invalid_argument& e) {
     summary.failure = "secure aggregation of " + round + " failed: " + e.what();
-    log_(summary.failure + "; the global adapters stay as they were and the next round goes on");
+    log_.error(summary.failure + "; the global adapters stay as they were and the next round goes on");
     return {};
   }
   summary.reported = session.survivors();
@@ -841,7 +953,7 @@ std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {
   if (!summary.dropouts.empty()) {
     std::string gone;
     for (const auto& [id, phase] : summary.dropouts) gone += (gone.empty() ? "" : ", ") + id + " (" + phase + ")";
-    log_(round + ": unmasked the sum of " + std::to_string(summary.reported.size()) + " sites without " + gone);
+    log_.warning(round + ": unmasked the sum of " + std::to_string(summary.reported.size()) + " sites without " + gone);
   }
   if (dp_) return {dp_->noisy_mean_of_sum(std::move(decoded.weighted_sum), global_.tensors, open.registered)};
   ClientUpdate mean;
@@ -859,16 +971,16 @@ void AggregatorService::sync_split_servers() {
       const SplitRoundCloser::Synced synced = closer->sync(completed_, last_round_sites_);
       if (synced.previous_round == completed_) continue;
       if (completed_ > 0 && synced.previous_round + 1 == completed_) {
-        log_("split server " + closer->describe() + " had not closed round " + std::to_string(completed_ - 1) +
-             ": closed it now (" + std::to_string(synced.clients_averaged) + " clients averaged)");
+        log_.warning("split server " + closer->describe() + " had not closed round " + std::to_string(completed_ - 1) +
+                     ": closed it now (" + std::to_string(synced.clients_averaged) + " clients averaged)");
       } else {
-        log_("split server " + closer->describe() + " was in round " + std::to_string(synced.previous_round) +
-             ", the federation is in round " + std::to_string(completed_) + ": it moved to round " +
-             std::to_string(completed_) + " (see its log)");
+        log_.warning("split server " + closer->describe() + " was in round " + std::to_string(synced.previous_round) +
+                     ", the federation is in round " + std::to_string(completed_) + ": it moved to round " +
+                     std::to_string(completed_) + " (see its log)");
       }
     } catch (const net::RequestStopped&) {
-      log_("stopped while bringing split server " + closer->describe() + " to round " + std::to_string(completed_) +
-           "; the next start does it");
+      log_.info("stopped while bringing split server " + closer->describe() + " to round " +
+                std::to_string(completed_) + "; the next start does it");
       return;
     } catch (const std::exception& e) {
       fail(e.what());
@@ -878,15 +990,17 @@ void AggregatorService::sync_split_servers() {
 }
 
 void AggregatorService::close_split_rounds(uint32_t round, RoundSummary* summary) {
+  // The split servers average meanwhile: their cost, not the aggregator's.
+  metrics::PhaseScope wait(cost_, metrics::Phase::wire);
   for (const auto& closer : split_closers_) {
     try {
       const uint32_t averaged = closer->close(round, last_round_sites_);
       if (summary) summary->split_clients_averaged.push_back(averaged);
-      log_("split server " + closer->describe() + " closed round " + std::to_string(round) + " (" +
-           std::to_string(averaged) + " clients averaged)");
+      log_.info("split server " + closer->describe() + " closed round " + std::to_string(round) + " (" +
+                std::to_string(averaged) + " clients averaged)");
     } catch (const net::RequestStopped&) {
-      log_("stopped while closing round " + std::to_string(round) + " on split server " + closer->describe() +
-           "; round " + std::to_string(round) + " is checkpointed here, and the next start closes it there");
+      log_.info("stopped while closing round " + std::to_string(round) + " on split server " + closer->describe() +
+                "; round " + std::to_string(round) + " is checkpointed here, and the next start closes it there");
       return;
     } catch (const std::exception& e) {
       fail(e.what());
@@ -896,7 +1010,7 @@ void AggregatorService::close_split_rounds(uint32_t round, RoundSummary* summary
 }
 
 void AggregatorService::fail(const std::string& reason) {
-  log_("the run failed: " + reason);
+  log_.error("the run failed: " + reason);
   state_ = RunState::failed;
   failure_ = reason;
   round_.reset();
@@ -913,6 +1027,7 @@ void AggregatorService::serve(net::ServerChannel& channel, const std::atomic<boo
   loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) { return handle(peer, request); };
   loop.log = log_;
   loop.poll_ms = poll_ms;
+  metrics::PhaseScope role(cost_, metrics::Phase::wire);   // polling, TLS and frames
   loop.after_each = [this, finish_linger_ms] {
     tick();
     std::lock_guard<std::mutex> lock(mutex_);

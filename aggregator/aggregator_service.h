@@ -47,8 +47,10 @@
 #include "aggregator/global_adapters.h"
 #include "aggregator/split_round_closer.h"
 #include "aggregator/strategy.h"
+#include "metrics/cost_meter.h"
 #include "split/wire_frame.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::secagg {
 class KeyVerifier;
@@ -62,6 +64,7 @@ namespace cleave::aggregator {
 
 struct AggregatorCheckpoint;
 class AggregatorMetrics;
+class RemovedSitesFile;
 enum class RejectReason;
 
 struct Rejection {
@@ -97,7 +100,6 @@ const char* run_state_name(RunState state);
 
 class AggregatorService {
  public:
-  using Log = std::function<void(const std::string&)>;
   using RoundCallback = std::function<void(const RoundSummary&, const GlobalAdapters&)>;
 
   // Starts from `initial` unless options.checkpoint_dir holds a checkpoint: then
@@ -106,7 +108,7 @@ class AggregatorService {
   // std::runtime_error saying which). A channel to each of
   // options.split_servers is opened with `split_channels` (default:
   // zmq_connect).
-  AggregatorService(AggregatorOptions options, GlobalAdapters initial, Log log = {},
+  AggregatorService(AggregatorOptions options, GlobalAdapters initial, Log log = Log::to_stderr("aggregator"),
                     std::shared_ptr<const Clock> clock = nullptr, ChannelFactory split_channels = {});
   ~AggregatorService();
 
@@ -118,6 +120,25 @@ class AggregatorService {
   // only the sites check.
   void verify_site_signatures(std::shared_ptr<const secagg::KeyVerifier> verifier);
   void on_round_closed(RoundCallback callback);
+
+  // Takes `client_id` out of the federation at once: off the registered
+  // sites, so no later round samples it, and out of the open round's
+  // sampled sites (an update it sent this round is dropped; under secure
+  // aggregation it counts as withdrawn), so the round closes as soon as the
+  // others have reported (min_clients still applies). Until allow_site(), its
+  // registrations, polls and updates are refused with "site <id> may not
+  // take part in this federation: <why>". The deployed aggregator calls it when the
+  // CRL revokes a site's certificate and for the sites the operator lists in
+  // checkpoint_dir/removed_sites.
+  void remove_site(const std::string& client_id, const std::string& why);
+  // Lets a removed site register again.
+  void allow_site(const std::string& client_id);
+  // Keeps the sites listed in `path` (aggregator/removed_sites.h) removed:
+  // reads it now (throwing std::runtime_error when it exists but cannot be
+  // read) and again on every tick() when it changed; a site whose line is
+  // deleted may register again (unless it was removed for another reason).
+  void watch_removed_sites(const std::string& path);
+  std::vector<std::string> removed_sites() const;
   // Records the aggregator's series (aggregator/aggregator_metrics.h) into
   // `registry`, which must outlive this service.
   void export_metrics(metrics::Registry& registry);
@@ -148,11 +169,22 @@ class AggregatorService {
   std::vector<RoundSummary> history() const;
   std::vector<Rejection> late_rejections() const;     // updates for rounds already closed
   wire::ByteCounter& bytes() { return bytes_; }
+  // What running the federation cost this process so far, by phase
+  // (metrics/cost_meter.h), with the training tokens of the accepted
+  // updates (their train_tokens; unknown under secure aggregation, which
+  // shows only their mean). Each round's share is in the "closed" log line.
+  metrics::RoleCost cost() const { return cost_.totals(); }
 
  private:
   struct OpenRound;
   struct SiteStart;
 
+  void remove_site_locked(const std::string& client_id, const std::string& why, int64_t now);
+  // Applies a change of the removed_sites file and logs its problems; a file
+  // it cannot read throws at the start, later it is logged and skipped.
+  void read_removed_sites_file(int64_t now, bool at_start);
+  // Throws std::invalid_argument with the refusal when `client_id` was removed.
+  void refuse_if_removed(const std::string& client_id) const;
   net::Bytes on_register(const net::Bytes& request);
   net::Bytes on_round_request(const net::Bytes& request, int64_t now);
   net::Bytes on_update(const net::Bytes& request, int64_t now);
@@ -200,10 +232,15 @@ class AggregatorService {
   bool resync_split_ = true;                    // the split servers are not yet known to be in our round
   std::vector<std::string> last_round_sites_;   // accepted updates of round completed_ - 1
   std::set<std::string> told_finished_;
+  std::map<std::string, std::string> removed_;    // client id -> why (remove_site)
+  std::unique_ptr<RemovedSitesFile> removed_file_;   // watch_removed_sites
+  std::set<std::string> removed_by_file_;         // the sites it lists now
   std::optional<int64_t> done_at_ms_;
   std::deque<RoundSummary> history_;          // at most kHistoryRounds
   std::deque<Rejection> late_rejections_;     // at most kHistoryRounds
   wire::ByteCounter bytes_;
+  metrics::CostMeter cost_;
+  metrics::RoleCost cost_at_round_start_;     // cost_ when the last round closed
   std::unique_ptr<AggregatorMetrics> metrics_;   // null unless export_metrics; last: reads bytes_
 };
 

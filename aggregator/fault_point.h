@@ -7,6 +7,10 @@
 // on stderr and stop the process with SIGSTOP, so the test, which waits for
 // that line, can kill -9 it there. Without the variable fault_point() costs
 // one getenv per call and does nothing; it never runs on a hot path.
+//
+// Points: aggregator.checkpoint.adapters_written (the new round's files are
+// on disk, state.json not yet); site.round_assigned (a site got a round's
+// assignment and has not trained: the round waits for it).
 #pragma once
 
 namespace cleave::aggregator {

@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <iostream>
 
 #include "aggregator/aggregation.h"
+#include "aggregator/fault_point.h"
 #include "aggregator/named_tensors_wire.h"
 #include "lora/adapter_set.h"
 #include "transport/request_retry.h"
@@ -53,14 +53,10 @@ FederatedClient::FederatedClient(std::string base_fingerprint, lora::AdapterSet&
       train_(std::move(train)),
       options_(std::move(options)),
       log_(std::move(log)),
-      link_(aggregator, options_.client_id, options_.link(), [this](const std::string& line) { log_(line); }) {
+      link_(aggregator, options_.client_id, options_.link(), log_) {
   options_.validate();
   if (train_.empty()) {
     throw std::invalid_argument("site " + options_.client_id + " has no training examples: check data.train");
-  }
-  if (!log_) {
-    const std::string prefix = "client " + options_.client_id + ": ";
-    log_ = [prefix](const std::string& line) { std::cerr << prefix << line << std::endl; };
   }
 }
 
@@ -81,7 +77,7 @@ RoundPoll FederatedClient::poll_once() {
       if (++refusals_ > options_.max_attempts) {
         throw FederationError("the aggregator keeps refusing site " + options_.client_id + ": " + error.message);
       }
-      log_("aggregator: " + error.message + "; registering again");
+      log_.warning("aggregator: " + error.message + "; registering again");
       register_site();
       poll.wait_ms = 0;
       return poll;
@@ -103,7 +99,14 @@ RoundPoll FederatedClient::poll_once() {
         poll.wait_ms = static_cast<uint32_t>(std::min<int64_t>(1000, options_.max_wait_ms));
         break;
       }
-      poll.trained = train_round(assignment);
+      metrics::CostMeter cost;
+      {
+        metrics::PhaseScope role(cost, metrics::Phase::other);   // training and codecs nest inside
+        poll.trained = train_round(assignment);
+      }
+      auto tokens = poll.trained->metrics.find("train_tokens");
+      if (tokens != poll.trained->metrics.end()) cost.add_tokens(static_cast<int64_t>(tokens->second));
+      poll.trained->cost = cost.totals();
       break;
     }
   }
@@ -134,7 +137,8 @@ SiteReport FederatedClient::run() {
       report.rounds_completed = finished.rounds_completed;
       report.failed = finished.failed;
       report.reason = finished.reason;
-      log_(finished.failed ? "the federation stopped: " + finished.reason
+      log_(finished.failed ? LogLevel::error : LogLevel::info,
+           finished.failed ? "the federation stopped: " + finished.reason
                            : "the federation finished after " + std::to_string(finished.rounds_completed) + " rounds");
       return report;
     }
@@ -153,7 +157,7 @@ bool FederatedClient::train_locally(const RoundAssignment& assignment, const Nam
   train.round = assignment.round;
   data::BatchOptions batches = options_.batches;
   batches.seed = round_batch_seed(options_.batches.seed, assignment.round);
-  log_("round " + std::to_string(assignment.round) + ": training " + std::to_string(train.steps) + " local steps");
+  log_.info("round " + std::to_string(assignment.round) + ": training " + std::to_string(train.steps) + " local steps");
 
   try {
     const std::shared_ptr<void> slot = options_.training_slot ? options_.training_slot() : nullptr;
@@ -172,8 +176,8 @@ bool FederatedClient::train_locally(const RoundAssignment& assignment, const Nam
   } catch (const std::exception& e) {
     result.error = e.what();
     ++failed_rounds_;
-    log_("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what() +
-         " (" + std::to_string(failed_rounds_) + " in a row; backing off before asking again)");
+    log_.error("round " + std::to_string(assignment.round) + ": local training failed, sending no update: " + e.what() +
+               " (" + std::to_string(failed_rounds_) + " in a row; backing off before asking again)");
     return false;
   }
   failed_rounds_ = 0;
@@ -188,8 +192,8 @@ bool FederatedClient::train_locally(const RoundAssignment& assignment, const Nam
     // at most clip_norm (the aggregator clips again, and adds the noise).
     ClippedDelta clipped = clip_by_norm(result.delta, assignment.config.clip_norm);
     if (clipped.norm > assignment.config.clip_norm) {
-      log_("round " + std::to_string(assignment.round) + ": delta norm " + std::to_string(clipped.norm) +
-           " clipped to " + std::to_string(assignment.config.clip_norm) + " (dp)");
+      log_.debug("round " + std::to_string(assignment.round) + ": delta norm " + std::to_string(clipped.norm) +
+                 " clipped to " + std::to_string(assignment.config.clip_norm) + " (dp)");
     }
     result.delta = std::move(clipped.delta);
   }
@@ -197,6 +201,8 @@ bool FederatedClient::train_locally(const RoundAssignment& assignment, const Nam
 }
 
 SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
+  // A test can hold the site here: sampled in an open round, not reporting.
+  fault_point("site.round_assigned");
   NamedTensors global;
   try {
     global = decode_tensors(assignment.adapters, adapters_.to_named(), "the global adapters from the aggregator");
@@ -217,7 +223,7 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     update.delta = encode_tensors(result.delta);
   } catch (const wire::WireError& e) {
     result.error = std::string("the delta is not finite: ") + e.what();
-    log_("round " + std::to_string(assignment.round) + ": " + result.error + "; sending no update");
+    log_.error("round " + std::to_string(assignment.round) + ": " + result.error + "; sending no update");
     return result;
   }
   const net::Bytes reply = link_.exchange(pack_message(FederationMessage::update, update), {FederationMessage::update_ack});
@@ -228,8 +234,9 @@ SiteRound FederatedClient::train_round(const RoundAssignment& assignment) {
     result.accepted = ack.accepted;
     result.error = ack.reason;
   }
-  log_("round " + std::to_string(assignment.round) + ": update " +
-       (result.accepted ? std::string("accepted") : "rejected: " + result.error));
+  log_(result.accepted ? LogLevel::info : LogLevel::warning,
+       "round " + std::to_string(assignment.round) + ": update " +
+           (result.accepted ? std::string("accepted") : "rejected: " + result.error));
   return result;
 }
 

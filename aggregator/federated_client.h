@@ -28,8 +28,10 @@
 #include "client/batching.h"
 #include "client/train_step.h"
 #include "client/trainer.h"
+#include "metrics/cost_meter.h"
 #include "secagg/site_session.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::lora {
 class AdapterSet;
@@ -80,6 +82,9 @@ struct SiteRound {
   std::string error;                    // why training failed or the update was rejected
   NamedTensors delta;                   // what was sent (encoded and masked under secure aggregation)
   bool secure = false;                  // reported through secure aggregation
+  // What the round cost this site, by phase, from the assignment to the
+  // update's acknowledgement, with its training tokens (metrics/cost_meter.h).
+  metrics::RoleCost cost;
 };
 
 // What one poll of the aggregator gave (exactly one member is set).
@@ -98,15 +103,14 @@ struct SiteReport {
 
 class FederatedClient {
  public:
-  using Log = std::function<void(const std::string&)>;
   using EvalFn = std::function<double()>;   // held-out perplexity with the current adapters
 
   // `adapters` are the ones `step` trains (the client blocks for a split
   // site, all blocks otherwise); `base_fingerprint` is
-  // lora::base_fingerprint of the site's base model.
+  // LlamaModel::base_fingerprint() of the site's base model.
   FederatedClient(std::string base_fingerprint, lora::AdapterSet& adapters, TrainStep& step,
                   net::ClientChannel& aggregator, std::vector<data::Example> train,
-                  FederatedClientOptions options, Log log = {});
+                  FederatedClientOptions options, Log log = Log::to_stderr("client"));
 
   // With an evaluation, each round reports eval_perplexity_global (the global
   // adapters on this site's held-out data) and eval_perplexity (after local training).

@@ -48,25 +48,36 @@ std::string describe_checkpoint(const aggregator::RoundSummary& summary, const s
 }  // namespace
 
 ArgParser aggregator_parser() {
-  return ArgParser("aggregator", "--config FILE.yaml [--set key=value ...]",
+  return ArgParser("aggregator", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs the federation's aggregator: sites (certificate role client) register,\n"
                    "poll for rounds and send adapter deltas; each round it samples sites, merges\n"
                    "their deltas with the configured strategy, checkpoints the global adapters\n"
                    "(aggregator.checkpoint_dir) and closes the round on every split server\n"
                    "(connecting as role aggregator). Restarted, it resumes after the last\n"
                    "checkpointed round. Prints `listening on <endpoint>` once bound and one line\n"
-                   "per event; exits 0 when the rounds are done, 1 if the run failed, and stops\n"
-                   "cleanly on SIGINT or SIGTERM. See configs/aggregator.yaml.")
+                   "per event; exits 0 when the rounds are done, 1 if the run failed. SIGINT or\n"
+                   "SIGTERM stops it within a second, status 0: an open round is abandoned and\n"
+                   "the checkpoint of the last completed round stands (a restart runs the round\n"
+                   "again).\n"
+                   "Removing a site: a site whose certificate the CRL (secure.crl) revokes is\n"
+                   "taken out at once, as is a site named on a line of the file\n"
+                   "<aggregator.checkpoint_dir>/removed_sites (re-read when it changes; `#`\n"
+                   "starts a comment; e.g. `echo site-b >> state/aggregator/removed_sites`): it\n"
+                   "is no longer sampled, leaves an open round at once (the round closes when\n"
+                   "the other sampled sites have reported) and is refused if it registers or\n"
+                   "polls. Deleting its line lets it register again. See configs/aggregator.yaml.")
       .value("--config", "FILE", "the aggregator's configuration (YAML)", "-c")
-      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)")
+      .value("--log-level", "LEVEL", log_level_help());
 }
 
 int run_aggregator(const ParsedArgs& args) {
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const std::optional<LogLevel> log_level = log_level_flag(args);   // a bad level before a bad file
   const AggregatorFile config = load_aggregator_config(args.require("--config"), overrides);
+  const Log log = service_log("aggregator", log_level.value_or(config.logging.level));
   const std::atomic<bool>& stop = stop_on_signals();
-  auto log = [](const std::string& line) { log_event("aggregator", line); };
   const aggregator::AggregatorOptions& options = config.aggregator.options;
   // Outlives the service, which records into it (its collectors go with it).
   metrics::Registry registry;
@@ -80,12 +91,12 @@ int run_aggregator(const ParsedArgs& args) {
                            options.max_message_bytes, log);
   };
   aggregator::GlobalAdapters global = initial_adapters(config);
-  log(global.blocks ? "sites must run " + global.blocks->describe()
-                    : std::string("the initial adapters carry no split layout: sites are checked by the adapters' "
-                                  "names and shapes only"));
+  log.info(global.blocks ? "sites must run " + global.blocks->describe()
+                         : std::string("the initial adapters carry no split layout: sites are checked by the "
+                                       "adapters' names and shapes only"));
   if (global.blocks && global.blocks->layout == split::SiteLayout::vanilla) {
-    log("WARNING aggregator.split_mode: vanilla: every site sends its labels (its text) to the split server; "
-        "u_shaped keeps them at the sites");
+    log.warning("aggregator.split_mode: vanilla: every site sends its labels (its text) to the split server; "
+                "u_shaped keeps them at the sites");
   }
   aggregator::AggregatorService service(options, std::move(global), log, nullptr, split_channels);
   service.export_metrics(registry);
@@ -98,31 +109,48 @@ int run_aggregator(const ParsedArgs& args) {
   const std::string checkpoint_dir = options.checkpoint_dir;
   service.on_round_closed([log, checkpoint_dir](const aggregator::RoundSummary& summary,
                                                 const aggregator::GlobalAdapters&) {
-    if (!checkpoint_dir.empty()) log(describe_checkpoint(summary, checkpoint_dir));
-    if (summary.round % 50 == 49) log("memory after round " + std::to_string(summary.round) + ": " + heap_report());
+    if (!checkpoint_dir.empty()) log.info(describe_checkpoint(summary, checkpoint_dir));
+    if (summary.round % 50 == 49) {
+      log.info("memory after round " + std::to_string(summary.round) + ": " + heap_report());
+    }
   });
 
+  if (!checkpoint_dir.empty()) service.watch_removed_sites(checkpoint_dir + "/removed_sites");
+  secure::PeerPolicy policy = aggregator::aggregator_policy();
+  policy.on_revoked = [&service](const secure::PeerIdentity& peer) {
+    if (peer.role == secure::NodeRole::client) {
+      service.remove_site(peer.node_id, "its certificate was revoked (the CRL in secure.crl lists it)");
+    }
+  };
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.aggregator.bind, config.secure, aggregator::aggregator_policy(),
-                   options.max_message_bytes, log);
-  log("strategy " + options.strategy.name + ", " + std::to_string(options.rounds) + " rounds, " +
-      std::to_string(service.completed_rounds()) + " completed, waiting for " +
-      std::to_string(options.registrations_to_start()) + " sites" +
-      (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
-  log("listening on " + channel->endpoint());
+      bind_service(config.aggregator.bind, config.secure, std::move(policy), options.max_message_bytes, log);
+  log.info("strategy " + options.strategy.name + ", " + std::to_string(options.rounds) + " rounds, " +
+           std::to_string(service.completed_rounds()) + " completed, waiting for " +
+           std::to_string(options.registrations_to_start()) + " sites" +
+           (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
+  log.info("listening on " + channel->endpoint());
   // Bound, certificates loaded, checkpoint read (the service resumed from it).
   if (metrics_endpoint) metrics_endpoint->set_ready();
   service.serve(*channel, stop);
 
   if (stop.load() && !service.done()) {
-    log("stopping after " + std::to_string(service.completed_rounds()) + " completed rounds (signal)");
+    const uint32_t completed = service.completed_rounds();
+    const std::optional<uint32_t> open = service.open_round();
+    log.info("stopping after " + std::to_string(completed) + " completed rounds (signal)" +
+             (open ? "; round " + std::to_string(*open) + " was open and is abandoned (a restart runs it again)"
+                   : std::string()) +
+             (checkpoint_dir.empty() ? "; no aggregator.checkpoint_dir: a restart starts from round 0"
+              : completed == 0       ? "; nothing to checkpoint yet"
+                                     : "; the checkpoint after round " + std::to_string(completed - 1) + " in " +
+                                           checkpoint_dir + " stands"));
     return 0;
   }
   if (service.state() == aggregator::RunState::failed) {
-    log("the run failed after " + std::to_string(service.completed_rounds()) + " rounds: " + service.failure());
+    log.error("the run failed after " + std::to_string(service.completed_rounds()) + " rounds: " +
+              service.failure());
     return 1;
   }
-  log("finished: " + std::to_string(service.completed_rounds()) + " rounds completed");
+  log.info("finished: " + std::to_string(service.completed_rounds()) + " rounds completed");
   return 0;
 }
 

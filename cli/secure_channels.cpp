@@ -27,7 +27,7 @@ net::ChannelOptions zmq_options(size_t max_message_bytes) {
 }
 
 secure::SecureChannelOptions tls_options(const SecureConfig& config, std::set<secure::NodeRole> roles,
-                                         size_t max_message_bytes, const ServiceLog& log) {
+                                         size_t max_message_bytes, const Log& log) {
   secure::SecureChannelOptions options;
   options.identity = tls_identity(config);
   options.allowed_peer_roles = std::move(roles);
@@ -46,20 +46,21 @@ secure::SecureChannelOptions tls_options(const SecureConfig& config, std::set<se
 
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
                                                  secure::PeerPolicy policy, size_t max_message_bytes,
-                                                 const ServiceLog& log) {
+                                                 const Log& log) {
   std::unique_ptr<net::ServerChannel> plain = net::zmq_bind(endpoint, zmq_options(max_message_bytes));
   if (tls.insecure) {
     secure::warn_insecure(plain->endpoint(), log);
     return plain;
   }
   secure::SecureChannelOptions options = tls_options(tls, policy.roles, max_message_bytes, log);
+  options.on_revoked = policy.on_revoked;
   auto server = std::make_unique<secure::SecureServerChannel>(std::move(plain), std::move(options));
   return secure::guard_server_channel(std::move(server), std::move(policy), log);
 }
 
 std::unique_ptr<net::ClientChannel> connect_service(const std::string& endpoint, const SecureConfig& tls,
                                                     secure::NodeRole server_role, const std::string& server_name,
-                                                    size_t max_message_bytes, const ServiceLog& log) {
+                                                    size_t max_message_bytes, const Log& log) {
   std::unique_ptr<net::ClientChannel> plain = net::zmq_connect(endpoint, zmq_options(max_message_bytes));
   if (tls.insecure) {
     secure::warn_insecure(endpoint, log);

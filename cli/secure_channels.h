@@ -12,26 +12,26 @@
 #include "secure/node_role.h"
 #include "secure/service_channel.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::cli {
-
-using ServiceLog = std::function<void(const std::string&)>;
 
 // Binds `endpoint` for a service. With TLS, every message reaching the
 // service comes from a peer whose certificate chains to tls.ca, is not
 // revoked in tls.crl, holds one of policy.roles, and passed policy.check
-// (aggregator/peer_policies.h).
+// (aggregator/peer_policies.h); policy.on_revoked hears of each peer whose
+// session a changed tls.crl ended.
 // Throws net::TransportError (port taken) or ConfigError (unusable files).
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
                                                  secure::PeerPolicy policy, size_t max_message_bytes,
-                                                 const ServiceLog& log);
+                                                 const Log& log);
 
 // Connects to a service whose certificate must hold `server_role` (and be
 // named `server_name` unless it is empty). A refused or failed TLS session
 // surfaces as net::TransportError, so callers retry it like a lost connection.
 std::unique_ptr<net::ClientChannel> connect_service(const std::string& endpoint, const SecureConfig& tls,
                                                     secure::NodeRole server_role, const std::string& server_name,
-                                                    size_t max_message_bytes, const ServiceLog& log);
+                                                    size_t max_message_bytes, const Log& log);
 
 // The identity files the `secure:` section names.
 secure::TlsIdentity tls_identity(const SecureConfig& tls);
