@@ -14,8 +14,8 @@
 #include "cli/service_runtime.h"
 #include "cli/split_session.h"
 #include "client/dataset.h"
-#include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "metrics/cost_meter.h"
 #include "model/chat_template.h"
 #include "secagg/key_signature.h"
 #include "split/split_metrics.h"
@@ -52,13 +52,14 @@ std::string describe(const aggregator::SiteRound& round) {
     std::snprintf(buf, sizeof buf, "train_loss %.4f, ", loss->second);
     line += buf;
   }
-  return line + std::to_string(round.num_samples) + " samples, update " + (round.accepted ? "accepted" : "rejected");
+  return line + std::to_string(round.num_samples) + " samples, update " + (round.accepted ? "accepted" : "rejected") +
+         "; cost " + metrics::describe_cost(round.cost);
 }
 
 }  // namespace
 
 ArgParser client_parser() {
-  return ArgParser("client", "--config site.yaml [--set key=value ...]",
+  return ArgParser("client", "--config site.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs a hospital site of a federation: reads the site's data (data.train), loads\n"
                    "the base model, registers with the aggregator (client.aggregator) and, in each\n"
                    "round it is sampled for, trains train.steps local steps of its client blocks\n"
@@ -68,16 +69,18 @@ ArgParser client_parser() {
                    "(status 1 if it failed); stops cleanly on SIGINT or SIGTERM.\n"
                    "See configs/site.yaml.")
       .value("--config", "FILE", "the site's configuration (YAML)", "-c")
-      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)")
+      .value("--log-level", "LEVEL", log_level_help());
 }
 
 int run_client(const ParsedArgs& args) {
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const std::optional<LogLevel> log_level = log_level_flag(args);   // a bad level before a bad file
   const ClientFile config = load_client_config(args.require("--config"), overrides);
   const RunConfig& run = config.run;
+  const Log log = service_log("client", log_level.value_or(config.logging.level));
   const std::atomic<bool>& stop = stop_on_signals();
-  auto log = [](const std::string& line) { log_event("client", line); };
 
   const std::string id = node_id(config.client.id, run.secure, "site-0");
   metrics::Registry registry;
@@ -111,11 +114,11 @@ int run_client(const ParsedArgs& args) {
     options.signer = std::make_shared<secagg::KeySigner>(identity);
     options.verifier = std::make_shared<secagg::KeyVerifier>(identity);
   }
-  aggregator::FederatedClient site(lora::base_fingerprint(*base.model), adapters, step, *aggregator_channel,
+  aggregator::FederatedClient site(base.model->base_fingerprint(), adapters, step, *aggregator_channel,
                                    examples, options, log);
-  log("site " + id + ": " + std::to_string(examples.size()) + " examples, " +
-      describe_site_blocks(split.options, base.model->n_layers()) + ", split server " + split.channel->describe() +
-      ", aggregator " + aggregator_channel->describe());
+  log.info("site " + id + ": " + std::to_string(examples.size()) + " examples, " +
+           describe_site_blocks(split.options, base.model->n_layers()) + ", split server " + split.channel->describe() +
+           ", aggregator " + aggregator_channel->describe());
 
   adapters.set_training(true);
   int rounds_trained = 0;
@@ -129,25 +132,25 @@ int run_client(const ParsedArgs& args) {
           ++rounds_trained;
           rounds_counter.inc();
         }
-        log(describe(*poll.trained));
+        log(poll.trained->accepted ? LogLevel::info : LogLevel::warning, describe(*poll.trained));
         net::wait_unless_stopped(site.retry_delay_ms(), &stop);   // 0 unless the round failed here
       } else if (poll.wait_ms) {
         net::wait_unless_stopped(*poll.wait_ms, &stop);
       } else if (poll.finished) {
         const aggregator::Finished& finished = *poll.finished;
         if (finished.failed) {
-          log("the federation stopped: " + finished.reason);
+          log.error("the federation stopped: " + finished.reason);
           return 1;
         }
-        log("the federation finished after " + std::to_string(finished.rounds_completed) + " rounds; this site " +
-            "trained in " + std::to_string(rounds_trained));
+        log.info("the federation finished after " + std::to_string(finished.rounds_completed) + " rounds; this site " +
+                 "trained in " + std::to_string(rounds_trained));
         return 0;
       }
     }
   } catch (const net::RequestStopped&) {
     // A signal during a request, a retry or a split step.
   }
-  log("stopping after " + std::to_string(rounds_trained) + " rounds trained here (signal)");
+  log.info("stopping after " + std::to_string(rounds_trained) + " rounds trained here (signal)");
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "secagg/site_session.h"
 #include "split/split_client.h"
 #include "split/split_server.h"
+#include "util/log.h"
 
 namespace cleave::cli {
 
@@ -106,6 +107,12 @@ struct MetricsConfig {
   void validate(const std::string& source) const;
 };
 
+// `logging:` of the three services: the lowest level of line they print
+// (debug, info, warning, error); --log-level overrides it.
+struct LoggingConfig {
+  LogLevel level = LogLevel::info;
+};
+
 // The names of split.activation_codec, gradient_codec and federation's:
 // f32, f16, bf16, int8, int4.
 const std::vector<std::pair<std::string, wire::WireDType>>& codec_names();
@@ -117,6 +124,7 @@ void split_server_section(Fields& f, SplitServerConfig& c);
 void aggregator_section(Fields& f, AggregatorConfig& c);
 void client_section(Fields& f, ClientConfig& c);
 void metrics_section(Fields& f, MetricsConfig& c);
+void logging_section(Fields& f, LoggingConfig& c);
 // aggregator.dp and federation.dp; `path` names the section in errors ("aggregator.dp").
 void dp_section(Fields& f, aggregator::DpOptions& dp, const std::string& path);
 void secure_aggregation_section(Fields& f, aggregator::SecureAggregationOptions& o);

@@ -69,6 +69,7 @@ void visit_split_server_file(Fields& f, SplitServerFile& c) {
   f.section("split_server", [&](Fields& s) { split_server_section(s, c.split_server); });
   f.section("secure", [&](Fields& s) { secure_section(s, c.secure); });
   f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
+  f.section("logging", [&](Fields& s) { logging_section(s, c.logging); });
 }
 
 void visit_aggregator_file(Fields& f, AggregatorFile& c) {
@@ -77,12 +78,14 @@ void visit_aggregator_file(Fields& f, AggregatorFile& c) {
   f.section("aggregator", [&](Fields& s) { aggregator_section(s, c.aggregator); });
   f.section("secure", [&](Fields& s) { secure_section(s, c.secure); });
   f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
+  f.section("logging", [&](Fields& s) { logging_section(s, c.logging); });
 }
 
 void visit_client_file(Fields& f, ClientFile& c, int64_t& seed) {
   run_config_fields(f, c.run, seed);
   f.section("client", [&](Fields& s) { client_section(s, c.client); });
   f.section("metrics", [&](Fields& s) { metrics_section(s, c.metrics); });
+  f.section("logging", [&](Fields& s) { logging_section(s, c.logging); });
 }
 
 void require(bool ok, const std::string& source, const std::string& what) {
@@ -132,6 +135,9 @@ void split_server_section(Fields& f, SplitServerConfig& c) {
   f.field("checkpoint", o.checkpoint_path);
   f.field("recompute", o.recompute);
   f.field("stochastic_rounding", o.stochastic_rounding);
+  f.field("generation_sessions", o.generation.max_sessions);
+  f.field("generation_kv_bytes", o.generation.max_kv_bytes);
+  f.field("generation_idle_ms", o.generation.idle_timeout_ms);
 }
 
 void aggregator_section(Fields& f, AggregatorConfig& c) {
@@ -204,6 +210,8 @@ void client_section(Fields& f, ClientConfig& c) {
 }
 
 void metrics_section(Fields& f, MetricsConfig& c) { f.field("listen", c.listen); }
+
+void logging_section(Fields& f, LoggingConfig& c) { f.choice("level", c.level, log_level_names()); }
 
 void MetricsConfig::validate(const std::string& source) const {
   if (!enabled()) return;

@@ -13,7 +13,7 @@
 namespace cleave::cli {
 
 // cleave split-server: model, base, lora (the server's adapters), runtime,
-// split_server, secure, metrics.
+// split_server, secure, metrics, logging.
 struct SplitServerFile {
   std::string source = "<defaults>";
   std::string model;                     // required: the base model GGUF
@@ -24,12 +24,14 @@ struct SplitServerFile {
   SplitServerConfig split_server;
   SecureConfig secure;
   MetricsConfig metrics;
+  LoggingConfig logging;
 
   void validate() const;                 // throws ConfigError
 };
 
 // cleave aggregator: model (for the adapters' shapes, unless
-// aggregator.initial_adapters is given), lora, aggregator, secure, metrics.
+// aggregator.initial_adapters is given), lora, aggregator, secure, metrics,
+// logging.
 struct AggregatorFile {
   std::string source = "<defaults>";
   std::string model;
@@ -37,16 +39,19 @@ struct AggregatorFile {
   AggregatorConfig aggregator;
   SecureConfig secure;
   MetricsConfig metrics;
+  LoggingConfig logging;
 
   void validate() const;
 };
 
 // cleave client: the sections of `cleave train` (model, base, lora, data,
-// train, runtime, output, split, secure) plus `client:` and `metrics:`.
+// train, runtime, output, split, secure) plus `client:`, `metrics:` and
+// `logging:`.
 struct ClientFile {
   RunConfig run;
   ClientConfig client;
   MetricsConfig metrics;
+  LoggingConfig logging;
 
   void validate() const;
 };

@@ -15,23 +15,29 @@
 namespace cleave::cli {
 
 ArgParser split_server_parser() {
-  return ArgParser("split-server", "--config FILE.yaml [--set key=value ...]",
+  return ArgParser("split-server", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs a split server: blocks [cut_layer, L) of the frozen base model with the\n"
                    "server's own LoRA adapters, for every client at once, each from its own cut.\n"
-                   "Accepts certificates of role client (training) and aggregator (closing\n"
-                   "rounds); everything else is refused. Prints `listening on <endpoint>` once\n"
-                   "bound and one line per event; stops cleanly on SIGINT or SIGTERM. See\n"
+                   "Also serves sites' generation sessions (split inference: `cleave generate\n"
+                   "--config` with split:). Accepts certificates of role client (training,\n"
+                   "generation) and aggregator (closing rounds); everything else is refused.\n"
+                   "Prints `listening on <endpoint>` once bound and one line per event. SIGINT\n"
+                   "or SIGTERM stops it within a second, status 0: the open round's unfinished\n"
+                   "work is dropped and the checkpoint (split_server.checkpoint, written when a\n"
+                   "round closes) stands; restarted, the aggregator brings it back in step. See\n"
                    "configs/split-server.yaml.")
       .value("--config", "FILE", "the split server's configuration (YAML)", "-c")
-      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)");
+      .value("--set", "KEY=VALUE", "override a configuration key (repeatable)")
+      .value("--log-level", "LEVEL", log_level_help());
 }
 
 int run_split_server(const ParsedArgs& args) {
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
+  const std::optional<LogLevel> log_level = log_level_flag(args);   // a bad level before a bad file
   const SplitServerFile config = load_split_server_config(args.require("--config"), overrides);
+  const Log log = service_log("split-server", log_level.value_or(config.logging.level));
   const std::atomic<bool>& stop = stop_on_signals();
-  auto log = [](const std::string& line) { log_event("split-server", line); };
 
   metrics::Registry registry;
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
@@ -44,19 +50,24 @@ int run_split_server(const ParsedArgs& args) {
   server.export_metrics(registry);
   // Every 50 rounds, malloc's view of the heap, as the aggregator logs it.
   server.on_round_closed([log](uint32_t round) {
-    if (round % 50 == 49) log("memory after round " + std::to_string(round) + ": " + heap_report());
+    if (round % 50 == 49) log.info("memory after round " + std::to_string(round) + ": " + heap_report());
   });
   std::unique_ptr<net::ServerChannel> channel =
       bind_service(config.split_server.bind, config.secure, aggregator::split_server_policy(),
                    options.max_message_bytes, log);
-  log(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
-      std::to_string(base.model->n_layers()) + ") as " +
-      (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +
-      std::to_string(server.round()) + (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
-  log("listening on " + channel->endpoint());
+  log.info(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
+           std::to_string(base.model->n_layers()) + ") as " +
+           (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +
+           std::to_string(server.round()) + (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
+  log.info("listening on " + channel->endpoint());
   if (metrics_endpoint) metrics_endpoint->set_ready();   // bound, certificates loaded, checkpoint read
   server.serve(*channel, stop);
-  log("stopping at round " + std::to_string(server.round()) + " (signal)");
+  // The round's unfinished work lives only in memory; the aggregator runs the
+  // round again after a restart (split::SplitServer::sync_round).
+  log.info("stopping at round " + std::to_string(server.round()) + " (signal); its unfinished work is dropped" +
+           (options.checkpoint_path.empty()
+                ? std::string("; no split_server.checkpoint: a restart starts from fresh adapters")
+                : "; " + options.checkpoint_path + " (round " + std::to_string(server.round()) + ") stands"));
   return 0;
 }
 

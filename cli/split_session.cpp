@@ -5,7 +5,7 @@
 namespace cleave::cli {
 
 SplitSession connect_split_server(const RunConfig& config, const std::string& client_id, int64_t n_layers,
-                                  const ServiceLog& log) {
+                                  const Log& log, SplitUse use) {
   SplitSession session;
   session.options = config.split.options;
   session.options.client_id = client_id;
@@ -18,9 +18,12 @@ SplitSession connect_split_server(const RunConfig& config, const std::string& cl
   } catch (const std::invalid_argument& e) {
     throw ConfigError(config.source + ": " + e.what());
   }
-  if (session.options.mode == split::SplitMode::vanilla) {
-    log("WARNING split.mode: vanilla: every step sends this site's labels, the next-token ids of its text, to "
-        "the split server; split.mode: u_shaped keeps them here");
+  if (session.options.mode == split::SplitMode::vanilla && use == SplitUse::generation) {
+    log.warning("split.mode: vanilla: the split server runs the head and returns the logits of every token, so it "
+                "sees what this site generates; split.mode: u_shaped keeps the head here");
+  } else if (session.options.mode == split::SplitMode::vanilla) {
+    log.warning("split.mode: vanilla: every step sends this site's labels, the next-token ids of its text, to "
+                "the split server; split.mode: u_shaped keeps them here");
   }
   session.channel = connect_service(config.split.server, config.secure, secure::NodeRole::split_server,
                                     config.split.server_name, session.options.max_message_bytes, log);

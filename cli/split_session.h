@@ -19,10 +19,13 @@ struct SplitSession {
   split::SplitClientOptions options;            // client_id resolved (see node_id)
 };
 
+// What the site uses the split server for: the warning about vanilla differs.
+enum class SplitUse { training, generation };
+
 // Validates the options against the model's `n_layers` (ConfigError) and
 // connects; the connection is made in the background.
 SplitSession connect_split_server(const RunConfig& config, const std::string& client_id, int64_t n_layers,
-                                  const ServiceLog& log);
+                                  const Log& log, SplitUse use = SplitUse::training);
 
 // The blocks whose adapters the client trains: [0, cut_layer), and in
 // U-shaped mode also [top_cut, L).

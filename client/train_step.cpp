@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "lora/adapter_set.h"
+#include "metrics/cost_meter.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
 
@@ -36,11 +37,13 @@ LocalTrainStep::RowsResult LocalTrainStep::run_rows(const BatchTensors& t, int64
                                                     double share) {
   const BlockActivations activations =
       recompute_activations_ ? BlockActivations::recomputed : BlockActivations::saved;
+  metrics::PhaseScope phase(metrics::Phase::forward);   // the running role's, if any
   const at::Tensor inputs = t.inputs.narrow(0, row0, rows);  // [rows, T]
   at::Tensor h = model_->run_blocks(model_->embed(inputs), 0, model_->n_layers(), &adapters_,
                                     /*pos0=*/0, activations);  // [rows, T, dim]
   LossResult loss = model_->head_loss(h, t.targets.narrow(0, row0, rows),
                                       t.weights.narrow(0, row0, rows), &adapters_);
+  phase.switch_to(metrics::Phase::backward);
   (share == 1.0 ? loss.loss : loss.loss * share).backward();
   return {loss.nll_sum, loss.n_scored};
 }

@@ -27,8 +27,8 @@ int64_t rank_of(const NamedTensors& adapters) {
   return 0;
 }
 
-AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
-                              const std::function<bool(int64_t)>& keep_layer) {
+std::vector<std::string> adapted_projections(const LlamaModel& model, const LoraOptions& options,
+                                             const std::function<bool(int64_t)>& keep_layer) {
   options.validate();
   std::set<std::string> wanted;
   for (const std::string& t : options.targets) wanted.insert(t);
@@ -39,16 +39,27 @@ AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& option
                                   " but the model has " + std::to_string(model.n_layers()));
     }
   }
-
-  AdapterSet set;
-  set.options_ = options;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<std::string> names;
   for (const FrozenLinear* linear : model.linears()) {
     const std::string target = target_of(linear->name);
     const int64_t layer = layer_of(linear->name);
     if (target.empty() || !wanted.count(target)) continue;
     if (!layers.empty() && !layers.count(layer)) continue;
     if (keep_layer && !keep_layer(layer)) continue;
+    names.push_back(linear->name);
+  }
+  return names;
+}
+
+AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
+                              const std::function<bool(int64_t)>& keep_layer) {
+  const std::vector<std::string> names = adapted_projections(model, options, keep_layer);
+  const std::set<std::string> adapted(names.begin(), names.end());
+  AdapterSet set;
+  set.options_ = options;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const FrozenLinear* linear : model.linears()) {
+    if (!adapted.count(linear->name)) continue;
     const int64_t in = linear->weight.in_features(), out = linear->weight.out_features();
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     at::Tensor a = at::empty({options.rank, in}, at::kFloat).uniform_(-bound, bound, gen);

@@ -33,6 +33,12 @@ bool is_lora_b(const std::string& name);
 // The rank of flat adapters: the rows of their lora_a tensors (0 when none).
 int64_t rank_of(const NamedTensors& adapters);
 
+// The base tensors AdapterSet::create adapts for `options` in the blocks
+// `keep_layer` selects, in the model's order, without making any tensor
+// (what a split site expects its split server to adapt).
+std::vector<std::string> adapted_projections(const LlamaModel& model, const LoraOptions& options,
+                                             const std::function<bool(int64_t layer)>& keep_layer = {});
+
 class AdapterSet : public LinearAdapters {
  public:
   AdapterSet() = default;

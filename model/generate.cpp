@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "model/kv_cache.h"
 #include "model/llama_model.h"
 
 namespace cleave {
@@ -94,8 +95,28 @@ TokenId sample_token(const at::Tensor& logits, const SamplingOptions& options, s
   return candidates[nucleus - 1].id;  // rounding left target at the very top
 }
 
-std::vector<TokenId> generate(const LlamaModel& model, const LinearAdapters* adapters,
-                              const std::vector<TokenId>& prompt, TokenId eos,
+ModelDecoder::ModelDecoder(const LlamaModel& model, const LinearAdapters* adapters, int64_t capacity)
+    : model_(model), adapters_(adapters) {
+  const int64_t context = std::max<int64_t>(1, model.config().context_length);
+  cache_ = std::make_unique<KvCache>(model.config(), 0, model.n_layers(),
+                                     capacity > 0 ? std::min(capacity, context) : context);
+}
+
+ModelDecoder::~ModelDecoder() = default;
+
+at::Tensor ModelDecoder::feed(const std::vector<TokenId>& tokens) {
+  at::NoGradGuard no_grad;
+  const std::vector<int64_t> ids(tokens.begin(), tokens.end());
+  const at::Tensor h = model_.run_blocks_cached(model_.embed(at::tensor(ids, at::kLong).unsqueeze(0)), *cache_,
+                                                adapters_);               // [1, T, dim]
+  return model_.head(h.narrow(1, h.size(1) - 1, 1), adapters_)[0][0];    // [vocab]
+}
+
+void ModelDecoder::restart() { cache_->clear(); }
+
+int64_t ModelDecoder::capacity() const { return cache_->capacity(); }
+
+std::vector<TokenId> generate(Decoder& decoder, const std::vector<TokenId>& prompt, TokenId eos,
                               const SamplingOptions& options, const TokenCallback& on_token) {
   options.validate();
   if (prompt.empty()) {
@@ -103,21 +124,43 @@ std::vector<TokenId> generate(const LlamaModel& model, const LinearAdapters* ada
   }
   at::NoGradGuard no_grad;
   std::mt19937_64 rng(options.seed);
-  const int64_t context = std::max<int64_t>(1, model.config().context_length);
-  std::vector<int64_t> ids(prompt.begin(), prompt.end());
+  const int64_t capacity = decoder.capacity();
+  std::vector<TokenId> ids = prompt;
   std::vector<TokenId> generated;
+  if (options.max_new_tokens == 0) return generated;
+  // `held`: how many of the newest ids the decoder holds.
+  auto refill = [&](size_t keep) {
+    decoder.restart();
+    return decoder.feed(std::vector<TokenId>(ids.end() - static_cast<std::ptrdiff_t>(keep), ids.end()));
+  };
+  size_t held = std::min<size_t>(ids.size(), static_cast<size_t>(capacity));
+  at::Tensor logits = refill(held);  // the prompt (its last `capacity` tokens) in one pass
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const int64_t begin = std::max<int64_t>(0, static_cast<int64_t>(ids.size()) - context);
-    const std::vector<int64_t> window(ids.begin() + begin, ids.end());
-    const at::Tensor tokens = at::tensor(window, at::kLong).unsqueeze(0);  // [1, T]
-    const at::Tensor logits = model.forward(tokens, adapters);              // [1, T, vocab]
-    const TokenId next = sample_token(logits[0][-1], options, rng);
+    const TokenId next = sample_token(logits, options, rng);
     ids.push_back(next);
     generated.push_back(next);
     if (on_token) on_token(next);
     if (options.stop_at_eos && next == eos) break;
+    if (step + 1 == options.max_new_tokens) break;  // no logits needed after the last token
+    if (static_cast<int64_t>(held) < capacity) {
+      logits = decoder.feed({next});
+      ++held;
+    } else {
+      held = std::max<size_t>(1, static_cast<size_t>(capacity) / 2);  // slide: the newest half
+      logits = refill(held);
+    }
   }
   return generated;
+}
+
+std::vector<TokenId> generate(const LlamaModel& model, const LinearAdapters* adapters,
+                              const std::vector<TokenId>& prompt, TokenId eos,
+                              const SamplingOptions& options, const TokenCallback& on_token) {
+  // KV caches for what this call can reach, not the model's whole context
+  // (which may be 128k positions).
+  const int64_t reach = static_cast<int64_t>(prompt.size()) + std::max<int64_t>(options.max_new_tokens, 1);
+  ModelDecoder decoder(model, adapters, reach);
+  return generate(decoder, prompt, eos, options, on_token);
 }
 
 }  // namespace cleave

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -13,6 +14,7 @@
 
 namespace cleave {
 
+class KvCache;
 class LlamaModel;
 class LinearAdapters;
 
@@ -36,11 +38,50 @@ TokenId sample_token(const at::Tensor& logits, const SamplingOptions& options, s
 // Called with every generated token as soon as it is chosen (for streaming).
 using TokenCallback = std::function<void(TokenId)>;
 
+// What generate() drives: a model whose state (its KV caches, wherever they
+// live) holds the positions fed since the last restart. Local generation
+// runs every block here (ModelDecoder); split generation runs the site's
+// blocks here and the rest on a split server (split/split_decoder.h).
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  // Feeds `tokens` at the next positions (all of them in one pass: the
+  // prompt's prefill, then one token per step) and returns the logits of
+  // the last one: [vocab].
+  virtual at::Tensor feed(const std::vector<TokenId>& tokens) = 0;
+  // Forgets every position: the next feed() starts at position 0.
+  virtual void restart() = 0;
+  // Positions it can hold between restarts (at most the model's context).
+  virtual int64_t capacity() const = 0;
+};
+
+// Local generation: every block of `model` with `adapters` (may be null),
+// KV caches of `capacity` positions (0: the model's context length).
+class ModelDecoder : public Decoder {
+ public:
+  ModelDecoder(const LlamaModel& model, const LinearAdapters* adapters, int64_t capacity = 0);
+  ~ModelDecoder() override;
+  at::Tensor feed(const std::vector<TokenId>& tokens) override;
+  void restart() override;
+  int64_t capacity() const override;
+
+ private:
+  const LlamaModel& model_;
+  const LinearAdapters* adapters_;
+  std::unique_ptr<KvCache> cache_;
+};
+
 // Continues `prompt` (ids, BOS included if wanted) by up to max_new_tokens
 // tokens; returns the new tokens only (the EOS that stopped it included).
-// Every step recomputes the whole context (no KV cache yet: fine for the small
-// models and short outputs this serves); the context is cut to the model's
-// last config().context_length tokens, so long outputs slide a window.
+// The prompt is fed in one pass, then one token per step. When the sequence
+// outgrows the decoder's capacity, the window slides: the decoder restarts
+// on the last half of it (the newest tokens), so long outputs go on with
+// the most recent context.
+std::vector<TokenId> generate(Decoder& decoder, const std::vector<TokenId>& prompt, TokenId eos,
+                              const SamplingOptions& options, const TokenCallback& on_token = {});
+
+// generate() with a ModelDecoder over `model` and `adapters`, its KV caches
+// sized for the prompt and max_new_tokens (at most the model's context).
 std::vector<TokenId> generate(const LlamaModel& model, const LinearAdapters* adapters,
                               const std::vector<TokenId>& prompt, TokenId eos,
                               const SamplingOptions& options, const TokenCallback& on_token = {});

@@ -3,7 +3,12 @@
 #include <ATen/ATen.h>
 
 #include <stdexcept>
+#include <tuple>
 
+#include <functional>
+#include <map>
+
+#include "model/base_fingerprint.h"
 #include "model/fused_ops.h"
 #include "model/recompute.h"
 
@@ -30,8 +35,9 @@ at::Tensor swiglu(const at::Tensor& gate, const at::Tensor& up) {
 }
 
 LlamaModel::LlamaModel(LlamaConfig config, FrozenWeight token_embd, std::vector<LlamaBlock> blocks,
-                       at::Tensor output_norm, FrozenLinear output)
+                       at::Tensor output_norm, FrozenLinear output, std::string base_fingerprint)
     : config_(std::move(config)),
+      base_fingerprint_(std::move(base_fingerprint)),
       rope_style_(config_.rope_rotates_halves() ? RopeStyle::halves : RopeStyle::adjacent_pairs),
       token_embd_(std::move(token_embd)),
       blocks_(std::move(blocks)),
@@ -48,6 +54,7 @@ LlamaModel::LlamaModel(LlamaConfig config, FrozenWeight token_embd, std::vector<
     throw std::invalid_argument("model has " + std::to_string(blocks_.size()) +
                                 " blocks, config says " + std::to_string(config_.n_layers));
   }
+  if (base_fingerprint_.empty()) base_fingerprint_ = weights_fingerprint();
 }
 
 void LlamaModel::to(c10::Device device, c10::ScalarType compute_dtype) {
@@ -84,7 +91,8 @@ at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
 }
 
 at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& h,
-                                     const LinearAdapters* adapters, int64_t pos0) const {
+                                     const LinearAdapters* adapters, int64_t pos0, KvCache* cache,
+                                     int64_t layer) const {
   const int64_t B = h.size(0), T = h.size(1);
   const int64_t hd = config_.head_dim;
   at::Tensor x = rms_norm(h, block.attn_norm, config_.norm_eps);            // [B, T, dim]
@@ -93,6 +101,7 @@ at::Tensor LlamaModel::block_forward(const LlamaBlock& block, const at::Tensor& 
   at::Tensor v = block.attn_v.forward(x, adapters).view({B, T, config_.n_kv_heads, hd});
   q = apply_rope(q, pos0, config_.rope_dims, config_.rope_base, rope_style_);
   k = apply_rope(k, pos0, config_.rope_dims, config_.rope_base, rope_style_);
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);  // [1, S, kv_heads, hd], S = cached + T
   at::Tensor attn = causal_attention(q, k, v).view({B, T, config_.q_dim()});  // [B, T, q_dim]
   at::Tensor h1 = h + block.attn_output.forward(attn, adapters);
 
@@ -128,6 +137,21 @@ at::Tensor LlamaModel::run_blocks(at::Tensor h, int64_t begin, int64_t end,
         [this, &block, adapters, pos0](const at::Tensor& x) { return block_forward(block, x, adapters, pos0); },
         h, adapter_parameters);
   }
+  return h;
+}
+
+at::Tensor LlamaModel::run_blocks_cached(at::Tensor h, KvCache& cache, const LinearAdapters* adapters) const {
+  if (cache.end() > config_.n_layers) {
+    throw std::out_of_range("KV cache for blocks up to " + std::to_string(cache.end()) + " but the model has " +
+                            std::to_string(config_.n_layers));
+  }
+  at::NoGradGuard no_grad;
+  h = h.to(device_, compute_dtype_);  // [1, T, dim]
+  const int64_t pos0 = cache.length();
+  for (int64_t i = cache.begin(); i < cache.end(); ++i) {
+    h = block_forward(blocks_[i], h, adapters, pos0, &cache, i);
+  }
+  cache.advance(h.size(1));
   return h;
 }
 
@@ -186,6 +210,40 @@ int64_t LlamaModel::parameter_count() const {
     }
   }
   return n;
+}
+
+std::string LlamaModel::weights_fingerprint() const {
+  // By name, as the loader hashes a file; each weight becomes float32 only
+  // while it is hashed.
+  std::map<std::string, std::function<at::Tensor()>> tensors;
+  auto add_linear = [&](const FrozenLinear& l) {
+    tensors[l.name] = [&l] { return l.weight.dequantize(); };
+    if (l.bias.defined()) {
+      tensors[l.name.substr(0, l.name.size() - std::string("weight").size()) + "bias"] = [&l] { return l.bias; };
+    }
+  };
+  tensors["token_embd.weight"] = [this] { return token_embd_.dequantize(); };
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const LlamaBlock& b = blocks_[i];
+    const std::string p = "blk." + std::to_string(i) + ".";
+    tensors[p + "attn_norm.weight"] = [&b] { return b.attn_norm; };
+    tensors[p + "ffn_norm.weight"] = [&b] { return b.ffn_norm; };
+    for (const FrozenLinear* l : {&b.attn_q, &b.attn_k, &b.attn_v, &b.attn_output, &b.ffn_gate, &b.ffn_up,
+                                  &b.ffn_down}) {
+      add_linear(*l);
+    }
+  }
+  tensors["output_norm.weight"] = [this] { return output_norm_; };
+  if (!output_shares_embedding_) add_linear(output_);
+
+  BaseFingerprint fingerprint;
+  for (const auto& [name, values] : tensors) {
+    const at::Tensor t = values().to(at::kCPU, at::kFloat).contiguous();
+    const std::vector<int64_t> ne(t.sizes().rbegin(), t.sizes().rend());  // ggml order
+    fingerprint.add(name, static_cast<uint32_t>(gguf::TensorType::F32), ne, t.data_ptr(),
+                    static_cast<uint64_t>(t.numel()) * sizeof(float));
+  }
+  return fingerprint.finish(config_);
 }
 
 }  // namespace cleave

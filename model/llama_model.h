@@ -13,6 +13,7 @@
 
 #include "model/attention.h"
 #include "model/frozen_linear.h"
+#include "model/kv_cache.h"
 #include "model/llama_config.h"
 #include "model/loss.h"
 
@@ -35,10 +36,16 @@ class LlamaModel {
   // token_embd: [vocab, dim], float or quantized like the rest of the base
   // (only the rows looked up are dequantized). A tied output may share its
   // storage (then the two stay one tensor, also after to()).
+  // `base_fingerprint` is what the loader computed from the file
+  // (model/base_fingerprint.h); empty for a model built in code, which then
+  // hashes its own weights as float32 (deterministic for the same weights).
   LlamaModel(LlamaConfig config, FrozenWeight token_embd, std::vector<LlamaBlock> blocks,
-             at::Tensor output_norm, FrozenLinear output);
+             at::Tensor output_norm, FrozenLinear output, std::string base_fingerprint = {});
 
   const LlamaConfig& config() const { return config_; }
+  // "sha256:<hex> dim=.. layers=..": what adapters, split sessions and site
+  // registrations must match; computed once, when the model was built.
+  const std::string& base_fingerprint() const { return base_fingerprint_; }
   int64_t n_layers() const { return config_.n_layers; }
 
   // Moves the frozen base to `device` and computes it in `compute_dtype`
@@ -58,6 +65,11 @@ class LlamaModel {
   at::Tensor run_blocks(at::Tensor h, int64_t begin, int64_t end, const LinearAdapters* adapters,
                         int64_t pos0 = 0,
                         BlockActivations activations = BlockActivations::saved) const;
+  // Generation: blocks [cache.begin(), cache.end()) on the next T positions
+  // of one sequence whose earlier positions are in `cache`, h: [1, T, dim] ->
+  // [1, T, dim]; their keys and values join the cache. Without autograd. The
+  // one block-range-with-KV-cache forward of local and split generation.
+  at::Tensor run_blocks_cached(at::Tensor h, KvCache& cache, const LinearAdapters* adapters) const;
   // Final norm and output projection: [B, T, dim] -> logits [B, T, vocab]
   at::Tensor head(const at::Tensor& h, const LinearAdapters* adapters) const;
   // cross_entropy(head(h, adapters), targets, weights) for training: without
@@ -76,10 +88,17 @@ class LlamaModel {
   int64_t parameter_count() const;
 
  private:
+  // With a cache, block `layer`'s keys and values of earlier positions come
+  // from it and this call's are added (pos0 is then cache->length()).
   at::Tensor block_forward(const LlamaBlock& block, const at::Tensor& h,
-                           const LinearAdapters* adapters, int64_t pos0) const;
+                           const LinearAdapters* adapters, int64_t pos0,
+                           KvCache* cache = nullptr, int64_t layer = 0) const;
+
+  // The fingerprint of a model built in code: its frozen tensors as float32.
+  std::string weights_fingerprint() const;
 
   LlamaConfig config_;
+  std::string base_fingerprint_;
   RopeStyle rope_style_;
   FrozenWeight token_embd_;  // [vocab, dim]
   bool output_shares_embedding_ = false;

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 
-#include "lora/adapter_gguf.h"
 #include "lora/adapter_set.h"
+#include "metrics/cost_meter.h"
 #include "model/llama_model.h"
 #include "model/loss.h"
+#include "split/server_exchange.h"
 #include "split/tensor_wire.h"
-#include "transport/request_retry.h"
 
 namespace cleave::split {
 
@@ -45,44 +45,14 @@ SplitTrainStep::SplitTrainStep(std::shared_ptr<const LlamaModel> model, lora::Ad
 }
 
 net::Bytes SplitTrainStep::exchange(const net::Bytes& request, MessageType expected, const StepKey& key) {
-  const std::string request_name = message_name(static_cast<MessageType>(wire::peek(request).type));
-  bytes_.add(request_name, wire::Direction::sent, request.size());
-  net::RetryOptions retry;
-  retry.timeout_ms = options_.timeout_ms;
-  retry.max_attempts = options_.max_attempts;
-  retry.backoff_ms = options_.backoff_ms;
-  retry.max_backoff_ms = std::max(options_.backoff_ms, options_.max_backoff_ms);
-  retry.stop = options_.stop;
-  // A repeated step is answered from the server's stored reply, so resending is safe.
-  const std::optional<net::Bytes> reply = net::request_with_retry(
-      channel_, request, retry, [&](const net::Bytes& candidate) {
-        const auto type = static_cast<MessageType>(wire::peek(candidate).type);
-        if (type == MessageType::error) {
-          const ErrorReply error = wire::unpack<ErrorReply>(candidate, static_cast<uint16_t>(MessageType::error),
-                                                            options_.max_message_bytes);
-          if (!error.key.client_id.empty() && !(error.key == key)) return net::ReplyVerdict::skip;  // an earlier attempt's
-          if (error.code == static_cast<uint8_t>(ErrorCode::unknown_client)) {
-            throw SplitSessionLost("split server lost this client's session: " + error.message);
-          }
-          throw SplitError("split server refused " + request_name + ": " + error.message);
-        }
-        if (type != expected) return net::ReplyVerdict::skip;  // a late reply to an earlier request
-        return net::ReplyVerdict::take;
-      });
-  if (!reply) {
-    throw SplitError("split server at " + channel_.describe() + " did not answer " + request_name + " after " +
-                     std::to_string(options_.max_attempts) + " attempts of " + std::to_string(options_.timeout_ms) +
-                     " ms");
-  }
-  bytes_.add(message_name(expected), wire::Direction::received, reply->size());
-  return *reply;
+  return exchange_with_server(channel_, options_, bytes_, request, expected, key);
 }
 
 void SplitTrainStep::connect() {
   if (connected_) return;
   Hello hello;
   hello.client_id = options_.client_id;
-  hello.base_fingerprint = lora::base_fingerprint(*model_);
+  hello.base_fingerprint = model_->base_fingerprint();
   hello.mode = static_cast<uint8_t>(options_.mode);
   hello.cut_layer = options_.cut_layer;
   hello.top_cut = options_.top_cut;
@@ -119,7 +89,9 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
   adapters_.set_training(true);
   const BlockActivations activations =
       options_.recompute ? BlockActivations::recomputed : BlockActivations::saved;
-  // Bottom: embeddings and blocks [0, cut).
+  // Bottom: embeddings and blocks [0, cut). Phases are charged to the site's
+  // meter when it runs as a role (aggregator::FederatedClient).
+  metrics::PhaseScope phase(metrics::Phase::forward);
   const at::Tensor smashed = model_->run_blocks(model_->embed(t.inputs), 0, options_.cut_layer, &adapters_,
                                                 /*pos0=*/0, activations);  // [B, T, dim]
   // What leaves the site: clipped and noised when split.activation_clip is set.
@@ -144,6 +116,7 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
 
   if (options_.mode == SplitMode::vanilla) {
     at::Tensor grad = from_wire(reply.tensor, {B, T, dim}, "gradient of the smashed activations");
+    phase.switch_to(metrics::Phase::backward);
     sent.backward(grad.to(sent.options()));  // wire: CPU float32
     return {reply.loss, reply.n_scored};
   }
@@ -153,6 +126,7 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
   at::Tensor h = model_->run_blocks(top_input, options_.top_cut, model_->n_layers(), &adapters_,
                                     /*pos0=*/0, activations);
   LossResult loss = model_->head_loss(h, t.targets, t.weights, &adapters_);  // no [B, T, vocab] logits
+  phase.switch_to(metrics::Phase::backward);
   loss.loss.backward();
   BackwardRequest back;
   back.key = request.key;

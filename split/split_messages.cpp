@@ -14,6 +14,13 @@ const char* message_name(MessageType type) {
     case MessageType::end_round_reply: return "end_round_reply";
     case MessageType::sync_round: return "sync_round";
     case MessageType::sync_round_reply: return "sync_round_reply";
+    case MessageType::generate_open: return "generate_open";
+    case MessageType::generate_open_reply: return "generate_open_reply";
+    case MessageType::generate_prefill: return "generate_prefill";
+    case MessageType::generate_step: return "generate_step";
+    case MessageType::generate_reply: return "generate_reply";
+    case MessageType::generate_close: return "generate_close";
+    case MessageType::generate_close_reply: return "generate_close_reply";
     case MessageType::error: return "error";
   }
   return "unknown";

@@ -21,6 +21,13 @@ enum class MessageType : uint16_t {
   end_round_reply = 0x0108,
   sync_round = 0x0109,
   sync_round_reply = 0x010A,
+  generate_open = 0x0111,
+  generate_open_reply = 0x0112,
+  generate_prefill = 0x0113,
+  generate_step = 0x0114,
+  generate_reply = 0x0115,
+  generate_close = 0x0116,
+  generate_close_reply = 0x0117,
   error = 0x01FF,
 };
 const char* message_name(MessageType type);
@@ -42,7 +49,7 @@ struct StepKey {
 
 struct Hello {
   std::string client_id;
-  std::string base_fingerprint;   // lora::base_fingerprint of the client's base model
+  std::string base_fingerprint;   // LlamaModel::base_fingerprint() of the client's base model
   uint8_t mode = 0;               // SplitMode
   int32_t cut_layer = 0;          // client runs blocks [0, cut_layer)
   int32_t top_cut = 0;            // u_shaped: server runs [cut_layer, top_cut)
@@ -137,14 +144,95 @@ struct SyncRoundReply {
   void serialize(Archive& ar) { ar(previous_round, round, clients_averaged); }
 };
 
+// Split inference: a site generates text with its blocks here and the
+// server's in a generation session. It opens one (GenerateOpen), feeds the
+// prompt's activations at the cut in one prefill, then one position per
+// step, and closes it. The server keeps the session's KV cache for its
+// blocks; only activations (and in vanilla the last position's logits)
+// cross the wire. Every request starts with the site's id, which the TLS
+// policy binds to its certificate; a session answers only the site that
+// opened it.
+enum class GenerationAdapters : uint8_t {
+  global = 0,   // the server's global adapters (SFL-V1: the last round's average; SFL-V2: the shared copy)
+  own = 1,      // SFL-V1: the site's own copy, as trained in the server's current round
+};
+
+struct GenerateOpen {
+  std::string client_id;
+  std::string base_fingerprint;   // as in Hello
+  uint8_t mode = 0;               // SplitMode
+  int32_t cut_layer = 0;          // the server runs [cut_layer, top_cut) (u_shaped) or [cut_layer, L)
+  int32_t top_cut = 0;
+  uint8_t activation_codec = 0;   // wire::WireDType of the activations (and logits) both ways
+  uint8_t adapters = 0;           // GenerationAdapters
+  int32_t max_positions = 0;      // the session's KV cache: prompt and generated tokens at most
+  // The base tensors the site expects the server to adapt (its lora.targets
+  // over the server's blocks): the session is refused, naming them, when
+  // the server's adapters lack any.
+  std::vector<std::string> expected_adapters;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(client_id, base_fingerprint, mode, cut_layer, top_cut, activation_codec, adapters, max_positions,
+       expected_adapters);
+  }
+};
+
+struct GenerateOpenReply {
+  uint64_t session = 0;
+  int64_t kv_bytes = 0;           // reserved for the session's KV cache
+  uint32_t round = 0;             // the server's round when the session's adapters were taken
+  std::string server_fingerprint;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(session, kv_bytes, round, server_fingerprint); }
+};
+
+// generate_prefill: position 0, the prompt's T positions (restarts the
+// session's KV cache). generate_step: one position, the next one.
+struct GenerateInput {
+  std::string client_id;
+  uint64_t session = 0;
+  uint32_t position = 0;          // of the first position in `hidden`
+  wire::WireTensor hidden;        // activations at cut_layer [1, T, dim]
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, session, position, hidden); }
+};
+
+// u_shaped: activations at top_cut of the request's positions [1, T, dim]
+// (the site's top blocks cache them all). vanilla: the logits of the last
+// position [1, 1, vocab] (the server holds the head).
+struct GenerateOutput {
+  uint64_t session = 0;
+  uint32_t position = 0;          // as in the request
+  wire::WireTensor tensor;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(session, position, tensor); }
+};
+
+struct GenerateClose {
+  std::string client_id;
+  uint64_t session = 0;
+  template <class Archive>
+  void serialize(Archive& ar) { ar(client_id, session); }
+};
+
+struct GenerateCloseReply {
+  uint64_t session = 0;
+  uint32_t positions = 0;         // the session held this many when closed
+  template <class Archive>
+  void serialize(Archive& ar) { ar(session, positions); }
+};
+
 // Why the split server refused a request: a client reacts to the code, a
 // person reads the message.
 enum class ErrorCode : uint8_t {
   refused = 0,          // bad input or a state no retry fixes
   unknown_client = 1,   // the server has no session for this client (it restarted, or released
                         // the client at a round's end): say hello again and redo the step
+  unknown_session = 2,  // no such generation session of this site (closed, expired, or the
+                        // server restarted): open a new one
 };
 
+// key: the step refused; for generation requests {client_id, position, session}.
 struct ErrorReply {
   StepKey key;
   std::string message;

@@ -2,10 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <iostream>
 #include <set>
 #include <stdexcept>
 
@@ -35,6 +35,7 @@ void SplitServerOptions::validate() const {
   if (max_message_bytes < 1024) throw std::invalid_argument("split_server.max_message_bytes is too small");
   if (max_tokens_per_step < 1) throw std::invalid_argument("split_server.max_tokens_per_step must be >= 1");
   if (weight_decay < 0) throw std::invalid_argument("split_server.weight_decay must be >= 0");
+  generation.validate();
 }
 
 struct SplitServer::ClientState {
@@ -78,11 +79,10 @@ BlockActivations block_activations(const SplitServerOptions& options) {
 }  // namespace
 
 SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOptions options,
-                         std::optional<lora::AdapterSet> initial, Log log)
+                         std::optional<lora::AdapterSet> initial, Log log, std::shared_ptr<const Clock> clock)
     : model_(std::move(model)), options_(std::move(options)), log_(std::move(log)) {
   options_.validate();
-  if (!log_) log_ = [](const std::string& line) { std::cerr << "split-server: " << line << std::endl; };
-  fingerprint_ = lora::base_fingerprint(*model_);
+  fingerprint_ = model_->base_fingerprint();
   if (options_.min_cut_layer >= model_->n_layers()) {
     throw std::invalid_argument("split_server.min_cut_layer (" + std::to_string(options_.min_cut_layer) +
                                 ") must be below the model's " + std::to_string(model_->n_layers()) +
@@ -98,7 +98,7 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     // the round the checkpoint closed is stored beside the tensors
     auto file = gguf::File::open(options_.checkpoint_path);
     round_ = static_cast<uint32_t>(std::stoul(file->get_string("cleave.round", "0")));
-    log_("resumed from " + options_.checkpoint_path + " at round " + std::to_string(round_));
+    log_.info("resumed from " + options_.checkpoint_path + " at round " + std::to_string(round_));
   } else {
     const int64_t min_cut = options_.min_cut_layer;
     global_ = lora::AdapterSet::create(*model_, options_.lora, options_.seed,
@@ -109,6 +109,7 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     shared_optimizer_ = std::make_unique<AdamW>(global_.parameters(),
                                                 AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
   }
+  generation_ = std::make_unique<GenerationSessions>(model_, options_.generation, std::move(clock), log_);
 }
 
 SplitServer::~SplitServer() = default;
@@ -134,6 +135,7 @@ void SplitServer::export_metrics(metrics::Registry& registry) {
 }
 
 net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& request) {
+  metrics::PhaseScope role(cost_, metrics::Phase::wire);   // its compute phases nest inside
   StepKey key;
   try {
     const wire::FrameHeader header = wire::peek(request);
@@ -155,6 +157,10 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
       }
       case MessageType::end_round: reply = on_end_round(request); break;
       case MessageType::sync_round: reply = on_sync_round(request); break;
+      case MessageType::generate_open:
+      case MessageType::generate_prefill:
+      case MessageType::generate_step:
+      case MessageType::generate_close: reply = on_generate(type, request); break;
       default:
         throw wire::WireError(std::string("unexpected message type ") + message_name(type) +
                               " at the split server");
@@ -164,18 +170,21 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
     if (metrics_) metrics_->publish(round_.load(), clients_.size());
     return reply;
   } catch (const std::exception& e) {
-    log_("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +
-         ": " + e.what());
+    log_.warning("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +
+                 ": " + e.what());
     const bool unknown = dynamic_cast<const UnknownClient*>(&e) != nullptr;
-    net::Bytes reply = error_frame(key, e.what(), unknown ? ErrorCode::unknown_client : ErrorCode::refused);
+    const ErrorCode code = unknown ? ErrorCode::unknown_client
+                           : dynamic_cast<const UnknownSession*>(&e) ? ErrorCode::unknown_session
+                                                                     : ErrorCode::refused;
+    net::Bytes reply = error_frame(key, e.what(), code);
     bytes_.add("error", wire::Direction::sent, reply.size());
     return reply;
   }
 }
 
-net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) {
-  const Hello hello = wire::unpack<Hello>(request, static_cast<uint16_t>(MessageType::hello),
-                                          options_.max_message_bytes);
+// What a site says of itself in Hello and GenerateOpen: its id, base model,
+// split mode, cuts and codecs, against what this server runs.
+void SplitServer::check_site(const Hello& hello) const {
   if (hello.client_id.empty() || hello.client_id.size() > 128) {
     throw std::invalid_argument("client id must be 1..128 characters");
   }
@@ -201,6 +210,12 @@ net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) 
       throw std::invalid_argument("unknown codec id " + std::to_string(codec));
     }
   }
+}
+
+net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) {
+  const Hello hello = wire::unpack<Hello>(request, static_cast<uint16_t>(MessageType::hello),
+                                          options_.max_message_bytes);
+  check_site(hello);
   auto& slot = clients_[hello.client_id];
   if (!slot) {
     slot = std::make_unique<ClientState>();
@@ -209,8 +224,8 @@ net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) 
       slot->optimizer = std::make_unique<AdamW>(slot->adapters.parameters(),
                                                 AdamWOptions{0.9, 0.999, 1e-8, options_.weight_decay});
     }
-    log_("client " + hello.client_id + " joined: cut " + std::to_string(hello.cut_layer) +
-         (hello.mode ? ", u_shaped top " + std::to_string(hello.top_cut) : ", vanilla"));
+    log_.info("client " + hello.client_id + " joined: cut " + std::to_string(hello.cut_layer) +
+              (hello.mode ? ", u_shaped top " + std::to_string(hello.top_cut) : ", vanilla"));
   }
   slot->hello = hello;
   slot->pending_input = at::Tensor();
@@ -219,6 +234,7 @@ net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) 
 }
 
 void SplitServer::optimizer_step(ClientState& state, double lr, double grad_clip) {
+  metrics::PhaseScope phase(metrics::Phase::optimizer);
   lora::AdapterSet& adapters =
       options_.variant == ServerVariant::sfl_v1 ? state.adapters : global_;
   AdamW& optimizer = options_.variant == ServerVariant::sfl_v1 ? *state.optimizer : *shared_optimizer_;
@@ -257,7 +273,9 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
   adapters.set_training(true);
   smashed.requires_grad_(true);
   const auto reply_codec = static_cast<wire::WireDType>(hello.gradient_codec);
+  cost_.add_tokens(B * T);
 
+  metrics::PhaseScope phase(metrics::Phase::forward);
   ForwardReply reply;
   reply.key = req.key;
   if (hello.mode == static_cast<uint8_t>(SplitMode::vanilla)) {
@@ -281,6 +299,7 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters, /*pos0=*/0,
                                       block_activations(options_));
     LossResult loss = model_->head_loss(h, targets, weights, &adapters);  // no [B, T, vocab] logits
+    phase.switch_to(metrics::Phase::backward);
     loss.loss.backward();
     reply.loss = loss.loss.item<double>();
     reply.n_scored = loss.n_scored;
@@ -322,6 +341,7 @@ net::Bytes SplitServer::on_backward(const net::Bytes& request) {
     return error_frame(req.key, "no forward pass pending for this step: send the forward request first");
   }
   at::Tensor grad = from_wire(req.grad, state.pending_output.sizes().vec(), "activation gradient");
+  metrics::PhaseScope phase(metrics::Phase::backward);
   state.pending_output.backward(grad.to(state.pending_output.options()));
   BackwardReply reply;
   reply.key = req.key;
@@ -376,10 +396,10 @@ SyncRoundReply SplitServer::sync_round(uint32_t round, const std::vector<std::st
   // An older checkpoint, or another run: unfinished copies are of no round
   // the aggregator knows.
   discard_unfinished_round();
-  log_("the aggregator's next round is " + std::to_string(round) + " but this server was in round " +
-       std::to_string(round_) + ": moved to round " + std::to_string(round) +
-       (round < round_ ? " (this server's adapters are from a later round of another run)"
-                       : " (this server's adapters missed the rounds in between)"));
+  log_.warning("the aggregator's next round is " + std::to_string(round) + " but this server was in round " +
+               std::to_string(round_) + ": moved to round " + std::to_string(round) +
+               (round < round_ ? " (this server's adapters are from a later round of another run)"
+                               : " (this server's adapters missed the rounds in between)"));
   round_ = round;
   save_checkpoint();
   return reply;
@@ -394,9 +414,10 @@ void SplitServer::discard_unfinished_round() {
   // stay in it.
   clients_.clear();
   if (trained > 0) {
-    log_("discarded the unfinished round " + std::to_string(round_) + " of " + std::to_string(trained) +
-         " client(s): the aggregator runs it again" +
-         (options_.variant == ServerVariant::sfl_v2 ? " (SFL-V2: their steps stay in the shared adapters)" : ""));
+    log_.warning("discarded the unfinished round " + std::to_string(round_) + " of " + std::to_string(trained) +
+                 " client(s): the aggregator runs it again" +
+                 (options_.variant == ServerVariant::sfl_v2 ? " (SFL-V2: their steps stay in the shared adapters)"
+                                                            : ""));
   }
 }
 
@@ -409,6 +430,7 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
   auto takes_part = [&](const std::string& id, const ClientState& state) {
     return state.trained_this_round && (accepted.empty() || accepted.count(id) > 0);
   };
+  std::optional<metrics::PhaseScope> aggregation(std::in_place, cost_, metrics::Phase::aggregation);
   uint32_t averaged = 0;
   std::string product_note;
   if (options_.variant == ServerVariant::sfl_v1) {
@@ -469,10 +491,90 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
   if (options_.release_clients_at_round_end) clients_.clear();
   ++round_;
   save_checkpoint();
-  log_("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients; " +
-       std::to_string(label_bytes()) + " label bytes received in all" + product_note + ")");
+  aggregation.reset();
+  const metrics::RoleCost now = cost_.totals();
+  const metrics::RoleCost round_cost = now - cost_at_round_start_;
+  cost_at_round_start_ = now;
+  log_.info("closed round " + std::to_string(round) + " (" + std::to_string(averaged) + " clients; " +
+            std::to_string(label_bytes()) + " label bytes received in all" + product_note + "); cost " +
+            metrics::describe_cost(round_cost));
   if (round_callback_) round_callback_(round);
   return averaged;
+}
+
+GenerateOpenReply SplitServer::open_generation(const GenerateOpen& request) {
+  check_site(Hello{request.client_id, request.base_fingerprint, request.mode, request.cut_layer, request.top_cut,
+                   request.activation_codec, request.activation_codec});
+  const int64_t L = model_->n_layers();
+  if (request.adapters > static_cast<uint8_t>(GenerationAdapters::own)) {
+    throw std::invalid_argument("unknown generation adapters " + std::to_string(request.adapters) +
+                                " (0: the global adapters, 1: the site's own copy)");
+  }
+  if (static_cast<int64_t>(request.expected_adapters.size()) > 8 * L) {
+    throw std::invalid_argument("a site expects at most " + std::to_string(8 * L) + " adapters of this model, not " +
+                                std::to_string(request.expected_adapters.size()));
+  }
+  const lora::AdapterSet* source = &global_;
+  if (request.adapters == static_cast<uint8_t>(GenerationAdapters::own)) {
+    if (options_.variant == ServerVariant::sfl_v2) {
+      throw std::invalid_argument("this split server runs SFL-V2: its one shared copy is the global adapters; "
+                                  "generate with the global server adapters");
+    }
+    auto it = clients_.find(request.client_id);
+    if (it == clients_.end()) {
+      throw std::invalid_argument("this split server holds no adapter copy of " + request.client_id +
+                                  " (it has not trained here since the server started or its copies were "
+                                  "released at a round's end): generate with the global server adapters");
+    }
+    source = &it->second->adapters;
+  }
+  const int64_t end = request.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? request.top_cut : L;
+  std::vector<std::string> missing;
+  for (const std::string& name : request.expected_adapters) {
+    if (!source->adapts(name)) missing.push_back(name.substr(0, 128));
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (size_t i = 0; i < missing.size() && i < 4; ++i) names += (i ? ", " : "") + missing[i];
+    if (missing.size() > 4) names += " and " + std::to_string(missing.size() - 4) + " more";
+    int64_t first = L, last = -1;
+    for (const auto& [name, pair] : source->pairs()) {
+      first = std::min(first, lora::layer_of(name));
+      last = std::max(last, lora::layer_of(name));
+    }
+    const std::string covered = last < 0 ? "no block" : "blocks " + std::to_string(first) + " to " + std::to_string(last);
+    throw std::invalid_argument(
+        "the split server has no adapters for " + names + " (" + std::to_string(missing.size()) + " of the " +
+        std::to_string(request.expected_adapters.size()) + " the site's lora.targets expect over blocks [" +
+        std::to_string(request.cut_layer) + ", " + std::to_string(end) + ")): its adapters cover " + covered +
+        " (split_server.min_cut_layer " + std::to_string(options_.min_cut_layer) +
+        ", lora.targets of its config or checkpoint); serve adapters trained for these blocks");
+  }
+  lora::AdapterSet snapshot =
+      source->subset([&](int64_t layer) { return layer >= request.cut_layer && layer < end; });
+  return generation_->open(request, std::move(snapshot), round_);
+}
+
+net::Bytes SplitServer::on_generate(MessageType type, const net::Bytes& request) {
+  const auto code = static_cast<uint16_t>(type);
+  switch (type) {
+    case MessageType::generate_open: {
+      GenerateOpenReply reply =
+          open_generation(wire::unpack<GenerateOpen>(request, code, options_.max_message_bytes));
+      reply.server_fingerprint = fingerprint_;
+      return wire::pack(static_cast<uint16_t>(MessageType::generate_open_reply), reply);
+    }
+    case MessageType::generate_prefill:
+    case MessageType::generate_step: {
+      const GenerateInput input = wire::unpack<GenerateInput>(request, code, options_.max_message_bytes);
+      return wire::pack(static_cast<uint16_t>(MessageType::generate_reply),
+                        generation_->feed(input, type == MessageType::generate_prefill));
+    }
+    default: {
+      const GenerateClose close = wire::unpack<GenerateClose>(request, code, options_.max_message_bytes);
+      return wire::pack(static_cast<uint16_t>(MessageType::generate_close_reply), generation_->close(close));
+    }
+  }
 }
 
 void SplitServer::save_checkpoint() const {
@@ -485,6 +587,11 @@ void SplitServer::serve(net::ServerChannel& channel, const std::atomic<bool>& st
   loop.handle = [this](const net::PeerId& peer, const net::Bytes& request) { return handle(peer, request); };
   loop.log = log_;
   loop.poll_ms = poll_ms;
+  loop.after_each = [this] {
+    generation_->expire_idle();   // idle generation sessions go even when no request comes
+    return false;
+  };
+  metrics::PhaseScope role(cost_, metrics::Phase::wire);   // polling, TLS and frames count as wire
   net::serve(channel, stop, loop);
 }
 

@@ -13,9 +13,12 @@
 #include <string>
 
 #include "lora/adapter_set.h"
+#include "metrics/cost_meter.h"
+#include "split/generation_sessions.h"
 #include "split/split_messages.h"
 #include "split/wire_frame.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave::metrics {
 class Registry;
@@ -55,18 +58,20 @@ struct SplitServerOptions {
   // the simulator's freshly instantiated sites do; a long-lived
   // split::SplitTrainStep does not, so deployments keep this off.
   bool release_clients_at_round_end = false;
+  // Split inference: the generation sessions the server holds for sites.
+  GenerationLimits generation;
 
   void validate() const;              // throws std::invalid_argument naming the field
 };
 
 class SplitServer {
  public:
-  using Log = std::function<void(const std::string&)>;
-
   // Starts from `initial` adapters when given, else from the checkpoint when
-  // it exists, else from fresh adapters (seeded).
+  // it exists, else from fresh adapters (seeded). `clock` tells generation
+  // sessions' idle time (null: the steady clock).
   SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOptions options,
-              std::optional<lora::AdapterSet> initial = std::nullopt, Log log = {});
+              std::optional<lora::AdapterSet> initial = std::nullopt,
+              Log log = Log::to_stderr("split-server"), std::shared_ptr<const Clock> clock = nullptr);
   ~SplitServer();
 
   // One request from `peer` to one reply frame. Bad input never throws: it
@@ -95,12 +100,17 @@ class SplitServer {
 
   uint32_t round() const { return round_.load(); }   // any thread
   const lora::AdapterSet& global_adapters() const { return global_; }
+  const GenerationSessions& generation() const { return *generation_; }
   // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
   const lora::AdapterSet& adapters_for(const std::string& client_id) const;
   wire::ByteCounter& bytes() { return bytes_; }
   // Bytes of labels (target ids and weights) received in vanilla forward
   // requests: the clients' text. 0 while every client runs u_shaped.
   uint64_t label_bytes() const { return label_bytes_.load(); }
+  // What serving cost this process so far, by phase (metrics/cost_meter.h),
+  // with the tokens of every forward step; any thread. Each round's share is
+  // in the "closed round" log line.
+  metrics::RoleCost cost() const { return cost_.totals(); }
 
  private:
   struct ClientState;
@@ -110,6 +120,9 @@ class SplitServer {
   net::Bytes on_backward(const net::Bytes& request);
   net::Bytes on_end_round(const net::Bytes& request);
   net::Bytes on_sync_round(const net::Bytes& request);
+  void check_site(const Hello& hello) const;
+  net::Bytes on_generate(MessageType type, const net::Bytes& request);
+  GenerateOpenReply open_generation(const GenerateOpen& request);
   void optimizer_step(ClientState& state, double lr, double grad_clip);
   void save_checkpoint() const;
   // Forgets every client's session and unaveraged copy (they say hello again).
@@ -127,6 +140,9 @@ class SplitServer {
   std::atomic<uint32_t> round_{0};
   wire::ByteCounter bytes_;
   std::atomic<uint64_t> label_bytes_{0};
+  metrics::CostMeter cost_;
+  metrics::RoleCost cost_at_round_start_;       // cost_ when the open round began (serving thread)
+  std::unique_ptr<GenerationSessions> generation_;
   std::unique_ptr<SplitServerMetrics> metrics_;   // null unless export_metrics; last: reads bytes_
 };
 

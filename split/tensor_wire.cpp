@@ -4,9 +4,12 @@
 
 #include <stdexcept>
 
+#include "metrics/cost_meter.h"
+
 namespace cleave::split {
 
 wire::WireTensor to_wire(const at::Tensor& tensor, wire::WireDType codec, wire::Rounding rounding) {
+  metrics::PhaseScope phase(metrics::Phase::codec);   // charged to the calling role
   // the codecs read CPU float32: a GPU or bf16 tensor is copied over first
   at::Tensor t = tensor.detach().to(at::kCPU, at::kFloat).contiguous();
   return wire::encode(t.data_ptr<float>(), t.sizes().vec(), codec, rounding);
@@ -33,6 +36,7 @@ at::Tensor from_wire(const wire::WireTensor& tensor, const std::vector<int64_t>&
     throw wire::WireError(std::string(what) + " has shape " + c10::str(tensor.shape) +
                           ", expected " + c10::str(expected) + " (-1: any)");
   }
+  metrics::PhaseScope phase(metrics::Phase::codec);
   // Shape and data size checked before allocating: a lying shape must get an
   // error reply, not an allocation of its product (found by split_server_fuzz).
   wire::checked_element_count(tensor);

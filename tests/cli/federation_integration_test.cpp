@@ -99,6 +99,9 @@ void run_federation(const std::string& name, bool secure_aggregation) {
       EXPECT_CONTAINS(client->output(), "update accepted");
     }
     EXPECT_CONTAINS(client->output(), "the head and the loss here (u_shaped: the labels stay here)");
+    // Each round's cost to the site: 3 steps of 2 x 16 tokens.
+    EXPECT_CONTAINS(client->output(), "; cost CPU ");
+    EXPECT_CONTAINS(client->output(), "us/token over 96 tokens; forward ");
   }
 
   // The aggregator's checkpoint: the round state and the global adapters of
@@ -116,6 +119,8 @@ void run_federation(const std::string& name, bool secure_aggregation) {
   EXPECT_TRUE(split.wait_for("closed round 1 \\(3 clients; 0 label bytes received in all\\)", test::kStartTimeout))
       << split.output();
   EXPECT_CONTAINS(split.output(), "u_shaped top 2");
+  EXPECT_CONTAINS(split.output(), "us/token over 288 tokens; forward ");   // the round's cost: 3 sites' tokens
+  EXPECT_CONTAINS(aggregator.output(), "; cost CPU ");
   EXPECT_TRUE(fs::exists(dir + "/split.gguf"));
   split.signal(SIGTERM);
   const auto split_status = split.wait_exit(test::kStartTimeout);

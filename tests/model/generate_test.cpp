@@ -101,6 +101,24 @@ TEST_F(GenerateTiny, LongOutputsSlideTheContextWindow) {
   EXPECT_EQ(std::vector<TokenId>(out.begin(), out.begin() + 4), reference);
 }
 
+TEST_F(GenerateTiny, KvCachedStepsMatchTheFullForward) {
+  // The prompt in one pass, then one position at a time: each step's logits
+  // equal those of the whole sequence recomputed (the pre-cache generator).
+  ModelDecoder decoder(*model_, nullptr);
+  std::vector<TokenId> ids = prompt_;
+  at::Tensor logits = decoder.feed(ids);
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<int64_t> all(ids.begin(), ids.end());
+    const at::Tensor full = model_->forward(at::tensor(all, at::kLong).unsqueeze(0), nullptr)[0][-1];  // [vocab]
+    ASSERT_TRUE(at::allclose(logits, full, 1e-4, 1e-5)) << "step " << step;
+    const TokenId next = static_cast<TokenId>(full.argmax().item<int64_t>());
+    ids.push_back(next);
+    logits = decoder.feed({next});
+  }
+  decoder.restart();
+  EXPECT_TRUE(at::allclose(decoder.feed(prompt_), ModelDecoder(*model_, nullptr).feed(prompt_)));
+}
+
 TEST(SampleToken, TemperatureSharpensOrFlattensTheDistribution) {
   const at::Tensor logits = at::tensor({2.0f, 1.0f, 0.0f, -1.0f});
   auto top_share = [&](double temperature) {

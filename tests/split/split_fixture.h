@@ -1,4 +1,4 @@
-// A split server on tcp://127.0.0.1:0 in its own thread, for split tests.
+// A split server on tcp://127.0.0.1:0 (or another channel) in its own thread, for split tests.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -18,7 +18,10 @@ namespace cleave::test {
 class ServerThread {
  public:
   explicit ServerThread(std::unique_ptr<split::SplitServer> server)
-      : server_(std::move(server)), channel_(net::zmq_bind("tcp://127.0.0.1:0")) {
+      : ServerThread(std::move(server), net::zmq_bind("tcp://127.0.0.1:0")) {}
+  // Serving on `channel` (e.g. an in-process one).
+  ServerThread(std::unique_ptr<split::SplitServer> server, std::unique_ptr<net::ServerChannel> channel)
+      : server_(std::move(server)), channel_(std::move(channel)) {
     thread_ = std::thread([this] { server_->serve(*channel_, stop_, 20); });
   }
   ~ServerThread() {

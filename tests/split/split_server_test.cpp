@@ -5,7 +5,6 @@
 #include <thread>
 
 #include "client/adamw.h"
-#include "lora/adapter_gguf.h"
 #include "model/model_loader.h"
 #include "split/split_client.h"
 #include "split/split_messages.h"
@@ -21,7 +20,8 @@ namespace {
 class SplitServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    model_ = load_llama(test::write_tiny_model("split_server"), BaseQuant::q4);
+    model_path_ = test::write_tiny_model("split_server");
+    model_ = load_llama(model_path_, BaseQuant::q4);
     lora::LoraOptions options;
     options.rank = 4;
     full_ = lora::AdapterSet::create(*model_, options, 3);
@@ -61,6 +61,7 @@ class SplitServerTest : public ::testing::Test {
     return losses;
   }
 
+  std::string model_path_;
   std::shared_ptr<LlamaModel> model_;
   lora::AdapterSet full_;
 };
@@ -90,7 +91,7 @@ TEST_F(SplitServerTest, EightConcurrentClientsEachGetTheResultTheyGetAlone) {
 
 TEST_F(SplitServerTest, RepeatedRequestIsAnsweredFromStoreNotAppliedTwice) {
   auto server = make_server();
-  Hello hello{"site-a", lora::base_fingerprint(*model_), 0, 2, 0, 0, 0};
+  Hello hello{"site-a", model_->base_fingerprint(), 0, 2, 0, 0, 0};
   server->handle("peer", wire::pack(static_cast<uint16_t>(MessageType::hello), hello));
   ForwardRequest request;
   request.key = StepKey{"site-a", 0, 0};
@@ -108,6 +109,23 @@ TEST_F(SplitServerTest, RepeatedRequestIsAnsweredFromStoreNotAppliedTwice) {
     EXPECT_TRUE(at::equal(tensor, after_first.at(name))) << name << " changed by a repeated request";
   }
   EXPECT_EQ(wire::peek(first).type, static_cast<uint16_t>(MessageType::forward_reply));
+}
+
+TEST_F(SplitServerTest, HelloIsCheckedAgainstTheBasesWeightsNotItsShapeOrQuant) {
+  auto server = make_server();   // runs the file as q4
+  auto hello_from = [&](const std::string& id, const LlamaModel& site_model) {
+    const Hello hello{id, site_model.base_fingerprint(), 0, 1, 0, 0, 0};
+    return server->handle("peer", wire::pack(static_cast<uint16_t>(MessageType::hello), hello));
+  };
+  // A site running the same file as int8 is welcome.
+  EXPECT_EQ(wire::peek(hello_from("site-int8", *load_llama(model_path_, BaseQuant::int8))).type,
+            static_cast<uint16_t>(MessageType::hello_reply));
+  // A site running another base of the same shape is refused.
+  const net::Bytes reply =
+      hello_from("site-other", *load_llama(test::write_tiny_model("split_server_other", 8), BaseQuant::q4));
+  ASSERT_EQ(wire::peek(reply).type, static_cast<uint16_t>(MessageType::error));
+  const auto error = wire::unpack<ErrorReply>(reply, static_cast<uint16_t>(MessageType::error), 1 << 20);
+  EXPECT_NE(error.message.find("same GGUF"), std::string::npos) << error.message;
 }
 
 TEST_F(SplitServerTest, BadRequestsGetErrorRepliesAndOthersKeepTraining) {
@@ -128,10 +146,10 @@ TEST_F(SplitServerTest, BadRequestsGetErrorRepliesAndOthersKeepTraining) {
   expect_error(wire::pack(static_cast<uint16_t>(MessageType::hello), Hello{"x", "dim=1", 0, 1, 0, 0, 0}),
                "same GGUF");
   expect_error(wire::pack(static_cast<uint16_t>(MessageType::hello),
-                          Hello{"x", lora::base_fingerprint(*model_), 0, 3, 0, 0, 0}),
+                          Hello{"x", model_->base_fingerprint(), 0, 3, 0, 0, 0}),
                "cut_layer");
 
-  Hello hello{"site-b", lora::base_fingerprint(*model_), 0, 1, 0, 0, 0};
+  Hello hello{"site-b", model_->base_fingerprint(), 0, 1, 0, 0, 0};
   server->handle("peer", wire::pack(static_cast<uint16_t>(MessageType::hello), hello));
   ForwardRequest bad;
   bad.key = StepKey{"site-b", 0, 0};
