@@ -87,6 +87,11 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("exponent", o.exponent);
   f.field("client_eval_fraction", o.client_eval_fraction);
   f.field("client_eval_batches", o.client_eval_batches);
+  f.field("data_fraction", o.data_fraction);
+  f.field("local_epochs", o.local_epochs);
+  f.field("validation_fraction", o.validation_fraction);
+  f.field("stop_patience", o.stop_patience);
+  f.field("stop_min_improvement", o.stop_min_improvement);
   f.field("rounds", o.rounds);
   f.field("clients_per_round", o.clients_per_round);
   f.field("site_ranks", o.site_ranks);
@@ -112,6 +117,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("workers", o.workers);
   f.field("eval_every", o.eval_every);
   f.field("baselines", o.baselines);
+  f.field("run_fleet", o.run_fleet);
   f.field("progress", o.progress);
 }
 

@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/config.h"
 #include "cli/demo_corpus.h"
+#include "cli/service_runtime.h"
 #include "model/json.h"
 #include "model/vocab_builder.h"
 #include "simulate/fleet_data.h"
@@ -90,7 +91,8 @@ simulate::SimulationConfig simulation_config(const SimulateConfig& config) {
 }  // namespace
 
 ArgParser simulate_parser() {
-  return ArgParser("simulate", "[--config FILE.yaml] [--set key=value ...] [--out DIR] [--baselines]",
+  return ArgParser("simulate",
+                   "[--config FILE.yaml] [--set key=value ...] [--out DIR] [--baselines] [--log-level LEVEL]",
                    "Runs a simulated fleet in one process: the aggregator, a split server and the\n"
                    "sites of `federation:` (N registered, a few sampled per round), with the same\n"
                    "role code as `cleave aggregator` / `split-server` / `client`. Writes metrics.csv,\n"
@@ -102,10 +104,12 @@ ArgParser simulate_parser() {
       .value("--config", "FILE", "YAML configuration (see configs/simulate.yaml)", "-c")
       .value("--set", "KEY=VALUE", "override a configuration key (repeatable)")
       .value("--out", "DIR", "run directory (overrides output.dir; default runs/simulate)")
-      .toggle("--baselines", "also run centralized, local_only and fedavg_nosplit and compare");
+      .toggle("--baselines", "also run centralized, local_only and fedavg_nosplit and compare")
+      .value("--log-level", "LEVEL", "the lowest level fleet.log keeps: " + log_level_choices() + " (default info)");
 }
 
 int run_simulate(const ParsedArgs& args) {
+  const LogLevel log_level = log_level_flag(args).value_or(LogLevel::info);
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
   SimulateConfig config;
@@ -134,7 +138,8 @@ int run_simulate(const ParsedArgs& args) {
   }
   set_threads(threads, std::cout);
   const BaseModel base = load_base_model(config.run.model, config.run.quant, std::cout, config.run.compute);
-  const simulate::SimulationConfig simulation = simulation_config(config);
+  simulate::SimulationConfig simulation = simulation_config(config);
+  simulation.log_level = log_level;
   const simulate::FleetData data = simulate::load_fleet_data(simulation, *base.tokenizer, std::cout);
   const simulate::SimulationResult result = simulate::run_simulation(simulation, base.model, data, std::cout);
   std::cout << "\n" << result.summary;

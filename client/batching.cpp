@@ -1,6 +1,7 @@
 #include "client/batching.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 #include "client/shuffle.h"
@@ -165,6 +166,20 @@ std::vector<Batch> eval_batches(const std::vector<Example>& examples,
 std::vector<size_t> epoch_order(size_t n_examples, uint64_t seed, int64_t epoch) {
   Rng rng = seeded_rng(seed, static_cast<uint64_t>(epoch));
   return random_permutation(n_examples, rng);
+}
+
+int64_t rows_per_epoch(const std::vector<Example>& examples, const BatchOptions& options) {
+  if (options.mode == BatchMode::padding) return static_cast<int64_t>(examples.size());
+  // pack_rows' stream: every token of every example, one EOS -> BOS target
+  // between examples carrying no loss, so T tokens give T - 1 targets.
+  const int64_t n_targets = total_tokens(examples) - 1;
+  return n_targets > 0 ? n_targets / options.seq_len : 0;
+}
+
+int64_t steps_for_epochs(const std::vector<Example>& examples, const BatchOptions& options, double epochs) {
+  if (!(epochs > 0)) throw std::invalid_argument("epochs must be > 0, got " + std::to_string(epochs));
+  const double rows = epochs * static_cast<double>(rows_per_epoch(examples, options));
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(rows / static_cast<double>(options.batch_size))));
 }
 
 BatchStream::BatchStream(std::vector<Example> examples, BatchOptions options)

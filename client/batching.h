@@ -75,6 +75,14 @@ class BatchStream {
   size_t next_row_ = 0;
 };
 
+// Rows in one epoch of `examples` under `options` (the same for every
+// epoch's order): packing, floor((T - 1) / seq_len) for the T tokens of the
+// stream; padding, one per example.
+int64_t rows_per_epoch(const std::vector<Example>& examples, const BatchOptions& options);
+// Optimizer steps of batch_size rows that pass over the examples `epochs`
+// times: ceil(epochs * rows_per_epoch / batch_size), at least 1.
+int64_t steps_for_epochs(const std::vector<Example>& examples, const BatchOptions& options, double epochs);
+
 // The order of the examples in one epoch: a Fisher-Yates shuffle seeded by
 // (seed, epoch), the same on every standard library.
 std::vector<size_t> epoch_order(size_t n_examples, uint64_t seed, int64_t epoch);

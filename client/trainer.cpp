@@ -1,4 +1,5 @@
 #include "client/trainer.h"
+#include "metrics/cost_meter.h"
 #include "util/stopwatch.h"
 
 #include <ATen/ATen.h>
@@ -85,8 +86,11 @@ TrainReport Trainer::run(data::BatchStream& stream) {
         }
       }
     }
-    clip_grad_norm(params, options_.grad_clip);
-    optimizer_.step(lr);
+    {
+      metrics::PhaseScope phase(metrics::Phase::optimizer);   // the running role's, if any
+      clip_grad_norm(params, options_.grad_clip);
+      optimizer_.step(lr);
+    }
     report.losses.push_back(result.loss);
     report.tokens += batch.batch_size * batch.seq_len;
     window_tokens += batch.batch_size * batch.seq_len;
@@ -109,6 +113,10 @@ TrainReport Trainer::run(data::BatchStream& stream) {
     if (eval_ && options_.eval_every > 0 && (step + 1) % options_.eval_every == 0 && !last) {
       const double ppl = eval_();
       if (log_) *log_ << "eval at step " << step + 1 << ": perplexity " << ppl << std::endl;
+      if (stop_ && stop_()) {
+        if (log_) *log_ << "stopped at step " << step + 1 << " of " << options_.steps << std::endl;
+        break;
+      }
     }
     if (checkpoint_ && options_.checkpoint_every > 0 && (step + 1) % options_.checkpoint_every == 0 &&
         !last) {
@@ -116,7 +124,7 @@ TrainReport Trainer::run(data::BatchStream& stream) {
     }
   }
   report.seconds = seconds_since(t0);
-  if (checkpoint_) checkpoint_(options_.steps);
+  if (checkpoint_) checkpoint_(static_cast<int64_t>(report.losses.size()));
   return report;
 }
 

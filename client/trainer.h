@@ -35,7 +35,7 @@ struct TrainOptions {
 };
 
 struct TrainReport {
-  std::vector<double> losses;      // per step
+  std::vector<double> losses;      // per step (fewer than options.steps when stop_when ended the run)
   int64_t tokens = 0;              // scored target tokens seen
   double seconds = 0;
   double mean_loss() const;
@@ -45,10 +45,14 @@ class Trainer {
  public:
   using EvalFn = std::function<double()>;            // returns held-out perplexity
   using CheckpointFn = std::function<void(int64_t step)>;
+  using StopFn = std::function<bool()>;              // true: end the run here
 
   Trainer(TrainStep& step, TrainOptions options, std::ostream* log = nullptr);
   void on_eval(EvalFn fn) { eval_ = std::move(fn); }
   void on_checkpoint(CheckpointFn fn) { checkpoint_ = std::move(fn); }
+  // Asked after each periodic evaluation (on_eval); true ends the run there
+  // (early stopping), with the final checkpoint at that step.
+  void stop_when(StopFn fn) { stop_ = std::move(fn); }
   AdamW& optimizer() { return optimizer_; }
 
   // Runs options.steps steps on batches from `stream`.
@@ -62,6 +66,7 @@ class Trainer {
   std::vector<at::Tensor> start_;  // parameter values at the start (FedProx anchor)
   EvalFn eval_;
   CheckpointFn checkpoint_;
+  StopFn stop_;
 };
 
 std::string format_duration(double seconds);   // "1h02m", "3m05s", "12s"

@@ -2,10 +2,15 @@
 // federated training with:
 //  - centralized: one client holding every site's training examples, the
 //    whole model local, no split, the same total optimizer steps as the
-//    fleet's sites together (rounds x sites per round x local steps);
-//  - local_only: each site alone on its own examples for rounds x local
+//    fleet's sites together (rounds x sites per round x local steps; under
+//    federation.local_epochs the sites' own step counts, so the same epochs)
+//    with one learning-rate schedule, evaluated after each round's worth;
+//  - local_only: each site alone on its own examples for rounds x its local
 //    steps (as if sampled in every round), scored on its own held-out split
 //    and on the global held-out set; reported as the mean over sites;
+// Under federation.stop_patience both stop by the fleet's rule
+// (ConvergenceCheck): centralized on the validation set, each local-only
+// site on its own validation split.
 //  - fedavg_nosplit: the fleet with mode nosplit (sites hold the whole model
 //    and its adapters; FedAvg through the same aggregator) — see Fleet.
 #pragma once
@@ -29,7 +34,9 @@ namespace cleave::simulate {
 struct CentralizedResult {
   std::vector<RoundMetrics> rounds;   // one row per fleet-round's worth of steps
   lora::AdapterSet adapters;
-  int64_t steps = 0;
+  int64_t steps = 0;                  // planned (federation.rounds' worth)
+  int64_t steps_taken = 0;            // fewer when it converged first
+  int64_t converged_round = 0;        // in fleet-rounds' worth of steps; 0: ran every step
 };
 
 // Trains, writes <dir>/metrics.csv, metrics.jsonl and adapter.gguf.
@@ -39,8 +46,9 @@ CentralizedResult run_centralized(std::shared_ptr<const LlamaModel> model, const
 struct LocalOnlySite {
   std::string id;
   int64_t train_examples = 0;
+  int64_t steps = 0;                  // taken (fewer than planned when it converged first)
   double own_perplexity = 0;          // on its own held-out split; 0 when it has none
-  double global_perplexity = 0;       // on the global held-out set
+  double global_perplexity = 0;       // on the global held-out set; 0 when it had too little data to train
 };
 
 struct LocalOnlyResult {
@@ -51,7 +59,8 @@ struct LocalOnlyResult {
   double seconds = 0;
 };
 
-// Trains every site alone; writes <dir>/sites.csv (one row per site).
+// Trains every site alone; writes <dir>/sites.csv (one row per site) and
+// each site's adapters as <dir>/<site id>.gguf.
 LocalOnlyResult run_local_only(std::shared_ptr<const LlamaModel> model, const FleetData& data,
                                const SimulationConfig& config, const std::string& dir, std::ostream& out);
 

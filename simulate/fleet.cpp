@@ -15,13 +15,15 @@
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
 #include "client/evaluate.h"
-#include "lora/adapter_gguf.h"
+#include "lora/adapter_set.h"
 #include "lora/split_adapters.h"
 #include "model/llama_model.h"
 #include "secagg/key_signature.h"
+#include "simulate/convergence.h"
 #include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
 #include "split/split_server.h"
+#include "metrics/cpu_clock.h"
 #include "util/stopwatch.h"
 
 namespace cleave::simulate {
@@ -69,12 +71,42 @@ class ServeThread {
   std::thread thread_;
 };
 
+// Where the services' and the evaluation's meters and the process's clocks
+// stood at one moment: a round is charged the difference of two.
+struct CostMark {
+  metrics::RoleCost split_server, aggregator, evaluation;
+  double process_cpu = 0;
+  std::optional<metrics::EnergyCounters> energy;
+
+  static CostMark now(const split::SplitServer* split_server, const aggregator::AggregatorService& service,
+                      const metrics::CostMeter& evaluation) {
+    CostMark mark;
+    if (split_server) mark.split_server = split_server->cost();
+    mark.aggregator = service.cost();
+    mark.evaluation = evaluation.totals();
+    mark.process_cpu = metrics::process_cpu_seconds();
+    if (metrics::machine_powercap().available()) mark.energy = metrics::machine_powercap().read();
+    return mark;
+  }
+};
+
+// The round between two marks; `sites`: what the round's sites reported.
+RoundCost round_cost(const CostMark& start, const CostMark& end, const std::vector<aggregator::SiteRound>& sites) {
+  RoundCost cost;
+  for (const aggregator::SiteRound& site : sites) cost.site += site.cost;
+  cost.split_server = end.split_server - start.split_server;
+  cost.aggregator = end.aggregator - start.aggregator;
+  cost.evaluation = end.evaluation - start.evaluation;
+  cost.process_cpu_seconds = end.process_cpu - start.process_cpu;
+  if (start.energy && end.energy) cost.machine_joules = metrics::machine_powercap().joules_between(*start.energy, *end.energy);
+  return cost;
+}
+
 }  // namespace
 
 Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config, Log log)
     : model_(std::move(model)), data_(data), config_(std::move(config)), log_(std::move(log)) {
   config_.fleet.validate();
-  if (!log_) log_ = [](const std::string&) {};
   if (data_.sites.empty()) throw std::invalid_argument("the fleet has no sites: check data.train and federation.clients");
   config_.fleet.site_blocks(model_->n_layers()).validate(model_->n_layers(), "federation.");
   if (config_.fleet.clients_per_round > static_cast<int64_t>(data_.sites.size())) {
@@ -98,8 +130,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const auto pki_start = SteadyTime::now();
     pki = issue_fleet_pki(fleet_pki_dir(config_.output_dir), site_ids, split);
     pki_seconds = seconds_since(pki_start);
-    log_("pki: throw-away CA " + pki->ca_cert + ", " + std::to_string(pki->nodes.size()) + " certificates in " +
-         std::to_string(pki_seconds) + " s");
+    log_.info("pki: throw-away CA " + pki->ca_cert + ", " + std::to_string(pki->nodes.size()) + " certificates in " +
+              std::to_string(pki_seconds) + " s");
   }
   FleetNetwork network(fleet.transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
 
@@ -118,8 +150,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     options.recompute = config_.train.recompute;   // train.recompute: every block of the fleet
     options.stochastic_rounding = fleet.stochastic_rounding;
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
-    split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt,
-                                                        [this](const std::string& l) { log_("split-server: " + l); });
+    split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt, log_.prefixed("split-server: "));
     split_channel = network.bind(kSplitServerNode, aggregator::split_server_policy());
     split_address = network.address(kSplitServerNode, *split_channel);
     split_thread = std::make_unique<ServeThread>(
@@ -157,7 +188,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   auto clock = std::make_shared<FleetClock>();
   aggregator::AggregatorService service(
       options, aggregator::global_adapters_for_model(*model_, config_.lora, config_.seed, blocks),
-      [this](const std::string& l) { log_("aggregator: " + l); }, clock,
+      log_.prefixed("aggregator: "), clock,
       [&network](const std::string& endpoint) {
         return network.connect(kAggregatorNode, endpoint, kSplitServerNode);
       });
@@ -180,9 +211,9 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   context.model = model_;
   context.data = &data_;
   context.config = &config_;
-  context.base_fingerprint = lora::base_fingerprint(*model_);
+  context.base_fingerprint = model_->base_fingerprint();
   context.census = &census;
-  context.log = [this](const std::string& l) { log_("site: " + l); };
+  context.log = log_.prefixed("site: ");
   TrainingSlots training_slots(fleet.workers);
   std::mutex signers_mutex;
   std::map<std::string, std::shared_ptr<const secagg::KeySigner>> signers;
@@ -209,13 +240,19 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
                        config_.site_lora(i));
   }
   const double registration_seconds = seconds_since(registration_start);
-  log_("registered " + std::to_string(n_sites) + " sites in " + std::to_string(registration_seconds) + " s" +
-       (pki ? " (a TLS handshake each)" : ""));
+  log_.info("registered " + std::to_string(n_sites) + " sites in " + std::to_string(registration_seconds) + " s" +
+            (pki ? " (a TLS handshake each)" : ""));
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < data_.sites.size(); ++i) index_of[data_.sites[i].id] = i;
 
   data::BatchOptions eval_options = config_.batches;
   const std::vector<data::Batch> global_eval = held_out_batches(data_.global_eval, eval_options, config_.eval_batches);
+  const std::vector<data::Batch> validation = held_out_batches(data_.validation, eval_options, config_.eval_batches);
+  ConvergenceCheck convergence(fleet.stop_patience, fleet.stop_min_improvement);
+  std::vector<int64_t> local_steps(data_.sites.size());
+  for (size_t i = 0; i < data_.sites.size(); ++i) local_steps[i] = config_.site_local_steps(data_, i);
+  const int64_t tokens_per_step = config_.batches.batch_size * config_.batches.seq_len;
+  int64_t cumulative_tokens = 0;
   auto connect = [&](size_t index) {
     const std::string& id = data_.sites[index].id;
     SiteChannels channels;
@@ -230,6 +267,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   result.pki_seconds = pki_seconds;
   result.registration_seconds = registration_seconds;
   ChannelBytes before;
+  metrics::CostMeter evaluation_cost;
+  CostMark cost_before = CostMark::now(split_server.get(), service, evaluation_cost);
   for (int64_t r = 0; r < fleet.rounds; ++r) {
     const auto round_start = SteadyTime::now();
     service.tick();   // the previous close already opened this round; this waits for it
@@ -241,11 +280,13 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const std::vector<aggregator::SiteRound> site_rounds = run_sites(context, sampled, fleet.workers, connect);
     const double train_seconds = seconds_since(train_start);
     bool all_reported = true;
+    int64_t round_tokens = 0;
     for (size_t k = 0; k < site_rounds.size(); ++k) {
+      if (site_rounds[k].accepted) round_tokens += local_steps[sampled[k]] * tokens_per_step;
       if (!site_rounds[k].accepted) {
         all_reported = false;
-        log_("round " + std::to_string(r) + ": site " + data_.sites[sampled[k]].id + " sent no accepted update: " +
-             site_rounds[k].error);
+        log_.warning("round " + std::to_string(r) + ": site " + data_.sites[sampled[k]].id +
+                     " sent no accepted update: " + site_rounds[k].error);
       }
     }
     if (!all_reported && service.completed_rounds() == static_cast<uint32_t>(r)) {
@@ -282,14 +323,19 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     metrics.aggregation_seconds =
         static_cast<double>(std::max<int64_t>(0, round_closed.callback_ms - summary.closed_ms)) / 1000.0;
     metrics.client_seconds = std::max(0.0, train_seconds - metrics.aggregation_seconds);
+    cumulative_tokens += round_tokens;
+    metrics.train_tokens = round_tokens;
+    metrics.cumulative_train_tokens = cumulative_tokens;
 
     const auto eval_start = SteadyTime::now();
     const bool last = r + 1 == fleet.rounds;
     if (last || (r + 1) % fleet.eval_every == 0) {
+      metrics::PhaseScope evaluating(evaluation_cost, metrics::Phase::forward);
       const lora::NamedTensors server_tensors = split ? split_server->global_adapters().to_named() : lora::NamedTensors{};
       const lora::AdapterSet adapters = lora::combine_split_adapters(*model_, config_.lora, service.global().tensors,
                                                                      split ? &server_tensors : nullptr);
       if (!global_eval.empty()) metrics.eval_perplexity = evaluate(*model_, &adapters, global_eval).perplexity();
+      if (!validation.empty()) metrics.validation_perplexity = evaluate(*model_, &adapters, validation).perplexity();
       for (size_t index : sampled) {
         const SiteData& site = data_.sites[index];
         const std::vector<data::Batch> batches =
@@ -309,10 +355,18 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     metrics.bytes = now - before;
     metrics.cumulative = now;
     before = now;
+    const CostMark cost_now = CostMark::now(split_server.get(), service, evaluation_cost);
+    metrics.cost = round_cost(cost_before, cost_now, site_rounds);
+    cost_before = cost_now;
     metrics.round_seconds = seconds_since(round_start);
     metrics.elapsed_seconds = seconds_since(start);
     result.rounds.push_back(metrics);
     if (on_round) on_round(metrics);
+    if (metrics.validation_perplexity > 0 && convergence.update(metrics.validation_perplexity)) {
+      result.converged_round = r + 1;
+      log_.info("converged after round " + std::to_string(r + 1) + ": " + convergence.rule());
+      break;
+    }
   }
   if (!result.failed && service.state() == aggregator::RunState::failed) {
     result.failed = true;

@@ -29,6 +29,7 @@
 #include "simulate/fleet_data.h"
 #include "simulate/round_metrics.h"
 #include "simulate/simulation_config.h"
+#include "util/log.h"
 
 namespace cleave {
 class LlamaModel;
@@ -47,18 +48,22 @@ struct FleetResult {
   std::string pki_dir;                          // the run's throw-away CA and certificates; "" : plaintext
   double pki_seconds = 0;                       // making the CA and issuing every certificate
   double registration_seconds = 0;              // registering every site (with TLS: a handshake each)
+  // federation.stop_patience: the round after which the validation
+  // perplexity had converged (ConvergenceCheck) and the run stopped; 0: it ran
+  // every round.
+  int64_t converged_round = 0;
   bool failed = false;
   std::string failure;
 };
 
 class Fleet {
  public:
-  using Log = std::function<void(const std::string&)>;
   using RoundObserver = std::function<void(const RoundMetrics&)>;
 
   // `data` and `model` must outlive the fleet. Throws std::invalid_argument
   // for an invalid configuration (e.g. cut_layer beyond the model's blocks).
-  Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config, Log log = {});
+  Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, SimulationConfig config,
+        Log log = Log::silent());
 
   // Runs every round; `on_round` sees each round's metrics as it closes.
   FleetResult run(const RoundObserver& on_round = {});

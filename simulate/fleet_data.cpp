@@ -125,7 +125,13 @@ FleetData partition_fleet(std::vector<data::Example> examples, const std::vector
     site.id = c < names.size() ? names[c] : site_name(c, clients.size());
     const std::vector<size_t>& indices = clients[c];
     const std::vector<bool> held = held_out_mask(indices.size(), options.client_eval_fraction, mix(seed, c));
-    for (size_t k = 0; k < indices.size(); ++k) (held[k] ? site.eval : site.train).push_back(indices[k]);
+    std::vector<size_t> trainable;
+    for (size_t k = 0; k < indices.size(); ++k) (held[k] ? site.eval : trainable).push_back(indices[k]);
+    const std::vector<bool> validation =
+        held_out_mask(trainable.size(), options.validation_fraction, mix(seed, c + 0x7a1d));
+    for (size_t k = 0; k < trainable.size(); ++k) {
+      (validation[k] ? site.validation : site.train).push_back(trainable[k]);
+    }
     if (site.train.empty()) {
       throw std::invalid_argument("site " + site.id + " has no training examples (" + std::to_string(indices.size()) +
                                   " in all): use fewer federation.clients, a larger alpha, or more data");
@@ -133,11 +139,13 @@ FleetData partition_fleet(std::vector<data::Example> examples, const std::vector
     if (pool_global) {
       for (size_t i : site.eval) global_eval.push_back(fleet.examples[i]);
     }
+    for (size_t i : site.validation) fleet.validation.push_back(fleet.examples[i]);
     fleet.sites.push_back(std::move(site));
   }
   // Capped evaluations score the first batches: mix the sources first.
   shuffle_in_place(global_eval, seed);
   fleet.global_eval = std::move(global_eval);
+  shuffle_in_place(fleet.validation, mix(seed, 0x7a1d));
   return fleet;
 }
 
@@ -168,6 +176,24 @@ FleetData load_fleet_data(const SimulationConfig& config, const Tokenizer& token
   data::ReadOptions read;
   if (label != "source") read.label_field = label;
   std::vector<data::Record> records = data::read_records(files, read);
+  if (config.fleet.data_fraction < 1) {
+    // The same share of every source file, so the sites keep their proportions.
+    std::map<std::string, std::vector<size_t>> by_source;
+    for (size_t i = 0; i < records.size(); ++i) by_source[records[i].source].push_back(i);
+    std::vector<bool> used(records.size(), false);
+    uint64_t salt = 5000;
+    for (const auto& [source, indices] : by_source) {
+      const std::vector<bool> mask = held_out_mask(indices.size(), config.fleet.data_fraction, mix(config.seed, salt++));
+      for (size_t k = 0; k < indices.size(); ++k) used[indices[k]] = mask[k] || indices.size() == 1;
+    }
+    std::vector<data::Record> kept;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (used[i]) kept.push_back(std::move(records[i]));
+    }
+    out << "data: federation.data_fraction " << config.fleet.data_fraction << ": " << kept.size() << " of "
+        << records.size() << " records used\n";
+    records = std::move(kept);
+  }
 
   std::vector<data::Record> held;
   if (!config.eval_file.empty()) {
@@ -196,7 +222,10 @@ FleetData load_fleet_data(const SimulationConfig& config, const Tokenizer& token
   FleetData fleet = partition_fleet(std::move(examples), groups, std::move(global_eval), config.fleet, config.seed);
   out << "data: " << files.size() << " files, " << fleet.train_count() << " training examples over "
       << fleet.sites.size() << " sites (" << data::partition_kind_name(config.fleet.partition) << "), "
-      << fleet.global_eval.size() << " global held-out examples\n";
+      << fleet.global_eval.size() << " global held-out examples"
+      << (fleet.validation.empty() ? std::string() : ", " + std::to_string(fleet.validation.size()) +
+                                                         " validation examples (to stop and tune)")
+      << "\n";
   return fleet;
 }
 

@@ -81,8 +81,13 @@ const std::vector<std::string>& metrics_columns() {
       "adapters_down_bytes",                "control_bytes",    "label_bytes",        "round_bytes",
       "cumulative_bytes",
       "client_seconds", "aggregation_seconds", "eval_seconds",  "round_seconds",      "elapsed_seconds",
-      "dp_epsilon",     "lora_truncation_error"};
-  return kColumns;
+      "dp_epsilon",     "lora_truncation_error", "validation_perplexity", "train_tokens", "cumulative_train_tokens"};
+  static const std::vector<std::string> kWithCost = [] {
+    std::vector<std::string> columns = kColumns;
+    columns.insert(columns.end(), cost_columns().begin(), cost_columns().end());
+    return columns;
+  }();
+  return kWithCost;
 }
 
 MetricsFiles::MetricsFiles(const std::string& dir) : dir_(dir) {
@@ -120,7 +125,12 @@ void MetricsFiles::write(const RoundMetrics& m) {
     std::snprintf(line, sizeof line, "%.6g", *m.lora_truncation_error);
     csv_ << line;
   }
-  csv_ << "\n";
+  csv_ << ",";
+  if (m.validation_perplexity > 0) {   // empty without a validation set, or when not evaluated
+    std::snprintf(line, sizeof line, "%.6f", m.validation_perplexity);
+    csv_ << line;
+  }
+  csv_ << "," << m.train_tokens << "," << m.cumulative_train_tokens << cost_cells(m.cost) << "\n";
   csv_.flush();
 
   json::Value e = json::Value::object();
@@ -129,6 +139,9 @@ void MetricsFiles::write(const RoundMetrics& m) {
   e.set("reported", m.reported);
   e.set("train_loss", m.train_loss);
   e.set("eval_perplexity", m.eval_perplexity);
+  if (m.validation_perplexity > 0) e.set("validation_perplexity", m.validation_perplexity);
+  e.set("train_tokens", m.train_tokens);
+  e.set("cumulative_train_tokens", m.cumulative_train_tokens);
   json::Value clients = json::Value::object();
   for (const auto& [id, ppl] : m.client_perplexity) clients.set(id, ppl);
   e.set("client_perplexity", std::move(clients));
@@ -159,6 +172,7 @@ void MetricsFiles::write(const RoundMetrics& m) {
     }
   }
   if (m.lora_truncation_error) e.set("lora_truncation_error", *m.lora_truncation_error);
+  if (m.cost) e.set("cost", cost_json(*m.cost));
   jsonl_ << e.dump() << "\n";
   jsonl_.flush();
   if (!csv_ || !jsonl_) throw std::runtime_error(dir_ + ": writing the metrics failed (disk full?)");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "simulate/round_cost.h"
 #include "split/wire_frame.h"
 
 namespace cleave::simulate {
@@ -51,6 +52,9 @@ struct RoundMetrics {
   int64_t sampled = 0, reported = 0;       // sites sampled / updates accepted
   double train_loss = 0;                   // sample-weighted mean over reporting sites
   double eval_perplexity = 0;              // global held-out set, global adapters after the round; 0: not evaluated
+  double validation_perplexity = 0;        // the validation set (federation.validation_fraction); 0: none or not evaluated
+  int64_t train_tokens = 0;                // input positions trained this round (steps x batch x seq_len, all sites)
+  int64_t cumulative_train_tokens = 0;     // up to and including this round
   std::map<std::string, double> client_perplexity;   // sampled sites' held-out splits, global adapters
   ChannelBytes bytes;                      // this round
   ChannelBytes cumulative;                 // up to and including this round
@@ -61,6 +65,7 @@ struct RoundMetrics {
   double elapsed_seconds = 0;              // since the run started
   std::optional<double> dp_epsilon;        // federation.dp: epsilon at dp.delta after this round
   std::optional<double> lora_truncation_error;   // lora.aggregation product: the aggregator's (lora::product_mean)
+  std::optional<RoundCost> cost;           // per role CPU, wall and energy (fleets; baselines: none)
 
   double client_perplexity_mean() const;   // 0 when none
 };

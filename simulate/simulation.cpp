@@ -12,8 +12,10 @@
 
 #include "aggregator/global_adapters.h"
 #include "lora/adapter_gguf.h"
+#include "metrics/powercap_meter.h"
 #include "model/llama_model.h"
 #include "secure/tls_channel.h"
+#include "simulate/convergence.h"
 #include "simulate/fleet_pki.h"
 #include "simulate/line_chart.h"
 #include "util/stopwatch.h"
@@ -23,15 +25,15 @@ namespace fs = std::filesystem;
 namespace cleave::simulate {
 namespace {
 
-// Log lines of every role to one file, from any thread.
+// Log lines of every role to one file, from any thread: "<LEVEL> <line>".
 class LogFile {
  public:
   explicit LogFile(const std::string& path) : out_(path, std::ios::trunc) {
     if (!out_) throw std::runtime_error(path + ": cannot write the log (is the run directory writable?)");
   }
-  void write(const std::string& line) {
+  void write(LogLevel level, const std::string& line) {
     std::lock_guard<std::mutex> lock(mutex_);
-    out_ << line << std::endl;
+    out_ << log_level_tag(level) << ' ' << line << std::endl;
   }
 
  private:
@@ -68,6 +70,13 @@ std::string layout_line(const SimulationConfig& config, int64_t n_layers) {
          "federation.split_mode: u_shaped keeps them at the sites";
 }
 
+std::string fixed(double value, int digits = 3) {
+  if (value <= 0) return "-";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
+  return buf;
+}
+
 // Runs a fleet into config.output_dir with a progress line per round on `out`.
 FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model, const FleetData& data,
                       const std::string& label, std::ostream& out) {
@@ -78,13 +87,16 @@ FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const Llam
   out << label << ": " << data.sites.size() << " sites registered, "
       << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
                                              : static_cast<int64_t>(data.sites.size()))
-      << " per round, " << config.fleet.rounds << " rounds of " << config.train.steps << " local steps, "
+      << " per round, " << config.fleet.rounds << " rounds of "
+      << (config.fleet.local_epochs > 0 ? fixed(config.fleet.local_epochs, 2) + " local epochs, "
+                                        : std::to_string(config.train.steps) + " local steps, ")
       << fleet_mode_name(config.fleet.mode)
       << (config.fleet.mode == FleetMode::split ? " at cut " + std::to_string(config.fleet.cut_layer) : std::string())
       << ", " << config.fleet.workers << " worker(s), " << fleet_transport_name(config.fleet.transport) << "\n";
   out << "  " << layout_line(config, model->n_layers()) << "\n";
   out << "  " << channels_line(config) << std::endl;
-  Fleet fleet(model, data, config, [&log](const std::string& line) { log.write(line); });
+  Fleet fleet(model, data, config,
+              Log([&log](LogLevel level, const std::string& line) { log.write(level, line); }, config.log_level));
   FleetResult result = fleet.run([&](const RoundMetrics& metrics) {
     files.write(metrics);
     if (config.fleet.progress) out << "  " << progress_line(metrics) << std::endl;
@@ -115,12 +127,15 @@ uint64_t total_bytes(const std::vector<RoundMetrics>& rounds) {
   return rounds.empty() ? 0 : rounds.back().cumulative.total();
 }
 
-std::string fixed(double value, int digits = 3) {
-  if (value <= 0) return "-";
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, value);
-  return buf;
+int64_t trained_tokens(const std::vector<RoundMetrics>& rounds) {
+  return rounds.empty() ? 0 : rounds.back().cumulative_train_tokens;
 }
+
+// "12", or "7 (converged)" when the run stopped by federation.stop_patience.
+std::string rounds_cell(size_t rounds, int64_t converged_round) {
+  return std::to_string(rounds) + (converged_round > 0 ? " (converged)" : "");
+}
+
 
 std::string relative_to(double value, double reference) {
   if (value <= 0 || reference <= 0) return "-";
@@ -139,8 +154,20 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
   md << "- sites: " << data.sites.size() << " registered (" << data::partition_kind_name(config.fleet.partition)
      << " partition), " << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
                                                               : static_cast<int64_t>(data.sites.size()))
-     << " per round; " << config.fleet.rounds << " rounds of " << config.train.steps << " local steps; batch "
-     << config.batches.batch_size << " x " << config.batches.seq_len << "\n";
+     << " per round; " << config.fleet.rounds << " rounds of "
+     << (config.fleet.local_epochs > 0 ? fixed(config.fleet.local_epochs, 2) + " local epochs"
+                                       : std::to_string(config.train.steps) + " local steps")
+     << "; batch " << config.batches.batch_size << " x " << config.batches.seq_len
+     << (config.fleet.data_fraction < 1 ? "; federation.data_fraction " + fixed(config.fleet.data_fraction, 3)
+                                        : std::string())
+     << "\n";
+  if (config.fleet.stop_patience > 0) {
+    md << "- stopping: every run stops once its "
+       << ConvergenceCheck(config.fleet.stop_patience, config.fleet.stop_min_improvement).rule()
+       << " (validation set: " << data.validation.size() << " examples, "
+       << config.fleet.validation_fraction << " of each site's training examples, never trained on, not the "
+       << "held-out set), or after federation.rounds\n";
+  }
   md << "- global held-out set: " << data.global_eval.size() << " examples"
      << (config.eval_batches > 0 ? " (first " + std::to_string(config.eval_batches) + " batches scored)" : "")
      << "; per-site held-out: " << config.fleet.client_eval_fraction << " of each site"
@@ -155,30 +182,48 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
                            "run (`pki/`)")
      << "\n\n";
   md << "| run | final held-out perplexity | vs centralized | mean per-site held-out perplexity | total bytes | "
-        "wall time |\n";
-  md << "|---|---|---|---|---|---|\n";
+        "tokens trained | rounds | wall time |\n";
+  md << "|---|---|---|---|---|---|---|---|\n";
   const std::string fleet_name = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
-  md << "| " << fleet_name << " | " << fixed(final_perplexity(r.fleet.rounds)) << " | "
-     << relative_to(final_perplexity(r.fleet.rounds), reference) << " | " << fixed(r.fleet_site_perplexity) << " | "
-     << total_bytes(r.fleet.rounds) << " | " << format_duration(r.seconds) << " |\n";
+  if (config.fleet.run_fleet) {
+    md << "| " << fleet_name << " | " << fixed(final_perplexity(r.fleet.rounds)) << " | "
+       << relative_to(final_perplexity(r.fleet.rounds), reference) << " | " << fixed(r.fleet_site_perplexity)
+       << " | " << total_bytes(r.fleet.rounds) << " | " << trained_tokens(r.fleet.rounds) << " | "
+       << rounds_cell(r.fleet.rounds.size(), r.fleet.converged_round) << " | " << format_duration(r.seconds)
+       << " |\n";
+  }
   if (r.centralized) {
     md << "| centralized | " << fixed(reference) << " | +0.00% | " << fixed(r.centralized_site_perplexity)
-       << " | 0 | " << format_duration(r.centralized_seconds) << " |\n";
+       << " | 0 | " << trained_tokens(r.centralized->rounds) << " | "
+       << rounds_cell(r.centralized->rounds.size(), r.centralized->converged_round) << " | "
+       << format_duration(r.centralized_seconds) << " |\n";
   }
   if (r.local_only) {
+    int64_t tokens = 0;
+    for (const LocalOnlySite& site : r.local_only->sites) tokens += site.steps;
+    tokens *= config.batches.batch_size * config.batches.seq_len;
     md << "| local-only (mean over sites) | " << fixed(r.local_only->mean_global_perplexity()) << " | "
        << relative_to(r.local_only->mean_global_perplexity(), reference) << " | "
-       << fixed(r.local_only->mean_own_perplexity()) << " | 0 | " << format_duration(r.local_only->seconds) << " |\n";
+       << fixed(r.local_only->mean_own_perplexity()) << " | 0 | " << tokens << " | - | "
+       << format_duration(r.local_only->seconds) << " |\n";
   }
   if (r.fedavg_nosplit) {
     const double ppl = final_perplexity(r.fedavg_nosplit->rounds);
     md << "| FedAvg without split | " << fixed(ppl) << " | " << relative_to(ppl, reference) << " | "
        << fixed(r.fedavg_nosplit_site_perplexity) << " | " << total_bytes(r.fedavg_nosplit->rounds) << " | "
+       << trained_tokens(r.fedavg_nosplit->rounds) << " | "
+       << rounds_cell(r.fedavg_nosplit->rounds.size(), r.fedavg_nosplit->converged_round) << " | "
        << format_duration(r.fedavg_nosplit_seconds) << " |\n";
   }
   md << "\nFinal held-out perplexity: the final adapters on the global held-out set. Per-site: the same adapters "
         "on each site's own held-out split, averaged over sites (local-only: each site's own adapters on its own "
-        "split). Total bytes: every frame through the aggregator and the split server, both directions.\n";
+        "split). Total bytes: every frame through the aggregator and the split server, both directions. Tokens "
+        "trained: input positions of every optimizer step (steps x batch x seq_len), all sites together. Rounds: "
+        "federation rounds run (centralized: rounds' worth of the fleet's steps).\n";
+  if (!config.fleet.run_fleet) {
+    md << "\nOnly the baselines ran (federation.run_fleet: false).\n";
+    return md.str();
+  }
   md << "\nSite instances (" << fleet_name << "): " << r.fleet.sites_instantiated << " made over the run, at most "
      << r.fleet.peak_live_sites << " alive at once, for " << r.fleet.registered << " registered sites.\n";
   if (!r.fleet.rounds.empty()) {
@@ -215,6 +260,11 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
     } else {
       md << "\nNo secure aggregation (federation.secure_aggregation.enabled: false): the aggregator saw each site's "
             "update and metrics.\n";
+    }
+    if (r.fleet.rounds.front().cost) {
+      RoundCost cost = *r.fleet.rounds.front().cost;
+      for (size_t i = 1; i < r.fleet.rounds.size(); ++i) cost += r.fleet.rounds[i].cost.value_or(RoundCost{});
+      md << cost_table(cost, metrics::machine_powercap().status(), config.fleet.workers);
     }
   }
   return md.str();
@@ -290,10 +340,12 @@ SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<
   SimulationResult result;
 
   auto start = SteadyTime::now();
-  const std::string label = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
-  result.fleet = run_fleet(config, model, data, label, out);
-  result.seconds = seconds_since(start);
-  result.fleet_site_perplexity = mean_site_perplexity(*model, result.fleet.adapters, data, config);
+  if (config.fleet.run_fleet) {
+    const std::string label = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
+    result.fleet = run_fleet(config, model, data, label, out);
+    result.seconds = seconds_since(start);
+    result.fleet_site_perplexity = mean_site_perplexity(*model, result.fleet.adapters, data, config);
+  }
 
   for (Baseline baseline : config.fleet.parsed_baselines()) {
     const std::string baseline_dir = dir + "/baselines/" + baseline_name(baseline);

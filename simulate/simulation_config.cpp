@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "aggregator/aggregator_options.h"
+#include "simulate/fleet_data.h"
 
 namespace cleave::simulate {
 namespace {
@@ -62,6 +63,16 @@ void FleetOptions::validate() const {
   for (double share : shares) require(share > 0, "federation.shares must all be > 0");
   require(client_eval_fraction >= 0 && client_eval_fraction < 1, "federation.client_eval_fraction must be in [0, 1)");
   require(client_eval_batches >= 0, "federation.client_eval_batches must be >= 0 (0: all)");
+  require(data_fraction > 0 && data_fraction <= 1, "federation.data_fraction must be in (0, 1], got " +
+                                                       std::to_string(data_fraction));
+  require(local_epochs >= 0, "federation.local_epochs must be >= 0 (0: train.steps local steps per round)");
+  require(validation_fraction >= 0 && validation_fraction < 1, "federation.validation_fraction must be in [0, 1)");
+  require(stop_patience >= 0, "federation.stop_patience must be >= 0 (0: run every round)");
+  require(stop_min_improvement >= 0 && stop_min_improvement < 1,
+          "federation.stop_min_improvement must be in [0, 1) (a relative improvement)");
+  require(stop_patience == 0 || validation_fraction > 0,
+          "federation.stop_patience needs a validation set to watch: set federation.validation_fraction "
+          "(e.g. 0.05); stopping on the held-out set would tune on the test data");
   require(rounds > 0, "federation.rounds must be > 0");
   require(clients_per_round >= 0, "federation.clients_per_round must be >= 0 (0: every site)");
   require(clients == 0 || clients_per_round <= clients,
@@ -76,6 +87,9 @@ void FleetOptions::validate() const {
   require(workers >= 1 && workers <= 64, "federation.workers must be in [1, 64]");
   protection.validate("federation.");
   require(eval_every >= 1, "federation.eval_every must be >= 1");
+  require(run_fleet || !baselines.empty(),
+          "federation.run_fleet: false runs only the baselines, and federation.baselines is empty: name one "
+          "(centralized, local_only, fedavg_nosplit) or set run_fleet: true");
   parsed_baselines();
   strategy.validate();
   try {
@@ -125,6 +139,11 @@ void SimulationConfig::validate() const {
                                    std::to_string(lora.rank) + ", the global adapters' rank; each must be in [1, " +
                                    std::to_string(lora.rank) + "]");
   }
+}
+
+int64_t SimulationConfig::site_local_steps(const FleetData& data, size_t index) const {
+  if (fleet.local_epochs <= 0) return train.steps;
+  return data::steps_for_epochs(data.gather(data.sites.at(index).train), batches, fleet.local_epochs);
 }
 
 lora::LoraOptions SimulationConfig::site_lora(size_t index) const {

@@ -21,6 +21,7 @@
 #include "split/smashed_protection.h"
 #include "split/split_server.h"
 #include "split/wire_tensor.h"
+#include "util/log.h"
 
 namespace cleave::simulate {
 
@@ -52,6 +53,24 @@ struct FleetOptions {
   double exponent = 1.0;               // size_skew power law
   double client_eval_fraction = 0.1;   // held out of each site's examples, in [0, 1)
   int64_t client_eval_batches = 2;     // per-site held-out batches scored; 0: all
+
+  // A study at equal data and to convergence: every method passes over the
+  // same share of each site's data the same number of times, and stops when
+  // its validation perplexity stops improving.
+  double data_fraction = 1.0;          // share of each source file's records used (seeded), in (0, 1]
+  // > 0: each sampled site's local steps per round pass over its own training
+  // data this many times (ceil(epochs x rows / batch_size)), and train.steps
+  // is not used; the baselines match it (centralized: the fleet's steps).
+  double local_epochs = 0;
+  // Held out of each site's training examples (after client_eval_fraction);
+  // their union is the validation set, scored with the held-out set and used
+  // only to stop and to tune, never reported as the result.
+  double validation_fraction = 0;
+  // > 0: stop once validation perplexity has not improved on its best by
+  // stop_min_improvement (relative) for this many evaluations in a row;
+  // federation.rounds is then the most. Needs validation_fraction > 0.
+  int64_t stop_patience = 0;
+  double stop_min_improvement = 0.01;
 
   // Rounds.
   int64_t rounds = 5;
@@ -93,6 +112,7 @@ struct FleetOptions {
   int64_t eval_every = 1;              // global held-out perplexity every N rounds (and the last)
 
   std::vector<std::string> baselines;  // baseline_names()
+  bool run_fleet = true;               // false: only the baselines (e.g. to tune each method's lr on its own)
   bool progress = true;                // the live progress line
 
   // Throws std::invalid_argument naming the field ("federation.rounds ...").
@@ -101,6 +121,8 @@ struct FleetOptions {
   // The blocks every site runs on a model of `n_layers` (all of them in nosplit).
   split::SiteBlocks site_blocks(int64_t n_layers) const;
 };
+
+struct FleetData;   // simulate/fleet_data.h
 
 struct SimulationConfig {
   std::string model;                   // base model GGUF
@@ -122,8 +144,12 @@ struct SimulationConfig {
   // the run in <output_dir>/pki.
   bool insecure = false;
   int64_t handshake_timeout_ms = 10000;   // secure.handshake_timeout_ms
+  LogLevel log_level = LogLevel::info;    // the lowest level fleet.log keeps (--log-level)
 
   void validate() const;               // throws std::invalid_argument naming the field
+  // The local steps site `index` of `data` trains per round: train.steps,
+  // or under federation.local_epochs its share of epochs in steps.
+  int64_t site_local_steps(const FleetData& data, size_t index) const;
   // The lora options site `index` trains with: lora at its federation.site_ranks
   // rank, with alpha scaled alike so that alpha / rank is the global's.
   lora::LoraOptions site_lora(size_t index) const;

@@ -60,6 +60,7 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
   options.client_id = site.id;
   options.blocks = config.fleet.site_blocks(context.model->n_layers());
   options.train = config.train;
+  options.train.steps = config.site_local_steps(*context.data, index);
   options.train.log_every = 0;
   options.batches = config.batches;
   options.batches.seed = aggregator::round_batch_seed(config.seed, static_cast<uint32_t>(index) + 0x5177u);
@@ -136,7 +137,7 @@ std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const s
         } catch (const aggregator::FederationError& e) {
           // The aggregator refused or stayed silent: data for the round, not a crash.
           results[k].error = e.what();
-          if (context.log) context.log("site " + context.data->sites[indices[k]].id + ": " + e.what());
+          context.log.warning("site " + context.data->sites[indices[k]].id + ": " + e.what());
         }
       }
     } catch (...) {

@@ -17,6 +17,7 @@
 #include "simulate/fleet_data.h"
 #include "simulate/simulation_config.h"
 #include "transport/channel.h"
+#include "util/log.h"
 
 namespace cleave {
 class LlamaModel;
@@ -59,7 +60,7 @@ struct SiteContext {
   const SimulationConfig* config = nullptr;
   std::string base_fingerprint;
   SiteCensus* census = nullptr;
-  std::function<void(const std::string&)> log;
+  Log log = Log::silent();
   // Secure aggregation: each site signs with its certificate from the run's
   // PKI (its signer loaded once, on its first round); one verifier (the run's
   // CA) serves every site.

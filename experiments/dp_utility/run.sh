@@ -27,7 +27,7 @@ for eps in ${EPSILONS:-inf 8 3 1}; do
   csv="$OUT/$eps/metrics.csv"
   # Columns: round, ..., eval_perplexity (5th), ..., dp_epsilon (last); every 5th round.
   per_round=$(awk -F, 'NR > 1 && $1 % 5 == 0 { printf "%s%.2f", (n++ ? ", " : ""), $5 }' "$csv")
-  eps_round=$(awk -F, 'NR > 1 && $1 % 5 == 0 { printf "%s%s", (n++ ? ", " : ""), ($NF + 0 > 1e6 ? "inf" : sprintf("%.2f", $NF)) }' "$csv")
+  eps_round=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next } $1 % 5 == 0 { e = $col["dp_epsilon"]; printf "%s%s", (n++ ? ", " : ""), (e + 0 > 1e6 ? "inf" : sprintf("%.2f", e)) }' "$csv")
   final=$(awk -F, 'END { printf "%.2f", $5 }' "$csv")
   z=$(grep -o 'noise multiplier [0-9.e+-]*' "$OUT/$eps/fleet.log" | head -1 | awk '{print $3}' || true)
   rows+=("| $eps | $z | $final | $per_round | $eps_round | $seconds s |")

@@ -37,7 +37,7 @@ for setting in "separate 0.01" "ffa 0.01" "product 0.01" "ffa 0.02" "ffa 0.03" \
     seconds=$(( seconds + $(date +%s) - started ))
     finals+=("$(awk -F, 'END { printf "%.2f", $5 }' "$run/metrics.csv")")
     # the last column, lora_truncation_error (empty unless product), over the rounds
-    errors+=("$(awk -F, 'NR > 1 && $NF != "" { s += $NF; n++ } END { if (n) printf "%.3f", s / n; else printf "-" }' "$run/metrics.csv")")
+    errors+=("$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next } (e = $col["lora_truncation_error"]) != "" { s += e; n++ } END { if (n) printf "%.3f", s / n; else printf "-" }' "$run/metrics.csv")")
   done
   stats=$(printf '%s\n' "${finals[@]}" | awk '{ s += $1; q += $1 * $1; n++ }
     END { m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0; printf "%.2f | %.2f", m, sqrt(v < 0 ? 0 : v) }')

@@ -41,6 +41,24 @@ TEST(PlotCommand, DrawsEveryRunsColumnInOneChart) {
   EXPECT_CONTAINS(empty.output, "a: 0 rounds");
 }
 
+TEST(PlotCommand, OtherColumnsOnTheXAxisGiveAPanelEach) {
+  const std::string dir = test::scratch_dir("cli_plot_x");
+  test::write_file(dir + "/m.csv",
+                   "round,eval_perplexity,cumulative_bytes,cumulative_train_tokens\n1,30,100,64\n2,20,,128\n3,15,300,192\n");
+  const auto by_round = run_cleave({"plot", "--run", "a=" + dir + "/m.csv", "--out", dir + "/round.png"});
+  ASSERT_EQ(by_round.status, 0) << by_round.output;
+  const auto two = run_cleave({"plot", "--run", "a=" + dir + "/m.csv", "--x", "cumulative_train_tokens", "--x",
+                               "cumulative_bytes", "--out", dir + "/two.png"});
+  ASSERT_EQ(two.status, 0) << two.output;
+  EXPECT_CONTAINS(two.output, "a: 3 points");
+  const std::string png = read_all(dir + "/two.png");
+  ASSERT_GT(png.size(), 1000u);
+  EXPECT_NE(png, read_all(dir + "/round.png"));
+  const auto unknown = run_cleave({"plot", "--run", "a=" + dir + "/m.csv", "--x", "tokens", "--out", dir + "/p.png"});
+  EXPECT_EQ(unknown.status, 2) << unknown.output;
+  EXPECT_CONTAINS(unknown.output, "--x tokens is not a column of " + dir + "/m.csv");
+}
+
 TEST(PlotCommand, BadInputNamesTheRunOrColumn) {
   const std::string dir = test::scratch_dir("cli_plot_bad");
   test::write_file(dir + "/m.csv", "round,eval_perplexity\n1,0\n");

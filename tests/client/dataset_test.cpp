@@ -61,7 +61,7 @@ TEST(ReadRecords, MalformedLineNamesFileAndLine) {
                                       "{\"text\": \"unterminated}\n");
   EXPECT_EQ(read_error(path),
             path + ":3: expected a JSON object with \"text\" or \"prompt\"+\"completion\": "
-                   "column 10: unterminated string");
+                   "column 10: syntax error while parsing value - invalid string: missing closing quote");
 }
 
 TEST(ReadRecords, MissingFieldsNameFileAndLine) {
@@ -133,6 +133,24 @@ TEST(ReadRecords, PlainTextDocumentsAreSeparatedByBlankLines) {
   EXPECT_EQ(records[1].text, "Second story.");
   EXPECT_FALSE(records[0].has_prompt);
   EXPECT_EQ(records[1].source, path);
+}
+
+// What the JSON/JSONL fuzz target (fuzz/json_dataset_fuzz.cpp) reads: text
+// already in memory, the name choosing JSONL or plain text and naming it.
+TEST(ReadRecords, RecordsFromTextNameTheirSource) {
+  const std::vector<Record> jsonl =
+      records_from_text("\xEF\xBB\xBF{\"prompt\": \"q\", \"completion\": \"a\"}\r\n", "mem.jsonl");
+  ASSERT_EQ(jsonl.size(), 1u);
+  EXPECT_TRUE(jsonl[0].has_prompt);
+  EXPECT_EQ(jsonl[0].source, "mem.jsonl");
+  EXPECT_EQ(jsonl[0].line, 1);
+  EXPECT_EQ(records_from_text("one\n\ntwo\n", "mem.txt").size(), 2u);
+  try {
+    records_from_text("{\"text\": 1}\n", "mem.jsonl");
+    FAIL() << "a number as text was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("mem.jsonl:1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ReadRecords, SeveralFilesInOrder) {
@@ -221,6 +239,34 @@ TEST(Packing, EveryStreamTargetAppearsExactlyOnce) {
   for (size_t r = 1; r < rows.size(); ++r) {
     EXPECT_EQ(rows[r].tokens.front(), rows[r - 1].tokens.back());  // overlap of one token
   }
+}
+
+TEST(Epochs, RowsPerEpochIsWhatTheStreamCutsAndStepsRoundUp) {
+  std::vector<Example> examples;
+  for (int i = 0; i < 20; ++i) {
+    examples.push_back(make_text_example(std::vector<int32_t>(static_cast<size_t>(i % 7 + 1), 100 + i), kBos, kEos));
+  }
+  for (int64_t seq_len : {1, 3, 5, 16}) {
+    BatchOptions options;
+    options.seq_len = seq_len;
+    options.batch_size = 4;
+    const int64_t rows = static_cast<int64_t>(pack_rows(examples, in_order(examples.size()), seq_len).size());
+    EXPECT_EQ(rows_per_epoch(examples, options), rows) << "seq_len " << seq_len;
+    EXPECT_EQ(steps_for_epochs(examples, options, 1.0), (rows + 3) / 4) << "ceil(rows / batch)";
+    EXPECT_EQ(steps_for_epochs(examples, options, 3.0), (3 * rows + 3) / 4);
+    // An epoch of steps from a BatchStream starts the next epoch exactly
+    // when the count says so (whole batches; the stream continues over the edge).
+    BatchStream stream(examples, options);
+    for (int64_t s = 0; s < rows / 4; ++s) stream.next();
+    EXPECT_EQ(stream.epoch(), rows % 4 == 0 ? 1 : 0) << "seq_len " << seq_len;
+  }
+  BatchOptions padding;
+  padding.mode = BatchMode::padding;
+  padding.batch_size = 8;
+  EXPECT_EQ(rows_per_epoch(examples, padding), 20);
+  EXPECT_EQ(steps_for_epochs(examples, padding, 1.0), 3);
+  EXPECT_EQ(steps_for_epochs(examples, padding, 0.1), 1) << "at least one step";
+  EXPECT_THROW(steps_for_epochs(examples, padding, 0.0), std::invalid_argument);
 }
 
 TEST(Padding, TruncatesAndPadsWithZeroWeight) {

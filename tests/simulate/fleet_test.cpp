@@ -11,6 +11,7 @@
 
 #include <mutex>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "model/llama_model.h"
 #include "model/loss.h"
 #include "model/model_loader.h"
+#include "metrics/powercap_meter.h"
 #include "privacy/rdp_accountant.h"
 #include "simulate/simulation.h"
 #include "tests/support/device_fixture.h"
@@ -59,6 +61,14 @@ std::vector<std::string> split_csv(const std::string& line) {
   for (std::string cell; std::getline(stream, cell, ',');) cells.push_back(cell);
   if (!line.empty() && line.back() == ',') cells.push_back("");   // an empty last cell (dp_epsilon without DP)
   return cells;
+}
+
+// The index of metrics.csv's column `name`.
+size_t column(const std::string& name) {
+  const std::vector<std::string>& columns = metrics_columns();
+  const auto at = std::find(columns.begin(), columns.end(), name);
+  if (at == columns.end()) throw std::invalid_argument("metrics.csv has no column " + name);
+  return static_cast<size_t>(at - columns.begin());
 }
 
 class FleetTest : public ::testing::Test {
@@ -190,10 +200,11 @@ TEST_F(FleetTest, SixSitesTwoRoundsWriteTheRunDirectory) {
     EXPECT_GT(std::stoull(cells[6]), 0u) << "activations_up_bytes";
     EXPECT_EQ(metrics_columns()[13], "label_bytes");
     EXPECT_EQ(cells[13], "0") << "label_bytes";
-    EXPECT_EQ(metrics_columns()[metrics_columns().size() - 2], "dp_epsilon");
-    EXPECT_EQ(cells[cells.size() - 2], "") << "dp_epsilon without federation.dp";
-    EXPECT_EQ(metrics_columns().back(), "lora_truncation_error");
-    EXPECT_EQ(cells.back(), "") << "lora_truncation_error without lora.aggregation product";
+    EXPECT_EQ(cells[column("dp_epsilon")], "") << "dp_epsilon without federation.dp";
+    EXPECT_EQ(cells[column("lora_truncation_error")], "") << "lora_truncation_error without lora.aggregation product";
+    EXPECT_EQ(cells[column("validation_perplexity")], "") << "validation_perplexity without a validation set";
+    EXPECT_EQ(std::stoll(cells[column("train_tokens")]), 3 * 2 * 2 * 8) << "sites x local steps x batch x seq_len";
+    EXPECT_EQ(std::stoll(cells[column("cumulative_train_tokens")]), static_cast<long long>(row) * 3 * 2 * 2 * 8);
   }
   const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
   ASSERT_EQ(jsonl.size(), 2u);
@@ -268,7 +279,7 @@ TEST_F(FleetTest, DpRunsReportEpsilonPerRound) {
   const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
   ASSERT_EQ(csv.size(), 5u);
   const std::vector<std::string> last = split_csv(csv[4]);
-  EXPECT_NEAR(std::stod(last[last.size() - 2]), *result.fleet.rounds[3].dp_epsilon, 1e-5) << "dp_epsilon";
+  EXPECT_NEAR(std::stod(last[column("dp_epsilon")]), *result.fleet.rounds[3].dp_epsilon, 1e-5) << "dp_epsilon";
   EXPECT_NE(read_lines(dir + "/metrics.jsonl")[0].find("\"dp_epsilon\""), std::string::npos);
   std::ifstream md(dir + "/summary.md");
   const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
@@ -337,7 +348,8 @@ TEST_F(FleetTest, FfaAndProductAggregationRunEveryRound) {
     }
     const std::vector<std::string> csv = read_lines(c.output_dir + "/metrics.csv");
     ASSERT_EQ(csv.size(), 4u);
-    EXPECT_EQ(split_csv(csv[1]).back().empty(), aggregation != lora::LoraAggregation::product) << csv[1];
+    EXPECT_EQ(split_csv(csv[1])[column("lora_truncation_error")].empty(), aggregation != lora::LoraAggregation::product)
+        << csv[1];
   }
   // product needs the sites' own adapters: refused with secure aggregation.
   SimulationConfig c = config(test::scratch_dir("simulate_lora_product_secure"), 4, 2);
@@ -585,7 +597,8 @@ TEST_F(FleetTest, BaselinesRunFromTheSameConfig) {
       << "without split the sites send adapters for every block";
 
   for (const char* file : {"/baselines/centralized/metrics.csv", "/baselines/centralized/adapter.gguf",
-                           "/baselines/local_only/sites.csv", "/baselines/fedavg_nosplit/metrics.csv",
+                           "/baselines/local_only/sites.csv", "/baselines/local_only/site-000.gguf",
+                           "/baselines/local_only/site-003.gguf", "/baselines/fedavg_nosplit/metrics.csv",
                            "/baselines/fedavg_nosplit/adapter.gguf"}) {
     EXPECT_TRUE(std::filesystem::exists(dir + file)) << file;
   }
@@ -600,6 +613,177 @@ TEST_F(FleetTest, BaselinesRunFromTheSameConfig) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/pki/nodes/split-server.crt"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/baselines/fedavg_nosplit/pki/ca/ca.crt"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/baselines/fedavg_nosplit/pki/nodes/split-server.crt"));
+}
+
+// A site with fewer tokens than one row cannot train alone: local-only leaves
+// it out of its means (as the fleet closes its rounds without it) instead of
+// failing the whole baseline.
+TEST_F(FleetTest, LocalOnlyLeavesOutASiteTooSmallToTrain) {
+  const std::string dir = test::scratch_dir("simulate_local_only_small_site");
+  SimulationConfig c = config(dir, 3, 0);
+  c.fleet.baselines = {"local_only"};
+  FleetData data = fleet_data(c, 6);
+  break_training(data, 1);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_TRUE(result.local_only.has_value());
+  const std::vector<LocalOnlySite>& sites = result.local_only->sites;
+  ASSERT_EQ(sites.size(), 3u);
+  EXPECT_EQ(sites[1].steps, 0);
+  EXPECT_EQ(sites[1].global_perplexity, 0.0);
+  EXPECT_GT(sites[0].global_perplexity, 1.0);
+  EXPECT_DOUBLE_EQ(result.local_only->mean_global_perplexity(),
+                   (sites[0].global_perplexity + sites[2].global_perplexity) / 2);
+  EXPECT_NE(out.str().find("local_only: site " + data.sites[1].id + " has too few tokens"), std::string::npos)
+      << out.str();
+}
+
+// A study at equal data and to convergence: under federation.local_epochs
+// each site's local steps are one pass over its own data, the centralized
+// baseline takes the fleet's steps in all, the tokens are counted, and the
+// fleet, centralized and local-only stop by one rule on the validation set
+// (held out of the sites' training examples, apart from the held-out set).
+TEST_F(FleetTest, EqualEpochsStopByOneRuleOnTheValidationSet) {
+  const std::string dir = test::scratch_dir("simulate_equal_epochs");
+  SimulationConfig c = config(dir, 3, 0);   // every site in every round
+  c.fleet.local_epochs = 1;
+  c.fleet.validation_fraction = 0.2;
+  c.fleet.rounds = 6;
+  c.fleet.stop_patience = 1;
+  c.fleet.stop_min_improvement = 0.5;   // random tokens never halve their perplexity: stops at the 2nd evaluation
+  c.fleet.baselines = {"centralized", "local_only"};
+  const FleetData data = fleet_data(c, 12);
+
+  int64_t fleet_steps = 0;
+  size_t validation = 0;
+  for (size_t i = 0; i < data.sites.size(); ++i) {
+    const SiteData& site = data.sites[i];
+    ASSERT_FALSE(site.validation.empty()) << site.id;
+    for (size_t v : site.validation) {
+      EXPECT_EQ(std::count(site.train.begin(), site.train.end(), v), 0) << "validation is never trained on";
+      EXPECT_EQ(std::count(site.eval.begin(), site.eval.end(), v), 0) << "validation is not the held-out split";
+    }
+    validation += site.validation.size();
+    const int64_t steps = c.site_local_steps(data, i);
+    EXPECT_EQ(steps, data::steps_for_epochs(data.gather(site.train), c.batches, 1.0)) << site.id;
+    fleet_steps += steps;
+  }
+  EXPECT_EQ(data.validation.size(), validation);
+
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+  EXPECT_EQ(result.fleet.converged_round, 2);
+  ASSERT_EQ(result.fleet.rounds.size(), 2u) << "stopped after the round that converged";
+  const int64_t tokens_per_step = c.batches.batch_size * c.batches.seq_len;
+  for (const RoundMetrics& m : result.fleet.rounds) {
+    EXPECT_GT(m.validation_perplexity, 1.0);
+    EXPECT_EQ(m.train_tokens, fleet_steps * tokens_per_step);
+    EXPECT_EQ(m.cumulative_train_tokens, m.round * fleet_steps * tokens_per_step);
+  }
+
+  ASSERT_TRUE(result.centralized.has_value());
+  EXPECT_EQ(result.centralized->steps, 6 * fleet_steps) << "the fleet's steps: the same epochs over the same data";
+  EXPECT_EQ(result.centralized->converged_round, 2);
+  EXPECT_EQ(result.centralized->steps_taken, 2 * fleet_steps);
+  ASSERT_EQ(result.centralized->rounds.size(), 2u);
+  EXPECT_EQ(result.centralized->rounds.back().cumulative_train_tokens, 2 * fleet_steps * tokens_per_step);
+  EXPECT_GT(result.centralized->rounds.back().validation_perplexity, 1.0);
+
+  ASSERT_TRUE(result.local_only.has_value());
+  for (size_t i = 0; i < data.sites.size(); ++i) {
+    EXPECT_EQ(result.local_only->sites[i].steps, 2 * c.site_local_steps(data, i))
+        << "each site alone stops by the same rule on its own validation split";
+  }
+  std::ifstream md(dir + "/summary.md");
+  const std::string summary((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(summary.find("- stopping: every run stops once its validation perplexity not 50% below its best for 1 "
+                         "evaluations"),
+            std::string::npos)
+      << summary;
+  EXPECT_NE(summary.find("| 2 (converged) |"), std::string::npos) << summary;
+
+  SimulationConfig unwatched = c;
+  unwatched.fleet.validation_fraction = 0;
+  try {
+    unwatched.validate();
+    ADD_FAILURE() << "stop_patience without a validation set was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("federation.validation_fraction"), std::string::npos) << e.what();
+  }
+}
+
+// Every role's cost is measured per phase, and with one worker the roles and
+// the evaluation account for the process's CPU: nothing is charged twice
+// (their sum stays within 2% + 20 ms of the process's), and the part no role
+// was charged (site setup, TLS handshakes, idle polling, thread starts) stays
+// under a quarter (2-3% in 5 runs here, ~3 ms of 100-150 ms, with ctest's one
+// LibTorch thread; idle OpenMP threads spinning after a parallel region add
+// to it with more). That a compute phase is charged the CPU of the helper
+// threads working for it is CostMeterTest's.
+TEST_F(FleetTest, EveryRoleIsChargedPerPhaseAndTheRolesAddUpToTheProcess) {
+  const std::string dir = test::scratch_dir("simulate_cost");
+  SimulationConfig c = config(dir, 4, 2);
+  c.fleet.workers = 1;
+  c.insecure = true;   // TLS handshakes (a site's per round) are no role's work: this keeps them out
+  c.train.steps = 12;
+  c.batches.batch_size = 4;
+  const FleetData data = fleet_data(c, 10);
+  std::ostringstream out;
+  const SimulationResult result = run_simulation(c, model_, data, out);
+  ASSERT_FALSE(result.fleet.failed) << result.fleet.failure;
+
+  double attributed = 0, process = 0;
+  for (const RoundMetrics& m : result.fleet.rounds) {
+    ASSERT_TRUE(m.cost.has_value()) << "round " << m.round;
+    const RoundCost& cost = *m.cost;
+    EXPECT_EQ(cost.tokens(), m.train_tokens) << "round " << m.round;
+    EXPECT_EQ(cost.split_server.tokens, cost.tokens()) << "the split server serves every token the sites train";
+    for (metrics::Phase phase : {metrics::Phase::forward, metrics::Phase::backward, metrics::Phase::optimizer,
+                                 metrics::Phase::codec, metrics::Phase::wire}) {
+      EXPECT_GT(cost.site[phase].cpu_seconds, 0.0) << "site " << metrics::phase_name(phase);
+    }
+    for (metrics::Phase phase : {metrics::Phase::forward, metrics::Phase::backward, metrics::Phase::optimizer,
+                                 metrics::Phase::codec, metrics::Phase::aggregation}) {
+      EXPECT_GT(cost.split_server[phase].cpu_seconds, 0.0) << "split server " << metrics::phase_name(phase);
+    }
+    EXPECT_GT(cost.aggregator[metrics::Phase::aggregation].cpu_seconds, 0.0);
+    EXPECT_GT(cost.aggregator[metrics::Phase::codec].cpu_seconds, 0.0);
+    EXPECT_GT(cost.evaluation.cpu_seconds(), 0.0);
+    for (const metrics::RoleCost* role : {&cost.site, &cost.split_server, &cost.aggregator, &cost.evaluation}) {
+      EXPECT_EQ(role->shared_segments, 0) << "with one worker the roles take turns: " << metrics::describe_cost(*role);
+    }
+    attributed += cost.attributed_cpu_seconds();
+    process += cost.process_cpu_seconds;
+  }
+  EXPECT_LE(attributed, process * 1.02 + 0.02) << "charged twice: roles " << attributed << " s, process " << process;
+  EXPECT_GE(attributed, process * 0.75) << "roles " << attributed << " s of the process's " << process;
+
+  const std::vector<std::string> csv = read_lines(dir + "/metrics.csv");
+  ASSERT_EQ(csv.size(), 3u);
+  const std::vector<std::string> cells = split_csv(csv[1]);
+  ASSERT_EQ(cells.size(), metrics_columns().size());
+  EXPECT_NEAR(std::stod(cells[column("site_cpu_seconds")]), result.fleet.rounds[0].cost->site.cpu_seconds(), 1e-4);
+  EXPECT_GT(std::stod(cells[column("split_server_cpu_us_per_token")]), 0.0);
+  const bool metered = metrics::machine_powercap().available();
+  EXPECT_EQ(cells[column("machine_joules")].empty(), !metered) << "energy is empty (n/a) exactly without a meter";
+  const std::vector<std::string> jsonl = read_lines(dir + "/metrics.jsonl");
+  EXPECT_NE(jsonl[0].find("\"cost\":{"), std::string::npos) << jsonl[0];
+  EXPECT_NE(jsonl[0].find("\"split_server\":{"), std::string::npos) << jsonl[0];
+  EXPECT_NE(result.summary.find("## Cost per token by role"), std::string::npos) << result.summary;
+  EXPECT_NE(result.summary.find("| split server | "), std::string::npos) << result.summary;
+  if (!metered) {
+    EXPECT_NE(result.summary.find("Energy: n/a"), std::string::npos) << result.summary;
+  }
+
+  // The services' round lines carry their round's cost.
+  std::ifstream log(dir + "/fleet.log");
+  const std::string lines((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(lines.find("closed round 0 ("), std::string::npos) << lines;
+  EXPECT_NE(lines.find("; cost CPU "), std::string::npos) << lines;
+  EXPECT_NE(lines.find("us/token over " + std::to_string(result.fleet.rounds[0].train_tokens) + " tokens"),
+            std::string::npos)
+      << lines;
 }
 
 }  // namespace
