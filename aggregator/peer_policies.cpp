@@ -1,69 +1,14 @@
 #include "aggregator/peer_policies.h"
 
-#include <cereal/types/string.hpp>
-
 #include "aggregator/federation_messages.h"
-#include "split/split_messages.h"
-#include "split/wire_archive.h"
-#include "split/wire_frame.h"
+#include "split/peer_policy.h"
 
 namespace cleave::aggregator {
-namespace {
-
-using secure::NodeRole;
-
-std::optional<std::string> claims_own_id(const secure::PeerIdentity& peer, const net::Bytes& frame) {
-  const std::optional<std::string> id = leading_client_id(frame);
-  if (!id || *id == peer.node_id) return std::nullopt;
-  return "the message claims client id '" + *id + "' but the sender's certificate is for '" + peer.node_id + "'";
-}
-
-}  // namespace
-
-std::optional<std::string> leading_client_id(const net::Bytes& frame) {
-  try {
-    wire::peek(frame);
-    wire::WireInputArchive archive(frame.data() + wire::kFrameHeaderBytes, frame.size() - wire::kFrameHeaderBytes);
-    std::string id;
-    archive(id);
-    return id;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-secure::PeerPolicy split_server_policy() {
-  secure::PeerPolicy policy;
-  policy.roles = {NodeRole::client, NodeRole::aggregator};
-  policy.check = [](const secure::PeerIdentity& peer, const net::Bytes& frame) -> std::optional<std::string> {
-    split::MessageType type;
-    try {
-      type = static_cast<split::MessageType>(wire::peek(frame).type);
-    } catch (const std::exception&) {
-      return std::nullopt;  // the split server answers malformed frames itself
-    }
-    if (type == split::MessageType::end_round || type == split::MessageType::sync_round) {
-      if (peer.role != NodeRole::aggregator) return std::string("only the aggregator may close or set a round");
-      return std::nullopt;
-    }
-    if (peer.role != NodeRole::client) {
-      return std::string("only clients train through the split server (") + split::message_name(type) +
-             " from a " + secure::role_name(peer.role) + ")";
-    }
-    return claims_own_id(peer, frame);
-  };
-  policy.refusal = [](const std::string& reason) {
-    split::ErrorReply reply;   // no step key: the refusal is about the sender, not a step
-    reply.message = reason;
-    return wire::pack(static_cast<uint16_t>(split::MessageType::error), reply);
-  };
-  return policy;
-}
 
 secure::PeerPolicy aggregator_policy() {
   secure::PeerPolicy policy;
-  policy.roles = {NodeRole::client};
-  policy.check = claims_own_id;
+  policy.roles = {secure::NodeRole::client};
+  policy.check = split::claims_other_id;
   policy.refusal = [](const std::string& reason) {
     return pack_message(FederationMessage::error, FederationErrorReply{reason});
   };

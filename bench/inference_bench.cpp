@@ -36,7 +36,6 @@
 #include <vector>
 
 #include "bench/bench_models.h"
-#include "aggregator/peer_policies.h"
 #include "cli/secure_channels.h"
 #include "lora/adapter_set.h"
 #include "model/cpu_matmul.h"
@@ -44,6 +43,7 @@
 #include "model/model_loader.h"
 #include "model/model_writer.h"
 #include "secure/ca.h"
+#include "split/peer_policy.h"
 #include "split/split_decoder.h"
 #include "split/split_server.h"
 #include "split/tensor_wire.h"
@@ -175,7 +175,7 @@ void bench_model(const std::string& name, const Args& args, const Pki& pki, cons
       model, options, adapters.subset([&](int64_t layer) { return layer >= args.cut; }), Log::silent());
   const Log quiet = Log::silent();
   std::unique_ptr<net::ServerChannel> server_channel = cli::bind_service(
-      "tcp://127.0.0.1:0", pki.server, aggregator::split_server_policy(), options.max_message_bytes, quiet);
+      "tcp://127.0.0.1:0", pki.server, split::split_server_policy(), options.max_message_bytes, quiet);
   std::atomic<bool> stop{false};
   std::thread serving([&] { server->serve(*server_channel, stop, 10); });
   std::unique_ptr<net::ClientChannel> channel = cli::connect_service(

@@ -19,7 +19,7 @@ namespace cleave::cli {
 // Binds `endpoint` for a service. With TLS, every message reaching the
 // service comes from a peer whose certificate chains to tls.ca, is not
 // revoked in tls.crl, holds one of policy.roles, and passed policy.check
-// (aggregator/peer_policies.h); policy.on_revoked hears of each peer whose
+// (aggregator/peer_policies.h, split/peer_policy.h); policy.on_revoked hears of each peer whose
 // session a changed tls.crl ended.
 // Throws net::TransportError (port taken) or ConfigError (unusable files).
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,

@@ -4,12 +4,12 @@
 #include <iostream>
 #include <memory>
 
-#include "aggregator/peer_policies.h"
 #include "cli/base_model.h"
 #include "cli/commands.h"
 #include "cli/config_services.h"
 #include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
+#include "split/peer_policy.h"
 #include "split/split_server.h"
 
 namespace cleave::cli {
@@ -53,7 +53,7 @@ int run_split_server(const ParsedArgs& args) {
     if (round % 50 == 49) log.info("memory after round " + std::to_string(round) + ": " + heap_report());
   });
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.split_server.bind, config.secure, aggregator::split_server_policy(),
+      bind_service(config.split_server.bind, config.secure, split::split_server_policy(),
                    options.max_message_bytes, log);
   log.info(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
            std::to_string(base.model->n_layers()) + ") as " +

@@ -14,6 +14,7 @@
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
+#include "split/peer_policy.h"
 #include "client/evaluate.h"
 #include "lora/adapter_set.h"
 #include "lora/split_adapters.h"
@@ -151,7 +152,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     options.stochastic_rounding = fleet.stochastic_rounding;
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
     split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt, log_.prefixed("split-server: "));
-    split_channel = network.bind(kSplitServerNode, aggregator::split_server_policy());
+    split_channel = network.bind(kSplitServerNode, split::split_server_policy());
     split_address = network.address(kSplitServerNode, *split_channel);
     split_thread = std::make_unique<ServeThread>(
         [&](const std::atomic<bool>& stop) { split_server->serve(*split_channel, stop, 5); });

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "aggregator/federation_messages.h"
+#include "split/peer_policy.h"
 #include "split/split_messages.h"
 
 namespace cleave::aggregator {
@@ -24,18 +25,18 @@ net::Bytes end_round() {
 }
 
 TEST(PeerPolicies, LeadingClientIdOfEveryClientRequest) {
-  EXPECT_EQ(leading_client_id(hello_from("site-a")), "site-a");
+  EXPECT_EQ(split::leading_client_id(hello_from("site-a")), "site-a");
   split::ForwardRequest forward;
   forward.key = {"site-b", 2, 7};
-  EXPECT_EQ(leading_client_id(wire::pack(static_cast<uint16_t>(split::MessageType::forward), forward)), "site-b");
+  EXPECT_EQ(split::leading_client_id(wire::pack(static_cast<uint16_t>(split::MessageType::forward), forward)), "site-b");
   const Register reg{"site-c", "fp", 10};
-  EXPECT_EQ(leading_client_id(pack_message(FederationMessage::register_client, reg)),
+  EXPECT_EQ(split::leading_client_id(pack_message(FederationMessage::register_client, reg)),
             "site-c");
-  EXPECT_FALSE(leading_client_id(net::Bytes{1, 2, 3}));
+  EXPECT_FALSE(split::leading_client_id(net::Bytes{1, 2, 3}));
 }
 
 TEST(PeerPolicies, SplitServerBindsIdsToCertificatesAndEndRoundToTheAggregator) {
-  const secure::PeerPolicy policy = split_server_policy();
+  const secure::PeerPolicy policy = split::split_server_policy();
   EXPECT_EQ(policy.roles, (std::set<NodeRole>{NodeRole::client, NodeRole::aggregator}));
   const PeerIdentity site_a{"site-a", NodeRole::client};
   const PeerIdentity agg{"agg", NodeRole::aggregator};

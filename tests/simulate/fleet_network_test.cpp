@@ -16,6 +16,7 @@
 
 #include "aggregator/federation_messages.h"
 #include "aggregator/peer_policies.h"
+#include "split/peer_policy.h"
 #include "secure/ca.h"
 #include "split/split_messages.h"
 #include "tests/support/shared_data.h"
@@ -189,7 +190,7 @@ TEST_P(FleetNetworkTest, RefusesAForeignCaAWrongRoleAndAnotherSitesIdWhileServin
 TEST_P(FleetNetworkTest, OnlyTheAggregatorClosesASplitServerRound) {
   Log log;
   FleetNetwork network(GetParam(), pki_, log.sink());
-  EchoService split_server(network.bind(kSplitServerNode, aggregator::split_server_policy()));
+  EchoService split_server(network.bind(kSplitServerNode, split::split_server_policy()));
   const std::string address = network.address(kSplitServerNode, split_server.channel());
   const net::Bytes end_round = wire::pack(static_cast<uint16_t>(split::MessageType::end_round), split::EndRound{0, {}});
 
@@ -208,7 +209,7 @@ TEST_P(FleetNetworkTest, OnlyTheAggregatorClosesASplitServerRound) {
 TEST_P(FleetNetworkTest, ASiteRefusesAServiceThatIsNotTheOneItDials) {
   Log log;
   FleetNetwork network(GetParam(), pki_, log.sink());
-  EchoService split_server(network.bind(kSplitServerNode, aggregator::split_server_policy()));
+  EchoService split_server(network.bind(kSplitServerNode, split::split_server_policy()));
   // The split server's address, but the site expects the aggregator there.
   std::unique_ptr<net::ClientChannel> site =
       network.connect("site-a", network.address(kSplitServerNode, split_server.channel()), kAggregatorNode);
