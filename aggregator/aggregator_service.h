@@ -48,7 +48,7 @@
 #include "aggregator/split_round_closer.h"
 #include "aggregator/strategy.h"
 #include "metrics/cost_meter.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 #include "transport/channel.h"
 #include "util/log.h"
 

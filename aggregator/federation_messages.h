@@ -1,5 +1,5 @@
 // Messages between federated clients (sites) and the aggregator. Each travels
-// as a wire frame (split/wire_frame.h: magic, version, type) with a Cereal
+// as a wire frame (wire/frame.h: magic, version, type) with a Cereal
 // body; type ids live in 0x02xx (split owns 0x01xx).
 //
 // The protocol is client-pull: a site registers, then polls "what should I
@@ -29,8 +29,8 @@
 #include <type_traits>
 
 #include "secagg/round_params.h"
-#include "split/wire_frame.h"
-#include "split/wire_tensor.h"
+#include "wire/frame.h"
+#include "wire/tensor.h"
 
 namespace cleave::aggregator {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "split/split_messages.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 #include "transport/request_retry.h"
 
 namespace cleave::aggregator {

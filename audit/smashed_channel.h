@@ -13,7 +13,7 @@
 
 #include "model/tokenizer.h"
 #include "split/smashed_protection.h"
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 
 namespace cleave {
 class LlamaModel;

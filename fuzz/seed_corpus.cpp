@@ -23,8 +23,8 @@
 #include "secure/ca.h"
 #include "secure/tls_session.h"
 #include "split/split_messages.h"
-#include "split/wire_frame.h"
-#include "split/wire_tensor.h"
+#include "wire/frame.h"
+#include "wire/tensor.h"
 
 namespace {
 

@@ -23,7 +23,7 @@
 #include "model/model_writer.h"
 #include "split/split_messages.h"
 #include "split/split_server.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 
 namespace {
 

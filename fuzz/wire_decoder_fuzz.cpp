@@ -12,9 +12,9 @@
 #include "aggregator/federation_messages.h"
 #include "secagg/secagg_messages.h"
 #include "split/split_messages.h"
-#include "split/wire_archive.h"
-#include "split/wire_frame.h"
-#include "split/wire_tensor.h"
+#include "wire/archive.h"
+#include "wire/frame.h"
+#include "wire/tensor.h"
 
 namespace {
 

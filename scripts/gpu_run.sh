@@ -125,7 +125,7 @@ targets=(model_compute_test client_mixed_precision_test client_cuda_gpu_test spl
   split_split_mixed_precision_test gpu_step_bench)
 # The CPU check builds what needs no LibTorch but every carried package:
 # ZeroMQ (pkg-config), Cereal, GoogleTest from source.
-[[ -n "${CLEAVE_CPU_CHECK:-}" ]] && targets=(split_wire_frame_test transport_zmq_channel_test)
+[[ -n "${CLEAVE_CPU_CHECK:-}" ]] && targets=(wire_frame_test transport_zmq_channel_test)
 say "building ${targets[*]}"
 cmake --build "$repo/$build" -j "$jobs" --target "${targets[@]}" >>"$log" 2>&1 || fail "build (see $log)"
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

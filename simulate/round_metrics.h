@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "simulate/round_cost.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 
 namespace cleave::simulate {
 

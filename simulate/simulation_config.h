@@ -20,7 +20,7 @@
 #include "split/site_blocks.h"
 #include "split/smashed_protection.h"
 #include "split/split_server.h"
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 #include "util/log.h"
 
 namespace cleave::simulate {

@@ -3,8 +3,8 @@
 #include <cereal/types/string.hpp>
 
 #include "split/split_messages.h"
-#include "split/wire_archive.h"
-#include "split/wire_frame.h"
+#include "wire/archive.h"
+#include "wire/frame.h"
 
 namespace cleave::split {
 

@@ -11,7 +11,7 @@
 #include "client/train_step.h"
 #include "split/smashed_protection.h"
 #include "split/split_messages.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 #include "transport/channel.h"
 
 namespace cleave {

@@ -1,12 +1,12 @@
 // Messages between a split client and the split server. Each travels as a
-// wire frame (split/wire_frame.h: magic, version, type) with a Cereal body.
+// wire frame (wire/frame.h: magic, version, type) with a Cereal body.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 
 namespace cleave::split {
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 
 namespace cleave::split {
 namespace {

@@ -16,7 +16,7 @@
 #include "metrics/cost_meter.h"
 #include "split/generation_sessions.h"
 #include "split/split_messages.h"
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 #include "transport/channel.h"
 #include "util/log.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 
 namespace cleave::split {
 

@@ -5,7 +5,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
-#include "split/wire_error.h"
+#include "wire/error.h"
 
 namespace cleave::split {
 namespace {

@@ -1,6 +1,6 @@
 // I4_GROUP: 4-bit codes with a bfloat16 scale per group of kI4GroupSize
-// values along the last dimension (split/wire_tensor.h).
-#include "split/wire_tensor.h"
+// values along the last dimension (wire/tensor.h).
+#include "wire/tensor.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/split/wire_test_support.h"
+#include "tests/wire/test_support.h"
 
 namespace cleave::wire {
 namespace {

@@ -4,7 +4,7 @@
 //   offset 4  uint16 version (1)                 } so a hex dump starts
 //   offset 6  uint16 message type                } with "CVLE"
 //   offset 8  body: the message in cereal's PortableBinary layout
-//             (split/wire_archive.h), to the last byte of the frame
+//             (wire/archive.h), to the last byte of the frame
 //
 // Message types are plain structs with a cereal serialize (or save/load)
 // function over fixed-width fields, std::vector, std::string, std::map and
@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "split/wire_archive.h"
-#include "split/wire_error.h"
+#include "wire/archive.h"
+#include "wire/error.h"
 #include "transport/channel.h"
 
 namespace cleave::wire {

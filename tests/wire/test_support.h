@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "split/wire_error.h"
+#include "wire/error.h"
 
 namespace cleave::test {
 

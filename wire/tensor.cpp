@@ -1,4 +1,4 @@
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "split/wire_tensor.h"
+#include "wire/tensor.h"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/split/wire_test_support.h"
+#include "tests/wire/test_support.h"
 
 namespace cleave::wire {
 namespace {
@@ -140,7 +140,7 @@ TEST_F(WireTensorTest, I8RowScaleIsAtLeast3Point5TimesSmallerThanF32) {
 }
 
 // The fast encoder rounds with a magic-number trick instead of std::nearbyint:
-// it must give the same bytes as the formula in wire_tensor.h, ties included.
+// it must give the same bytes as the formula in wire/tensor.h, ties included.
 TEST_F(WireTensorTest, I8RowScaleQuantizesExactlyAsNearbyint) {
   const int64_t rows = 16, hidden = 96;
   std::vector<float> values = normal_values(rows * hidden, 3.0f);

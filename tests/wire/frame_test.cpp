@@ -1,4 +1,4 @@
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/map.hpp>
@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "split/wire_tensor.h"
-#include "tests/split/wire_test_support.h"
+#include "wire/tensor.h"
+#include "tests/wire/test_support.h"
 
 namespace cleave::wire {
 namespace {

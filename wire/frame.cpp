@@ -1,4 +1,4 @@
-#include "split/wire_frame.h"
+#include "wire/frame.h"
 
 #include <cstdio>
 #include <mutex>

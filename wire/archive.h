@@ -26,7 +26,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "split/wire_error.h"
+#include "wire/error.h"
 
 namespace cleave::wire {
 
