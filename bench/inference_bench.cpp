@@ -94,14 +94,6 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-SamplingOptions greedy(int64_t n) {
-  SamplingOptions o;
-  o.temperature = 0;
-  o.max_new_tokens = n;
-  o.stop_at_eos = false;
-  return o;
-}
-
 // One generation with a fresh decoder from `make_decoder()` into `timing`;
 // opening a split session counts into the time to first token.
 template <class Make, class Bytes>
@@ -111,7 +103,7 @@ void measure_once(const std::vector<TokenId>& prompt, int64_t tokens, Make make_
   auto decoder = make_decoder();
   double first_ms = 0;
   TimedDecoder timed(*decoder);
-  timing.tokens = generate(timed, prompt, -1, greedy(tokens), [&](TokenId) {
+  timing.tokens = generate(timed, prompt, -1, SamplingOptions::greedy(tokens), [&](TokenId) {
     if (first_ms == 0) first_ms = 1000.0 * seconds_since(start);
   });
   timing.first_token_ms.push_back(first_ms);

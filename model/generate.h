@@ -27,6 +27,15 @@ struct SamplingOptions {
   bool stop_at_eos = true;
 
   void validate() const;         // throws std::invalid_argument naming the field
+  // Argmax for exactly `n` new tokens, EOS or not: what equality checks of
+  // two decoders (local and split, cached and not) compare.
+  static SamplingOptions greedy(int64_t n) {
+    SamplingOptions o;
+    o.temperature = 0;
+    o.max_new_tokens = n;
+    o.stop_at_eos = false;
+    return o;
+  }
 };
 
 // Picks the next token from logits [vocab] (any float type). Greedy when

@@ -19,14 +19,6 @@ const std::vector<TokenId> kGreedy = {432, 383, 286, 261, 376, 298, 315, 421, 39
                                       338, 401, 396, 267, 337, 410, 408, 419, 292, 411, 322,
                                       265, 282, 295, 433, 426, 385, 328, 432, 358, 394};
 
-SamplingOptions greedy(int64_t n) {
-  SamplingOptions o;
-  o.temperature = 0;
-  o.max_new_tokens = n;
-  o.stop_at_eos = false;
-  return o;
-}
-
 TEST(Generate, GreedyReproducesLlamaCppOnStories260K) {
   CLEAVE_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   auto file = gguf::File::open(model_path);
@@ -37,7 +29,7 @@ TEST(Generate, GreedyReproducesLlamaCppOnStories260K) {
 
   std::vector<TokenId> streamed;
   const std::vector<TokenId> continuation = generate(
-      *model, nullptr, ids, tokenizer.eos(), greedy(32), [&](TokenId id) { streamed.push_back(id); });
+      *model, nullptr, ids, tokenizer.eos(), SamplingOptions::greedy(32), [&](TokenId id) { streamed.push_back(id); });
   EXPECT_EQ(continuation, kGreedy);
   EXPECT_EQ(streamed, continuation);
   ids.insert(ids.end(), continuation.begin(), continuation.end());
@@ -78,14 +70,14 @@ TEST_F(GenerateTiny, TopKOneIsGreedy) {
   o.stop_at_eos = false;
   o.seed = 3;
   EXPECT_EQ(generate(*model_, nullptr, prompt_, kNoEos, o),
-            generate(*model_, nullptr, prompt_, kNoEos, greedy(16)));
+            generate(*model_, nullptr, prompt_, kNoEos, SamplingOptions::greedy(16)));
 }
 
 TEST_F(GenerateTiny, StopsAtEosAndIncludesIt) {
-  const auto run = generate(*model_, nullptr, prompt_, kNoEos, greedy(8));
+  const auto run = generate(*model_, nullptr, prompt_, kNoEos, SamplingOptions::greedy(8));
   ASSERT_EQ(run.size(), 8u);
   // Call the first greedy token EOS: generation must stop right after it.
-  SamplingOptions o = greedy(8);
+  SamplingOptions o = SamplingOptions::greedy(8);
   o.stop_at_eos = true;
   EXPECT_EQ(generate(*model_, nullptr, prompt_, run[0], o), std::vector<TokenId>{run[0]});
 }
@@ -94,10 +86,10 @@ TEST_F(GenerateTiny, LongOutputsSlideTheContextWindow) {
   LlamaConfig c = test::tiny_config();
   c.context_length = 8;
   auto small_context = load_llama(test::write_tiny_model("generate_ctx", 7, c), BaseQuant::none);
-  const auto out = generate(*small_context, nullptr, prompt_, kNoEos, greedy(20));
+  const auto out = generate(*small_context, nullptr, prompt_, kNoEos, SamplingOptions::greedy(20));
   EXPECT_EQ(out.size(), 20u);
   // Same weights, longer context: the first tokens (context not yet full) agree.
-  const auto reference = generate(*model_, nullptr, prompt_, kNoEos, greedy(4));
+  const auto reference = generate(*model_, nullptr, prompt_, kNoEos, SamplingOptions::greedy(4));
   EXPECT_EQ(std::vector<TokenId>(out.begin(), out.begin() + 4), reference);
 }
 

@@ -23,14 +23,6 @@ namespace {
 
 constexpr TokenId kNoEos = -1;
 
-SamplingOptions greedy(int64_t n) {
-  SamplingOptions o;
-  o.temperature = 0;
-  o.max_new_tokens = n;
-  o.stop_at_eos = false;
-  return o;
-}
-
 // The server's handle() called in the caller's thread: no server thread, so
 // the tests read the server's state without racing it.
 class DirectChannel : public net::ClientChannel {
@@ -96,10 +88,10 @@ class SplitGeneration : public ::testing::Test {
 };
 
 TEST_F(SplitGeneration, GreedyOutputEqualsLocalOverInprocChannel) {
-  const std::vector<TokenId> local = generate(*model_, &adapters_, prompt_, kNoEos, greedy(12));
+  const std::vector<TokenId> local = generate(*model_, &adapters_, prompt_, kNoEos, SamplingOptions::greedy(12));
   ASSERT_EQ(local.size(), 12u);
   // Without the adapters the output differs, so the comparison below sees them.
-  ASSERT_NE(generate(*model_, nullptr, prompt_, kNoEos, greedy(12)), local);
+  ASSERT_NE(generate(*model_, nullptr, prompt_, kNoEos, SamplingOptions::greedy(12)), local);
 
   for (const SplitDecoderOptions& o :
        {decoder_options(SplitMode::u_shaped, 1, 3), decoder_options(SplitMode::vanilla, 2)}) {
@@ -111,7 +103,7 @@ TEST_F(SplitGeneration, GreedyOutputEqualsLocalOverInprocChannel) {
     SplitDecoder decoder(model_, &site, *channel, o);
     std::vector<TokenId> streamed;
     const std::vector<TokenId> split =
-        generate(decoder, prompt_, kNoEos, greedy(12), [&](TokenId id) { streamed.push_back(id); });
+        generate(decoder, prompt_, kNoEos, SamplingOptions::greedy(12), [&](TokenId id) { streamed.push_back(id); });
     EXPECT_EQ(split, local);
     EXPECT_EQ(streamed, split);
   }
@@ -123,7 +115,7 @@ TEST_F(SplitGeneration, PromptIsPrefilledInOneExchangeThenOnePositionPerStep) {
   const SplitDecoderOptions o = decoder_options(SplitMode::u_shaped, 1, 3);
   const lora::AdapterSet site = site_adapters(o);
   SplitDecoder decoder(model_, &site, channel, o);
-  generate(decoder, prompt_, kNoEos, greedy(5));
+  generate(decoder, prompt_, kNoEos, SamplingOptions::greedy(5));
   std::map<std::string, uint64_t> sent;
   for (const wire::ByteCounter::Row& row : decoder.bytes().rows()) sent[row.message_type] = row.sent_messages;
   EXPECT_EQ(sent["generate_open"], 1u);
@@ -248,7 +240,8 @@ TEST_F(SplitGeneration, SflV1SitesCanGenerateWithTheirOwnCopy) {
             static_cast<uint16_t>(MessageType::hello_reply));
   const lora::AdapterSet site = site_adapters(o);
   SplitDecoder decoder(model_, &site, channel, o);
-  EXPECT_EQ(generate(decoder, prompt_, kNoEos, greedy(6)), generate(*model_, &adapters_, prompt_, kNoEos, greedy(6)));
+  EXPECT_EQ(generate(decoder, prompt_, kNoEos, SamplingOptions::greedy(6)),
+            generate(*model_, &adapters_, prompt_, kNoEos, SamplingOptions::greedy(6)));
 }
 
 TEST_F(SplitGeneration, BadSessionIdsAndOtherSitesSessionsAreRefused) {
