@@ -36,23 +36,11 @@ echo "$settings" > "$OUT/settings"
 # label) and the records of the first LIMIT test MRs.
 python3 $here/summarize.py prepare "$OUT" "$LIMIT"
 
-# run NAME --set ... : one `cleave simulate` into $OUT/NAME, skipped when done.
-run() {
-  local name=$1; shift
-  local dir=$OUT/$name
-  if [[ -f $dir/summary.md ]]; then return 0; fi
-  mkdir -p "$dir"
-  local t0; t0=$(date +%s)
-  if "$CLEAVE" simulate --config "$here/config.yaml" --out "$dir" \
-       --set data.train="$OUT/data/e2e_valid_priced.jsonl" --set data.eval="$OUT/data/e2e_test_head.jsonl" \
-       --set federation.data_fraction="$DATA_FRACTION" "$@" > "$dir/console.log" 2>&1; then
-    echo "$(( $(date +%s) - t0 ))" > "$dir/wall_seconds"
-    echo "done $name ($(cat "$dir/wall_seconds") s)"
-  else
-    echo "FAILED $name: see $dir/console.log" >&2
-    return 1
-  fi
-}
+CONFIG=$here/config.yaml
+RUN_ARGS=(--set data.train="$OUT/data/e2e_valid_priced.jsonl" --set data.eval="$OUT/data/e2e_test_head.jsonl"
+          --set federation.data_fraction="$DATA_FRACTION")
+# shellcheck source=experiments/simulate_queue.sh
+source experiments/simulate_queue.sh
 # score NAME ADAPTER: the same `cleave eval --generate` for every adapter,
 # into $OUT/scores/NAME.log, skipped when done.
 score() {
@@ -69,21 +57,6 @@ score() {
     return 1
   fi
 }
-# Runs the queued commands JOBS at a time.
-queue=()
-enqueue() { queue+=("$(printf '%q ' "$@")"); }
-drain() {
-  local running=0 status=0
-  for cmd in "${queue[@]}"; do
-    eval "$cmd" &
-    running=$((running + 1))
-    if (( running >= JOBS )); then wait -n || status=1; running=$((running - 1)); fi
-  done
-  while (( running > 0 )); do wait -n || status=1; running=$((running - 1)); done
-  queue=()
-  return $status
-}
-
 # The methods, each its own run so that each has its own wall time, all over
 # EPOCHS passes of the same data: one round per epoch (every site one local
 # epoch per round), and split_fed_4x with four rounds of a quarter epoch each

@@ -20,35 +20,10 @@ TUNE_ROUNDS=${TUNE_ROUNDS:-3}
 here=experiments/medquad_equal_epochs
 mkdir -p "$OUT"
 
-# run NAME --set ... : one `cleave simulate` into $OUT/NAME, skipped when done.
-run() {
-  local name=$1; shift
-  local dir=$OUT/$name
-  if [[ -f $dir/summary.md ]]; then return 0; fi
-  mkdir -p "$dir"
-  local t0; t0=$(date +%s)
-  if "$CLEAVE" simulate --config "$here/config.yaml" --out "$dir" "$@" > "$dir/console.log" 2>&1; then
-    echo "$(( $(date +%s) - t0 ))" > "$dir/wall_seconds"
-    echo "done $name ($(cat "$dir/wall_seconds") s)"
-  else
-    echo "FAILED $name: see $dir/console.log" >&2
-    return 1
-  fi
-}
-# Runs the queued commands JOBS at a time.
-queue=()
-enqueue() { queue+=("$(printf '%q ' "$@")"); }
-drain() {
-  local running=0 status=0
-  for cmd in "${queue[@]}"; do
-    eval "run $cmd" &
-    running=$((running + 1))
-    if (( running >= JOBS )); then wait -n || status=1; running=$((running - 1)); fi
-  done
-  while (( running > 0 )); do wait -n || status=1; running=$((running - 1)); done
-  queue=()
-  return $status
-}
+CONFIG=$here/config.yaml
+RUN_ARGS=()
+# shellcheck source=experiments/simulate_queue.sh
+source experiments/simulate_queue.sh
 
 # The methods: name and the settings that make it.
 declare -A METHOD=(
@@ -68,14 +43,14 @@ for method in sfl_v1 sfl_v2 fedavg_nosplit centralized; do
   [[ $method == centralized ]] && settings="--set federation.run_fleet=false --set federation.baselines=[centralized]"
   for lr in $GRID; do
     # shellcheck disable=SC2086
-    enqueue "tune/$method/lr$lr" $settings "${tune[@]}" --set train.lr=$lr
+    enqueue run "tune/$method/lr$lr" $settings "${tune[@]}" --set train.lr=$lr
   done
 done
 drain
 eval "$(python3 $here/summarize.py best "$OUT" client)"   # sets LR_<method>
 for eta in $SERVER_GRID; do
   # shellcheck disable=SC2086
-  enqueue "tune/fedadam/server_lr$eta" ${METHOD[fedadam]} "${tune[@]}" --set train.lr=$LR_sfl_v1 \
+  enqueue run "tune/fedadam/server_lr$eta" ${METHOD[fedadam]} "${tune[@]}" --set train.lr=$LR_sfl_v1 \
     --set federation.server_lr=$eta
 done
 drain
@@ -93,11 +68,11 @@ for seed in $SEEDS; do
     extra=()
     [[ $method == fedadam ]] && extra=(--set federation.server_lr=$SERVER_LR_fedadam)
     # shellcheck disable=SC2086
-    enqueue "seed$seed/$method" ${METHOD[$method]} --set train.seed=$seed --set train.lr=${LR[$method]} "${extra[@]}"
+    enqueue run "seed$seed/$method" ${METHOD[$method]} --set train.seed=$seed --set train.lr=${LR[$method]} "${extra[@]}"
   done
   for epochs in 1 3; do
     # shellcheck disable=SC2086
-    enqueue "seed$seed/centralized_${epochs}epochs" ${METHOD[centralized]} --set train.seed=$seed \
+    enqueue run "seed$seed/centralized_${epochs}epochs" ${METHOD[centralized]} --set train.seed=$seed \
       --set train.lr=$LR_centralized --set federation.rounds=$epochs --set federation.stop_patience=0
   done
 done
