@@ -214,6 +214,8 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   context.config = &config_;
   context.base_fingerprint = model_->base_fingerprint();
   context.census = &census;
+  context.local_steps.resize(data_.sites.size());
+  for (size_t i = 0; i < data_.sites.size(); ++i) context.local_steps[i] = config_.site_local_steps(data_, i);
   context.log = log_.prefixed("site: ");
   TrainingSlots training_slots(fleet.workers);
   std::mutex signers_mutex;
@@ -250,8 +252,6 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   const std::vector<data::Batch> global_eval = held_out_batches(data_.global_eval, eval_options, config_.eval_batches);
   const std::vector<data::Batch> validation = held_out_batches(data_.validation, eval_options, config_.eval_batches);
   ConvergenceCheck convergence(fleet.stop_patience, fleet.stop_min_improvement);
-  std::vector<int64_t> local_steps(data_.sites.size());
-  for (size_t i = 0; i < data_.sites.size(); ++i) local_steps[i] = config_.site_local_steps(data_, i);
   const int64_t tokens_per_step = config_.batches.batch_size * config_.batches.seq_len;
   int64_t cumulative_tokens = 0;
   auto connect = [&](size_t index) {
@@ -283,7 +283,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     bool all_reported = true;
     int64_t round_tokens = 0;
     for (size_t k = 0; k < site_rounds.size(); ++k) {
-      if (site_rounds[k].accepted) round_tokens += local_steps[sampled[k]] * tokens_per_step;
+      if (site_rounds[k].accepted) round_tokens += context.local_steps[sampled[k]] * tokens_per_step;
       if (!site_rounds[k].accepted) {
         all_reported = false;
         log_.warning("round " + std::to_string(r) + ": site " + data_.sites[sampled[k]].id +

@@ -60,7 +60,7 @@ aggregator::FederatedClientOptions site_options(const SiteContext& context, cons
   options.client_id = site.id;
   options.blocks = config.fleet.site_blocks(context.model->n_layers());
   options.train = config.train;
-  options.train.steps = config.site_local_steps(*context.data, index);
+  options.train.steps = context.local_steps.at(index);
   options.train.log_every = 0;
   options.batches = config.batches;
   options.batches.seed = aggregator::round_batch_seed(config.seed, static_cast<uint32_t>(index) + 0x5177u);

@@ -60,6 +60,9 @@ struct SiteContext {
   const SimulationConfig* config = nullptr;
   std::string base_fingerprint;
   SiteCensus* census = nullptr;
+  // Each site's local steps per round (SimulationConfig::site_local_steps),
+  // counted once for the run rather than from its examples every round.
+  std::vector<int64_t> local_steps;
   Log log = Log::silent();
   // Secure aggregation: each site signs with its certificate from the run's
   // PKI (its signer loaded once, on its first round); one verifier (the run's
