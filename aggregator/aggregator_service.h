@@ -42,15 +42,15 @@
 #include <vector>
 
 #include "aggregator/aggregator_options.h"
-#include "aggregator/clock.h"
 #include "aggregator/federation_messages.h"
 #include "aggregator/global_adapters.h"
 #include "aggregator/split_round_closer.h"
 #include "aggregator/strategy.h"
 #include "metrics/cost_meter.h"
-#include "wire/frame.h"
 #include "transport/channel.h"
+#include "util/clock.h"
 #include "util/log.h"
+#include "wire/frame.h"
 
 namespace cleave::secagg {
 class KeyVerifier;

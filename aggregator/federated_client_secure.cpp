@@ -8,11 +8,11 @@
 #include <random>
 
 #include "aggregator/aggregation.h"
-#include "aggregator/clock.h"
 #include "aggregator/federated_client.h"
 #include "aggregator/secure_encoding.h"
 #include "secagg/site_session.h"
 #include "transport/request_retry.h"
+#include "util/clock.h"
 
 namespace cleave::aggregator {
 namespace {

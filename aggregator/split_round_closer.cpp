@@ -4,8 +4,8 @@
 #include <stdexcept>
 
 #include "split/split_messages.h"
-#include "wire/frame.h"
 #include "transport/request_retry.h"
+#include "wire/frame.h"
 
 namespace cleave::aggregator {
 

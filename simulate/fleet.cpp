@@ -14,17 +14,17 @@
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
-#include "split/peer_policy.h"
 #include "client/evaluate.h"
 #include "lora/adapter_set.h"
 #include "lora/split_adapters.h"
+#include "metrics/cpu_clock.h"
 #include "model/llama_model.h"
 #include "secagg/key_signature.h"
 #include "simulate/convergence.h"
 #include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
+#include "split/peer_policy.h"
 #include "split/split_server.h"
-#include "metrics/cpu_clock.h"
 #include "util/stopwatch.h"
 
 namespace cleave::simulate {
@@ -34,13 +34,13 @@ namespace {
 // reported or failed there is nobody left to wait for, so instead of sleeping
 // until the round deadline the fleet skips to it, and the aggregator closes
 // the round without the failed sites exactly as a deployment would.
-class FleetClock : public aggregator::Clock {
+class FleetClock : public Clock {
  public:
   int64_t now_ms() const override { return steady_.now_ms() + skipped_.load(); }
   void skip(int64_t ms) { skipped_ += ms; }
 
  private:
-  aggregator::SteadyClock steady_;
+  SteadyClock steady_;
   std::atomic<int64_t> skipped_{0};
 };
 

@@ -20,8 +20,8 @@
 #include "split/site_blocks.h"
 #include "split/smashed_protection.h"
 #include "split/split_server.h"
-#include "wire/tensor.h"
 #include "util/log.h"
+#include "wire/tensor.h"
 
 namespace cleave::simulate {
 

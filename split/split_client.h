@@ -11,8 +11,8 @@
 #include "client/train_step.h"
 #include "split/smashed_protection.h"
 #include "split/split_messages.h"
-#include "wire/frame.h"
 #include "transport/channel.h"
+#include "wire/frame.h"
 
 namespace cleave {
 class LlamaModel;

@@ -16,9 +16,9 @@
 #include "metrics/cost_meter.h"
 #include "split/generation_sessions.h"
 #include "split/split_messages.h"
-#include "wire/frame.h"
 #include "transport/channel.h"
 #include "util/log.h"
+#include "wire/frame.h"
 
 namespace cleave::metrics {
 class Registry;

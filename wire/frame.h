@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "transport/channel.h"
 #include "wire/archive.h"
 #include "wire/error.h"
-#include "transport/channel.h"
 
 namespace cleave::wire {
 

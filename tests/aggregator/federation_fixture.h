@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "aggregator/aggregator_service.h"
-#include "aggregator/clock.h"
 #include "aggregator/federation_messages.h"
 #include "aggregator/named_tensors_wire.h"
+#include "util/clock.h"
 
 namespace cleave::test {
 
@@ -138,10 +138,10 @@ inline void expect_tensors_near(const NamedTensors& a, const NamedTensors& b, do
 struct ServiceHarness {
   explicit ServiceHarness(aggregator::AggregatorOptions options,
                           aggregator::GlobalAdapters initial = small_global())
-      : clock(std::make_shared<aggregator::ManualClock>(1000)),
+      : clock(std::make_shared<ManualClock>(1000)),
         service(std::move(options), std::move(initial), [this](const std::string& line) { log.push_back(line); },
                 clock) {}
-  std::shared_ptr<aggregator::ManualClock> clock;
+  std::shared_ptr<ManualClock> clock;
   std::vector<std::string> log;
   aggregator::AggregatorService service;
 };

@@ -16,8 +16,8 @@
 
 #include "aggregator/federation_messages.h"
 #include "aggregator/peer_policies.h"
-#include "split/peer_policy.h"
 #include "secure/ca.h"
+#include "split/peer_policy.h"
 #include "split/split_messages.h"
 #include "tests/support/shared_data.h"
 

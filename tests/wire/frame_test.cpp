@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "wire/tensor.h"
 #include "tests/wire/test_support.h"
+#include "wire/tensor.h"
 
 namespace cleave::wire {
 namespace {
