@@ -123,6 +123,11 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   json::Value last_sites = json::Value::array();
   for (const std::string& id : checkpoint.last_round_sites) last_sites.push_back(id);
   state.set("last_round_sites", std::move(last_sites));
+  if (!checkpoint.last_round_weights.empty()) {
+    json::Value weights = json::Value::array();
+    for (double weight : checkpoint.last_round_weights) weights.push_back(weight);
+    state.set("last_round_weights", std::move(weights));
+  }
   if (!checkpoint.dp_rdp.empty()) {
     json::Value rdp = json::Value::array();
     for (double value : checkpoint.dp_rdp) rdp.push_back(value);
@@ -198,6 +203,17 @@ std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
     for (const json::Value& id : sites->as_array()) {
       if (!id.is_string()) throw std::runtime_error(path + ": \"last_round_sites\" holds a non-string");
       checkpoint.last_round_sites.push_back(id.as_string());
+    }
+  }
+  if (const json::Value* weights = state.find("last_round_weights")) {   // absent: equal weights
+    if (!weights->is_array() || weights->as_array().size() != checkpoint.last_round_sites.size()) {
+      throw std::runtime_error(path + ": \"last_round_weights\" is not an array of one weight per last_round_sites entry");
+    }
+    for (const json::Value& weight : weights->as_array()) {
+      if (!weight.is_number() || !(weight.as_double() > 0)) {
+        throw std::runtime_error(path + ": \"last_round_weights\" holds " + weight.dump() + ", expected a positive number");
+      }
+      checkpoint.last_round_weights.push_back(weight.as_double());
     }
   }
   if (const json::Value* rdp = state.find("dp_rdp")) {

@@ -9,8 +9,8 @@
 //                                    strategy's name, the sampling seed, the
 //                                    registered clients (with the lora rank
 //                                    and alpha of those at another rank), the
-//                                    last round's accepted sites, the two
-//                                    file names}
+//                                    last round's accepted sites and their
+//                                    weights, the two file names}
 // Each file is written atomically (temporary file, fsync, rename) and
 // state.json last: it is the commit point, so a crash at any moment leaves
 // the previous round's checkpoint whole. Then only the adapters of the last
@@ -45,6 +45,9 @@ struct AggregatorCheckpoint {
   // Sites whose updates the last completed round accepted: what a split
   // server that missed that round's end closes it with (split::SyncRound).
   std::vector<std::string> last_round_sites;
+  // The weight the aggregator gave each of them (empty: equal weights; absent
+  // from checkpoints written before it existed).
+  std::vector<double> last_round_weights;
   // Under aggregator.dp: the accountant's RDP per order after dp_rounds rounds.
   std::vector<double> dp_rdp;
   int64_t dp_rounds = 0;

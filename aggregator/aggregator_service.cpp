@@ -208,7 +208,7 @@ void AggregatorService::resume_from(const AggregatorCheckpoint& checkpoint) {
     site_lora_[id] = lora;
   }
   completed_ = checkpoint.completed_rounds;
-  last_round_sites_ = checkpoint.last_round_sites;
+  last_round_sites_ = split::RoundSites{checkpoint.last_round_sites, checkpoint.last_round_weights};
   if (dp_) {
     if (checkpoint.dp_rdp.empty() && completed_ > 0) {
       throw std::runtime_error(where + "written without aggregator.dp: the privacy its " + std::to_string(completed_) +
@@ -824,9 +824,12 @@ void AggregatorService::close_round(int64_t now) {
   updates.reserve(open.updates.size());
   RoundSummary& summary = open.summary;
   MetricsMean metrics(summary);
+  split::RoundSites closing;   // what the split servers close this round with
   for (auto& [id, update] : open.updates) {
     summary.reported.push_back(id);
     summary.num_samples += update.num_samples;
+    closing.ids.push_back(id);
+    closing.weights.push_back(static_cast<double>(update.num_samples));
     metrics.add(id, update.metrics, static_cast<double>(update.num_samples));
     updates.push_back(std::move(update));
   }
@@ -838,6 +841,7 @@ void AggregatorService::close_round(int64_t now) {
       // The strategy sees one update: the mean decoded from the unmasked sum
       // (none when the protocol failed: the global adapters stay).
       updates = secure_updates(open);
+      closing = secure_closing_sites(summary.reported, open.secure->params());
     } else if (dp_) {
       // Under DP the strategy sees one update: the noisy mean of the clipped deltas.
       updates = {dp_->noisy_mean(updates, global_.tensors, open.registered)};
@@ -865,7 +869,8 @@ void AggregatorService::close_round(int64_t now) {
     dp_->account_round();
     summary.dp_epsilon = dp_->epsilon();
   }
-  last_round_sites_ = summary.reported;   // what the split servers close this round with
+  if (dp_) closing.weights.clear();   // the DP mean weighs every site alike
+  last_round_sites_ = std::move(closing);
 
   if (!options_.checkpoint_dir.empty()) {
     AggregatorCheckpoint checkpoint;
@@ -876,7 +881,8 @@ void AggregatorService::close_round(int64_t now) {
     checkpoint.strategy_state = strategy_->state();
     checkpoint.registered = registered_;
     checkpoint.site_lora = site_lora_;
-    checkpoint.last_round_sites = last_round_sites_;
+    checkpoint.last_round_sites = last_round_sites_.ids;
+    checkpoint.last_round_weights = last_round_sites_.weights;
     if (dp_) {
       checkpoint.dp_rdp = dp_->rdp();
       checkpoint.dp_rounds = dp_->rounds_accounted();
@@ -926,6 +932,20 @@ void AggregatorService::close_round(int64_t now) {
   }
   state_ = RunState::waiting_for_clients;
   advance(now);
+}
+
+split::RoundSites AggregatorService::secure_closing_sites(const std::vector<std::string>& survivors,
+                                                         const secagg::RoundParams& params) const {
+  // The weight each survivor masked its update with (secure_encoding.cpp):
+  // its samples, capped, as it registered them.
+  split::RoundSites sites{survivors, {}};
+  for (const std::string& id : survivors) {
+    const auto known = registered_.find(id);
+    const int64_t samples = known == registered_.end() ? 1 : known->second;
+    sites.weights.push_back(
+        static_cast<double>(params.uniform_weights ? 1 : std::clamp<int64_t>(samples, 1, params.weight_cap)));
+  }
+  return sites;
 }
 
 std::vector<ClientUpdate> AggregatorService::secure_updates(OpenRound& open) {

@@ -54,6 +54,7 @@
 
 namespace cleave::secagg {
 class KeyVerifier;
+struct RoundParams;
 }
 
 namespace cleave::metrics {
@@ -194,6 +195,10 @@ class AggregatorService {
   void close_round(int64_t now);
   // Under secure aggregation: the unmasked sum as the round's one update.
   std::vector<ClientUpdate> secure_updates(OpenRound& open);
+  // The survivors of a secure round with the weights their masked updates
+  // carried, for the split servers.
+  split::RoundSites secure_closing_sites(const std::vector<std::string>& survivors,
+                                         const secagg::RoundParams& params) const;
   void fail(const std::string& reason);
   void publish_metrics();                    // the state's gauges, after each request and tick
   void close_split_rounds(uint32_t round, RoundSummary* summary);
@@ -230,7 +235,7 @@ class AggregatorService {
   std::string failure_;
   std::unique_ptr<OpenRound> round_;
   bool resync_split_ = true;                    // the split servers are not yet known to be in our round
-  std::vector<std::string> last_round_sites_;   // accepted updates of round completed_ - 1
+  split::RoundSites last_round_sites_;   // accepted updates of round completed_ - 1, with their weights
   std::set<std::string> told_finished_;
   std::map<std::string, std::string> removed_;    // client id -> why (remove_site)
   std::unique_ptr<RemovedSitesFile> removed_file_;   // watch_removed_sites

@@ -57,7 +57,7 @@ net::Bytes ChannelSplitRoundCloser::request(const net::Bytes& request, uint16_t 
                            std::to_string(options_.timeout_ms) + " ms (" + failure.problem + "): is it running?");
 }
 
-uint32_t ChannelSplitRoundCloser::close(uint32_t round, const std::vector<std::string>& participants) {
+uint32_t ChannelSplitRoundCloser::close(uint32_t round, const split::RoundSites& participants) {
   using split::MessageType;
   const auto reply_type = static_cast<uint16_t>(MessageType::end_round_reply);
   auto unpack = [&](const net::Bytes& frame) {
@@ -69,7 +69,7 @@ uint32_t ChannelSplitRoundCloser::close(uint32_t round, const std::vector<std::s
   return unpack(reply).clients_averaged;
 }
 
-SplitRoundCloser::Synced ChannelSplitRoundCloser::sync(uint32_t round, const std::vector<std::string>& participants) {
+SplitRoundCloser::Synced ChannelSplitRoundCloser::sync(uint32_t round, const split::RoundSites& participants) {
   using split::MessageType;
   const auto reply_type = static_cast<uint16_t>(MessageType::sync_round_reply);
   auto unpack = [&](const net::Bytes& frame) {

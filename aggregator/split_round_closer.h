@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "split/split_messages.h"
 #include "transport/channel.h"
 #include "util/log.h"
 
@@ -30,10 +31,11 @@ struct SplitCloseOptions {
 class SplitRoundCloser {
  public:
   virtual ~SplitRoundCloser() = default;
-  // Closes `round` with the sites whose updates the aggregator accepted.
+  // Closes `round` with the sites whose updates the aggregator accepted and
+  // the weights it gave them.
   // Returns the clients the split server averaged (0 for a repeated close).
   // Throws std::runtime_error when the server refuses or stays silent.
-  virtual uint32_t close(uint32_t round, const std::vector<std::string>& participants) = 0;
+  virtual uint32_t close(uint32_t round, const split::RoundSites& participants) = 0;
   // On start and resume: brings the server to `round` (split::SyncRound;
   // `participants` closed round - 1). Returns the round the server was in and
   // the clients it averaged if it still had round - 1 to close.
@@ -41,7 +43,7 @@ class SplitRoundCloser {
     uint32_t previous_round = 0;
     uint32_t clients_averaged = 0;
   };
-  virtual Synced sync(uint32_t round, const std::vector<std::string>& participants) = 0;
+  virtual Synced sync(uint32_t round, const split::RoundSites& participants) = 0;
   // The flag that ends a wait or retry at once (net::RequestStopped): the
   // service's, set by SIGTERM. nullptr: none.
   virtual void set_stop(const std::atomic<bool>* stop) { (void)stop; }
@@ -53,8 +55,8 @@ class SplitRoundCloser {
 class ChannelSplitRoundCloser : public SplitRoundCloser {
  public:
   ChannelSplitRoundCloser(std::unique_ptr<net::ClientChannel> channel, SplitCloseOptions options = {});
-  uint32_t close(uint32_t round, const std::vector<std::string>& participants) override;
-  Synced sync(uint32_t round, const std::vector<std::string>& participants) override;
+  uint32_t close(uint32_t round, const split::RoundSites& participants) override;
+  Synced sync(uint32_t round, const split::RoundSites& participants) override;
   void set_stop(const std::atomic<bool>* stop) override { stop_ = stop; }
   std::string describe() const override { return channel_->describe(); }
 

@@ -72,7 +72,7 @@ class SplitTrainStep : public TrainStep {
   std::vector<at::Tensor> parameters() const override;
 
   // Asks the server to close `round` (SFL-V1 averaging); for single-client runs and tests.
-  uint32_t end_round(uint32_t round, const std::vector<std::string>& participants = {});
+  uint32_t end_round(uint32_t round, const RoundSites& participants = {});
   wire::ByteCounter& bytes() { return bytes_; }
   // Bytes of labels (target ids and weights: the site's text) sent to the
   // split server; vanilla only, 0 in u_shaped.

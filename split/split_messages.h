@@ -109,9 +109,21 @@ struct BackwardReply {
 // adapters of the clients that trained in it and are among `participants`
 // (the sites whose updates the aggregator accepted; empty: every client that
 // trained). Copies of the others are dropped.
+// The sites a round closes with: those whose updates the aggregator accepted,
+// and the weight it gave each one's update (FedAvg: the site's training
+// samples). SFL-V1 averages the server-side copies with the same weights, so
+// the two parts of the model are averaged alike. Empty weights: equal (under
+// DP, whose mean weighs every site alike). No ids: every client that trained.
+struct RoundSites {
+  std::vector<std::string> ids;
+  std::vector<double> weights;    // empty, or one per id, each > 0
+  template <class Archive>
+  void serialize(Archive& ar) { ar(ids, weights); }
+};
+
 struct EndRound {
   uint32_t round = 0;
-  std::vector<std::string> participants;
+  RoundSites participants;
   template <class Archive>
   void serialize(Archive& ar) { ar(round, participants); }
 };
@@ -131,7 +143,7 @@ struct EndRoundReply {
 // another run) drops its unfinished per-client copies and moves to `round`.
 struct SyncRound {
   uint32_t round = 0;
-  std::vector<std::string> participants;
+  RoundSites participants;
   template <class Archive>
   void serialize(Archive& ar) { ar(round, participants); }
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -70,6 +71,24 @@ class UnknownClient : public std::invalid_argument {
 bool covers(const Hello& hello, int64_t n_layers, int64_t layer) {
   const int64_t end = hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? hello.top_cut : n_layers;
   return layer >= hello.cut_layer && layer < end;
+}
+
+// Participant id -> weight (1 each when no weights came); empty for no ids.
+std::map<std::string, double> participant_weights(const RoundSites& sites) {
+  if (!sites.weights.empty() && sites.weights.size() != sites.ids.size()) {
+    throw std::invalid_argument("the round's participants carry " + std::to_string(sites.weights.size()) +
+                                " weights for " + std::to_string(sites.ids.size()) + " sites: expected one per site");
+  }
+  std::map<std::string, double> weights;
+  for (size_t i = 0; i < sites.ids.size(); ++i) {
+    const double weight = sites.weights.empty() ? 1.0 : sites.weights[i];
+    if (!(weight > 0) || !std::isfinite(weight)) {
+      throw std::invalid_argument("participant " + sites.ids[i] + " has weight " + std::to_string(weight) +
+                                  ": a weight must be positive and finite");
+    }
+    weights[sites.ids[i]] = weight;
+  }
+  return weights;
 }
 
 BlockActivations block_activations(const SplitServerOptions& options) {
@@ -378,7 +397,7 @@ net::Bytes SplitServer::on_sync_round(const net::Bytes& request) {
   return wire::pack(static_cast<uint16_t>(MessageType::sync_round_reply), sync_round(req.round, req.participants));
 }
 
-SyncRoundReply SplitServer::sync_round(uint32_t round, const std::vector<std::string>& participants) {
+SyncRoundReply SplitServer::sync_round(uint32_t round, const RoundSites& participants) {
   SyncRoundReply reply;
   reply.previous_round = round_;
   reply.round = round;
@@ -421,15 +440,16 @@ void SplitServer::discard_unfinished_round() {
   }
 }
 
-uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& participants) {
+uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) {
   if (round != round_) {
     throw std::invalid_argument("cannot close round " + std::to_string(round) + ": the server is in round " +
                                 std::to_string(round_));
   }
-  const std::set<std::string> accepted(participants.begin(), participants.end());
+  const std::map<std::string, double> accepted = participant_weights(participants);
   auto takes_part = [&](const std::string& id, const ClientState& state) {
     return state.trained_this_round && (accepted.empty() || accepted.count(id) > 0);
   };
+  auto weight_of = [&](const std::string& id) { return accepted.empty() ? 1.0 : accepted.at(id); };
   std::optional<metrics::PhaseScope> aggregation(std::in_place, cost_, metrics::Phase::aggregation);
   uint32_t averaged = 0;
   std::string product_note;
@@ -437,22 +457,24 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
     at::NoGradGuard no_grad;
     const int64_t L = model_->n_layers();
     lora::NamedTensors sum = global_.to_named();
-    std::map<std::string, int64_t> count;
+    std::map<std::string, double> weight_sum;
     std::set<std::string> trained_clients;
     for (auto& [id, state] : clients_) {
       if (!takes_part(id, *state)) continue;   // a site that died mid-round, or whose update was refused
       trained_clients.insert(id);
+      const double weight = weight_of(id);
       for (const auto& [name, pair] : state->adapters.pairs()) {
         if (!covers(state->hello, L, lora::layer_of(name))) continue;
         for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
           at::Tensor& acc = sum[name + suffix];
-          if (count[name + suffix]++ == 0) acc.zero_();
-          acc.add_(tensor->to(acc.device()));  // sum is on the CPU (to_named)
+          if (weight_sum[name + suffix] == 0) acc.zero_();
+          weight_sum[name + suffix] += weight;
+          acc.add_(tensor->to(acc.device()), weight);  // sum is on the CPU (to_named)
         }
       }
     }
     for (auto& [name, tensor] : sum) {
-      if (count[name] > 0) tensor.div_(static_cast<double>(count[name]));
+      if (weight_sum[name] > 0) tensor.div_(weight_sum[name]);
     }
     if (options_.lora.aggregation == lora::LoraAggregation::product) {
       // lora.aggregation product: per projection, the mean of the products of
@@ -460,16 +482,17 @@ uint32_t SplitServer::end_round(uint32_t round, const std::vector<std::string>& 
       double dropped = 0, total = 0;
       for (const auto& [name, global_pair] : global_.pairs()) {
         std::vector<lora::NamedTensors> copies;
+        std::vector<double> weights;
         for (auto& [id, state] : clients_) {
           if (!trained_clients.count(id) || !covers(state->hello, L, lora::layer_of(name))) continue;
           const lora::LoraPair& pair = state->adapters.pairs().at(name);
           copies.push_back({{name + ".lora_a", pair.a}, {name + ".lora_b", pair.b}});
+          weights.push_back(weight_of(id));
         }
         if (copies.empty()) continue;
         std::vector<const lora::NamedTensors*> pointers;
         for (const lora::NamedTensors& copy : copies) pointers.push_back(&copy);
-        lora::ProductMean mean = lora::product_mean(pointers, std::vector<double>(copies.size(), 1.0),
-                                                    global_pair.a.size(0));
+        lora::ProductMean mean = lora::product_mean(pointers, weights, global_pair.a.size(0));
         dropped += mean.dropped_squared;
         total += mean.total_squared;
         for (auto& [tensor_name, tensor] : mean.adapters) sum[tensor_name] = std::move(tensor);

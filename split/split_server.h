@@ -82,14 +82,16 @@ class SplitServer {
   void serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms = 100);
 
   // Closes `round`: SFL-V1 averages the copies of the clients that trained in
-  // it and are among `participants` (empty: all that trained), per tensor over
-  // the clients whose blocks include it, and hands the average to every
-  // client; then checkpoints. Returns the clients averaged.
-  uint32_t end_round(uint32_t round, const std::vector<std::string>& participants = {});
+  // it and are among `participants` (no ids: all that trained), weighted by
+  // the participants' weights (none: equally), per tensor over the clients
+  // whose blocks include it, and hands the average to every client; then
+  // checkpoints. Returns the clients averaged. Throws std::invalid_argument
+  // for weights that are not one positive number per id.
+  uint32_t end_round(uint32_t round, const RoundSites& participants = {});
   // SyncRound (see split_messages.h): agrees with the aggregator on the round.
   // Unless it closes the round before (a missed EndRound), every client's
   // unfinished work is dropped: the aggregator runs the round from its start.
-  SyncRoundReply sync_round(uint32_t round, const std::vector<std::string>& participants);
+  SyncRoundReply sync_round(uint32_t round, const RoundSites& participants);
 
   // Called on the serving thread after each round closes (and is checkpointed).
   void on_round_closed(std::function<void(uint32_t round)> callback) { round_callback_ = std::move(callback); }

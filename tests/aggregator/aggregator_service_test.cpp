@@ -365,17 +365,18 @@ TEST(AggregatorService, RefusesACheckpointOfAnotherStrategyOrSeed) {
   EXPECT_EQ(resumed.service.completed_rounds(), 1u);
 }
 
-// Records what it is asked ("sync 2 [a]", "close 0 [a b]") and answers like
-// a split server in round `server_round` would.
+// Records what it is asked ("sync 2 [a:2]", "close 0 [a:2 b:3]": each site
+// with its weight) and answers like a split server in round `server_round`
+// would.
 class RecordingCloser : public SplitRoundCloser {
  public:
   RecordingCloser(std::vector<std::string>& calls, uint32_t server_round) : calls_(calls), round_(server_round) {}
-  uint32_t close(uint32_t round, const std::vector<std::string>& participants) override {
+  uint32_t close(uint32_t round, const split::RoundSites& participants) override {
     calls_.push_back("close " + std::to_string(round) + " " + list(participants));
     round_ = round + 1;
     return 7;
   }
-  Synced sync(uint32_t round, const std::vector<std::string>& participants) override {
+  Synced sync(uint32_t round, const split::RoundSites& participants) override {
     calls_.push_back("sync " + std::to_string(round) + " " + list(participants));
     const Synced synced{round_, round_ + 1 == round ? 5u : 0u};
     round_ = round;
@@ -384,9 +385,12 @@ class RecordingCloser : public SplitRoundCloser {
   std::string describe() const override { return "recording"; }
 
  private:
-  static std::string list(const std::vector<std::string>& ids) {
+  static std::string list(const split::RoundSites& sites) {
     std::string text = "[";
-    for (const std::string& id : ids) text += (text.size() > 1 ? " " : "") + id;
+    for (size_t i = 0; i < sites.ids.size(); ++i) {
+      text += (i > 0 ? " " : "") + sites.ids[i];
+      if (!sites.weights.empty()) text += ":" + std::to_string(static_cast<int64_t>(sites.weights.at(i)));
+    }
     return text + "]";
   }
   std::vector<std::string>& calls_;
@@ -422,7 +426,7 @@ TEST(AggregatorService, TellsSplitServersWhichSitesEachRoundAcceptedAndSyncsThem
     EXPECT_EQ(h.service.completed_rounds(), 2u);
     EXPECT_EQ(h.service.history().at(1).split_clients_averaged, std::vector<uint32_t>{7});
   }
-  EXPECT_EQ(calls, (std::vector<std::string>{"sync 0 []", "close 0 [a b]", "close 1 [a]"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"sync 0 []", "close 0 [a:2 b:3]", "close 1 [a:2]"}));
 
   // Restarted against a split server that missed the end of round 1 (still
   // in round 1): the sync closes it there with the sites round 1 accepted.
@@ -437,7 +441,7 @@ TEST(AggregatorService, TellsSplitServersWhichSitesEachRoundAcceptedAndSyncsThem
   a.send_update(2, test::seeded_delta(global, 2), 2);
   h.clock->advance(1001);
   h.service.tick();
-  EXPECT_EQ(calls, (std::vector<std::string>{"sync 2 [a]", "close 2 [a]"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"sync 2 [a:2]", "close 2 [a:2]"}));
   bool told = false;
   for (const std::string& line : h.log) told = told || line.find("had not closed round 1: closed it now (5 clients") != std::string::npos;
   EXPECT_TRUE(told);

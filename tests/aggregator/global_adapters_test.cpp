@@ -130,6 +130,38 @@ TEST_F(GlobalAdaptersTest, CheckpointRoundTripsAndNamesFilesAfterTheRoundAsLogge
   EXPECT_FALSE(load_checkpoint(test::scratch_dir("global_adapters_empty")).has_value());
 }
 
+// The last round's sites and weights are what a restarted aggregator closes
+// a split server's missed round with; weights that do not fit them are refused.
+TEST_F(GlobalAdaptersTest, CheckpointKeepsTheLastRoundsSitesWithTheirWeights) {
+  AggregatorCheckpoint checkpoint;
+  checkpoint.completed_rounds = 1;
+  checkpoint.strategy = "fedavg";
+  checkpoint.global = global_adapters_for_model(*model_, lora_, 5, {split::SiteLayout::vanilla, 1, 0});
+  checkpoint.last_round_sites = {"site-a", "site-b"};
+  checkpoint.last_round_weights = {120, 7.5};
+  save_checkpoint(dir_, checkpoint);
+  const std::optional<AggregatorCheckpoint> back = load_checkpoint(dir_);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->last_round_sites, checkpoint.last_round_sites);
+  EXPECT_EQ(back->last_round_weights, checkpoint.last_round_weights);
+
+  const std::string state = dir_ + "/state.json";
+  std::ifstream in(state);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  const size_t at = text.find("7.5");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 3, "-1");
+  std::ofstream(state) << text;
+  try {
+    load_checkpoint(dir_);
+    FAIL() << "a negative weight was read";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("last_round_weights"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("state.json"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(GlobalAdaptersTest, CheckpointsKeepTheAdaptersOfTheLastNRounds) {
   AggregatorCheckpoint checkpoint;
   checkpoint.strategy = "fedavg";

@@ -222,11 +222,37 @@ TEST_F(SplitServerTest, SflV1AveragesOnlyAcceptedSitesAndSyncsToTheAggregatorsRo
   options.client_id = "aggregator";
   options.mode = SplitMode::vanilla;
   SplitTrainStep control(model_, dummy, *channel, options);
-  EXPECT_EQ(control.end_round(0, {"site-a"}), 1u);
+  EXPECT_EQ(control.end_round(0, RoundSites{{"site-a"}, {}}), 1u);
   for (const auto& [name, tensor] : thread.server().global_adapters().to_named()) {
     EXPECT_TRUE(at::equal(tensor, copy_a.at(name))) << name << ": site-b's partial copy was averaged in";
   }
   EXPECT_EQ(thread.server().round(), 1u);
+}
+
+// SFL-V1's server-side copies are averaged with the weights the aggregator
+// gave the sites' updates (FedAvg: their samples), so both parts of the
+// model are averaged alike; weights that do not fit the sites are refused.
+TEST_F(SplitServerTest, SflV1WeighsEachSitesCopyAsTheAggregatorWeighedItsUpdate) {
+  test::ServerThread thread(make_server(ServerVariant::sfl_v1, ""));
+  train(thread.endpoint(), "site-a", 1, 2);
+  train(thread.endpoint(), "site-b", 1, 2);
+  const lora::NamedTensors copy_a = thread.server().adapters_for("site-a").to_named();
+  const lora::NamedTensors copy_b = thread.server().adapters_for("site-b").to_named();
+  auto channel = net::zmq_connect(thread.endpoint());
+  lora::AdapterSet dummy;
+  SplitClientOptions options;
+  options.client_id = "aggregator";
+  options.mode = SplitMode::vanilla;
+  SplitTrainStep control(model_, dummy, *channel, options);
+  EXPECT_THROW(control.end_round(0, RoundSites{{"site-a", "site-b"}, {1.0}}), std::runtime_error);
+  EXPECT_THROW(control.end_round(0, RoundSites{{"site-a", "site-b"}, {1.0, 0.0}}), std::runtime_error);
+  EXPECT_EQ(thread.server().round(), 0u) << "a refused close must leave the round open";
+  EXPECT_EQ(control.end_round(0, RoundSites{{"site-a", "site-b"}, {10.0, 30.0}}), 2u);
+  for (const auto& [name, tensor] : thread.server().global_adapters().to_named()) {
+    const at::Tensor expected = (copy_a.at(name) * 10 + copy_b.at(name) * 30) / 40;
+    EXPECT_TRUE(at::allclose(tensor, expected, 1e-6, 1e-7)) << name;
+    EXPECT_FALSE(at::allclose(tensor, (copy_a.at(name) + copy_b.at(name)) / 2, 1e-6, 1e-7)) << name;
+  }
 }
 
 // An aggregator killed mid-round restarts and runs the round again: the
@@ -264,7 +290,7 @@ TEST_F(SplitServerTest, SyncRoundClosesAMissedRoundOrMovesToTheAggregatorsRound)
   EXPECT_TRUE(log.empty());
 
   // The aggregator checkpointed round 0 but died before EndRound.
-  SyncRoundReply missed = server.sync_round(1, {"site-a"});
+  SyncRoundReply missed = server.sync_round(1, RoundSites{{"site-a"}, {}});
   EXPECT_EQ(missed.previous_round, 0u);
   EXPECT_EQ(server.round(), 1u);
 
