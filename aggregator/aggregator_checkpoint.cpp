@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "aggregator/fault_point.h"
-#include "lora/safetensors.h"
+#include "aggregator/strategy_state_file.h"
 #include "util/atomic_file.h"
 #include "model/json.h"
 
@@ -22,55 +22,6 @@ std::string round_tag(uint32_t round) {
   char tag[16];
   std::snprintf(tag, sizeof tag, "%06u", round);
   return tag;
-}
-
-void save_state_tensors(const NamedTensors& state, const std::string& path, uint32_t round) {
-  std::vector<at::Tensor> keep;  // contiguous copies alive until written
-  std::vector<safetensors::TensorData> tensors;
-  for (const auto& [name, tensor] : state) {
-    at::Tensor t = tensor.detach().contiguous();
-    std::string dtype;
-    if (t.scalar_type() == at::kFloat) {
-      dtype = "F32";
-    } else if (t.scalar_type() == at::kLong) {
-      dtype = "I64";
-    } else if (t.scalar_type() == at::kDouble) {
-      dtype = "F64";
-    } else {
-      throw std::runtime_error("strategy state tensor " + name + " has dtype " +
-                               std::string(c10::toString(t.scalar_type())) +
-                               ", which the checkpoint cannot store (float32, float64, int64)");
-    }
-    keep.push_back(t);
-    tensors.push_back({name, dtype, t.sizes().vec(), t.data_ptr(), static_cast<size_t>(t.nbytes())});
-  }
-  safetensors::write(path, tensors, {{"cleave.round", std::to_string(round)}});
-}
-
-NamedTensors load_state_tensors(const std::string& path) {
-  const safetensors::File file = safetensors::File::read(path);
-  NamedTensors out;
-  for (const safetensors::TensorView& view : file.tensors()) {
-    at::ScalarType type;
-    if (view.dtype == "F32") {
-      type = at::kFloat;
-    } else if (view.dtype == "I64") {
-      type = at::kLong;
-    } else if (view.dtype == "F64") {
-      type = at::kDouble;
-    } else {
-      throw std::runtime_error(path + ": strategy state tensor " + view.name + " has dtype " + view.dtype +
-                               ", expected F32, F64 or I64");
-    }
-    at::Tensor t = at::empty(view.shape, at::TensorOptions().dtype(type));
-    if (static_cast<size_t>(t.nbytes()) != view.bytes) {
-      throw std::runtime_error(path + ": tensor " + view.name + " has " + std::to_string(view.bytes) +
-                               " bytes, which does not match its shape");
-    }
-    std::memcpy(t.data_ptr(), view.data, view.bytes);
-    out[view.name] = t;
-  }
-  return out;
 }
 
 std::string required_string(const json::Value& state, const char* key, const std::string& path) {
@@ -95,7 +46,7 @@ void save_checkpoint(const std::string& dir, const AggregatorCheckpoint& checkpo
   save_global_adapters(checkpoint.global, dir + "/" + adapters_file,
                        {{"cleave.round", std::to_string(checkpoint.completed_rounds)}});
   if (!state_file.empty()) {
-    save_state_tensors(checkpoint.strategy_state, dir + "/" + state_file, checkpoint.completed_rounds);
+    save_strategy_state(checkpoint.strategy_state, dir + "/" + state_file, checkpoint.completed_rounds);
   }
   // The new round's files are on disk, state.json still names the last round.
   fault_point("aggregator.checkpoint.adapters_written");
@@ -185,7 +136,7 @@ std::optional<AggregatorCheckpoint> load_checkpoint(const std::string& dir) {
   }
   checkpoint.global = load_global_adapters(dir + "/" + required_string(state, "adapters_file", path));
   const std::string state_file = required_string(state, "strategy_state_file", path);
-  if (!state_file.empty()) checkpoint.strategy_state = load_state_tensors(dir + "/" + state_file);
+  if (!state_file.empty()) checkpoint.strategy_state = load_strategy_state(dir + "/" + state_file);
   for (const auto& [id, num_samples] : state.at("registered").as_object()) {
     checkpoint.registered[id] = num_samples.as_int();
   }

@@ -144,6 +144,7 @@ AggregatorService::AggregatorService(AggregatorOptions options, GlobalAdapters i
   close_options.max_attempts = options_.split_max_attempts;
   close_options.backoff_ms = options_.split_backoff_ms;
   close_options.log = log_;
+  close_options.strategy = strategy_signature(options_.strategy);
   for (const std::string& endpoint : options_.split_servers) {
     split_closers_.push_back(std::make_unique<ChannelSplitRoundCloser>(split_channels(endpoint), close_options));
   }

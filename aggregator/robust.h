@@ -14,6 +14,7 @@ class RobustAggregate : public Strategy {
 
   RobustAggregate(Rule rule, const RobustOptions& options = {}, int local_steps = 0);
   std::string name() const override;  // "median" or "trimmed_mean"
+  bool needs_each_update() const override { return true; }
   NamedTensors aggregate(int round, const NamedTensors& global,
                          const std::vector<ClientUpdate>& updates) override;
 

@@ -64,7 +64,7 @@ uint32_t ChannelSplitRoundCloser::close(uint32_t round, const split::RoundSites&
     return wire::unpack<split::EndRoundReply>(frame, reply_type, options_.max_message_bytes);
   };
   const net::Bytes reply = request(
-      wire::pack(static_cast<uint16_t>(MessageType::end_round), split::EndRound{round, participants}), reply_type,
+      wire::pack(static_cast<uint16_t>(MessageType::end_round), split::EndRound{round, participants, options_.strategy}), reply_type,
       [&](const net::Bytes& frame) { return unpack(frame).round == round; }, "close round " + std::to_string(round));
   return unpack(reply).clients_averaged;
 }
@@ -76,7 +76,7 @@ SplitRoundCloser::Synced ChannelSplitRoundCloser::sync(uint32_t round, const spl
     return wire::unpack<split::SyncRoundReply>(frame, reply_type, options_.max_message_bytes);
   };
   const net::Bytes reply = request(
-      wire::pack(static_cast<uint16_t>(MessageType::sync_round), split::SyncRound{round, participants}), reply_type,
+      wire::pack(static_cast<uint16_t>(MessageType::sync_round), split::SyncRound{round, participants, options_.strategy}), reply_type,
       [&](const net::Bytes& frame) { return unpack(frame).round == round; }, "move to round " + std::to_string(round));
   const split::SyncRoundReply synced = unpack(reply);
   return Synced{synced.previous_round, synced.clients_averaged};

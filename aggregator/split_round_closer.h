@@ -26,6 +26,9 @@ struct SplitCloseOptions {
   int64_t max_backoff_ms = 5000;
   size_t max_message_bytes = 1u << 20;
   Log log = Log::silent();                     // each retry, with why, as a warning
+  // aggregator::strategy_signature of the aggregator's strategy, which an
+  // SFL-V1 split server checks against its own; "" : not checked.
+  std::string strategy;
 };
 
 class SplitRoundCloser {

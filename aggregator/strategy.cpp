@@ -1,6 +1,7 @@
 #include "aggregator/strategy.h"
 
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 #include <utility>
 
@@ -148,6 +149,26 @@ std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options) {
     if (name == options.name) return make(options);
   }
   throw std::invalid_argument("strategy.name '" + options.name + "' is unknown; valid names are " + joined_names());
+}
+
+std::string strategy_signature(const StrategyOptions& options) {
+  auto number = [](double value) {
+    std::ostringstream text;
+    text << value;
+    return text.str();
+  };
+  std::string used;
+  if (options.name == "fedprox") {
+    used = "mu " + number(options.fedprox.proximal_mu);
+  } else if (options.name == "fedadam" || options.name == "fedyogi") {
+    used = "eta " + number(options.fedopt.eta) + ", beta1 " + number(options.fedopt.beta1) + ", beta2 " +
+           number(options.fedopt.beta2) + ", tau " + number(options.fedopt.tau);
+  } else if (options.name == "median" || options.name == "trimmed_mean") {
+    used = (options.name == "trimmed_mean" ? "trim_fraction " + number(options.robust.trim_fraction) + ", " : "") +
+           "clip_norm " + number(options.robust.clip_norm);
+  }
+  return options.name + " (" + used + (used.empty() ? "" : "; ") + "lora " +
+         lora::aggregation_name(options.lora_aggregation) + ")";
 }
 
 }  // namespace cleave::aggregator

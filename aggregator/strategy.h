@@ -89,6 +89,12 @@ class Strategy {
   // options; throws std::invalid_argument if it does not fit this strategy.
   virtual void load_state(const NamedTensors& state);
 
+  // Whether aggregate() needs each site's update (median, trimmed mean), or
+  // gives the same result from their weighted mean alone (FedAvg, FedProx,
+  // FedAdam, FedYogi): an SFL-V1 split server averages per tensor over the
+  // sites whose blocks hold it and hands over that mean.
+  virtual bool needs_each_update() const { return false; }
+
   // Under lora.aggregation product: ||M - B A||_F / ||M||_F of the last
   // aggregate() (lora::product_mean). Empty otherwise.
   virtual std::optional<double> lora_truncation_error() const { return std::nullopt; }
@@ -108,5 +114,10 @@ const std::vector<std::string>& strategy_names();
 
 // Validates `options` and builds the strategy it names.
 std::unique_ptr<Strategy> make_strategy(const StrategyOptions& options);
+
+// The strategy's name with the options it uses and the lora aggregation, e.g.
+// "fedadam (eta 0.01, beta1 0.9, beta2 0.99, tau 0.001; lora separate)": the
+// aggregator and an SFL-V1 split server must aggregate alike, and compare it.
+std::string strategy_signature(const StrategyOptions& options);
 
 }  // namespace cleave::aggregator

@@ -138,6 +138,8 @@ void split_server_section(Fields& f, SplitServerConfig& c) {
   f.field("generation_sessions", o.generation.max_sessions);
   f.field("generation_kv_bytes", o.generation.max_kv_bytes);
   f.field("generation_idle_ms", o.generation.idle_timeout_ms);
+  // SFL-V1: merges the clients' copies as aggregator.strategy merges the sites' updates.
+  f.section("strategy", [&](Fields& s) { strategy_section(s, o.strategy); });
 }
 
 void aggregator_section(Fields& f, AggregatorConfig& c) {

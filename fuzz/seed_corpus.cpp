@@ -101,8 +101,8 @@ void wire_decoder_seeds(const fs::path& dir) {
   write_seed(dir, "backward_reply", frame(MessageType::backward_reply,
                                           split::BackwardReply{{fuzz::kClientId, 0, 0},
                                                                tensor({2, 3}, f32, 3)}));
-  write_seed(dir, "end_round", frame(MessageType::end_round, split::EndRound{2, {{fuzz::kClientId, "site-b"}, {12, 30}}}));
-  write_seed(dir, "sync_round", frame(MessageType::sync_round, split::SyncRound{3, {{fuzz::kClientId}, {12}}}));
+  write_seed(dir, "end_round", frame(MessageType::end_round, split::EndRound{2, {{fuzz::kClientId, "site-b"}, {12, 30}}, "fedavg (lora separate)"}));
+  write_seed(dir, "sync_round", frame(MessageType::sync_round, split::SyncRound{3, {{fuzz::kClientId}, {12}}, "fedavg (lora separate)"}));
   write_seed(dir, "sync_round_reply", frame(MessageType::sync_round_reply, split::SyncRoundReply{2, 3, 1}));
   write_seed(dir, "end_round_reply", frame(MessageType::end_round_reply, split::EndRoundReply{2, 5}));
   write_seed(dir, "error", frame(MessageType::error, split::ErrorReply{{fuzz::kClientId, 1, 2}, "bad"}));

@@ -151,6 +151,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     options.recompute = config_.train.recompute;   // train.recompute: every block of the fleet
     options.stochastic_rounding = fleet.stochastic_rounding;
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
+    options.strategy = fleet.strategy;             // SFL-V1 merges its copies as the aggregator does
     split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt, log_.prefixed("split-server: "));
     split_channel = network.bind(kSplitServerNode, split::split_server_policy());
     split_address = network.address(kSplitServerNode, *split_channel);

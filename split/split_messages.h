@@ -124,8 +124,11 @@ struct RoundSites {
 struct EndRound {
   uint32_t round = 0;
   RoundSites participants;
+  // aggregator::strategy_signature of the aggregator's strategy: an SFL-V1
+  // server aggregating otherwise refuses to close. Empty: not checked.
+  std::string strategy;
   template <class Archive>
-  void serialize(Archive& ar) { ar(round, participants); }
+  void serialize(Archive& ar) { ar(round, participants, strategy); }
 };
 
 struct EndRoundReply {
@@ -144,8 +147,9 @@ struct EndRoundReply {
 struct SyncRound {
   uint32_t round = 0;
   RoundSites participants;
+  std::string strategy;   // as in EndRound
   template <class Archive>
-  void serialize(Archive& ar) { ar(round, participants); }
+  void serialize(Archive& ar) { ar(round, participants, strategy); }
 };
 
 struct SyncRoundReply {

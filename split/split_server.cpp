@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "client/adamw.h"
+#include "aggregator/strategy_state_file.h"
 #include "lora/adapter_gguf.h"
 #include "lora/product_mean.h"
 #include "model/gguf.h"
@@ -21,6 +22,7 @@
 #include "transport/serve_loop.h"
 
 namespace cleave::split {
+namespace fs = std::filesystem;
 
 ServerVariant parse_server_variant(const std::string& name) {
   if (name == "sfl_v1") return ServerVariant::sfl_v1;
@@ -37,6 +39,13 @@ void SplitServerOptions::validate() const {
   if (max_tokens_per_step < 1) throw std::invalid_argument("split_server.max_tokens_per_step must be >= 1");
   if (weight_decay < 0) throw std::invalid_argument("split_server.weight_decay must be >= 0");
   generation.validate();
+  aggregator::StrategyOptions merge = strategy;
+  merge.lora_aggregation = lora.aggregation;
+  try {
+    merge.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("split_server.") + e.what());
+  }
 }
 
 struct SplitServer::ClientState {
@@ -101,6 +110,9 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
                          std::optional<lora::AdapterSet> initial, Log log, std::shared_ptr<const Clock> clock)
     : model_(std::move(model)), options_(std::move(options)), log_(std::move(log)) {
   options_.validate();
+  options_.strategy.lora_aggregation = options_.lora.aggregation;
+  strategy_ = aggregator::make_strategy(options_.strategy);
+  strategy_signature_ = aggregator::strategy_signature(options_.strategy);
   fingerprint_ = model_->base_fingerprint();
   if (options_.min_cut_layer >= model_->n_layers()) {
     throw std::invalid_argument("split_server.min_cut_layer (" + std::to_string(options_.min_cut_layer) +
@@ -117,6 +129,7 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     // the round the checkpoint closed is stored beside the tensors
     auto file = gguf::File::open(options_.checkpoint_path);
     round_ = static_cast<uint32_t>(std::stoul(file->get_string("cleave.round", "0")));
+    resume_strategy(file->get_string("cleave.strategy", ""), file->get_string("cleave.strategy_state", ""));
     log_.info("resumed from " + options_.checkpoint_path + " at round " + std::to_string(round_));
   } else {
     const int64_t min_cut = options_.min_cut_layer;
@@ -380,6 +393,7 @@ net::Bytes SplitServer::on_backward(const net::Bytes& request) {
 net::Bytes SplitServer::on_end_round(const net::Bytes& request) {
   const EndRound req = wire::unpack<EndRound>(request, static_cast<uint16_t>(MessageType::end_round),
                                               options_.max_message_bytes);
+  check_strategy(req.strategy);
   if (req.round + 1 == round_) {  // a repeated close of the round just closed
     return wire::pack(static_cast<uint16_t>(MessageType::end_round_reply), EndRoundReply{req.round, 0});
   }
@@ -394,6 +408,7 @@ net::Bytes SplitServer::on_end_round(const net::Bytes& request) {
 net::Bytes SplitServer::on_sync_round(const net::Bytes& request) {
   const SyncRound req = wire::unpack<SyncRound>(request, static_cast<uint16_t>(MessageType::sync_round),
                                                 options_.max_message_bytes);
+  check_strategy(req.strategy);
   return wire::pack(static_cast<uint16_t>(MessageType::sync_round_reply), sync_round(req.round, req.participants));
 }
 
@@ -456,25 +471,17 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
   if (options_.variant == ServerVariant::sfl_v1) {
     at::NoGradGuard no_grad;
     const int64_t L = model_->n_layers();
-    lora::NamedTensors sum = global_.to_named();
-    std::map<std::string, double> weight_sum;
-    std::set<std::string> trained_clients;
+    const lora::NamedTensors global = global_.to_named();   // on the CPU
+    std::map<std::string, double> trained;   // client id -> weight
     for (auto& [id, state] : clients_) {
-      if (!takes_part(id, *state)) continue;   // a site that died mid-round, or whose update was refused
-      trained_clients.insert(id);
-      const double weight = weight_of(id);
-      for (const auto& [name, pair] : state->adapters.pairs()) {
-        if (!covers(state->hello, L, lora::layer_of(name))) continue;
-        for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
-          at::Tensor& acc = sum[name + suffix];
-          if (weight_sum[name + suffix] == 0) acc.zero_();
-          weight_sum[name + suffix] += weight;
-          acc.add_(tensor->to(acc.device()), weight);  // sum is on the CPU (to_named)
-        }
-      }
+      // Left out: a site that died mid-round, or whose update was refused.
+      if (takes_part(id, *state)) trained[id] = weight_of(id);
     }
-    for (auto& [name, tensor] : sum) {
-      if (weight_sum[name] > 0) tensor.div_(weight_sum[name]);
+    std::set<std::string> trained_clients;
+    for (const auto& [id, weight] : trained) trained_clients.insert(id);
+    lora::NamedTensors sum = global;
+    if (options_.lora.aggregation != lora::LoraAggregation::product && !trained.empty()) {
+      sum = merge_copies(round, global, trained);
     }
     if (options_.lora.aggregation == lora::LoraAggregation::product) {
       // lora.aggregation product: per projection, the mean of the products of
@@ -523,6 +530,83 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
             metrics::describe_cost(round_cost));
   if (round_callback_) round_callback_(round);
   return averaged;
+}
+
+lora::NamedTensors SplitServer::merge_copies(uint32_t round, const lora::NamedTensors& global,
+                                             const std::map<std::string, double>& trained) {
+  const int64_t L = model_->n_layers();
+  // Each trained client's delta over the tensors of its blocks.
+  std::map<std::string, lora::NamedTensors> deltas;
+  for (const auto& [id, weight] : trained) {
+    const ClientState& state = *clients_.at(id);
+    lora::NamedTensors& delta = deltas[id];
+    for (const auto& [name, pair] : state.adapters.pairs()) {
+      if (!covers(state.hello, L, lora::layer_of(name))) continue;
+      for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
+        const at::Tensor& start = global.at(name + suffix);
+        delta[name + suffix] = tensor->to(start.device()) - start;
+      }
+    }
+  }
+  auto update_of = [&](const std::string& id, const lora::NamedTensors& delta) {
+    aggregator::ClientUpdate update;
+    update.client_id = id;
+    update.delta = delta;
+    update.num_samples = std::max<int64_t>(1, std::llround(trained.at(id)));
+    return update;
+  };
+  if (strategy_->needs_each_update()) {
+    // Median, trimmed mean: over the clients that hold each tensor, so the
+    // strategy runs once per group of tensors held by the same clients.
+    std::map<std::vector<std::string>, std::vector<std::string>> groups;   // holders -> tensor names
+    for (const auto& [name, tensor] : global) {
+      std::vector<std::string> holders;
+      for (const auto& [id, delta] : deltas) {
+        if (delta.count(name)) holders.push_back(id);
+      }
+      if (!holders.empty()) groups[holders].push_back(name);
+    }
+    lora::NamedTensors next = global;
+    for (const auto& [holders, names] : groups) {
+      lora::NamedTensors part;
+      for (const std::string& name : names) part[name] = global.at(name);
+      std::vector<aggregator::ClientUpdate> updates;
+      for (const std::string& id : holders) {
+        lora::NamedTensors delta;
+        for (const std::string& name : names) delta[name] = deltas.at(id).at(name);
+        updates.push_back(update_of(id, delta));
+      }
+      for (auto& [name, tensor] : strategy_->aggregate(static_cast<int>(round), part, updates)) {
+        next[name] = std::move(tensor);
+      }
+    }
+    return next;
+  }
+  // FedAvg, FedProx, FedAdam, FedYogi: the weighted mean delta per tensor over
+  // the clients that hold it (0 where none does) is the one update.
+  lora::NamedTensors mean;
+  for (const auto& [name, tensor] : global) {
+    at::Tensor sum = at::zeros_like(tensor);
+    double weight_sum = 0;
+    for (const auto& [id, delta] : deltas) {
+      const auto held = delta.find(name);
+      if (held == delta.end()) continue;
+      sum.add_(held->second, trained.at(id));
+      weight_sum += trained.at(id);
+    }
+    mean[name] = weight_sum > 0 ? sum / weight_sum : sum;
+  }
+  return strategy_->aggregate(static_cast<int>(round), global, {update_of(trained.begin()->first, mean)});
+}
+
+void SplitServer::check_strategy(const std::string& aggregator_strategy) const {
+  if (aggregator_strategy.empty() || options_.variant != ServerVariant::sfl_v1 ||
+      aggregator_strategy == strategy_signature_) {
+    return;
+  }
+  throw std::invalid_argument("the aggregator merges the sites' adapters with " + aggregator_strategy +
+                              " but this SFL-V1 split server merges its copies with " + strategy_signature_ +
+                              ": set split_server.strategy (and lora.aggregation) as the aggregator's");
 }
 
 GenerateOpenReply SplitServer::open_generation(const GenerateOpen& request) {
@@ -600,9 +684,46 @@ net::Bytes SplitServer::on_generate(MessageType type, const net::Bytes& request)
   }
 }
 
+namespace {
+
+// Beside the checkpoint: the strategy's state after the round the checkpoint
+// closed (FedAdam/FedYogi moments), one file per round so the GGUF, written
+// after it, stays the commit point.
+std::string strategy_state_path(const std::string& checkpoint_path, uint32_t round) {
+  return checkpoint_path + ".strategy-round-" + std::to_string(round) + ".safetensors";
+}
+
+}  // namespace
+
 void SplitServer::save_checkpoint() const {
   if (options_.checkpoint_path.empty()) return;
-  lora::save_gguf(global_, *model_, options_.checkpoint_path, {{"cleave.round", std::to_string(round_)}});
+  const uint32_t round = round_;
+  const aggregator::NamedTensors state = strategy_->state();
+  const std::string state_path = state.empty() ? "" : strategy_state_path(options_.checkpoint_path, round);
+  if (!state.empty()) aggregator::save_strategy_state(state, state_path, round);
+  lora::save_gguf(global_, *model_, options_.checkpoint_path,
+                  {{"cleave.round", std::to_string(round)},
+                   {"cleave.strategy", strategy_signature_},
+                   {"cleave.strategy_state", fs::path(state_path).filename().string()}});
+  if (round > 0) {
+    std::error_code ignored;   // the previous round's state: no longer named by the checkpoint
+    fs::remove(strategy_state_path(options_.checkpoint_path, round - 1), ignored);
+  }
+}
+
+void SplitServer::resume_strategy(const std::string& saved_signature, const std::string& state_file) {
+  if (!saved_signature.empty() && saved_signature != strategy_signature_) {
+    throw std::invalid_argument(options_.checkpoint_path + " was written merging with " + saved_signature +
+                                ", this server is set to " + strategy_signature_ +
+                                ": resume with the checkpoint's split_server.strategy, or start a new checkpoint");
+  }
+  if (state_file.empty()) return;
+  const std::string path = (fs::path(options_.checkpoint_path).parent_path() / state_file).string();
+  if (!fs::exists(path)) {
+    throw std::runtime_error(options_.checkpoint_path + " names the strategy state " + path +
+                             ", which is missing: restore it beside the checkpoint, or start a new checkpoint");
+  }
+  strategy_->load_state(aggregator::load_strategy_state(path));
 }
 
 void SplitServer::serve(net::ServerChannel& channel, const std::atomic<bool>& stop, int poll_ms) {

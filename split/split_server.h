@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "aggregator/strategy.h"
 #include "lora/adapter_set.h"
 #include "metrics/cost_meter.h"
 #include "split/generation_sessions.h"
@@ -60,6 +61,10 @@ struct SplitServerOptions {
   bool release_clients_at_round_end = false;
   // Split inference: the generation sessions the server holds for sites.
   GenerationLimits generation;
+  // SFL-V1: how the clients' copies are merged at a round's end
+  // (split_server.strategy); must be the aggregator's, which EndRound and
+  // SyncRound check. Its lora_aggregation is lora.aggregation's.
+  aggregator::StrategyOptions strategy;
 
   void validate() const;              // throws std::invalid_argument naming the field
 };
@@ -127,6 +132,17 @@ class SplitServer {
   GenerateOpenReply open_generation(const GenerateOpen& request);
   void optimizer_step(ClientState& state, double lr, double grad_clip);
   void save_checkpoint() const;
+  // At a resume: refuses a checkpoint merged with another strategy, and
+  // loads the strategy's state the checkpoint names (a file beside it).
+  void resume_strategy(const std::string& saved_signature, const std::string& state_file);
+  // Refuses (std::invalid_argument) an aggregator whose strategy signature
+  // (EndRound / SyncRound) is not this server's; empty is not checked.
+  void check_strategy(const std::string& aggregator_strategy) const;
+  // SFL-V1 with lora.aggregation separate or ffa: the strategy's new global
+  // from the copies of `trained` (client id -> weight), each over the
+  // tensors of its blocks.
+  lora::NamedTensors merge_copies(uint32_t round, const lora::NamedTensors& global,
+                                  const std::map<std::string, double>& trained);
   // Forgets every client's session and unaveraged copy (they say hello again).
   void discard_unfinished_round();
 
@@ -137,6 +153,8 @@ class SplitServer {
   std::string fingerprint_;
   lora::AdapterSet global_;                     // V1: last average; V2: the trained copy
   std::unique_ptr<AdamW> shared_optimizer_;     // V2
+  std::unique_ptr<aggregator::Strategy> strategy_;   // V1: merges the copies
+  std::string strategy_signature_;              // aggregator::strategy_signature(options_.strategy)
   std::map<std::string, std::unique_ptr<ClientState>> clients_;
   // Written by the serving thread; round() may be read from any thread.
   std::atomic<uint32_t> round_{0};

@@ -98,9 +98,11 @@ TEST(ServiceConfig, SplitSectionOfTrain) {
 TEST(ServiceConfig, SplitServerFile) {
   const SplitServerFile c = parse_split_server_config(
       "model: m.gguf\nlora: {rank: 4}\nsplit_server: {bind: 'tcp://*:0', variant: sfl_v2, min_cut_layer: 2, "
-      "checkpoint: s.gguf, recompute: true}\n" + kTls,
+      "checkpoint: s.gguf, recompute: true, strategy: {name: fedadam, fedopt: {eta: 0.03}}}\n" + kTls,
       "s.yaml");
   EXPECT_EQ(c.split_server.options.variant, split::ServerVariant::sfl_v2);
+  EXPECT_EQ(c.split_server.options.strategy.name, "fedadam");
+  EXPECT_DOUBLE_EQ(c.split_server.options.strategy.fedopt.eta, 0.03);
   EXPECT_EQ(c.split_server.options.min_cut_layer, 2);
   EXPECT_EQ(c.split_server.options.checkpoint_path, "s.gguf");
   EXPECT_TRUE(c.split_server.options.recompute);
@@ -110,6 +112,10 @@ TEST(ServiceConfig, SplitServerFile) {
                     parse_split_server_config("model: m.gguf\nsplit_server: {varaint: sfl_v1}\n", "s.yaml");
                   }),
                   "s.yaml:2: unknown key 'split_server.varaint' (did you mean 'split_server.variant'?)");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_split_server_config("model: m.gguf\nsplit_server: {strategy: {name: fedavgg}}\n", "s.yaml");
+                  }),
+                  "split_server.strategy.name");
   EXPECT_CONTAINS(error_of([] { parse_split_server_config("model: m.gguf\n", "s.yaml"); }), "secure.cert: required");
   EXPECT_NO_THROW(parse_split_server_config("model: m.gguf\nsecure: {insecure: true}\n", "s.yaml"));
 }
