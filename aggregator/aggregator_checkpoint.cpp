@@ -12,7 +12,7 @@
 #include "aggregator/fault_point.h"
 #include "aggregator/strategy_state_file.h"
 #include "util/atomic_file.h"
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::aggregator {
 namespace fs = std::filesystem;

@@ -16,9 +16,9 @@
 #include "cli/train_run.h"
 #include "lora/adapter_gguf.h"
 #include "model/generate.h"
-#include "model/json.h"
 #include "model/model_writer.h"
 #include "model/vocab_builder.h"
+#include "util/json.h"
 #include "util/stopwatch.h"
 
 namespace fs = std::filesystem;

@@ -7,11 +7,11 @@
 
 #include "client/dataset.h"
 #include "client/generation_metrics.h"
-#include "util/atomic_file.h"
 #include "model/chat_template.h"
 #include "model/generate.h"
-#include "model/json.h"
 #include "model/utf8.h"
+#include "util/atomic_file.h"
+#include "util/json.h"
 
 namespace cleave::cli {
 namespace {

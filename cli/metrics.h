@@ -9,7 +9,7 @@
 
 #include "client/train_step.h"
 #include "client/trainer.h"
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::cli {
 

@@ -14,10 +14,10 @@
 #include "cli/config.h"
 #include "cli/demo_corpus.h"
 #include "cli/service_runtime.h"
-#include "model/json.h"
 #include "model/vocab_builder.h"
 #include "simulate/fleet_data.h"
 #include "simulate/simulation.h"
+#include "util/json.h"
 
 namespace fs = std::filesystem;
 

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::data {
 

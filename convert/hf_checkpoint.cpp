@@ -14,8 +14,8 @@
 #include "lora/adapter_peft.h"
 #include "lora/safetensors.h"
 #include "model/gguf_quant.h"
-#include "model/json.h"
 #include "model/model_writer.h"
+#include "util/json.h"
 
 namespace cleave::convert {
 namespace {

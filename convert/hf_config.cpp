@@ -2,8 +2,8 @@
 
 #include <stdexcept>
 
-#include "model/json.h"
 #include "model/json_file.h"
+#include "util/json.h"
 
 namespace cleave::convert {
 namespace {

@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "model/bpe.h"
-#include "model/json.h"
 #include "model/json_file.h"
 #include "model/model_writer.h"
 #include "model/tokenizer.h"
+#include "util/json.h"
 
 namespace cleave::convert {
 namespace {

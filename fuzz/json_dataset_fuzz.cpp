@@ -13,8 +13,8 @@
 #include <string_view>
 
 #include "client/dataset.h"
-#include "model/json.h"
 #include "model/json_file.h"
+#include "util/json.h"
 
 namespace {
 

@@ -18,11 +18,11 @@
 #include "lora/safetensors.h"
 #include "model/gguf.h"
 #include "model/gguf_quant.h"
-#include "model/json.h"
 #include "secagg/secagg_messages.h"
 #include "secure/ca.h"
 #include "secure/tls_session.h"
 #include "split/split_messages.h"
+#include "util/json.h"
 #include "wire/frame.h"
 #include "wire/tensor.h"
 

@@ -14,9 +14,9 @@
 
 #include "lora/adapter_gguf.h"
 #include "lora/safetensors.h"
-#include "util/atomic_file.h"
-#include "model/json.h"
 #include "model/llama_model.h"
+#include "util/atomic_file.h"
+#include "util/json.h"
 
 namespace cleave::lora {
 namespace {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 
 #include "util/atomic_file.h"
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::safetensors {
 namespace {

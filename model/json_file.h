@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave {
 

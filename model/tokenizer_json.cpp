@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "model/bpe.h"
-#include "model/json.h"
 #include "model/json_file.h"
 #include "model/tokenizer.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "metrics/cost_meter.h"
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::simulate {
 

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "client/trainer.h"
-#include "model/json.h"
+#include "util/json.h"
 
 namespace cleave::simulate {
 

@@ -11,9 +11,9 @@
 
 #include "aggregator/aggregator_checkpoint.h"
 #include "aggregator/aggregator_service.h"
-#include "model/json.h"
 #include "tests/aggregator/federation_fixture.h"
 #include "tests/support/shared_data.h"
+#include "util/json.h"
 
 namespace cleave::aggregator {
 namespace {

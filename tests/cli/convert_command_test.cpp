@@ -7,9 +7,9 @@
 #include <fstream>
 
 #include "model/bpe.h"
-#include "model/json.h"
 #include "tests/cli/cli_runner.h"
 #include "tests/support/hf_layout.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

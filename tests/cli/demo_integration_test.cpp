@@ -9,8 +9,8 @@
 #include <regex>
 
 #include "cli/config.h"
-#include "model/json.h"
 #include "tests/cli/cli_runner.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

@@ -9,8 +9,8 @@
 #include <sstream>
 #include <string>
 
-#include "model/json.h"
 #include "tests/cli/cli_runner.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <memory>
 
-#include "model/json.h"
 #include "tests/cli/service_fixture.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

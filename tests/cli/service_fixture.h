@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "model/json.h"
 #include "tests/cli/child_process.h"
 #include "tests/cli/cli_runner.h"
+#include "util/json.h"
 
 namespace cleave::test {
 

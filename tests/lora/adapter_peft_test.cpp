@@ -10,10 +10,10 @@
 
 #include "lora/safetensors.h"
 #include "model/attention.h"
-#include "model/json.h"
 #include "model/llama_model.h"
 #include "model/model_loader.h"
 #include "tests/support/tiny_model.h"
+#include "util/json.h"
 
 namespace cleave::lora {
 namespace {

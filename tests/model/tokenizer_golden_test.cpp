@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "model/gguf.h"
-#include "model/json.h"
 #include "model/tokenizer.h"
 #include "tests/support/shared_data.h"
+#include "util/json.h"
 
 namespace cleave {
 namespace {

@@ -16,8 +16,8 @@
 #include "lora/safetensors.h"
 #include "model/gguf.h"
 #include "model/gguf_quant.h"
-#include "model/json.h"
 #include "model/model_writer.h"
+#include "util/json.h"
 
 namespace cleave::test {
 

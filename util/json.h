@@ -1,6 +1,6 @@
 // The project's JSON value type, for JSONL data sets, PEFT adapter_config.json,
 // safetensors headers, tokenizer files and metrics files. Reading and writing
-// JSON text is nlohmann-json's (model/json_text.cpp, the one file that
+// JSON text is nlohmann-json's (util/json_text.cpp, the one file that
 // includes it); this wrapper adds what the project needs on top: repeated keys
 // refused, errors that name the line and column (and the file), a nesting
 // limit, and numbers that stay exact.

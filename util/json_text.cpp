@@ -2,7 +2,7 @@
 // directly (no second tree in memory for a 9 MB tokenizer.json), and dump()
 // goes through nlohmann::ordered_json. The only file that includes the
 // library's header, so json.h and its many includers stay light.
-#include "model/json.h"
+#include "util/json.h"
 
 #include <algorithm>
 #include <cerrno>

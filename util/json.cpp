@@ -1,5 +1,5 @@
 // The JSON value type; reading and writing JSON text is in json_text.cpp.
-#include "model/json.h"
+#include "util/json.h"
 
 #include <cmath>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "model/json.h"
+#include "util/json.h"
 
 #include <cmath>
 #include <fstream>
