@@ -98,6 +98,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.choice("strategy", o.strategy.name, aggregator::strategy_names());
   f.field("proximal_mu", o.strategy.fedprox.proximal_mu);
   f.field("server_lr", o.strategy.fedopt.eta);
+  f.field("server_tau", o.strategy.fedopt.tau);
   f.choice("mode", o.mode, {{"split", simulate::FleetMode::split}, {"nosplit", simulate::FleetMode::nosplit}});
   f.choice("split_mode", o.split_mode,
            {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});

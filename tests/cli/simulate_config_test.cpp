@@ -23,6 +23,8 @@ federation:
   clients_per_round: 5
   strategy: fedprox
   proximal_mu: 0.1
+  server_lr: 0.02
+  server_tau: 0.005
   mode: nosplit
   cut_layer: 2
   variant: sfl_v2
@@ -40,6 +42,8 @@ TEST(SimulateConfig, ReadsTheFederationSection) {
   EXPECT_EQ(c.federation.clients_per_round, 5);
   EXPECT_EQ(c.federation.strategy.name, "fedprox");
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedprox.proximal_mu, 0.1);
+  EXPECT_DOUBLE_EQ(c.federation.strategy.fedopt.eta, 0.02);
+  EXPECT_DOUBLE_EQ(c.federation.strategy.fedopt.tau, 0.005);
   EXPECT_EQ(c.federation.mode, simulate::FleetMode::nosplit);
   EXPECT_EQ(c.federation.variant, split::ServerVariant::sfl_v2);
   EXPECT_EQ(c.federation.transport, simulate::FleetTransport::tcp);
