@@ -86,8 +86,7 @@ int run_client(const ParsedArgs& args) {
   metrics::Registry registry;
   std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint = serve_metrics(config.metrics, registry, log);
   if (metrics_endpoint) metrics_endpoint->set_not_ready("loading the base model and the data");
-  metrics::Counter& rounds_counter =
-      registry.counter("cleave_site_rounds_trained_total", "Rounds this site trained in and reported.");
+  metrics::Counter& rounds_counter = site_rounds_trained_counter(registry);
   set_threads(run.threads, std::cout);
   const BaseModel base = load_base_model(run.model, run.quant, std::cout, run.compute);
   const std::optional<ChatFormat> chat =

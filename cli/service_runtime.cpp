@@ -49,6 +49,10 @@ std::optional<LogLevel> log_level_flag(const ParsedArgs& args) {
   throw UsageError("--log-level must be one of " + log_level_choices() + ", got '" + *name + "'");
 }
 
+metrics::Counter& site_rounds_trained_counter(metrics::Registry& registry) {
+  return registry.counter("cleave_site_rounds_trained_total", "Rounds this site trained in and reported.");
+}
+
 std::string heap_report() {
   const struct mallinfo2 heap = mallinfo2();
   return "heap in use " + std::to_string((heap.uordblks + heap.hblkhd) >> 10) + " KiB, held " +

@@ -12,6 +12,7 @@
 #include "cli/args.h"
 #include "cli/config_sections.h"
 #include "metrics/http_endpoint.h"
+#include "metrics/registry.h"
 #include "util/log.h"
 
 namespace cleave::cli {
@@ -40,6 +41,9 @@ std::optional<LogLevel> log_level_flag(const ParsedArgs& args);
 // cannot bind.
 std::unique_ptr<metrics::HttpEndpoint> serve_metrics(const MetricsConfig& config, const metrics::Registry& registry,
                                                      const Log& log);
+
+// cleave client's series of the rounds it trained in and reported.
+metrics::Counter& site_rounds_trained_counter(metrics::Registry& registry);
 
 // The process's heap as malloc sees it (mallinfo2), for a long-lived service
 // to log every so many rounds: bytes in use against bytes held, so a leak

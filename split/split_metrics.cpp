@@ -36,7 +36,10 @@ SplitServerMetrics::SplitServerMetrics(metrics::Registry& registry, const wire::
       backward_seconds_(registry.histogram("cleave_split_step_duration_seconds", kStepHelp,
                                            metrics::duration_buckets(), {{"kind", "backward"}})),
       round_(registry.gauge("cleave_round", "The split server's current round.")),
-      clients_(registry.gauge("cleave_split_clients", "Split clients with state on the server (said hello).")) {
+      clients_(registry.gauge("cleave_split_clients", "Split clients with state on the server (said hello).")),
+      sessions_(registry.gauge("cleave_generation_sessions", "Split inference sessions open.")),
+      kv_bytes_(registry.gauge("cleave_generation_kv_cache_bytes",
+                               "Bytes the open split inference sessions reserve for their KV caches.")) {
   collections_.push_back(collect_channel_bytes(registry, "split", bytes));
 }
 
@@ -46,9 +49,11 @@ void SplitServerMetrics::step(const char* kind, double seconds) {
   (forward ? forward_seconds_ : backward_seconds_).observe(seconds);
 }
 
-void SplitServerMetrics::publish(uint32_t round, size_t clients) {
+void SplitServerMetrics::publish(uint32_t round, size_t clients, size_t sessions, int64_t kv_bytes) {
   round_.set(round);
   clients_.set(static_cast<double>(clients));
+  sessions_.set(static_cast<double>(sessions));
+  kv_bytes_.set(static_cast<double>(kv_bytes));
 }
 
 }  // namespace cleave::split

@@ -25,7 +25,9 @@ class SplitServerMetrics {
 
   // One forward or backward request answered (`kind`: "forward" | "backward").
   void step(const char* kind, double seconds);
-  void publish(uint32_t round, size_t clients);
+  // After each request: the round, the clients with state, and the split
+  // inference sessions open with the KV-cache bytes they reserve.
+  void publish(uint32_t round, size_t clients, size_t sessions, int64_t kv_bytes);
 
  private:
   metrics::Counter& forward_steps_;
@@ -34,6 +36,8 @@ class SplitServerMetrics {
   metrics::Histogram& backward_seconds_;
   metrics::Gauge& round_;
   metrics::Gauge& clients_;
+  metrics::Gauge& sessions_;
+  metrics::Gauge& kv_bytes_;
   std::vector<metrics::Collection> collections_;   // last: released first
 };
 

@@ -163,7 +163,7 @@ const lora::AdapterSet& SplitServer::adapters_for(const std::string& client_id) 
 
 void SplitServer::export_metrics(metrics::Registry& registry) {
   metrics_ = std::make_unique<SplitServerMetrics>(registry, bytes_);
-  metrics_->publish(round_.load(), clients_.size());
+  metrics_->publish(round_.load(), clients_.size(), generation_->count(), generation_->kv_bytes());
 }
 
 net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& request) {
@@ -199,7 +199,7 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
     }
     bytes_.add(message_name(static_cast<MessageType>(wire::peek(reply).type)), wire::Direction::sent,
                reply.size());
-    if (metrics_) metrics_->publish(round_.load(), clients_.size());
+    if (metrics_) metrics_->publish(round_.load(), clients_.size(), generation_->count(), generation_->kv_bytes());
     return reply;
   } catch (const std::exception& e) {
     log_.warning("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +

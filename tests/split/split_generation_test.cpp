@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "lora/adapter_set.h"
+#include "metrics/registry.h"
 #include "model/generate.h"
 #include "model/model_loader.h"
 #include "split/split_decoder.h"
@@ -151,13 +152,21 @@ TEST_F(SplitGeneration, KvCacheBytesAreBounded) {
   GenerationLimits limits;
   // One session of the 3 served blocks and 16 positions fits, a second does not.
   limits.max_kv_bytes = KvCache::bytes_for(model_->config(), 3, 16, 4) + 1;
+  metrics::Registry registry;   // outlives the server, whose series it holds
   auto split_server = server(1, limits);
+  split_server->export_metrics(registry);
   DirectChannel channel(*split_server);
   SplitDecoderOptions o = decoder_options(SplitMode::vanilla, 1);
   o.capacity = 16;
   SplitDecoder first(model_, nullptr, channel, o);
   first.open();
-  EXPECT_EQ(first.server_kv_bytes(), KvCache::bytes_for(model_->config(), 3, 16, 4));
+  const int64_t reserved = KvCache::bytes_for(model_->config(), 3, 16, 4);
+  EXPECT_EQ(first.server_kv_bytes(), reserved);
+  // Operators see the sessions and what they reserve (Prometheus gauges).
+  const std::string scrape = registry.render();
+  EXPECT_NE(scrape.find("\ncleave_generation_sessions 1\n"), std::string::npos) << scrape;
+  EXPECT_NE(scrape.find("\ncleave_generation_kv_cache_bytes " + std::to_string(reserved) + "\n"), std::string::npos)
+      << scrape;
   SplitDecoder second(model_, nullptr, channel, o);
   try {
     second.open();
@@ -165,6 +174,8 @@ TEST_F(SplitGeneration, KvCacheBytesAreBounded) {
   } catch (const SplitError& e) {
     EXPECT_NE(std::string(e.what()).find("split_server.generation_kv_bytes"), std::string::npos) << e.what();
   }
+  first.close();
+  EXPECT_NE(registry.render().find("\ncleave_generation_sessions 0\n"), std::string::npos) << registry.render();
 }
 
 TEST_F(SplitGeneration, IdleSessionsExpireOnTheServersClock) {
