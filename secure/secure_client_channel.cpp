@@ -99,6 +99,7 @@ void SecureClientChannel::handshake(net::Millis timeout) {
 }
 
 void SecureClientChannel::send(net::Bytes payload) {
+  context_.options().check_message_size(payload.size(), describe());
   if (!session_) start_session();
   if (!session_->established()) {
     if (!context_.options().blocking_handshake) {

@@ -60,6 +60,7 @@ void SecureServerChannel::send(const net::PeerId& peer, net::Bytes payload) {
                                ": it has no established TLS session (it failed, closed or "
                                "was evicted)");
   }
+  context_.options().check_message_size(payload.size(), peer_label(peer));
   TlsSession& tls = *it->second.tls;
   try {
     tls.send_message(payload);

@@ -1,6 +1,7 @@
 #include "secure/tls_options.h"
 
 #include "secure/pem_files.h"
+#include "transport/channel.h"
 
 namespace cleave::secure {
 
@@ -27,6 +28,14 @@ void SecureChannelOptions::validate() const {
   if (max_message_bytes == 0) throw std::invalid_argument("max_message_bytes must be positive");
   if (max_sessions == 0) throw std::invalid_argument("max_sessions must be positive");
   if (max_handshakes == 0) throw std::invalid_argument("max_handshakes must be positive");
+}
+
+void SecureChannelOptions::check_message_size(uint64_t bytes, const std::string& destination) const {
+  if (bytes > max_message_bytes) {
+    throw net::TransportError("a message of " + std::to_string(bytes) + " bytes to " + destination +
+                              " is above max_message_bytes (" + std::to_string(max_message_bytes) +
+                              "): not sent");
+  }
 }
 
 }  // namespace cleave::secure

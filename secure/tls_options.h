@@ -57,6 +57,10 @@ struct SecureChannelOptions {
 
   // Throws std::invalid_argument naming the first bad field.
   void validate() const;
+  // Before a message is sent: throws net::TransportError, as every channel
+  // does, when `bytes` is above max_message_bytes (the peer would drop the
+  // session on reading its length); `destination` names the peer.
+  void check_message_size(uint64_t bytes, const std::string& destination) const;
 };
 
 // A TLS session could not be set up or was torn down (refused certificate,

@@ -1,21 +1,17 @@
+// What only the ZeroMQ channel does; the contract every channel keeps is
+// tests/secure/channel_contract_test.cpp.
 #include "transport/zmq_channel.h"
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
 
-#include <atomic>
-#include <chrono>
 #include <future>
 #include <random>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace cleave::net {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Generous: only reached when something is broken.
 constexpr Millis kWait{10000};
@@ -39,71 +35,7 @@ TEST(ZmqChannelTest, PortZeroBindingReportsTheRealPort) {
   const int port = std::stoi(endpoint.substr(prefix.size()));
   EXPECT_GT(port, 0);
   EXPECT_LE(port, 65535);
-}
-
-TEST(ZmqChannelTest, RoundTrip) {
-  auto server = zmq_bind(kAnyPort);
-  auto client = zmq_connect(server->endpoint());
-  EXPECT_EQ(client->describe(), server->endpoint());
-
-  client->send(text("ping"));
-  auto request = server->recv(kWait);
-  ASSERT_TRUE(request.has_value());
-  EXPECT_EQ(text(request->payload), "ping");
-  EXPECT_FALSE(request->peer.empty());
-
-  server->send(request->peer, text("pong"));
-  auto reply = client->recv(kWait);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(text(*reply), "pong");
-}
-
-TEST(ZmqChannelTest, EmptyPayloadRoundTrip) {
-  auto server = zmq_bind(kAnyPort);
-  auto client = zmq_connect(server->endpoint());
-  client->send(Bytes{});
-  auto request = server->recv(kWait);
-  ASSERT_TRUE(request.has_value());
-  EXPECT_TRUE(request->payload.empty());
-  server->send(request->peer, Bytes{});
-  auto reply = client->recv(kWait);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_TRUE(reply->empty());
-}
-
-TEST(ZmqChannelTest, ManyClientsGetTheirOwnReplies) {
-  constexpr int kClients = 8;
-  constexpr int kMessages = 50;
-  auto server = zmq_bind(kAnyPort);
-  const std::string endpoint = server->endpoint();
-
-  std::vector<int> correct_replies(kClients, 0);
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      auto client = zmq_connect(endpoint);   // created in its own thread: sockets stay single-threaded
-      for (int m = 0; m < kMessages; ++m) client->send(text(std::to_string(c) + ":" + std::to_string(m)));
-      for (int m = 0; m < kMessages; ++m) {
-        auto reply = client->recv(kWait);
-        if (!reply) return;
-        if (text(*reply) == "re " + std::to_string(c) + ":" + std::to_string(m)) ++correct_replies[c];
-      }
-    });
-  }
-
-  std::set<PeerId> peers;
-  int served = 0;
-  for (; served < kClients * kMessages; ++served) {
-    auto request = server->recv(kWait);
-    if (!request) break;
-    peers.insert(request->peer);
-    server->send(request->peer, text("re " + text(request->payload)));
-  }
-  for (auto& t : clients) t.join();
-
-  EXPECT_EQ(served, kClients * kMessages);
-  EXPECT_EQ(peers.size(), static_cast<size_t>(kClients));
-  for (int c = 0; c < kClients; ++c) EXPECT_EQ(correct_replies[c], kMessages) << "client " << c;
+  EXPECT_EQ(zmq_connect(endpoint)->describe(), endpoint);
 }
 
 TEST(ZmqChannelTest, LargeMessageArrivesIntactBothWays) {
@@ -147,66 +79,6 @@ TEST(ZmqChannelTest, OversizedMessageIsNotDeliveredAndServerKeepsServing) {
 
   // The oversized message never shows up.
   EXPECT_FALSE(server->recv(Millis(300)).has_value());
-}
-
-TEST(ZmqChannelTest, SendingAboveTheOwnLimitThrows) {
-  ChannelOptions options;
-  options.max_message_bytes = 1024;
-  auto server = zmq_bind(kAnyPort, options);
-  auto client = zmq_connect(server->endpoint(), options);
-  EXPECT_THROW(client->send(Bytes(1025)), TransportError);
-
-  client->send(Bytes(1024, 1));   // exactly the limit is fine
-  auto request = server->recv(kWait);
-  ASSERT_TRUE(request.has_value());
-  EXPECT_EQ(request->payload.size(), 1024u);
-  EXPECT_THROW(server->send(request->peer, Bytes(1025)), TransportError);
-}
-
-TEST(ZmqChannelTest, RecvTimeoutReturnsNulloptPromptly) {
-  auto server = zmq_bind(kAnyPort);
-  auto client = zmq_connect(server->endpoint());
-
-  auto start = Clock::now();
-  EXPECT_FALSE(server->recv(Millis(50)).has_value());
-  auto waited = Clock::now() - start;
-  EXPECT_GE(waited, Millis(45));
-  EXPECT_LT(waited, Millis(1000));
-
-  start = Clock::now();
-  EXPECT_FALSE(client->recv(Millis(50)).has_value());
-  waited = Clock::now() - start;
-  EXPECT_GE(waited, Millis(45));
-  EXPECT_LT(waited, Millis(1000));
-
-  start = Clock::now();
-  EXPECT_FALSE(client->recv(Millis(0)).has_value());
-  EXPECT_LT(Clock::now() - start, Millis(200));
-}
-
-TEST(ZmqChannelTest, ReplyToUnknownPeerThrowsPeerUnreachable) {
-  auto server = zmq_bind(kAnyPort);
-  EXPECT_THROW(server->send("no such peer", text("hi")), PeerUnreachable);
-}
-
-TEST(ZmqChannelTest, ReconnectGivesAFreshPeerId) {
-  auto server = zmq_bind(kAnyPort);
-  auto client = zmq_connect(server->endpoint());
-  client->send(text("before"));
-  auto first = server->recv(kWait);
-  ASSERT_TRUE(first.has_value());
-
-  client->reconnect();
-  client->send(text("after"));
-  auto second = server->recv(kWait);
-  ASSERT_TRUE(second.has_value());
-  EXPECT_EQ(text(second->payload), "after");
-  EXPECT_NE(first->peer, second->peer);
-
-  server->send(second->peer, text("welcome back"));
-  auto reply = client->recv(kWait);
-  ASSERT_TRUE(reply.has_value());
-  EXPECT_EQ(text(*reply), "welcome back");
 }
 
 TEST(ZmqChannelTest, MultipartMessagesFromForeignPeersAreDropped) {
