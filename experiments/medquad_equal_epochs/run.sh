@@ -15,7 +15,8 @@ OUT=${OUT:-runs/medquad_equal_epochs}
 JOBS=${JOBS:-1}
 SEEDS=${SEEDS:-"1 2 3"}
 GRID=${GRID:-"0.002 0.005 0.01 0.02"}         # client learning rates tried per method
-SERVER_GRID=${SERVER_GRID:-"0.001 0.003 0.01 0.03"}   # FedAdam's server learning rate
+SERVER_GRID=${SERVER_GRID:-"0.003 0.01 0.03 0.1"}   # FedAdam's server learning rate (eta)
+TAU_GRID=${TAU_GRID:-"0.001 0.01"}                  # and its adaptivity (tau), every pair tried
 TUNE_ROUNDS=${TUNE_ROUNDS:-3}
 here=experiments/medquad_equal_epochs
 mkdir -p "$OUT"
@@ -49,14 +50,16 @@ done
 drain
 eval "$(python3 $here/summarize.py best "$OUT" client)"   # sets LR_<method>
 for eta in $SERVER_GRID; do
-  # shellcheck disable=SC2086
-  enqueue run "tune/fedadam/server_lr$eta" ${METHOD[fedadam]} "${tune[@]}" --set train.lr=$LR_sfl_v1 \
-    --set federation.server_lr=$eta
+  for tau in $TAU_GRID; do
+    # shellcheck disable=SC2086
+    enqueue run "tune/fedadam/server_lr${eta}_tau$tau" ${METHOD[fedadam]} "${tune[@]}" --set train.lr=$LR_sfl_v1 \
+      --set federation.server_lr=$eta --set federation.server_tau=$tau
+  done
 done
 drain
-eval "$(python3 $here/summarize.py best "$OUT" server)"   # sets SERVER_LR_fedadam
+eval "$(python3 $here/summarize.py best "$OUT" server)"   # sets SERVER_LR_fedadam and SERVER_TAU_fedadam
 echo "tuned: sfl_v1 $LR_sfl_v1, sfl_v2 $LR_sfl_v2, fedavg_nosplit $LR_fedavg_nosplit, centralized $LR_centralized," \
-     "fedadam server_lr $SERVER_LR_fedadam"
+     "fedadam server_lr $SERVER_LR_fedadam server_tau $SERVER_TAU_fedadam"
 
 # 2. Every method to convergence, and centralized / local-only also at fixed
 #    budgets of 1 and 3 epochs (their one learning-rate schedule then ends
@@ -66,7 +69,8 @@ declare -A LR=([sfl_v1]=$LR_sfl_v1 [sfl_v1_vanilla]=$LR_sfl_v1 [sfl_v2]=$LR_sfl_
 for seed in $SEEDS; do
   for method in centralized sfl_v1 sfl_v2 fedavg_nosplit fedadam sfl_v1_vanilla; do
     extra=()
-    [[ $method == fedadam ]] && extra=(--set federation.server_lr=$SERVER_LR_fedadam)
+    [[ $method == fedadam ]] && extra=(--set federation.server_lr=$SERVER_LR_fedadam
+                                       --set federation.server_tau=$SERVER_TAU_fedadam)
     # shellcheck disable=SC2086
     enqueue run "seed$seed/$method" ${METHOD[$method]} --set train.seed=$seed --set train.lr=${LR[$method]} "${extra[@]}"
   done

@@ -66,10 +66,18 @@ def best(out, kind):
             lr = min(scores, key=lambda k: scores[k])
             print(f"LR_{method}={lr}")
     else:
-        scores = {}
-        for run in glob.glob(os.path.join(out, "tune", "fedadam", "server_lr*")):
-            scores[os.path.basename(run)[9:]] = number(rows(os.path.join(run, "metrics.csv"))[-1]["validation_perplexity"])
-        print(f"SERVER_LR_fedadam={min(scores, key=lambda k: scores[k])}")
+        eta, tau, _ = min(server_tuning(out), key=lambda f: f[2])
+        print(f"SERVER_LR_fedadam={eta}")
+        print(f"SERVER_TAU_fedadam={tau}")
+
+
+def server_tuning(out):
+    """(eta, tau, validation perplexity) of each FedAdam tuning run, by eta then tau."""
+    found = []
+    for run in glob.glob(os.path.join(out, "tune", "fedadam", "server_lr*_tau*")):
+        eta, tau = os.path.basename(run)[len("server_lr"):].split("_tau")
+        found.append((eta, tau, number(rows(os.path.join(run, "metrics.csv"))[-1]["validation_perplexity"])))
+    return sorted(found, key=lambda f: (float(f[0]), float(f[1])))
 
 
 def mean_std(values):
@@ -123,15 +131,13 @@ def report(out, here, cleave, jobs):
     runs = {m: [Run(out, s, m) for s in seeds] for m, _ in METHODS}
     reference = {s: r.final for s, r in zip(seeds, runs["centralized"])}
     lines = ["<!-- written by experiments/medquad_equal_epochs/summarize.py; do not edit by hand -->", ""]
-    # From the first run's start to the last run's end, over every invocation
-    # (run.sh resumes: a second invocation only runs what the first left).
-    ends = [(os.path.getmtime(f), float(open(f).read())) for f in glob.glob(os.path.join(out, "**", "wall_seconds"),
-                                                                              recursive=True)]
-    span = max(e for e, _ in ends) - min(e - s for e, s in ends)
+    # Every run's own wall time, summed over every invocation (run.sh resumes:
+    # a second invocation only runs what the first left, maybe hours later).
+    walls = [float(open(f).read()) for f in glob.glob(os.path.join(out, "**", "wall_seconds"), recursive=True)]
     lines.append(f"Command: `experiments/medquad_equal_epochs/run.sh` (JOBS={jobs}, `{cleave}`), "
-                 f"{span / 60:.0f} minutes wall from the first run's start to the last run's end, on "
+                 f"{sum(walls) / 60:.0f} minutes of runs in all (each run's wall time, summed; {jobs} at a time), on "
                  f"{os.cpu_count()} cores shared with other work ({platform.machine()}, "
-                 f"{datetime.date.today().isoformat()}); {len(ends)} runs; seeds {', '.join(map(str, seeds))}.")
+                 f"{datetime.date.today().isoformat()}); {len(walls)} runs; seeds {', '.join(map(str, seeds))}.")
     lines.append("")
 
     lines.append("## Tuning (seed 1, validation set, 3 epochs)")
@@ -145,12 +151,11 @@ def report(out, here, cleave, jobs):
         chosen = min(found, key=lambda f: f[1])[0]
         for lr, v in found:
             lines.append(f"| {method} | {lr} | {v:.3f} | {'yes' if lr == chosen else ''} |")
-    found = []
-    for run in sorted(glob.glob(os.path.join(out, "tune", "fedadam", "server_lr*")), key=lambda d: float(d.split("lr")[-1])):
-        found.append((os.path.basename(run)[9:], number(rows(os.path.join(run, "metrics.csv"))[-1]["validation_perplexity"])))
-    chosen = min(found, key=lambda f: f[1])[0]
-    for eta, v in found:
-        lines.append(f"| fedadam (server_lr, client lr of sfl_v1) | {eta} | {v:.3f} | {'yes' if eta == chosen else ''} |")
+    found = server_tuning(out)
+    chosen = min(found, key=lambda f: f[2])
+    for eta, tau, v in found:
+        lines.append(f"| fedadam (server_lr, server_tau; client lr of sfl_v1) | {eta}, {tau} | {v:.3f} | "
+                     f"{'yes' if (eta, tau, v) == chosen else ''} |")
     lines.append("")
 
     lines.append("## At convergence")
