@@ -123,7 +123,8 @@ int run_aggregator(const ParsedArgs& args) {
     }
   };
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.aggregator.bind, config.secure, std::move(policy), options.max_message_bytes, log);
+      bind_service(config.aggregator.bind, config.secure, std::move(policy), options.max_message_bytes, log,
+                   &registry);
   log.info("strategy " + options.strategy.name + ", " + std::to_string(options.rounds) + " rounds, " +
            std::to_string(service.completed_rounds()) + " completed, waiting for " +
            std::to_string(options.registrations_to_start()) + " sites" +

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <optional>
 
+#include "aggregator/counted_channel.h"
 #include "aggregator/federated_client.h"
 #include "cli/base_model.h"
 #include "cli/commands.h"
@@ -98,11 +99,14 @@ int run_client(const ParsedArgs& args) {
   const split::SiteBlocks blocks = client_blocks(split.options, base.model->n_layers());
   lora::AdapterSet adapters = lora::AdapterSet::create(*base.model, run.lora, run.seed, blocks.keep_layer());
   split::SplitTrainStep step(base.model, adapters, *split.channel, split.options);
-  // Released before `step` goes (a scrape in progress is waited for).
-  const metrics::Collection split_bytes = split::collect_channel_bytes(registry, "split", step.bytes());
-  std::unique_ptr<net::ClientChannel> aggregator_channel =
+  wire::ByteCounter aggregator_bytes;
+  // Released before `step` and `aggregator_bytes` go (a scrape in progress is waited for).
+  const metrics::Collection channel_bytes =
+      split::collect_channel_bytes(registry, {{"split", &step.bytes()}, {"aggregator", &aggregator_bytes}});
+  std::unique_ptr<net::ClientChannel> aggregator_channel = std::make_unique<aggregator::CountedClientChannel>(
       connect_service(config.client.aggregator, run.secure, secure::NodeRole::aggregator,
-                      config.client.aggregator_name, run.split.options.max_message_bytes, log);
+                      config.client.aggregator_name, run.split.options.max_message_bytes, log),
+      aggregator_bytes);
   aggregator::FederatedClientOptions options = site_options(config, id, base.tokenizer->eos());
   options.blocks = blocks;
   options.stop = &stop;

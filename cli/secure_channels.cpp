@@ -1,6 +1,9 @@
 #include "cli/secure_channels.h"
 
+#include <map>
+
 #include "cli/config.h"
+#include "metrics/registry.h"
 #include "secure/pem_files.h"
 #include "secure/tls_channel.h"
 #include "transport/zmq_channel.h"
@@ -44,9 +47,21 @@ secure::SecureChannelOptions tls_options(const SecureConfig& config, std::set<se
 
 }  // namespace
 
+std::function<void(const std::string& reason)> handshake_refusal_counter(metrics::Registry& registry) {
+  std::map<std::string, metrics::Counter*> refused;
+  for (const std::string& reason : secure::handshake_refusal_reasons()) {
+    refused[reason] = &registry.counter("cleave_tls_handshakes_refused_total",
+                                        "TLS handshakes this service refused, by reason.", {{"reason", reason}});
+  }
+  return [refused](const std::string& reason) {
+    const auto counter = refused.find(reason);
+    if (counter != refused.end()) counter->second->inc();
+  };
+}
+
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
                                                  secure::PeerPolicy policy, size_t max_message_bytes,
-                                                 const Log& log) {
+                                                 const Log& log, metrics::Registry* registry) {
   std::unique_ptr<net::ServerChannel> plain = net::zmq_bind(endpoint, zmq_options(max_message_bytes));
   if (tls.insecure) {
     secure::warn_insecure(plain->endpoint(), log);
@@ -54,6 +69,7 @@ std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, co
   }
   secure::SecureChannelOptions options = tls_options(tls, policy.roles, max_message_bytes, log);
   options.on_revoked = policy.on_revoked;
+  if (registry) options.on_handshake_refused = handshake_refusal_counter(*registry);
   auto server = std::make_unique<secure::SecureServerChannel>(std::move(plain), std::move(options));
   return secure::guard_server_channel(std::move(server), std::move(policy), log);
 }

@@ -14,17 +14,27 @@
 #include "transport/channel.h"
 #include "util/log.h"
 
+namespace cleave::metrics {
+class Registry;
+}
+
 namespace cleave::cli {
 
 // Binds `endpoint` for a service. With TLS, every message reaching the
 // service comes from a peer whose certificate chains to tls.ca, is not
 // revoked in tls.crl, holds one of policy.roles, and passed policy.check
 // (aggregator/peer_policies.h, split/peer_policy.h); policy.on_revoked hears of each peer whose
-// session a changed tls.crl ended.
+// session a changed tls.crl ended. With `registry`, each refused handshake
+// counts in cleave_tls_handshakes_refused_total{reason} (every reason of
+// secure::handshake_refusal_reasons() exported from 0).
 // Throws net::TransportError (port taken) or ConfigError (unusable files).
 std::unique_ptr<net::ServerChannel> bind_service(const std::string& endpoint, const SecureConfig& tls,
                                                  secure::PeerPolicy policy, size_t max_message_bytes,
-                                                 const Log& log);
+                                                 const Log& log, metrics::Registry* registry = nullptr);
+
+// cleave_tls_handshakes_refused_total{reason} in `registry`, every reason
+// from 0, and the secure::SecureChannelOptions::on_handshake_refused that counts.
+std::function<void(const std::string& reason)> handshake_refusal_counter(metrics::Registry& registry);
 
 // Connects to a service whose certificate must hold `server_role` (and be
 // named `server_name` unless it is empty). A refused or failed TLS session

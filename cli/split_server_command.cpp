@@ -54,7 +54,7 @@ int run_split_server(const ParsedArgs& args) {
   });
   std::unique_ptr<net::ServerChannel> channel =
       bind_service(config.split_server.bind, config.secure, split::split_server_policy(),
-                   options.max_message_bytes, log);
+                   options.max_message_bytes, log, &registry);
   log.info(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
            std::to_string(base.model->n_layers()) + ") as " +
            (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +

@@ -119,6 +119,7 @@ void SecureServerChannel::drop_stale_handshakes(Clock::time_point now) {
       stale.push_back(peer);
   }
   for (const net::PeerId& peer : stale) {
+    handshake_refused("timeout");
     drop(peer, "no finished handshake within handshake_timeout (" +
                    std::to_string(context_.options().handshake_timeout.count()) + " ms)");
   }
@@ -144,10 +145,12 @@ void SecureServerChannel::make_room() {
     }
   }
   if (handshakes >= options.max_handshakes) {
+    handshake_refused("evicted");
     drop(oldest_handshake->first, "evicted: " + std::to_string(handshakes) +
                                       " handshakes unfinished, the max_handshakes limit");
   } else if (sessions_.size() >= options.max_sessions) {
     const auto victim = oldest_handshake != sessions_.end() ? oldest_handshake : idlest;
+    if (victim == oldest_handshake) handshake_refused("evicted");
     drop(victim->first, "evicted: " + std::to_string(sessions_.size()) + " sessions open, the max_sessions limit");
   }
 }
@@ -166,8 +169,10 @@ void SecureServerChannel::on_frame(net::Envelope frame) {
   Session& session = session_for(frame.peer);
   session.last_active = ++activity_clock_;
   TlsSession& tls = *session.tls;
+  const bool handshaking = tls.state() == TlsSession::State::handshaking;
   tls.receive_frame(std::move(frame.payload));
   if (tls.state() == TlsSession::State::failed) {
+    if (handshaking && tls.handshake_attempted()) handshake_refused(tls.failure_reason());
     // Messages decrypted before the failure in this frame go with the session:
     // services only see messages from peers that are still authenticated.
     auto alert = tls.take_outgoing_frame();
@@ -195,6 +200,10 @@ bool SecureServerChannel::flush(const net::PeerId& peer, TlsSession& tls) {
     drop(peer, std::string("cannot reach it: ") + error.what());
     return false;
   }
+}
+
+void SecureServerChannel::handshake_refused(const std::string& reason) const {
+  if (context_.options().on_handshake_refused) context_.options().on_handshake_refused(reason);
 }
 
 void SecureServerChannel::drop(const net::PeerId& peer, const std::string& why,

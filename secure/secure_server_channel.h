@@ -50,6 +50,8 @@ class SecureServerChannel : public net::ServerChannel {
   void on_frame(net::Envelope frame);
   // Sends what the session has for `peer`; false if the peer was unreachable (and dropped).
   bool flush(const net::PeerId& peer, TlsSession& tls);
+  // Tells options.on_handshake_refused, when set.
+  void handshake_refused(const std::string& reason) const;
   // Logs and forgets the session, then sends `last_frame` (an alert) if any.
   void drop(const net::PeerId& peer, const std::string& why,
             std::optional<Bytes> last_frame = std::nullopt);

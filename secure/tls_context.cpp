@@ -34,15 +34,21 @@ int verify_peer_certificate(int preverify_ok, X509_STORE_CTX* store) {
   auto* note = static_cast<VerifyNote*>(SSL_get_app_data(ssl));
   X509* cert = X509_STORE_CTX_get_current_cert(store);
   const int depth = X509_STORE_CTX_get_error_depth(store);
-  auto refuse = [&](const std::string& why) {
+  auto refuse = [&](const std::string& why, const char* reason) {
     if (note && note->refusal.empty()) {
       note->refusal = "certificate " + subject_of(cert) + " (chain depth " +
                       std::to_string(depth) + ") refused: " + why;
+      note->reason = reason;
     }
     return 0;
   };
   if (!preverify_ok) {
-    return refuse(X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)));
+    const int error = X509_STORE_CTX_get_error(store);
+    const char* reason = error == X509_V_ERR_CERT_REVOKED ? "revoked"
+                         : error == X509_V_ERR_CERT_HAS_EXPIRED || error == X509_V_ERR_CERT_NOT_YET_VALID
+                             ? "expired"
+                             : "untrusted";
+    return refuse(X509_verify_cert_error_string(error), reason);
   }
   if (depth != 0) return 1;
 
@@ -51,18 +57,18 @@ int verify_peer_certificate(int preverify_ok, X509_STORE_CTX* store) {
   const SecureChannelOptions& options = context->options();
   if (!identity) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-    return refuse(why);
+    return refuse(why, "not_a_node");
   }
   if (!options.allowed_peer_roles.count(identity->role)) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
     return refuse("role " + role_name(identity->role) + " of node '" + identity->node_id +
                   "' may not connect here (admitted: " + role_names(options.allowed_peer_roles) +
-                  ")");
+                  ")",
+                  "role");
   }
   if (options.expected_peer_name && identity->node_id != *options.expected_peer_name) {
     X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
-    return refuse("node is '" + identity->node_id + "', expected '" +
-                  *options.expected_peer_name + "'");
+    return refuse("node is '" + identity->node_id + "', expected '" + *options.expected_peer_name + "'", "name");
   }
   return 1;
 }

@@ -18,6 +18,9 @@ namespace cleave::secure {
 struct VerifyNote {
   std::string peer_label;  // "peer 0x1a2b" or "tcp://host:port", for logs
   std::string refusal;     // why the peer's certificate was refused, if it was
+  // The refusal's class, a metrics label: expired, revoked, untrusted (any
+  // other failed chain check), not_a_node, role, name.
+  std::string reason;
 };
 
 class TlsContext {

@@ -38,4 +38,10 @@ void SecureChannelOptions::check_message_size(uint64_t bytes, const std::string&
   }
 }
 
+const std::vector<std::string>& handshake_refusal_reasons() {
+  static const std::vector<std::string> reasons = {"expired", "revoked", "untrusted", "not_a_node", "role",
+                                                   "name",    "not_tls", "tls",       "timeout",    "evicted"};
+  return reasons;
+}
+
 }  // namespace cleave::secure

@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "secure/node_role.h"
 #include "secure/tls_identity.h"
@@ -50,6 +51,9 @@ struct SecureChannelOptions {
   // CRL now revokes (after the session is dropped), so a service can forget
   // the node at once (the aggregator takes the site out of its rounds).
   std::function<void(const PeerIdentity&)> on_revoked;
+  // Server: told each handshake it refuses, with why as one of
+  // handshake_refusal_reasons() (for a metric by reason).
+  std::function<void(const std::string& reason)> on_handshake_refused;
   // Where refusals and dropped sessions are reported (as warnings; a
   // reloaded CRL as info). The server passes at most 10 such lines per 10 s
   // (then a count).
@@ -62,6 +66,15 @@ struct SecureChannelOptions {
   // session on reading its length); `destination` names the peer.
   void check_message_size(uint64_t bytes, const std::string& destination) const;
 };
+
+// What SecureChannelOptions::on_handshake_refused is told: the peer's
+// certificate expired (or is not yet valid), revoked, untrusted (another
+// failed chain check: unknown CA, bad signature), not_a_node (no cleave node
+// name or role in it), role (not admitted here), name (not the expected
+// node); not_tls (plaintext or another frame version); tls (the handshake
+// failed otherwise); timeout (no finished handshake in handshake_timeout);
+// evicted (max_handshakes or max_sessions made room).
+const std::vector<std::string>& handshake_refusal_reasons();
 
 // A TLS session could not be set up or was torn down (refused certificate,
 // failed record authentication, handshake timeout). The channel stays usable:

@@ -50,7 +50,14 @@ TlsSession::TlsSession(TlsContext& context, std::string peer_label) : context_(c
 
 X509* TlsSession::peer_certificate() const { return SSL_get0_peer_certificate(ssl_.get()); }
 
-void TlsSession::fail(const std::string& what) {
+std::string TlsSession::failure_reason() const {
+  return note_.reason.empty() ? failure_reason_ : note_.reason;
+}
+
+bool TlsSession::handshake_attempted() const { return failure_reason_ == "not_tls" || opened_with_client_hello_; }
+
+void TlsSession::fail(const std::string& what, const char* reason) {
+  failure_reason_ = reason;
   std::string why = what;
   if (!note_.refusal.empty()) why += ": " + note_.refusal;
   const std::string openssl = drain_openssl_errors();
@@ -65,13 +72,21 @@ void TlsSession::receive_frame(Bytes frame) {
       std::memcmp(frame.data(), kFrameMagic, sizeof kFrameMagic) != 0) {
     fail("frame is not a cleave TLS frame (magic " +
          (frame.size() >= 4 ? hex4(frame.data()) : std::string("missing")) + ", expected " +
-         hex4(kFrameMagic) + "): is the peer running with insecure: true?");
+         hex4(kFrameMagic) + "): is the peer running with insecure: true?",
+         "not_tls");
     return;
+  }
+  if (!first_frame_seen_) {
+    // A TLS record of type handshake (22) whose first message is a ClientHello (1).
+    first_frame_seen_ = true;
+    opened_with_client_hello_ =
+        frame.size() > kFrameHeaderBytes + 5 && frame[kFrameHeaderBytes] == 22 && frame[kFrameHeaderBytes + 5] == 1;
   }
   const uint16_t version = static_cast<uint16_t>((frame[4] << 8) | frame[5]);
   if (version != kFrameVersion) {
     fail("cleave TLS frame version " + std::to_string(version) + ", this build speaks " +
-         std::to_string(kFrameVersion) + ": run the same cleave version on both ends");
+         std::to_string(kFrameVersion) + ": run the same cleave version on both ends",
+         "not_tls");
     return;
   }
   const uint8_t* records;

@@ -55,13 +55,22 @@ class TlsSession {
   State state() const { return state_; }
   bool established() const { return state_ == State::established; }
   const std::string& failure() const { return failure_; }
+  // Why a failed session failed, as a metrics label: a certificate refusal's
+  // class (VerifyNote::reason), not_tls for a peer that does not speak
+  // cleave's TLS frames (plaintext, another version), else tls (the
+  // handshake or a record failed).
+  std::string failure_reason() const;
+  // Whether the peer opened the session with a ClientHello (or was not
+  // speaking cleave's TLS frames at all): false for a session begun by stray
+  // records (the rest of a session the server just dropped).
+  bool handshake_attempted() const;
   // The authenticated peer; set once established.
   const std::optional<PeerIdentity>& peer() const { return peer_; }
   X509* peer_certificate() const;
   const std::string& label() const { return note_.peer_label; }
 
  private:
-  void fail(const std::string& what);
+  void fail(const std::string& what, const char* reason = "tls");
   void finish_handshake();
   void read_application_data();
   // SSL_read_ex into `target`; false when nothing more can be read now
@@ -76,6 +85,9 @@ class TlsSession {
 
   TlsContext& context_;
   VerifyNote note_;
+  std::string failure_reason_;
+  bool first_frame_seen_ = false;
+  bool opened_with_client_hello_ = false;
   SslPtr ssl_;
   FrameBuffers buffers_;  // behind the SSL's BIO
   Bytes carry_;           // received bytes OpenSSL has not consumed yet

@@ -14,15 +14,22 @@ const char* kStepHelp = "Time the split server took to answer a step, by kind (f
 
 metrics::Collection collect_channel_bytes(metrics::Registry& registry, const std::string& channel,
                                           const wire::ByteCounter& bytes) {
+  return collect_channel_bytes(registry, {{channel, &bytes}});
+}
+
+metrics::Collection collect_channel_bytes(
+    metrics::Registry& registry, const std::vector<std::pair<std::string, const wire::ByteCounter*>>& channels) {
   return registry.collect(
       "cleave_channel_bytes_total", "Bytes of messages on this service's channels, by direction and message type.",
-      metrics::Type::counter, [channel, &bytes] {
+      metrics::Type::counter, [channels] {
         std::vector<metrics::Sample> samples;
-        for (const wire::ByteCounter::Row& row : bytes.rows()) {
-          samples.push_back({{{"channel", channel}, {"direction", "in"}, {"message", row.message_type}},
-                             static_cast<double>(row.received_bytes)});
-          samples.push_back({{{"channel", channel}, {"direction", "out"}, {"message", row.message_type}},
-                             static_cast<double>(row.sent_bytes)});
+        for (const auto& [channel, bytes] : channels) {
+          for (const wire::ByteCounter::Row& row : bytes->rows()) {
+            samples.push_back({{{"channel", channel}, {"direction", "in"}, {"message", row.message_type}},
+                               static_cast<double>(row.received_bytes)});
+            samples.push_back({{{"channel", channel}, {"direction", "out"}, {"message", row.message_type}},
+                               static_cast<double>(row.sent_bytes)});
+          }
         }
         return samples;
       });

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metrics/registry.h"
@@ -18,6 +19,10 @@ namespace cleave::split {
 // every scrape.
 metrics::Collection collect_channel_bytes(metrics::Registry& registry, const std::string& channel,
                                           const wire::ByteCounter& bytes);
+// The same for a process with several channels (a site: split and aggregator),
+// one family: channel name -> its counter.
+metrics::Collection collect_channel_bytes(metrics::Registry& registry,
+                                          const std::vector<std::pair<std::string, const wire::ByteCounter*>>& channels);
 
 class SplitServerMetrics {
  public:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "aggregator/aggregator_metrics.h"
+#include "cli/secure_channels.h"
 #include "cli/service_runtime.h"
 #include "metrics/registry.h"
 #include "split/split_metrics.h"
@@ -47,6 +48,11 @@ std::set<std::string> exported_families() {
     metrics::Registry registry;
     split::SplitServerMetrics split_server(registry, split_bytes);
     split_server.step("forward", 0.01);
+    names.merge(families(registry.render()));
+  }
+  {
+    metrics::Registry registry;   // the aggregator's and the split server's TLS endpoints
+    cli::handshake_refusal_counter(registry)("expired");
     names.merge(families(registry.render()));
   }
   metrics::Registry registry;

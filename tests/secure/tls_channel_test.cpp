@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <string>
+#include <vector>
+
 #include "tests/secure/tls_fixture.h"
 #include "transport/inproc_channel.h"
 
@@ -20,8 +24,17 @@ class TlsChannelTest : public ::testing::Test {
   }
 
   std::unique_ptr<SecureServerChannel> make_server(const TlsIdentity& identity) {
-    return std::make_unique<SecureServerChannel>(network_.bind("split"),
-                                                 server_options(identity, server_log_));
+    SecureChannelOptions options = server_options(identity, server_log_);
+    options.on_handshake_refused = [this](const std::string& reason) {
+      std::lock_guard<std::mutex> lock(refused_mutex_);
+      refused_.push_back(reason);
+    };
+    return std::make_unique<SecureServerChannel>(network_.bind("split"), options);
+  }
+  // The reasons the server gave on_handshake_refused, in order.
+  std::vector<std::string> refused() {
+    std::lock_guard<std::mutex> lock(refused_mutex_);
+    return refused_;
   }
   std::unique_ptr<SecureClientChannel> make_client(const TlsIdentity& identity) {
     return std::make_unique<SecureClientChannel>(network_.connect("split"),
@@ -31,6 +44,8 @@ class TlsChannelTest : public ::testing::Test {
   static Pki* pki_;
   net::InprocNetwork network_;
   LogCapture server_log_, client_log_;
+  std::mutex refused_mutex_;
+  std::vector<std::string> refused_;
 };
 
 Pki* TlsChannelTest::pki_ = nullptr;
@@ -63,12 +78,13 @@ TEST_F(TlsChannelTest, RefusesBadCertificatesWhileServingAValidClient) {
     const char* what;
     TlsIdentity identity;
     std::string server_reason;
+    std::string metric_reason;   // what on_handshake_refused is told
   };
   const std::vector<Case> cases = {
-      {"foreign CA", pki_->foreign, "unable to get local issuer certificate"},
-      {"expired", pki_->expired, "certificate has expired"},
-      {"revoked", pki_->revoked, "certificate revoked"},
-      {"wrong role", pki_->aggregator, "role aggregator of node 'agg-0' may not connect here"},
+      {"foreign CA", pki_->foreign, "unable to get local issuer certificate", "untrusted"},
+      {"expired", pki_->expired, "certificate has expired", "expired"},
+      {"revoked", pki_->revoked, "certificate revoked", "revoked"},
+      {"wrong role", pki_->aggregator, "role aggregator of node 'agg-0' may not connect here", "role"},
   };
   EchoService service(make_server(pki_->server));
   auto valid = make_client(pki_->site_a);
@@ -87,7 +103,10 @@ TEST_F(TlsChannelTest, RefusesBadCertificatesWhileServingAValidClient) {
         SecureChannelError);
     EXPECT_TRUE(server_log_.contains(c.server_reason)) << server_log_.all();
     expect_echo(*valid, text_bytes(std::string("still served after ") + c.what));
+    ASSERT_FALSE(refused().empty());
+    EXPECT_EQ(refused().back(), c.metric_reason);
   }
+  EXPECT_EQ(refused().size(), cases.size()) << "one refusal per intruder, none for the valid client";
 
   for (const auto& r : service.received()) {
     ASSERT_TRUE(r.identity.has_value());
@@ -272,6 +291,7 @@ TEST_F(TlsChannelTest, PlaintextPeerIsDroppedWithAHint) {
   expect_echo(*client, text_bytes("marker"));
   EXPECT_TRUE(server_log_.contains("is the peer running with insecure: true?")) << server_log_.all();
   EXPECT_EQ(service.received().size(), 1u);
+  EXPECT_EQ(refused(), std::vector<std::string>{"not_tls"});
 }
 
 TEST_F(TlsChannelTest, OversizedAnnouncementDropsTheSession) {
