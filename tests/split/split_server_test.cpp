@@ -61,6 +61,23 @@ class SplitServerTest : public ::testing::Test {
     return losses;
   }
 
+  // Closes rounds as the aggregator does (split::EndRound), over its own connection.
+  struct RoundCloser {
+    std::unique_ptr<net::ClientChannel> channel;   // behind pointers: the step holds them across moves
+    std::unique_ptr<lora::AdapterSet> none;
+    std::unique_ptr<SplitTrainStep> step;
+  };
+  RoundCloser round_closer(const std::string& endpoint, const std::string& id = "aggregator") {
+    RoundCloser closer;
+    closer.channel = net::zmq_connect(endpoint);
+    closer.none = std::make_unique<lora::AdapterSet>();
+    SplitClientOptions options;
+    options.client_id = id;
+    options.mode = SplitMode::vanilla;
+    closer.step = std::make_unique<SplitTrainStep>(model_, *closer.none, *closer.channel, options);
+    return closer;
+  }
+
   std::string model_path_;
   std::shared_ptr<LlamaModel> model_;
   lora::AdapterSet full_;
@@ -185,13 +202,8 @@ TEST_F(SplitServerTest, SflV1AveragesPerClientCopiesAtRoundEndAndCheckpoints) {
     copy_a = thread.server().adapters_for("site-a").to_named();
     copy_b = thread.server().adapters_for("site-b").to_named();
     EXPECT_FALSE(at::equal(copy_a.begin()->second, copy_b.begin()->second));
-    auto channel = net::zmq_connect(thread.endpoint());
-    lora::AdapterSet dummy;
-    SplitClientOptions options;
-    options.client_id = "operator";
-    options.mode = SplitMode::vanilla;
-    SplitTrainStep control(model_, dummy, *channel, options);
-    EXPECT_EQ(control.end_round(0), 2u);
+    RoundCloser control = round_closer(thread.endpoint(), "operator");
+    EXPECT_EQ(control.step->end_round(0), 2u);
     global = thread.server().global_adapters().to_named();
     EXPECT_EQ(thread.server().round(), 1u);
   }
@@ -216,13 +228,8 @@ TEST_F(SplitServerTest, SflV1AveragesOnlyAcceptedSitesAndSyncsToTheAggregatorsRo
   train(thread.endpoint(), "site-a", 1, 2);
   train(thread.endpoint(), "site-b", 1, 2);   // b dies before its update reaches the aggregator
   const lora::NamedTensors copy_a = thread.server().adapters_for("site-a").to_named();
-  auto channel = net::zmq_connect(thread.endpoint());
-  lora::AdapterSet dummy;
-  SplitClientOptions options;
-  options.client_id = "aggregator";
-  options.mode = SplitMode::vanilla;
-  SplitTrainStep control(model_, dummy, *channel, options);
-  EXPECT_EQ(control.end_round(0, RoundSites{{"site-a"}, {}}), 1u);
+  RoundCloser control = round_closer(thread.endpoint());
+  EXPECT_EQ(control.step->end_round(0, RoundSites{{"site-a"}, {}}), 1u);
   // The merge is the global plus site-a's delta: site-a's copy to float rounding.
   for (const auto& [name, tensor] : thread.server().global_adapters().to_named()) {
     EXPECT_TRUE(at::allclose(tensor, copy_a.at(name), 1e-6, 1e-7)) << name << ": site-b's partial copy was averaged in";
@@ -239,16 +246,11 @@ TEST_F(SplitServerTest, SflV1WeighsEachSitesCopyAsTheAggregatorWeighedItsUpdate)
   train(thread.endpoint(), "site-b", 1, 2);
   const lora::NamedTensors copy_a = thread.server().adapters_for("site-a").to_named();
   const lora::NamedTensors copy_b = thread.server().adapters_for("site-b").to_named();
-  auto channel = net::zmq_connect(thread.endpoint());
-  lora::AdapterSet dummy;
-  SplitClientOptions options;
-  options.client_id = "aggregator";
-  options.mode = SplitMode::vanilla;
-  SplitTrainStep control(model_, dummy, *channel, options);
-  EXPECT_THROW(control.end_round(0, RoundSites{{"site-a", "site-b"}, {1.0}}), std::runtime_error);
-  EXPECT_THROW(control.end_round(0, RoundSites{{"site-a", "site-b"}, {1.0, 0.0}}), std::runtime_error);
+  RoundCloser control = round_closer(thread.endpoint());
+  EXPECT_THROW(control.step->end_round(0, RoundSites{{"site-a", "site-b"}, {1.0}}), std::runtime_error);
+  EXPECT_THROW(control.step->end_round(0, RoundSites{{"site-a", "site-b"}, {1.0, 0.0}}), std::runtime_error);
   EXPECT_EQ(thread.server().round(), 0u) << "a refused close must leave the round open";
-  EXPECT_EQ(control.end_round(0, RoundSites{{"site-a", "site-b"}, {10.0, 30.0}}), 2u);
+  EXPECT_EQ(control.step->end_round(0, RoundSites{{"site-a", "site-b"}, {10.0, 30.0}}), 2u);
   for (const auto& [name, tensor] : thread.server().global_adapters().to_named()) {
     const at::Tensor expected = (copy_a.at(name) * 10 + copy_b.at(name) * 30) / 40;
     EXPECT_TRUE(at::allclose(tensor, expected, 1e-6, 1e-7)) << name;
