@@ -674,6 +674,8 @@ net::Bytes SplitServer::on_generate(MessageType type, const net::Bytes& request)
     case MessageType::generate_prefill:
     case MessageType::generate_step: {
       const GenerateInput input = wire::unpack<GenerateInput>(request, code, options_.max_message_bytes);
+      // The served blocks' forward (its codec work is charged as codec).
+      metrics::PhaseScope phase(metrics::Phase::forward);
       return wire::pack(static_cast<uint16_t>(MessageType::generate_reply),
                         generation_->feed(input, type == MessageType::generate_prefill));
     }

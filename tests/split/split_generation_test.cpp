@@ -123,6 +123,9 @@ TEST_F(SplitGeneration, PromptIsPrefilledInOneExchangeThenOnePositionPerStep) {
   EXPECT_EQ(sent["generate_prefill"], 1u);   // all 6 prompt positions at once
   EXPECT_EQ(sent["generate_step"], 4u);      // the 5th token needs no further logits
   EXPECT_EQ(decoder.requests(), 6u);
+  // The server charges the served blocks' work to its forward phase.
+  EXPECT_GT(split_server->cost()[metrics::Phase::forward].cpu_seconds, 0.0);
+  EXPECT_EQ(split_server->cost()[metrics::Phase::backward].cpu_seconds, 0.0);
   EXPECT_EQ(split_server->generation().count(), 1u);
   decoder.close();
   EXPECT_EQ(split_server->generation().count(), 0u);
