@@ -33,8 +33,8 @@ ArgParser eval_parser() {
                    "tokens; prompt tokens of prompt/completion records are not scored.\n"
                    "With --generate: greedy decoding from each distinct prompt of a\n"
                    "prompt/completion JSONL, scored against all completions of that prompt\n"
-                   "with the E2E NLG Challenge's BLEU-4 and NIST (mteval-v13a) and ROUGE-L\n"
-                   "(MS-COCO); `bleu: X` is the last line, `rouge_l: X` before it.");
+                   "with the E2E NLG Challenge's BLEU-4 and NIST (mteval-v13a), ROUGE-L and\n"
+                   "CIDEr-D (MS-COCO); `bleu: X` is the last line, `cider: X` before it.");
   add_model_flags(parser)
       .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")

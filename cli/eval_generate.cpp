@@ -89,8 +89,8 @@ std::string four_places(double value) {
 ArgParser &add_generation_eval_flags(ArgParser &parser) {
   return parser
       .toggle("--generate", "greedy-decode from each distinct prompt of the "
-                            "JSONL and print BLEU, NIST and "
-                            "ROUGE-L against all completions of that prompt "
+                            "JSONL and print BLEU, NIST, ROUGE-L and "
+                            "CIDEr-D against all completions of that prompt "
                             "(E2E NLG Challenge metrics)")
       .value("--max-tokens", "N",
              "with --generate: new tokens per prompt at most (default 64); "
@@ -175,6 +175,7 @@ int run_generation_eval(const ParsedArgs &args, const ModelFlags &model_flags) {
   const data::GenerationScores scores = data::score_generations(corpus);
   std::cout << "nist: " << four_places(scores.nist) << "\n";
   std::cout << "rouge_l: " << four_places(scores.rouge_l) << "\n";
+  std::cout << "cider: " << four_places(scores.cider) << "\n";
   std::cout << "bleu: " << four_places(scores.bleu) << std::endl;
   return 0;
 }

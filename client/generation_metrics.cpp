@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <iterator>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <utility>
@@ -566,11 +567,117 @@ double corpus_rouge_l(const std::vector<ScoredText> &corpus) {
   return sum / static_cast<double>(corpus.size());
 }
 
+namespace {
+
+// The tf-idf vector of one sentence, per n, with its norms and its length
+// (its number of bigrams, as pycocoevalcap counts it).
+constexpr size_t kCiderOrder = 4;
+
+struct CiderVector {
+  std::array<std::unordered_map<std::string, double>, kCiderOrder> weights;
+  std::array<double, kCiderOrder> norms{};
+  double length = 0;
+};
+
+// `counts`: count_ngrams(tokens, kCiderOrder); document frequencies per n.
+CiderVector cider_vector(const std::vector<NgramCounts> &counts,
+                         const std::vector<NgramCounts> &document_frequency,
+                         double log_documents) {
+  CiderVector vector;
+  for (size_t n = 0; n < kCiderOrder; ++n) {
+    for (const auto &[gram, count] : counts[n]) {
+      const auto df = document_frequency[n].find(gram);
+      const double idf =
+          log_documents -
+          std::log(std::max(1.0, df == document_frequency[n].end()
+                                     ? 0.0
+                                     : static_cast<double>(df->second)));
+      const double weight = static_cast<double>(count) * idf;
+      vector.weights[n][gram] = weight;
+      vector.norms[n] += weight * weight;
+      if (n == 1)
+        vector.length += static_cast<double>(count);
+    }
+    vector.norms[n] = std::sqrt(vector.norms[n]);
+  }
+  return vector;
+}
+
+// pycocoevalcap's sim(): per n the clipped cosine with the length penalty.
+std::array<double, kCiderOrder> cider_similarity(const CiderVector &hypothesis,
+                                                 const CiderVector &reference) {
+  constexpr double kSigma = 6.0;
+  const double delta = hypothesis.length - reference.length;
+  std::array<double, kCiderOrder> value{};
+  for (size_t n = 0; n < kCiderOrder; ++n) {
+    for (const auto &[gram, weight] : hypothesis.weights[n]) {
+      const auto in_reference = reference.weights[n].find(gram);
+      if (in_reference == reference.weights[n].end())
+        continue;
+      value[n] += std::min(weight, in_reference->second) * in_reference->second;
+    }
+    if (hypothesis.norms[n] != 0 && reference.norms[n] != 0)
+      value[n] /= hypothesis.norms[n] * reference.norms[n];
+    value[n] *= std::exp(-(delta * delta) / (2 * kSigma * kSigma));
+  }
+  return value;
+}
+
+} // namespace
+
+double corpus_cider(const std::vector<ScoredText> &corpus) {
+  if (corpus.empty())
+    return 0;
+  std::vector<std::vector<NgramCounts>> hypotheses;
+  std::vector<std::vector<std::vector<NgramCounts>>> references;
+  std::vector<NgramCounts> document_frequency(kCiderOrder);
+  for (const ScoredText &text : corpus) {
+    if (text.references.empty()) {
+      throw std::invalid_argument(
+          "a generated text to score has no references: \"" +
+          text.hypothesis.substr(0, 60) + "\"");
+    }
+    hypotheses.push_back(count_ngrams(coco_tokens(text.hypothesis), kCiderOrder));
+    references.emplace_back();
+    std::vector<std::set<std::string>> in_segment(kCiderOrder);
+    for (const std::string &reference : text.references) {
+      references.back().push_back(
+          count_ngrams(coco_tokens(reference), kCiderOrder));
+      for (size_t n = 0; n < kCiderOrder; ++n) {
+        for (const auto &[gram, count] : references.back().back()[n])
+          in_segment[n].insert(gram);
+      }
+    }
+    for (size_t n = 0; n < kCiderOrder; ++n) {
+      for (const std::string &gram : in_segment[n])
+        ++document_frequency[n][gram];
+    }
+  }
+  const double log_documents = std::log(static_cast<double>(corpus.size()));
+  double sum = 0;
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const CiderVector hypothesis =
+        cider_vector(hypotheses[i], document_frequency, log_documents);
+    double segment = 0;
+    for (const std::vector<NgramCounts> &counts : references[i]) {
+      const std::array<double, kCiderOrder> value = cider_similarity(
+          hypothesis, cider_vector(counts, document_frequency, log_documents));
+      double mean = 0;
+      for (double v : value)
+        mean += v / kCiderOrder;
+      segment += mean;
+    }
+    sum += 10.0 * segment / static_cast<double>(references[i].size());
+  }
+  return sum / static_cast<double>(corpus.size());
+}
+
 GenerationScores score_generations(const std::vector<ScoredText> &corpus) {
   GenerationScores scores;
   scores.bleu = corpus_bleu(corpus);
   scores.nist = corpus_nist(corpus);
   scores.rouge_l = corpus_rouge_l(corpus);
+  scores.cider = corpus_cider(corpus);
   return scores;
 }
 

@@ -14,6 +14,7 @@
 //   an F-measure with beta = 1.2, then the mean over segments. Its tokenizer
 //   is Stanford CoreNLP's PTBTokenizer (Java) with COCO's punctuation
 //   removal; coco_tokens() approximates it (see there).
+// - CIDEr-D as pycocoevalcap's Cider, on the same tokens (corpus_cider).
 //
 // Scores are fractions in [0, 1] (NIST is unbounded), as the script prints.
 #pragma once
@@ -93,10 +94,21 @@ double rouge_l(const std::vector<std::string> &hypothesis,
 // Mean over the corpus, with coco_tokens(); 0 for an empty corpus.
 double corpus_rouge_l(const std::vector<ScoredText> &corpus);
 
+// CIDEr-D as pycocoevalcap's Cider computes it (Vedantam et al. 2015, with
+// its clipping and Gaussian length penalty): each segment's and each
+// reference's 1- to 4-grams (coco_tokens()) weighted by term frequency times
+// log(segments) - log(max(1, document frequency)), the document frequency
+// counting the segments whose references hold the n-gram; per n the clipped
+// cosine sum_g min(h_g, r_g) r_g / (|h| |r|) times exp(-(bigrams(h) -
+// bigrams(r))^2 / (2 sigma^2)), sigma 6; the mean over n and over the
+// references, times 10; then the mean over segments. 0 for an empty corpus.
+double corpus_cider(const std::vector<ScoredText> &corpus);
+
 struct GenerationScores {
   double bleu = 0;
   double nist = 0;
   double rouge_l = 0;
+  double cider = 0;
 };
 // All of the above. Throws std::invalid_argument for a segment without
 // references.

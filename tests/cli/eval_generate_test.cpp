@@ -45,6 +45,8 @@ TEST(EvalGenerate, ScoresEachDistinctPromptAndWritesTheGenerations) {
       << result.output;
   EXPECT_NE(result.output.find("\nrouge_l: "), std::string::npos)
       << result.output;
+  EXPECT_NE(result.output.find("\ncider: "), std::string::npos)
+      << result.output;
   EXPECT_NE(result.output.find("\nbleu: "), std::string::npos) << result.output;
 
   const std::string out = read_file(dir + "/out.jsonl");

@@ -286,5 +286,40 @@ TEST(GroupReferences, ByPromptInFirstAppearanceOrder) {
   }
 }
 
+// CIDEr-D worked by hand. Two segments, so log(documents) = L = log 2.
+// Exact matches: per segment n = 1 and n = 2 have cosine 1, n = 3 and 4 have
+// no n-grams (0), equal bigram counts (no length penalty): 10 x (1 + 1 + 0 +
+// 0) / 4 = 5.
+TEST(Cider, ExactMatchesOfTwoWordSegmentsScoreFive) {
+  EXPECT_NEAR(corpus_cider({{"a b", {"a b"}}, {"c d", {"c d"}}}), 5.0, 1e-12);
+  // Punctuation and case go as ROUGE-L's tokens do.
+  EXPECT_NEAR(corpus_cider({{"A b.", {"a b"}}, {"c, d", {"C D"}}}), 5.0, 1e-12);
+}
+
+// "a b c" against "a b": every n-gram has document frequency 1 (or 0:
+// "c", "b c", "a b c", counted as 1), so every weight is L. n = 1: cosine
+// 2L^2 / (sqrt(3) L sqrt(2) L) = 2 / sqrt(6); n = 2: L^2 / (sqrt(2) L L) =
+// 1 / sqrt(2); n = 3: the reference has none, 0. Bigrams 2 against 1: the
+// penalty exp(-1 / 72). Segment: 10 (2/sqrt 6 + 1/sqrt 2) exp(-1/72) / 4 =
+// 3.75647; "x y" scores 5; the corpus is their mean.
+TEST(Cider, ClipsByTheReferenceAndPenalisesLength) {
+  const double first = 10 * (2 / std::sqrt(6.0) + 1 / std::sqrt(2.0)) * std::exp(-1.0 / 72) / 4;
+  EXPECT_NEAR(corpus_cider({{"a b c", {"a b"}}, {"x y", {"x y"}}}), (first + 5) / 2, 1e-12);
+  // An n-gram in every segment's references carries no weight: "the" here.
+  EXPECT_NEAR(corpus_cider({{"the cat", {"the cat"}}, {"the dog", {"the dog"}}}), 5.0, 1e-12);
+  EXPECT_DOUBLE_EQ(corpus_cider({}), 0.0);
+  EXPECT_THROW(corpus_cider({{"a", {}}}), std::invalid_argument);
+}
+
+// Two references a segment (the mean over them), against a transcription of
+// pycocoevalcap's cider_scorer.py run on the same sentences: 5.138127850587297.
+TEST(Cider, AveragesOverEachSegmentsReferences) {
+  EXPECT_NEAR(corpus_cider({{"the cat sat on the mat", {"the cat sat on a mat", "a cat on the mat"}},
+                            {"a dog ran", {"the dog ran away", "a dog ran"}}}),
+              5.138127850587297, 1e-9);
+  const GenerationScores scores = score_generations({{"a b", {"a b"}}, {"c d", {"c d"}}});
+  EXPECT_NEAR(scores.cider, 5.0, 1e-12);
+}
+
 } // namespace
 } // namespace cleave::data
