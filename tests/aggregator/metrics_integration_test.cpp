@@ -3,78 +3,21 @@
 // and after rounds and parsed by the reference parser of the Prometheus
 // Python client (Debian: python3-prometheus-client).
 #include <gtest/gtest.h>
-#include <httplib.h>
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
-#include <memory>
-#include <sstream>
 #include <string>
 
 #include "aggregator/aggregator_service.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/registry.h"
 #include "tests/aggregator/federation_fixture.h"
+#include "tests/support/prometheus_scrape.h"
 
 namespace cleave::aggregator {
 namespace {
 
-// Debian's python3-prometheus-client is for Debian's python3, which a
-// python3 earlier on PATH (pyenv, a venv) may not see.
-std::string python() { return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3"; }
-
-bool have_prometheus_parser() {
-  return std::system((python() + " -c 'import prometheus_client.parser' >/dev/null 2>&1").c_str()) == 0;
-}
-
-// Every sample of `exposition` as "name{label=value,...}" -> value, as
-// prometheus_client.parser.text_string_to_metric_families reads it (it
-// throws, and this fails, on text that is not valid exposition format).
-std::map<std::string, double> parse_with_prometheus(const std::string& exposition) {
-  const std::filesystem::path file =
-      std::filesystem::temp_directory_path() / ("cleave-metrics-" + std::to_string(::getpid()) + ".txt");
-  std::ofstream(file) << exposition;
-  const std::string script =
-      "import sys\n"
-      "from prometheus_client.parser import text_string_to_metric_families\n"
-      "for family in text_string_to_metric_families(open(sys.argv[1]).read()):\n"
-      "    for s in family.samples:\n"
-      "        labels = ','.join(k + '=' + v for k, v in sorted(s.labels.items()))\n"
-      "        print(s.name + '{' + labels + '} ' + repr(float(s.value)))\n";
-  const std::string command = python() + " -c \"" + script + "\" " + file.string() + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) output.append(buffer.data(), n);
-  const int status = pclose(pipe.release());
-  std::filesystem::remove(file);
-  EXPECT_EQ(status, 0) << "prometheus_client could not parse:\n" << output << "\n--- exposition ---\n" << exposition;
-  std::map<std::string, double> samples;
-  std::istringstream lines(output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    const size_t space = line.rfind(' ');
-    if (space != std::string::npos) samples[line.substr(0, space)] = std::stod(line.substr(space + 1));
-  }
-  return samples;
-}
-
-std::map<std::string, double> scrape(int port) {
-  httplib::Client client("127.0.0.1", port);
-  auto response = client.Get("/metrics");
-  EXPECT_TRUE(response);
-  if (!response) return {};
-  EXPECT_EQ(response->status, 200);
-  return parse_with_prometheus(response->body);
-}
-
 TEST(AggregatorMetricsIntegration, PrometheusParsesTheScrapeAndRoundsMoveTheSeries) {
-  if (!have_prometheus_parser()) {
+  if (!test::have_prometheus_parser()) {
     GTEST_SKIP() << "python3-prometheus-client is not installed (apt-get install python3-prometheus-client)";
   }
   AggregatorOptions options;
@@ -90,7 +33,7 @@ TEST(AggregatorMetricsIntegration, PrometheusParsesTheScrapeAndRoundsMoveTheSeri
   metrics::HttpEndpoint endpoint(registry, ":0");
   endpoint.set_ready();
 
-  const std::map<std::string, double> before = scrape(endpoint.port());
+  const std::map<std::string, double> before = test::scrape(endpoint.port());
   EXPECT_EQ(before.at("cleave_rounds_completed_total{}"), 0);
   EXPECT_EQ(before.at("cleave_round{}"), 0);
   EXPECT_EQ(before.at("cleave_sites_registered{}"), 0);
@@ -102,7 +45,7 @@ TEST(AggregatorMetricsIntegration, PrometheusParsesTheScrapeAndRoundsMoveTheSeri
   site.register_site();
   const NamedTensors global = h.service.global().tensors;
   site.take_assignment(global, 0);
-  const std::map<std::string, double> during = scrape(endpoint.port());
+  const std::map<std::string, double> during = test::scrape(endpoint.port());
   EXPECT_EQ(during.at("cleave_round_phase{phase=in_round}"), 1);
   EXPECT_EQ(during.at("cleave_sites_registered{}"), 1);
   EXPECT_EQ(during.at("cleave_sites_sampled{}"), 1);
@@ -117,7 +60,7 @@ TEST(AggregatorMetricsIntegration, PrometheusParsesTheScrapeAndRoundsMoveTheSeri
                    .as<UpdateAck>(FederationMessage::update_ack)
                    .accepted);
 
-  const std::map<std::string, double> after = scrape(endpoint.port());
+  const std::map<std::string, double> after = test::scrape(endpoint.port());
   EXPECT_EQ(after.at("cleave_rounds_completed_total{}"), 1);
   EXPECT_EQ(after.at("cleave_round{}"), 1);
   EXPECT_EQ(after.at("cleave_round_duration_seconds_count{}"), 1);
@@ -132,7 +75,7 @@ TEST(AggregatorMetricsIntegration, PrometheusParsesTheScrapeAndRoundsMoveTheSeri
   ASSERT_TRUE(site.send_update(1, test::seeded_delta(global, 2, 0.0), 3, {{"train_loss", 1.0}})
                   .as<UpdateAck>(FederationMessage::update_ack)
                   .accepted);
-  const std::map<std::string, double> done = scrape(endpoint.port());
+  const std::map<std::string, double> done = test::scrape(endpoint.port());
   EXPECT_EQ(done.at("cleave_rounds_completed_total{}"), 2);
   EXPECT_EQ(done.at("cleave_round_phase{phase=finished}"), 1);
   EXPECT_EQ(done.at("cleave_round_phase{phase=in_round}"), 0);
