@@ -82,5 +82,19 @@ for seed in $SEEDS; do
 done
 drain
 
+# 3. Beyond the cap: the averaged methods that hit it (SFL-V1 and FedAvg
+#    without split) again with LONG_CAP epochs at most, the same rule to stop.
+#    A fleet's round is its own schedule, so their first 12 epochs are the
+#    capped runs'; centralized converged before the cap and is not rerun.
+LONG_CAP=${LONG_CAP:-24}
+for seed in $SEEDS; do
+  for method in sfl_v1 fedavg_nosplit; do
+    # shellcheck disable=SC2086
+    enqueue run "seed$seed/${method}_long" ${METHOD[$method]} --set train.seed=$seed --set train.lr=${LR[$method]} \
+      --set federation.rounds=$LONG_CAP
+  done
+done
+drain
+
 python3 $here/summarize.py report "$OUT" "$here" "$CLEAVE" "$JOBS"
 echo "results: $here/results.md, $here/curves_tokens.png, $here/curves_bytes.png"

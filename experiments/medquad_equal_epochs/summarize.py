@@ -80,6 +80,18 @@ def server_tuning(out):
     return sorted(found, key=lambda f: (float(f[0]), float(f[1])))
 
 
+def rounds_cap(run):
+    """federation.rounds of a run, from its config.resolved.yaml."""
+    in_federation = False
+    with open(os.path.join(run, "config.resolved.yaml")) as f:
+        for line in f:
+            if not line.startswith(" "):
+                in_federation = line.startswith("federation:")
+            elif in_federation and line.strip().startswith("rounds:"):
+                return int(line.split(":", 1)[1])
+    raise ValueError(f"{run}/config.resolved.yaml has no federation.rounds")
+
+
 def mean_std(values):
     values = [v for v in values if v is not None]
     if not values:
@@ -200,6 +212,31 @@ def report(out, here, cleave, jobs):
             cells.append("-" if method == "centralized" or not pairs else f"{100 * statistics.mean(pairs):+.1f}%")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+
+    long_runs = {m: [Run(out, s, m + "_long") for s in seeds
+                     if os.path.exists(os.path.join(out, f"seed{s}", m + "_long", "summary.md"))]
+                 for m in ("sfl_v1", "fedavg_nosplit")}
+    if any(long_runs.values()):
+        lines.append("## Beyond the cap")
+        lines.append("")
+        lines.append("The averaged methods that reached the 12-epoch cap, again with at most "
+                     f"{rounds_cap(long_runs['sfl_v1'][0].dir if long_runs['sfl_v1'] else long_runs['fedavg_nosplit'][0].dir)}"
+                     " epochs and the same rule to stop (their first 12 epochs are the capped runs'); centralized as "
+                     "above (it converged before the cap).")
+        lines.append("")
+        lines.append("| method | test perplexity | vs centralized | epochs (converged) | wall time per run |")
+        lines.append("|---|---|---|---|---|")
+        for method, label in METHODS:
+            rs = long_runs.get(method)
+            if not rs:
+                continue
+            ratios = [r.final / reference[int(os.path.basename(os.path.dirname(r.dir))[4:])] - 1 for r in rs]
+            ratio = f"{100 * statistics.mean(ratios):+.1f}%" + (
+                f" ± {100 * statistics.stdev(ratios):.1f}" if len(ratios) > 1 else "")
+            lines.append(f"| {label} | {mean_std([r.final for r in rs])} | {ratio} | "
+                         f"{statistics.mean(r.epochs for r in rs):.1f} ({sum(1 for r in rs if r.converged)}/{len(rs)}) | "
+                         f"{statistics.mean(r.seconds for r in rs):.0f} s |")
+        lines.append("")
 
     # Mean curves over the seeds (each round averaged over the seeds that reached it).
     curves = os.path.join(out, "curves")
