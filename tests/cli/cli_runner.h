@@ -2,10 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -13,6 +10,7 @@
 
 #include "model/model_writer.h"
 #include "model/vocab_builder.h"
+#include "tests/support/shell.h"
 #include "tests/support/tiny_model.h"
 
 namespace cleave::test {
@@ -20,23 +18,7 @@ namespace cleave::test {
 #define EXPECT_CONTAINS(text, part) \
   EXPECT_NE(std::string(text).find(part), std::string::npos) << "looked for: " << (part) << "\nin: " << (text)
 
-struct CliResult {
-  int status = -1;     // exit status
-  std::string output;  // stdout and stderr, interleaved
-
-  std::string last_line() const {
-    std::string text = output;
-    while (!text.empty() && text.back() == '\n') text.pop_back();
-    const size_t nl = text.rfind('\n');
-    return nl == std::string::npos ? text : text.substr(nl + 1);
-  }
-};
-
-inline std::string shell_quote(const std::string& arg) {
-  std::string quoted = "'";
-  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
+using CliResult = ShellResult;
 
 // Runs `cleave args...` and collects its output and exit status; standard
 // input comes from `stdin_path` when one is given.
@@ -44,16 +26,7 @@ inline CliResult run_cleave(const std::vector<std::string>& args, const std::str
   std::string command = shell_quote(CLEAVE_CLI_BINARY);
   for (const std::string& a : args) command += " " + shell_quote(a);
   if (!stdin_path.empty()) command += " < " + shell_quote(stdin_path);
-  command += " 2>&1";
-  CliResult result;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe.release());
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  return result;
+  return run_shell(command);
 }
 
 inline void write_file(const std::string& path, const std::string& text) {

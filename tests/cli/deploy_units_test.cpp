@@ -4,13 +4,9 @@
 // `systemd-analyze verify` accepts them, with ExecStart pointed at the
 // `cleave` binary of this build (verify checks that it is executable).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <iterator>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -72,21 +68,8 @@ TEST(DeployUnits, EachServiceIsSandboxedWithOnlyItsStateDirectoryWritable) {
   }
 }
 
-// What a command printed (stdout and stderr) and its exit status.
-test::CliResult run_shell(const std::string& command) {
-  test::CliResult result;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen((command + " 2>&1").c_str(), "r"), pclose);
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe.release());
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-  return result;
-}
-
 TEST(DeployUnits, SystemdAnalyzeVerifyAcceptsThem) {
-  if (run_shell("command -v systemd-analyze").status != 0) {
+  if (test::run_shell("command -v systemd-analyze").status != 0) {
     GTEST_SKIP() << "systemd-analyze is not installed (Debian package systemd): the units in deploy/ are not "
                     "verified here";
   }
@@ -100,7 +83,7 @@ TEST(DeployUnits, SystemdAnalyzeVerifyAcceptsThem) {
     test::write_file(dir + "/" + unit.name, text);
     files += " " + test::shell_quote(dir + "/" + unit.name);
   }
-  const test::CliResult verify = run_shell("systemd-analyze verify --man=no" + files);
+  const test::CliResult verify = test::run_shell("systemd-analyze verify --man=no" + files);
   EXPECT_EQ(verify.status, 0) << verify.output;
   // Unknown keys and bad values are warnings with status 0: none may name a unit.
   EXPECT_EQ(verify.output.find(".service"), std::string::npos) << verify.output;

@@ -7,15 +7,14 @@
 #include <httplib.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <memory>
 #include <sstream>
 #include <string>
+
+#include "tests/support/shell.h"
 
 namespace cleave::test {
 
@@ -41,13 +40,9 @@ inline std::map<std::string, double> parse_with_prometheus(const std::string& ex
       "    for s in family.samples:\n"
       "        labels = ','.join(k + '=' + v for k, v in sorted(s.labels.items()))\n"
       "        print(s.name + '{' + labels + '} ' + repr(float(s.value)))\n";
-  const std::string command = python() + " -c \"" + script + "\" " + file.string() + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe.get())) > 0) output.append(buffer.data(), n);
-  const int status = pclose(pipe.release());
+  const ShellResult parsed = run_shell(python() + " -c \"" + script + "\" " + file.string());
+  const std::string& output = parsed.output;
+  const int status = parsed.status;
   std::filesystem::remove(file);
   EXPECT_EQ(status, 0) << "prometheus_client could not parse:\n" << output << "\n--- exposition ---\n" << exposition;
   std::map<std::string, double> samples;
