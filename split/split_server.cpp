@@ -7,7 +7,6 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
-#include <set>
 #include <stdexcept>
 
 #include "client/adamw.h"
@@ -477,24 +476,20 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
       // Left out: a site that died mid-round, or whose update was refused.
       if (takes_part(id, *state)) trained[id] = weight_of(id);
     }
-    std::set<std::string> trained_clients;
-    for (const auto& [id, weight] : trained) trained_clients.insert(id);
     lora::NamedTensors sum = global;
-    if (options_.lora.aggregation != lora::LoraAggregation::product && !trained.empty()) {
-      sum = merge_copies(round, global, trained);
-    }
     if (options_.lora.aggregation == lora::LoraAggregation::product) {
-      // lora.aggregation product: per projection, the mean of the products of
-      // the clients that trained it, re-factored (the sum above is replaced).
+      // lora.aggregation product: per projection, the weighted mean of the
+      // products of the clients that trained it, re-factored.
       double dropped = 0, total = 0;
       for (const auto& [name, global_pair] : global_.pairs()) {
         std::vector<lora::NamedTensors> copies;
         std::vector<double> weights;
-        for (auto& [id, state] : clients_) {
-          if (!trained_clients.count(id) || !covers(state->hello, L, lora::layer_of(name))) continue;
-          const lora::LoraPair& pair = state->adapters.pairs().at(name);
+        for (const auto& [id, weight] : trained) {
+          const ClientState& state = *clients_.at(id);
+          if (!covers(state.hello, L, lora::layer_of(name))) continue;
+          const lora::LoraPair& pair = state.adapters.pairs().at(name);
           copies.push_back({{name + ".lora_a", pair.a}, {name + ".lora_b", pair.b}});
-          weights.push_back(weight_of(id));
+          weights.push_back(weight);
         }
         if (copies.empty()) continue;
         std::vector<const lora::NamedTensors*> pointers;
@@ -505,13 +500,15 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
         for (auto& [tensor_name, tensor] : mean.adapters) sum[tensor_name] = std::move(tensor);
       }
       product_note = "; lora product truncation error " + std::to_string(total > 0 ? std::sqrt(dropped / total) : 0.0);
+    } else if (!trained.empty()) {
+      sum = merge_copies(round, global, trained);
     }
     global_.assign(sum);
     for (auto& [id, state] : clients_) {
       state->adapters.assign(sum);
       state->trained_this_round = false;
     }
-    averaged = static_cast<uint32_t>(trained_clients.size());
+    averaged = static_cast<uint32_t>(trained.size());
   } else {
     for (auto& [id, state] : clients_) {
       averaged += takes_part(id, *state) ? 1 : 0;
