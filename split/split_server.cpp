@@ -545,13 +545,6 @@ lora::NamedTensors SplitServer::merge_copies(uint32_t round, const lora::NamedTe
       }
     }
   }
-  auto update_of = [&](const std::string& id, const lora::NamedTensors& delta) {
-    aggregator::ClientUpdate update;
-    update.client_id = id;
-    update.delta = delta;
-    update.num_samples = std::max<int64_t>(1, std::llround(trained.at(id)));
-    return update;
-  };
   if (strategy_->needs_each_update()) {
     // Median, trimmed mean: over the clients that hold each tensor, so the
     // strategy runs once per group of tensors held by the same clients.
@@ -569,9 +562,11 @@ lora::NamedTensors SplitServer::merge_copies(uint32_t round, const lora::NamedTe
       for (const std::string& name : names) part[name] = global.at(name);
       std::vector<aggregator::ClientUpdate> updates;
       for (const std::string& id : holders) {
-        lora::NamedTensors delta;
-        for (const std::string& name : names) delta[name] = deltas.at(id).at(name);
-        updates.push_back(update_of(id, delta));
+        aggregator::ClientUpdate update;   // weighted as the aggregator weighed it (robust rules ignore it)
+        update.client_id = id;
+        update.num_samples = std::max<int64_t>(1, std::llround(trained.at(id)));
+        for (const std::string& name : names) update.delta[name] = deltas.at(id).at(name);
+        updates.push_back(std::move(update));
       }
       for (auto& [name, tensor] : strategy_->aggregate(static_cast<int>(round), part, updates)) {
         next[name] = std::move(tensor);
@@ -593,7 +588,11 @@ lora::NamedTensors SplitServer::merge_copies(uint32_t round, const lora::NamedTe
     }
     mean[name] = weight_sum > 0 ? sum / weight_sum : sum;
   }
-  return strategy_->aggregate(static_cast<int>(round), global, {update_of(trained.begin()->first, mean)});
+  aggregator::ClientUpdate merged;   // one update: the strategy needs no weight, and names no site
+  merged.client_id = "mean of " + std::to_string(trained.size()) + " copies";
+  merged.delta = std::move(mean);
+  merged.num_samples = 1;
+  return strategy_->aggregate(static_cast<int>(round), global, {merged});
 }
 
 void SplitServer::check_strategy(const std::string& aggregator_strategy) const {
