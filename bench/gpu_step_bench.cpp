@@ -6,9 +6,7 @@
 // activations, adapters, optimizer state).
 // Builds everywhere; without a CUDA device it says so and exits 0.
 //
-// gpu_step_bench [--shape smollm|tinyllama|all] [--batch B] [--seq T]
-//                [--steps N] [--warmup N] [--precision bf16|fp16|float32]
-//                [--quant none|int8|q4] [--recompute] [--device cuda:N]
+// Usage: gpu_step_bench --help
 // Prints one JSON object per shape on stdout.
 #include <ATen/ATen.h>
 
@@ -16,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +28,7 @@
 #include "lora/adapter_set.h"
 #include "model/compute.h"
 #include "model/llama_model.h"
+#include "util/args.h"
 
 namespace {
 
@@ -124,44 +122,41 @@ data::Batch random_batch(int64_t vocab, int64_t B, int64_t T, uint64_t seed) {
   return batch;
 }
 
-std::string flag(const std::map<std::string, std::string>& args, const std::string& key,
-                 const std::string& fallback) {
-  auto it = args.find(key);
-  return it == args.end() ? fallback : it->second;
+ArgParser flags() {
+  return ArgParser("gpu_step_bench", "[--shape smollm|tinyllama|all] [options]",
+                   "One LoRA fine-tuning step on a GPU (r=16 on all seven projections) per model\n"
+                   "shape: one JSON object per shape on stdout. Without a CUDA device it says so\n"
+                   "and exits 0.")
+      .value("--shape", "NAME", "smollm, tinyllama or all").defaults_to("all")
+      .value("--batch", "B", "rows per step (each shape has its own default)")
+      .value("--seq", "T", "tokens per row (each shape has its own default)")
+      .value("--steps", "N", "timed steps").defaults_to(10)
+      .value("--warmup", "N", "untimed steps first").defaults_to(3)
+      .value("--precision", "P", "bf16, fp16 or float32").defaults_to("bf16")
+      .value("--quant", "Q", "frozen base: none, int8 or q4").defaults_to("none")
+      .toggle("--recompute", "block activations recomputed in backward")
+      .value("--device", "D", "cuda or cuda:N").defaults_to("cuda");
 }
 
-int run(int argc, char** argv) {
-  std::map<std::string, std::string> args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string key = argv[i];
-    if (key == "--recompute") {
-      args[key] = "1";
-    } else if (key.rfind("--", 0) == 0 && i + 1 < argc) {
-      args[key] = argv[++i];
-    } else {
-      std::cerr << "gpu_step_bench: unknown argument " << key << " (see the comment at the top of "
-                << "bench/gpu_step_bench.cpp)\n";
-      return 2;
-    }
-  }
+int run(const ParsedArgs& args) {
   if (!at::hasCUDA()) {
     std::cout << "gpu_step_bench: needs a CUDA device and a LibTorch with CUDA (this build: "
               << (torch_has_cuda() ? "CUDA LibTorch, no device visible" : "CPU LibTorch")
               << "); nothing measured. See README, GPU.\n";
     return 0;
   }
-  const c10::Device device = resolve_device(flag(args, "--device", "cuda"));
-  const Precision precision = parse_precision(flag(args, "--precision", "bf16"));
-  const BaseQuant quant = parse_base_quant(flag(args, "--quant", "none"));
-  const std::string which = flag(args, "--shape", "all");
-  const int steps = std::stoi(flag(args, "--steps", "10"));
-  const int warmup = std::stoi(flag(args, "--warmup", "3"));
-  const bool recompute = args.count("--recompute") > 0;
+  const c10::Device device = resolve_device(args.require("--device"));
+  const Precision precision = parse_precision(args.require("--precision"));
+  const BaseQuant quant = parse_base_quant(args.require("--quant"));
+  const std::string which = args.require("--shape");
+  const int steps = static_cast<int>(args.get_int("--steps"));
+  const int warmup = static_cast<int>(args.get_int("--warmup"));
+  const bool recompute = args.get_switch("--recompute");
 
   for (Shape shape : shapes()) {
     if (which != "all" && shape.name.rfind(which, 0) != 0) continue;
-    shape.batch = std::stoll(flag(args, "--batch", std::to_string(shape.batch)));
-    shape.seq = std::stoll(flag(args, "--seq", std::to_string(shape.seq)));
+    if (args.has("--batch")) shape.batch = args.get_int("--batch");
+    if (args.has("--seq")) shape.seq = args.get_int("--seq");
     std::shared_ptr<LlamaModel> model = random_model(shape.config, quant, 1);
     model->to(device, compute_dtype(precision));
     lora::LoraOptions options;
@@ -209,11 +204,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "gpu_step_bench: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return run_with_flags(flags(), argc, argv, run); }

@@ -18,8 +18,7 @@
 // parameters (dim 512, 8 blocks), base int8 as in split_step_bench; LoRA
 // r=8 on all seven projections with random B, the server's share on its blocks.
 //
-// Usage: inference_bench [--only stories260K|llama-40M] [--prompt N] [--tokens N] [--repeats N]
-//                        [--threads N] [--stories PATH] [--cut N]
+// Usage: inference_bench --help
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -47,6 +46,7 @@
 #include "split/split_decoder.h"
 #include "split/split_server.h"
 #include "split/tensor_wire.h"
+#include "util/args.h"
 #include "util/stopwatch.h"
 
 namespace {
@@ -243,29 +243,29 @@ void bench_model(const std::string& name, const Args& args, const Pki& pki, cons
   serving.join();
 }
 
-}  // namespace
+ArgParser flags() {
+  const Args defaults;
+  return ArgParser("inference_bench", "[--only stories260K|llama-40M] [options]",
+                   "Split inference against local generation: time to first token, per-token\n"
+                   "latency and bytes per generated token for each codec.")
+      .value("--only", "MODEL", "stories260K or llama-40M (repeatable); both when absent")
+      .value("--prompt", "N", "prompt tokens").defaults_to(defaults.prompt)
+      .value("--tokens", "N", "tokens generated").defaults_to(defaults.tokens)
+      .value("--repeats", "N", "runs of each configuration").defaults_to(defaults.repeats)
+      .value("--threads", "N", "LibTorch threads").defaults_to(defaults.threads)
+      .value("--cut", "N", "the site's cut layer").defaults_to(defaults.cut)
+      .value("--stories", "PATH", "stories260K's GGUF").defaults_to(defaults.stories);
+}
 
-int main(int argc, char** argv) {
+int run(const ParsedArgs& flags) {
   Args args;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--only") args.only.push_back(next());
-    else if (a == "--prompt") args.prompt = std::stol(next());
-    else if (a == "--tokens") args.tokens = std::stol(next());
-    else if (a == "--repeats") args.repeats = std::stoi(next());
-    else if (a == "--threads") args.threads = std::stoi(next());
-    else if (a == "--cut") args.cut = std::stoi(next());
-    else if (a == "--stories") args.stories = next();
-    else {
-      std::cerr << "usage: inference_bench [--only stories260K|llama-40M] [--prompt N] [--tokens N] [--repeats N]\n"
-                   "                       [--threads N] [--stories PATH] [--cut N]\n";
-      return a == "--help" || a == "-h" ? 0 : 2;
-    }
-  }
+  for (const std::string& name : flags.all("--only")) args.only.push_back(name);
+  args.prompt = flags.get_int("--prompt");
+  args.tokens = flags.get_int("--tokens");
+  args.repeats = static_cast<int>(flags.get_int("--repeats"));
+  args.threads = static_cast<int>(flags.get_int("--threads"));
+  args.cut = static_cast<int32_t>(flags.get_int("--cut"));
+  args.stories = flags.require("--stories");
   at::set_num_threads(args.threads);
   use_cpu_matmul(CpuMatmul::float32);   // the greedy comparison needs the same matmuls on both sides
   namespace fs = std::filesystem;
@@ -285,3 +285,7 @@ int main(int argc, char** argv) {
   fs::remove_all(dir);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return run_with_flags(flags(), argc, argv, run); }

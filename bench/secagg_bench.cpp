@@ -7,12 +7,13 @@
 // and the aggregator's unmasking with no dropout and with a tenth of the
 // sites dropped before their masked input. The aggregator checks every
 // signature too, as `cleave aggregator` does.
-// Usage: secagg_bench [L] [n ...]   (default L = 131073, n = 10 50 100)
+// Usage: secagg_bench [--words L] [--sites N,N,...]   (--help says more)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "secagg/key_signature.h"
 #include "secagg/site_session.h"
 #include "secure/ca.h"
+#include "util/args.h"
 
 using namespace cleave;
 using Clock = std::chrono::steady_clock;
@@ -106,13 +108,28 @@ std::pair<PhaseTimes, double> one_round(size_t n, size_t dropped, int64_t words,
   return {site0, unmask_ms};
 }
 
-}  // namespace
+ArgParser flags() {
+  return ArgParser("secagg_bench", "[--words L] [--sites N,N,...]",
+                   "One round of secure aggregation between N sites and the aggregator in one\n"
+                   "process, no network: each phase's time for one site and the aggregator's\n"
+                   "unmasking, with no dropout and with a tenth of the sites dropped.")
+      .value("--words", "L", "words per masked vector (the adapters' elements + 1)").defaults_to(131073)
+      .value("--sites", "N,N,...", "sites in the round, a row per count (repeatable)").defaults_to("10,50,100");
+}
 
-int main(int argc, char** argv) {
-  const int64_t words = argc > 1 ? std::atoll(argv[1]) : 131073;
+int run(const ParsedArgs& args) {
+  const int64_t words = args.get_int("--words");
+  if (words < 1) throw UsageError("--words must be >= 1");
   std::vector<size_t> sizes;
-  for (int i = 2; i < argc; ++i) sizes.push_back(static_cast<size_t>(std::atoll(argv[i])));
-  if (sizes.empty()) sizes = {10, 50, 100};
+  for (const std::string& list : args.all("--sites")) {
+    std::istringstream counts(list);
+    for (std::string n; std::getline(counts, n, ',');) {
+      char* end = nullptr;
+      const long long sites = std::strtoll(n.c_str(), &end, 10);
+      if (n.empty() || *end != '\0' || sites < 2) throw UsageError("--sites expects counts >= 2, got '" + n + "'");
+      sizes.push_back(static_cast<size_t>(sites));
+    }
+  }
   size_t most = 0;
   for (size_t n : sizes) most = std::max(most, n);
 
@@ -146,3 +163,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(root);
   return 0;
 }
+
+}  // namespace
+
+int main(int argc, char** argv) { return run_with_flags(flags(), argc, argv, run); }

@@ -25,10 +25,7 @@
 // over the in-process transport) with the f32, f16, bf16 and int8 codecs, same
 // seed and batches; held-out perplexity after each.
 //
-// Usage: split_step_bench [--only stories260K|llama-40M] [--steps N] [--warmup N]
-//                         [--threads N] [--stories PATH] [--out FILE] [--wire-only]
-//        split_step_bench --codec-study [--data FILE.jsonl] [--study-steps N] [--study-clip NORM]
-//                         [--stories PATH] [--threads N] [--out FILE]
+// Usage: split_step_bench --help
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <unistd.h>
@@ -65,6 +62,7 @@
 #include "transport/inproc_channel.h"
 #include "transport/serve_loop.h"
 #include "transport/zmq_channel.h"
+#include "util/args.h"
 
 namespace cleave::bench {
 namespace {
@@ -92,7 +90,6 @@ struct Options {
   std::string data = "../shared/data/medquad/medquad_cancergov.jsonl";
   int study_steps = 150;
   double study_clip = 0.0;   // 0: off (a split clips each side on its own; see codec_study)
-  bool help = false;
   bool wire_only = false;
 };
 
@@ -538,53 +535,44 @@ void codec_study(std::shared_ptr<const LlamaModel> model, const Options& options
 
 // ---- main ---------------------------------------------------------------------
 
-Options parse(int argc, char** argv) {
+ArgParser flags() {
+  const Options defaults;
+  return ArgParser("split_step_bench", "[--only stories260K|llama-40M] [options] | --codec-study [options]",
+                   "The split-learning step against the local step (wire bytes, time per step);\n"
+                   "with --codec-study, the held-out cost of each activation codec.")
+      .value("--only", "MODEL", "stories260K or llama-40M (repeatable); both when absent")
+      .value("--steps", "N", "timed steps (each workload has its own default)")
+      .value("--warmup", "N", "untimed steps first (each workload has its own default)")
+      .value("--threads", "N", "LibTorch threads").defaults_to(defaults.threads)
+      .value("--stories", "PATH", "stories260K's GGUF").defaults_to(defaults.stories)
+      .value("--out", "FILE", "also append the markdown tables to FILE")
+      .toggle("--wire-only", "only the bytes on the wire, no timing")
+      .toggle("--codec-study", "train stories260K with each codec and compare held-out perplexity")
+      .value("--data", "FILE.jsonl", "--codec-study: the training data").defaults_to(defaults.data)
+      .value("--study-steps", "N", "--codec-study: steps per run").defaults_to(defaults.study_steps)
+      .value("--study-clip", "NORM", "--codec-study: gradient clipping norm; 0: off")
+      .defaults_to(defaults.study_clip);
+}
+
+Options read_options(const ParsedArgs& args) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--only") {
-      o.only.push_back(value());
-    } else if (arg == "--steps") {
-      o.steps = std::stoi(value());
-    } else if (arg == "--warmup") {
-      o.warmup = std::stoi(value());
-    } else if (arg == "--threads") {
-      o.threads = std::stoi(value());
-    } else if (arg == "--stories") {
-      o.stories = value();
-    } else if (arg == "--out") {
-      o.out = value();
-    } else if (arg == "--wire-only") {
-      o.wire_only = true;
-    } else if (arg == "--codec-study") {
-      o.codec_study = true;
-    } else if (arg == "--data") {
-      o.data = value();
-    } else if (arg == "--study-steps") {
-      o.study_steps = std::stoi(value());
-    } else if (arg == "--study-clip") {
-      o.study_clip = std::stod(value());
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: split_step_bench [--only stories260K|llama-40M] [--steps N] [--warmup N]\n"
-                   "                        [--threads N] [--stories PATH] [--out FILE] [--wire-only]\n"
-                   "       split_step_bench --codec-study [--data FILE.jsonl] [--study-steps N]\n"
-                   "                        [--study-clip NORM] [--stories PATH] [--threads N] [--out FILE]\n";
-      o.help = true;
-    } else {
-      throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
-    }
-  }
-  if (o.threads < 1) throw std::invalid_argument("--threads must be >= 1");
+  o.only = args.all("--only");
+  if (args.has("--steps")) o.steps = static_cast<int>(args.get_int("--steps"));
+  if (args.has("--warmup")) o.warmup = static_cast<int>(args.get_int("--warmup"));
+  o.threads = static_cast<int>(args.get_int("--threads"));
+  o.stories = args.require("--stories");
+  o.out = args.get("--out").value_or("");
+  o.wire_only = args.get_switch("--wire-only");
+  o.codec_study = args.get_switch("--codec-study");
+  o.data = args.require("--data");
+  o.study_steps = static_cast<int>(args.get_int("--study-steps"));
+  o.study_clip = args.get_double("--study-clip");
+  if (o.threads < 1) throw UsageError("--threads must be >= 1");
   return o;
 }
 
-int run(int argc, char** argv) {
-  const Options options = parse(argc, argv);
-  if (options.help) return 0;
+int run(const ParsedArgs& args) {
+  const Options options = read_options(args);
   at::set_num_threads(options.threads);
   std::ofstream file;
   if (!options.out.empty()) {
@@ -636,11 +624,4 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace cleave::bench
 
-int main(int argc, char** argv) {
-  try {
-    return cleave::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "split_step_bench: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return cleave::run_with_flags(cleave::bench::flags(), argc, argv, cleave::bench::run); }

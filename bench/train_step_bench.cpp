@@ -17,24 +17,7 @@
 //            + 2 attn     (dq, dk, dv, dp)
 //   total    = 4 P + 6 P_l + 3 attn
 //
-// Usage: train_step_bench [--only NAME:QUANT[,NAME:QUANT...]] [--steps N]
-//                         [--warmup N] [--threads N] [--stories PATH] [--tsv FILE]
-//                         [--recompute]   (train.recompute: block activations
-//                                          recomputed in backward)
-//                         [--batch N]     (rows per step instead of the
-//                                          model's default)
-//                         [--micro-batch N] (train.micro_batch: rows per
-//                                          forward/backward, gradients
-//                                          accumulated over the batch)
-//                         [--glibc-tensors] (tensors from LibTorch's default
-//                                          allocator, not cleave's mapping one)
-//                         [--tensor-cache MIB] (freed tensor mappings kept for
-//                                          reuse; TensorAllocatorOptions)
-//                         [--attention auto|fused|blas] (CPU attention form;
-//                                          auto: model/attention.h decides)
-//                         [--matmul auto|float32|bf16] (frozen matmuls'
-//                                          arithmetic, runtime.matmul; auto
-//                                          is cleave's training default)
+// Usage: train_step_bench --help
 // MFU is against the measured matmul rate of the arithmetic in use (float32,
 // or bf16 when the frozen matmuls run in bf16).
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
@@ -72,6 +55,7 @@
 #include "model/model_loader.h"
 #include "model/openmp_spin.h"
 #include "model/tensor_allocator.h"
+#include "util/args.h"
 
 namespace cleave::bench {
 namespace {
@@ -314,7 +298,7 @@ std::optional<ChildResult> run_in_child(const std::vector<std::string>& args) {
   int status = 0;
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::cerr << "child " << args[2] << ":" << args[3] << " failed (status " << status << ")\n"
+    std::cerr << "child " << args[2] << " failed (status " << status << ")\n"
               << output;
     return std::nullopt;
   }
@@ -356,69 +340,64 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-int run(int argc, char** argv) {
+ArgParser flags() {
+  return ArgParser("train_step_bench", "[--only NAME:QUANT,...] [options]",
+                   "Tokens/s, MFU and peak RSS of one LoRA training step per model and base\n"
+                   "quantization, each in its own child process.\n"
+                   "models: stories260K llama-40M llama-110M; quants: none int8 q4")
+      .value("--only", "NAME:QUANT,...", "the configurations to run (repeatable); all when absent")
+      .value("--steps", "N", "timed steps (each model has its own default)")
+      .value("--warmup", "N", "untimed steps first (each model has its own default)")
+      .value("--threads", "N", "LibTorch threads").defaults_to(std::max(1u, std::thread::hardware_concurrency()))
+      .value("--stories", "PATH", "stories260K's GGUF").defaults_to("../shared/models/stories260K.gguf")
+      .value("--tsv", "FILE", "append one tab-separated line per configuration")
+      .toggle("--recompute", "train.recompute: block activations recomputed in backward")
+      .value("--batch", "N", "rows per step instead of the model's default")
+      .value("--micro-batch", "N", "train.micro_batch: rows per forward/backward, gradients accumulated; "
+                                   "0: the whole batch")
+      .defaults_to(0)
+      .toggle("--glibc-tensors", "tensors from LibTorch's default allocator, not cleave's mapping one")
+      .value("--tensor-cache", "MIB", "freed tensor mappings kept for reuse (TensorAllocatorOptions)")
+      .value("--attention", "FORM", "CPU attention form: auto (model/attention.h decides), fused or blas")
+      .defaults_to("auto")
+      .value("--matmul", "MODE", "frozen matmuls' arithmetic (runtime.matmul): auto, float32 or bf16")
+      .defaults_to("auto")
+      .value("--child", "NAME:QUANT", "(internal) run one configuration and print its RESULT line");
+}
+
+int run(const ParsedArgs& args, const char* program) {
   std::vector<std::string> only;
+  for (const std::string& list : args.all("--only")) {
+    for (const std::string& s : split(list, ',')) only.push_back(s);
+  }
   std::optional<int> steps, warmup;
-  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::string stories = "../shared/models/stories260K.gguf";
-  std::string tsv;
-  bool recompute = false;
+  if (args.has("--steps")) steps = static_cast<int>(args.get_int("--steps"));
+  if (args.has("--warmup")) warmup = static_cast<int>(args.get_int("--warmup"));
+  const int threads = static_cast<int>(args.get_int("--threads"));
+  const std::string stories = args.require("--stories");
+  const std::string tsv = args.get("--tsv").value_or("");
+  const bool recompute = args.get_switch("--recompute");
   std::optional<int64_t> batch_rows;
-  int64_t micro_batch = 0;
-  bool glibc_tensors = false;
+  if (args.has("--batch")) {
+    batch_rows = args.get_int("--batch");
+    if (*batch_rows <= 0) throw UsageError("--batch must be > 0");
+  }
+  const int64_t micro_batch = args.get_int("--micro-batch");
+  if (micro_batch < 0) throw UsageError("--micro-batch must be >= 0 (0: the whole batch)");
+  const bool glibc_tensors = args.get_switch("--glibc-tensors");
   std::optional<size_t> tensor_cache_mib;
-  std::string attention = "auto";
-  std::string matmul = "auto";
+  if (args.has("--tensor-cache")) {
+    const int64_t mib = args.get_int("--tensor-cache");
+    if (mib < 0) throw UsageError("--tensor-cache must be >= 0");
+    tensor_cache_mib = static_cast<size_t>(mib);
+  }
+  const std::string attention = args.require("--attention");
+  const std::string matmul = args.require("--matmul");
   std::optional<std::pair<std::string, std::string>> child;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--only") {
-      for (const std::string& s : split(value(), ',')) only.push_back(s);
-    } else if (arg == "--steps") {
-      steps = std::stoi(value());
-    } else if (arg == "--warmup") {
-      warmup = std::stoi(value());
-    } else if (arg == "--threads") {
-      threads = std::stoi(value());
-    } else if (arg == "--stories") {
-      stories = value();
-    } else if (arg == "--tsv") {
-      tsv = value();
-    } else if (arg == "--recompute") {
-      recompute = true;
-    } else if (arg == "--batch") {
-      batch_rows = std::stoll(value());
-      if (*batch_rows <= 0) throw std::invalid_argument("--batch must be > 0");
-    } else if (arg == "--micro-batch") {
-      micro_batch = std::stoll(value());
-      if (micro_batch < 0) throw std::invalid_argument("--micro-batch must be >= 0 (0: the whole batch)");
-    } else if (arg == "--glibc-tensors") {
-      glibc_tensors = true;
-    } else if (arg == "--tensor-cache") {
-      tensor_cache_mib = std::stoul(value());
-    } else if (arg == "--attention") {
-      attention = value();
-    } else if (arg == "--matmul") {
-      matmul = value();
-    } else if (arg == "--child") {
-      const std::string name = value();
-      child = std::make_pair(name, value());
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: train_step_bench [--only NAME:QUANT,...] [--steps N] [--warmup N]\n"
-                   "                        [--threads N] [--stories PATH] [--tsv FILE]\n"
-                   "                        [--recompute] [--batch N] [--micro-batch N]\n"
-                   "                        [--glibc-tensors] [--tensor-cache MIB]\n"
-                   "                        [--attention auto|fused|blas]\n"
-                   "                        [--matmul auto|float32|bf16]\n"
-                   "models: stories260K llama-40M llama-110M; quants: none int8 q4\n";
-      return 0;
-    } else {
-      throw std::invalid_argument("unknown argument '" + arg + "' (see --help)");
-    }
+  if (const std::optional<std::string> which = args.get("--child")) {
+    const size_t colon = which->find(':');
+    if (colon == std::string::npos) throw UsageError("--child expects NAME:QUANT, got '" + *which + "'");
+    child = std::make_pair(which->substr(0, colon), which->substr(colon + 1));
   }
   at::set_num_threads(threads);
 
@@ -430,7 +409,7 @@ int run(int argc, char** argv) {
       if (batch_rows) w.batch = *batch_rows;
       return w;
     }
-    throw std::invalid_argument("unknown model '" + name +
+    throw UsageError("unknown model '" + name +
                                 "': expected stories260K, llama-40M or llama-110M");
   };
   // What `cleave` does first thing, unless asked for LibTorch's default.
@@ -455,7 +434,7 @@ int run(int argc, char** argv) {
       }
     }
   }
-  if (rows.empty()) throw std::invalid_argument("--only selected no configuration (see --help)");
+  if (rows.empty()) throw UsageError("--only selected no configuration (see --help)");
 
   // float32 before use_cpu_matmul: in bf16 mode it leaves OpenBLAS one thread
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
@@ -489,7 +468,7 @@ int run(int argc, char** argv) {
       continue;
     }
     std::vector<std::string> child_args = {
-        argv[0], "--child", w.name, quant, "--steps", std::to_string(w.steps), "--warmup",
+        program, "--child", w.name + ":" + quant, "--steps", std::to_string(w.steps), "--warmup",
         std::to_string(w.warmup), "--threads", std::to_string(threads), "--stories", stories};
     if (recompute) child_args.push_back("--recompute");
     if (batch_rows) child_args.insert(child_args.end(), {"--batch", std::to_string(*batch_rows)});
@@ -525,10 +504,6 @@ int main(int argc, char** argv) {
   // As `cleave` does (children inherit the setting). GOMP_SPINCOUNT=300000,
   // libgomp's default, in the environment measures without it.
   cleave::settle_openmp_spin(argv);
-  try {
-    return cleave::bench::run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "train_step_bench: " << e.what() << "\n";
-    return 1;
-  }
+  return cleave::run_with_flags(cleave::bench::flags(), argc, argv,
+                                [&](const cleave::ParsedArgs& args) { return cleave::bench::run(args, argv[0]); });
 }

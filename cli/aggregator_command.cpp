@@ -48,7 +48,7 @@ std::string describe_checkpoint(const aggregator::RoundSummary& summary, const s
 }  // namespace
 
 ArgParser aggregator_parser() {
-  return ArgParser("aggregator", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
+  return ArgParser("cleave aggregator", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs the federation's aggregator: sites (certificate role client) register,\n"
                    "poll for rounds and send adapter deltas; each round it samples sites, merges\n"
                    "their deltas with the configured strategy, checkpoints the global adapters\n"

@@ -12,8 +12,8 @@
 namespace cleave::cli {
 namespace {
 
-int64_t positive_flag(const ParsedArgs& args, const std::string& flag, int64_t fallback, int64_t minimum) {
-  const int64_t value = args.get_int(flag, fallback);
+int64_t positive_flag(const ParsedArgs& args, const std::string& flag, int64_t minimum) {
+  const int64_t value = args.get_int(flag);
   if (value < minimum)
     throw UsageError(flag + " must be at least " + std::to_string(minimum) + ", got " +
                      std::to_string(value));
@@ -24,10 +24,10 @@ int64_t positive_flag(const ParsedArgs& args, const std::string& flag, int64_t f
 audit::AuditOptions read_audit_options(const ParsedArgs& args) {
   audit::AuditOptions options;
   audit::SmashedChannel& channel = options.channel;
-  channel.cut_layer = args.get_int("--cut-layer", 1);
-  channel.protection.clip = args.get_double("--activation-clip", 0);
-  channel.protection.noise = args.get_double("--activation-noise", 0);
-  channel.protection.noise_seed = static_cast<uint64_t>(positive_flag(args, "--noise-seed", 1, 0));
+  channel.cut_layer = args.get_int("--cut-layer");
+  channel.protection.clip = args.get_double("--activation-clip");
+  channel.protection.noise = args.get_double("--activation-noise");
+  channel.protection.noise_seed = static_cast<uint64_t>(positive_flag(args, "--noise-seed", 0));
   if (channel.protection.clip < 0) throw UsageError("--activation-clip must be >= 0 (0: no clipping)");
   if (channel.protection.noise < 0 || channel.protection.noise > 1000) {
     throw UsageError("--activation-noise must be in [0, 1000] (a multiple of the clip)");
@@ -36,18 +36,18 @@ audit::AuditOptions read_audit_options(const ParsedArgs& args) {
     throw UsageError("--activation-noise needs --activation-clip > 0: the noise's std is noise x clip");
   }
   try {
-    channel.codec = split::parse_codec(args.get_or("--codec", "f32"));
+    channel.codec = split::parse_codec(args.require("--codec"));
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("--codec: ") + e.what());
   }
-  options.white_box.candidates = positive_flag(args, "--candidates", options.white_box.candidates, 0);
+  options.white_box.candidates = positive_flag(args, "--candidates", 0);
   options.white_box.language_candidates =
-      positive_flag(args, "--language-candidates", options.white_box.language_candidates, 0);
+      positive_flag(args, "--language-candidates", 0);
   options.white_box.max_candidates =
-      positive_flag(args, "--max-candidates", options.white_box.max_candidates, 0);
-  options.learned.steps = positive_flag(args, "--steps", options.learned.steps, 1);
-  options.learned.hidden = positive_flag(args, "--hidden", options.learned.hidden, 0);
-  options.learned.seed = static_cast<uint64_t>(positive_flag(args, "--seed", 1, 0));
+      positive_flag(args, "--max-candidates", 0);
+  options.learned.steps = positive_flag(args, "--steps", 1);
+  options.learned.hidden = positive_flag(args, "--hidden", 0);
+  options.learned.seed = static_cast<uint64_t>(positive_flag(args, "--seed", 0));
   return options;
 }
 
@@ -66,7 +66,8 @@ std::vector<audit::TokenRow> to_rows(const std::vector<data::Record>& records, c
 }  // namespace
 
 ArgParser audit_parser() {
-  ArgParser parser("audit", "--model FILE.gguf --data FILE [--public FILE] [options]",
+  const audit::AuditOptions defaults;
+  ArgParser parser("cleave audit", "--model FILE.gguf --data FILE [--public FILE] [options]",
                    "Plays an honest-but-curious split server on the site's own machine, with no\n"
                    "network: it receives what the split server would (the activations at the cut,\n"
                    "after --activation-clip, --activation-noise and --codec), knows the frozen base\n"
@@ -88,22 +89,28 @@ ArgParser audit_parser() {
   add_model_flags(parser)
       .value("--data", "FILE", "the site's text: JSONL ({\"text\"} or prompt/completion) or plain text")
       .value("--public", "FILE", "the attacker's public text for the learned inversion (same formats)")
-      .value("--cut-layer", "N", "the site runs blocks [0, N) (default 1)")
-      .value("--activation-clip", "C", "the site's per-token L2 clip (default 0: none)")
-      .value("--activation-noise", "S", "Gaussian noise std as a multiple of the clip (default 0)")
-      .value("--noise-seed", "N", "the site's noise seed (default 1; 0: from the OS's entropy)")
-      .value("--codec", "C", "activation codec: f32 (default), f16, bf16, int8 or int4")
-      .value("--max-tokens", "K", "site tokens to recover (default 256)")
-      .value("--seq-len", "L", "tokens per row, BOS included (default 64); the white-box cost grows as L^2")
-      .value("--candidates", "K",
-             "white-box: the K nearest tokens seen alone are verified first (default 4; 0: all)")
-      .value("--language-candidates", "K",
-             "white-box: and the base model's K likeliest next tokens (default 12)")
-      .value("--max-candidates", "K", "white-box: widen up to K while none fits (default 0: every token)")
-      .value("--public-tokens", "N", "public tokens the learned inversion trains on (default 16384)")
-      .value("--steps", "N", "learned inversion: AdamW steps (default 300)")
-      .value("--hidden", "N", "learned inversion: hidden width (default 256; 0: linear softmax)")
-      .value("--seed", "N", "the attacker's seed: initialisation, batches, its noise draws (default 1)");
+      .value("--cut-layer", "N", "the site runs blocks [0, N)").defaults_to(defaults.channel.cut_layer)
+      .value("--activation-clip", "C", "the site's per-token L2 clip; 0: none")
+      .defaults_to(defaults.channel.protection.clip)
+      .value("--activation-noise", "S", "Gaussian noise std as a multiple of the clip")
+      .defaults_to(defaults.channel.protection.noise)
+      .value("--noise-seed", "N", "the site's noise seed; 0: from the OS's entropy").defaults_to(1)
+      .value("--codec", "C", "activation codec: f32, f16, bf16, int8 or int4")
+      .defaults_to(wire::to_string(defaults.channel.codec))
+      .value("--max-tokens", "K", "site tokens to recover").defaults_to(256)
+      .value("--seq-len", "L", "tokens per row, BOS included; the white-box cost grows as L^2").defaults_to(64)
+      .value("--candidates", "K", "white-box: the K nearest tokens seen alone are verified first; 0: all")
+      .defaults_to(defaults.white_box.candidates)
+      .value("--language-candidates", "K", "white-box: and the base model's K likeliest next tokens")
+      .defaults_to(defaults.white_box.language_candidates)
+      .value("--max-candidates", "K", "white-box: widen up to K while none fits; 0: every token")
+      .defaults_to(defaults.white_box.max_candidates)
+      .value("--public-tokens", "N", "public tokens the learned inversion trains on").defaults_to(16384)
+      .value("--steps", "N", "learned inversion: AdamW steps").defaults_to(defaults.learned.steps)
+      .value("--hidden", "N", "learned inversion: hidden width; 0: linear softmax")
+      .defaults_to(defaults.learned.hidden)
+      .value("--seed", "N", "the attacker's seed: initialisation, batches, its noise draws")
+      .defaults_to(defaults.learned.seed);
   return add_runtime_flags(parser);
 }
 
@@ -112,9 +119,9 @@ int run_audit(const ParsedArgs& args) {
   const std::string data_path = args.require("--data");
   const std::optional<std::string> public_path = args.get("--public");
   audit::AuditOptions options = read_audit_options(args);
-  const int64_t max_tokens = positive_flag(args, "--max-tokens", 256, 1);
-  const int64_t seq_len = positive_flag(args, "--seq-len", 64, 2);
-  const int64_t public_tokens = positive_flag(args, "--public-tokens", 16384, 1);
+  const int64_t max_tokens = positive_flag(args, "--max-tokens", 1);
+  const int64_t seq_len = positive_flag(args, "--seq-len", 2);
+  const int64_t public_tokens = positive_flag(args, "--public-tokens", 1);
 
   // The data first: a missing file fails before the model loads.
   const std::vector<data::Record> site_records = data::read_records(data_path);

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "cli/args.h"
+#include "util/args.h"
 #include "convert/hf_checkpoint.h"
 #include "model/cpu_matmul.h"
 #include "model/gguf.h"

@@ -11,8 +11,8 @@
 namespace cleave::cli {
 namespace {
 
-int days_flag(const ParsedArgs& args, int fallback) {
-  const int64_t days = args.get_int("--days", fallback);
+int days_flag(const ParsedArgs& args) {
+  const int64_t days = args.get_int("--days");
   if (days < 1 || days > 36500) throw UsageError("--days must be in [1, 36500], got " + std::to_string(days));
   return static_cast<int>(days);
 }
@@ -28,21 +28,21 @@ std::string with_mode(const std::string& path) {
 }  // namespace
 
 ArgParser ca_init_parser() {
-  return ArgParser("ca init", "--out DIR [--name NAME] [--days N] [--force]",
+  return ArgParser("cleave ca init", "--out DIR [--name NAME] [--days N] [--force]",
                    "Creates the federation's certificate authority in DIR: ca.key (EC P-256,\n"
                    "mode 0600: keep DIR offline, on the operator's machine), ca.crt (give it to\n"
                    "every node), crl.pem (the revocation list) and index.tsv (what was issued).\n"
                    "Refuses to overwrite an existing CA unless --force.")
       .value("--out", "DIR", "the CA directory to create")
-      .value("--name", "NAME", "the CA certificate's name (default cleave-federation-ca)")
-      .value("--days", "N", "validity in days (default " + std::to_string(secure::kDefaultCaDays) + ")")
+      .value("--name", "NAME", "the CA certificate's name").defaults_to("cleave-federation-ca")
+      .value("--days", "N", "validity in days").defaults_to(secure::kDefaultCaDays)
       .toggle("--force", "overwrite an existing CA (every certificate it issued stops working)");
 }
 
 int run_ca_init(const ParsedArgs& args) {
   const secure::CaPaths paths =
-      secure::ca_init(args.require("--out"), args.get_or("--name", "cleave-federation-ca"),
-                      days_flag(args, secure::kDefaultCaDays), args.get_switch("--force"));
+      secure::ca_init(args.require("--out"), args.require("--name"),
+                      days_flag(args), args.get_switch("--force"));
   std::cout << "ca: created " << with_mode(paths.key_path) << "\n"
             << "ca: created " << with_mode(paths.cert_path) << "\n"
             << "ca: created " << with_mode(paths.crl_path) << "\n"
@@ -52,7 +52,7 @@ int run_ca_init(const ParsedArgs& args) {
 }
 
 ArgParser ca_issue_parser() {
-  return ArgParser("ca issue", "--ca DIR --role client|split-server|aggregator --name NAME --out DIR [--days N]",
+  return ArgParser("cleave ca issue", "--ca DIR --role client|split-server|aggregator --name NAME --out DIR [--days N]",
                    "Issues a key and certificate for one node, signed by the CA in --ca: writes\n"
                    "NAME.key (mode 0600), NAME.crt, ca.crt and crl.pem into --out. The certificate\n"
                    "names the node (subject CN) and its role (SAN urn:cleave:role:ROLE); services\n"
@@ -62,7 +62,7 @@ ArgParser ca_issue_parser() {
       .value("--role", "ROLE", "client (a hospital site), split-server or aggregator")
       .value("--name", "NAME", "the node's name: 1-64 of [A-Za-z0-9._-], e.g. site-a")
       .value("--out", "DIR", "where to write the node's files")
-      .value("--days", "N", "validity in days (default " + std::to_string(secure::kDefaultNodeDays) + ")")
+      .value("--days", "N", "validity in days").defaults_to(secure::kDefaultNodeDays)
       .toggle("--force", "overwrite the node's existing key and certificate");
 }
 
@@ -74,7 +74,7 @@ int run_ca_issue(const ParsedArgs& args) {
     throw UsageError(std::string("--role: ") + e.what());
   }
   secure::IssueOptions options;
-  options.days = days_flag(args, secure::kDefaultNodeDays);
+  options.days = days_flag(args);
   options.force = args.get_switch("--force");
   const secure::IssuedNode node =
       secure::ca_issue(args.require("--ca"), role, args.require("--name"), args.require("--out"), options);
@@ -88,7 +88,7 @@ int run_ca_issue(const ParsedArgs& args) {
 }
 
 ArgParser ca_revoke_parser() {
-  return ArgParser("ca revoke", "--ca DIR --cert FILE",
+  return ArgParser("cleave ca revoke", "--ca DIR --cert FILE",
                    "Revokes a node's certificate: adds its serial to the CA's crl.pem and\n"
                    "re-signs it. Copy the new crl.pem over each service's secure.crl file: a\n"
                    "running service re-reads it within a second, drops the revoked node's\n"
@@ -106,16 +106,16 @@ int run_ca_revoke(const ParsedArgs& args) {
 }
 
 ArgParser ca_refresh_crl_parser() {
-  return ArgParser("ca refresh-crl", "--ca DIR [--days N]",
+  return ArgParser("cleave ca refresh-crl", "--ca DIR [--days N]",
                    "Re-signs the CA's crl.pem with a fresh validity, revoking nothing new.\n"
                    "Services refuse every peer once the CRL they check has expired, so run this\n"
                    "(and hand out the new crl.pem) before it lapses.")
       .value("--ca", "DIR", "the CA directory")
-      .value("--days", "N", "validity in days (default " + std::to_string(secure::kDefaultCrlDays) + ")");
+      .value("--days", "N", "validity in days").defaults_to(secure::kDefaultCrlDays);
 }
 
 int run_ca_refresh_crl(const ParsedArgs& args) {
-  const int days = days_flag(args, secure::kDefaultCrlDays);
+  const int days = days_flag(args);
   secure::ca_refresh_crl(args.require("--ca"), days);
   std::cout << "ca: re-signed " << secure::ca_paths(args.require("--ca")).crl_path << " for " << days
             << " days\n";

@@ -60,7 +60,7 @@ std::string describe(const aggregator::SiteRound& round) {
 }  // namespace
 
 ArgParser client_parser() {
-  return ArgParser("client", "--config site.yaml [--set key=value ...] [--log-level LEVEL]",
+  return ArgParser("cleave client", "--config site.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs a hospital site of a federation: reads the site's data (data.train), loads\n"
                    "the base model, registers with the aggregator (client.aggregator) and, in each\n"
                    "round it is sampled for, trains train.steps local steps of its client blocks\n"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/args.h"
+#include "util/args.h"
 
 namespace cleave::cli {
 

@@ -45,8 +45,4 @@ class Fields {
   }
 };
 
-// The closest of `candidates` to a mistyped `key` (edit distance, or the
-// initials of a snake_case key: learning_rate -> lr), or "" if none is close.
-std::string closest_key(const std::string& key, const std::vector<std::string>& candidates);
-
 }  // namespace cleave::cli

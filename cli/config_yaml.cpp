@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "util/closest_name.h"
+
 namespace cleave::cli {
 namespace {
 
@@ -111,7 +113,7 @@ class YamlReader : public Fields {
       if (std::find(known.keys.begin(), known.keys.end(), key) != known.keys.end()) continue;
       std::string message = origin_.where(prefix_ + key, member.first) + ": unknown key '" +
                             prefix_ + key + "'";
-      const std::string suggestion = closest_key(key, known.keys);
+      const std::string suggestion = closest_name(key, known.keys);
       if (!suggestion.empty()) {
         message += " (did you mean '" + prefix_ + suggestion + "'?)";
       } else {
@@ -320,51 +322,7 @@ void apply_override(YAML::Node& root, const Override& o) {
   current[parts.back()] = value;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string initials(const std::string& key) {
-  std::string result;
-  bool start = true;
-  for (char c : key) {
-    if (c == '_' || c == '-') {
-      start = true;
-    } else if (start) {
-      result += c;
-      start = false;
-    }
-  }
-  return result;
-}
-
 }  // namespace
-
-std::string closest_key(const std::string& key, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, key.size() / 3) + 1;
-  for (const std::string& candidate : candidates) {
-    size_t distance = edit_distance(key, candidate);
-    // "learning_rate" for "lr": a long name for an abbreviated key.
-    if (key.find('_') != std::string::npos && initials(key) == candidate) distance = 1;
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
-}
 
 void read_yaml(const std::string& yaml_text, const std::string& source,
                const std::vector<Override>& overrides,

@@ -10,7 +10,7 @@
 namespace cleave::cli {
 
 ArgParser convert_parser() {
-  return ArgParser("convert", "--hf DIR --out FILE.gguf [--vocab FROM.gguf]",
+  return ArgParser("cleave convert", "--hf DIR --out FILE.gguf [--vocab FROM.gguf]",
                    "Writes a Hugging Face checkpoint (LlamaForCausalLM, e.g. Llama or SmolLM, or\n"
                    "Qwen2ForCausalLM) as a GGUF model, as llama.cpp's convert_hf_to_gguf.py\n"
                    "does: DIR holds config.json, model.safetensors or the shards named by\n"

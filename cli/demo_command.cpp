@@ -58,24 +58,24 @@ std::string sample(const BaseModel& base, const LinearAdapters* adapters, const 
 }  // namespace
 
 ArgParser demo_parser() {
-  return ArgParser("demo", "[--out DIR] [--steps N]",
+  return ArgParser("cleave demo", "[--out DIR] [--steps N]",
                    "The built-in default run; needs no downloads. Generates clinical-style notes\n"
                    "(train.jsonl, eval.jsonl), builds a SentencePiece-style vocabulary for them,\n"
                    "writes a small random Llama (model.gguf), trains LoRA adapters on its int8\n"
                    "base with the same code as `cleave train`, and prints the held-out\n"
                    "perplexity before and after plus a sample from the adapted model.")
-      .value("--out", "DIR", "run directory (default runs/demo)")
-      .value("--steps", "N", "training steps (default 200)")
-      .value("--threads", "N", "LibTorch threads (default 0: all cores)");
+      .value("--out", "DIR", "run directory").defaults_to("runs/demo")
+      .value("--steps", "N", "training steps").defaults_to(200)
+      .value("--threads", "N", "LibTorch threads; 0: all cores").defaults_to(0);
 }
 
 int run_demo(const ParsedArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   RunConfig config;
   config.source = "cleave demo";
-  config.output_dir = args.get_or("--out", "runs/demo");
-  config.train.steps = args.get_int("--steps", 200);
-  config.threads = args.get_int("--threads", 0);
+  config.output_dir = args.require("--out");
+  config.train.steps = args.get_int("--steps");
+  config.threads = args.get_int("--threads");
   if (config.train.steps <= 0) throw UsageError("--steps must be > 0");
   if (config.threads < 0) throw UsageError("--threads must be >= 0");
   const std::string dir = config.output_dir;

@@ -22,7 +22,7 @@ constexpr int64_t kDefaultEvalSeqLen = 512;
 }  // namespace
 
 ArgParser eval_parser() {
-  ArgParser parser("eval", "--model FILE.gguf --data FILE [options]",
+  ArgParser parser("cleave eval", "--model FILE.gguf --data FILE [options]",
                    "Prints the perplexity of the model (with an adapter, if given) on the data;\n"
                    "`perplexity: X` is the last line.\n"
                    "With --ctx N on a plain-text file: llama.cpp's llama-perplexity scheme (the\n"
@@ -38,10 +38,11 @@ ArgParser eval_parser() {
   add_model_flags(parser)
       .value("--data", "FILE", "JSONL ({\"text\"} or {\"prompt\",\"completion\"}) or plain text")
       .value("--ctx", "N", "chunk length (text) or maximum tokens per record (JSONL)")
-      .value("--batch-size", "B", "rows per forward pass (default 4)")
+      .value("--batch-size", "B", "rows per forward pass").defaults_to(4)
       .value("--chat-template", "NAME",
-             "prompt/completion records as data.chat_template writes them: none (default) | "
-             "auto | llama3 | chatml | llama2");
+             "prompt/completion records as data.chat_template writes them: none | "
+             "auto | llama3 | chatml | llama2")
+      .defaults_to("none");
   add_generation_eval_flags(parser);
   return add_runtime_flags(parser);
 }
@@ -49,9 +50,9 @@ ArgParser eval_parser() {
 int run_eval(const ParsedArgs& args) {
   const ModelFlags model_flags = read_model_flags(args);
   const std::string data_path = args.require("--data");
-  const int64_t batch_size = args.get_int("--batch-size", 4);
+  const int64_t batch_size = args.get_int("--batch-size");
   if (batch_size <= 0) throw UsageError("--batch-size must be > 0");
-  const std::string chat_template = args.get_or("--chat-template", "none");
+  const std::string chat_template = args.require("--chat-template");
   const std::vector<std::string> settings = data::chat_template_settings();
   if (std::find(settings.begin(), settings.end(), chat_template) == settings.end()) {
     std::string names;
@@ -63,7 +64,7 @@ int run_eval(const ParsedArgs& args) {
     if (args.has(flag)) throw UsageError(std::string(flag) + " needs --generate");
   }
   const bool has_ctx = args.has("--ctx");
-  const int64_t ctx = args.get_int("--ctx", 0);
+  const int64_t ctx = has_ctx ? args.get_int("--ctx") : 0;
   if (has_ctx && ctx < 2) throw UsageError("--ctx must be at least 2");
 
   const AdaptedModel adapted = load_adapted_model(model_flags, std::cout);

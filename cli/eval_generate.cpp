@@ -16,8 +16,6 @@
 namespace cleave::cli {
 namespace {
 
-constexpr int64_t kDefaultMaxTokens = 64;
-
 // What a completion of `prompt` is trained to follow, and the token it is
 // trained to end with: BOS + prompt and EOS without a chat format, the
 // format's user turn and assistant header and its end-of-turn token with
@@ -93,8 +91,8 @@ ArgParser &add_generation_eval_flags(ArgParser &parser) {
                             "CIDEr-D against all completions of that prompt "
                             "(E2E NLG Challenge metrics)")
       .value("--max-tokens", "N",
-             "with --generate: new tokens per prompt at most (default 64); "
-             "stops at EOS")
+             "with --generate: new tokens per prompt at most; stops at EOS")
+      .defaults_to(64)
       .value("--limit", "N",
              "with --generate: score only the first N distinct prompts")
       .value("--out", "FILE.jsonl",
@@ -112,14 +110,14 @@ int run_generation_eval(const ParsedArgs &args, const ModelFlags &model_flags) {
     throw UsageError("--ctx does not apply to --generate (see --max-tokens)");
   SamplingOptions options;
   options.temperature = 0; // greedy
-  options.max_new_tokens = args.get_int("--max-tokens", kDefaultMaxTokens);
+  options.max_new_tokens = args.get_int("--max-tokens");
   if (options.max_new_tokens <= 0)
     throw UsageError("--max-tokens must be > 0");
-  const int64_t limit = args.get_int("--limit", 0);
+  const int64_t limit = args.has("--limit") ? args.get_int("--limit") : 0;
   if (args.has("--limit") && limit <= 0)
     throw UsageError("--limit must be > 0");
   const std::optional<std::string> out_path = args.get("--out");
-  const std::string chat_template = args.get_or("--chat-template", "none");
+  const std::string chat_template = args.require("--chat-template");
 
   std::vector<data::ReferenceGroup> groups =
       data::group_references(data::read_records(data_path));

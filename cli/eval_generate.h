@@ -3,7 +3,7 @@
 // with the E2E NLG Challenge's metrics (client/generation_metrics.h).
 #pragma once
 
-#include "cli/args.h"
+#include "util/args.h"
 #include "cli/model_flags.h"
 
 namespace cleave::cli {

@@ -11,7 +11,7 @@
 namespace cleave::cli {
 
 ArgParser export_peft_parser() {
-  return ArgParser("export-peft", "--model BASE.gguf --adapter ADAPTER.gguf --out DIR [--base-name ID]",
+  return ArgParser("cleave export-peft", "--model BASE.gguf --adapter ADAPTER.gguf --out DIR [--base-name ID]",
                    "Writes DIR/adapter_model.safetensors and DIR/adapter_config.json, so\n"
                    "transformers + PEFT load the adapter onto the Hugging Face version of the\n"
                    "base model (q and k rows are permuted from GGUF's RoPE layout to HF's).\n"
@@ -27,7 +27,7 @@ int run_export_peft(const ParsedArgs& args) {
   const BaseModel base = load_base_model(args.require("--model"), BaseQuant::native, quiet);
   const lora::AdapterSet adapters = lora::load_gguf(args.require("--adapter"), *base.model);
   const std::string dir = args.require("--out");
-  lora::export_peft(adapters, *base.model, dir, args.get_or("--base-name", ""));
+  lora::export_peft(adapters, *base.model, dir, args.get("--base-name").value_or(""));
   std::cout << "export-peft: " << adapters.pairs().size() << " adapted projections (rank "
             << adapters.options().rank << ") written to " << dir << "/" << lora::kPeftWeightsFile << " and "
             << dir << "/" << lora::kPeftConfigFile << "\n";

@@ -19,11 +19,11 @@ namespace {
 
 SamplingOptions read_sampling(const ParsedArgs& args) {
   SamplingOptions options;
-  options.max_new_tokens = args.get_int("--n-predict", options.max_new_tokens);
-  options.temperature = args.get_double("--temperature", options.temperature);
-  options.top_k = args.get_int("--top-k", options.top_k);
-  options.top_p = args.get_double("--top-p", options.top_p);
-  const int64_t seed = args.get_int("--seed", 0);
+  options.max_new_tokens = args.get_int("--n-predict");
+  options.temperature = args.get_double("--temperature");
+  options.top_k = args.get_int("--top-k");
+  options.top_p = args.get_double("--top-p");
+  const int64_t seed = args.get_int("--seed");
   if (seed < 0) throw UsageError("--seed must be >= 0");
   options.seed = static_cast<uint64_t>(seed);
   try {
@@ -80,7 +80,7 @@ int run_split_generate(const ParsedArgs& args, const RunConfig& config, const Sa
   split::SplitDecoderOptions decoder_options;
   decoder_options.split = session.options;
   decoder_options.split.stop = &stop_on_signals();
-  decoder_options.server_adapters = server_adapters_from_flag(args.get_or("--server-adapters", "global"));
+  decoder_options.server_adapters = server_adapters_from_flag(args.require("--server-adapters"));
   decoder_options.expected_server_adapters = lora::adapted_projections(
       model, config.lora, [&](int64_t layer) { return !blocks.contains(layer); });
   decoder_options.capacity = static_cast<int64_t>(ids.size()) + options.max_new_tokens;  // no more on the server
@@ -113,7 +113,8 @@ int run_split_generate(const ParsedArgs& args, const RunConfig& config, const Sa
 }  // namespace
 
 ArgParser generate_parser() {
-  ArgParser parser("generate", "--model FILE.gguf --prompt TEXT [options] | --config FILE.yaml --prompt TEXT",
+  const SamplingOptions defaults;
+  ArgParser parser("cleave generate", "--model FILE.gguf --prompt TEXT [options] | --config FILE.yaml --prompt TEXT",
                    "Continues the prompt and streams the text to stdout (model and thread\n"
                    "information go to stderr). Temperature 0 is greedy decoding.\n"
                    "With --config, the model, runtime, split: and secure: sections come from the\n"
@@ -124,14 +125,15 @@ ArgParser generate_parser() {
       .value("--config", "FILE", "a run configuration (YAML) instead of --model and the runtime flags", "-c")
       .value("--set", "KEY=VALUE", "with --config: override a key (repeatable)")
       .value("--server-adapters", "WHICH",
-             "with split: global (default: the server's global adapters) or own\n"
-             "                            (SFL-V1: this site's copy on the server)")
+             "with split: global (the server's global adapters) or own\n"
+             "(SFL-V1: this site's copy on the server)")
+      .defaults_to("global")
       .value("--prompt", "TEXT", "the text to continue (BOS is added)")
-      .value("--n-predict", "N", "new tokens at most (default 64); stops early at EOS", "-n")
-      .value("--temperature", "T", "0: greedy; higher: more random (default 0.8)")
-      .value("--top-k", "K", "sample from the K most likely tokens; 0: all (default 40)")
-      .value("--top-p", "P", "sample from the smallest set with probability P (default 0.95)")
-      .value("--seed", "S", "sampling seed (default 0): the same seed gives the same text");
+      .value("--n-predict", "N", "new tokens at most; stops early at EOS", "-n").defaults_to(defaults.max_new_tokens)
+      .value("--temperature", "T", "0: greedy; higher: more random").defaults_to(defaults.temperature)
+      .value("--top-k", "K", "sample from the K most likely tokens; 0: all").defaults_to(defaults.top_k)
+      .value("--top-p", "P", "sample from the smallest set with probability P").defaults_to(defaults.top_p)
+      .value("--seed", "S", "sampling seed: the same seed gives the same text").defaults_to(defaults.seed);
   return add_runtime_flags(parser);
 }
 

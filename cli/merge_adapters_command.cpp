@@ -14,7 +14,7 @@
 namespace cleave::cli {
 
 ArgParser merge_adapters_parser() {
-  return ArgParser("merge-adapters", "--model BASE.gguf --site SITE.gguf --server SERVER.gguf --out FULL.gguf",
+  return ArgParser("cleave merge-adapters", "--model BASE.gguf --site SITE.gguf --server SERVER.gguf --out FULL.gguf",
                    "Merges the two halves of a split run into the whole model's adapters: the\n"
                    "sites' (the aggregator's checkpoint adapters-round-N.gguf, a simulation's\n"
                    "adapters_client.gguf, or cleave train's adapter.gguf with split:) and the\n"

@@ -12,19 +12,20 @@ ArgParser& add_model_flags(ArgParser& parser) {
 }
 
 ArgParser& add_runtime_flags(ArgParser& parser) {
-  return parser.value("--quant", "Q", "base weights in memory: native (default), none, int8, q4")
-      .value("--device", "D", "cpu (default), cuda or cuda:N")
-      .value("--precision", "P", "float32 (default), bf16 or fp16 (fp16: CUDA only)")
-      .value("--threads", "N", "LibTorch threads (default 0: all cores)");
+  const ComputeOptions compute;
+  return parser.value("--quant", "Q", "base weights in memory: native, none, int8, q4").defaults_to("native")
+      .value("--device", "D", "cpu, cuda or cuda:N").defaults_to(compute.device)
+      .value("--precision", "P", "float32, bf16 or fp16 (fp16: CUDA only)").defaults_to(to_string(compute.precision))
+      .value("--threads", "N", "LibTorch threads; 0: all cores").defaults_to(ModelFlags{}.threads);
 }
 
 ModelFlags read_model_flags(const ParsedArgs& args) {
   ModelFlags flags;
   flags.model = args.require("--model");
   flags.adapter = args.get("--adapter");
-  flags.quant = quant_from_flag(args.get_or("--quant", "native"));
-  flags.compute = compute_from_flags(args.get_or("--device", "cpu"), args.get_or("--precision", "float32"));
-  flags.threads = args.get_int("--threads", 0);  // a negative count: set_threads refuses it
+  flags.quant = quant_from_flag(args.require("--quant"));
+  flags.compute = compute_from_flags(args.require("--device"), args.require("--precision"));
+  flags.threads = args.get_int("--threads");  // a negative count: set_threads refuses it
   return flags;
 }
 

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "cli/args.h"
+#include "util/args.h"
 #include "cli/base_model.h"
 #include "lora/adapter_set.h"
 

@@ -63,32 +63,31 @@ simulate::Series read_series(const std::string& name, const std::string& run, co
 }  // namespace
 
 ArgParser plot_parser() {
-  return ArgParser("plot", "--run NAME=DIR [--run NAME=DIR ...] --out PLOT.png [--column C] [--x C ...] [--title T]",
+  return ArgParser("cleave plot", "--run NAME=DIR [--run NAME=DIR ...] --out PLOT.png [--column C] [--x C ...] [--title T]",
                    "Draws one metrics.csv column over the rounds of several `cleave simulate` runs\n"
                    "in one chart (a line per run, named NAME in the legend), e.g. the held-out\n"
                    "perplexity of a fleet with and without DP; with --x, over other columns\n"
                    "(e.g. cumulative_train_tokens, cumulative_bytes), a panel per --x.")
       .value("--run", "NAME=DIR", "a run directory (or its metrics.csv) and its legend name; repeat for each")
-      .value("--column", "C", "the metrics.csv column to plot (default eval_perplexity)")
-      .value("--x", "C", "the column on the x axis (default round); repeat for a panel per column")
+      .value("--column", "C", "the metrics.csv column to plot").defaults_to("eval_perplexity")
+      .value("--x", "C", "the column on the x axis; repeat for a panel per column").defaults_to("round")
       .value("--out", "PLOT.png", "where to write the PNG")
       .value("--title", "T", "the chart's title (default: the column)")
-      .value("--log-y", "BOOL", "plot log10 of the values: true or false (default false)");
+      .value("--log-y", "BOOL", "plot log10 of the values: true or false").defaults_to("false");
 }
 
 int run_plot(const ParsedArgs& args) {
   const std::vector<std::string> runs = args.all("--run");
   if (runs.empty()) throw UsageError("--run: give at least one NAME=DIR");
   const std::string out = args.require("--out");
-  const std::string column = args.get_or("--column", "eval_perplexity");
-  const std::string log_y = args.get_or("--log-y", "false");
+  const std::string column = args.require("--column");
+  const std::string log_y = args.require("--log-y");
   if (log_y != "true" && log_y != "false") throw UsageError("--log-y must be true or false, got " + log_y);
-  std::vector<std::string> x_columns = args.all("--x");
-  if (x_columns.empty()) x_columns = {"round"};
+  const std::vector<std::string> x_columns = args.all("--x");
   std::vector<simulate::Panel> panels;
   for (const std::string& x_column : x_columns) {
     simulate::Panel panel;
-    panel.title = args.get_or("--title", column);
+    panel.title = args.get("--title").value_or(column);
     panel.x_label = x_column;
     panel.y_label = log_y == "true" ? "log10 " + column : column;
     for (size_t i = 0; i < runs.size(); ++i) {

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <limits>
 
 #include "cli/commands.h"
 #include "privacy/rdp_accountant.h"
@@ -12,14 +11,8 @@
 namespace cleave::cli {
 namespace {
 
-double required_number(const ParsedArgs& args, const std::string& flag) {
-  (void)args.require(flag);
-  return args.get_double(flag, std::numeric_limits<double>::quiet_NaN());
-}
-
 int64_t required_rounds(const ParsedArgs& args) {
-  (void)args.require("--rounds");
-  const int64_t rounds = args.get_int("--rounds", 0);
+  const int64_t rounds = args.get_int("--rounds");
   if (rounds < 1) throw UsageError("--rounds must be >= 1, got " + std::to_string(rounds));
   return rounds;
 }
@@ -52,7 +45,7 @@ std::string number(double value) {
 }  // namespace
 
 ArgParser privacy_epsilon_parser() {
-  return ArgParser("privacy epsilon", "--sampling-rate Q --noise-multiplier Z --rounds T --delta D",
+  return ArgParser("cleave privacy epsilon", "--sampling-rate Q --noise-multiplier Z --rounds T --delta D",
                    std::string("Prints the epsilon of T rounds of client-level DP-FedAvg at (Q, Z) and delta D;\n"
                                "the last line is `epsilon: X`.\n") +
                        kAssumptions)
@@ -63,10 +56,10 @@ ArgParser privacy_epsilon_parser() {
 }
 
 int run_privacy_epsilon(const ParsedArgs& args) {
-  const double q = required_number(args, "--sampling-rate");
-  const double z = required_number(args, "--noise-multiplier");
+  const double q = args.get_double("--sampling-rate");
+  const double z = args.get_double("--noise-multiplier");
   const int64_t rounds = required_rounds(args);
-  const double delta = required_number(args, "--delta");
+  const double delta = args.get_double("--delta");
   const privacy::PrivacySpent spent = usage_errors([&] { return privacy::epsilon_after(q, z, rounds, delta); });
   std::cout << "privacy: " << rounds << " rounds at sampling rate " << number(q) << ", noise multiplier "
             << number(z) << ", delta " << number(delta) << " (best RDP order " << number(spent.order) << ")\n"
@@ -75,7 +68,7 @@ int run_privacy_epsilon(const ParsedArgs& args) {
 }
 
 ArgParser privacy_noise_parser() {
-  return ArgParser("privacy noise", "--sampling-rate Q --target-epsilon E --rounds T --delta D",
+  return ArgParser("cleave privacy noise", "--sampling-rate Q --target-epsilon E --rounds T --delta D",
                    std::string("Prints the smallest noise multiplier whose epsilon after T rounds at sampling\n"
                                "rate Q and delta D is at most E; the last line is `noise_multiplier: Z`.\n") +
                        kAssumptions)
@@ -86,10 +79,10 @@ ArgParser privacy_noise_parser() {
 }
 
 int run_privacy_noise(const ParsedArgs& args) {
-  const double q = required_number(args, "--sampling-rate");
-  const double target = required_number(args, "--target-epsilon");
+  const double q = args.get_double("--sampling-rate");
+  const double target = args.get_double("--target-epsilon");
   const int64_t rounds = required_rounds(args);
-  const double delta = required_number(args, "--delta");
+  const double delta = args.get_double("--delta");
   const double z = usage_errors([&] { return privacy::noise_for_epsilon(q, target, rounds, delta); });
   const privacy::PrivacySpent spent = privacy::epsilon_after(q, z, rounds, delta);
   std::cout << "privacy: epsilon " << number(spent.epsilon) << " after " << rounds << " rounds at sampling rate "

@@ -38,8 +38,7 @@ const std::atomic<bool>& stop_on_signals() {
 Log service_log(const std::string& service, LogLevel level) { return Log::to_stream(std::cout, service, level); }
 
 std::string log_level_help() {
-  return "the lowest level printed: " + log_level_choices() +
-         "\n                            (overrides logging.level; default info)";
+  return "the lowest level printed: " + log_level_choices() + "\n(overrides logging.level)";
 }
 
 std::optional<LogLevel> log_level_flag(const ParsedArgs& args) {

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "cli/args.h"
+#include "util/args.h"
 #include "cli/config_sections.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/registry.h"

@@ -91,7 +91,7 @@ simulate::SimulationConfig simulation_config(const SimulateConfig& config) {
 }  // namespace
 
 ArgParser simulate_parser() {
-  return ArgParser("simulate",
+  return ArgParser("cleave simulate",
                    "[--config FILE.yaml] [--set key=value ...] [--out DIR] [--baselines] [--log-level LEVEL]",
                    "Runs a simulated fleet in one process: the aggregator, a split server and the\n"
                    "sites of `federation:` (N registered, a few sampled per round), with the same\n"
@@ -103,13 +103,14 @@ ArgParser simulate_parser() {
                    "notes, random demo model), needing no downloads.")
       .value("--config", "FILE", "YAML configuration (see configs/simulate.yaml)", "-c")
       .value("--set", "KEY=VALUE", "override a configuration key (repeatable)")
-      .value("--out", "DIR", "run directory (overrides output.dir; default runs/simulate)")
+      .value("--out", "DIR", "run directory (with --config: overrides output.dir)").defaults_to("runs/simulate")
       .toggle("--baselines", "also run centralized, local_only and fedavg_nosplit and compare")
-      .value("--log-level", "LEVEL", "the lowest level fleet.log keeps: " + log_level_choices() + " (default info)");
+      .value("--log-level", "LEVEL", "the lowest level fleet.log keeps: " + log_level_choices())
+      .defaults_to(log_level_name(LogLevel::info));
 }
 
 int run_simulate(const ParsedArgs& args) {
-  const LogLevel log_level = log_level_flag(args).value_or(LogLevel::info);
+  const LogLevel log_level = *log_level_flag(args);
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
   SimulateConfig config;
@@ -117,7 +118,7 @@ int run_simulate(const ParsedArgs& args) {
     if (args.has("--out")) overrides.push_back({"output.dir", *args.get("--out")});
     config = load_simulate_config(*path, overrides);
   } else {
-    const std::string dir = args.get_or("--out", "runs/simulate");
+    const std::string dir = args.require("--out");
     std::cout << "simulate: no --config, running the built-in fleet in " << dir << "\n";
     config = parse_simulate_config(write_default_fleet(dir), "built-in fleet", overrides);
   }

@@ -15,7 +15,7 @@
 namespace cleave::cli {
 
 ArgParser split_server_parser() {
-  return ArgParser("split-server", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
+  return ArgParser("cleave split-server", "--config FILE.yaml [--set key=value ...] [--log-level LEVEL]",
                    "Runs a split server: blocks [cut_layer, L) of the frozen base model with the\n"
                    "server's own LoRA adapters, for every client at once, each from its own cut.\n"
                    "Also serves sites' generation sessions (split inference: `cleave generate\n"

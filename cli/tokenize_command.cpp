@@ -63,7 +63,7 @@ std::string shown(const Tokenizer& tokenizer, TokenId id) {
 
 ArgParser tokenize_parser() {
   return ArgParser(
-             "tokenize",
+             "cleave tokenize",
              "(--model FILE.gguf | --tokenizer tokenizer.json) [--file TEXT] [--bos] [--special] "
              "[--decode]",
              "Prints the token ids of the text (standard input without --file, read to its end\n"

@@ -8,7 +8,7 @@
 namespace cleave::cli {
 
 ArgParser train_parser() {
-  return ArgParser("train", "--config FILE.yaml [--set key=value ...]",
+  return ArgParser("cleave train", "--config FILE.yaml [--set key=value ...]",
                    "Fine-tunes LoRA adapters on a frozen base model as the YAML file says\n"
                    "(configs/default.yaml lists every key). Writes the run directory\n"
                    "(output.dir): adapter.gguf, checkpoint-<step>.gguf, metrics.jsonl and\n"

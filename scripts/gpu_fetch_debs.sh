@@ -14,7 +14,7 @@ packages=(
   libzmq3-dev libzmq5 cppzmq-dev libsodium23 libpgm-5.3-0 libnorm1 libbsd0 libmd0
   libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libkeyutils1 libcom-err2
   libyaml-cpp-dev libyaml-cpp0.7
-  libcereal-dev nlohmann-json3-dev
+  libcereal-dev nlohmann-json3-dev libcli11-dev
   googletest
   libssl-dev libssl3
   zlib1g-dev zlib1g

@@ -10,13 +10,11 @@
 
 #include "model/model_writer.h"
 #include "model/vocab_builder.h"
+#include "tests/support/expect.h"
 #include "tests/support/shell.h"
 #include "tests/support/tiny_model.h"
 
 namespace cleave::test {
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "looked for: " << (part) << "\nin: " << (text)
 
 using CliResult = ShellResult;
 

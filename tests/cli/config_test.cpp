@@ -242,14 +242,5 @@ TEST(Config, CheckedInConfigsParse) {
   EXPECT_THROW(load_config(root + "/configs/no-such.yaml"), ConfigError);
 }
 
-TEST(Config, ClosestKey) {
-  const std::vector<std::string> keys = {"steps", "lr", "warmup_steps", "seed"};
-  EXPECT_EQ(closest_key("learning_rate", keys), "lr");
-  EXPECT_EQ(closest_key("step", keys), "steps");
-  EXPECT_EQ(closest_key("warmup", keys), "");
-  EXPECT_EQ(closest_key("sead", keys), "seed");
-  EXPECT_EQ(closest_key("completely_different", keys), "");
-}
-
 }  // namespace
 }  // namespace cleave::cli

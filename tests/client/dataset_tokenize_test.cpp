@@ -9,15 +9,13 @@
 #include "model/chat_template.h"
 #include "model/gguf.h"
 #include "model/tokenizer.h"
+#include "tests/support/expect.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave::data {
 namespace {
 
 // gtest alone (no gmock): substring checks that print the whole message on failure.
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
-
 const std::string kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 // 0 <unk>, 1 <s>, 2 </s>, 3 "▁", 4 "a", 5 "b", 6 "▁a".

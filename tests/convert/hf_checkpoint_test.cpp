@@ -17,6 +17,7 @@
 #include "model/model_loader.h"
 #include "model/tokenizer.h"
 #include "model/vocab_builder.h"
+#include "tests/support/expect.h"
 #include "tests/support/hf_layout.h"
 #include "tests/support/tiny_model.h"
 
@@ -24,9 +25,6 @@ namespace cleave {
 namespace {
 
 namespace fs = std::filesystem;
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "looked for: " << (part) << "\nin: " << (text)
 
 constexpr double kTolerance = 1e-5;
 

@@ -15,13 +15,11 @@
 #include "model/regex_split.h"
 #include "model/tokenizer.h"
 #include "tests/model/tokenizer_gguf_files.h"
+#include "tests/support/expect.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave {
 namespace {
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
 
 const std::string kG = "\xc4\xa0";  // U+0120 "Ġ", the byte-level character for a space
 

@@ -11,12 +11,10 @@
 #include <vector>
 
 #include "model/gguf.h"
+#include "tests/support/expect.h"
 
 namespace cleave {
 namespace {
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "looked for: " << (part) << "\nin: " << (text)
 
 // A one-block llama (dim 32, 4 heads, 2 kv heads, vocab 8) as GGUF bytes;
 // `edit` changes the metadata before the embedding is added.

@@ -9,13 +9,11 @@
 #include <vector>
 
 #include "model/tokenizer.h"
+#include "tests/support/expect.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave {
 namespace {
-
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
 
 // "Ġ" (U+0120) is how byte-level BPE writes a space.
 const std::string kVocab = R"({"a": 0, "b": 1, "ab": 2, "\u0120": 3, "1": 4, "\u0120ab": 5})";

@@ -14,15 +14,13 @@
 
 #include "model/gguf.h"
 #include "tests/model/tokenizer_gguf_files.h"
+#include "tests/support/expect.h"
 #include "tests/support/shared_data.h"
 
 namespace cleave {
 namespace {
 
 // gtest alone (no gmock): substring checks that print the whole message on failure.
-#define EXPECT_CONTAINS(text, part) \
-  EXPECT_NE(std::string(text).find(part), std::string::npos) << "in: " << (text)
-
 const std::string kSpace = "\xe2\x96\x81";  // U+2581, SentencePiece's space
 
 // <unk> <s> </s>, three byte tokens, then normal pieces with their scores.
