@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "model/llama_model.h"
+#include "split/next_hop.h"
 #include "split/tensor_wire.h"
 
 namespace cleave::split {
@@ -21,6 +22,7 @@ struct GenerationSessions::Session {
   int64_t last_used_ms = 0;
   bool has_last_step = false;         // last_step answers a repeated step
   GenerateOutput last_step;
+  uint64_t next_session = 0;          // multi-hop: the session on the next hop
 };
 
 GenerationSessions::GenerationSessions(std::shared_ptr<const LlamaModel> model, GenerationLimits limits,
@@ -45,7 +47,9 @@ GenerateOpenReply GenerationSessions::open(const GenerateOpen& request, lora::Ad
                                 " generation sessions, its limit (split_server.generation_sessions): close "
                                 "finished sessions, wait for idle ones to expire, or raise the limit");
   }
-  const int64_t end = request.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? request.top_cut : model_->n_layers();
+  const int64_t end = next_ ? next_->cut_layer()
+                            : request.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? request.top_cut
+                                                                                        : model_->n_layers();
   const int64_t needed = KvCache::bytes_for(config, end - request.cut_layer, request.max_positions,
                                             static_cast<int64_t>(c10::elementSize(model_->compute_dtype())));
   if (kv_bytes_ + needed > limits_.max_kv_bytes) {
@@ -61,6 +65,7 @@ GenerateOpenReply GenerationSessions::open(const GenerateOpen& request, lora::Ad
     id = ids_();
   } while (id == 0 || sessions_.count(id));
   auto session = std::make_unique<Session>();
+  if (next_) session->next_session = next_->open_generation(request);   // refused there: nothing held here
   session->opened = request;
   session->opened.expected_adapters.clear();
   session->adapters = std::move(adapters);
@@ -122,7 +127,16 @@ GenerateOutput GenerationSessions::feed(const GenerateInput& input, bool prefill
   reply.session = input.session;
   reply.position = input.position;
   const auto codec = static_cast<wire::WireDType>(s.opened.activation_codec);
-  if (s.opened.mode == static_cast<uint8_t>(SplitMode::u_shaped)) {
+  if (next_) {
+    at::Tensor rest;   // the last hop's activations at top_cut [1, T, dim], or logits [1, 1, vocab]
+    try {
+      rest = next_->feed(input.client_id, s.next_session, input.position, out, prefill);
+    } catch (const SplitError& e) {
+      throw UnknownSession(std::string("the chain's next split server lost this generation session (") + e.what() +
+                           "): open a new one");
+    }
+    reply.tensor = to_wire(rest, codec);
+  } else if (s.opened.mode == static_cast<uint8_t>(SplitMode::u_shaped)) {
     reply.tensor = to_wire(out, codec);
   } else {
     reply.tensor = to_wire(model_->head(out.narrow(1, T - 1, 1), &s.adapters), codec);  // [1, 1, vocab]
@@ -137,6 +151,14 @@ GenerateOutput GenerationSessions::feed(const GenerateInput& input, bool prefill
 GenerateCloseReply GenerationSessions::close(const GenerateClose& request) {
   Session& s = find(request.client_id, request.session);
   GenerateCloseReply reply{request.session, static_cast<uint32_t>(s.cache.length())};
+  if (next_) {
+    try {
+      next_->close_generation(request.client_id, s.next_session);
+    } catch (const SplitError& e) {
+      log_.warning("closing the next hop's generation session: " + std::string(e.what()) +
+                   " (it expires there when idle)");
+    }
+  }
   kv_bytes_ -= s.kv_bytes;
   sessions_.erase(request.session);
   return reply;

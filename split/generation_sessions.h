@@ -24,6 +24,8 @@ class LlamaModel;
 
 namespace cleave::split {
 
+class NextHop;
+
 // split_server.generation_sessions, generation_kv_bytes, generation_idle_ms.
 struct GenerationLimits {
   int64_t max_sessions = 16;                    // open at once, every site together
@@ -57,6 +59,9 @@ class GenerationSessions {
   // again without recomputing). Throws UnknownSession or std::invalid_argument.
   GenerateOutput feed(const GenerateInput& input, bool prefill);
   GenerateCloseReply close(const GenerateClose& request);
+  // Multi-hop: sessions run the blocks up to the next hop's cut and open a
+  // session of their own there, which every feed and close reaches.
+  void set_next_hop(NextHop* next) { next_ = next; }
   // Drops the sessions idle for longer than the idle timeout; returns how many.
   size_t expire_idle();
 
@@ -74,6 +79,7 @@ class GenerationSessions {
   std::map<uint64_t, std::unique_ptr<Session>> sessions_;
   int64_t kv_bytes_ = 0;
   std::mt19937_64 ids_;   // session ids: not guessable from the ones a site saw
+  NextHop* next_ = nullptr;
 };
 
 }  // namespace cleave::split

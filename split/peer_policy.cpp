@@ -28,15 +28,23 @@ std::optional<std::string> claims_other_id(const secure::PeerIdentity& peer, con
   return "the message claims client id '" + *id + "' but the sender's certificate is for '" + peer.node_id + "'";
 }
 
-secure::PeerPolicy split_server_policy() {
+secure::PeerPolicy split_server_policy(const std::string& previous) {
   secure::PeerPolicy policy;
-  policy.roles = {NodeRole::client, NodeRole::aggregator};
-  policy.check = [](const secure::PeerIdentity& peer, const net::Bytes& frame) -> std::optional<std::string> {
+  policy.roles = previous.empty() ? std::set<NodeRole>{NodeRole::client, NodeRole::aggregator}
+                                  : std::set<NodeRole>{NodeRole::split_server, NodeRole::aggregator};
+  policy.check = [previous](const secure::PeerIdentity& peer, const net::Bytes& frame) -> std::optional<std::string> {
     MessageType type;
     try {
       type = static_cast<MessageType>(wire::peek(frame).type);
     } catch (const std::exception&) {
       return std::nullopt;  // the split server answers malformed frames itself
+    }
+    if (!previous.empty() && peer.role == NodeRole::split_server) {
+      if (peer.node_id != previous) {
+        return "only split server '" + previous + "' (split_server.previous) forwards to this hop, not '" +
+               peer.node_id + "'";
+      }
+      return std::nullopt;   // it relays the sites' requests and the aggregator's round closes
     }
     if (type == MessageType::end_round || type == MessageType::sync_round) {
       if (peer.role != NodeRole::aggregator) return std::string("only the aggregator may close or set a round");

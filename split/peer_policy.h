@@ -15,7 +15,11 @@ namespace cleave::split {
 
 // Clients send Hello/Forward/Backward and generation requests under their
 // own certificate name; EndRound and SyncRound only from an aggregator.
-secure::PeerPolicy split_server_policy();
+// A later hop of a chain (`previous`: the certificate name of the split
+// server that forwards to it) serves that split server alone, which relays
+// the sites' requests under their ids and the aggregator's round closes;
+// sites talk to the chain's first hop, not to it.
+secure::PeerPolicy split_server_policy(const std::string& previous = "");
 
 // The client id every client request starts with (Hello, StepKey, the
 // generation requests, and the federation's Register, RoundRequest, Update);

@@ -38,6 +38,11 @@ void SplitServerOptions::validate() const {
   if (max_tokens_per_step < 1) throw std::invalid_argument("split_server.max_tokens_per_step must be >= 1");
   if (weight_decay < 0) throw std::invalid_argument("split_server.weight_decay must be >= 0");
   generation.validate();
+  if (next.enabled() && next.cut_layer <= min_cut_layer) {
+    throw std::invalid_argument("split_server.next.cut_layer (" + std::to_string(next.cut_layer) +
+                                ") must be above split_server.min_cut_layer (" + std::to_string(min_cut_layer) +
+                                "): the next hop takes over after this server's blocks");
+  }
   aggregator::StrategyOptions merge = strategy;
   merge.lora_aggregation = lora.aggregation;
   try {
@@ -76,10 +81,8 @@ class UnknownClient : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-bool covers(const Hello& hello, int64_t n_layers, int64_t layer) {
-  const int64_t end = hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? hello.top_cut : n_layers;
-  return layer >= hello.cut_layer && layer < end;
-}
+// The site's blocks on this server: [cut_layer, end).
+bool covers(const Hello& hello, int64_t end, int64_t layer) { return layer >= hello.cut_layer && layer < end; }
 
 // Participant id -> weight (1 each when no weights came); empty for no ids.
 std::map<std::string, double> participant_weights(const RoundSites& sites) {
@@ -118,6 +121,8 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
                                 ") must be below the model's " + std::to_string(model_->n_layers()) +
                                 " blocks");
   }
+  options_.next.validate(options_.min_cut_layer, model_->n_layers());
+  const int64_t adapted_end = options_.next.enabled() ? options_.next.cut_layer : model_->n_layers();
   if (initial) {
     global_ = initial->clone();
   } else if (!options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path)) {
@@ -132,8 +137,9 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
     log_.info("resumed from " + options_.checkpoint_path + " at round " + std::to_string(round_));
   } else {
     const int64_t min_cut = options_.min_cut_layer;
-    global_ = lora::AdapterSet::create(*model_, options_.lora, options_.seed,
-                                       [min_cut](int64_t layer) { return layer >= min_cut; });
+    global_ = lora::AdapterSet::create(*model_, options_.lora, options_.seed, [&](int64_t layer) {
+      return layer >= min_cut && layer < adapted_end;
+    });
   }
   global_.to(model_->device());  // adapters and optimizer state live where the model computes
   if (options_.variant == ServerVariant::sfl_v2) {
@@ -144,6 +150,24 @@ SplitServer::SplitServer(std::shared_ptr<const LlamaModel> model, SplitServerOpt
 }
 
 SplitServer::~SplitServer() = default;
+
+void SplitServer::connect_next_hop(std::unique_ptr<net::ClientChannel> channel, const std::atomic<bool>* stop) {
+  if (!options_.next.enabled()) {
+    throw std::invalid_argument("connect_next_hop: this split server has no split_server.next");
+  }
+  next_ = std::make_unique<NextHop>(std::move(channel), options_.next, options_.max_message_bytes, stop);
+  generation_->set_next_hop(next_.get());
+}
+
+NextHop& SplitServer::next_hop() {
+  if (!next_) throw std::logic_error("split_server.next is set but no channel to the next hop was connected");
+  return *next_;
+}
+
+int64_t SplitServer::end_layer(const Hello& hello) const {
+  if (options_.next.enabled()) return options_.next.cut_layer;
+  return hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? hello.top_cut : model_->n_layers();
+}
 
 SplitServer::ClientState& SplitServer::client(const std::string& client_id) {
   auto it = clients_.find(client_id);
@@ -203,7 +227,9 @@ net::Bytes SplitServer::handle(const net::PeerId& peer, const net::Bytes& reques
   } catch (const std::exception& e) {
     log_.warning("rejected a request from peer " + std::to_string(std::hash<std::string>{}(peer) % 100000) +
                  ": " + e.what());
-    const bool unknown = dynamic_cast<const UnknownClient*>(&e) != nullptr;
+    // A next hop that lost the site's session: the site says hello again, which the chain relays.
+    const bool unknown = dynamic_cast<const UnknownClient*>(&e) != nullptr ||
+                         dynamic_cast<const SplitSessionLost*>(&e) != nullptr;
     const ErrorCode code = unknown ? ErrorCode::unknown_client
                            : dynamic_cast<const UnknownSession*>(&e) ? ErrorCode::unknown_session
                                                                      : ErrorCode::refused;
@@ -236,6 +262,17 @@ void SplitServer::check_site(const Hello& hello) const {
     throw std::invalid_argument("u_shaped top_cut " + std::to_string(hello.top_cut) +
                                 " must be in (cut_layer, " + std::to_string(L) + "]");
   }
+  if (options_.next.enabled()) {
+    const int64_t next_cut = options_.next.cut_layer;
+    if (hello.cut_layer >= next_cut) {
+      throw std::invalid_argument("cut_layer " + std::to_string(hello.cut_layer) + " is not below " +
+                                  std::to_string(next_cut) + ", where the next split server of this chain takes over");
+    }
+    if (hello.mode == static_cast<uint8_t>(SplitMode::u_shaped) && hello.top_cut <= next_cut) {
+      throw std::invalid_argument("u_shaped top_cut " + std::to_string(hello.top_cut) + " must be above " +
+                                  std::to_string(next_cut) + ", where the next split server of this chain takes over");
+    }
+  }
   for (uint8_t codec : {hello.activation_codec, hello.gradient_codec}) {
     if (codec > static_cast<uint8_t>(wire::WireDType::I4_GROUP)) {
       throw std::invalid_argument("unknown codec id " + std::to_string(codec));
@@ -247,6 +284,7 @@ net::Bytes SplitServer::on_hello(const net::PeerId&, const net::Bytes& request) 
   const Hello hello = wire::unpack<Hello>(request, static_cast<uint16_t>(MessageType::hello),
                                           options_.max_message_bytes);
   check_site(hello);
+  if (options_.next.enabled()) next_hop().hello(hello);   // the chain's later hops learn of the site too
   auto& slot = clients_[hello.client_id];
   if (!slot) {
     slot = std::make_unique<ClientState>();
@@ -327,13 +365,23 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     for (at::Tensor& p : adapters.parameters()) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
     }
-    at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, model_->n_layers(), &adapters, /*pos0=*/0,
+    at::Tensor h = model_->run_blocks(smashed, hello.cut_layer, end_layer(hello), &adapters, /*pos0=*/0,
                                       block_activations(options_));
-    LossResult loss = model_->head_loss(h, targets, weights, &adapters);  // no [B, T, vocab] logits
-    phase.switch_to(metrics::Phase::backward);
-    loss.loss.backward();
-    reply.loss = loss.loss.item<double>();
-    reply.n_scored = loss.n_scored;
+    if (options_.next.enabled()) {
+      // The next hop runs the rest, the head and the loss; its gradient at
+      // its cut flows back through this server's blocks.
+      const NextHop::Forwarded rest = next_hop().forward(req, h, hello);   // gradient at the next cut [B, T, dim]
+      phase.switch_to(metrics::Phase::backward);
+      h.backward(rest.tensor.to(h.options()));
+      reply.loss = rest.loss;
+      reply.n_scored = rest.n_scored;
+    } else {
+      LossResult loss = model_->head_loss(h, targets, weights, &adapters);  // no [B, T, vocab] logits
+      phase.switch_to(metrics::Phase::backward);
+      loss.loss.backward();
+      reply.loss = loss.loss.item<double>();
+      reply.n_scored = loss.n_scored;
+    }
     reply.tensor = to_wire(smashed.grad(), reply_codec,
                            step_rounding(options_.stochastic_rounding, req.key.client_id, req.key.round,
                                          req.key.step, TensorStream::gradients_down));
@@ -345,9 +393,11 @@ net::Bytes SplitServer::on_forward(const net::Bytes& request) {
     for (at::Tensor& p : adapters.parameters()) {
       if (p.grad().defined()) p.mutable_grad() = at::Tensor();
     }
-    at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, hello.top_cut, &adapters, /*pos0=*/0,
+    at::Tensor out = model_->run_blocks(smashed, hello.cut_layer, end_layer(hello), &adapters, /*pos0=*/0,
                                         block_activations(options_));
-    reply.tensor = to_wire(out, static_cast<wire::WireDType>(hello.activation_codec),
+    // Multi-hop: the site gets the last hop's activations at top_cut.
+    const at::Tensor top = options_.next.enabled() ? next_hop().forward(req, out, hello).tensor : out;   // [B, T, dim]
+    reply.tensor = to_wire(top, static_cast<wire::WireDType>(hello.activation_codec),
                            step_rounding(options_.stochastic_rounding, req.key.client_id, req.key.round,
                                          req.key.step, TensorStream::activations_down));
     state.pending_key = req.key;
@@ -373,6 +423,9 @@ net::Bytes SplitServer::on_backward(const net::Bytes& request) {
   }
   at::Tensor grad = from_wire(req.grad, state.pending_output.sizes().vec(), "activation gradient");
   metrics::PhaseScope phase(metrics::Phase::backward);
+  // Multi-hop: the site's gradient at top_cut goes to the last hop; the
+  // gradient at the next hop's cut comes back for this server's blocks.
+  if (options_.next.enabled()) grad = next_hop().backward(req.key, grad, state.pending_output.sizes().vec());
   state.pending_output.backward(grad.to(state.pending_output.options()));
   BackwardReply reply;
   reply.key = req.key;
@@ -393,6 +446,9 @@ net::Bytes SplitServer::on_end_round(const net::Bytes& request) {
   const EndRound req = wire::unpack<EndRound>(request, static_cast<uint16_t>(MessageType::end_round),
                                               options_.max_message_bytes);
   check_strategy(req.strategy);
+  // The chain closes from its last hop back: a hop closes only after the
+  // ones behind it have (a retried close is a no-op where it already was).
+  if (options_.next.enabled()) next_hop().end_round(req);
   if (req.round + 1 == round_) {  // a repeated close of the round just closed
     return wire::pack(static_cast<uint16_t>(MessageType::end_round_reply), EndRoundReply{req.round, 0});
   }
@@ -408,6 +464,7 @@ net::Bytes SplitServer::on_sync_round(const net::Bytes& request) {
   const SyncRound req = wire::unpack<SyncRound>(request, static_cast<uint16_t>(MessageType::sync_round),
                                                 options_.max_message_bytes);
   check_strategy(req.strategy);
+  if (options_.next.enabled()) next_hop().sync_round(req);
   return wire::pack(static_cast<uint16_t>(MessageType::sync_round_reply), sync_round(req.round, req.participants));
 }
 
@@ -469,7 +526,6 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
   std::string product_note;
   if (options_.variant == ServerVariant::sfl_v1) {
     at::NoGradGuard no_grad;
-    const int64_t L = model_->n_layers();
     const lora::NamedTensors global = global_.to_named();   // on the CPU
     std::map<std::string, double> trained;   // client id -> weight
     for (auto& [id, state] : clients_) {
@@ -486,7 +542,7 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
         std::vector<double> weights;
         for (const auto& [id, weight] : trained) {
           const ClientState& state = *clients_.at(id);
-          if (!covers(state.hello, L, lora::layer_of(name))) continue;
+          if (!covers(state.hello, end_layer(state.hello), lora::layer_of(name))) continue;
           const lora::LoraPair& pair = state.adapters.pairs().at(name);
           copies.push_back({{name + ".lora_a", pair.a}, {name + ".lora_b", pair.b}});
           weights.push_back(weight);
@@ -531,14 +587,13 @@ uint32_t SplitServer::end_round(uint32_t round, const RoundSites& participants) 
 
 lora::NamedTensors SplitServer::merge_copies(uint32_t round, const lora::NamedTensors& global,
                                              const std::map<std::string, double>& trained) {
-  const int64_t L = model_->n_layers();
   // Each trained client's delta over the tensors of its blocks.
   std::map<std::string, lora::NamedTensors> deltas;
   for (const auto& [id, weight] : trained) {
     const ClientState& state = *clients_.at(id);
     lora::NamedTensors& delta = deltas[id];
     for (const auto& [name, pair] : state.adapters.pairs()) {
-      if (!covers(state.hello, L, lora::layer_of(name))) continue;
+      if (!covers(state.hello, end_layer(state.hello), lora::layer_of(name))) continue;
       for (auto [suffix, tensor] : {std::pair{".lora_a", &pair.a}, std::pair{".lora_b", &pair.b}}) {
         const at::Tensor& start = global.at(name + suffix);
         delta[name + suffix] = tensor->to(start.device()) - start;
@@ -606,9 +661,11 @@ void SplitServer::check_strategy(const std::string& aggregator_strategy) const {
 }
 
 GenerateOpenReply SplitServer::open_generation(const GenerateOpen& request) {
-  check_site(Hello{request.client_id, request.base_fingerprint, request.mode, request.cut_layer, request.top_cut,
-                   request.activation_codec, request.activation_codec});
+  const Hello site{request.client_id, request.base_fingerprint, request.mode, request.cut_layer, request.top_cut,
+                   request.activation_codec, request.activation_codec};
+  check_site(site);
   const int64_t L = model_->n_layers();
+  const int64_t end = end_layer(site);
   if (request.adapters > static_cast<uint8_t>(GenerationAdapters::own)) {
     throw std::invalid_argument("unknown generation adapters " + std::to_string(request.adapters) +
                                 " (0: the global adapters, 1: the site's own copy)");
@@ -631,10 +688,10 @@ GenerateOpenReply SplitServer::open_generation(const GenerateOpen& request) {
     }
     source = &it->second->adapters;
   }
-  const int64_t end = request.mode == static_cast<uint8_t>(SplitMode::u_shaped) ? request.top_cut : L;
   std::vector<std::string> missing;
   for (const std::string& name : request.expected_adapters) {
-    if (!source->adapts(name)) missing.push_back(name.substr(0, 128));
+    // Multi-hop: the next hop checks the names of its blocks.
+    if (lora::layer_of(name) < end && !source->adapts(name)) missing.push_back(name.substr(0, 128));
   }
   if (!missing.empty()) {
     std::string names;

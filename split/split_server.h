@@ -16,6 +16,7 @@
 #include "lora/adapter_set.h"
 #include "metrics/cost_meter.h"
 #include "split/generation_sessions.h"
+#include "split/next_hop.h"
 #include "split/split_messages.h"
 #include "transport/channel.h"
 #include "util/log.h"
@@ -65,6 +66,13 @@ struct SplitServerOptions {
   // (split_server.strategy); must be the aggregator's, which EndRound and
   // SyncRound check. Its lora_aggregation is lora.aggregation's.
   aggregator::StrategyOptions strategy;
+  // Multi-hop (split_server.next): this server runs blocks up to
+  // next.cut_layer and the next split server the rest; its adapters cover
+  // [min_cut_layer, next.cut_layer). connect_next_hop() gives the channel.
+  NextHopOptions next;
+  // A later hop of a chain: the certificate name of the split server that
+  // forwards to this one (split_server.previous); sites do not talk to it.
+  std::string previous;
 
   void validate() const;              // throws std::invalid_argument naming the field
 };
@@ -98,6 +106,13 @@ class SplitServer {
   // unfinished work is dropped: the aggregator runs the round from its start.
   SyncRoundReply sync_round(uint32_t round, const RoundSites& participants);
 
+  // Multi-hop: the channel to the next split server (options.next), before
+  // serve(); `stop` ends a request to it that is being retried.
+  void connect_next_hop(std::unique_ptr<net::ClientChannel> channel, const std::atomic<bool>* stop = nullptr);
+  // The block where this server's part ends for `hello`'s site: the next
+  // hop's cut, else top_cut (u_shaped) or L (vanilla).
+  int64_t end_layer(const Hello& hello) const;
+
   // Called on the serving thread after each round closes (and is checkpointed).
   void on_round_closed(std::function<void(uint32_t round)> callback) { round_callback_ = std::move(callback); }
 
@@ -111,6 +126,8 @@ class SplitServer {
   // The adapters a client trains against (its copy in SFL-V1, the shared one in V2).
   const lora::AdapterSet& adapters_for(const std::string& client_id) const;
   wire::ByteCounter& bytes() { return bytes_; }
+  // Multi-hop: the bytes to and from the next hop (null without one).
+  wire::ByteCounter* next_hop_bytes() { return next_ ? &next_->bytes() : nullptr; }
   // Bytes of labels (target ids and weights) received in vanilla forward
   // requests: the clients' text. 0 while every client runs u_shaped.
   uint64_t label_bytes() const { return label_bytes_.load(); }
@@ -129,6 +146,7 @@ class SplitServer {
   net::Bytes on_sync_round(const net::Bytes& request);
   void check_site(const Hello& hello) const;
   net::Bytes on_generate(MessageType type, const net::Bytes& request);
+  NextHop& next_hop();   // throws unless options_.next is set and connected
   GenerateOpenReply open_generation(const GenerateOpen& request);
   void optimizer_step(ClientState& state, double lr, double grad_clip);
   void save_checkpoint() const;
@@ -162,6 +180,7 @@ class SplitServer {
   std::atomic<uint64_t> label_bytes_{0};
   metrics::CostMeter cost_;
   metrics::RoleCost cost_at_round_start_;       // cost_ when the open round began (serving thread)
+  std::unique_ptr<NextHop> next_;                // multi-hop: the next split server
   std::unique_ptr<GenerationSessions> generation_;
   std::unique_ptr<SplitServerMetrics> metrics_;   // null unless export_metrics; last: reads bytes_
 };
