@@ -56,7 +56,10 @@ struct SplitConfig {
 // file's top-level `lora:` section.
 struct SplitServerConfig {
   std::string bind = "tcp://127.0.0.1:5555";  // port 0: any free port (logged)
-  split::SplitServerOptions options;          // variant, min_cut_layer, checkpoint_path, ...
+  split::SplitServerOptions options;          // variant, min_cut_layer, checkpoint_path, next, ...
+  // A later hop of a chain: the certificate name of the split server that
+  // forwards to this one (split_server.previous); sites do not talk to it.
+  std::string previous;
 
   void validate(const std::string& source) const;
 };

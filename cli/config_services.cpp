@@ -140,6 +140,17 @@ void split_server_section(Fields& f, SplitServerConfig& c) {
   f.field("generation_idle_ms", o.generation.idle_timeout_ms);
   // SFL-V1: merges the clients' copies as aggregator.strategy merges the sites' updates.
   f.section("strategy", [&](Fields& s) { strategy_section(s, o.strategy); });
+  // Multi-hop: the split server this one hands its output to, and the one that forwards to it.
+  f.section("next", [&](Fields& n) {
+    n.field("address", o.next.address);
+    n.field("name", o.next.name);
+    narrow_field(n, "cut_layer", o.next.cut_layer);
+    n.choice("activation_codec", o.next.activation_codec, codec_names());
+    n.choice("gradient_codec", o.next.gradient_codec, codec_names());
+    n.field("timeout_ms", o.next.timeout_ms);
+    narrow_field(n, "max_attempts", o.next.max_attempts);
+  });
+  f.field("previous", c.previous);
 }
 
 void aggregator_section(Fields& f, AggregatorConfig& c) {
@@ -251,6 +262,11 @@ void SplitConfig::validate(const std::string& source) const {
 
 void SplitServerConfig::validate(const std::string& source) const {
   require(!bind.empty(), source, "split_server.bind: required, e.g. tcp://0.0.0.0:5555");
+  require(!options.next.enabled() || !options.next.address.empty(), source,
+          "split_server.next.address: required with split_server.next.cut_layer: the next split server's endpoint");
+  require(!options.next.enabled() || options.next.cut_layer > options.min_cut_layer, source,
+          "split_server.next.cut_layer must be above split_server.min_cut_layer (" +
+              std::to_string(options.min_cut_layer) + "), got " + std::to_string(options.next.cut_layer));
   invalid_to_config_error(source, [&] { options.validate(); });
 }
 

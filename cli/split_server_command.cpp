@@ -21,6 +21,9 @@ ArgParser split_server_parser() {
                    "Also serves sites' generation sessions (split inference: `cleave generate\n"
                    "--config` with split:). Accepts certificates of role client (training,\n"
                    "generation) and aggregator (closing rounds); everything else is refused.\n"
+                   "Multi-hop: with split_server.next it runs blocks up to next.cut_layer and\n"
+                   "relays the rest to that split server (presenting its own certificate); a\n"
+                   "later hop sets split_server.previous and serves only that split server.\n"
                    "Prints `listening on <endpoint>` once bound and one line per event. SIGINT\n"
                    "or SIGTERM stops it within a second, status 0: the open round's unfinished\n"
                    "work is dropped and the checkpoint (split_server.checkpoint, written when a\n"
@@ -47,16 +50,24 @@ int run_split_server(const ParsedArgs& args) {
   split::SplitServerOptions options = config.split_server.options;
   options.lora = config.lora;
   split::SplitServer server(base.model, options, std::nullopt, log);
+  if (options.next.enabled()) {
+    server.connect_next_hop(connect_service(options.next.address, config.secure, secure::NodeRole::split_server,
+                                            options.next.name, options.max_message_bytes, log),
+                            &stop);
+  }
   server.export_metrics(registry);
   // Every 50 rounds, malloc's view of the heap, as the aggregator logs it.
   server.on_round_closed([log](uint32_t round) {
     if (round % 50 == 49) log.info("memory after round " + std::to_string(round) + ": " + heap_report());
   });
   std::unique_ptr<net::ServerChannel> channel =
-      bind_service(config.split_server.bind, config.secure, split::split_server_policy(),
+      bind_service(config.split_server.bind, config.secure, split::split_server_policy(config.split_server.previous),
                    options.max_message_bytes, log, &registry);
   log.info(std::string("serving blocks [") + std::to_string(options.min_cut_layer) + ", " +
-           std::to_string(base.model->n_layers()) + ") as " +
+           (options.next.enabled() ? std::to_string(options.next.cut_layer) + ") then the split server at " +
+                                         options.next.address
+                                   : std::to_string(base.model->n_layers()) + ")") +
+           (config.split_server.previous.empty() ? "" : ", for split server " + config.split_server.previous) + " as " +
            (options.variant == split::ServerVariant::sfl_v1 ? "SFL-V1" : "SFL-V2") + " at round " +
            std::to_string(server.round()) + (config.secure.insecure ? " (plaintext)" : " (TLS 1.3)"));
   log.info("listening on " + channel->endpoint());

@@ -70,9 +70,6 @@ struct SplitServerOptions {
   // next.cut_layer and the next split server the rest; its adapters cover
   // [min_cut_layer, next.cut_layer). connect_next_hop() gives the channel.
   NextHopOptions next;
-  // A later hop of a chain: the certificate name of the split server that
-  // forwards to this one (split_server.previous); sites do not talk to it.
-  std::string previous;
 
   void validate() const;              // throws std::invalid_argument naming the field
 };

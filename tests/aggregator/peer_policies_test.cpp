@@ -56,6 +56,26 @@ TEST(PeerPolicies, SplitServerBindsIdsToCertificatesAndEndRoundToTheAggregator) 
             "no");
 }
 
+// split_server.previous: a later hop of a chain serves the split server
+// before it, which relays every site's requests under the site's id and the
+// aggregator's round closes; another split server and the sites are refused.
+TEST(PeerPolicies, ALaterHopServesOnlyThePreviousSplitServer) {
+  const secure::PeerPolicy policy = split::split_server_policy("split-1");
+  EXPECT_EQ(policy.roles, (std::set<NodeRole>{NodeRole::split_server, NodeRole::aggregator}));
+  const PeerIdentity previous{"split-1", NodeRole::split_server};
+  const PeerIdentity other{"split-9", NodeRole::split_server};
+  EXPECT_FALSE(policy.check(previous, hello_from("site-a")));
+  EXPECT_FALSE(policy.check(previous, hello_from("site-b")));
+  EXPECT_FALSE(policy.check(previous, end_round()));
+  const auto refused = policy.check(other, hello_from("site-a"));
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->find("only split server 'split-1'"), std::string::npos) << *refused;
+  EXPECT_TRUE(policy.check(other, end_round()));
+  EXPECT_FALSE(policy.check(PeerIdentity{"agg", NodeRole::aggregator}, end_round()));
+  // The first hop's policy admits no split server at all.
+  EXPECT_EQ(split::split_server_policy().roles.count(NodeRole::split_server), 0u);
+}
+
 TEST(PeerPolicies, AggregatorAcceptsSitesOnlyUnderTheirOwnName) {
   const secure::PeerPolicy policy = aggregator_policy();
   EXPECT_EQ(policy.roles, (std::set<NodeRole>{NodeRole::client}));

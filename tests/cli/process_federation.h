@@ -25,6 +25,10 @@ struct FederationShape {
   int min_clients = 2;
   int64_t round_deadline_ms = 300000;
   std::vector<std::string> sites = {"site-a", "site-b"};
+  // Multi-hop: the block where a second split server (split-2) takes over
+  // from split-1; 0: one split server. Sites then run u_shaped with top_cut 3
+  // (the tiny model's 3 blocks: site [0, 1), split-1 [1, 2), split-2 [2, 3)).
+  int second_hop_cut = 0;
 };
 
 class ProcessFederation {
@@ -34,6 +38,7 @@ class ProcessFederation {
     model_ = write_tiny_model_with_tokenizer(dir_);
     init_ca(dir_);
     issue(dir_, "split-server", "split-1");
+    if (shape_.second_hop_cut > 0) issue(dir_, "split-server", "split-2");
     issue(dir_, "aggregator", "agg");
     for (const std::string& site : shape_.sites) issue(dir_, "client", site);
     sites_running_.resize(shape_.sites.size());
@@ -41,16 +46,37 @@ class ProcessFederation {
 
   // Starts (or restarts, on the same endpoint) the split server.
   void start_split() {
+    if (shape_.second_hop_cut > 0) start_second_hop();
     split_.reset();   // a killed one is reaped first
+    const std::string next =
+        shape_.second_hop_cut > 0 ? ", next: {address: '" + second_endpoint_ + "', name: split-2, cut_layer: " +
+                                        std::to_string(shape_.second_hop_cut) + ", timeout_ms: 3000, max_attempts: 20}"
+                                  : "";
     write_file(dir_ + "/split-server.yaml",
                "model: " + model_ + "\n" + kLora + "runtime: {threads: 1}\n"
                "split_server: {bind: '" + (split_endpoint_.empty() ? "tcp://127.0.0.1:0" : split_endpoint_) +
-                   "', variant: sfl_v1, checkpoint: " + dir_ + "/split.gguf}\n" + secure_section(dir_, "split-1"));
+                   "', variant: sfl_v1, checkpoint: " + dir_ + "/split.gguf" + next + "}\n" +
+                   secure_section(dir_, "split-1"));
     split_ = std::make_unique<ChildProcess>("split-server",
                                             std::vector<std::string>{"split-server", "--config", dir_ + "/split-server.yaml"});
     const auto endpoint = split_->wait_for(kListening, kStartTimeout);
     ASSERT_TRUE(endpoint) << split_->output();
     split_endpoint_ = *endpoint;
+  }
+
+  // Multi-hop: (re)starts split-2, which serves split-1 alone, on the same endpoint.
+  void start_second_hop() {
+    second_split_.reset();
+    write_file(dir_ + "/split-server-2.yaml",
+               "model: " + model_ + "\n" + kLora + "runtime: {threads: 1}\n"
+               "split_server: {bind: '" + (second_endpoint_.empty() ? "tcp://127.0.0.1:0" : second_endpoint_) +
+                   "', variant: sfl_v1, min_cut_layer: " + std::to_string(shape_.second_hop_cut) +
+                   ", previous: split-1, checkpoint: " + dir_ + "/split-2.gguf}\n" + secure_section(dir_, "split-2"));
+    second_split_ = std::make_unique<ChildProcess>(
+        "split-server-2", std::vector<std::string>{"split-server", "--config", dir_ + "/split-server-2.yaml"});
+    const auto endpoint = second_split_->wait_for(kListening, kStartTimeout);
+    ASSERT_TRUE(endpoint) << second_split_->output();
+    second_endpoint_ = *endpoint;
   }
 
   // `env` adds to the child's environment (a CLEAVE_FAULT_POINT to stop at).
@@ -65,7 +91,7 @@ class ProcessFederation {
                    "  min_clients: " + std::to_string(shape_.min_clients) + "\n"
                    "  round_deadline_ms: " + std::to_string(shape_.round_deadline_ms) + "\n"
                    "  poll_interval_ms: 100\n"
-                   "  cut_layer: 1\n"
+                   "  cut_layer: 1\n" + top_cut("  ") +
                    "  checkpoint_dir: " + checkpoint_dir() + "\n"
                    "  split_servers: ['" + split_endpoint_ + "']\n"
                    "  split_server_name: split-1\n"
@@ -92,7 +118,8 @@ class ProcessFederation {
                    "train: {steps: " + std::to_string(shape_.steps) + ", lr: 0.01, warmup_steps: 0, seed: " +
                    std::to_string(i + 1) + "}\n"
                    "runtime: {threads: 1}\n"
-                   "split: {server: '" + split_endpoint_ + "', server_name: split-1, cut_layer: 1, "
+                   "split: {server: '" + split_endpoint_ + "', server_name: split-1, cut_layer: 1, " +
+                   (shape_.second_hop_cut > 0 ? "top_cut: 3, " : "") +
                    "timeout_ms: 3000, max_attempts: 40, max_backoff_ms: 500}\n"
                    "client: {aggregator: '" + aggregator_endpoint_ + "', aggregator_name: agg, "
                    "request_timeout_ms: 3000, max_attempts: 40, max_backoff_ms: 500}\n" +
@@ -129,15 +156,19 @@ class ProcessFederation {
       EXPECT_EQ(*site_status, 0) << site.output();
       EXPECT_CONTAINS(site.output(), "the federation finished after " + rounds + " rounds");
     }
-    split_->signal(SIGTERM);
-    const auto split_status = split_->wait_exit(kStartTimeout);
-    ASSERT_TRUE(split_status) << split_->output();
-    EXPECT_EQ(*split_status, 0) << split_->output();
+    for (ChildProcess* server : {split_.get(), second_split_.get()}) {
+      if (!server) continue;
+      server->signal(SIGTERM);
+      const auto split_status = server->wait_exit(kStartTimeout);
+      ASSERT_TRUE(split_status) << server->output();
+      EXPECT_EQ(*split_status, 0) << server->output();
+    }
   }
 
   const std::string& dir() const { return dir_; }
   std::string checkpoint_dir() const { return dir_ + "/aggregator"; }
   ChildProcess& split() { return *split_; }
+  ChildProcess& second_split() { return *second_split_; }
   ChildProcess& aggregator() { return *aggregator_; }
   ChildProcess& site(size_t i) { return *sites_running_[i]; }
 
@@ -145,10 +176,13 @@ class ProcessFederation {
 
  private:
   static constexpr const char* kLora = "lora: {rank: 2, alpha: 4.0, targets: [q, v]}\n";
+  std::string top_cut(const std::string& indent) const {
+    return shape_.second_hop_cut > 0 ? indent + "top_cut: 3\n" : "";
+  }
   FederationShape shape_;
   std::string dir_, model_;
-  std::string split_endpoint_, aggregator_endpoint_;
-  std::unique_ptr<ChildProcess> split_, aggregator_;
+  std::string split_endpoint_, second_endpoint_, aggregator_endpoint_;
+  std::unique_ptr<ChildProcess> split_, second_split_, aggregator_;
   std::vector<std::unique_ptr<ChildProcess>> sites_running_;
 };
 
