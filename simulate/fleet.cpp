@@ -72,6 +72,14 @@ class ServeThread {
   std::thread thread_;
 };
 
+// One split server of the fleet's chain (one hop without federation.split_chain).
+struct SplitHop {
+  std::unique_ptr<split::SplitServer> server;
+  std::unique_ptr<net::ServerChannel> channel;
+  std::unique_ptr<ServeThread> thread;
+  std::string address;
+};
+
 // Where the services' and the evaluation's meters and the process's clocks
 // stood at one moment: a round is charged the difference of two.
 struct CostMark {
@@ -79,10 +87,15 @@ struct CostMark {
   double process_cpu = 0;
   std::optional<metrics::EnergyCounters> energy;
 
-  static CostMark now(const split::SplitServer* split_server, const aggregator::AggregatorService& service,
-                      const metrics::CostMeter& evaluation) {
+  // `split_servers`: every hop of the chain (none without split).
+  static CostMark now(const std::vector<const split::SplitServer*>& split_servers,
+                      const aggregator::AggregatorService& service, const metrics::CostMeter& evaluation) {
     CostMark mark;
-    if (split_server) mark.split_server = split_server->cost();
+    for (const split::SplitServer* hop : split_servers) {
+      metrics::RoleCost cost = hop->cost();
+      if (hop != split_servers.front()) cost.tokens = 0;   // every hop serves the same tokens: counted once
+      mark.split_server += cost;
+    }
     mark.aggregator = service.cost();
     mark.evaluation = evaluation.totals();
     mark.process_cpu = metrics::process_cpu_seconds();
@@ -109,7 +122,18 @@ Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, Sim
     : model_(std::move(model)), data_(data), config_(std::move(config)), log_(std::move(log)) {
   config_.fleet.validate();
   if (data_.sites.empty()) throw std::invalid_argument("the fleet has no sites: check data.train and federation.clients");
-  config_.fleet.site_blocks(model_->n_layers()).validate(model_->n_layers(), "federation.");
+  const split::SiteBlocks blocks = config_.fleet.site_blocks(model_->n_layers());
+  blocks.validate(model_->n_layers(), "federation.");
+  if (!config_.fleet.split_chain.empty()) {
+    const int64_t end = blocks.layout == split::SiteLayout::u_shaped ? blocks.top_cut : model_->n_layers();
+    if (config_.fleet.split_chain.back() >= end) {
+      throw std::invalid_argument("federation.split_chain's last hop starts at block " +
+                                  std::to_string(config_.fleet.split_chain.back()) + ", leaving it none below " +
+                                  std::to_string(end) + (blocks.layout == split::SiteLayout::u_shaped
+                                                             ? " (the sites' top_cut)"
+                                                             : " (the model's blocks)"));
+    }
+  }
   if (config_.fleet.clients_per_round > static_cast<int64_t>(data_.sites.size())) {
     throw std::invalid_argument("federation.clients_per_round " + std::to_string(config_.fleet.clients_per_round) +
                                 " exceeds the " + std::to_string(data_.sites.size()) + " sites");
@@ -119,6 +143,8 @@ Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, Sim
 FleetResult Fleet::run(const RoundObserver& on_round) {
   const FleetOptions& fleet = config_.fleet;
   const bool split = fleet.mode == FleetMode::split;
+  const std::vector<int64_t> hop_cuts =
+      fleet.split_chain.empty() ? std::vector<int64_t>{fleet.cut_layer} : fleet.split_chain;
   const auto start = SteadyTime::now();
   const int64_t n_sites = static_cast<int64_t>(data_.sites.size());
 
@@ -129,7 +155,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     std::vector<std::string> site_ids;
     for (const SiteData& site : data_.sites) site_ids.push_back(site.id);
     const auto pki_start = SteadyTime::now();
-    pki = issue_fleet_pki(fleet_pki_dir(config_.output_dir), site_ids, split);
+    pki = issue_fleet_pki(fleet_pki_dir(config_.output_dir), site_ids, split ? hop_cuts.size() : 0);
     pki_seconds = seconds_since(pki_start);
     log_.info("pki: throw-away CA " + pki->ca_cert + ", " + std::to_string(pki->nodes.size()) + " certificates in " +
               std::to_string(pki_seconds) + " s");
@@ -137,27 +163,61 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   FleetNetwork network(fleet.transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
 
   // The split server (SFL-V1 or V2) for blocks [cut_layer, L) (vanilla) or
-  // [cut_layer, top_cut) (u_shaped).
-  std::unique_ptr<split::SplitServer> split_server;
-  std::unique_ptr<net::ServerChannel> split_channel;
-  std::unique_ptr<ServeThread> split_thread;
-  std::string split_address;
-  if (split) {
+  // [cut_layer, top_cut) (u_shaped); or a chain of them
+  // (federation.split_chain), the sites talking to the first, each hop to
+  // the next under its own certificate. Built from the last hop back.
+  std::vector<SplitHop> hops(split ? hop_cuts.size() : 0);
+  // Every hop starts from its blocks' share of the one split server's
+  // initial adapters, so a chain trains what one server would.
+  const lora::AdapterSet initial =
+      split ? lora::AdapterSet::create(*model_, config_.lora, config_.seed + 1,
+                                       [&](int64_t layer) { return layer >= fleet.cut_layer; })
+            : lora::AdapterSet{};
+  for (size_t k = hops.size(); k-- > 0;) {
+    const std::string node = split_hop_node(k);
     split::SplitServerOptions options;
     options.variant = fleet.variant;
     options.lora = config_.lora;
-    options.min_cut_layer = fleet.cut_layer;
+    options.min_cut_layer = hop_cuts[k];
     options.seed = config_.seed + 1;
     options.recompute = config_.train.recompute;   // train.recompute: every block of the fleet
     options.stochastic_rounding = fleet.stochastic_rounding;
     options.release_clients_at_round_end = true;   // sites are instantiated afresh each round
     options.strategy = fleet.strategy;             // SFL-V1 merges its copies as the aggregator does
-    split_server = std::make_unique<split::SplitServer>(model_, options, std::nullopt, log_.prefixed("split-server: "));
-    split_channel = network.bind(kSplitServerNode, split::split_server_policy());
-    split_address = network.address(kSplitServerNode, *split_channel);
-    split_thread = std::make_unique<ServeThread>(
-        [&](const std::atomic<bool>& stop) { split_server->serve(*split_channel, stop, 5); });
+    const bool last = k + 1 == hops.size();
+    if (!last) {
+      options.next.address = hops[k + 1].address;
+      options.next.name = split_hop_node(k + 1);
+      options.next.cut_layer = static_cast<int32_t>(hop_cuts[k + 1]);
+      options.next.activation_codec = fleet.activation_codec;
+      options.next.gradient_codec = fleet.gradient_codec;
+    }
+    SplitHop& hop = hops[k];
+    const int64_t end = last ? model_->n_layers() : hop_cuts[k + 1];
+    hop.server = std::make_unique<split::SplitServer>(
+        model_, options, initial.subset([&](int64_t layer) { return layer >= hop_cuts[k] && layer < end; }),
+        log_.prefixed(node + ": "));
+    if (!last) hop.server->connect_next_hop(network.connect(node, hops[k + 1].address, split_hop_node(k + 1)));
+    hop.channel = network.bind(node, split::split_server_policy(k == 0 ? "" : split_hop_node(k - 1)));
+    hop.address = network.address(node, *hop.channel);
+    split::SplitServer& server = *hop.server;
+    net::ServerChannel& channel = *hop.channel;
+    hop.thread = std::make_unique<ServeThread>([&server, &channel](const std::atomic<bool>& stop) {
+      server.serve(channel, stop, 5);
+    });
   }
+  split::SplitServer* split_server = split ? hops.front().server.get() : nullptr;   // the sites' hop
+  const std::string split_address = split ? hops.front().address : "";
+  std::vector<const split::SplitServer*> split_servers;
+  for (const SplitHop& hop : hops) split_servers.push_back(hop.server.get());
+  // The server half of the model: every hop's blocks.
+  auto server_tensors_now = [&hops] {
+    lora::NamedTensors tensors;
+    for (const SplitHop& hop : hops) {
+      for (auto& [name, tensor] : hop.server->global_adapters().to_named()) tensors[name] = std::move(tensor);
+    }
+    return tensors;
+  };
 
   // The aggregator, waiting for every site before round 0.
   aggregator::AggregatorOptions options;
@@ -270,7 +330,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   result.registration_seconds = registration_seconds;
   ChannelBytes before;
   metrics::CostMeter evaluation_cost;
-  CostMark cost_before = CostMark::now(split_server.get(), service, evaluation_cost);
+  CostMark cost_before = CostMark::now(split_servers, service, evaluation_cost);
   for (int64_t r = 0; r < fleet.rounds; ++r) {
     const auto round_start = SteadyTime::now();
     service.tick();   // the previous close already opened this round; this waits for it
@@ -333,7 +393,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     const bool last = r + 1 == fleet.rounds;
     if (last || (r + 1) % fleet.eval_every == 0) {
       metrics::PhaseScope evaluating(evaluation_cost, metrics::Phase::forward);
-      const lora::NamedTensors server_tensors = split ? split_server->global_adapters().to_named() : lora::NamedTensors{};
+      const lora::NamedTensors server_tensors = split ? server_tensors_now() : lora::NamedTensors{};
       const lora::AdapterSet adapters = lora::combine_split_adapters(*model_, config_.lora, service.global().tensors,
                                                                      split ? &server_tensors : nullptr);
       if (!global_eval.empty()) metrics.eval_perplexity = evaluate(*model_, &adapters, global_eval).perplexity();
@@ -357,7 +417,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     metrics.bytes = now - before;
     metrics.cumulative = now;
     before = now;
-    const CostMark cost_now = CostMark::now(split_server.get(), service, evaluation_cost);
+    const CostMark cost_now = CostMark::now(split_servers, service, evaluation_cost);
     metrics.cost = round_cost(cost_before, cost_now, site_rounds);
     cost_before = cost_now;
     metrics.round_seconds = seconds_since(round_start);
@@ -376,10 +436,14 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   }
 
   aggregator_thread.stop();
-  if (split_thread) split_thread->stop();
+  for (SplitHop& hop : hops) hop.thread->stop();
   result.client_adapters = service.global();
-  if (split) result.server_adapters = split_server->global_adapters().clone();
-  const lora::NamedTensors server_tensors = split ? result.server_adapters.to_named() : lora::NamedTensors{};
+  const lora::NamedTensors server_tensors = split ? server_tensors_now() : lora::NamedTensors{};
+  if (split) {
+    // As one split server's: every block from the sites' cut on.
+    result.server_adapters = lora::combine_split_adapters(*model_, config_.lora, {}, &server_tensors)
+                                 .subset([&](int64_t layer) { return layer >= fleet.cut_layer; });
+  }
   result.adapters = lora::combine_split_adapters(*model_, config_.lora, result.client_adapters.tensors,
                                                  split ? &server_tensors : nullptr);
   result.sites_instantiated = census.created();

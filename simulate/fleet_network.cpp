@@ -26,7 +26,9 @@ net::ChannelOptions transport_options(bool encrypted) {
 
 secure::NodeRole service_role(const std::string& server) {
   if (server == kAggregatorNode) return secure::NodeRole::aggregator;
-  if (server == kSplitServerNode) return secure::NodeRole::split_server;
+  if (server == kSplitServerNode || server.rfind(std::string(kSplitServerNode) + "-", 0) == 0) {
+    return secure::NodeRole::split_server;   // a chain's hops: split-server-2, ...
+  }
   throw std::invalid_argument("'" + server + "' is not a fleet service (expected " + kAggregatorNode + " or " +
                               kSplitServerNode + ")");
 }

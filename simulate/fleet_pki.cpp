@@ -45,9 +45,13 @@ const secure::TlsIdentity& FleetPki::identity(const std::string& node) const {
   return it->second;
 }
 
-FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids, bool split) {
+std::string split_hop_node(size_t hop) {
+  return hop == 0 ? kSplitServerNode : std::string(kSplitServerNode) + "-" + std::to_string(hop + 1);
+}
+
+FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids, size_t split_hops) {
   for (const std::string& id : site_ids) {
-    if (id == kAggregatorNode || id == kSplitServerNode) {
+    if (id == kAggregatorNode || id == kSplitServerNode || id.rfind(std::string(kSplitServerNode) + "-", 0) == 0) {
       throw std::invalid_argument("site id '" + id + "' is also the name of a fleet service's certificate: "
                                   "rename the site (its data file)");
     }
@@ -76,9 +80,10 @@ FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>&
   };
   add({kAggregatorNode},
       secure::ca_issue_many(ca_dir, secure::NodeRole::aggregator, {kAggregatorNode}, nodes_dir, options));
-  if (split) {
-    add({kSplitServerNode},
-        secure::ca_issue_many(ca_dir, secure::NodeRole::split_server, {kSplitServerNode}, nodes_dir, options));
+  if (split_hops > 0) {
+    std::vector<std::string> hops;
+    for (size_t k = 0; k < split_hops; ++k) hops.push_back(split_hop_node(k));
+    add(hops, secure::ca_issue_many(ca_dir, secure::NodeRole::split_server, hops, nodes_dir, options));
   }
   add(site_ids, secure::ca_issue_many(ca_dir, secure::NodeRole::client, site_ids, nodes_dir, options));
   return pki;

@@ -19,6 +19,9 @@ namespace cleave::simulate {
 // Node names of the fleet's services (their certificates' CNs).
 inline constexpr const char* kAggregatorNode = "aggregator";
 inline constexpr const char* kSplitServerNode = "split-server";
+// Hop `hop` of a chain of split servers: split-server (the first), then
+// split-server-2, split-server-3, ...
+std::string split_hop_node(size_t hop);
 
 struct FleetPki {
   std::string dir;                                      // <run>/pki
@@ -32,11 +35,12 @@ struct FleetPki {
 // Where a run's throw-away CA lives: <run_dir>/pki.
 std::string fleet_pki_dir(const std::string& run_dir);
 
-// Creates the CA in `dir` and issues the aggregator's certificate, the split
-// server's (when `split`) and one client certificate per site id. A `dir`
+// Creates the CA in `dir` and issues the aggregator's certificate, one per
+// split server of a chain of `split_hops` (0: none) and one client
+// certificate per site id. A `dir`
 // left by an earlier run is replaced; any other existing `dir` is refused
 // (std::runtime_error), never deleted. Throws std::invalid_argument when a
 // site id cannot name a certificate or is a service's name.
-FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids, bool split);
+FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids, size_t split_hops);
 
 }  // namespace cleave::simulate

@@ -84,6 +84,18 @@ void FleetOptions::validate() const {
           "federation.top_cut must be above federation.cut_layer (" + std::to_string(cut_layer) +
               "; 0: the last block), got " + std::to_string(top_cut));
   for (int64_t rank : site_ranks) require(rank >= 1, "federation.site_ranks must all be >= 1");
+  if (!split_chain.empty()) {
+    require(mode == FleetMode::split, "federation.split_chain needs federation.mode split");
+    require(split_chain.front() == cut_layer,
+            "federation.split_chain starts where the sites hand over, federation.cut_layer (" +
+                std::to_string(cut_layer) + "), not at " + std::to_string(split_chain.front()));
+    for (size_t k = 1; k < split_chain.size(); ++k) {
+      require(split_chain[k] > split_chain[k - 1], "federation.split_chain must increase: each hop starts above the "
+                                                   "one before it");
+    }
+    require(top_cut == 0 || split_chain.back() < top_cut,
+            "federation.split_chain's last hop must start below federation.top_cut (" + std::to_string(top_cut) + ")");
+  }
   require(workers >= 1 && workers <= 64, "federation.workers must be in [1, 64]");
   protection.validate("federation.");
   require(eval_every >= 1, "federation.eval_every must be >= 1");

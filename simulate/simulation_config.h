@@ -96,6 +96,11 @@ struct FleetOptions {
   split::SplitMode split_mode = split::SplitMode::u_shaped;
   int64_t cut_layer = 1;               // split: blocks [0, cut_layer) at the sites
   int64_t top_cut = 0;                 // u_shaped: blocks [top_cut, L) at the sites; 0: L - 1
+  // Multi-hop (federation.split_chain): the block where each split server of
+  // a chain starts, the first the sites' cut_layer; empty: one split server.
+  // Hop k runs [split_chain[k], split_chain[k + 1]), the last up to top_cut
+  // (u_shaped) or to L and the loss (vanilla).
+  std::vector<int64_t> split_chain;
   split::ServerVariant variant = split::ServerVariant::sfl_v1;
   // What each site does to its smashed activations before they leave it
   // (federation.activation_clip / activation_noise); the noise is seeded

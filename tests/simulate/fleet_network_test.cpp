@@ -110,7 +110,7 @@ class FleetNetworkTest : public ::testing::TestWithParam<FleetTransport> {
  protected:
   static void SetUpTestSuite() {
     root_ = new std::string(test::scratch_dir("simulate_fleet_network"));
-    pki_ = new FleetPki(issue_fleet_pki(*root_ + "/pki", {"site-a", "site-b"}, /*split=*/true));
+    pki_ = new FleetPki(issue_fleet_pki(*root_ + "/pki", {"site-a", "site-b"}, /*split_hops=*/1));
     // A site certificate from another CA; it trusts our CA, so only the
     // service's verdict can stop it.
     secure::ca_init(*root_ + "/other-ca", "other-federation");
@@ -238,7 +238,7 @@ INSTANTIATE_TEST_SUITE_P(Transports, FleetNetworkTest, ::testing::Values(FleetTr
 
 TEST(FleetPki, IssuesACaAndOneCertificatePerNodeWithPrivateKeys) {
   const std::string dir = test::scratch_dir("simulate_fleet_pki") + "/pki";
-  const FleetPki pki = issue_fleet_pki(dir, {"site-000", "site-001", "site-002"}, /*split=*/true);
+  const FleetPki pki = issue_fleet_pki(dir, {"site-000", "site-001", "site-002"}, /*split_hops=*/1);
   EXPECT_EQ(pki.dir, dir);
   EXPECT_TRUE(std::filesystem::exists(dir + "/ca/ca.crt"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/THROWAWAY"));
@@ -260,7 +260,7 @@ TEST(FleetPki, IssuesACaAndOneCertificatePerNodeWithPrivateKeys) {
 
   // The next run replaces it: a new CA, not the old one.
   const std::string old_ca = secure::ca_index(dir + "/ca")[0].serial_hex;
-  const FleetPki again = issue_fleet_pki(dir, {"site-000"}, /*split=*/false);
+  const FleetPki again = issue_fleet_pki(dir, {"site-000"}, /*split_hops=*/0);
   EXPECT_EQ(again.nodes.size(), 2u);
   EXPECT_FALSE(std::filesystem::exists(dir + "/nodes/site-001.crt"));
   EXPECT_NE(secure::ca_index(dir + "/ca")[0].serial_hex, old_ca);
@@ -270,15 +270,15 @@ TEST(FleetPki, NeverDeletesADirectoryItDidNotMake) {
   const std::string dir = test::scratch_dir("simulate_fleet_pki_foreign") + "/pki";
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/ca.key") << "someone's real CA key";
-  EXPECT_THROW(issue_fleet_pki(dir, {"site-000"}, true), std::runtime_error);
+  EXPECT_THROW(issue_fleet_pki(dir, {"site-000"}, 1), std::runtime_error);
   EXPECT_TRUE(std::filesystem::exists(dir + "/ca.key"));
 }
 
 TEST(FleetPki, RefusesSiteIdsThatCannotNameACertificate) {
   const std::string dir = test::scratch_dir("simulate_fleet_pki_names") + "/pki";
-  EXPECT_THROW(issue_fleet_pki(dir, {"site a"}, true), std::invalid_argument);
-  EXPECT_THROW(issue_fleet_pki(dir, {"aggregator"}, true), std::invalid_argument);
-  EXPECT_THROW(issue_fleet_pki(dir, {"site-0", "site-0"}, true), std::invalid_argument);
+  EXPECT_THROW(issue_fleet_pki(dir, {"site a"}, 1), std::invalid_argument);
+  EXPECT_THROW(issue_fleet_pki(dir, {"aggregator"}, 1), std::invalid_argument);
+  EXPECT_THROW(issue_fleet_pki(dir, {"site-0", "site-0"}, 1), std::invalid_argument);
 }
 
 }  // namespace

@@ -491,6 +491,38 @@ TEST_F(FleetTest, MergedAdaptersScoreLikeTheSplitModel) {
   EXPECT_GT(std::abs(wrong_loss - split_loss), 1e-7);
 }
 
+// federation.split_chain: the sites' split server relays to a second one
+// (under its own certificate, over TLS); with every hop clipping nothing, the
+// chain trains exactly what one split server does, vanilla and u_shaped.
+TEST_F(FleetTest, AChainOfTwoSplitServersTrainsWhatOneDoes) {
+  for (const split::SplitMode mode : {split::SplitMode::vanilla, split::SplitMode::u_shaped}) {
+    SCOPED_TRACE(mode == split::SplitMode::vanilla ? "vanilla" : "u_shaped");
+    auto run = [&](std::vector<int64_t> chain) {
+      const std::string dir = test::scratch_dir(std::string("simulate_chain_") + (chain.empty() ? "one" : "two"));
+      SimulationConfig c = config(dir, 3, 2);
+      c.train.grad_clip = 0;   // each hop clips its own adapters' norm: off, for an exact comparison
+      c.fleet.split_mode = mode;
+      c.fleet.top_cut = 3;     // u_shaped: the sites keep the head only
+      c.fleet.split_chain = std::move(chain);
+      const FleetData data = fleet_data(c, 6);
+      FleetResult result = Fleet(model_, data, c).run();
+      EXPECT_FALSE(result.failed) << result.failure;
+      EXPECT_EQ(result.rounds.size(), 2u);
+      return result;
+    };
+    const FleetResult one = run({}), two = run({1, 2});
+    ASSERT_EQ(one.adapters.pairs().size(), two.adapters.pairs().size());
+    for (const auto& [name, pair] : one.adapters.pairs()) {
+      EXPECT_LE(test::device::relative_error(two.adapters.pairs().at(name).b, pair.b), 1e-5) << name;
+      EXPECT_LE(test::device::relative_error(two.adapters.pairs().at(name).a, pair.a), 1e-5) << name;
+    }
+    EXPECT_NEAR(two.rounds.back().eval_perplexity, one.rounds.back().eval_perplexity,
+                1e-5 * one.rounds.back().eval_perplexity);
+    ASSERT_TRUE(two.rounds.back().cost);
+    EXPECT_GT(two.rounds.back().cost->split_server.cpu_seconds(), 0.0);
+  }
+}
+
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
   int64_t peak[2] = {0, 0}, created[2] = {0, 0};
   const int64_t registered[2] = {10, 200};
