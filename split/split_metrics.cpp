@@ -35,7 +35,8 @@ metrics::Collection collect_channel_bytes(
       });
 }
 
-SplitServerMetrics::SplitServerMetrics(metrics::Registry& registry, const wire::ByteCounter& bytes)
+SplitServerMetrics::SplitServerMetrics(metrics::Registry& registry, const wire::ByteCounter& bytes,
+                                       const wire::ByteCounter* next_hop_bytes)
     : forward_steps_(registry.counter("cleave_split_steps_total", kStepsHelp, {{"kind", "forward"}})),
       backward_steps_(registry.counter("cleave_split_steps_total", kStepsHelp, {{"kind", "backward"}})),
       forward_seconds_(registry.histogram("cleave_split_step_duration_seconds", kStepHelp,
@@ -47,7 +48,9 @@ SplitServerMetrics::SplitServerMetrics(metrics::Registry& registry, const wire::
       sessions_(registry.gauge("cleave_generation_sessions", "Split inference sessions open.")),
       kv_bytes_(registry.gauge("cleave_generation_kv_cache_bytes",
                                "Bytes the open split inference sessions reserve for their KV caches.")) {
-  collections_.push_back(collect_channel_bytes(registry, "split", bytes));
+  std::vector<std::pair<std::string, const wire::ByteCounter*>> channels = {{"split", &bytes}};
+  if (next_hop_bytes) channels.emplace_back("next_hop", next_hop_bytes);
+  collections_.push_back(collect_channel_bytes(registry, channels));
 }
 
 void SplitServerMetrics::step(const char* kind, double seconds) {

@@ -26,7 +26,10 @@ metrics::Collection collect_channel_bytes(metrics::Registry& registry,
 
 class SplitServerMetrics {
  public:
-  SplitServerMetrics(metrics::Registry& registry, const wire::ByteCounter& bytes);
+  // `next_hop_bytes`: multi-hop, the channel to the next split server
+  // (channel="next_hop"); null for the last hop.
+  SplitServerMetrics(metrics::Registry& registry, const wire::ByteCounter& bytes,
+                     const wire::ByteCounter* next_hop_bytes = nullptr);
 
   // One forward or backward request answered (`kind`: "forward" | "backward").
   void step(const char* kind, double seconds);

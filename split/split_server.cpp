@@ -185,7 +185,7 @@ const lora::AdapterSet& SplitServer::adapters_for(const std::string& client_id) 
 }
 
 void SplitServer::export_metrics(metrics::Registry& registry) {
-  metrics_ = std::make_unique<SplitServerMetrics>(registry, bytes_);
+  metrics_ = std::make_unique<SplitServerMetrics>(registry, bytes_, next_ ? &next_->bytes() : nullptr);
   metrics_->publish(round_.load(), clients_.size(), generation_->count(), generation_->kv_bytes());
 }
 

@@ -114,7 +114,8 @@ class SplitServer {
   void on_round_closed(std::function<void(uint32_t round)> callback) { round_callback_ = std::move(callback); }
 
   // Records the split server's series (split/split_metrics.h) into
-  // `registry`, which must outlive this server. Before serve().
+  // `registry`, which must outlive this server. Before serve(), after
+  // connect_next_hop() (the next hop's bytes are channel="next_hop").
   void export_metrics(metrics::Registry& registry);
 
   uint32_t round() const { return round_.load(); }   // any thread

@@ -32,5 +32,22 @@ TEST(MultiHopIntegration, SitesTrainThroughTwoSplitServerProcessesForTwoRounds) 
   EXPECT_TRUE(std::filesystem::exists(federation.dir() + "/split-2.gguf"));
 }
 
+// A later hop killed (-9) mid-round and restarted on its endpoint resumes
+// from its checkpoint: the first hop's request finds the site unknown there,
+// the site says hello again through the chain, and the run completes.
+TEST(MultiHopIntegration, ASecondHopKilledMidRoundAndRestartedResumes) {
+  test::FederationShape shape(3, 40);   // rounds long enough to be killed in
+  shape.second_hop_cut = 2;
+  test::ProcessFederation federation("cli_multi_hop_restart", shape);
+  federation.start_all();
+  WAIT_FOR(federation.second_split(), "closed round 0");
+  federation.second_split().signal(SIGKILL);
+  ASSERT_TRUE(federation.second_split().wait_exit(test::kStartTimeout));
+  federation.start_second_hop();
+  federation.expect_finished();
+  EXPECT_CONTAINS(federation.second_split().output(), "resumed from " + federation.dir() + "/split-2.gguf");
+  EXPECT_CONTAINS(federation.second_split().output(), "closed round 2");
+}
+
 }  // namespace
 }  // namespace cleave

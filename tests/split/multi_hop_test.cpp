@@ -9,6 +9,7 @@
 #include "client/train_step.h"
 #include "model/generate.h"
 #include "model/llama_model.h"
+#include "metrics/registry.h"
 #include "model/model_loader.h"
 #include "split/split_client.h"
 #include "split/split_decoder.h"
@@ -36,8 +37,9 @@ void add_grads(const lora::AdapterSet& adapters, Grads& grads) {
 // `initial`'s adapters of those blocks, and forwards to hop i + 1.
 class Chain {
  public:
+  // `registry`: the first hop's metrics.
   Chain(std::shared_ptr<const LlamaModel> model, const lora::AdapterSet& initial, const std::vector<int32_t>& cuts,
-        int64_t top) {
+        int64_t top, metrics::Registry* registry = nullptr) {
     for (size_t i = cuts.size(); i-- > 0;) {   // the last hop first: the one before it connects to it
       const int64_t begin = cuts[i];
       const int64_t end = i + 1 < cuts.size() ? cuts[i + 1] : top;
@@ -52,6 +54,7 @@ class Chain {
           model, options, initial.subset([&](int64_t layer) { return layer >= begin && layer < end; }),
           [](const std::string&) {});
       if (i + 1 < cuts.size()) server->connect_next_hop(net::zmq_connect(hops_.front()->endpoint()));
+      if (i == 0 && registry) server->export_metrics(*registry);
       hops_.insert(hops_.begin(), std::make_unique<test::ServerThread>(std::move(server)));
     }
   }
@@ -150,11 +153,18 @@ TEST_F(MultiHop, ARoundClosedAtTheFirstHopClosesAtEveryHop) {
   options.mode = SplitMode::u_shaped;
   options.top_cut = 3;
   options.cut_layer = 1;
-  Chain chain(model_, adapters_, {1, 2}, 3);
+  metrics::Registry registry;
+  Chain chain(model_, adapters_, {1, 2}, 3, &registry);
   lora::AdapterSet site = adapters_.subset([](int64_t layer) { return layer < 1 || layer >= 3; });
   auto channel = net::zmq_connect(chain.endpoint());
   SplitTrainStep step(model_, site, *channel, options);
   step.forward_backward(batch_, StepContext{0, 0, 1e-2, 0.0});
+  // The first hop counts each channel on its own: the sites' and the next hop's.
+  const std::string scraped = registry.render();
+  EXPECT_CONTAINS(scraped, "cleave_channel_bytes_total{channel=\"split\",direction=\"in\",message=\"forward\"}");
+  EXPECT_CONTAINS(scraped, "cleave_channel_bytes_total{channel=\"next_hop\",direction=\"out\",message=\"forward\"}");
+  EXPECT_CONTAINS(scraped, "cleave_channel_bytes_total{channel=\"next_hop\",direction=\"in\",message=\"backward_reply\"}");
+  EXPECT_GT(chain.hop(0).next_hop_bytes()->total_bytes(wire::Direction::sent), 0u);
   const at::Tensor before = chain.hop(1).global_adapters().pairs().begin()->second.b.clone();
   EXPECT_EQ(step.end_round(0, RoundSites{{"client-0"}, {}}), 1u);
   for (size_t i = 0; i < chain.size(); ++i) EXPECT_EQ(chain.hop(i).round(), 1u) << "hop " << i;
