@@ -192,6 +192,7 @@ struct Setup {
   split::SplitMode mode = split::SplitMode::vanilla;
   wire::WireDType codec = wire::WireDType::F32;
   bool timed = true;   // false: one step, for its bytes only
+  int hops = 1;        // 2: the split server relays blocks from kCutLayer + 1 on to a second one (multi-hop)
 };
 
 struct StepTimes {
@@ -223,9 +224,32 @@ class Runner {
       split::SplitServerOptions server_options;
       server_options.lora = initial.options();
       server_options.min_cut_layer = kCutLayer;
+      const int32_t next_cut = kCutLayer + 1;
+      if (setup.hops == 2) {
+        // The second hop: blocks [kCutLayer + 1, ...) on its own thread, over the same transport.
+        split::SplitServerOptions hop_options = server_options;
+        hop_options.min_cut_layer = next_cut;
+        auto hop = std::make_unique<split::SplitServer>(
+            model_, hop_options, initial.subset([&](int64_t layer) { return layer >= next_cut; }),
+            [](const std::string&) {});
+        const std::string hop_name = "split-bench-hop-" + setup.label;
+        second_hop_ = std::make_unique<ServerThread>(
+            std::move(hop), setup.transport == Transport::tcp ? net::zmq_bind("tcp://127.0.0.1:0") : network.bind(hop_name),
+            threads);
+        server_options.next.address = setup.transport == Transport::tcp ? second_hop_->endpoint() : hop_name;
+        server_options.next.cut_layer = next_cut;
+        server_options.next.activation_codec = setup.codec;
+        server_options.next.gradient_codec = setup.codec;
+        server_options.next.timeout_ms = 600000;
+      }
       auto server = std::make_unique<split::SplitServer>(
-          model_, server_options, initial.subset([&](int64_t layer) { return layer >= kCutLayer; }),
+          model_, server_options,
+          initial.subset([&](int64_t layer) { return layer >= kCutLayer && (setup.hops == 1 || layer < next_cut); }),
           [](const std::string&) {});
+      if (setup.hops == 2) {
+        server->connect_next_hop(setup.transport == Transport::tcp ? net::zmq_connect(server_options.next.address)
+                                                                   : network.connect(server_options.next.address));
+      }
       const std::string name = "split-bench-" + setup.label;
       std::unique_ptr<net::ServerChannel> server_channel =
           setup.transport == Transport::tcp ? net::zmq_bind("tcp://127.0.0.1:0") : network.bind(name);
@@ -304,6 +328,7 @@ class Runner {
   Setup setup_;
   std::shared_ptr<const LlamaModel> model_;
   lora::AdapterSet adapters_;
+  std::unique_ptr<ServerThread> second_hop_;   // multi-hop: declared before server_, so stopped after it
   std::unique_ptr<ServerThread> server_;
   std::unique_ptr<TimedChannel> channel_;
   std::unique_ptr<TrainStep> step_;
@@ -324,6 +349,9 @@ const std::vector<Setup> kSetups = {
     {"split inproc f32", Transport::inproc, split::SplitMode::vanilla, wire::WireDType::F32},
     {"split tcp f32", Transport::tcp, split::SplitMode::vanilla, wire::WireDType::F32},
     {"u-shaped tcp f32", Transport::tcp, split::SplitMode::u_shaped, wire::WireDType::F32},
+    // Multi-hop: a second split server takes over at kCutLayer + 1.
+    {"split tcp f32, 2 hops", Transport::tcp, split::SplitMode::vanilla, wire::WireDType::F32, true, 2},
+    {"u-shaped tcp f32, 2 hops", Transport::tcp, split::SplitMode::u_shaped, wire::WireDType::F32, true, 2},
     {"split tcp int8", Transport::tcp, split::SplitMode::vanilla, wire::WireDType::I8_ROWSCALE},
     // Their step differs from f32's only by the codec's cost (see the wire path table).
     {"split tcp f16", Transport::tcp, split::SplitMode::vanilla, wire::WireDType::F16, false},

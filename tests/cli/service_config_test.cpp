@@ -118,6 +118,27 @@ TEST(ServiceConfig, SplitServerFile) {
                   "split_server.strategy.name");
   EXPECT_CONTAINS(error_of([] { parse_split_server_config("model: m.gguf\n", "s.yaml"); }), "secure.cert: required");
   EXPECT_NO_THROW(parse_split_server_config("model: m.gguf\nsecure: {insecure: true}\n", "s.yaml"));
+  // Multi-hop: the next hop's address, name and cut, and the previous hop's name.
+  const SplitServerFile hop = parse_split_server_config(
+      "model: m.gguf\nsplit_server: {min_cut_layer: 1, previous: split-0, next: {address: 'tcp://h:5560', name: "
+      "split-2, cut_layer: 3, activation_codec: bf16}}\nsecure: {insecure: true}\n",
+      "s.yaml");
+  EXPECT_EQ(hop.split_server.options.next.address, "tcp://h:5560");
+  EXPECT_EQ(hop.split_server.options.next.name, "split-2");
+  EXPECT_EQ(hop.split_server.options.next.cut_layer, 3);
+  EXPECT_EQ(hop.split_server.options.next.activation_codec, wire::WireDType::BF16);
+  EXPECT_EQ(hop.split_server.previous, "split-0");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_split_server_config(
+                        "model: m.gguf\nsplit_server: {next: {cut_layer: 3}}\nsecure: {insecure: true}\n", "s.yaml");
+                  }),
+                  "split_server.next.address: required");
+  EXPECT_CONTAINS(error_of([] {
+                    parse_split_server_config("model: m.gguf\nsplit_server: {min_cut_layer: 2, next: {address: "
+                                              "'tcp://h:1', cut_layer: 2}}\nsecure: {insecure: true}\n",
+                                              "s.yaml");
+                  }),
+                  "split_server.next.cut_layer must be above split_server.min_cut_layer (2), got 2");
 }
 
 TEST(ServiceConfig, AggregatorFile) {

@@ -126,6 +126,26 @@ TEST(SimulateConfig, ReportsBadKeysAndValuesWithTheirPath) {
     }
   }
   EXPECT_THROW(parse_simulate_config(kYaml, "test.yaml", {{"federation.partition", "random"}}), ConfigError);
+  // Multi-hop chains: the hops' first blocks, from the sites' cut_layer up.
+  EXPECT_EQ(parse_simulate_config(kYaml, "test.yaml", {{"federation.mode", "split"}, {"federation.split_chain", "[2,3]"}})
+                .federation.split_chain,
+            (std::vector<int64_t>{2, 3}));
+  for (const auto& [chain, message] : std::vector<std::pair<std::string, std::string>>{
+           {"[2,2]", "federation.split_chain must increase"},
+           {"[1,3]", "federation.split_chain starts where the sites hand over, federation.cut_layer (2), not at 1"}}) {
+    try {
+      parse_simulate_config(kYaml, "test.yaml", {{"federation.mode", "split"}, {"federation.split_chain", chain}});
+      ADD_FAILURE() << chain << " must be refused";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+  try {
+    parse_simulate_config(kYaml, "test.yaml", {{"federation.split_chain", "[2,3]"}});
+    ADD_FAILURE() << "a chain without split must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("federation.split_chain needs federation.mode split"), std::string::npos);
+  }
 }
 
 TEST(SimulateConfig, EncryptedByDefaultPlaintextOnlyWithSecureInsecure) {
