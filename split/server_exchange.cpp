@@ -22,6 +22,7 @@ net::Bytes exchange_with_server(net::ClientChannel& channel, const SplitClientOp
   retry.stop = options.stop;
   // A repeated request is answered from the server's stored reply (or, for a
   // prefill, redone from the start), so resending is safe.
+  net::RetryFailure failure;
   const std::optional<net::Bytes> reply = net::request_with_retry(
       channel, request, retry, [&](const net::Bytes& candidate) {
         const auto type = static_cast<MessageType>(wire::peek(candidate).type);
@@ -37,11 +38,14 @@ net::Bytes exchange_with_server(net::ClientChannel& channel, const SplitClientOp
         if (type != expected) return net::ReplyVerdict::skip;  // a late reply to an earlier request
         if (answers && !answers(candidate)) return net::ReplyVerdict::skip;
         return net::ReplyVerdict::take;
-      });
+      },
+      &failure);
   if (!reply) {
+    // The last attempt's problem: no reply in time, or what the channel said
+    // (a refused TLS handshake names the certificate it did not accept).
     throw SplitError("split server at " + channel.describe() + " did not answer " + request_name + " after " +
                      std::to_string(options.max_attempts) + " attempts of " + std::to_string(options.timeout_ms) +
-                     " ms");
+                     " ms (last: " + failure.problem + ")");
   }
   bytes.add(message_name(expected), wire::Direction::received, reply->size());
   return *reply;
