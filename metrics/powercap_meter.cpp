@@ -4,7 +4,10 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <limits>
 #include <stdexcept>
+
+#include "metrics/nvml_energy.h"
 
 namespace cleave::metrics {
 namespace {
@@ -38,7 +41,28 @@ uint64_t counter_delta_uj(uint64_t before, uint64_t after, uint64_t max_range_uj
   return max_range_uj >= before ? max_range_uj - before + after : after;
 }
 
-PowercapMeter::PowercapMeter(const std::string& root) {
+PowercapMeter::~PowercapMeter() = default;
+PowercapMeter::PowercapMeter(PowercapMeter&&) noexcept = default;
+
+PowercapMeter::PowercapMeter(const std::string& root, const std::string& nvml_library) {
+  find_packages(root);
+  if (nvml_library.empty()) return;
+  auto gpus = std::make_unique<NvmlEnergy>(nvml_library);
+  if (!gpus->available()) {
+    // A driver that is there but counts nothing is worth saying; no driver is the usual CPU machine.
+    if (!zones_.empty() && gpus->status().rfind("n/a: no ", 0) != 0) status_ += "; GPU energy " + gpus->status();
+    return;
+  }
+  // Counters in millijoules since the driver loaded: no wrap in a run.
+  for (const std::string& name : gpus->devices()) {
+    zones_.push_back(PowercapZone{name, "", std::numeric_limits<uint64_t>::max()});
+  }
+  status_ = zones_.size() == gpus->devices().size() ? gpus->status() + " (GPUs only; CPU energy " + status_ + ")"
+                                                   : status_ + " + " + gpus->status();
+  gpus_ = std::move(gpus);
+}
+
+void PowercapMeter::find_packages(const std::string& root) {
   std::error_code error;
   if (!fs::is_directory(root, error)) {
     status_ = "n/a: no " + root + " (no powercap/RAPL on this machine, or not visible in this container)";
@@ -83,9 +107,15 @@ std::optional<EnergyCounters> PowercapMeter::read() const {
   EnergyCounters counters;
   counters.reserve(zones_.size());
   for (const PowercapZone& zone : zones_) {
+    if (zone.energy_path.empty()) continue;   // the GPUs, read below
     const std::optional<uint64_t> value = read_counter(zone.energy_path);
     if (!value) return std::nullopt;
     counters.push_back(*value);
+  }
+  if (gpus_) {
+    const std::optional<std::vector<uint64_t>> gpus = gpus_->read_uj();
+    if (!gpus) return std::nullopt;
+    counters.insert(counters.end(), gpus->begin(), gpus->end());
   }
   return counters;
 }
@@ -104,7 +134,7 @@ double PowercapMeter::joules_between(const EnergyCounters& before, const EnergyC
 }
 
 const PowercapMeter& machine_powercap() {
-  static const PowercapMeter meter;
+  static const PowercapMeter meter(PowercapMeter::kSysfsRoot, NvmlEnergy::kLibrary);
   return meter;
 }
 

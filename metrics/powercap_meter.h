@@ -7,20 +7,24 @@
 // missing or unreadable tree is "not available", never an error, and the
 // energy figures built on it are "n/a".
 //
-// NVML (CUDA) energy is not read: it would add a hard dependency on the
-// NVIDIA driver's library.
+// With an NVML library (metrics/nvml_energy.h: the NVIDIA driver's, opened
+// at run time) the GPUs' energy counters are zones too ("gpu-0", ...), so a
+// CUDA run's energy is the packages' and the GPUs'.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace cleave::metrics {
 
+class NvmlEnergy;
+
 struct PowercapZone {
-  std::string name;                  // "package-0"
-  std::string energy_path;           // <root>/intel-rapl:0/energy_uj
+  std::string name;                  // "package-0", or "gpu-0" (NVML)
+  std::string energy_path;           // <root>/intel-rapl:0/energy_uj; "" for a GPU
   uint64_t max_energy_range_uj = 0;  // where energy_uj wraps to 0
 };
 
@@ -36,12 +40,16 @@ class PowercapMeter {
  public:
   static constexpr const char* kSysfsRoot = "/sys/class/powercap";
 
-  // Finds the readable package zones under `root` (tests point it at a fake tree).
-  explicit PowercapMeter(const std::string& root = kSysfsRoot);
+  // Finds the readable package zones under `root` (tests point it at a fake
+  // tree) and, with `nvml_library` ("": none), the GPUs that count energy.
+  explicit PowercapMeter(const std::string& root = kSysfsRoot, const std::string& nvml_library = "");
+  ~PowercapMeter();
+  PowercapMeter(PowercapMeter&&) noexcept;
 
   bool available() const { return !zones_.empty(); }
   const std::vector<PowercapZone>& zones() const { return zones_; }
-  // "RAPL package-0, package-1 (/sys/class/powercap)", or why energy is n/a.
+  // "RAPL package-0, package-1 (/sys/class/powercap)", "... + NVML gpu-0",
+  // or why energy is n/a.
   const std::string& status() const { return status_; }
 
   // Every zone's counter now; nullopt when one cannot be read (the meter is
@@ -51,11 +59,15 @@ class PowercapMeter {
   double joules_between(const EnergyCounters& before, const EnergyCounters& after) const;
 
  private:
-  std::vector<PowercapZone> zones_;
+  void find_packages(const std::string& root);
+
+  std::vector<PowercapZone> zones_;   // the packages, then the GPUs
   std::string status_;
+  std::unique_ptr<NvmlEnergy> gpus_;   // null, or available
 };
 
-// The machine's meter (/sys/class/powercap), looked for once per process.
+// The machine's meter (/sys/class/powercap and the NVIDIA driver's NVML),
+// looked for once per process.
 const PowercapMeter& machine_powercap();
 
 }  // namespace cleave::metrics

@@ -145,7 +145,7 @@ StepResult SplitTrainStep::step_once(const data::Batch& batch, const StepContext
 std::vector<at::Tensor> SplitTrainStep::parameters() const { return adapters_.parameters(); }
 
 uint32_t SplitTrainStep::end_round(uint32_t round, const RoundSites& participants) {
-  const net::Bytes reply = exchange(wire::pack(static_cast<uint16_t>(MessageType::end_round), EndRound{round, participants}),
+  const net::Bytes reply = exchange(wire::pack(static_cast<uint16_t>(MessageType::end_round), EndRound{round, participants, ""}),
                                     MessageType::end_round_reply, StepKey{});
   return wire::unpack<EndRoundReply>(reply, static_cast<uint16_t>(MessageType::end_round_reply),
                                      options_.max_message_bytes)

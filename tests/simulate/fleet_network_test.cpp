@@ -192,7 +192,7 @@ TEST_P(FleetNetworkTest, OnlyTheAggregatorClosesASplitServerRound) {
   FleetNetwork network(GetParam(), pki_, log.sink());
   EchoService split_server(network.bind(kSplitServerNode, split::split_server_policy()));
   const std::string address = network.address(kSplitServerNode, split_server.channel());
-  const net::Bytes end_round = wire::pack(static_cast<uint16_t>(split::MessageType::end_round), split::EndRound{0, {}});
+  const net::Bytes end_round = wire::pack(static_cast<uint16_t>(split::MessageType::end_round), split::EndRound{0, {}, ""});
 
   std::unique_ptr<net::ClientChannel> site = network.connect("site-a", address, kSplitServerNode);
   site->send(end_round);

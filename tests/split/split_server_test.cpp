@@ -265,7 +265,7 @@ TEST_F(SplitServerTest, SyncRoundToTheSameRoundStartsItAgainFromTheGlobalAdapter
   test::ServerThread thread(make_server(ServerVariant::sfl_v1, ""));
   const std::vector<double> lost = train(thread.endpoint(), "site-a", 1, 3);
   auto control = net::zmq_connect(thread.endpoint());
-  control->send(wire::pack(static_cast<uint16_t>(MessageType::sync_round), SyncRound{0, {}}));
+  control->send(wire::pack(static_cast<uint16_t>(MessageType::sync_round), SyncRound{0, {}, ""}));
   const std::optional<net::Bytes> reply = control->recv(std::chrono::milliseconds(60000));
   ASSERT_TRUE(reply);
   EXPECT_EQ(wire::unpack<SyncRoundReply>(*reply, static_cast<uint16_t>(MessageType::sync_round_reply), 1 << 20).round,
