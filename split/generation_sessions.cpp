@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "metrics/cpu_clock.h"
 #include "model/llama_model.h"
 #include "split/next_hop.h"
 #include "split/tensor_wire.h"
@@ -23,6 +24,9 @@ struct GenerationSessions::Session {
   bool has_last_step = false;         // last_step answers a repeated step
   GenerateOutput last_step;
   uint64_t next_session = 0;          // multi-hop: the session on the next hop
+  double cpu_seconds = 0;             // the process's CPU over this session's feeds
+  int64_t positions = 0;              // fed: the prompt's (each prefill) and one per step
+  int64_t steps = 0;                  // generate_step requests: generated tokens fed back
 };
 
 GenerationSessions::GenerationSessions(std::shared_ptr<const LlamaModel> model, GenerationLimits limits,
@@ -122,6 +126,7 @@ GenerateOutput GenerationSessions::feed(const GenerateInput& input, bool prefill
     }
   }
   at::NoGradGuard no_grad;
+  const double cpu_start = metrics::process_cpu_seconds();
   const at::Tensor out = model_->run_blocks_cached(hidden, s.cache, &s.adapters);  // [1, T, dim]
   GenerateOutput reply;
   reply.session = input.session;
@@ -144,13 +149,24 @@ GenerateOutput GenerationSessions::feed(const GenerateInput& input, bool prefill
   if (!prefill) {
     s.has_last_step = true;
     s.last_step = reply;
+    ++s.steps;
   }
+  s.positions += T;
+  s.cpu_seconds += metrics::process_cpu_seconds() - cpu_start;
   return reply;
 }
 
 GenerateCloseReply GenerationSessions::close(const GenerateClose& request) {
   Session& s = find(request.client_id, request.session);
   GenerateCloseReply reply{request.session, static_cast<uint32_t>(s.cache.length())};
+  // Generated tokens: the one the prefill's output gave, then one per step.
+  const int64_t generated = s.positions > 0 ? s.steps + 1 : 0;
+  log_.info("generation session of " + request.client_id + " closed: " + std::to_string(s.positions) +
+            " positions served, " + std::to_string(generated) + " tokens generated; CPU " +
+            std::to_string(s.cpu_seconds) + " s" +
+            (generated > 0 ? " (" + std::to_string(static_cast<int64_t>(s.cpu_seconds * 1e6 / generated)) +
+                                 " us per generated token)"
+                           : std::string()));
   if (next_) {
     try {
       next_->close_generation(request.client_id, s.next_session);

@@ -78,6 +78,8 @@ TEST(SplitGenerateIntegration, GreedyTextEqualsLocalOverTls) {
                                                  "--threads", "1"}));
   ASSERT_EQ(local.status, 0) << local.output;
   const std::string expected = generated_line(local.output);
+  // What generating cost, per generated token (CPU always; energy where metered).
+  EXPECT_CONTAINS(local.output, " us per generated token over 12 tokens), wall ");
   ASSERT_GT(expected.size(), kPrompt.size()) << local.output;
   // Without the server's adapters the text differs: the comparison below sees them.
   const test::CliResult site_only = run_cleave(
@@ -92,6 +94,12 @@ TEST(SplitGenerateIntegration, GreedyTextEqualsLocalOverTls) {
   EXPECT_CONTAINS(u_shaped.output, "split: site-a, blocks [0, 1) and [2, 3) and the head here");
   EXPECT_CONTAINS(u_shaped.output, "server adapters of round 3");
   EXPECT_CONTAINS(u_shaped.output, "12 tokens, 14 requests");   // open, one prefill, 11 steps, close
+  EXPECT_CONTAINS(u_shaped.output, " us per generated token over 12 tokens), wall ");
+  // The split server's share, per session, when the site closes it.
+  EXPECT_TRUE(server.wait_for("generation session of site-a closed: [0-9]+ positions served, 12 tokens generated; "
+                              "CPU [0-9.]+ s \\([0-9]+ us per generated token\\)",
+                              test::kStartTimeout))
+      << server.output();
 
   const test::CliResult vanilla = run_cleave(with({"generate", "--config", dir + "/site.yaml", "--adapter",
                                                    dir + "/site.gguf", "--set", "split.mode=vanilla"}));
