@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "tests/cli/cli_runner.h"
 #include "tests/cli/process_federation.h"
 
 namespace cleave {
@@ -20,7 +21,7 @@ TEST(MultiHopIntegration, SitesTrainThroughTwoSplitServerProcessesForTwoRounds) 
   const std::string first = federation.split().output(), second = federation.second_split().output();
   EXPECT_CONTAINS(first, "serving blocks [1, 2) then the split server at tcp://127.0.0.1:");
   EXPECT_CONTAINS(second, "for split server split-1");
-  for (const std::string& site : {"site-a", "site-b"}) {
+  for (const std::string site : {"site-a", "site-b"}) {
     EXPECT_CONTAINS(first, "client " + site + " joined");
     EXPECT_CONTAINS(second, "client " + site + " joined");   // relayed under the site's id
   }
@@ -47,6 +48,39 @@ TEST(MultiHopIntegration, ASecondHopKilledMidRoundAndRestartedResumes) {
   federation.expect_finished();
   EXPECT_CONTAINS(federation.second_split().output(), "resumed from " + federation.dir() + "/split-2.gguf");
   EXPECT_CONTAINS(federation.second_split().output(), "closed round 2");
+}
+
+// A next hop whose certificate is not a split server's (here a client's) is
+// refused at the TLS handshake, and the site's request says so, naming the
+// peer and the role, instead of only that nobody answered.
+TEST(MultiHopIntegration, ANextHopWithTheWrongCertificateRoleIsRefusedNamingIt) {
+  const std::string dir = test::scratch_dir("cli_multi_hop_wrong_role");
+  const std::string model = test::write_tiny_model_with_tokenizer(dir);
+  test::init_ca(dir);
+  test::issue(dir, "split-server", "split-1");
+  test::issue(dir, "client", "split-2");   // not a split server's certificate
+  test::issue(dir, "client", "site-a");
+  const std::string lora = "lora: {rank: 2, alpha: 4.0, targets: [q, v]}\nruntime: {threads: 1}\n";
+  test::write_file(dir + "/split-2.yaml", "model: " + model + "\n" + lora +
+                                              "split_server: {bind: 'tcp://127.0.0.1:0', min_cut_layer: 2, "
+                                              "previous: split-1}\n" + test::secure_section(dir, "split-2"));
+  test::ChildProcess second("split-server-2", {"split-server", "--config", dir + "/split-2.yaml"});
+  const auto second_endpoint = second.wait_for(test::ProcessFederation::kListening, test::kStartTimeout);
+  ASSERT_TRUE(second_endpoint) << second.output();
+  test::write_file(dir + "/split-1.yaml",
+                   "model: " + model + "\n" + lora + "split_server: {bind: 'tcp://127.0.0.1:0', next: {address: '" +
+                       *second_endpoint + "', name: split-2, cut_layer: 2, timeout_ms: 2000, max_attempts: 2}}\n" +
+                       test::secure_section(dir, "split-1"));
+  test::ChildProcess first("split-server", {"split-server", "--config", dir + "/split-1.yaml"});
+  const auto first_endpoint = first.wait_for(test::ProcessFederation::kListening, test::kStartTimeout);
+  ASSERT_TRUE(first_endpoint) << first.output();
+  test::write_file(dir + "/site.yaml", "model: " + model + "\n" + lora + "split: {server: '" + *first_endpoint +
+                                           "', server_name: split-1, cut_layer: 1, top_cut: 3, timeout_ms: 20000, "
+                                           "max_attempts: 1}\n" + test::secure_section(dir, "site-a"));
+  const test::CliResult site = test::run_cleave({"generate", "--config", dir + "/site.yaml", "--prompt", "the", "-n", "2"});
+  EXPECT_NE(site.status, 0) << site.output;
+  EXPECT_CONTAINS(site.output, "the next split server (blocks from 2) at tls+tcp://127.0.0.1:");
+  EXPECT_CONTAINS(site.output, "role client of node 'split-2' may not connect here");
 }
 
 }  // namespace
