@@ -29,6 +29,9 @@ struct FederationShape {
   // from split-1; 0: one split server. Sites then run u_shaped with top_cut 3
   // (the tiny model's 3 blocks: site [0, 1), split-1 [1, 2), split-2 [2, 3)).
   int second_hop_cut = 0;
+  // Sites serve Prometheus metrics on 127.0.0.1 (a free port each, logged as
+  // "metrics on http://127.0.0.1:PORT").
+  bool site_metrics = false;
 };
 
 class ProcessFederation {
@@ -123,6 +126,7 @@ class ProcessFederation {
                    "timeout_ms: 3000, max_attempts: 40, max_backoff_ms: 500}\n"
                    "client: {aggregator: '" + aggregator_endpoint_ + "', aggregator_name: agg, "
                    "request_timeout_ms: 3000, max_attempts: 40, max_backoff_ms: 500}\n" +
+                   (shape_.site_metrics ? "metrics: {listen: '127.0.0.1:0'}\n" : "") +
                    secure_section(dir_, site));
     std::vector<std::string> child_env = {"OMP_NUM_THREADS=1"};
     child_env.insert(child_env.end(), env.begin(), env.end());
