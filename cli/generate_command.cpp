@@ -82,11 +82,10 @@ int generate_locally(const ModelFlags& flags, const ParsedArgs& args, const Samp
   const AdaptedModel adapted = load_adapted_model(flags, std::cerr);
   const BaseModel& base = adapted.base;
   const std::vector<TokenId> ids = base.tokenizer->encode(args.require("--prompt"), /*add_bos=*/true);
-  const GenerationCost cost;
-  const std::vector<TokenId> generated = generate(*base.model, adapted.applied(), ids, base.tokenizer->eos(), options,
-                                                  stream_to_stdout(base, args.require("--prompt")));
+  // The generated text stays the last line (scripts read it): a local run says nothing after it.
+  generate(*base.model, adapted.applied(), ids, base.tokenizer->eos(), options,
+           stream_to_stdout(base, args.require("--prompt")));
   std::cout << std::endl;
-  std::cerr << cost.describe(generated.size()) << "\n";
   return 0;
 }
 

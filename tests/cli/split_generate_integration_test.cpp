@@ -78,8 +78,6 @@ TEST(SplitGenerateIntegration, GreedyTextEqualsLocalOverTls) {
                                                  "--threads", "1"}));
   ASSERT_EQ(local.status, 0) << local.output;
   const std::string expected = generated_line(local.output);
-  // What generating cost, per generated token (CPU always; energy where metered).
-  EXPECT_CONTAINS(local.output, " us per generated token over 12 tokens), wall ");
   ASSERT_GT(expected.size(), kPrompt.size()) << local.output;
   // Without the server's adapters the text differs: the comparison below sees them.
   const test::CliResult site_only = run_cleave(
