@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "cli/base_model.h"
@@ -15,7 +16,9 @@
 #include "cli/demo_corpus.h"
 #include "cli/service_runtime.h"
 #include "model/vocab_builder.h"
+#include "simulate/fleet.h"
 #include "simulate/fleet_data.h"
+#include "simulate/fleet_ranks.h"
 #include "simulate/simulation.h"
 #include "util/json.h"
 
@@ -109,7 +112,28 @@ ArgParser simulate_parser() {
       .defaults_to(log_level_name(LogLevel::info));
 }
 
+namespace {
+int simulate_on_this_rank(const ParsedArgs& args, simulate::FleetRanks* ranks);
+}  // namespace
+
 int run_simulate(const ParsedArgs& args) {
+  // Under mpirun or srun the fleet's sites are spread over the processes
+  // (simulate/fleet_ranks.h); a failing rank ends them all.
+  std::unique_ptr<simulate::FleetRanks> ranks = simulate::launched_ranks();
+  if (!ranks) return simulate_on_this_rank(args, nullptr);
+  try {
+    return simulate_on_this_rank(args, ranks.get());
+  } catch (const std::exception& e) {
+    std::cerr << "cleave simulate: error: " << ranks->describe() << ": " << e.what() << std::endl;
+    ranks->abort(1);
+  }
+  return 1;   // not reached: abort() ends the process
+}
+
+namespace {
+
+int simulate_on_this_rank(const ParsedArgs& args, simulate::FleetRanks* ranks) {
+  const bool rank0 = !ranks || ranks->rank() == 0;
   const LogLevel log_level = *log_level_flag(args);
   std::vector<Override> overrides;
   for (const std::string& text : args.all("--set")) overrides.push_back(parse_override(text));
@@ -119,32 +143,55 @@ int run_simulate(const ParsedArgs& args) {
     config = load_simulate_config(*path, overrides);
   } else {
     const std::string dir = args.require("--out");
-    std::cout << "simulate: no --config, running the built-in fleet in " << dir << "\n";
-    config = parse_simulate_config(write_default_fleet(dir), "built-in fleet", overrides);
+    // Rank 0 writes the built-in fleet's files; the other ranks read them once it has.
+    std::string fleet_yaml;
+    if (rank0) {
+      std::cout << "simulate: no --config, running the built-in fleet in " << dir << "\n";
+      fleet_yaml = write_default_fleet(dir);
+    }
+    if (ranks) ranks->broadcast(fleet_yaml);
+    config = parse_simulate_config(fleet_yaml, "built-in fleet", overrides);
   }
   if (args.get_switch("--baselines")) config.federation.baselines = simulate::baseline_names();
   const std::string dir = config.run.output_dir;
-  fs::create_directories(dir);
-  {
+  if (rank0) {
+    fs::create_directories(dir);
     std::ofstream resolved(dir + "/config.resolved.yaml", std::ios::trunc);
     resolved << to_yaml(config);
     if (!resolved) throw std::runtime_error(dir + "/config.resolved.yaml: cannot write");
+    if (ranks) std::cout << "simulate: " << ranks->size() << " processes (" << ranks->describe() << ")\n";
   }
 
-  // Workers share the cores: by default each gets its share of intra-op threads.
+  // Workers share the cores, and so do the ranks on one machine: by default
+  // each gets its share of intra-op threads.
   int64_t threads = config.run.threads;
   if (threads == 0) {
     const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-    threads = std::max<int64_t>(1, cores / config.federation.workers);
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int64_t local_ranks = ranks && local ? std::max(1, std::atoi(local)) : 1;
+    threads = std::max<int64_t>(1, cores / (config.federation.workers * local_ranks));
   }
-  set_threads(threads, std::cout);
-  const BaseModel base = load_base_model(config.run.model, config.run.quant, std::cout, config.run.compute);
+  // The other ranks say little: rank 0 speaks for the run, they log to <run>/fleet.rank-N.log.
+  std::ostringstream quiet;
+  std::ostream& out = rank0 ? std::cout : quiet;
+  set_threads(threads, out);
+  const BaseModel base = load_base_model(config.run.model, config.run.quant, out, config.run.compute);
   simulate::SimulationConfig simulation = simulation_config(config);
   simulation.log_level = log_level;
-  const simulate::FleetData data = simulate::load_fleet_data(simulation, *base.tokenizer, std::cout);
-  const simulate::SimulationResult result = simulate::run_simulation(simulation, base.model, data, std::cout);
+  const simulate::FleetData data = simulate::load_fleet_data(simulation, *base.tokenizer, out);
+  if (!rank0) {
+    if (ranks->size() > 1 && !simulation.fleet.run_fleet) return 0;   // only baselines: rank 0 runs them
+    const std::string log_path = dir + "/fleet.rank-" + std::to_string(ranks->rank()) + ".log";
+    auto log_file = std::make_shared<std::ofstream>(log_path, std::ios::trunc);
+    if (!*log_file) throw std::runtime_error(log_path + ": cannot write");
+    Log log = Log::to_stream(*log_file, "rank " + std::to_string(ranks->rank()), log_level);
+    simulate::Fleet(base.model, data, simulation, log).serve_rank(*ranks);
+    return 0;
+  }
+  const simulate::SimulationResult result = simulate::run_simulation(simulation, base.model, data, std::cout, ranks);
   std::cout << "\n" << result.summary;
   return 0;
 }
 
+}  // namespace
 }  // namespace cleave::cli

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <iomanip>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "model/llama_model.h"
 #include "secagg/key_signature.h"
 #include "simulate/convergence.h"
+#include "simulate/fleet_ranks.h"
 #include "simulate/fleet_network.h"
 #include "simulate/site_round.h"
 #include "split/peer_policy.h"
@@ -71,6 +74,48 @@ class ServeThread {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// What the sites of one process share: their context, the census of their
+// instances, the training slots and (secure aggregation) their signers.
+struct SiteSide {
+  SiteCensus census;
+  TrainingSlots slots;
+  std::mutex signers_mutex;
+  std::map<std::string, std::shared_ptr<const secagg::KeySigner>> signers;
+  SiteContext context;
+
+  // `verifier`: the identity whose CA checks the sites' round keys.
+  SiteSide(std::shared_ptr<const LlamaModel> model, const FleetData& data, const SimulationConfig& config,
+           const Log& log, const FleetPki* pki, const secure::TlsIdentity* verifier)
+      : slots(config.fleet.workers) {
+    context.model = model;
+    context.data = &data;
+    context.config = &config;
+    context.base_fingerprint = model->base_fingerprint();
+    context.census = &census;
+    context.local_steps.resize(data.sites.size());
+    for (size_t i = 0; i < data.sites.size(); ++i) context.local_steps[i] = config.site_local_steps(data, i);
+    context.log = log.prefixed("site: ");
+    if (config.fleet.secure_aggregation.enabled && pki && verifier) {
+      context.signer = [this, pki](const std::string& id) {
+        std::lock_guard<std::mutex> lock(signers_mutex);
+        std::shared_ptr<const secagg::KeySigner>& signer = signers[id];
+        if (!signer) signer = std::make_shared<secagg::KeySigner>(pki->identity(id));
+        return signer;
+      };
+      context.verifier = std::make_shared<secagg::KeyVerifier>(*verifier);
+      context.training_slot = [this] { return slots.acquire(); };
+    }
+  }
+};
+
+// "plan 3 0 4 5": round 3's sampled site indices, in the aggregator's order;
+// "done": the run is over.
+std::string round_plan(int64_t round, const std::vector<size_t>& sampled) {
+  std::string plan = "plan " + std::to_string(round);
+  for (size_t index : sampled) plan += " " + std::to_string(index);
+  return plan;
+}
 
 // One split server of the fleet's chain (one hop without federation.split_chain).
 struct SplitHop {
@@ -140,13 +185,41 @@ Fleet::Fleet(std::shared_ptr<const LlamaModel> model, const FleetData& data, Sim
   }
 }
 
-FleetResult Fleet::run(const RoundObserver& on_round) {
+FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   const FleetOptions& fleet = config_.fleet;
   const bool split = fleet.mode == FleetMode::split;
   const std::vector<int64_t> hop_cuts =
       fleet.split_chain.empty() ? std::vector<int64_t>{fleet.cut_layer} : fleet.split_chain;
   const auto start = SteadyTime::now();
   const int64_t n_sites = static_cast<int64_t>(data_.sites.size());
+  // Spread over processes (mpirun): the other ranks wait for the services'
+  // addresses, then for each round's plan, until "done" (also on a failure).
+  const bool spread = ranks && ranks->size() > 1;
+  struct EndOfRun {
+    FleetRanks* ranks = nullptr;
+    ~EndOfRun() {
+      if (!ranks) return;
+      std::string done = "done";
+      ranks->broadcast(done);
+    }
+  } end_of_run;
+  bool addresses_sent = false;
+  auto send_addresses = [&](std::string addresses) {
+    if (!spread || addresses_sent) return;
+    ranks->broadcast(addresses);
+    addresses_sent = true;
+    if (!addresses.empty()) end_of_run.ranks = ranks;   // the ranks wait for plans until "done"
+  };
+  // A failure before the addresses went out: the other ranks learn it from an empty address line.
+  struct EarlyFailure {
+    std::function<void()> tell;
+    ~EarlyFailure() { if (tell) tell(); }
+  } early_failure{[&] { send_addresses(""); }};
+  const FleetTransport transport = spread ? FleetTransport::tcp : fleet.transport;
+  if (spread && fleet.transport != FleetTransport::tcp) {
+    log_.info(ranks->describe() + ": the sites of other ranks reach the services over tcp://127.0.0.1 "
+              "(federation.transport inproc spans one process)");
+  }
 
   // Every channel is mutual TLS 1.3 under the run's throw-away CA, unless insecure.
   std::optional<FleetPki> pki;
@@ -160,7 +233,7 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     log_.info("pki: throw-away CA " + pki->ca_cert + ", " + std::to_string(pki->nodes.size()) + " certificates in " +
               std::to_string(pki_seconds) + " s");
   }
-  FleetNetwork network(fleet.transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
+  FleetNetwork network(transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
 
   // The split server (SFL-V1 or V2) for blocks [cut_layer, L) (vanilla) or
   // [cut_layer, top_cut) (u_shaped); or a chain of them
@@ -268,30 +341,10 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     service.serve(*aggregator_channel, stop, 5, /*finish_linger_ms=*/0);
   });
 
-  SiteCensus census;
-  SiteContext context;
-  context.model = model_;
-  context.data = &data_;
-  context.config = &config_;
-  context.base_fingerprint = model_->base_fingerprint();
-  context.census = &census;
-  context.local_steps.resize(data_.sites.size());
-  for (size_t i = 0; i < data_.sites.size(); ++i) context.local_steps[i] = config_.site_local_steps(data_, i);
-  context.log = log_.prefixed("site: ");
-  TrainingSlots training_slots(fleet.workers);
-  std::mutex signers_mutex;
-  std::map<std::string, std::shared_ptr<const secagg::KeySigner>> signers;
-  if (fleet.secure_aggregation.enabled) {
-    context.signer = [&](const std::string& id) {
-      std::lock_guard<std::mutex> lock(signers_mutex);
-      std::shared_ptr<const secagg::KeySigner>& signer = signers[id];
-      if (!signer) signer = std::make_shared<secagg::KeySigner>(pki->identity(id));
-      return signer;
-    };
-    context.verifier = std::make_shared<secagg::KeyVerifier>(pki->identity(kAggregatorNode));
-    service.verify_site_signatures(context.verifier);
-    context.training_slot = [&training_slots] { return training_slots.acquire(); };
-  }
+  SiteSide sites(model_, data_, config_, log_, pki ? &*pki : nullptr, pki ? &pki->identity(kAggregatorNode) : nullptr);
+  SiteContext& context = sites.context;
+  SiteCensus& census = sites.census;
+  if (context.verifier) service.verify_site_signatures(context.verifier);
 
   // Registration: an id and a sample count per site, no training state; each
   // site over its own channel, under its own certificate.
@@ -315,6 +368,10 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   ConvergenceCheck convergence(fleet.stop_patience, fleet.stop_min_improvement);
   const int64_t tokens_per_step = config_.batches.batch_size * config_.batches.seq_len;
   int64_t cumulative_tokens = 0;
+  // The other ranks' sites reach the services at these addresses, under the
+  // certificates of the run's PKI (on a file system every rank sees).
+  send_addresses(aggregator_address + "\n" + split_address + "\n" + (pki ? pki->dir : std::string()));
+  early_failure.tell = nullptr;
   auto connect = [&](size_t index) {
     const std::string& id = data_.sites[index].id;
     SiteChannels channels;
@@ -339,7 +396,25 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
     for (const std::string& id : service.sampled_clients()) sampled.push_back(index_of.at(id));
 
     const auto train_start = SteadyTime::now();
-    const std::vector<aggregator::SiteRound> site_rounds = run_sites(context, sampled, fleet.workers, connect);
+    std::vector<aggregator::SiteRound> site_rounds;
+    if (spread) {
+      // Every rank trains its share (k % ranks) of the sampled sites; rank 0 puts the reports back in order.
+      std::string plan = round_plan(r, sampled);
+      ranks->broadcast(plan);
+      const std::vector<aggregator::SiteRound> mine =
+          run_sites(context, share_of(sampled, 0, ranks->size()), fleet.workers, connect);
+      const std::vector<std::string> reports = ranks->gather(encode_reports(mine));
+      site_rounds.resize(sampled.size());
+      for (int rank = 0; rank < ranks->size(); ++rank) {
+        const std::vector<aggregator::SiteRound> theirs =
+            rank == 0 ? mine : decode_reports(reports[static_cast<size_t>(rank)]);
+        for (size_t j = 0; j < theirs.size(); ++j) {
+          site_rounds.at(static_cast<size_t>(rank) + j * static_cast<size_t>(ranks->size())) = theirs[j];
+        }
+      }
+    } else {
+      site_rounds = run_sites(context, sampled, fleet.workers, connect);
+    }
     const double train_seconds = seconds_since(train_start);
     bool all_reported = true;
     int64_t round_tokens = 0;
@@ -449,6 +524,57 @@ FleetResult Fleet::run(const RoundObserver& on_round) {
   result.sites_instantiated = census.created();
   result.peak_live_sites = census.peak();
   return result;
+}
+
+void Fleet::serve_rank(FleetRanks& ranks) {
+  const FleetOptions& fleet = config_.fleet;
+  std::string addresses;   // "aggregator\nsplit server\nPKI directory", or "" when rank 0 failed first
+  ranks.broadcast(addresses);
+  if (addresses.empty()) return;
+  std::istringstream lines(addresses);
+  std::string aggregator_address, split_address, pki_dir;
+  std::getline(lines, aggregator_address);
+  std::getline(lines, split_address);
+  std::getline(lines, pki_dir);
+  std::optional<FleetPki> pki;
+  if (!pki_dir.empty()) {
+    std::vector<std::string> site_ids;
+    for (const SiteData& site : data_.sites) site_ids.push_back(site.id);
+    pki = read_fleet_pki(pki_dir, site_ids);
+  }
+  FleetNetwork network(FleetTransport::tcp, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
+  const secure::TlsIdentity* verifier = pki && !data_.sites.empty() ? &pki->identity(data_.sites.front().id) : nullptr;
+  SiteSide sites(model_, data_, config_, log_, pki ? &*pki : nullptr, verifier);
+  const bool split = fleet.mode == FleetMode::split;
+  auto connect = [&](size_t index) {
+    const std::string& id = data_.sites[index].id;
+    SiteChannels channels;
+    channels.aggregator = network.connect(id, aggregator_address, kAggregatorNode);
+    if (split) channels.split = network.connect(id, split_address, kSplitServerNode);
+    return channels;
+  };
+  log_.info(ranks.describe() + ": training this rank's share of each round's sites against the aggregator at " +
+            aggregator_address);
+  while (true) {
+    std::string plan;
+    ranks.broadcast(plan);
+    if (plan == "done") break;
+    std::istringstream words(plan);
+    std::string word;
+    int64_t round = 0;
+    words >> word >> round;
+    std::vector<size_t> sampled;
+    for (size_t index = 0; words >> index;) sampled.push_back(index);
+    const std::vector<aggregator::SiteRound> mine =
+        run_sites(sites.context, share_of(sampled, ranks.rank(), ranks.size()), fleet.workers, connect);
+    log_.info("round " + std::to_string(round) + ": " + std::to_string(mine.size()) + " of " +
+              std::to_string(sampled.size()) + " sampled sites trained on this rank");
+    ranks.gather(encode_reports(mine));
+  }
+  // What this rank held: site instances live only for their round.
+  log_.info("done: " + std::to_string(sites.census.created()) + " site instances made on this rank, at most " +
+            std::to_string(sites.census.peak()) + " alive at once, for " + std::to_string(data_.sites.size()) +
+            " registered sites");
 }
 
 }  // namespace cleave::simulate

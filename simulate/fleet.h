@@ -37,6 +37,8 @@ class LlamaModel;
 
 namespace cleave::simulate {
 
+class FleetRanks;
+
 struct FleetResult {
   std::vector<RoundMetrics> rounds;
   aggregator::GlobalAdapters client_adapters;   // the aggregator's global adapters after the last round
@@ -66,7 +68,13 @@ class Fleet {
         Log log = Log::silent());
 
   // Runs every round; `on_round` sees each round's metrics as it closes.
-  FleetResult run(const RoundObserver& on_round = {});
+  // With `ranks` of more than one process (mpirun; simulate/fleet_ranks.h)
+  // this is rank 0: the services, evaluation and its share of the sites;
+  // the other ranks run serve_rank().
+  FleetResult run(const RoundObserver& on_round = {}, FleetRanks* ranks = nullptr);
+  // A rank other than 0: trains its share of each round's sampled sites
+  // against rank 0's services until rank 0's run ends.
+  void serve_rank(FleetRanks& ranks);
 
  private:
   std::shared_ptr<const LlamaModel> model_;

@@ -45,6 +45,25 @@ const secure::TlsIdentity& FleetPki::identity(const std::string& node) const {
   return it->second;
 }
 
+FleetPki read_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids) {
+  FleetPki pki;
+  pki.dir = dir;
+  pki.ca_cert = dir + "/ca/ca.crt";
+  const std::string nodes_dir = dir + "/nodes";
+  for (const std::string& id : site_ids) {
+    secure::TlsIdentity identity;
+    identity.cert_path = nodes_dir + "/" + id + ".crt";
+    identity.key_path = nodes_dir + "/" + id + ".key";
+    identity.ca_path = nodes_dir + "/ca.crt";
+    if (!fs::exists(identity.cert_path) || !fs::exists(identity.key_path)) {
+      throw std::runtime_error(identity.cert_path + " or its key is missing: the run's PKI in " + dir +
+                               " must be on a file system every process of the run sees");
+    }
+    pki.nodes.emplace(id, identity);
+  }
+  return pki;
+}
+
 std::string split_hop_node(size_t hop) {
   return hop == 0 ? kSplitServerNode : std::string(kSplitServerNode) + "-" + std::to_string(hop + 1);
 }

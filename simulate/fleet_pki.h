@@ -43,4 +43,9 @@ std::string fleet_pki_dir(const std::string& run_dir);
 // site id cannot name a certificate or is a service's name.
 FleetPki issue_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids, size_t split_hops);
 
+// The sites' identities of a PKI issue_fleet_pki made in `dir` (another
+// process of the run reads them: simulate/fleet_ranks.h). Throws
+// std::runtime_error naming a missing certificate.
+FleetPki read_fleet_pki(const std::string& dir, const std::vector<std::string>& site_ids);
+
 }  // namespace cleave::simulate

@@ -79,7 +79,7 @@ std::string fixed(double value, int digits = 3) {
 
 // Runs a fleet into config.output_dir with a progress line per round on `out`.
 FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model, const FleetData& data,
-                      const std::string& label, std::ostream& out) {
+                      const std::string& label, std::ostream& out, FleetRanks* ranks = nullptr) {
   const std::string& dir = config.output_dir;
   fs::create_directories(dir);
   LogFile log(dir + "/fleet.log");
@@ -97,10 +97,12 @@ FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const Llam
   out << "  " << channels_line(config) << std::endl;
   Fleet fleet(model, data, config,
               Log([&log](LogLevel level, const std::string& line) { log.write(level, line); }, config.log_level));
-  FleetResult result = fleet.run([&](const RoundMetrics& metrics) {
-    files.write(metrics);
-    if (config.fleet.progress) out << "  " << progress_line(metrics) << std::endl;
-  });
+  FleetResult result = fleet.run(
+      [&](const RoundMetrics& metrics) {
+        files.write(metrics);
+        if (config.fleet.progress) out << "  " << progress_line(metrics) << std::endl;
+      },
+      ranks);
   if (result.failed) {
     throw std::runtime_error(label + " failed after " + std::to_string(result.rounds.size()) +
                              " rounds: " + result.failure + " (see " + dir + "/fleet.log)");
@@ -333,7 +335,7 @@ Image simulation_plot(const SimulationResult& r, const std::string& title) {
 }
 
 SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model,
-                                const FleetData& data, std::ostream& out) {
+                                const FleetData& data, std::ostream& out, FleetRanks* ranks) {
   config.validate();
   const std::string& dir = config.output_dir;
   fs::create_directories(dir);
@@ -342,7 +344,7 @@ SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<
   auto start = SteadyTime::now();
   if (config.fleet.run_fleet) {
     const std::string label = config.fleet.mode == FleetMode::split ? "split-federated" : "federated (no split)";
-    result.fleet = run_fleet(config, model, data, label, out);
+    result.fleet = run_fleet(config, model, data, label, out, ranks);
     result.seconds = seconds_since(start);
     result.fleet_site_perplexity = mean_site_perplexity(*model, result.fleet.adapters, data, config);
   }

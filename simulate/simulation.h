@@ -22,6 +22,8 @@
 
 namespace cleave::simulate {
 
+class FleetRanks;
+
 struct SimulationResult {
   FleetResult fleet;
   double fleet_site_perplexity = 0;               // final adapters, mean over the sites' held-out splits
@@ -38,9 +40,11 @@ struct SimulationResult {
 
 // Runs the fleet, then each of config.fleet.baselines, writing the files
 // above into config.output_dir; progress lines go to `out`. Throws on a
-// failed run (the message says which round and why).
+// failed run (the message says which round and why). With `ranks` (mpirun,
+// simulate/fleet_ranks.h) this is rank 0 and the fleet's sites are spread
+// over the ranks (the baselines run here alone).
 SimulationResult run_simulation(const SimulationConfig& config, std::shared_ptr<const LlamaModel> model,
-                                const FleetData& data, std::ostream& out);
+                                const FleetData& data, std::ostream& out, FleetRanks* ranks = nullptr);
 
 // The plot of a fleet run (and of any baselines given) as plot.png's image.
 Image simulation_plot(const SimulationResult& result, const std::string& title);

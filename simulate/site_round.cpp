@@ -1,8 +1,10 @@
 #include "simulate/site_round.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "client/train_step.h"
@@ -157,6 +159,45 @@ std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const s
   for (std::thread& thread : pool) thread.join();
   if (error) std::rethrow_exception(error);
   return results;
+}
+
+std::string encode_reports(const std::vector<aggregator::SiteRound>& rounds) {
+  std::ostringstream out;
+  out << std::hexfloat << rounds.size() << '\n';
+  for (const aggregator::SiteRound& r : rounds) {
+    out << r.round << ' ' << r.num_samples << ' ' << r.trained << ' ' << r.accepted << ' ' << r.cost.tokens << ' '
+        << r.cost.metered_segments << ' ' << r.cost.unmetered_segments << ' ' << r.cost.shared_segments;
+    for (const metrics::PhaseCost& phase : r.cost.phases) {
+      out << ' ' << phase.wall_seconds << ' ' << phase.cpu_seconds << ' ' << phase.joules;
+    }
+    out << ' ' << r.error.size() << ' ' << r.error << '\n';
+  }
+  return out.str();
+}
+
+std::vector<aggregator::SiteRound> decode_reports(const std::string& text) {
+  std::istringstream in(text);
+  size_t count = 0;
+  in >> count;
+  std::vector<aggregator::SiteRound> rounds(count);
+  for (aggregator::SiteRound& r : rounds) {
+    in >> r.round >> r.num_samples >> r.trained >> r.accepted >> r.cost.tokens >> r.cost.metered_segments >>
+        r.cost.unmetered_segments >> r.cost.shared_segments;
+    for (metrics::PhaseCost& phase : r.cost.phases) {
+      std::string wall, cpu, joules;   // hexfloat is read back through strtod
+      in >> wall >> cpu >> joules;
+      phase.wall_seconds = std::strtod(wall.c_str(), nullptr);
+      phase.cpu_seconds = std::strtod(cpu.c_str(), nullptr);
+      phase.joules = std::strtod(joules.c_str(), nullptr);
+    }
+    size_t length = 0;
+    in >> length;
+    in.get();   // the space before the text
+    r.error.resize(length);
+    in.read(r.error.data(), static_cast<std::streamsize>(length));
+  }
+  if (!in) throw std::runtime_error("a rank's site reports could not be read back");
+  return rounds;
 }
 
 }  // namespace cleave::simulate

@@ -99,4 +99,13 @@ struct SiteChannels {
 std::vector<aggregator::SiteRound> run_sites(const SiteContext& context, const std::vector<size_t>& indices,
                                              int64_t workers, const std::function<SiteChannels(size_t)>& connect);
 
+// Sites' reports of a round as text, for a rank of an MPI run to send rank 0
+// (simulate/fleet_ranks.h): what rank 0 uses of them, the round, samples,
+// whether the site trained and the aggregator accepted its update, why not,
+// and what the round cost it; floating point exactly (hexadecimal). The
+// update itself went to the aggregator over the fleet's channel.
+std::string encode_reports(const std::vector<aggregator::SiteRound>& rounds);
+// Throws std::runtime_error on text encode_reports did not write.
+std::vector<aggregator::SiteRound> decode_reports(const std::string& text);
+
 }  // namespace cleave::simulate
