@@ -105,6 +105,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("cut_layer", o.cut_layer);
   f.field("top_cut", o.top_cut);
   f.field("split_chain", o.split_chain);
+  f.field("service_host", o.service_host);
   f.section("dp", [&](Fields& d) { dp_section(d, o.dp, "federation.dp"); });
   f.section("secure_aggregation", [&](Fields& s) { secure_aggregation_section(s, o.secure_aggregation); });
   f.field("activation_clip", o.protection.clip);

@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
@@ -234,6 +236,16 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
               std::to_string(pki_seconds) + " s");
   }
   FleetNetwork network(transport, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
+  if (spread && (!fleet.service_host.empty() || ranks->spans_machines())) {
+    std::string host = fleet.service_host;
+    if (host.empty()) {
+      char name[256] = {};
+      if (gethostname(name, sizeof name - 1) != 0) throw std::runtime_error("gethostname failed: set federation.service_host");
+      host = name;
+    }
+    network.serve_on_host(host);
+    log_.info(ranks->describe() + ": the services listen on every interface; the other ranks reach them at " + host);
+  }
 
   // The split server (SFL-V1 or V2) for blocks [cut_layer, L) (vanilla) or
   // [cut_layer, top_cut) (u_shaped); or a chain of them

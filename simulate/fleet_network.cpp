@@ -55,7 +55,9 @@ secure::SecureChannelOptions FleetNetwork::tls_options(const secure::TlsIdentity
 std::unique_ptr<net::ServerChannel> FleetNetwork::bind(const std::string& node, secure::PeerPolicy policy) {
   std::unique_ptr<net::ServerChannel> plain = transport_ == FleetTransport::inproc
                                                   ? inproc_.bind(node)
-                                                  : net::zmq_bind("tcp://127.0.0.1:0", channel_options_);
+                                                  : net::zmq_bind(service_host_.empty() ? "tcp://127.0.0.1:0"
+                                                                                        : "tcp://0.0.0.0:0",
+                                                                  channel_options_);
   if (!pki_) {
     secure::warn_insecure(node + " at " + plain->endpoint(), log_);
     return plain;
@@ -67,7 +69,11 @@ std::unique_ptr<net::ServerChannel> FleetNetwork::bind(const std::string& node, 
 }
 
 std::string FleetNetwork::address(const std::string& node, const net::ServerChannel& channel) const {
-  return transport_ == FleetTransport::inproc ? node : channel.endpoint();
+  if (transport_ == FleetTransport::inproc) return node;
+  std::string endpoint = channel.endpoint();   // tcp://0.0.0.0:PORT when serving every interface
+  const std::string any = "tcp://0.0.0.0:";
+  if (!service_host_.empty() && endpoint.rfind(any, 0) == 0) endpoint = "tcp://" + service_host_ + ":" + endpoint.substr(any.size());
+  return endpoint;
 }
 
 std::unique_ptr<net::ClientChannel> FleetNetwork::connect_plain(const std::string& address) {

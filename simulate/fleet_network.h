@@ -26,6 +26,9 @@ class FleetNetwork {
   FleetNetwork(FleetTransport transport, const FleetPki* pki, Log log, int64_t handshake_timeout_ms = 10000);
 
   bool encrypted() const { return pki_ != nullptr; }
+  // TCP: services listen on every interface and their addresses name `host`
+  // (a fleet whose ranks span machines); by default they listen on 127.0.0.1.
+  void serve_on_host(const std::string& host) { service_host_ = host; }
 
   // Listens as service `node` (kAggregatorNode, kSplitServerNode) under its
   // certificate; only messages from peers `policy` admits come out of it.
@@ -54,6 +57,7 @@ class FleetNetwork {
   int64_t handshake_timeout_ms_;
   net::ChannelOptions channel_options_;
   net::InprocNetwork inproc_;
+  std::string service_host_;   // "": 127.0.0.1 only
 };
 
 // The role a fleet service's certificate holds (aggregator, split server).

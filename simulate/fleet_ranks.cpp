@@ -37,6 +37,13 @@ class MpiRanks : public FleetRanks {
     MPI_Get_library_version(version, &length);
     library_ = std::string(version, static_cast<size_t>(length));
     library_ = library_.substr(0, library_.find(','));   // "Open MPI v4.1.4"
+    MPI_Comm local;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
+    check(MPI_Comm_size(local, &local_size_), "MPI_Comm_size");
+    int spans = local_size_ < size_ ? 1 : 0, any = 0;   // some rank shares its machine with fewer than all
+    check(MPI_Allreduce(&spans, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+    spans_ = any != 0;
+    MPI_Comm_free(&local);
   }
   ~MpiRanks() override { MPI_Finalize(); }
 
@@ -72,6 +79,8 @@ class MpiRanks : public FleetRanks {
     return texts;
   }
 
+  bool spans_machines() const override { return spans_; }
+
   [[noreturn]] void abort(int status) override {
     MPI_Abort(MPI_COMM_WORLD, status);
     std::_Exit(status);
@@ -82,7 +91,8 @@ class MpiRanks : public FleetRanks {
   }
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, local_size_ = 1;
+  bool spans_ = false;
   std::string library_;
 };
 

@@ -101,6 +101,10 @@ struct FleetOptions {
   // Hop k runs [split_chain[k], split_chain[k + 1]), the last up to top_cut
   // (u_shaped) or to L and the loss (vanilla).
   std::vector<int64_t> split_chain;
+  // A fleet spread over processes (mpirun): the host name the other ranks
+  // reach rank 0's services at (federation.service_host); "": 127.0.0.1 when
+  // every rank is on one machine, else rank 0's host name.
+  std::string service_host;
   split::ServerVariant variant = split::ServerVariant::sfl_v1;
   // What each site does to its smashed activations before they leave it
   // (federation.activation_clip / activation_noise); the noise is seeded
