@@ -111,6 +111,21 @@ struct SiteSide {
   }
 };
 
+// Site `index`'s channels for its round, each under the site's own
+// certificate: to the aggregator and (split_address not empty) to the sites'
+// split server.
+std::function<SiteChannels(size_t)> site_connector(FleetNetwork& network, const FleetData& data,
+                                                   const std::string& aggregator_address,
+                                                   const std::string& split_address) {
+  return [&network, &data, aggregator_address, split_address](size_t index) {
+    const std::string& id = data.sites[index].id;
+    SiteChannels channels;
+    channels.aggregator = network.connect(id, aggregator_address, kAggregatorNode);
+    if (!split_address.empty()) channels.split = network.connect(id, split_address, kSplitServerNode);
+    return channels;
+  };
+}
+
 // "plan 3 0 4 5": round 3's sampled site indices, in the aggregator's order;
 // "done": the run is over.
 std::string round_plan(int64_t round, const std::vector<size_t>& sampled) {
@@ -384,13 +399,8 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   // certificates of the run's PKI (on a file system every rank sees).
   send_addresses(aggregator_address + "\n" + split_address + "\n" + (pki ? pki->dir : std::string()));
   early_failure.tell = nullptr;
-  auto connect = [&](size_t index) {
-    const std::string& id = data_.sites[index].id;
-    SiteChannels channels;
-    channels.aggregator = network.connect(id, aggregator_address, kAggregatorNode);
-    if (split) channels.split = network.connect(id, split_address, kSplitServerNode);
-    return channels;
-  };
+  const std::function<SiteChannels(size_t)> connect =
+      site_connector(network, data_, aggregator_address, split ? split_address : "");
 
   FleetResult result;
   result.registered = n_sites;
@@ -557,14 +567,8 @@ void Fleet::serve_rank(FleetRanks& ranks) {
   FleetNetwork network(FleetTransport::tcp, pki ? &*pki : nullptr, log_, config_.handshake_timeout_ms);
   const secure::TlsIdentity* verifier = pki && !data_.sites.empty() ? &pki->identity(data_.sites.front().id) : nullptr;
   SiteSide sites(model_, data_, config_, log_, pki ? &*pki : nullptr, verifier);
-  const bool split = fleet.mode == FleetMode::split;
-  auto connect = [&](size_t index) {
-    const std::string& id = data_.sites[index].id;
-    SiteChannels channels;
-    channels.aggregator = network.connect(id, aggregator_address, kAggregatorNode);
-    if (split) channels.split = network.connect(id, split_address, kSplitServerNode);
-    return channels;
-  };
+  const std::function<SiteChannels(size_t)> connect =
+      site_connector(network, data_, aggregator_address, fleet.mode == FleetMode::split ? split_address : "");
   log_.info(ranks.describe() + ": training this rank's share of each round's sites against the aggregator at " +
             aggregator_address);
   while (true) {
