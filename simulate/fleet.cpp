@@ -545,6 +545,7 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
                                                  split ? &server_tensors : nullptr);
   result.sites_instantiated = census.created();
   result.peak_live_sites = census.peak();
+  result.processes = spread ? ranks->size() : 1;
   return result;
 }
 

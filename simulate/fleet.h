@@ -47,6 +47,7 @@ struct FleetResult {
   int64_t registered = 0;
   int64_t sites_instantiated = 0;               // site instances made over the run
   int64_t peak_live_sites = 0;                  // most site instances alive at once
+  int processes = 1;                            // mpirun: the ranks; the two counts above are rank 0's
   std::string pki_dir;                          // the run's throw-away CA and certificates; "" : plaintext
   double pki_seconds = 0;                       // making the CA and issuing every certificate
   double registration_seconds = 0;              // registering every site (with TLS: a handshake each)

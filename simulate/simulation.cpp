@@ -227,7 +227,11 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
     return md.str();
   }
   md << "\nSite instances (" << fleet_name << "): " << r.fleet.sites_instantiated << " made over the run, at most "
-     << r.fleet.peak_live_sites << " alive at once, for " << r.fleet.registered << " registered sites.\n";
+     << r.fleet.peak_live_sites << " alive at once, for " << r.fleet.registered << " registered sites"
+     << (r.fleet.processes > 1 ? " (rank 0's of " + std::to_string(r.fleet.processes) +
+                                     " processes; each other rank logs its own in fleet.rank-N.log)"
+                               : std::string())
+     << ".\n";
   if (!r.fleet.rounds.empty()) {
     const ChannelBytes& b = r.fleet.rounds.back().cumulative;
     md << "\n" << fleet_name << " bytes by channel: activations up " << b.activations_up << " (of which labels "

@@ -41,6 +41,7 @@ TEST(SimulateMpiIntegration, ThreeRanksGiveTheAdaptersOfOneProcess) {
   const std::string adapters = read_file(dir + "/one/adapter.gguf");
   ASSERT_FALSE(adapters.empty());
   EXPECT_TRUE(adapters == read_file(dir + "/three/adapter.gguf")) << "the 3-rank run's adapters differ";
+  EXPECT_CONTAINS(read_file(dir + "/three/summary.md"), "(rank 0's of 3 processes;");
   for (const std::string rank : {"1", "2"}) {
     const std::string log = read_file(dir + "/three/fleet.rank-" + rank + ".log");
     EXPECT_CONTAINS(log, "rank " + rank + " of 3: training this rank's share");
