@@ -126,6 +126,28 @@ std::function<SiteChannels(size_t)> site_connector(FleetNetwork& network, const 
   };
 }
 
+// What rank 0 owes the other ranks of a spread run, whatever happens: the
+// services' addresses, then "done" when the run ends; a run that fails
+// before its services are up sends an empty address line instead.
+class OtherRanks {
+ public:
+  explicit OtherRanks(FleetRanks* ranks) : ranks_(ranks) {}   // null: one process, nothing owed
+  ~OtherRanks() {
+    if (!ranks_) return;
+    std::string last = addresses_sent_ ? "done" : "";
+    ranks_->broadcast(last);
+  }
+  void send_addresses(std::string addresses) {
+    if (!ranks_) return;
+    ranks_->broadcast(addresses);
+    addresses_sent_ = true;
+  }
+
+ private:
+  FleetRanks* ranks_;
+  bool addresses_sent_ = false;
+};
+
 // "plan 3 0 4 5": round 3's sampled site indices, in the aggregator's order;
 // "done": the run is over.
 std::string round_plan(int64_t round, const std::vector<size_t>& sampled) {
@@ -212,26 +234,7 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   // Spread over processes (mpirun): the other ranks wait for the services'
   // addresses, then for each round's plan, until "done" (also on a failure).
   const bool spread = ranks && ranks->size() > 1;
-  struct EndOfRun {
-    FleetRanks* ranks = nullptr;
-    ~EndOfRun() {
-      if (!ranks) return;
-      std::string done = "done";
-      ranks->broadcast(done);
-    }
-  } end_of_run;
-  bool addresses_sent = false;
-  auto send_addresses = [&](std::string addresses) {
-    if (!spread || addresses_sent) return;
-    ranks->broadcast(addresses);
-    addresses_sent = true;
-    if (!addresses.empty()) end_of_run.ranks = ranks;   // the ranks wait for plans until "done"
-  };
-  // A failure before the addresses went out: the other ranks learn it from an empty address line.
-  struct EarlyFailure {
-    std::function<void()> tell;
-    ~EarlyFailure() { if (tell) tell(); }
-  } early_failure{[&] { send_addresses(""); }};
+  OtherRanks other_ranks(spread ? ranks : nullptr);
   const FleetTransport transport = spread ? FleetTransport::tcp : fleet.transport;
   if (spread && fleet.transport != FleetTransport::tcp) {
     log_.info(ranks->describe() + ": the sites of other ranks reach the services over tcp://127.0.0.1 "
@@ -397,8 +400,7 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   int64_t cumulative_tokens = 0;
   // The other ranks' sites reach the services at these addresses, under the
   // certificates of the run's PKI (on a file system every rank sees).
-  send_addresses(aggregator_address + "\n" + split_address + "\n" + (pki ? pki->dir : std::string()));
-  early_failure.tell = nullptr;
+  other_ranks.send_addresses(aggregator_address + "\n" + split_address + "\n" + (pki ? pki->dir : std::string()));
   const std::function<SiteChannels(size_t)> connect =
       site_connector(network, data_, aggregator_address, split ? split_address : "");
 
