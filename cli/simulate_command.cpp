@@ -167,8 +167,7 @@ int simulate_on_this_rank(const ParsedArgs& args, simulate::FleetRanks* ranks) {
   int64_t threads = config.run.threads;
   if (threads == 0) {
     const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
-    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    const int64_t local_ranks = ranks && local ? std::max(1, std::atoi(local)) : 1;
+    const int64_t local_ranks = ranks ? ranks->local_size() : 1;
     threads = std::max<int64_t>(1, cores / (config.federation.workers * local_ranks));
   }
   // The other ranks say little: rank 0 speaks for the run, they log to <run>/fleet.rank-N.log.

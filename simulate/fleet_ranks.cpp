@@ -4,6 +4,9 @@
 #include <stdexcept>
 
 #ifdef CLEAVE_HAVE_MPI
+// The C API only: Open MPI's and MPICH's deprecated C++ bindings stay out.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 #endif
 
@@ -16,6 +19,23 @@ std::vector<size_t> share_of(const std::vector<size_t>& sampled, int rank, int s
   }
   return share;
 }
+
+namespace {
+
+// How many processes the launcher that started this one started, by the
+// variables it sets (1: none): Open MPI's mpirun, MPICH/Hydra and PMIx.
+// Slurm's srun sets SLURM_NTASKS, which a batch script's own steps see too;
+// it counts only where MPI can tell what it means (a lone process is a run
+// of one).
+int launched_size(bool with_slurm) {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
+    if (!with_slurm && std::string(name) == "SLURM_NTASKS") continue;
+    if (const char* value = std::getenv(name)) return std::atoi(value);
+  }
+  return 1;
+}
+
+}  // namespace
 
 #ifdef CLEAVE_HAVE_MPI
 namespace {
@@ -79,6 +99,7 @@ class MpiRanks : public FleetRanks {
     return texts;
   }
 
+  int local_size() const override { return local_size_; }
   bool spans_machines() const override { return spans_; }
 
   [[noreturn]] void abort(int status) override {
@@ -96,30 +117,19 @@ class MpiRanks : public FleetRanks {
   std::string library_;
 };
 
-// The launchers say how many processes they started: Open MPI's mpirun,
-// MPICH/Hydra and Slurm's srun (PMI).
-int launched_size() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS"}) {
-    if (const char* value = std::getenv(name)) return std::atoi(value);
-  }
-  return 1;
-}
-
 }  // namespace
 
 std::unique_ptr<FleetRanks> launched_ranks() {
-  if (launched_size() <= 1) return nullptr;
+  if (launched_size(/*with_slurm=*/true) <= 1) return nullptr;
   return std::make_unique<MpiRanks>();
 }
 #else
 std::unique_ptr<FleetRanks> launched_ranks() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
-    const char* value = std::getenv(name);
-    if (value && std::atoi(value) > 1) {
-      throw std::runtime_error(std::string("started by an MPI launcher (") + name + "=" + value +
-                               ") but this cleave was built without MPI: install libopenmpi-dev and rebuild "
-                               "(scripts/setup.sh), or run without mpirun");
-    }
+  const int size = launched_size(/*with_slurm=*/false);
+  if (size > 1) {
+    throw std::runtime_error("started by an MPI launcher as one of " + std::to_string(size) +
+                             " processes, but this cleave was built without MPI: install libopenmpi-dev and "
+                             "rebuild (scripts/setup.sh), or run without mpirun");
   }
   return nullptr;
 }

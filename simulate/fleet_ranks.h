@@ -24,6 +24,8 @@ class FleetRanks {
   virtual std::vector<std::string> gather(const std::string& text) = 0;
   // "MPI (Open MPI v4.1.4), rank 1 of 3".
   virtual std::string describe() const = 0;
+  // The ranks on this one's machine (this one included): they share its cores.
+  virtual int local_size() const = 0;
   // Whether the ranks run on more than one machine (then the services must
   // listen where the other machines reach them).
   virtual bool spans_machines() const = 0;
