@@ -138,6 +138,16 @@ IssuedNode ca_issue(const std::string& ca_dir, NodeRole role, const std::string&
   return ca_issue_many(ca_dir, role, {name}, out_dir, options).front();
 }
 
+TlsIdentity issued_identity(const std::string& out_dir, const std::string& name) {
+  const fs::path dir(out_dir);
+  TlsIdentity identity;
+  identity.cert_path = (dir / (name + ".crt")).string();
+  identity.key_path = (dir / (name + ".key")).string();
+  identity.ca_path = (dir / "ca.crt").string();
+  identity.crl_path = (dir / "crl.pem").string();
+  return identity;
+}
+
 std::vector<IssuedNode> ca_issue_many(const std::string& ca_dir, NodeRole role,
                                       const std::vector<std::string>& names,
                                       const std::string& out_dir, const IssueOptions& options) {
@@ -156,14 +166,9 @@ std::vector<IssuedNode> ca_issue_many(const std::string& ca_dir, NodeRole role,
     throw_openssl_error(ca.key_path + " does not match " + ca.cert_path);
   }
 
-  const fs::path dir(out_dir);
   std::vector<IssuedNode> issued(names.size());
   for (size_t i = 0; i < names.size(); ++i) {
-    TlsIdentity& identity = issued[i].identity;
-    identity.cert_path = (dir / (names[i] + ".crt")).string();
-    identity.key_path = (dir / (names[i] + ".key")).string();
-    identity.ca_path = (dir / "ca.crt").string();
-    identity.crl_path = (dir / "crl.pem").string();
+    const TlsIdentity& identity = issued[i].identity = issued_identity(out_dir, names[i]);
     if (options.force) continue;
     for (const std::string& path : {identity.cert_path, identity.key_path}) {
       if (file_exists(path)) {

@@ -49,6 +49,10 @@ struct IssueOptions {
   bool durable = true;
 };
 
+// Where ca_issue writes node `name`'s files in `out_dir`: <name>.crt,
+// <name>.key, ca.crt and crl.pem (another process reads them from there).
+TlsIdentity issued_identity(const std::string& out_dir, const std::string& name);
+
 struct IssuedNode {
   TlsIdentity identity;  // cert, key, ca.crt and crl.pem in the node directory
   std::string serial_hex;

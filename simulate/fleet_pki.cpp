@@ -49,12 +49,9 @@ FleetPki read_fleet_pki(const std::string& dir, const std::vector<std::string>& 
   FleetPki pki;
   pki.dir = dir;
   pki.ca_cert = dir + "/ca/ca.crt";
-  const std::string nodes_dir = dir + "/nodes";
   for (const std::string& id : site_ids) {
-    secure::TlsIdentity identity;
-    identity.cert_path = nodes_dir + "/" + id + ".crt";
-    identity.key_path = nodes_dir + "/" + id + ".key";
-    identity.ca_path = nodes_dir + "/ca.crt";
+    secure::TlsIdentity identity = secure::issued_identity(dir + "/nodes", id);
+    identity.crl_path.reset();   // as issue_fleet_pki: nobody revokes in a throw-away CA
     if (!fs::exists(identity.cert_path) || !fs::exists(identity.key_path)) {
       throw std::runtime_error(identity.cert_path + " or its key is missing: the run's PKI in " + dir +
                                " must be on a file system every process of the run sees");
