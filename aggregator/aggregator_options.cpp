@@ -57,11 +57,10 @@ void AggregatorOptions::validate() const {
             "clients_per_round to 0");
     require(min_clients == 1,
             "dp: a round closes with whichever Poisson-sampled sites report (possibly none); min_clients must be 1");
-    require(strategy.name == "fedavg" || strategy.name == "fedprox" || strategy.name == "fedadam" ||
-                strategy.name == "fedyogi",
+    require(!make_strategy(strategy)->needs_each_update(),
             "dp: strategy " + strategy.name +
                 " needs individual updates; under DP the aggregator works on the noisy sum only: use fedavg, "
-                "fedprox, fedadam or fedyogi");
+                "fedprox, fedavgm, fedadam or fedyogi");
   }
   secure_aggregation.validate(max_registered);
   require(!dp.enabled || !dp.distributed_noise || secure_aggregation.enabled,
@@ -74,10 +73,10 @@ void AggregatorOptions::validate() const {
             "is exact under both");
   }
   if (secure_aggregation.enabled) {
-    require(strategy.name != "median" && strategy.name != "trimmed_mean",
+    require(!make_strategy(strategy)->needs_each_update(),
             "secure_aggregation: strategy " + strategy.name +
-                " needs every site's update, and the aggregator sees only their sum: use fedavg, fedprox, fedadam "
-                "or fedyogi");
+                " needs every site's update, and the aggregator sees only their sum: use fedavg, fedprox, fedavgm, "
+                "fedadam or fedyogi");
     require(strategy.robust.clip_norm == 0,
             "secure_aggregation: the aggregator cannot clip updates it never sees; clip at the sites with "
             "aggregator.dp.clip_norm, or set strategy.robust.clip_norm to 0");

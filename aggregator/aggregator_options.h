@@ -49,7 +49,7 @@ struct AggregatorOptions {
   DpOptions dp;
   // Secure aggregation (secagg/): the aggregator learns only the sum of a
   // round's updates. Strategies must work on that sum (fedavg, fedprox,
-  // fedadam, fedyogi); min_clients is replaced by the protocol's threshold.
+  // fedavgm, fedadam, fedyogi); min_clients is replaced by the protocol's threshold.
   SecureAggregationOptions secure_aggregation;
 
   // Throws std::invalid_argument naming the field ("aggregator.min_clients ...").

@@ -9,8 +9,6 @@
 namespace cleave::aggregator {
 namespace {
 
-const std::string kFirstMoment = "m/";
-const std::string kSecondMoment = "v/";
 const std::string kStep = "step";
 
 bool starts_with(const std::string& text, const std::string& prefix) {
@@ -19,104 +17,132 @@ bool starts_with(const std::string& text, const std::string& prefix) {
 
 }  // namespace
 
-FedOpt::FedOpt(const FedOptOptions& options, int local_steps)
-    : Strategy(ClientConfig{0.0, local_steps}), options_(options) {
-  options_.validate();
-}
-
-void FedOpt::start_moments(const NamedTensors& global) {
-  for (const auto& [name, weights] : global) {
-    m_[name] = at::zeros_like(weights, weights.options().dtype(at::kFloat));
-    v_[name] = at::full_like(weights, options_.tau * options_.tau, weights.options().dtype(at::kFloat));
+void ServerMoments::start_or_check(const NamedTensors& global, const std::vector<double>& initial) {
+  if (moments_.empty()) {
+    for (double value : initial) {
+      NamedTensors& started = moments_.emplace_back();
+      for (const auto& [name, weights] : global) {
+        started[name] = at::full_like(weights, value, weights.options().dtype(at::kFloat));
+      }
+    }
   }
-}
-
-void FedOpt::require_moments_fit(const NamedTensors& global) const {
+  const NamedTensors& first = moments_.front();
   for (const auto& [tensor_name, weights] : global) {
-    auto m = m_.find(tensor_name);
-    if (m == m_.end() || m->second.sizes() != weights.sizes()) {
+    auto m = first.find(tensor_name);
+    if (m == first.end() || m->second.sizes() != weights.sizes()) {
       throw std::invalid_argument(
-          "strategy " + name() + ": the server optimizer's moments do not cover tensor " + tensor_name +
+          "strategy " + strategy_ + ": the server optimizer's moments do not cover tensor " + tensor_name +
           " with its current shape; was the restored state saved for other adapters?");
     }
   }
-  if (m_.size() != global.size()) {
-    throw std::invalid_argument("strategy " + name() + ": the server optimizer has moments for " +
-                                std::to_string(m_.size()) + " tensors but the global adapters have " +
+  if (first.size() != global.size()) {
+    throw std::invalid_argument("strategy " + strategy_ + ": the server optimizer has moments for " +
+                                std::to_string(first.size()) + " tensors but the global adapters have " +
                                 std::to_string(global.size()) +
                                 "; was the restored state saved for other adapters?");
   }
 }
 
+NamedTensors ServerMoments::state() const {
+  NamedTensors state;
+  for (size_t k = 0; k < moments_.size(); ++k) {
+    for (const auto& [name, moment] : moments_[k]) state[prefixes_[k] + name] = moment.clone();
+  }
+  state[kStep] = at::scalar_tensor(step_, at::kLong);
+  return state;
+}
+
+void ServerMoments::load_state(const NamedTensors& state) {
+  const std::string who = "strategy " + strategy_ + ": cannot load state: ";
+  std::string expected;
+  for (const std::string& prefix : prefixes_) expected += "\"" + prefix + "<name>\", ";
+  auto step = state.find(kStep);
+  if (step == state.end() || !step->second.defined() || step->second.numel() != 1 ||
+      step->second.scalar_type() != at::kLong) {
+    throw std::invalid_argument(who + "no int64 scalar \"step\"; was it saved by a server-optimizer strategy?");
+  }
+  std::vector<NamedTensors> moments(prefixes_.size());
+  for (const auto& [key, tensor] : state) {
+    if (key == kStep) continue;
+    size_t k = 0;
+    while (k < prefixes_.size() && !starts_with(key, prefixes_[k])) ++k;
+    if (k == prefixes_.size()) {
+      throw std::invalid_argument(who + "unexpected tensor \"" + key + "\" (expected " + expected + "and \"step\")");
+    }
+    if (!tensor.defined() || tensor.scalar_type() != at::kFloat) {
+      throw std::invalid_argument(who + "moment \"" + key + "\" is not a float32 tensor");
+    }
+    moments[k][key.substr(prefixes_[k].size())] = tensor.clone();
+  }
+  for (size_t k = 1; k < moments.size(); ++k) {
+    for (const auto& [name, first] : moments.front()) {
+      auto other = moments[k].find(name);
+      if (other == moments[k].end() || other->second.sizes() != first.sizes()) {
+        throw std::invalid_argument(who + "moment \"" + prefixes_.front() + name + "\" has no \"" + prefixes_[k] +
+                                    name + "\" of the same shape");
+      }
+    }
+    if (moments[k].size() != moments.front().size()) {
+      throw std::invalid_argument(who + std::to_string(moments.front().size()) + " \"" + prefixes_.front() +
+                                  "\" moments but " + std::to_string(moments[k].size()) + " \"" + prefixes_[k] +
+                                  "\" moments");
+    }
+  }
+  moments_ = std::move(moments);
+  step_ = step->second.item<int64_t>();
+}
+
+FedAvgM::FedAvgM(const FedAvgMOptions& options, int local_steps)
+    : Strategy(ClientConfig{0.0, local_steps}), options_(options), momentum_("fedavgm", {"m/"}) {
+  options_.validate();
+}
+
+std::string FedAvgM::name() const { return "fedavgm"; }
+
+NamedTensors FedAvgM::aggregate(int round, const NamedTensors& global, const std::vector<ClientUpdate>& updates) {
+  require_valid(round, global, updates);
+  momentum_.start_or_check(global, {0.0});
+  const NamedTensors pseudo_gradient = weighted_mean(updates);
+  NamedTensors updated;
+  for (const auto& [name, weights] : global) {
+    at::Tensor& m = momentum_.at(0, name);
+    m = m * options_.momentum + pseudo_gradient.at(name).to(at::kFloat);
+    updated[name] = weights + (m * options_.eta).to(weights.scalar_type());
+  }
+  momentum_.count_round();
+  return updated;
+}
+
+FedOpt::FedOpt(const FedOptOptions& options, int local_steps, const std::string& name)
+    : Strategy(ClientConfig{0.0, local_steps}), options_(options), moments_(name, {"m/", "v/"}) {
+  options_.validate();
+}
+
 NamedTensors FedOpt::aggregate(int round, const NamedTensors& global,
                                const std::vector<ClientUpdate>& updates) {
   require_valid(round, global, updates);
-  if (m_.empty()) start_moments(global);
-  require_moments_fit(global);
+  moments_.start_or_check(global, {0.0, options_.tau * options_.tau});
   const NamedTensors pseudo_gradient = weighted_mean(updates);
   const double beta1 = options_.beta1;
   NamedTensors updated;
   for (const auto& [name, weights] : global) {
     const at::Tensor d = pseudo_gradient.at(name).to(at::kFloat);
-    at::Tensor m = m_.at(name) * beta1 + d * (1.0 - beta1);
-    at::Tensor v = next_second_moment(v_.at(name), d * d);
+    at::Tensor& m = moments_.at(0, name);
+    at::Tensor& v = moments_.at(1, name);
+    m = m * beta1 + d * (1.0 - beta1);
+    v = next_second_moment(v, d * d);
     const at::Tensor server_step = m * options_.eta / (at::sqrt(v) + options_.tau);
     updated[name] = weights + server_step.to(weights.scalar_type());
-    m_[name] = m;
-    v_[name] = v;
   }
-  ++step_;
+  moments_.count_round();
   return updated;
 }
 
-NamedTensors FedOpt::state() const {
-  NamedTensors state;
-  for (const auto& [name, m] : m_) state[kFirstMoment + name] = m.clone();
-  for (const auto& [name, v] : v_) state[kSecondMoment + name] = v.clone();
-  state[kStep] = at::scalar_tensor(step_, at::kLong);
-  return state;
-}
+NamedTensors FedOpt::state() const { return moments_.state(); }
 
-void FedOpt::load_state(const NamedTensors& state) {
-  const std::string who = "strategy " + name() + ": cannot load state: ";
-  auto step = state.find(kStep);
-  if (step == state.end() || !step->second.defined() || step->second.numel() != 1 ||
-      step->second.scalar_type() != at::kLong) {
-    throw std::invalid_argument(who +
-                                "no int64 scalar \"step\"; was it saved by a server-optimizer strategy?");
-  }
-  NamedTensors m, v;
-  for (const auto& [key, tensor] : state) {
-    if (key == kStep) continue;
-    NamedTensors* target = starts_with(key, kFirstMoment)    ? &m
-                           : starts_with(key, kSecondMoment) ? &v
-                                                             : nullptr;
-    if (!target) {
-      throw std::invalid_argument(who + "unexpected tensor \"" + key +
-                                  "\" (expected \"m/<name>\", \"v/<name>\" and \"step\")");
-    }
-    if (!tensor.defined() || tensor.scalar_type() != at::kFloat) {
-      throw std::invalid_argument(who + "moment \"" + key + "\" is not a float32 tensor");
-    }
-    (*target)[key.substr(2)] = tensor.clone();
-  }
-  for (const auto& [name, first] : m) {
-    auto second = v.find(name);
-    if (second == v.end() || second->second.sizes() != first.sizes()) {
-      throw std::invalid_argument(who + "first moment of " + name +
-                                  " has no second moment of the same shape");
-    }
-  }
-  if (m.size() != v.size()) {
-    throw std::invalid_argument(who + std::to_string(m.size()) + " first moments but " +
-                                std::to_string(v.size()) + " second moments");
-  }
-  m_ = std::move(m);
-  v_ = std::move(v);
-  step_ = step->second.item<int64_t>();
-}
+void FedOpt::load_state(const NamedTensors& state) { moments_.load_state(state); }
 
-FedAdam::FedAdam(const FedOptOptions& options, int local_steps) : FedOpt(options, local_steps) {}
+FedAdam::FedAdam(const FedOptOptions& options, int local_steps) : FedOpt(options, local_steps, "fedadam") {}
 
 std::string FedAdam::name() const { return "fedadam"; }
 
@@ -124,7 +150,7 @@ at::Tensor FedAdam::next_second_moment(const at::Tensor& v, const at::Tensor& d_
   return v * options_.beta2 + d_squared * (1.0 - options_.beta2);
 }
 
-FedYogi::FedYogi(const FedOptOptions& options, int local_steps) : FedOpt(options, local_steps) {}
+FedYogi::FedYogi(const FedOptOptions& options, int local_steps) : FedOpt(options, local_steps, "fedyogi") {}
 
 std::string FedYogi::name() const { return "fedyogi"; }
 

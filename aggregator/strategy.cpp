@@ -36,6 +36,11 @@ void FedProxOptions::validate() const {
   require_in("fedprox.proximal_mu", proximal_mu, 0.0, kInf, true, "finite and > 0");
 }
 
+void FedAvgMOptions::validate() const {
+  require_in("fedavgm.eta", eta, 0.0, kInf, true, "finite and > 0");
+  require_in("fedavgm.momentum", momentum, 0.0, 1.0, false, "in [0, 1)");
+}
+
 void FedOptOptions::validate() const {
   require_in("fedopt.eta", eta, 0.0, kInf, true, "finite and > 0");
   require_in("fedopt.beta1", beta1, 0.0, 1.0, false, "in [0, 1)");
@@ -59,6 +64,7 @@ void StrategyOptions::validate() const {
                                 " is invalid: it must be >= 0 (0 leaves it to each client)");
   }
   fedprox.validate();
+  fedavgm.validate();
   fedopt.validate();
   robust.validate();
   if (lora_aggregation == lora::LoraAggregation::product && name != "fedavg" && name != "fedprox") {
@@ -112,6 +118,10 @@ const std::vector<std::pair<std::string, StrategyFactory>>& strategy_table() {
        [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
          return std::make_unique<FedProx>(o.fedprox, o.local_steps, o.lora_aggregation);
        }},
+      {"fedavgm",
+       [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
+         return std::make_unique<FedAvgM>(o.fedavgm, o.local_steps);
+       }},
       {"fedadam",
        [](const StrategyOptions& o) -> std::unique_ptr<Strategy> {
          return std::make_unique<FedAdam>(o.fedopt, o.local_steps);
@@ -160,6 +170,8 @@ std::string strategy_signature(const StrategyOptions& options) {
   std::string used;
   if (options.name == "fedprox") {
     used = "mu " + number(options.fedprox.proximal_mu);
+  } else if (options.name == "fedavgm") {
+    used = "eta " + number(options.fedavgm.eta) + ", momentum " + number(options.fedavgm.momentum);
   } else if (options.name == "fedadam" || options.name == "fedyogi") {
     used = "eta " + number(options.fedopt.eta) + ", beta1 " + number(options.fedopt.beta1) + ", beta2 " +
            number(options.fedopt.beta2) + ", tau " + number(options.fedopt.tau);

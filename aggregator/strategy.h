@@ -41,6 +41,15 @@ struct FedOptOptions {
   void validate() const;
 };
 
+// FedAvgM: FedAvg with server momentum (Hsu, Qi and Brown 2019, "Measuring
+// the Effects of Non-Identical Data Distribution for Federated Visual
+// Classification", arXiv:1909.06335). eta 1 and momentum 0 is FedAvg.
+struct FedAvgMOptions {
+  double eta = 1.0;       // server learning rate, > 0
+  double momentum = 0.9;  // in [0, 1)
+  void validate() const;
+};
+
 // Coordinate-wise median or trimmed mean, with optional norm clipping of each
 // client's delta before aggregating.
 struct RobustOptions {
@@ -50,11 +59,12 @@ struct RobustOptions {
 };
 
 struct StrategyOptions {
-  // One of strategy_names(): fedavg, fedprox, fedadam, fedyogi, median, trimmed_mean.
+  // One of strategy_names(): fedavg, fedprox, fedavgm, fedadam, fedyogi, median, trimmed_mean.
   std::string name = "fedavg";
   int local_steps = 0;  // sent to clients in ClientConfig; >= 0, 0 = client's default
   // The fields of each strategy; only the chosen strategy's are used, all are validated.
   FedProxOptions fedprox;
+  FedAvgMOptions fedavgm;
   FedOptOptions fedopt;
   RobustOptions robust;
   // lora.aggregation of the federation (every role uses the same): product
@@ -91,7 +101,7 @@ class Strategy {
 
   // Whether aggregate() needs each site's update (median, trimmed mean), or
   // gives the same result from their weighted mean alone (FedAvg, FedProx,
-  // FedAdam, FedYogi): an SFL-V1 split server averages per tensor over the
+  // FedAvgM, FedAdam, FedYogi): an SFL-V1 split server averages per tensor over the
   // sites whose blocks hold it and hands over that mean.
   virtual bool needs_each_update() const { return false; }
 

@@ -99,6 +99,10 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("proximal_mu", o.strategy.fedprox.proximal_mu);
   f.field("server_lr", o.strategy.fedopt.eta);
   f.field("server_tau", o.strategy.fedopt.tau);
+  f.section("fedavgm", [&](Fields& p) {
+    p.field("eta", o.strategy.fedavgm.eta);
+    p.field("momentum", o.strategy.fedavgm.momentum);
+  });
   f.choice("mode", o.mode, {{"split", simulate::FleetMode::split}, {"nosplit", simulate::FleetMode::nosplit}});
   f.choice("split_mode", o.split_mode,
            {{"u_shaped", split::SplitMode::u_shaped}, {"vanilla", split::SplitMode::vanilla}});

@@ -49,6 +49,10 @@ void strategy_section(Fields& f, aggregator::StrategyOptions& s) {
   f.choice("name", s.name, aggregator::strategy_names());
   narrow_field(f, "local_steps", s.local_steps);
   f.section("fedprox", [&](Fields& p) { p.field("mu", s.fedprox.proximal_mu); });
+  f.section("fedavgm", [&](Fields& p) {
+    p.field("eta", s.fedavgm.eta);
+    p.field("momentum", s.fedavgm.momentum);
+  });
   f.section("fedopt", [&](Fields& p) {
     p.field("eta", s.fedopt.eta);
     p.field("beta1", s.fedopt.beta1);

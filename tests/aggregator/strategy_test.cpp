@@ -193,6 +193,36 @@ TEST(ServerOptimizer, FirstStepIsEtaTimesSignForLargeDeltas) {
   expect_near_all(next.at("w"), {expected});
 }
 
+// Hsu, Qi and Brown 2019 (arXiv:1909.06335), server momentum: per coordinate
+// m = momentum m + d, x = x + eta m, with d = (d_a + 3 d_b) / 4; three rounds
+// computed by hand in double precision.
+TEST(ServerOptimizer, FedAvgMMatchesHandComputedSteps) {
+  StrategyOptions options = options_named("fedavgm");
+  options.fedavgm.eta = 0.7;
+  options.fedavgm.momentum = 0.5;
+  auto strategy = make_strategy(options);
+  EXPECT_EQ(strategy->name(), "fedavgm");
+  const std::vector<std::vector<ClientUpdate>> rounds = {
+      {single("a", {0.4f, -0.8f}, 1), single("b", {0.0f, 0.4f}, 3)},    // d = [0.1, 0.1]
+      {single("a", {-0.4f, 0.0f}, 1), single("b", {0.0f, 0.0f}, 3)},    // d = [-0.1, 0]
+      {single("a", {0.0f, 0.0f}, 1), single("b", {0.0f, 0.0f}, 3)},     // d = [0, 0]: momentum alone moves x
+  };
+  // m: [0.1, 0.1] -> [-0.05, 0.05] -> [-0.025, 0.025]
+  // x: [1, 2] -> [1.07, 2.07] -> [1.035, 2.105] -> [1.0175, 2.1225]
+  const std::vector<std::vector<double>> expected_x = {{1.07, 2.07}, {1.035, 2.105}, {1.0175, 2.1225}};
+  const std::vector<std::vector<double>> expected_m = {{0.1, 0.1}, {-0.05, 0.05}, {-0.025, 0.025}};
+  NamedTensors global = {{"w", floats({1.0f, 2.0f})}};
+  for (size_t r = 0; r < rounds.size(); ++r) {
+    SCOPED_TRACE("round " + std::to_string(r + 1));
+    global = strategy->aggregate(static_cast<int>(r + 1), global, rounds[r]);
+    expect_near_all(global.at("w"), expected_x[r]);
+    const NamedTensors state = strategy->state();
+    expect_near_all(state.at("m/w"), expected_m[r]);
+    EXPECT_EQ(state.at("step").item<int64_t>(), static_cast<int64_t>(r + 1));
+    EXPECT_EQ(state.size(), 2u);   // "m/w" and "step": no second moment
+  }
+}
+
 // Deterministic deltas for a two-tensor adapter over several rounds.
 std::vector<std::vector<ClientUpdate>> seeded_rounds(int rounds, int clients) {
   auto generator = at::detail::createCPUGenerator(20240601);
@@ -214,6 +244,20 @@ NamedTensors seeded_global() {
   auto generator = at::detail::createCPUGenerator(7);
   return {{"blk.0.attn_q.weight.lora_a", at::randn({4, 16}, generator)},
           {"blk.0.attn_q.weight.lora_b", at::zeros({16, 4})}};
+}
+
+TEST(ServerOptimizer, FedAvgMWithoutMomentumAtRateOneIsFedAvg) {
+  StrategyOptions options = options_named("fedavgm");
+  options.fedavgm.eta = 1.0;
+  options.fedavgm.momentum = 0.0;
+  auto fedavgm = make_strategy(options);
+  FedAvg fedavg;
+  NamedTensors a = seeded_global(), b = a;
+  for (const auto& round : seeded_rounds(3, 3)) {
+    a = fedavgm->aggregate(1, a, round);
+    b = fedavg.aggregate(1, b, round);
+    for (const auto& [name, tensor] : a) EXPECT_TRUE(at::allclose(tensor, b.at(name), 1e-6, 1e-7)) << name;
+  }
 }
 
 class StateRoundTrip : public ::testing::TestWithParam<std::string> {};
@@ -243,7 +287,7 @@ TEST_P(StateRoundTrip, RestartedStrategyContinuesBitIdentically) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStrategies, StateRoundTrip,
-                         ::testing::Values("fedavg", "fedprox", "fedadam", "fedyogi", "median",
+                         ::testing::Values("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "median",
                                            "trimmed_mean"));
 
 TEST(ServerOptimizerState, StateIsACopy) {
@@ -276,6 +320,9 @@ TEST(ServerOptimizerState, RejectsStateThatDoesNotFit) {
   NamedTensors without_v = state;
   without_v.erase("v/w");
   EXPECT_THROW(unpaired.load_state(without_v), std::invalid_argument);
+
+  FedAvgM momentum_only;
+  EXPECT_THROW(momentum_only.load_state(state), std::invalid_argument);   // FedAdam's "v/w" is not FedAvgM's
 
   // Loads, but belongs to a different adapter set: the next aggregate says so.
   FedAdam other_adapters;
@@ -314,7 +361,7 @@ TEST(Factory, BuildsEveryNamedStrategy) {
   for (const std::string& name : strategy_names()) {
     EXPECT_EQ(make_strategy(options_named(name))->name(), name);
   }
-  EXPECT_EQ(strategy_names().size(), 6u);
+  EXPECT_EQ(strategy_names().size(), 7u);
 }
 
 TEST(Factory, RejectsUnknownNamesListingTheValidOnes) {
@@ -354,6 +401,12 @@ TEST(Factory, RejectsBadOptionsNamingTheField) {
   options = options_named("fedadam");
   options.fedopt.tau = NAN;
   expect_rejected_naming(options, "fedopt.tau");
+  options = options_named("fedavgm");
+  options.fedavgm.momentum = 1.0;
+  expect_rejected_naming(options, "fedavgm.momentum");
+  options = options_named("fedavgm");
+  options.fedavgm.eta = -0.5;
+  expect_rejected_naming(options, "fedavgm.eta");
   options = options_named("fedprox");
   options.fedprox.proximal_mu = -1.0;
   expect_rejected_naming(options, "fedprox.proximal_mu");
