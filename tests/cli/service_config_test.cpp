@@ -155,6 +155,17 @@ TEST(ServiceConfig, AggregatorFile) {
   EXPECT_EQ(to_yaml(parse_aggregator_config(to_yaml(c), "resolved")), to_yaml(c));
   EXPECT_CONTAINS(error_of([] { parse_aggregator_config("aggregator: {rounds: 2}\n" + kTls, "a.yaml"); }),
                   "model: required unless aggregator.initial_adapters");
+  const AggregatorFile momentum = parse_aggregator_config(
+      "model: m.gguf\naggregator:\n  strategy: {name: fedavgm, fedavgm: {eta: 2.5, momentum: 0.6}}\n" + kTls, "a.yaml");
+  EXPECT_EQ(momentum.aggregator.options.strategy.name, "fedavgm");
+  EXPECT_DOUBLE_EQ(momentum.aggregator.options.strategy.fedavgm.eta, 2.5);
+  EXPECT_DOUBLE_EQ(momentum.aggregator.options.strategy.fedavgm.momentum, 0.6);
+  EXPECT_CONTAINS(error_of([] {
+                    parse_aggregator_config(
+                        "model: m.gguf\naggregator: {strategy: {name: fedavgm, fedavgm: {momentum: 1.5}}}\n" + kTls,
+                        "a.yaml");
+                  }),
+                  "fedavgm.momentum");
   EXPECT_CONTAINS(error_of([] {
                     parse_aggregator_config("model: m.gguf\naggregator: {strategy: {name: fedsgd}}\n" + kTls, "a.yaml");
                   }),

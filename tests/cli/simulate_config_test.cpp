@@ -25,6 +25,7 @@ federation:
   proximal_mu: 0.1
   server_lr: 0.02
   server_tau: 0.005
+  fedavgm: {eta: 2.0, momentum: 0.5}
   mode: nosplit
   cut_layer: 2
   variant: sfl_v2
@@ -44,6 +45,8 @@ TEST(SimulateConfig, ReadsTheFederationSection) {
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedprox.proximal_mu, 0.1);
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedopt.eta, 0.02);
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedopt.tau, 0.005);
+  EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.eta, 2.0);
+  EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.momentum, 0.5);
   EXPECT_EQ(c.federation.mode, simulate::FleetMode::nosplit);
   EXPECT_EQ(c.federation.variant, split::ServerVariant::sfl_v2);
   EXPECT_EQ(c.federation.transport, simulate::FleetTransport::tcp);

@@ -523,6 +523,45 @@ TEST_F(FleetTest, AChainOfTwoSplitServersTrainsWhatOneDoes) {
   }
 }
 
+// FedAvgM's server learning rate scales the round's mean delta, at the sites'
+// blocks (the aggregator) and at the split server's (SFL-V1 merges its copies
+// with the same strategy): with one round and no momentum, eta 1, 2 and 3 give
+// x1, x2 = x1 + d and x3 = x1 + 2d, so x3 - 2 x2 + x1 = 0 with d != 0.
+TEST_F(FleetTest, FedAvgMScalesTheRoundsMeanDeltaOnBothSidesOfTheCut) {
+  auto run = [&](double eta) {
+    const std::string dir = test::scratch_dir("simulate_fedavgm_" + std::to_string(static_cast<int>(eta)));
+    SimulationConfig c = config(dir, 3, 3);
+    c.fleet.rounds = 1;
+    c.fleet.strategy.name = "fedavgm";
+    c.fleet.strategy.fedavgm.eta = eta;
+    c.fleet.strategy.fedavgm.momentum = 0.0;
+    const FleetData data = fleet_data(c, 6);
+    FleetResult result = Fleet(model_, data, c).run();
+    EXPECT_FALSE(result.failed) << result.failure;
+    return result;
+  };
+  const FleetResult x1 = run(1), x2 = run(2), x3 = run(3);
+  ASSERT_FALSE(x1.adapters.pairs().empty());
+  std::set<int64_t> layers;
+  for (const auto& [name, pair] : x1.adapters.pairs()) {
+    for (const char* tensor : {"a", "b"}) {
+      auto of = [&, name = name](const FleetResult& r) {
+        const lora::LoraPair& p = r.adapters.pairs().at(name);
+        return (tensor[0] == 'a' ? p.a : p.b).to(at::kDouble);
+      };
+      const at::Tensor d = of(x2) - of(x1);
+      ASSERT_GT(d.abs().max().item<double>(), 0.0) << name << " " << tensor << " did not move";
+      EXPECT_LE((of(x3) - 2 * of(x2) + of(x1)).abs().max().item<double>(), 1e-5 * d.abs().max().item<double>())
+          << name << " " << tensor;
+    }
+    layers.insert(std::stoll(name.substr(std::strlen("blk."))));   // "blk.<layer>.<projection>"
+  }
+  // Both the sites' blocks and the split server's are in the merged adapters.
+  const split::SiteBlocks blocks = config("", 3, 3).fleet.site_blocks(model_->n_layers());
+  EXPECT_TRUE(std::any_of(layers.begin(), layers.end(), [&](int64_t l) { return blocks.contains(l); }));
+  EXPECT_TRUE(std::any_of(layers.begin(), layers.end(), [&](int64_t l) { return !blocks.contains(l); }));
+}
+
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
   int64_t peak[2] = {0, 0}, created[2] = {0, 0};
   const int64_t registered[2] = {10, 200};
