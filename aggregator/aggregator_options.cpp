@@ -23,6 +23,13 @@ OnDeadline parse_on_deadline(const std::string& name) {
 
 const char* on_deadline_name(OnDeadline value) { return value == OnDeadline::extend ? "extend" : "fail"; }
 
+double AggregatorOptions::client_lr_at(int64_t round) const {
+  if (client_lr_min_ratio >= 1 || rounds <= 1) return client_lr;
+  const double progress = static_cast<double>(std::clamp<int64_t>(round, 0, rounds - 1)) / static_cast<double>(rounds - 1);
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));   // 1 at round 0, 0 at the last
+  return client_lr * (client_lr_min_ratio + (1.0 - client_lr_min_ratio) * cosine);
+}
+
 void AggregatorOptions::validate() const {
   require(rounds > 0, "rounds must be > 0, got " + std::to_string(rounds));
   require(rounds <= UINT32_MAX / 2, "rounds is too large");
@@ -39,6 +46,12 @@ void AggregatorOptions::validate() const {
   require(round_deadline_ms > 0, "round_deadline_ms must be > 0");
   require(max_extensions >= 0, "max_extensions must be >= 0");
   require(std::isfinite(client_lr) && client_lr >= 0, "client_lr must be finite and >= 0 (0: the site's own)");
+  require(std::isfinite(client_lr_min_ratio) && client_lr_min_ratio > 0 && client_lr_min_ratio <= 1,
+          "client_lr_min_ratio must be in (0, 1] (1: no decay across rounds; 0 would send 0, which means the "
+          "site's own rate), got " +
+              std::to_string(client_lr_min_ratio));
+  require(client_lr_min_ratio == 1 || client_lr > 0,
+          "client_lr_min_ratio < 1 decays client_lr across the rounds: set client_lr (> 0), the rate of round 0");
   require(poll_interval_ms > 0 && poll_interval_ms <= 600000, "poll_interval_ms must be in (0, 600000]");
   require(keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (the latest round is what a restart resumes from), got " +
                                      std::to_string(keep_checkpoints));

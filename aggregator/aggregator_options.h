@@ -32,6 +32,11 @@ struct AggregatorOptions {
   int64_t max_extensions = 3;          // extend: how many times before failing
   uint64_t seed = 0;                   // client sampling
   double client_lr = 0;                // sent to sites; 0: each site's own learning rate
+  // < 1: client_lr decays across the rounds by a cosine, from client_lr at
+  // round 0 to client_lr x client_lr_min_ratio at round rounds - 1, as one
+  // centralized schedule decays across its epochs (needs client_lr > 0); each
+  // site's own schedule still runs within its round. 1: the same every round.
+  double client_lr_min_ratio = 1.0;
   int64_t poll_interval_ms = 1000;     // how long sites wait before polling again
   std::string checkpoint_dir;          // "" : no checkpoints (and no resume)
   int64_t keep_checkpoints = 3;        // rounds whose adapters stay in checkpoint_dir, >= 1
@@ -54,6 +59,8 @@ struct AggregatorOptions {
 
   // Throws std::invalid_argument naming the field ("aggregator.min_clients ...").
   void validate() const;
+  // The learning rate sent to the sites in `round` (0-based): client_lr under its decay.
+  double client_lr_at(int64_t round) const;
   // Registrations awaited before the first round.
   int64_t registrations_to_start() const;
 };

@@ -780,7 +780,7 @@ void AggregatorService::start_round(int64_t now) {
   round->registered = static_cast<int64_t>(ids.size());
   round->sampled.insert(sampled.begin(), sampled.end());
   const ClientConfig config = strategy_->configure(static_cast<int>(completed_));
-  round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr,
+  round->config = RoundConfig{config.local_steps, config.proximal_mu, options_.client_lr_at(completed_),
                               dp_ ? options_.dp.clip_norm : 0.0};
   round->deadline_ms = now + options_.round_deadline_ms;
   if (options_.secure_aggregation.enabled) {

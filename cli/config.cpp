@@ -89,6 +89,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("client_eval_batches", o.client_eval_batches);
   f.field("data_fraction", o.data_fraction);
   f.field("local_epochs", o.local_epochs);
+  f.field("lr_across_rounds", o.lr_across_rounds);
   f.field("validation_fraction", o.validation_fraction);
   f.field("stop_patience", o.stop_patience);
   f.field("stop_min_improvement", o.stop_min_improvement);

@@ -172,6 +172,7 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   f.field("max_extensions", o.max_extensions);
   unsigned_field(f, "seed", o.seed, "aggregator.seed");
   f.field("client_lr", o.client_lr);
+  f.field("client_lr_min_ratio", o.client_lr_min_ratio);
   f.field("poll_interval_ms", o.poll_interval_ms);
   f.field("checkpoint_dir", o.checkpoint_dir);
   f.field("keep_checkpoints", o.keep_checkpoints);

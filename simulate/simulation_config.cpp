@@ -143,6 +143,9 @@ void SimulationConfig::validate() const {
           "lora.aggregation product needs every site's own adapters to multiply out; under federation.dp or "
           "federation.secure_aggregation the aggregator sees only a (noisy) sum: use lora.aggregation ffa, which is "
           "exact under both");
+  require(!fleet.lr_across_rounds || train.min_lr_ratio > 0,
+          "federation.lr_across_rounds decays each round's rate to train.min_lr_ratio x train.lr, and "
+          "train.min_lr_ratio is 0 (a rate of 0 means the site's own): set train.min_lr_ratio above 0");
   require(fleet.site_ranks.empty() || lora.aggregation == lora::LoraAggregation::product,
           "federation.site_ranks (heterogeneous ranks) needs lora.aggregation: product, which merges the sites' "
           "products whatever their ranks; lora.aggregation is " + lora::aggregation_name(lora.aggregation));

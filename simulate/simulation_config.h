@@ -62,6 +62,12 @@ struct FleetOptions {
   // data this many times (ceil(epochs x rows / batch_size)), and train.steps
   // is not used; the baselines match it (centralized: the fleet's steps).
   double local_epochs = 0;
+  // false: every round each site runs train's schedule (warmup, cosine to
+  // min_lr_ratio) from train.lr. true: the round's peak rate itself decays by
+  // a cosine across federation.rounds, from train.lr to train.min_lr_ratio x
+  // train.lr at the last round (the aggregator's client_lr_min_ratio), as the
+  // centralized baseline's one schedule decays across its epochs.
+  bool lr_across_rounds = false;
   // Held out of each site's training examples (after client_eval_fraction);
   // their union is the validation set, scored with the held-out set and used
   // only to stop and to tune, never reported as the result.

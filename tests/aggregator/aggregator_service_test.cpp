@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "aggregator/aggregator_checkpoint.h"
@@ -94,6 +95,49 @@ TEST(AggregatorService, OneFedAvgRoundEqualsTheWeightedMeanOfTheDeltas) {
   const auto finished = a.poll().as<Finished>(FederationMessage::finished);
   EXPECT_EQ(finished.rounds_completed, 1u);
   EXPECT_FALSE(finished.failed);
+}
+
+// client_lr_min_ratio < 1: the rate each round's assignment carries decays by a
+// cosine across the rounds, 0.02 at round 0 to 0.02 x 0.1 at round 4, through
+// 0.02 x (0.1 + 0.9 x 0.5) at round 2; 1 keeps client_lr every round.
+TEST(AggregatorService, TheRateSentToTheSitesDecaysAcrossTheRounds) {
+  for (const double min_ratio : {0.1, 1.0}) {
+    SCOPED_TRACE("client_lr_min_ratio " + std::to_string(min_ratio));
+    AggregatorOptions options = options_for(5, 1, 1);
+    options.client_lr = 0.02;
+    options.client_lr_min_ratio = min_ratio;
+    Harness h(options);
+    ScriptedSite a(h.service, "a");
+    a.register_site();
+    const NamedTensors global = h.service.global().tensors;
+    std::vector<double> sent;
+    for (uint32_t r = 0; r < 5; ++r) {
+      const auto assignment = a.poll().as<RoundAssignment>(FederationMessage::round_assignment);
+      ASSERT_EQ(assignment.round, r);
+      sent.push_back(assignment.config.lr);
+      ASSERT_TRUE(a.send_update(r, test::seeded_delta(global, r + 1, 0.0), 3).as<UpdateAck>(FederationMessage::update_ack)
+                      .accepted);
+    }
+    for (uint32_t r = 0; r < 5; ++r) {
+      const double cosine = 0.5 * (1.0 + std::cos(M_PI * r / 4.0));
+      EXPECT_NEAR(sent[r], 0.02 * (min_ratio + (1.0 - min_ratio) * cosine), 1e-15) << "round " << r;
+    }
+    EXPECT_NEAR(sent.back(), 0.02 * min_ratio, 1e-15);
+  }
+}
+
+TEST(AggregatorService, ADecayWithoutARateToDecayIsRefused) {
+  AggregatorOptions options = options_for(5, 1, 1);
+  options.client_lr_min_ratio = 0.1;   // client_lr 0: each site's own, nothing to decay
+  try {
+    options.validate();
+    FAIL() << "accepted client_lr_min_ratio without client_lr";
+  } catch (const std::invalid_argument& error) {
+    EXPECT_NE(std::string(error.what()).find("set client_lr"), std::string::npos) << error.what();
+  }
+  options.client_lr = 0.01;
+  options.client_lr_min_ratio = 1.5;
+  EXPECT_THROW(options.validate(), std::invalid_argument);
 }
 
 TEST(AggregatorService, ARoundClosesAtItsDeadlineWithoutTheSiteThatDroppedOut) {

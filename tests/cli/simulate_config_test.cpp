@@ -26,6 +26,7 @@ federation:
   server_lr: 0.02
   server_tau: 0.005
   fedavgm: {eta: 2.0, momentum: 0.5}
+  lr_across_rounds: true
   mode: nosplit
   cut_layer: 2
   variant: sfl_v2
@@ -47,6 +48,7 @@ TEST(SimulateConfig, ReadsTheFederationSection) {
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedopt.tau, 0.005);
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.eta, 2.0);
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.momentum, 0.5);
+  EXPECT_TRUE(c.federation.lr_across_rounds);
   EXPECT_EQ(c.federation.mode, simulate::FleetMode::nosplit);
   EXPECT_EQ(c.federation.variant, split::ServerVariant::sfl_v2);
   EXPECT_EQ(c.federation.transport, simulate::FleetTransport::tcp);

@@ -562,6 +562,33 @@ TEST_F(FleetTest, FedAvgMScalesTheRoundsMeanDeltaOnBothSidesOfTheCut) {
   EXPECT_TRUE(std::any_of(layers.begin(), layers.end(), [&](int64_t l) { return !blocks.contains(l); }));
 }
 
+// federation.lr_across_rounds: round k's peak rate is train.lr decayed by a
+// cosine across the rounds to train.min_lr_ratio x train.lr at the last. With
+// a ratio of 1e-6 the second of two rounds barely moves the adapters: they end
+// where one round leaves them, while two rounds without it move on.
+TEST_F(FleetTest, ARateDecayedAcrossRoundsReachesTheSites) {
+  auto run = [&](int64_t rounds, bool across, const std::string& name) {
+    SimulationConfig c = config(test::scratch_dir("simulate_lr_" + name), 3, 3);
+    c.fleet.rounds = rounds;
+    c.fleet.lr_across_rounds = across;
+    c.train.min_lr_ratio = 1e-6;
+    const FleetData data = fleet_data(c, 6);
+    FleetResult result = Fleet(model_, data, c).run();
+    EXPECT_FALSE(result.failed) << result.failure;
+    return result.adapters;
+  };
+  const auto one = run(1, false, "one"), decayed = run(2, true, "decayed"), plain = run(2, false, "plain");
+  double decayed_moved = 0, plain_moved = 0, scale = 0;
+  for (const auto& [name, pair] : one.pairs()) {
+    decayed_moved = std::max(decayed_moved, (decayed.pairs().at(name).b - pair.b).abs().max().item<double>());
+    plain_moved = std::max(plain_moved, (plain.pairs().at(name).b - pair.b).abs().max().item<double>());
+    scale = std::max(scale, pair.b.abs().max().item<double>());
+  }
+  ASSERT_GT(scale, 0.0);
+  EXPECT_LE(decayed_moved, 1e-4 * scale);
+  EXPECT_GE(plain_moved, 1e-2 * scale);
+}
+
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
   int64_t peak[2] = {0, 0}, created[2] = {0, 0};
   const int64_t registered[2] = {10, 200};
