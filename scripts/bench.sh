@@ -79,20 +79,21 @@ lines = [
     "| model | batch x seq | quant | cleave tok/s (matmul) | cleave float32 tok/s | PyTorch tok/s "
     "| PyTorch autocast bf16 tok/s | cleave / PyTorch | cleave float32 / PyTorch "
     "| cleave / PyTorch autocast | cleave / strongest PyTorch | MFU | peak RSS cleave (MiB) "
-    "| peak RSS PyTorch (MiB) |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| peak RSS PyTorch (MiB) | peak RSS PyTorch autocast (MiB) |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for key, c in cleave.items():
     t, t32, te, ta = tok(cleave, key), tok(cleave32, key), tok(eager, key), tok(autocast, key)
     strongest = max((x for x in (te, ta) if x is not None), default=None)
     matmul = c[9] if len(c) > 9 else "float32"
-    rss_e = tok(eager, key, 5)
+    rss_e, rss_a = tok(eager, key, 5), tok(autocast, key, 5)
     lines.append(
         f"| {c[0]} | {c[1]} x {c[2]} | {c[3]} | {t:.0f} ({matmul}) | {fmt(t32, '.0f')} | "
         f"{fmt(te, '.0f')}{threads(eager, key)} | {fmt(ta, '.0f')}{threads(autocast, key)} | {ratio(t, te)} | "
         f"{ratio(t32, te)} | {ratio(t, ta)} | **{ratio(t, strongest)}** | "
         f"{100 * float(c[5]):.1f}% | {int(c[6]) / 1024:.0f} | "
-        f"{fmt(None if rss_e is None else rss_e / 1024, '.0f')} |")
+        f"{fmt(None if rss_e is None else rss_e / 1024, '.0f')} | "
+        f"{fmt(None if rss_a is None else rss_a / 1024, '.0f')} |")
 if gflops:
     lines.append("")
     lines.append(f"MFU against the matmul rate of the arithmetic cleave used, measured before "
