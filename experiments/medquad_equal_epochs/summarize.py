@@ -213,7 +213,7 @@ def frequency_section(out, seeds, runs, long_runs, frequencies, reference):
     lines.append("| method | rounds per epoch | test perplexity | vs centralized | epochs (converged) | 1 epoch | 3 epochs "
                  "| bytes on the wire | wall time per run |")
     lines.append("|---|---|---|---|---|---|---|---|---|")
-    ref = {e: {s: runs["centralized"][i].at_epoch(e, out, s) for i, s in enumerate(seeds)} for e in (1, 3)}
+    ref = epoch_reference(out, seeds, runs)
     table = [("split-federated SFL-V1, u_shaped, FedAvg", 1, long_runs.get("sfl_v1") or runs["sfl_v1"])]
     table += [("split-federated SFL-V1, u_shaped, FedAvg", int(m.split("_x")[1]), found_runs(out, seeds, m))
               for m in frequencies]
@@ -224,6 +224,27 @@ def frequency_section(out, seeds, runs, long_runs, frequencies, reference):
             lines.append(convergence_row([label, str(k)], rs, out, reference, ref))
     lines.append("")
     return lines
+
+
+CONVERGENCE_HEADER = [
+    "| method | test perplexity | vs centralized | epochs (converged) | 1 epoch | 3 epochs "
+    "| bytes on the wire | wall time per run |",
+    "|---|---|---|---|---|---|---|---|",
+]
+
+
+def epoch_reference(out, seeds, runs):
+    """Centralized's test perplexity after 1 and 3 epochs, per seed: {epochs: {seed: perplexity}}."""
+    return {e: {s: runs["centralized"][i].at_epoch(e, out, s) for i, s in enumerate(seeds)} for e in (1, 3)}
+
+
+def lr_tuning_table(out, method):
+    """The client learning-rate tuning of a method as table lines, and the chosen rate."""
+    found = client_tuning(out, method)
+    chosen = min(found, key=lambda f: f[1])[0]
+    lines = ["| learning rate | validation perplexity | chosen |", "|---|---|---|"]
+    lines += [f"| {lr} | {v:.3f} | {'yes' if lr == chosen else ''} |" for lr, v in found]
+    return lines, chosen
 
 
 def convergence_row(first_cells, rs, out, reference, ref):
@@ -256,10 +277,8 @@ def fedavgm_section(out, seeds, runs, long_runs, reference):
     for eta, momentum, v in found:
         lines.append(f"| {eta} | {momentum} | {v:.3f} | {'yes' if (eta, momentum, v) == chosen else ''} |")
     lines.append("")
-    lines.append("| method | test perplexity | vs centralized | epochs (converged) | 1 epoch | 3 epochs "
-                 "| bytes on the wire | wall time per run |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    ref = {e: {s: runs["centralized"][i].at_epoch(e, out, s) for i, s in enumerate(seeds)} for e in (1, 3)}
+    lines += CONVERGENCE_HEADER
+    ref = epoch_reference(out, seeds, runs)
     fedavg = long_runs.get("sfl_v1") or runs["sfl_v1"]
     lines.append(convergence_row(["split-federated SFL-V1, u_shaped, FedAvg"], fedavg, out, reference, ref))
     lines.append(convergence_row([f"split-federated SFL-V1, u_shaped, FedAvgM (eta {chosen[0]}, momentum "
@@ -282,17 +301,9 @@ def product_section(out, seeds, runs, long_runs, reference):
                  f"{rounds_cap(os.path.join(out, 'seed%d' % seeds[0], 'sfl_v1_product'))} epochs and the same rule "
                  "to stop. Truncation error: ||M - B A||_F / ||M||_F of each round, mean over the rounds and seeds.")
     lines.append("")
-    lines.append("| learning rate | validation perplexity | chosen |")
-    lines.append("|---|---|---|")
-    found = client_tuning(out, "sfl_v1_product")
-    chosen = min(found, key=lambda f: f[1])[0]
-    for lr, v in found:
-        lines.append(f"| {lr} | {v:.3f} | {'yes' if lr == chosen else ''} |")
-    lines.append("")
-    lines.append("| method | test perplexity | vs centralized | epochs (converged) | 1 epoch | 3 epochs "
-                 "| bytes on the wire | wall time per run |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    ref = {e: {s: runs["centralized"][i].at_epoch(e, out, s) for i, s in enumerate(seeds)} for e in (1, 3)}
+    tuning, chosen = lr_tuning_table(out, "sfl_v1_product")
+    lines += tuning + [""] + CONVERGENCE_HEADER
+    ref = epoch_reference(out, seeds, runs)
     fedavg = long_runs.get("sfl_v1") or runs["sfl_v1"]
     product = found_runs(out, seeds, "sfl_v1_product")
     lines.append(convergence_row(["split-federated SFL-V1, u_shaped, FedAvg, separate"], fedavg, out, reference, ref))
@@ -319,17 +330,9 @@ def across_section(out, seeds, runs, long_runs, reference):
                  f"{rounds_cap(os.path.join(out, 'seed%d' % seeds[0], 'sfl_v1_across_%d' % max(across_caps(out, seeds))))}"
                  ", the same rule to stop.")
     lines.append("")
-    lines.append("| learning rate | validation perplexity | chosen |")
-    lines.append("|---|---|---|")
-    found = client_tuning(out, "sfl_v1_across")
-    chosen = min(found, key=lambda f: f[1])[0]
-    for lr, v in found:
-        lines.append(f"| {lr} | {v:.3f} | {'yes' if lr == chosen else ''} |")
-    lines.append("")
-    lines.append("| method | test perplexity | vs centralized | epochs (converged) | 1 epoch | 3 epochs "
-                 "| bytes on the wire | wall time per run |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    ref = {e: {s: runs["centralized"][i].at_epoch(e, out, s) for i, s in enumerate(seeds)} for e in (1, 3)}
+    tuning, chosen = lr_tuning_table(out, "sfl_v1_across")
+    lines += tuning + [""] + CONVERGENCE_HEADER
+    ref = epoch_reference(out, seeds, runs)
     lines.append(convergence_row(["split-federated SFL-V1, u_shaped, FedAvg, a schedule per round (at most 24 "
                                   "epochs)"], long_runs.get("sfl_v1") or runs["sfl_v1"], out, reference, ref))
     for cap in across_caps(out, seeds):
