@@ -204,5 +204,23 @@ for seed in $SEEDS; do
 done
 drain
 
+# 8. Both: 4 rounds per epoch (stage 4's early speed) under one schedule
+#    across the rounds (stage 7's annealing), at most LONG_CAP epochs
+#    (4 x LONG_CAP rounds, the schedule spanning them), the client learning
+#    rate tuned again (3 epochs: 12 rounds, the schedule spanning them).
+for lr in $GRID; do
+  # shellcheck disable=SC2046,SC2086
+  enqueue run "tune/sfl_v1_x4_across/lr$lr" ${METHOD[sfl_v1]} "${tune[@]}" $(per_epoch 4) \
+    --set federation.rounds=$((TUNE_ROUNDS * 4)) --set federation.lr_across_rounds=true --set train.lr=$lr
+done
+drain
+eval "$(python3 $here/summarize.py best "$OUT" x4_across)"   # sets LR_sfl_v1_x4_across
+for seed in $SEEDS; do
+  # shellcheck disable=SC2046,SC2086
+  enqueue run "seed$seed/sfl_v1_x4_across" ${METHOD[sfl_v1]} $(per_epoch 4) --set federation.lr_across_rounds=true \
+    --set train.seed=$seed --set train.lr=$LR_sfl_v1_x4_across --set federation.rounds=$((LONG_CAP * 4))
+done
+drain
+
 python3 $here/summarize.py report "$OUT" "$here" "$CLEAVE" "$JOBS"
 echo "results: $here/results.md, $here/curves_tokens.png, $here/curves_bytes.png"

@@ -9,6 +9,8 @@
   summarize.py best OUT fedavgm  prints FEDAVGM_ETA=<eta> and FEDAVGM_MOMENTUM=<momentum>
   summarize.py best OUT product  prints LR_sfl_v1_product=<lr>
   summarize.py best OUT across   prints LR_sfl_v1_across=<lr>
+  summarize.py best OUT x4_across
+                                 prints LR_sfl_v1_x4_across=<lr>
   summarize.py report OUT HERE CLEAVE JOBS
                                  writes HERE/results.md, HERE/curves_tokens.png, HERE/curves_bytes.png
 
@@ -63,10 +65,10 @@ def wall(run):
 
 
 def best(out, kind, method="fedadam"):
-    if kind in ("client", "frequency", "product", "across"):
+    if kind in ("client", "frequency", "product", "across", "x4_across"):
         methods = {"client": ("sfl_v1", "sfl_v2", "fedavg_nosplit", "centralized"),
                    "frequency": frequency_methods(out), "product": ("sfl_v1_product",),
-                   "across": ("sfl_v1_across",)}[kind]
+                   "across": ("sfl_v1_across",), "x4_across": ("sfl_v1_x4_across",)}[kind]
         for method in methods:
             found = client_tuning(out, method)
             print(f"LR_{method}={min(found, key=lambda f: f[1])[0]}")
@@ -83,6 +85,7 @@ def best(out, kind, method="fedadam"):
 def frequency_methods(out):
     """The tuned SFL-V1 runs at k rounds per epoch (tune/sfl_v1_x<k>), by k."""
     found = [os.path.basename(d) for d in glob.glob(os.path.join(out, "tune", "sfl_v1_x*"))]
+    found = [m for m in found if m.split("_x")[1].isdigit()]   # not sfl_v1_x4_across (stage 8)
     return sorted(found, key=lambda m: int(m.split("_x")[1]))
 
 
@@ -339,7 +342,18 @@ def across_section(out, seeds, runs, long_runs, reference):
         lines.append(convergence_row([f"split-federated SFL-V1, u_shaped, FedAvg, one schedule across at most {cap} "
                                       f"rounds (lr {chosen})"], found_runs(out, seeds, f"sfl_v1_across_{cap}"), out,
                                      reference, ref))
+    both = found_runs(out, seeds, "sfl_v1_x4_across")
+    if both:
+        _, chosen_both = lr_tuning_table(out, "sfl_v1_x4_across")
+        lines.append(convergence_row([f"split-federated SFL-V1, u_shaped, FedAvg, 4 rounds per epoch, one schedule "
+                                      f"across at most {rounds_cap(both[0].dir)} rounds (lr {chosen_both})"], both,
+                                     out, reference, ref))
     lines.append("")
+    if both:
+        tuning, _ = lr_tuning_table(out, "sfl_v1_x4_across")
+        lines.append("The last row's tuning (4 rounds per epoch, 12 rounds, the schedule spanning them):")
+        lines.append("")
+        lines += tuning + [""]
     return lines
 
 
