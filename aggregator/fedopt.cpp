@@ -105,7 +105,7 @@ NamedTensors FedAvgM::aggregate(int round, const NamedTensors& global, const std
   const NamedTensors pseudo_gradient = weighted_mean(updates);
   NamedTensors updated;
   for (const auto& [name, weights] : global) {
-    at::Tensor& m = momentum_.at(0, name);
+    at::Tensor& m = momentum_.moment(0, name);
     m = m * options_.momentum + pseudo_gradient.at(name).to(at::kFloat);
     updated[name] = weights + (m * options_.eta).to(weights.scalar_type());
   }
@@ -127,8 +127,8 @@ NamedTensors FedOpt::aggregate(int round, const NamedTensors& global,
   NamedTensors updated;
   for (const auto& [name, weights] : global) {
     const at::Tensor d = pseudo_gradient.at(name).to(at::kFloat);
-    at::Tensor& m = moments_.at(0, name);
-    at::Tensor& v = moments_.at(1, name);
+    at::Tensor& m = moments_.moment(0, name);
+    at::Tensor& v = moments_.moment(1, name);
     m = m * beta1 + d * (1.0 - beta1);
     v = next_second_moment(v, d * d);
     const at::Tensor server_step = m * options_.eta / (at::sqrt(v) + options_.tau);

@@ -36,7 +36,7 @@ class ServerMoments {
   // Starts the moments at the first round (prefix k's at initial[k]), then
   // checks that they cover `global` with its shapes.
   void start_or_check(const NamedTensors& global, const std::vector<double>& initial);
-  at::Tensor& at(size_t prefix, const std::string& name) { return moments_.at(prefix).at(name); }
+  at::Tensor& moment(size_t prefix, const std::string& name) { return moments_.at(prefix).at(name); }
   void count_round() { ++step_; }
   int64_t step() const { return step_; }
 
