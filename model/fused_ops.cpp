@@ -114,7 +114,7 @@ CLEAVE_TARGET_AVX512 void swiglu_backward_avx512(const float* gp, const float* u
 
 struct SwiGlu : public torch::autograd::Function<SwiGlu> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
-    static const SwiGluForward kernel = kernels::has_avx512() ? swiglu_forward_avx512 : swiglu_forward_generic;
+    const SwiGluForward kernel = kernels::has_avx512() ? swiglu_forward_avx512 : swiglu_forward_generic;
     at::Tensor out = at::empty_like(gate);
     const float *gp = gate.data_ptr<float>(), *up_ = up.data_ptr<float>();
     float* op = out.data_ptr<float>();
@@ -124,7 +124,7 @@ struct SwiGlu : public torch::autograd::Function<SwiGlu> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const SwiGluBackward kernel = kernels::has_avx512() ? swiglu_backward_avx512 : swiglu_backward_generic;
+    const SwiGluBackward kernel = kernels::has_avx512() ? swiglu_backward_avx512 : swiglu_backward_generic;
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &gate = saved[0], &up = saved[1];
     const at::Tensor dy = grads[0].contiguous();

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "model/attention.h"
+#include "model/cpu_kernels.h"
 #include "model/fused_ops.h"
 #include "model/llama_model.h"
 
@@ -64,11 +65,18 @@ TEST(FusedOps, RmsNormDispatch) {
   EXPECT_TRUE(tw.grad().defined());
 }
 
+// Both copies of the loops: the AVX-512 one where the CPU has it, and the
+// generic one (kernels::generic_only, as the attention tests do).
 TEST(FusedOps, SwiGluMatchesEagerFloat64) {
-  at::manual_seed(3);
-  compare({at::randn({4, 7, 33}) * 4, at::randn({4, 7, 33})},
-          [](const std::vector<at::Tensor>& x) { return fused_swiglu(x[0], x[1]); },
-          [](const std::vector<at::Tensor>& x) { return at::silu(x[0]) * x[1]; });
+  for (const bool generic : {false, true}) {
+    SCOPED_TRACE(generic ? "generic" : "widest the CPU runs");
+    kernels::generic_only() = generic;
+    at::manual_seed(3);
+    compare({at::randn({4, 7, 33}) * 4, at::randn({4, 7, 33})},
+            [](const std::vector<at::Tensor>& x) { return fused_swiglu(x[0], x[1]); },
+            [](const std::vector<at::Tensor>& x) { return at::silu(x[0]) * x[1]; });
+  }
+  kernels::generic_only() = false;
 }
 
 TEST(FusedOps, RopeMatchesEagerFloat64InBothStylesAndPartialRotation) {
