@@ -17,12 +17,12 @@ bool starts_with(const std::string& text, const std::string& prefix) {
 
 }  // namespace
 
-void ServerMoments::start_or_check(const NamedTensors& global, const std::vector<double>& initial) {
+void ServerMoments::start_or_check(const NamedTensors& global) {
   if (moments_.empty()) {
-    for (double value : initial) {
+    for (const Moment& kind : kinds_) {
       NamedTensors& started = moments_.emplace_back();
       for (const auto& [name, weights] : global) {
-        started[name] = at::full_like(weights, value, weights.options().dtype(at::kFloat));
+        started[name] = at::full_like(weights, kind.initial, weights.options().dtype(at::kFloat));
       }
     }
   }
@@ -46,7 +46,7 @@ void ServerMoments::start_or_check(const NamedTensors& global, const std::vector
 NamedTensors ServerMoments::state() const {
   NamedTensors state;
   for (size_t k = 0; k < moments_.size(); ++k) {
-    for (const auto& [name, moment] : moments_[k]) state[prefixes_[k] + name] = moment.clone();
+    for (const auto& [name, moment] : moments_[k]) state[kinds_[k].prefix + name] = moment.clone();
   }
   state[kStep] = at::scalar_tensor(step_, at::kLong);
   return state;
@@ -55,45 +55,47 @@ NamedTensors ServerMoments::state() const {
 void ServerMoments::load_state(const NamedTensors& state) {
   const std::string who = "strategy " + strategy_ + ": cannot load state: ";
   std::string expected;
-  for (const std::string& prefix : prefixes_) expected += "\"" + prefix + "<name>\", ";
+  for (const Moment& kind : kinds_) expected += "\"" + kind.prefix + "<name>\", ";
   auto step = state.find(kStep);
   if (step == state.end() || !step->second.defined() || step->second.numel() != 1 ||
       step->second.scalar_type() != at::kLong) {
     throw std::invalid_argument(who + "no int64 scalar \"step\"; was it saved by a server-optimizer strategy?");
   }
-  std::vector<NamedTensors> moments(prefixes_.size());
+  std::vector<NamedTensors> moments(kinds_.size());
   for (const auto& [key, tensor] : state) {
     if (key == kStep) continue;
     size_t k = 0;
-    while (k < prefixes_.size() && !starts_with(key, prefixes_[k])) ++k;
-    if (k == prefixes_.size()) {
+    while (k < kinds_.size() && !starts_with(key, kinds_[k].prefix)) ++k;
+    if (k == kinds_.size()) {
       throw std::invalid_argument(who + "unexpected tensor \"" + key + "\" (expected " + expected + "and \"step\")");
     }
     if (!tensor.defined() || tensor.scalar_type() != at::kFloat) {
       throw std::invalid_argument(who + "moment \"" + key + "\" is not a float32 tensor");
     }
-    moments[k][key.substr(prefixes_[k].size())] = tensor.clone();
+    moments[k][key.substr(kinds_[k].prefix.size())] = tensor.clone();
   }
   for (size_t k = 1; k < moments.size(); ++k) {
     for (const auto& [name, first] : moments.front()) {
       auto other = moments[k].find(name);
       if (other == moments[k].end() || other->second.sizes() != first.sizes()) {
-        throw std::invalid_argument(who + "moment \"" + prefixes_.front() + name + "\" has no \"" + prefixes_[k] +
-                                    name + "\" of the same shape");
+        throw std::invalid_argument(who + "moment \"" + kinds_.front().prefix + name + "\" has no \"" +
+                                    kinds_[k].prefix + name + "\" of the same shape");
       }
     }
     if (moments[k].size() != moments.front().size()) {
-      throw std::invalid_argument(who + std::to_string(moments.front().size()) + " \"" + prefixes_.front() +
-                                  "\" moments but " + std::to_string(moments[k].size()) + " \"" + prefixes_[k] +
+      throw std::invalid_argument(who + std::to_string(moments.front().size()) + " \"" + kinds_.front().prefix +
+                                  "\" moments but " + std::to_string(moments[k].size()) + " \"" + kinds_[k].prefix +
                                   "\" moments");
     }
   }
+  // A state saved before any round has no moments: the first round starts them.
+  if (moments.front().empty()) moments.clear();
   moments_ = std::move(moments);
   step_ = step->second.item<int64_t>();
 }
 
 FedAvgM::FedAvgM(const FedAvgMOptions& options, int local_steps)
-    : Strategy(ClientConfig{0.0, local_steps}), options_(options), momentum_("fedavgm", {"m/"}) {
+    : Strategy(ClientConfig{0.0, local_steps}), options_(options), momentum_("fedavgm", {{"m/", 0.0}}) {
   options_.validate();
 }
 
@@ -101,7 +103,7 @@ std::string FedAvgM::name() const { return "fedavgm"; }
 
 NamedTensors FedAvgM::aggregate(int round, const NamedTensors& global, const std::vector<ClientUpdate>& updates) {
   require_valid(round, global, updates);
-  momentum_.start_or_check(global, {0.0});
+  momentum_.start_or_check(global);
   const NamedTensors pseudo_gradient = weighted_mean(updates);
   NamedTensors updated;
   for (const auto& [name, weights] : global) {
@@ -114,14 +116,16 @@ NamedTensors FedAvgM::aggregate(int round, const NamedTensors& global, const std
 }
 
 FedOpt::FedOpt(const FedOptOptions& options, int local_steps, const std::string& name)
-    : Strategy(ClientConfig{0.0, local_steps}), options_(options), moments_(name, {"m/", "v/"}) {
+    : Strategy(ClientConfig{0.0, local_steps}),
+      options_(options),
+      moments_(name, {{"m/", 0.0}, {"v/", options.tau * options.tau}}) {
   options_.validate();
 }
 
 NamedTensors FedOpt::aggregate(int round, const NamedTensors& global,
                                const std::vector<ClientUpdate>& updates) {
   require_valid(round, global, updates);
-  moments_.start_or_check(global, {0.0, options_.tau * options_.tau});
+  moments_.start_or_check(global);
   const NamedTensors pseudo_gradient = weighted_mean(updates);
   const double beta1 = options_.beta1;
   NamedTensors updated;

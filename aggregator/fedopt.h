@@ -30,12 +30,16 @@ namespace cleave::aggregator {
 // scalar: rounds aggregated so far).
 class ServerMoments {
  public:
-  ServerMoments(std::string strategy, std::vector<std::string> prefixes)
-      : strategy_(std::move(strategy)), prefixes_(std::move(prefixes)) {}
+  struct Moment {
+    std::string prefix;   // "m/", "v/"
+    double initial;       // every coordinate's value at the first round
+  };
+  ServerMoments(std::string strategy, std::vector<Moment> moments)
+      : strategy_(std::move(strategy)), kinds_(std::move(moments)) {}
 
-  // Starts the moments at the first round (prefix k's at initial[k]), then
-  // checks that they cover `global` with its shapes.
-  void start_or_check(const NamedTensors& global, const std::vector<double>& initial);
+  // Starts the moments at the first round (also after loading a state saved
+  // before any round), then checks that they cover `global` with its shapes.
+  void start_or_check(const NamedTensors& global);
   at::Tensor& moment(size_t prefix, const std::string& name) { return moments_.at(prefix).at(name); }
   void count_round() { ++step_; }
   int64_t step() const { return step_; }
@@ -46,8 +50,8 @@ class ServerMoments {
 
  private:
   std::string strategy_;
-  std::vector<std::string> prefixes_;
-  std::vector<NamedTensors> moments_;   // per prefix; empty before the first round
+  std::vector<Moment> kinds_;
+  std::vector<NamedTensors> moments_;   // one per kind; empty before the first round
   int64_t step_ = 0;
 };
 
@@ -59,8 +63,6 @@ class FedAvgM : public Strategy {
                          const std::vector<ClientUpdate>& updates) override;
   NamedTensors state() const override { return momentum_.state(); }
   void load_state(const NamedTensors& state) override { momentum_.load_state(state); }
-
-  int64_t step() const { return momentum_.step(); }
 
  private:
   FedAvgMOptions options_;

@@ -290,6 +290,22 @@ INSTANTIATE_TEST_SUITE_P(AllStrategies, StateRoundTrip,
                          ::testing::Values("fedavg", "fedprox", "fedavgm", "fedadam", "fedyogi", "median",
                                            "trimmed_mean"));
 
+// A checkpoint written before any round holds only "step" (0): loaded into a
+// fresh strategy, the first round still starts the moments.
+TEST(ServerOptimizerState, AStateSavedBeforeAnyRoundLoadsAndTheFirstRoundStartsTheMoments) {
+  for (const std::string name : {"fedavgm", "fedadam", "fedyogi"}) {
+    SCOPED_TRACE(name);
+    const NamedTensors before_any_round = make_strategy(options_named(name))->state();
+    ASSERT_EQ(before_any_round.size(), 1u);
+    auto restored = make_strategy(options_named(name));
+    restored->load_state(before_any_round);
+    auto fresh = make_strategy(options_named(name));
+    const auto rounds = seeded_rounds(1, 2);
+    EXPECT_TRUE(identical(restored->aggregate(1, seeded_global(), rounds[0]),
+                          fresh->aggregate(1, seeded_global(), rounds[0])));
+  }
+}
+
 TEST(ServerOptimizerState, StateIsACopy) {
   FedAdam adam;
   const NamedTensors global = {{"w", floats({0.0f, 1.0f})}};
