@@ -63,6 +63,8 @@ void AggregatorOptions::validate() const {
     require(!endpoint.empty(), "split_servers must not contain an empty endpoint");
   }
   strategy.validate();
+  // DP and secure aggregation hand the strategy a (noisy) sum, never each update.
+  const bool strategy_works_on_the_sum = !make_strategy(strategy)->needs_each_update();
   dp.validate();
   if (dp.enabled) {
     require(clients_per_round == 0,
@@ -70,7 +72,7 @@ void AggregatorOptions::validate() const {
             "clients_per_round to 0");
     require(min_clients == 1,
             "dp: a round closes with whichever Poisson-sampled sites report (possibly none); min_clients must be 1");
-    require(!make_strategy(strategy)->needs_each_update(),
+    require(strategy_works_on_the_sum,
             "dp: strategy " + strategy.name +
                 " needs individual updates; under DP the aggregator works on the noisy sum only: use fedavg, "
                 "fedprox, fedavgm, fedadam or fedyogi");
@@ -86,7 +88,7 @@ void AggregatorOptions::validate() const {
             "is exact under both");
   }
   if (secure_aggregation.enabled) {
-    require(!make_strategy(strategy)->needs_each_update(),
+    require(strategy_works_on_the_sum,
             "secure_aggregation: strategy " + strategy.name +
                 " needs every site's update, and the aggregator sees only their sum: use fedavg, fedprox, fedavgm, "
                 "fedadam or fedyogi");
