@@ -80,9 +80,9 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
                            ? fused_attention_pays_off(q.size(0), q.size(2), q.size(1), k.size(1), q.size(3))
                            : form == CpuAttentionForm::fused;
     if (fused) return fused_causal_attention(q, k, v);
-    // CPU bf16 matmul mode: the naive form's two batched products in bf16
-    // too (oneDNN), like the frozen matmuls; its softmax stays float32.
-    if (cpu_matmul() == CpuMatmul::bf16) {
+    // CPU bf16 (or int8) matmul mode: the naive form's two batched products
+    // in bf16 (oneDNN), like the frozen matmuls; its softmax stays float32.
+    if (cpu_matmul() != CpuMatmul::float32) {
       return causal_attention_naive(q.to(at::kBFloat16), k.to(at::kBFloat16), v.to(at::kBFloat16))
           .to(at::kFloat);
     }

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "model/frozen_linear.h"
+#include "model/int8_matmul.h"
 #include "model/loss.h"
 
 namespace cleave {
@@ -25,33 +26,35 @@ constexpr int64_t kVocabSlice = 4096;
 
 // The output projection as the chunks use it. With CPU bf16 matmuls
 // (model/cpu_matmul.h) a float head is rounded to bf16 once per loss call and
-// a quantized one slice by slice, like its float32 dequantization.
+// a quantized one slice by slice, like its float32 dequantization. With int8
+// matmuls an int8 head multiplies its codes slice by slice in the forward
+// product (x rounded to int8 once per call) and takes bf16 backward.
 class Head {
  public:
   Head(const FrozenLinear& output, const at::Tensor& hidden)
-      : output_(output),
-        w_(output.weight),
-        bf16_(frozen_product_in_bf16(hidden, w_)) {
-    if (bf16_ && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
+      : output_(output), w_(output.weight), product_(frozen_product(hidden, w_)) {
+    if (product_ == FrozenProduct::bf16 && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
   }
 
-  // x: [R, dim] -> logits [R, vocab]. bf16 products fill the float logits a
-  // vocabulary slice at a time (no [R, vocab] bf16 copy).
+  // x: [R, dim] -> logits [R, vocab]. bf16 and int8 products fill the float
+  // logits a vocabulary slice at a time (no [R, vocab] bf16 copy).
   at::Tensor project(const at::Tensor& x) const {
     at::Tensor logits;
-    if (w_.is_float() && !bf16_) {
+    if (w_.is_float() && product_ == FrozenProduct::float32) {
       logits = at::mm(x, w_.dequantize().t());
     } else {
-      const at::Tensor xs = bf16_ ? x.to(at::kBFloat16) : x;
+      const at::Tensor xs = product_ == FrozenProduct::bf16 ? x.to(at::kBFloat16) : x;
+      Int8Rows x_int8;
+      if (product_ == FrozenProduct::int8) x_int8 = quantize_rows(x);
       const int64_t vocab = w_.out_features();
       logits = at::empty({x.size(0), vocab}, x.options());
       for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
         const int64_t n = std::min(kVocabSlice, vocab - v0);
         at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
-        if (bf16_) {
-          columns.copy_(at::mm(xs, weight_rows(v0, n).t()));
-        } else {
-          at::mm_out(columns, xs, weight_rows(v0, n).t());
+        switch (product_) {
+          case FrozenProduct::int8: int8_product_nt(x_int8, w_.int8_rows(v0, n), columns); break;
+          case FrozenProduct::bf16: columns.copy_(at::mm(xs, weight_rows(v0, n).t())); break;
+          case FrozenProduct::float32: at::mm_out(columns, xs, weight_rows(v0, n).t()); break;
         }
       }
     }
@@ -61,34 +64,38 @@ class Head {
 
   // grad_logits: [R, vocab] -> grad_logits W: [R, dim]. In bf16 the
   // gradient is rounded a vocabulary slice at a time: a whole bf16 copy
-  // would be half the logits chunk again.
+  // would be half the logits chunk again. An int8 head takes this product
+  // in bf16 too: a row of softmax - onehot is one entry near -1 and
+  // thousands of probabilities below 1/127 of it, which int8 rounding per
+  // row sets to zero (the input gradient came out 15% off in
+  // tests/model/int8_matmul_test.cpp).
   at::Tensor project_back(const at::Tensor& grad_logits) const {
-    if (w_.is_float() && !bf16_) return at::mm(grad_logits, w_.dequantize());
+    if (w_.is_float() && product_ == FrozenProduct::float32) return at::mm(grad_logits, w_.dequantize());
     const int64_t vocab = w_.out_features();
     at::Tensor out = at::zeros({grad_logits.size(0), w_.in_features()}, grad_logits.options());
     for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
       const int64_t n = std::min(kVocabSlice, vocab - v0);
       const at::Tensor g = grad_logits.narrow(1, v0, n);  // [R, n]
-      if (bf16_) {
-        out.add_(at::mm(g.to(at::kBFloat16), weight_rows(v0, n)));
-      } else {
+      if (product_ == FrozenProduct::float32) {
         out.addmm_(g, weight_rows(v0, n));
+      } else {
+        out.add_(at::mm(g.to(at::kBFloat16), weight_rows(v0, n)));
       }
     }
     return out;
   }
 
  private:
-  // Vocabulary rows [v0, v0 + n) of the weight as the products take them:
-  // [n, dim], bf16 in bf16 mode, else float.
+  // Vocabulary rows [v0, v0 + n) of the weight as the bf16 and float32
+  // products take them: [n, dim], float in float32 mode, else bf16.
   at::Tensor weight_rows(int64_t v0, int64_t n) const {
     if (whole_bf16_.defined()) return whole_bf16_.narrow(0, v0, n);
-    return bf16_ ? w_.dequantize_rows_bf16(v0, n) : w_.dequantize_rows(v0, n);
+    return product_ == FrozenProduct::float32 ? w_.dequantize_rows(v0, n) : w_.dequantize_rows_bf16(v0, n);
   }
 
   const FrozenLinear& output_;
   const FrozenWeight& w_;
-  const bool bf16_;
+  const FrozenProduct product_;
   at::Tensor whole_bf16_;  // [vocab, dim] bf16, for a float head in bf16 mode
 };
 

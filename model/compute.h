@@ -22,7 +22,7 @@ struct ComputeOptions {
   std::string device = "cpu";                // cpu | cuda | cuda:N
   Precision precision = Precision::float32;
   // runtime.matmul: the frozen matmuls' arithmetic with float32 activations
-  // on the CPU (model/cpu_matmul.h): float32 | bf16 | auto. The training
+  // on the CPU (model/cpu_matmul.h): float32 | bf16 | int8 | auto. The training
   // configurations default to auto; eval and generate keep float32.
   std::string matmul = "float32";
 

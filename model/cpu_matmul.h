@@ -5,17 +5,22 @@
 // about twice the float32 sgemm rate (BENCHMARKS.md). Activations, norms,
 // attention, LoRA adapters, the loss and the optimizer stay float32; only the
 // products with frozen weights (and their input gradients) go through bf16.
+// int8 multiplies int8 frozen weights (base.quant int8) on their codes, with
+// activations and gradients rounded to int8 per row (model/int8_matmul.h):
+// about twice bf16's rate where the CPU has int8 dot products (VNNI), at
+// about 0.8% relative error per product against bf16's 0.3%. The other
+// weights (float, q4, ggml blocks) keep bf16 in that mode.
 #pragma once
 
 #include <string>
 
 namespace cleave {
 
-enum class CpuMatmul { float32, bf16 };
+enum class CpuMatmul { float32, bf16, int8 };
 
 // For the whole process; float32 unless set (tests and eval rely on that).
 void set_cpu_matmul(CpuMatmul matmul);
-// set_cpu_matmul, and for bf16 OpenBLAS's own thread pool down to one thread
+// set_cpu_matmul, and for bf16 and int8 OpenBLAS's own thread pool down to one thread
 // (back to LibTorch's thread count for float32): the large products then run
 // in oneDNN on LibTorch's OpenMP threads, and OpenBLAS's pthreads, which spin
 // on sched_yield between calls, only took cores from them for the small
@@ -28,8 +33,10 @@ const char* to_string(CpuMatmul matmul);
 // LibTorch was built with oneDNN, which is what makes bf16 pay off.
 bool cpu_has_native_bf16();
 
-// "float32" | "bf16" | "auto" (bf16 where cpu_has_native_bf16(), float32
-// elsewhere). Throws std::invalid_argument listing the names.
+// "float32" | "bf16" | "int8" | "auto" (bf16 where cpu_has_native_bf16(),
+// float32 elsewhere; auto never picks int8, whose rounding is coarser).
+// Throws std::invalid_argument listing the names, or for int8 in a build
+// without oneDNN, saying what to install.
 CpuMatmul resolve_cpu_matmul(const std::string& name);
 
 // One line for a run's header: "frozen matmuls: bf16 (auto: avx512_bf16)".

@@ -12,14 +12,16 @@ namespace cleave {
 
 // y = x W^T. Autograd flows to x only; a quantized W is dequantized in the
 // forward and again in the backward pass, so no float copy is kept alive in
-// between. With CPU bf16 matmuls (model/cpu_matmul.h) and float32 x, both
-// products run in bf16 and return float32. x: [..., in] -> y: [..., out].
+// between. With CPU bf16 or int8 matmuls (model/cpu_matmul.h) and float32
+// x, both products run in that arithmetic and return float32. x: [..., in] -> y: [..., out].
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight);
 
-// Whether a product of `a` with `weight` runs in bf16 (model/cpu_matmul.h):
-// float32 activations on the CPU, a CPU float32 weight, and the process set
-// to bf16 matmuls. frozen_matmul and the chunked head loss both ask this.
-bool frozen_product_in_bf16(const at::Tensor& a, const FrozenWeight& weight);
+// The arithmetic of a product of `a` with `weight` (model/cpu_matmul.h):
+// bf16 or int8 only for float32 activations on the CPU and a CPU float32
+// weight; int8 only on int8_rows weights (the others take bf16 in int8
+// mode). frozen_matmul and the chunked head loss both ask this.
+enum class FrozenProduct { float32, bf16, int8 };
+FrozenProduct frozen_product(const at::Tensor& a, const FrozenWeight& weight);
 
 // Adapters on frozen linear layers, keyed by the base weight's GGUF name
 // ("blk.3.attn_q.weight"). The LoRA implementation lives in lora/.

@@ -120,25 +120,12 @@ FrozenWeight FrozenWeight::from_float(const at::Tensor& w, BaseQuant quant) {
   const int64_t in = fw.in_;
   const float* x = src.data_ptr<float>();
   if (quant == BaseQuant::int8) {
-    // Per output row: scale = max(|x|) / 127 (at least 1e-12), q = round(x / scale).
+    // Per output row: scale = max(|x|) / 127 (at least 1e-12), q = round(x / scale),
+    // the rule the int8 products round activations by.
     fw.storage_ = Storage::int8_rows;
-    fw.scales_ = at::empty({fw.out_}, at::kFloat);        // [out]
-    fw.values_ = at::empty({fw.out_, in}, at::kChar);     // [out, in]
-    float* scales = fw.scales_.data_ptr<float>();
-    int8_t* q = fw.values_.data_ptr<int8_t>();
-    at::parallel_for(0, fw.out_, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const float* xr = x + r * in;
-        float absmax = 0;
-        for (int64_t i = 0; i < in; ++i) absmax = std::max(absmax, std::fabs(xr[i]));
-        const float scale = std::max(absmax / 127.0f, 1e-12f);
-        scales[r] = scale;
-        for (int64_t i = 0; i < in; ++i) {
-          const float code = std::nearbyint(xr[i] / scale);  // round half to even, like at::round
-          q[r * in + i] = static_cast<int8_t>(std::min(127.0f, std::max(-127.0f, code)));
-        }
-      }
-    });
+    Int8Rows rows = quantize_rows(src);
+    fw.values_ = std::move(rows.codes);   // [out, in]
+    fw.scales_ = std::move(rows.scales);  // [out]
     return fw;
   }
   // q4: symmetric blocks of 32 along the input dimension, like ggml's Q4_0:
@@ -268,6 +255,14 @@ at::Tensor FrozenWeight::dequantize_rows(int64_t begin, int64_t count) const {
 }
 
 at::Tensor FrozenWeight::dequantize_bf16() const { return dequantize_rows_bf16(0, out_); }
+
+Int8Rows FrozenWeight::int8_rows(int64_t begin, int64_t count) const {
+  check_rows(begin, count);
+  if (storage_ != Storage::int8_rows || dtype_ != at::kFloat || !values_.device().is_cpu()) {
+    throw std::logic_error("int8 products take CPU int8 weights with float32 scales, not " + describe());
+  }
+  return {values_.narrow(0, begin, count), scales_.narrow(0, begin, count)};
+}
 
 at::Tensor FrozenWeight::dequantize_rows_bf16(int64_t begin, int64_t count) const {
   check_rows(begin, count);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "model/gguf.h"
+#include "model/int8_matmul.h"
 
 namespace cleave {
 
@@ -66,6 +67,11 @@ class FrozenWeight {
   // whose dtype() is float32; throws otherwise.
   at::Tensor dequantize_bf16() const;
   at::Tensor dequantize_rows_bf16(int64_t begin, int64_t count) const;
+  // Rows [begin, begin + count) of int8_rows storage as their codes and
+  // scales (views, no copy), for the int8 products (model/int8_matmul.h).
+  // Only for int8_rows storage on the CPU whose dtype() is float32; throws
+  // otherwise.
+  Int8Rows int8_rows(int64_t begin, int64_t count) const;
   // The rows named by `ids` (any shape, int64) as [..., in] (dtype as above): only the
   // rows looked up are dequantized (an embedding lookup).
   at::Tensor gather_rows(const at::Tensor& ids) const;

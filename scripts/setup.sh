@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 
 packages=(build-essential cmake ninja-build pkg-config ccache
-  libtorch-dev libopenblas0-pthread libzmq3-dev cppzmq-dev libssl-dev
+  libtorch-dev libdnnl-dev libopenblas0-pthread libzmq3-dev cppzmq-dev libssl-dev
   libcereal-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libgtest-dev zlib1g-dev python3-torch libpcre2-dev
   libcpp-httplib-dev python3-prometheus-client libopenmpi-dev openmpi-bin)
 

@@ -10,6 +10,7 @@
 #include "model/attention.h"
 #include "model/compute.h"
 #include "model/frozen_linear.h"
+#include "model/int8_matmul.h"
 #include "model/loss.h"
 
 namespace cleave {
@@ -36,6 +37,13 @@ TEST(CpuMatmul, NamesResolveAndAutoFollowsTheCpu) {
   EXPECT_EQ(cpu_matmul(), CpuMatmul::float32);  // the default
   EXPECT_EQ(resolve_cpu_matmul("float32"), CpuMatmul::float32);
   EXPECT_EQ(resolve_cpu_matmul("bf16"), CpuMatmul::bf16);
+  if (int8_products_built()) {
+    EXPECT_EQ(resolve_cpu_matmul("int8"), CpuMatmul::int8);
+    EXPECT_NE(describe_cpu_matmul("int8").find("int8 on int8 weights"), std::string::npos)
+        << describe_cpu_matmul("int8");
+  } else {
+    EXPECT_THROW(resolve_cpu_matmul("int8"), std::invalid_argument);
+  }
   EXPECT_EQ(resolve_cpu_matmul("auto"),
             cpu_has_native_bf16() ? CpuMatmul::bf16 : CpuMatmul::float32);
   try {
