@@ -51,6 +51,7 @@
 #include "lora/adapter_set.h"
 #include "model/attention.h"
 #include "model/cpu_matmul.h"
+#include "model/int8_matmul.h"
 #include "model/llama_model.h"
 #include "model/model_loader.h"
 #include "model/openmp_spin.h"
@@ -330,6 +331,22 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dtype = at:
   return best;
 }
 
+// The int8 products' rate on codes already rounded (model/int8_matmul.h):
+// x [m, k] times an int8 weight [n, k], scales applied.
+double int8_gflops(int64_t m, int64_t k, int64_t n) {
+  const Int8Rows a = quantize_rows(at::randn({m, k})), b = quantize_rows(at::randn({n, k}));
+  at::Tensor c = at::empty({m, n});
+  int8_product_nt(a, b, c);
+  double best = 0;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = Clock::now();
+    int8_product_nt(a, b, c);
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    best = std::max(best, 2.0 * m * k * n / s / 1e9);
+  }
+  return best;
+}
+
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::string item;
@@ -360,7 +377,7 @@ ArgParser flags() {
       .value("--tensor-cache", "MIB", "freed tensor mappings kept for reuse (TensorAllocatorOptions)")
       .value("--attention", "FORM", "CPU attention form: auto (model/attention.h decides), fused or blas")
       .defaults_to("auto")
-      .value("--matmul", "MODE", "frozen matmuls' arithmetic (runtime.matmul): auto, float32 or bf16")
+      .value("--matmul", "MODE", "frozen matmuls' arithmetic (runtime.matmul): auto, float32, bf16 or int8")
       .defaults_to("auto")
       .value("--child", "NAME:QUANT", "(internal) run one configuration and print its RESULT line");
 }
@@ -440,9 +457,14 @@ int run(const ParsedArgs& args, const char* program) {
   const double gflops_square = matmul_gflops(1024, 1024, 1024);
   const double gflops_model = matmul_gflops(1024, 768, 2048);
   use_cpu_matmul(matmul_mode);
-  const bool bf16 = matmul_mode == CpuMatmul::bf16;
+  const bool bf16 = matmul_mode != CpuMatmul::float32;  // int8 mode runs the other weights in bf16
   const double gflops_bf16 = bf16 ? matmul_gflops(1024, 768, 2048, at::kBFloat16) : 0;
-  const double peak = bf16 ? gflops_bf16 : std::max(gflops_square, gflops_model);
+  const double gflops_int8 = matmul_mode == CpuMatmul::int8 ? int8_gflops(1024, 768, 2048) : 0;
+  // MFU is against the rate of the arithmetic the row's frozen products use.
+  auto peak_for = [&](const std::string& quant) {
+    if (gflops_int8 > 0 && quant == "int8") return gflops_int8;
+    return bf16 ? gflops_bf16 : std::max(gflops_square, gflops_model);
+  };
   if (micro_batch > 0) std::printf("micro-batches of %lld rows, gradients accumulated\n", static_cast<long long>(micro_batch));
   std::printf("threads: %d%s%s\n", at::get_num_threads(),
               recompute ? ", block activations recomputed in backward" : "",
@@ -452,6 +474,9 @@ int run(const ParsedArgs& args, const char* program) {
   std::printf("float32 matmul: 1024x1024x1024 %.1f GFLOP/s, 1024x768x2048 %.1f GFLOP/s\n",
               gflops_square, gflops_model);
   if (bf16) std::printf("bf16 matmul: 1024x768x2048 %.1f GFLOP/s (MFU is against it)\n", gflops_bf16);
+  if (gflops_int8 > 0) {
+    std::printf("int8 matmul: 1024x768x2048 %.1f GFLOP/s (MFU of int8 rows is against it)\n", gflops_int8);
+  }
   std::printf("%-12s %6s %5s %5s %12s %10s %7s %14s\n", "model", "batch", "seq", "quant",
               "tokens/s", "step s", "MFU", "peak RSS MiB");
 
@@ -483,6 +508,7 @@ int run(const ParsedArgs& args, const char* program) {
       ++failures;
       continue;
     }
+    const double peak = peak_for(quant);
     const double mfu = r->tokens_per_s * r->flops_per_token / (peak * 1e9);
     std::printf("%-12s %6lld %5lld %5s %12.0f %10.3f %6.1f%% %14.1f\n", w.name.c_str(),
                 static_cast<long long>(w.batch), static_cast<long long>(w.seq), quant.c_str(),

@@ -8,7 +8,9 @@
 # float32 matmuls, eager PyTorch in float32 and eager PyTorch under
 # torch.autocast(cpu, bfloat16) (its own mixed precision). Both eager steps are
 # the script's tuned form at their fastest thread count (--threads best), and
-# the table's last ratio is cleave against the faster of the two.
+# the table's bold ratio is cleave against the faster of the two. Rows with
+# an int8 base also run cleave with runtime.matmul int8 (int8 products on the
+# weights' codes, model/int8_matmul.h), reported in two more columns.
 # Usage: scripts/bench.sh [BUILD_DIR]   (default: build)
 #        ROWS="llama-40M:q4 ..." scripts/bench.sh   to run some rows only
 set -euo pipefail
@@ -40,7 +42,7 @@ for model in stories260K llama-40M llama-110M; do
   for quant in none int8 q4; do default_rows+=" $model:$quant"; done
 done
 mkdir -p "$out"
-rm -f "$out/cleave.tsv" "$out/cleave_f32.tsv" "$out/eager.tsv" "$out/eager_autocast.tsv"
+rm -f "$out/cleave.tsv" "$out/cleave_f32.tsv" "$out/cleave_int8.tsv" "$out/eager.tsv" "$out/eager_autocast.tsv"
 for row in ${ROWS:-$default_rows}; do
   if [[ $row == stories260K:* && ! -f $stories ]]; then
     echo "bench: skipping $row: $stories not found"
@@ -50,6 +52,10 @@ for row in ${ROWS:-$default_rows}; do
   "$build_dir/bin/train_step_bench" --only "$row" --stories "$stories" --tsv "$out/cleave.tsv"
   "$build_dir/bin/train_step_bench" --only "$row" --stories "$stories" --matmul float32 \
     --tsv "$out/cleave_f32.tsv"
+  if [[ $row == *:int8 ]]; then
+    "$build_dir/bin/train_step_bench" --only "$row" --stories "$stories" --matmul int8 \
+      --tsv "$out/cleave_int8.tsv"
+  fi
   "$python" bench/train_step_eager.py --only "$row" --tsv "$out/eager.tsv"
   "$python" bench/train_step_eager.py --only "$row" --autocast --tsv "$out/eager_autocast.tsv"
 done
@@ -62,7 +68,7 @@ def rows(name):
     if not os.path.exists(path):
         return {}
     return {(f[0], f[3]): f for f in (l.rstrip("\n").split("\t") for l in open(path)) if f[0]}
-cleave, cleave32 = rows("cleave.tsv"), rows("cleave_f32.tsv")
+cleave, cleave32, cleave8 = rows("cleave.tsv"), rows("cleave_f32.tsv"), rows("cleave_int8.tsv")
 eager, autocast = rows("eager.tsv"), rows("eager_autocast.tsv")
 gflops = sorted(float(f[7]) for f in cleave32.values())
 def tok(table, key, col=4):
@@ -79,11 +85,13 @@ lines = [
     "| model | batch x seq | quant | cleave tok/s (matmul) | cleave float32 tok/s | PyTorch tok/s "
     "| PyTorch autocast bf16 tok/s | cleave / PyTorch | cleave float32 / PyTorch "
     "| cleave / PyTorch autocast | cleave / strongest PyTorch | MFU | peak RSS cleave (MiB) "
-    "| peak RSS PyTorch (MiB) | peak RSS PyTorch autocast (MiB) |",
-    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| peak RSS PyTorch (MiB) | peak RSS PyTorch autocast (MiB) "
+    "| cleave matmul int8 tok/s | cleave matmul int8 / strongest PyTorch |",
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for key, c in cleave.items():
     t, t32, te, ta = tok(cleave, key), tok(cleave32, key), tok(eager, key), tok(autocast, key)
+    t8 = tok(cleave8, key)
     strongest = max((x for x in (te, ta) if x is not None), default=None)
     matmul = c[9] if len(c) > 9 else "float32"
     rss_e, rss_a = tok(eager, key, 5), tok(autocast, key, 5)
@@ -93,7 +101,8 @@ for key, c in cleave.items():
         f"{ratio(t32, te)} | {ratio(t, ta)} | **{ratio(t, strongest)}** | "
         f"{100 * float(c[5]):.1f}% | {int(c[6]) / 1024:.0f} | "
         f"{fmt(None if rss_e is None else rss_e / 1024, '.0f')} | "
-        f"{fmt(None if rss_a is None else rss_a / 1024, '.0f')} |")
+        f"{fmt(None if rss_a is None else rss_a / 1024, '.0f')} | {fmt(t8, '.0f')} | "
+        f"{'-' if t8 is None else '**' + ratio(t8, strongest) + '**'} |")
 if gflops:
     lines.append("")
     lines.append(f"MFU against the matmul rate of the arithmetic cleave used, measured before "
