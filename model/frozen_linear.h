@@ -31,6 +31,10 @@ class LinearAdapters {
   // The adapter's additive output for input x ([..., in] -> [..., out]), or an
   // undefined tensor when `base_name` has no adapter.
   virtual at::Tensor delta(const std::string& base_name, const at::Tensor& x) const = 0;
+  // y + delta(base_name, x) (y itself when `base_name` has no adapter), y
+  // [..., out]. An implementation may fold the addition into its last
+  // product, which saves the [..., out] delta and a pass over it.
+  virtual at::Tensor add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const;
   // Whether `base_name` has an adapter (the fused head loss needs the plain
   // logits when the output projection is adapted).
   virtual bool adapts(const std::string& base_name) const = 0;

@@ -67,6 +67,35 @@ TEST(AdapterSet, MergedForwardEqualsUnmergedAndUnmergeRestoresTheBase) {
   EXPECT_TRUE(at::allclose(model->forward(tokens, nullptr), base, 1e-4, 1e-5));
 }
 
+TEST(AdapterSet, AddDeltaIsYPlusDeltaWithTheSameGradients) {
+  auto model = load_llama(test::write_tiny_model("lora_add_delta"), BaseQuant::none);
+  LoraOptions options;
+  options.rank = 4;
+  options.targets = {"q"};
+  AdapterSet set = AdapterSet::create(*model, options, 1);
+  randomize_b(set, 2);
+  const std::string name = "blk.0.attn_q.weight";
+  const LoraPair& pair = set.pairs().at(name);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const at::Tensor x0 = at::randn({2, 5, 32}, gen), y0 = at::randn({2, 5, 32}, gen);
+  const at::Tensor upstream = at::randn({2, 5, 32}, gen);
+  auto run = [&](bool fused) {
+    for (const at::Tensor& p : set.parameters()) p.mutable_grad() = at::Tensor();
+    at::Tensor x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true);
+    at::Tensor out = fused ? set.add_delta(name, x, y) : y + set.delta(name, x);
+    (out * upstream).sum().backward();
+    return std::vector<at::Tensor>{out.detach(), x.grad(), y.grad(), pair.a.grad().clone(), pair.b.grad().clone()};
+  };
+  const std::vector<at::Tensor> fused = run(true), separate = run(false);
+  EXPECT_EQ(fused[0].sizes(), y0.sizes());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_TRUE(at::allclose(fused[i], separate[i], 1e-5, 1e-6));
+  }
+  // A projection without an adapter passes y through.
+  EXPECT_TRUE(set.add_delta("blk.0.attn_k.weight", x0, y0).is_same(y0));
+}
+
 TEST(AdapterSet, MergeIntoQuantizedBaseIsRefused) {
   auto model = load_llama(test::write_tiny_model("lora_merge_q"), BaseQuant::int8);
   AdapterSet set = AdapterSet::create(*model, LoraOptions{}, 6);
