@@ -1,8 +1,9 @@
 // The int8 products on frozen int8 weights (model/int8_matmul.h,
 // `runtime.matmul: int8`): the rounding rule on worked values, the vector
 // and generic copies agreeing, oneDNN's products against the float product
-// of the same codes, and the frozen matmul, its input gradient and the
-// chunked head loss against float32 with stated bounds.
+// of the same codes, and the frozen matmul and its input gradient against
+// float32 with stated bounds (the int8 head's chunked loss is in
+// cpu_matmul_test.cpp, beside bf16's).
 #include "model/int8_matmul.h"
 
 #include <ATen/ATen.h>
@@ -14,7 +15,6 @@
 #include "model/cpu_kernels.h"
 #include "model/cpu_matmul.h"
 #include "model/frozen_linear.h"
-#include "model/loss.h"
 
 namespace cleave {
 namespace {
@@ -191,32 +191,6 @@ TEST_F(Int8Product, FloatAndQ4WeightsTakeBf16InInt8Mode) {
   const FrozenWeight int8_weight = FrozenWeight::from_float(random_tensor({32, 64}, 18), BaseQuant::int8);
   CpuMatmulScope int8(CpuMatmul::int8);
   EXPECT_EQ(frozen_product(x, int8_weight), FrozenProduct::int8);
-}
-
-// The head's logits come from int8 products; its input gradient is taken in
-// bf16 (model/chunked_loss.cpp says why), so it has bf16's bound.
-TEST_F(Int8Product, ChunkedLossOfAnInt8HeadIsWithinTheStatedBoundsOfFloat32) {
-  // 4100 rows: the head is walked in more than one vocabulary slice.
-  const int64_t vocab = 4100, dim = 32;
-  const at::Tensor hidden0 = random_tensor({2, 6, dim}, 19);
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(20);
-  const at::Tensor targets = at::randint(vocab, {2, 6}, gen, at::kLong);
-  const at::Tensor weights = at::ones({2, 6});
-  FrozenLinear output;
-  output.name = "output.weight";
-  output.weight = FrozenWeight::from_float(random_tensor({vocab, dim}, 21) * 0.3, BaseQuant::int8);
-  auto run = [&](CpuMatmul matmul) {
-    CpuMatmulScope scope(matmul);
-    at::Tensor hidden = hidden0.clone().requires_grad_(true);
-    LossResult r = chunked_cross_entropy(hidden, output, targets, weights, 5);
-    r.loss.backward();
-    return std::make_pair(r.nll_sum, hidden.grad());
-  };
-  const auto [nll32, g32] = run(CpuMatmul::float32);
-  const auto [nll8, g8] = run(CpuMatmul::int8);
-  EXPECT_NEAR(nll8, nll32, 1e-2 * std::abs(nll32));
-  EXPECT_LT(relative_error(g8, g32), 3e-2);
-  EXPECT_NE(nll8, nll32) << "the int8 path did not run";
 }
 
 }  // namespace
