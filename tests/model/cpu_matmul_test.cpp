@@ -7,6 +7,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "model/attention.h"
 #include "model/compute.h"
 #include "model/frozen_linear.h"
