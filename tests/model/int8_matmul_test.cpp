@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "model/cpu_kernels.h"
@@ -140,6 +141,29 @@ TEST_F(Int8Product, WritesIntoAStridedSliceAndLeavesTheRestAlone) {
   EXPECT_LT(relative_error(columns, at::mm(dequantized(a), dequantized(b).t())), 1e-6);
   EXPECT_TRUE(at::equal(wide.narrow(1, 0, 4), at::full({9, 4}, 7.0f)));
   EXPECT_TRUE(at::equal(wide.narrow(1, 9, 3), at::full({9, 3}, 7.0f)));
+}
+
+// Simulated fleets train sites on several threads: one cached primitive per
+// shape runs on all of them at once, each call with its own scratchpad.
+TEST_F(Int8Product, ConcurrentCallsOfOneShapeGiveTheSingleThreadResult) {
+  const Int8Rows b = quantize_rows(random_tensor({96, 128}, 25));
+  std::vector<Int8Rows> inputs;
+  std::vector<at::Tensor> expected;
+  for (uint64_t i = 0; i < 4; ++i) {
+    inputs.push_back(quantize_rows(random_tensor({64, 128}, 30 + i)));
+    expected.push_back(at::empty({64, 96}));
+    int8_product_nt(inputs.back(), b, expected.back());
+  }
+  std::vector<at::Tensor> outputs(4);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      outputs[i] = at::empty({64, 96});
+      for (int repeat = 0; repeat < 20; ++repeat) int8_product_nt(inputs[i], b, outputs[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(at::equal(outputs[i], expected[i])) << "thread " << i;
 }
 
 TEST_F(Int8Product, RefusesMismatchedShapes) {
