@@ -7,7 +7,7 @@
 // products with frozen weights (and their input gradients) go through bf16.
 // int8 multiplies int8 frozen weights (base.quant int8) on their codes, with
 // activations and gradients rounded to int8 per row (model/int8_matmul.h):
-// about twice bf16's rate where the CPU has int8 dot products (VNNI), at
+// 1.3-2x bf16's rate where the CPU has int8 dot products (VNNI; BENCHMARKS.md), at
 // about 0.8% relative error per product against bf16's 0.3%. The other
 // weights (float, q4, ggml blocks) keep bf16 in that mode.
 #pragma once
