@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "util/lr_schedule.h"
+
 namespace cleave::aggregator {
 namespace {
 
@@ -24,10 +26,8 @@ OnDeadline parse_on_deadline(const std::string& name) {
 const char* on_deadline_name(OnDeadline value) { return value == OnDeadline::extend ? "extend" : "fail"; }
 
 double AggregatorOptions::client_lr_at(int64_t round) const {
-  if (client_lr_min_ratio >= 1 || rounds <= 1) return client_lr;
-  const double progress = static_cast<double>(std::clamp<int64_t>(round, 0, rounds - 1)) / static_cast<double>(rounds - 1);
-  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));   // 1 at round 0, 0 at the last
-  return client_lr * (client_lr_min_ratio + (1.0 - client_lr_min_ratio) * cosine);
+  // No warmup: the cosine runs from client_lr at round 0 to the floor at the last round.
+  return warmup_cosine_lr(std::max<int64_t>(round, 0), rounds - 1, 0, client_lr, client_lr_min_ratio);
 }
 
 void AggregatorOptions::validate() const {

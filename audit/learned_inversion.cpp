@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client/adamw.h"
+#include "util/lr_schedule.h"
 
 namespace cleave::audit {
 namespace {

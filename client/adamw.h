@@ -41,8 +41,4 @@ class AdamW {
 // norm before clipping.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
-// Linear warmup for `warmup` steps, then cosine decay to min_ratio * base_lr at `total`.
-double warmup_cosine_lr(int64_t step, int64_t total, int64_t warmup, double base_lr,
-                        double min_ratio);
-
 }  // namespace cleave

@@ -1,5 +1,6 @@
 #include "client/trainer.h"
 #include "metrics/cost_meter.h"
+#include "util/lr_schedule.h"
 #include "util/stopwatch.h"
 
 #include <ATen/ATen.h>
