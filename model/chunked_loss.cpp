@@ -33,28 +33,28 @@ class Head {
  public:
   Head(const FrozenLinear& output, const at::Tensor& hidden)
       : output_(output), w_(output.weight), product_(frozen_product(hidden, w_)) {
-    if (product_ == FrozenProduct::bf16 && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
+    if (product_ == CpuMatmul::bf16 && w_.is_float()) whole_bf16_ = w_.dequantize_bf16();  // [vocab, dim]
   }
 
   // x: [R, dim] -> logits [R, vocab]. bf16 and int8 products fill the float
   // logits a vocabulary slice at a time (no [R, vocab] bf16 copy).
   at::Tensor project(const at::Tensor& x) const {
     at::Tensor logits;
-    if (w_.is_float() && product_ == FrozenProduct::float32) {
+    if (w_.is_float() && product_ == CpuMatmul::float32) {
       logits = at::mm(x, w_.dequantize().t());
     } else {
-      const at::Tensor xs = product_ == FrozenProduct::bf16 ? x.to(at::kBFloat16) : x;
+      const at::Tensor xs = product_ == CpuMatmul::bf16 ? x.to(at::kBFloat16) : x;
       Int8Rows x_int8;
-      if (product_ == FrozenProduct::int8) x_int8 = quantize_rows(x);
+      if (product_ == CpuMatmul::int8) x_int8 = quantize_rows(x);
       const int64_t vocab = w_.out_features();
       logits = at::empty({x.size(0), vocab}, x.options());
       for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
         const int64_t n = std::min(kVocabSlice, vocab - v0);
         at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
         switch (product_) {
-          case FrozenProduct::int8: int8_product_nt(x_int8, w_.int8_rows(v0, n), columns); break;
-          case FrozenProduct::bf16: columns.copy_(at::mm(xs, weight_rows(v0, n).t())); break;
-          case FrozenProduct::float32: at::mm_out(columns, xs, weight_rows(v0, n).t()); break;
+          case CpuMatmul::int8: int8_product_nt(x_int8, w_.int8_rows(v0, n), columns); break;
+          case CpuMatmul::bf16: columns.copy_(at::mm(xs, weight_rows(v0, n).t())); break;
+          case CpuMatmul::float32: at::mm_out(columns, xs, weight_rows(v0, n).t()); break;
         }
       }
     }
@@ -70,13 +70,13 @@ class Head {
   // row sets to zero (the input gradient came out 15% off in
   // tests/model/int8_matmul_test.cpp).
   at::Tensor project_back(const at::Tensor& grad_logits) const {
-    if (w_.is_float() && product_ == FrozenProduct::float32) return at::mm(grad_logits, w_.dequantize());
+    if (w_.is_float() && product_ == CpuMatmul::float32) return at::mm(grad_logits, w_.dequantize());
     const int64_t vocab = w_.out_features();
     at::Tensor out = at::zeros({grad_logits.size(0), w_.in_features()}, grad_logits.options());
     for (int64_t v0 = 0; v0 < vocab; v0 += kVocabSlice) {
       const int64_t n = std::min(kVocabSlice, vocab - v0);
       const at::Tensor g = grad_logits.narrow(1, v0, n);  // [R, n]
-      if (product_ == FrozenProduct::float32) {
+      if (product_ == CpuMatmul::float32) {
         out.addmm_(g, weight_rows(v0, n));
       } else {
         out.add_(at::mm(g.to(at::kBFloat16), weight_rows(v0, n)));
@@ -90,12 +90,12 @@ class Head {
   // products take them: [n, dim], float in float32 mode, else bf16.
   at::Tensor weight_rows(int64_t v0, int64_t n) const {
     if (whole_bf16_.defined()) return whole_bf16_.narrow(0, v0, n);
-    return product_ == FrozenProduct::float32 ? w_.dequantize_rows(v0, n) : w_.dequantize_rows_bf16(v0, n);
+    return product_ == CpuMatmul::float32 ? w_.dequantize_rows(v0, n) : w_.dequantize_rows_bf16(v0, n);
   }
 
   const FrozenLinear& output_;
   const FrozenWeight& w_;
-  const FrozenProduct product_;
+  const CpuMatmul product_;
   at::Tensor whole_bf16_;  // [vocab, dim] bf16, for a float head in bf16 mode
 };
 

@@ -1,7 +1,5 @@
 #include "model/cpu_matmul.h"
 
-#include "model/int8_matmul.h"
-
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
@@ -12,6 +10,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+
+#include "model/int8_matmul.h"
 
 namespace cleave {
 namespace {

@@ -19,16 +19,16 @@ std::vector<int64_t> with_last_dim(const at::Tensor& a, int64_t n) {
 // x: [..., in] -> x W^T: [..., out] (float32 when x is).
 at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
   switch (frozen_product(x, weight)) {
-    case FrozenProduct::bf16:
+    case CpuMatmul::bf16:
       return at::matmul(x.to(at::kBFloat16), weight.dequantize_bf16().t()).to(at::kFloat);
-    case FrozenProduct::int8: {
+    case CpuMatmul::int8: {
       const int64_t out_features = weight.out_features();
       at::Tensor y = at::empty({x.numel() / weight.in_features(), out_features}, x.options());  // [M, out]
       int8_product_nt(quantize_rows(x.reshape({-1, weight.in_features()})),
                       weight.int8_rows(0, out_features), y);
       return y.view(with_last_dim(x, out_features));
     }
-    case FrozenProduct::float32: break;
+    case CpuMatmul::float32: break;
   }
   return at::matmul(x, weight.dequantize().t());
 }
@@ -37,15 +37,15 @@ at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
 // takes the weight's row scales before it is rounded, and Q stays as stored.
 at::Tensor times_weight(const at::Tensor& g, const FrozenWeight& weight) {
   switch (frozen_product(g, weight)) {
-    case FrozenProduct::bf16:
+    case CpuMatmul::bf16:
       return at::matmul(g.to(at::kBFloat16), weight.dequantize_bf16()).to(at::kFloat);
-    case FrozenProduct::int8: {
+    case CpuMatmul::int8: {
       const Int8Rows w = weight.int8_rows(0, weight.out_features());
       at::Tensor dx = at::empty({g.numel() / weight.out_features(), weight.in_features()}, g.options());
       int8_product_nn(quantize_rows(g.reshape({-1, weight.out_features()}), w.scales), w.codes, dx);
       return dx.view(with_last_dim(g, weight.in_features()));
     }
-    case FrozenProduct::float32: break;
+    case CpuMatmul::float32: break;
   }
   return at::matmul(g, weight.dequantize());
 }
@@ -70,14 +70,14 @@ struct FrozenMatmul : public torch::autograd::Function<FrozenMatmul> {
 
 }  // namespace
 
-FrozenProduct frozen_product(const at::Tensor& a, const FrozenWeight& weight) {
+CpuMatmul frozen_product(const at::Tensor& a, const FrozenWeight& weight) {
   const CpuMatmul mode = cpu_matmul();
   if (mode == CpuMatmul::float32 || a.scalar_type() != at::kFloat || !a.device().is_cpu() ||
       weight.dtype() != at::kFloat) {
-    return FrozenProduct::float32;
+    return CpuMatmul::float32;
   }
-  if (mode == CpuMatmul::int8 && weight.storage() == FrozenWeight::Storage::int8_rows) return FrozenProduct::int8;
-  return FrozenProduct::bf16;
+  if (mode == CpuMatmul::int8 && weight.storage() == FrozenWeight::Storage::int8_rows) return CpuMatmul::int8;
+  return CpuMatmul::bf16;
 }
 
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "model/cpu_matmul.h"
 #include "model/frozen_weight.h"
 
 namespace cleave {
@@ -16,12 +17,12 @@ namespace cleave {
 // x, both products run in that arithmetic and return float32. x: [..., in] -> y: [..., out].
 at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight);
 
-// The arithmetic of a product of `a` with `weight` (model/cpu_matmul.h):
-// bf16 or int8 only for float32 activations on the CPU and a CPU float32
-// weight; int8 only on int8_rows weights (the others take bf16 in int8
-// mode). frozen_matmul and the chunked head loss both ask this.
-enum class FrozenProduct { float32, bf16, int8 };
-FrozenProduct frozen_product(const at::Tensor& a, const FrozenWeight& weight);
+// The arithmetic a product of `a` with `weight` uses under the process's
+// cpu_matmul() mode (model/cpu_matmul.h): bf16 or int8 only for float32
+// activations on the CPU and a CPU float32 weight; int8 only on int8_rows
+// weights (the others take bf16 in int8 mode). frozen_matmul and the chunked
+// head loss both ask this.
+CpuMatmul frozen_product(const at::Tensor& a, const FrozenWeight& weight);
 
 // Adapters on frozen linear layers, keyed by the base weight's GGUF name
 // ("blk.3.attn_q.weight"). The LoRA implementation lives in lora/.

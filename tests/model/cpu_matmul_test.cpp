@@ -16,26 +16,18 @@
 #include "model/frozen_linear.h"
 #include "model/int8_matmul.h"
 #include "model/loss.h"
+#include "tests/support/cpu_matmul_scope.h"
 
 namespace cleave {
 namespace {
 
-at::Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kFloat);
-}
+using test::CpuMatmulScope;
+using test::random_tensor;
 
 double relative_error(const at::Tensor& actual, const at::Tensor& expected) {
   return (actual - expected).abs().max().item<double>() /
          std::max(expected.abs().max().item<double>(), 1e-30);
 }
-
-// Sets the process-wide matmul for one test and restores float32 after it.
-class CpuMatmulScope {
- public:
-  explicit CpuMatmulScope(CpuMatmul matmul) { set_cpu_matmul(matmul); }
-  ~CpuMatmulScope() { set_cpu_matmul(CpuMatmul::float32); }
-};
 
 TEST(CpuMatmul, NamesResolveAndAutoFollowsTheCpu) {
   EXPECT_EQ(cpu_matmul(), CpuMatmul::float32);  // the default

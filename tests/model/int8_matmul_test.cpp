@@ -16,29 +16,22 @@
 #include "model/cpu_kernels.h"
 #include "model/cpu_matmul.h"
 #include "model/frozen_linear.h"
+#include "tests/support/cpu_matmul_scope.h"
 
 namespace cleave {
 namespace {
 
-at::Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed) {
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randn(shape, gen, at::kFloat);
-}
+using test::CpuMatmulScope;
+using test::random_tensor;
 
 // |actual - expected| / |expected| in the Frobenius norm.
-double relative_error(const at::Tensor& actual, const at::Tensor& expected) {
+double relative_frobenius_error(const at::Tensor& actual, const at::Tensor& expected) {
   return (actual - expected).norm().item<double>() / std::max(expected.norm().item<double>(), 1e-30);
 }
 
 at::Tensor dequantized(const Int8Rows& rows) {  // [R, K] float
   return rows.codes.to(at::kFloat) * rows.scales.unsqueeze(1);
 }
-
-class CpuMatmulScope {
- public:
-  explicit CpuMatmulScope(CpuMatmul matmul) { set_cpu_matmul(matmul); }
-  ~CpuMatmulScope() { set_cpu_matmul(CpuMatmul::float32); }
-};
 
 class GenericKernelsScope {
  public:
@@ -121,7 +114,7 @@ TEST_F(Int8Product, NtIsTheFloatProductOfTheCodes) {
   const Int8Rows b = quantize_rows(random_tensor({45, 83}, 5));
   at::Tensor out = at::empty({67, 45});
   int8_product_nt(a, b, out);
-  EXPECT_LT(relative_error(out, at::mm(dequantized(a), dequantized(b).t())), 1e-6);
+  EXPECT_LT(relative_frobenius_error(out, at::mm(dequantized(a), dequantized(b).t())), 1e-6);
 }
 
 TEST_F(Int8Product, NnIsTheFloatProductOfTheCodesAtUnitScale) {
@@ -129,7 +122,7 @@ TEST_F(Int8Product, NnIsTheFloatProductOfTheCodesAtUnitScale) {
   const at::Tensor b_codes = quantize_rows(random_tensor({45, 83}, 7)).codes;
   at::Tensor out = at::empty({67, 83});
   int8_product_nn(a, b_codes, out);
-  EXPECT_LT(relative_error(out, at::mm(dequantized(a), b_codes.to(at::kFloat))), 1e-6);
+  EXPECT_LT(relative_frobenius_error(out, at::mm(dequantized(a), b_codes.to(at::kFloat))), 1e-6);
 }
 
 TEST_F(Int8Product, WritesIntoAStridedSliceAndLeavesTheRestAlone) {
@@ -138,7 +131,7 @@ TEST_F(Int8Product, WritesIntoAStridedSliceAndLeavesTheRestAlone) {
   at::Tensor wide = at::full({9, 12}, 7.0f);
   at::Tensor columns = wide.narrow(1, 4, 5);  // [9, 5], row stride 12
   int8_product_nt(a, b, columns);
-  EXPECT_LT(relative_error(columns, at::mm(dequantized(a), dequantized(b).t())), 1e-6);
+  EXPECT_LT(relative_frobenius_error(columns, at::mm(dequantized(a), dequantized(b).t())), 1e-6);
   EXPECT_TRUE(at::equal(wide.narrow(1, 0, 4), at::full({9, 4}, 7.0f)));
   EXPECT_TRUE(at::equal(wide.narrow(1, 9, 3), at::full({9, 3}, 7.0f)));
 }
@@ -193,7 +186,7 @@ TEST_F(Int8Product, FrozenMatmulAndInputGradientAreWithinTheStatedBoundsOfFloat3
   const auto [y8, g8] = run(CpuMatmul::int8);
   EXPECT_EQ(y8.sizes(), y32.sizes());
   EXPECT_EQ(g8.sizes(), g32.sizes());
-  const double forward_error = relative_error(y8, y32), gradient_error = relative_error(g8, g32);
+  const double forward_error = relative_frobenius_error(y8, y32), gradient_error = relative_frobenius_error(g8, g32);
   EXPECT_LT(forward_error, 1.5e-2);
   EXPECT_LT(gradient_error, 1.5e-2);
   EXPECT_GT(forward_error, 1e-4) << "the int8 path did not run";
@@ -205,16 +198,16 @@ TEST_F(Int8Product, FloatAndQ4WeightsTakeBf16InInt8Mode) {
   for (BaseQuant quant : {BaseQuant::none, BaseQuant::q4}) {
     SCOPED_TRACE(to_string(quant));
     const FrozenWeight fw = FrozenWeight::from_float(random_tensor({32, 64}, 17), quant);
-    EXPECT_EQ(frozen_product(x, fw), FrozenProduct::float32);
+    EXPECT_EQ(frozen_product(x, fw), CpuMatmul::float32);
     CpuMatmulScope int8(CpuMatmul::int8);
-    EXPECT_EQ(frozen_product(x, fw), FrozenProduct::bf16);
+    EXPECT_EQ(frozen_product(x, fw), CpuMatmul::bf16);
     const at::Tensor y8 = frozen_matmul(x, fw);
     set_cpu_matmul(CpuMatmul::bf16);
     EXPECT_TRUE(at::equal(y8, frozen_matmul(x, fw)));
   }
   const FrozenWeight int8_weight = FrozenWeight::from_float(random_tensor({32, 64}, 18), BaseQuant::int8);
   CpuMatmulScope int8(CpuMatmul::int8);
-  EXPECT_EQ(frozen_product(x, int8_weight), FrozenProduct::int8);
+  EXPECT_EQ(frozen_product(x, int8_weight), CpuMatmul::int8);
 }
 
 }  // namespace
