@@ -317,18 +317,26 @@ std::optional<ChildResult> run_in_child(const std::vector<std::string>& args) {
   return std::nullopt;
 }
 
-// Best of a few timed runs of a float32 [m, k] x [k, n] matmul, in GFLOP/s.
-double matmul_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dtype = at::kFloat) {
-  at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
-  at::Tensor c = at::mm(a, b);
+// The best rate of 5 timed calls of `product` (after one untimed call), an
+// [m, k] x [k, n] product, in GFLOP/s.
+template <typename Product>
+double best_gflops(int64_t m, int64_t k, int64_t n, Product product) {
+  product();
   double best = 0;
   for (int i = 0; i < 5; ++i) {
     const auto start = Clock::now();
-    at::mm_out(c, a, b);
+    product();
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
     best = std::max(best, 2.0 * m * k * n / s / 1e9);
   }
   return best;
+}
+
+// A [m, k] x [k, n] matmul in `dtype` (float32 or bf16).
+double matmul_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dtype = at::kFloat) {
+  at::Tensor a = at::randn({m, k}).to(dtype), b = at::randn({k, n}).to(dtype);
+  at::Tensor c = at::mm(a, b);
+  return best_gflops(m, k, n, [&] { at::mm_out(c, a, b); });
 }
 
 // The int8 products' rate on codes already rounded (model/int8_matmul.h):
@@ -336,15 +344,7 @@ double matmul_gflops(int64_t m, int64_t k, int64_t n, at::ScalarType dtype = at:
 double int8_gflops(int64_t m, int64_t k, int64_t n) {
   const Int8Rows a = quantize_rows(at::randn({m, k})), b = quantize_rows(at::randn({n, k}));
   at::Tensor c = at::empty({m, n});
-  int8_product_nt(a, b, c);
-  double best = 0;
-  for (int i = 0; i < 5; ++i) {
-    const auto start = Clock::now();
-    int8_product_nt(a, b, c);
-    const double s = std::chrono::duration<double>(Clock::now() - start).count();
-    best = std::max(best, 2.0 * m * k * n / s / 1e9);
-  }
-  return best;
+  return best_gflops(m, k, n, [&] { int8_product_nt(a, b, c); });
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
