@@ -71,29 +71,18 @@ AdapterSet AdapterSet::create(const LlamaModel& model, const LoraOptions& option
   return set;
 }
 
-std::pair<at::Tensor, at::Tensor> AdapterSet::rank_side(const LoraPair& pair, const at::Tensor& x) const {
+at::Tensor AdapterSet::add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const {
+  auto it = pairs_.find(base_name);
+  if (it == pairs_.end()) return y;
   at::Tensor input = x;
   if (training_ && options_.dropout > 0) input = at::dropout(x, options_.dropout, /*train=*/true);
   // Mixed precision: float32 A and B are cast to the input's dtype (bf16/fp16)
   // here, so autograd returns their gradients in float32 (no-op for float32).
-  const at::Tensor a = pair.a.to(x.scalar_type()), b = pair.b.to(x.scalar_type());
+  const at::Tensor a = it->second.a.to(x.scalar_type()), b = it->second.b.to(x.scalar_type());
   // [..., in] -> [..., r]; scaling the [..., r] intermediate instead of the
   // [..., out] result: same value, a pass over r instead of out columns
   // (forward and backward)
-  return {at::matmul(input, a.t()) * scale(), b};
-}
-
-at::Tensor AdapterSet::delta(const std::string& base_name, const at::Tensor& x) const {
-  auto it = pairs_.find(base_name);
-  if (it == pairs_.end()) return at::Tensor();
-  const auto [h, b] = rank_side(it->second, x);
-  return at::matmul(h, b.t());  // [..., out]
-}
-
-at::Tensor AdapterSet::add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const {
-  auto it = pairs_.find(base_name);
-  if (it == pairs_.end()) return y;
-  const auto [h, b] = rank_side(it->second, x);
+  const at::Tensor h = at::matmul(input, a.t()) * scale();
   const int64_t out = y.size(-1), r = h.size(-1);
   // [M, out] + [M, r] [r, out]: no [M, out] delta is made and added after.
   return at::addmm(y.reshape({-1, out}), h.reshape({-1, r}), b.t()).view(y.sizes());

@@ -7,7 +7,6 @@
 #include <functional>
 #include <map>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "lora/lora_options.h"
@@ -49,8 +48,7 @@ class AdapterSet : public LinearAdapters {
   static AdapterSet create(const LlamaModel& model, const LoraOptions& options, uint64_t seed,
                            const std::function<bool(int64_t layer)>& keep_layer = {});
 
-  at::Tensor delta(const std::string& base_name, const at::Tensor& x) const override;
-  // y + delta as one addmm: the B product accumulates into a copy of y.
+  // y + delta(x) as one addmm: the B product accumulates into a copy of y.
   at::Tensor add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const override;
   bool adapts(const std::string& base_name) const override { return pairs_.count(base_name) > 0; }
   std::vector<at::Tensor> parameters_of(const std::string& base_name) const override;
@@ -84,9 +82,6 @@ class AdapterSet : public LinearAdapters {
   void set_options(const LoraOptions& options);
 
  private:
-  // The adapter's rank side for x: (dropout(x) A^T * scale [..., r], B cast to x's dtype).
-  std::pair<at::Tensor, at::Tensor> rank_side(const LoraPair& pair, const at::Tensor& x) const;
-
   LoraOptions options_;
   std::map<std::string, LoraPair> pairs_;
   bool training_ = false;

@@ -85,11 +85,6 @@ at::Tensor frozen_matmul(const at::Tensor& x, const FrozenWeight& weight) {
   return FrozenMatmul::apply(x, reinterpret_cast<int64_t>(&weight));
 }
 
-at::Tensor LinearAdapters::add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const {
-  const at::Tensor d = delta(base_name, x);
-  return d.defined() ? y + d : y;
-}
-
 at::Tensor FrozenLinear::forward(const at::Tensor& x, const LinearAdapters* adapters) const {
   at::Tensor y = frozen_matmul(x, weight);
   if (bias.defined()) y = y + bias;

@@ -29,17 +29,15 @@ CpuMatmul frozen_product(const at::Tensor& a, const FrozenWeight& weight);
 class LinearAdapters {
  public:
   virtual ~LinearAdapters() = default;
-  // The adapter's additive output for input x ([..., in] -> [..., out]), or an
-  // undefined tensor when `base_name` has no adapter.
-  virtual at::Tensor delta(const std::string& base_name, const at::Tensor& x) const = 0;
-  // y + delta(base_name, x) (y itself when `base_name` has no adapter), y
-  // [..., out]. An implementation may fold the addition into its last
-  // product, which saves the [..., out] delta and a pass over it.
-  virtual at::Tensor add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const;
+  // y + the adapter's output for input x (x: [..., in], y: [..., out]), or y
+  // itself when `base_name` has no adapter. Taking y lets an implementation
+  // fold the addition into its last product (no [..., out] delta and no pass
+  // over it).
+  virtual at::Tensor add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const = 0;
   // Whether `base_name` has an adapter (the fused head loss needs the plain
   // logits when the output projection is adapted).
   virtual bool adapts(const std::string& base_name) const = 0;
-  // The tensors of `base_name`'s adapter that delta() differentiates through
+  // The tensors of `base_name`'s adapter that add_delta() differentiates through
   // (empty when none): what a recomputed block must produce gradients for.
   virtual std::vector<at::Tensor> parameters_of(const std::string& base_name) const = 0;
 };

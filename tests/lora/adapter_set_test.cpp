@@ -67,6 +67,7 @@ TEST(AdapterSet, MergedForwardEqualsUnmergedAndUnmergeRestoresTheBase) {
   EXPECT_TRUE(at::allclose(model->forward(tokens, nullptr), base, 1e-4, 1e-5));
 }
 
+// add_delta's one addmm against the textbook form y + (x A^T * scale) B^T.
 TEST(AdapterSet, AddDeltaIsYPlusDeltaWithTheSameGradients) {
   auto model = load_llama(test::write_tiny_model("lora_add_delta"), BaseQuant::none);
   LoraOptions options;
@@ -82,7 +83,8 @@ TEST(AdapterSet, AddDeltaIsYPlusDeltaWithTheSameGradients) {
   auto run = [&](bool fused) {
     for (const at::Tensor& p : set.parameters()) p.mutable_grad() = at::Tensor();
     at::Tensor x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true);
-    at::Tensor out = fused ? set.add_delta(name, x, y) : y + set.delta(name, x);
+    at::Tensor out = fused ? set.add_delta(name, x, y)
+                           : y + at::matmul(at::matmul(x, pair.a.t()) * set.scale(), pair.b.t());
     (out * upstream).sum().backward();
     return std::vector<at::Tensor>{out.detach(), x.grad(), y.grad(), pair.a.grad().clone(), pair.b.grad().clone()};
   };

@@ -1,5 +1,5 @@
 // A minimal LoRA-like LinearAdapters for model tests (which do not link
-// lora/): delta(x) = dropout(x) A^T B^T with trainable A [r, in], B [out, r].
+// lora/): y + dropout(x) A^T B^T with trainable A [r, in], B [out, r].
 #pragma once
 
 #include <ATen/ATen.h>
@@ -26,11 +26,11 @@ class TestAdapters : public LinearAdapters {
     }
   }
 
-  at::Tensor delta(const std::string& base_name, const at::Tensor& x) const override {
+  at::Tensor add_delta(const std::string& base_name, const at::Tensor& x, const at::Tensor& y) const override {
     auto it = pairs_.find(base_name);
-    if (it == pairs_.end()) return at::Tensor();
+    if (it == pairs_.end()) return y;
     const at::Tensor input = dropout_ > 0 ? at::dropout(x, dropout_, /*train=*/true) : x;
-    return at::matmul(at::matmul(input, it->second.first.t()), it->second.second.t());
+    return y + at::matmul(at::matmul(input, it->second.first.t()), it->second.second.t());
   }
   bool adapts(const std::string& base_name) const override { return pairs_.count(base_name) > 0; }
   std::vector<at::Tensor> parameters_of(const std::string& base_name) const override {
