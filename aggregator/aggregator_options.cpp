@@ -52,6 +52,9 @@ void AggregatorOptions::validate() const {
               std::to_string(client_lr_min_ratio));
   require(client_lr_min_ratio == 1 || client_lr > 0,
           "client_lr_min_ratio < 1 decays client_lr across the rounds: set client_lr (> 0), the rate of round 0");
+  require(sampling == ClientSampling::random || !dp.enabled,
+          "sampling: passes cannot be combined with dp: client-level DP samples sites by Poisson, which is what its "
+          "accountant assumes (set sampling: random or turn dp off)");
   require(poll_interval_ms > 0 && poll_interval_ms <= 600000, "poll_interval_ms must be in (0, 600000]");
   require(keep_checkpoints >= 1, "keep_checkpoints must be >= 1 (the latest round is what a restart resumes from), got " +
                                      std::to_string(keep_checkpoints));

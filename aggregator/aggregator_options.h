@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/client_sampling.h"
 #include "aggregator/dp_options.h"
 #include "aggregator/secure_aggregation_options.h"
 #include "aggregator/strategy.h"
@@ -31,6 +32,7 @@ struct AggregatorOptions {
   OnDeadline on_deadline = OnDeadline::extend;
   int64_t max_extensions = 3;          // extend: how many times before failing
   uint64_t seed = 0;                   // client sampling
+  ClientSampling sampling = ClientSampling::random;   // passes: every client once per pass (pass_sample)
   double client_lr = 0;                // sent to sites; 0: each site's own learning rate
   // < 1: client_lr decays across the rounds by a cosine, from client_lr at
   // round 0 to client_lr x client_lr_min_ratio at round rounds - 1, as one

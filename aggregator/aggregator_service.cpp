@@ -773,7 +773,8 @@ void AggregatorService::start_round(int64_t now) {
   } else {
     const int64_t count = clients_to_sample(static_cast<int64_t>(ids.size()), options_.clients_per_round,
                                             options_.fraction_per_round, options_.min_clients);
-    sampled = sample_clients(ids, count, options_.seed, completed_);
+    sampled = options_.sampling == ClientSampling::passes ? pass_sample(ids, count, options_.seed, completed_)
+                                                           : sample_clients(ids, count, options_.seed, completed_);
   }
   auto round = std::make_unique<OpenRound>();
   round->round = completed_;

@@ -46,6 +46,32 @@ std::vector<std::string> sample_clients(std::vector<std::string> registered, int
   return registered;
 }
 
+std::vector<std::string> pass_sample(std::vector<std::string> registered, int64_t count, uint64_t seed,
+                                     uint32_t round) {
+  std::sort(registered.begin(), registered.end());
+  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
+    throw std::invalid_argument("pass_sample: client ids must be unique");
+  }
+  const int64_t n = static_cast<int64_t>(registered.size());
+  if (count < 1 || count > n) {
+    throw std::invalid_argument("cannot deal " + std::to_string(count) + " clients per round from " +
+                                std::to_string(n) + " registered (1 to " + std::to_string(n) + ")");
+  }
+  const int64_t per_pass = (n + count - 1) / count;
+  const uint64_t pass = round / static_cast<uint64_t>(per_pass);
+  const int64_t slot = static_cast<int64_t>(round % static_cast<uint64_t>(per_pass));
+  // A stream apart from the other two (another constant), one per pass: a full Fisher-Yates order.
+  uint64_t state = seed ^ (0xC2B2AE3D27D4EB4Full * (pass + 1));
+  for (int64_t i = 0; i + 1 < n; ++i) {
+    const int64_t j = i + static_cast<int64_t>(below(state, static_cast<uint64_t>(n - i)));
+    std::swap(registered[i], registered[j]);
+  }
+  const int64_t begin = slot * count;
+  std::vector<std::string> dealt(registered.begin() + begin, registered.begin() + std::min(n, begin + count));
+  std::sort(dealt.begin(), dealt.end());
+  return dealt;
+}
+
 std::vector<std::string> poisson_sample(std::vector<std::string> registered, double rate, uint64_t seed,
                                         uint32_t round) {
   if (!(rate >= 0 && rate <= 1)) throw std::invalid_argument("poisson_sample: the rate must be in [0, 1]");

@@ -10,6 +10,12 @@
 
 namespace cleave::aggregator {
 
+// How the aggregator picks a round's clients (aggregator.sampling,
+// federation.sampling): a fresh uniform draw every round (random), or
+// sequential passes over every client (passes, pass_sample). Client-level DP
+// always samples by Poisson, what its accountant assumes.
+enum class ClientSampling { random, passes };
+
 // `count` distinct ids from `registered` (any order; duplicates are an
 // error), returned sorted. Throws std::invalid_argument when count exceeds
 // the registered clients. Uses its own generator (splitmix64 on seed and
@@ -17,6 +23,17 @@ namespace cleave::aggregator {
 // standard libraries.
 std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
                                         uint64_t seed, uint32_t round);
+
+// Sampling without replacement across rounds: the registered ids in an order
+// drawn afresh (from seed and the pass) for every pass of ceil(n / count)
+// rounds, dealt `count` per round, so every client trains exactly once per
+// pass (the last round of a pass takes what is left). With count 1 the sites
+// train one after another, each from the adapters the one before it left:
+// sequential split learning. Registered ids that change in the middle of a
+// pass change the rest of its order. Returned sorted; throws
+// std::invalid_argument unless 1 <= count <= the registered clients.
+std::vector<std::string> pass_sample(std::vector<std::string> registered, int64_t count, uint64_t seed,
+                                     uint32_t round);
 
 // Poisson sampling, as the DP accountant assumes (privacy/rdp_accountant.h):
 // each of `registered` takes part independently with probability `rate`, so

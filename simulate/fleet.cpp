@@ -333,6 +333,7 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   options.on_deadline = aggregator::OnDeadline::fail;   // no update at all: nothing more will come
   options.poll_interval_ms = 5;
   options.seed = config_.seed;
+  options.sampling = fleet.sampling;
   if (fleet.lr_across_rounds) {
     options.client_lr = config_.train.lr;
     options.client_lr_min_ratio = config_.train.min_lr_ratio;

@@ -87,7 +87,8 @@ FleetResult run_fleet(const SimulationConfig& config, std::shared_ptr<const Llam
   out << label << ": " << data.sites.size() << " sites registered, "
       << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
                                              : static_cast<int64_t>(data.sites.size()))
-      << " per round, " << config.fleet.rounds << " rounds of "
+      << " per round" << (config.fleet.sampling == aggregator::ClientSampling::passes ? " (in passes)" : "") << ", "
+      << config.fleet.rounds << " rounds of "
       << (config.fleet.local_epochs > 0 ? fixed(config.fleet.local_epochs, 2) + " local epochs, "
                                         : std::to_string(config.train.steps) + " local steps, ")
       << fleet_mode_name(config.fleet.mode)
@@ -156,7 +157,8 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
   md << "- sites: " << data.sites.size() << " registered (" << data::partition_kind_name(config.fleet.partition)
      << " partition), " << (config.fleet.clients_per_round > 0 ? config.fleet.clients_per_round
                                                               : static_cast<int64_t>(data.sites.size()))
-     << " per round; " << config.fleet.rounds << " rounds of "
+     << " per round" << (config.fleet.sampling == aggregator::ClientSampling::passes ? " (in passes: each site once per pass)" : "")
+     << "; " << config.fleet.rounds << " rounds of "
      << (config.fleet.local_epochs > 0 ? fixed(config.fleet.local_epochs, 2) + " local epochs"
                                        : std::to_string(config.train.steps) + " local steps")
      << "; batch " << config.batches.batch_size << " x " << config.batches.seq_len

@@ -78,6 +78,9 @@ void FleetOptions::validate() const {
   require(clients == 0 || clients_per_round <= clients,
           "federation.clients_per_round (" + std::to_string(clients_per_round) + ") exceeds federation.clients (" +
               std::to_string(clients) + ")");
+  require(sampling == aggregator::ClientSampling::random || !dp.enabled,
+          "federation.sampling: passes cannot be combined with federation.dp: client-level DP samples sites by "
+          "Poisson, which is what its accountant assumes (set sampling: random or turn dp off)");
   require(cut_layer >= 1, "federation.cut_layer must be >= 1 (the sites run blocks [0, cut_layer)), got " +
                               std::to_string(cut_layer));
   require(top_cut == 0 || top_cut > cut_layer,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "aggregator/client_sampling.h"
 #include "aggregator/dp_options.h"
 #include "aggregator/secure_aggregation_options.h"
 #include "aggregator/strategy.h"
@@ -81,6 +82,11 @@ struct FleetOptions {
   // Rounds.
   int64_t rounds = 5;
   int64_t clients_per_round = 4;       // 0: every registered site
+  // random: a fresh draw every round; passes: every site once per pass of
+  // ceil(sites / clients_per_round) rounds (aggregator/client_sampling.h),
+  // with clients_per_round 1 the sites one after another (sequential split
+  // learning, each site starting from the adapters the one before it left).
+  aggregator::ClientSampling sampling = aggregator::ClientSampling::random;
   // Heterogeneous ranks (lora.aggregation product only): site i trains at
   // lora.rank site_ranks[i % size], each in [1, lora.rank], handed the global
   // at its rank each round. Empty: every site at lora.rank.

@@ -75,5 +75,41 @@ TEST(ClientSampling, PoissonSamplingIncludesEachSiteIndependentlyAtTheRate) {
   EXPECT_THROW(poisson_sample(ids(3), 1.5, 1, 0), std::invalid_argument);
 }
 
+// Sequential passes: every registered site once per pass of ceil(n / count)
+// rounds, in an order drawn afresh for each pass.
+TEST(ClientSampling, PassesDealEverySiteOncePerPass) {
+  for (const int count : {1, 3, 4}) {
+    const uint32_t per_pass = static_cast<uint32_t>((10 + count - 1) / count);   // 10, 4, 3
+    std::vector<std::vector<std::string>> orders;
+    for (uint32_t pass = 0; pass < 3; ++pass) {
+      std::vector<std::string> dealt;
+      for (uint32_t slot = 0; slot < per_pass; ++slot) {
+        const std::vector<std::string> round = pass_sample(ids(10), count, 21, pass * per_pass + slot);
+        EXPECT_TRUE(std::is_sorted(round.begin(), round.end()));
+        // Full rounds of `count`, the pass's last round what is left (10 = 3 + 3 + 3 + 1).
+        const size_t expected = slot + 1 < per_pass ? count : 10 - count * (per_pass - 1);
+        EXPECT_EQ(round.size(), expected) << "count " << count << ", pass " << pass << ", slot " << slot;
+        dealt.insert(dealt.end(), round.begin(), round.end());
+      }
+      std::vector<std::string> sorted = dealt;
+      std::sort(sorted.begin(), sorted.end());
+      EXPECT_EQ(sorted, ids(10)) << "count " << count << ", pass " << pass << ": each site exactly once";
+      orders.push_back(dealt);
+    }
+    if (count == 1) {
+      EXPECT_NE(orders[0], orders[1]) << "each pass draws its own order";
+      EXPECT_NE(orders[1], orders[2]);
+    }
+  }
+  std::vector<std::string> shuffled = ids(10);
+  std::reverse(shuffled.begin(), shuffled.end());
+  EXPECT_EQ(pass_sample(ids(10), 1, 21, 13), pass_sample(shuffled, 1, 21, 13)) << "registration order must not matter";
+  EXPECT_NE(pass_sample(ids(10), 1, 21, 0), pass_sample(ids(10), 1, 22, 0)) << "seeds draw differently";
+  EXPECT_EQ(pass_sample(ids(4), 4, 1, 5), ids(4));
+  EXPECT_THROW(pass_sample(ids(3), 0, 1, 0), std::invalid_argument);
+  EXPECT_THROW(pass_sample(ids(3), 4, 1, 0), std::invalid_argument);
+  EXPECT_THROW(pass_sample({"a", "a"}, 1, 1, 0), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace cleave::aggregator

@@ -144,11 +144,13 @@ TEST(ServiceConfig, SplitServerFile) {
 TEST(ServiceConfig, AggregatorFile) {
   const AggregatorFile c = parse_aggregator_config(
       "model: m.gguf\naggregator:\n  rounds: 4\n  clients_per_round: 2\n  min_clients: 2\n  on_deadline: fail\n"
+      "  sampling: passes\n"
       "  split_servers: ['tcp://s:5555']\n  cut_layer: 1\n"
       "  strategy: {name: fedadam, fedopt: {eta: 0.05, beta1: 0.8}}\n" + kTls,
       "a.yaml");
   EXPECT_EQ(c.aggregator.options.rounds, 4);
   EXPECT_EQ(c.aggregator.options.on_deadline, aggregator::OnDeadline::fail);
+  EXPECT_EQ(c.aggregator.options.sampling, aggregator::ClientSampling::passes);
   EXPECT_EQ(c.aggregator.options.strategy.name, "fedadam");
   EXPECT_DOUBLE_EQ(c.aggregator.options.strategy.fedopt.eta, 0.05);
   EXPECT_EQ(c.aggregator.options.split_servers, (std::vector<std::string>{"tcp://s:5555"}));

@@ -27,6 +27,7 @@ federation:
   server_tau: 0.005
   fedavgm: {eta: 2.0, momentum: 0.5}
   lr_across_rounds: true
+  sampling: passes
   mode: nosplit
   cut_layer: 2
   variant: sfl_v2
@@ -49,6 +50,7 @@ TEST(SimulateConfig, ReadsTheFederationSection) {
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.eta, 2.0);
   EXPECT_DOUBLE_EQ(c.federation.strategy.fedavgm.momentum, 0.5);
   EXPECT_TRUE(c.federation.lr_across_rounds);
+  EXPECT_EQ(c.federation.sampling, aggregator::ClientSampling::passes);
   EXPECT_EQ(c.federation.mode, simulate::FleetMode::nosplit);
   EXPECT_EQ(c.federation.variant, split::ServerVariant::sfl_v2);
   EXPECT_EQ(c.federation.transport, simulate::FleetTransport::tcp);

@@ -589,6 +589,30 @@ TEST_F(FleetTest, ARateDecayedAcrossRoundsReachesTheSites) {
   EXPECT_GE(plain_moved, 1e-2 * scale);
 }
 
+// federation.sampling passes with one site per round: the sites train one
+// after another, each exactly once in every pass of 3 rounds.
+TEST_F(FleetTest, PassesTrainEverySiteOncePerPass) {
+  SimulationConfig c = config(test::scratch_dir("simulate_passes"), 3, 1);
+  c.fleet.sampling = aggregator::ClientSampling::passes;
+  c.fleet.rounds = 6;
+  const FleetData data = fleet_data(c, 10);
+  std::set<std::string> every_site;
+  for (const SiteData& site : data.sites) every_site.insert(site.id);
+  const FleetResult result = Fleet(model_, data, c).run();
+  ASSERT_FALSE(result.failed) << result.failure;
+  ASSERT_EQ(result.rounds.size(), 6u);
+  for (size_t pass = 0; pass < 2; ++pass) {
+    std::multiset<std::string> trained;
+    for (size_t k = 3 * pass; k < 3 * pass + 3; ++k) {
+      const RoundMetrics& m = result.rounds[k];
+      EXPECT_EQ(m.sampled, 1) << "round " << k;
+      EXPECT_EQ(m.reported, 1) << "round " << k;
+      for (const auto& [id, perplexity] : m.client_perplexity) trained.insert(id);
+    }
+    EXPECT_EQ(trained, std::multiset<std::string>(every_site.begin(), every_site.end())) << "pass " << pass;
+  }
+}
+
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
   int64_t peak[2] = {0, 0}, created[2] = {0, 0};
   const int64_t registered[2] = {10, 200};
