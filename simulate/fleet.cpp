@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -18,6 +19,7 @@
 #include "aggregator/aggregator_link.h"
 #include "aggregator/aggregator_service.h"
 #include "aggregator/peer_policies.h"
+#include "client/batching.h"
 #include "client/evaluate.h"
 #include "lora/adapter_set.h"
 #include "lora/split_adapters.h"
@@ -230,7 +232,20 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   const std::vector<int64_t> hop_cuts =
       fleet.split_chain.empty() ? std::vector<int64_t>{fleet.cut_layer} : fleet.split_chain;
   const auto start = SteadyTime::now();
-  const int64_t n_sites = static_cast<int64_t>(data_.sites.size());
+  // With local epochs, a site whose training data fills no packed row would
+  // make no step and send no update in any round; it does not join (with one
+  // site per round its turn would leave a round with no update at all). Its
+  // records still count for the baselines, as they would at a real site.
+  std::vector<bool> joins(data_.sites.size(), true);
+  for (size_t i = 0; i < data_.sites.size(); ++i) {
+    if (fleet.local_epochs > 0 && data::rows_per_epoch(data_.gather(data_.sites[i].train), config_.batches) == 0) {
+      joins[i] = false;
+      log_.warning("site " + data_.sites[i].id + " has too few tokens for one row of seq_len + 1 = " +
+                   std::to_string(config_.batches.seq_len + 1) + ": it makes no step in an epoch and does not join");
+    }
+  }
+  const int64_t n_sites = std::count(joins.begin(), joins.end(), true);
+  if (n_sites == 0) throw std::invalid_argument("no site has enough tokens for one row of data.seq_len + 1: lower seq_len");
   // Spread over processes (mpirun): the other ranks wait for the services'
   // addresses, then for each round's plan, until "done" (also on a failure).
   const bool spread = ranks && ranks->size() > 1;
@@ -385,6 +400,7 @@ FleetResult Fleet::run(const RoundObserver& on_round, FleetRanks* ranks) {
   // site over its own channel, under its own certificate.
   const auto registration_start = SteadyTime::now();
   for (size_t i = 0; i < data_.sites.size(); ++i) {
+    if (!joins[i]) continue;
     const SiteData& site = data_.sites[i];
     std::unique_ptr<net::ClientChannel> channel = network.connect(site.id, aggregator_address, kAggregatorNode);
     aggregator::AggregatorLink link(*channel, site.id, site_options(context, site, i).link(), context.log);

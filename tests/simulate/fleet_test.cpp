@@ -613,6 +613,29 @@ TEST_F(FleetTest, PassesTrainEverySiteOncePerPass) {
   }
 }
 
+// With local epochs a site too small for one row would make no step in any
+// round: it does not join, so a pass of one site per round never stalls on it.
+TEST_F(FleetTest, ASiteThatCannotMakeAStepDoesNotJoin) {
+  SimulationConfig c = config(test::scratch_dir("simulate_passes_small_site"), 3, 1);
+  c.fleet.sampling = aggregator::ClientSampling::passes;
+  c.fleet.local_epochs = 1;
+  c.fleet.rounds = 4;
+  FleetData data = fleet_data(c, 10);
+  break_training(data, 1);
+  std::vector<std::string> log;
+  const FleetResult result = run_logged(data, c, log);
+  ASSERT_FALSE(result.failed) << result.failure;
+  EXPECT_EQ(result.registered, 2);
+  ASSERT_EQ(result.rounds.size(), 4u);
+  for (const RoundMetrics& m : result.rounds) {
+    EXPECT_EQ(m.reported, 1);
+    EXPECT_EQ(m.client_perplexity.count(data.sites[1].id), 0u) << "the small site never trains";
+  }
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [&](const std::string& line) {
+    return line.find("site " + data.sites[1].id + " has too few tokens") != std::string::npos;
+  }));
+}
+
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
   int64_t peak[2] = {0, 0}, created[2] = {0, 0};
   const int64_t registered[2] = {10, 200};
