@@ -22,14 +22,20 @@ uint64_t below(uint64_t& state, uint64_t bound) {
   return draw % bound;
 }
 
+// Sorts ids in place (the draws must not depend on registration order) and
+// refuses duplicates, naming the caller.
+void sort_unique(std::vector<std::string>& ids, const char* caller) {
+  std::sort(ids.begin(), ids.end());
+  if (std::adjacent_find(ids.begin(), ids.end()) != ids.end()) {
+    throw std::invalid_argument(std::string(caller) + ": client ids must be unique");
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
                                         uint64_t seed, uint32_t round) {
-  std::sort(registered.begin(), registered.end());
-  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
-    throw std::invalid_argument("sample_clients: client ids must be unique");
-  }
+  sort_unique(registered, "sample_clients");
   const int64_t n = static_cast<int64_t>(registered.size());
   if (count < 0 || count > n) {
     throw std::invalid_argument("cannot sample " + std::to_string(count) + " clients from " +
@@ -48,10 +54,7 @@ std::vector<std::string> sample_clients(std::vector<std::string> registered, int
 
 std::vector<std::string> pass_sample(std::vector<std::string> registered, int64_t count, uint64_t seed,
                                      uint32_t round) {
-  std::sort(registered.begin(), registered.end());
-  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
-    throw std::invalid_argument("pass_sample: client ids must be unique");
-  }
+  sort_unique(registered, "pass_sample");
   const int64_t n = static_cast<int64_t>(registered.size());
   if (count < 1 || count > n) {
     throw std::invalid_argument("cannot deal " + std::to_string(count) + " clients per round from " +
@@ -75,10 +78,7 @@ std::vector<std::string> pass_sample(std::vector<std::string> registered, int64_
 std::vector<std::string> poisson_sample(std::vector<std::string> registered, double rate, uint64_t seed,
                                         uint32_t round) {
   if (!(rate >= 0 && rate <= 1)) throw std::invalid_argument("poisson_sample: the rate must be in [0, 1]");
-  std::sort(registered.begin(), registered.end());
-  if (std::adjacent_find(registered.begin(), registered.end()) != registered.end()) {
-    throw std::invalid_argument("poisson_sample: client ids must be unique");
-  }
+  sort_unique(registered, "poisson_sample");
   // A stream apart from sample_clients' (another constant), one draw per id in id order.
   uint64_t state = seed ^ (0xE7037ED1A0B428DBull * (static_cast<uint64_t>(round) + 1));
   std::vector<std::string> sampled;
