@@ -59,19 +59,25 @@ score() {
 }
 # The methods, each its own run so that each has its own wall time, all over
 # EPOCHS passes of the same data: one round per epoch (every site one local
-# epoch per round), and split_fed_4x with four rounds of a quarter epoch each
-# (each round's quarter a fresh seeded draw of the site's data).
+# epoch per round), split_fed_4x with four rounds of a quarter epoch each
+# (each round's quarter a fresh seeded draw of the site's data), and
+# split_fed_seq with the sites one after another.
 one=(--set "federation.rounds=$EPOCHS" --set federation.local_epochs=1 --set "federation.eval_every=$EPOCHS")
 quarter=(--set "federation.rounds=$((4 * EPOCHS))" --set federation.local_epochs=0.25 --set "federation.eval_every=$((4 * EPOCHS))")
+# split_fed_seq: the 5 sites one after another (sampling passes, one site per
+# round, each from the adapters the one before it left): 5 rounds an epoch.
+sequential=(--set "federation.rounds=$((5 * EPOCHS))" --set federation.local_epochs=1 --set "federation.eval_every=$((5 * EPOCHS))"
+            --set federation.clients_per_round=1 --set federation.sampling=passes)
 declare -A METHOD=(
   [centralized]="--set federation.run_fleet=false --set federation.baselines=[centralized] ${one[*]}"
   [split_fed]="--set federation.mode=split ${one[*]}"
   [split_fed_4x]="--set federation.mode=split ${quarter[*]}"
+  [split_fed_seq]="--set federation.mode=split ${sequential[*]}"
   [fedavg_nosplit]="--set federation.mode=nosplit ${one[*]}"
   [local_only]="--set federation.run_fleet=false --set federation.baselines=[local_only] ${one[*]}"
 )
 for seed in $SEEDS; do
-  for method in centralized split_fed split_fed_4x fedavg_nosplit local_only; do
+  for method in centralized split_fed split_fed_4x split_fed_seq fedavg_nosplit local_only; do
     # shellcheck disable=SC2086
     enqueue run "seed$seed/$method" ${METHOD[$method]} --set train.seed=$seed
   done
@@ -82,6 +88,7 @@ for seed in $SEEDS; do
   enqueue score "seed$seed/centralized" "$OUT/seed$seed/centralized/baselines/centralized/adapter.gguf"
   enqueue score "seed$seed/split_fed" "$OUT/seed$seed/split_fed/adapter.gguf"
   enqueue score "seed$seed/split_fed_4x" "$OUT/seed$seed/split_fed_4x/adapter.gguf"
+  enqueue score "seed$seed/split_fed_seq" "$OUT/seed$seed/split_fed_seq/adapter.gguf"
   enqueue score "seed$seed/fedavg_nosplit" "$OUT/seed$seed/fedavg_nosplit/adapter.gguf"
   for site in "$OUT/seed$seed/local_only/baselines/local_only/"*.gguf; do
     enqueue score "seed$seed/local_only_$(basename "$site" .gguf)" "$site"

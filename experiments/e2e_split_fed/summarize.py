@@ -26,6 +26,7 @@ METHODS = [
     ("centralized", "centralized (one place, no split)"),
     ("split_fed", "split-federated (SFL-V1, u_shaped, FedAvg), 1 round per epoch"),
     ("split_fed_4x", "split-federated, 4 rounds per epoch"),
+    ("split_fed_seq", "split-federated, the sites one after another (sampling passes)"),
     ("fedavg_nosplit", "FedAvg without split"),
     ("local_only", "local-only (mean over the 5 sites)"),
 ]
@@ -176,7 +177,8 @@ def report(out, here, cleave, total_seconds, jobs):
         gaps = [r.scores["bleu"] * 100 - c for r, c in zip(results[method], centralized)]
         gap = statistics.mean(gaps)
         per_seed = ", ".join(f"seed {s}: {g:+.2f}" for s, g in zip(seeds, gaps))
-        verdict = "met" if abs(gap) <= 1 else f"missed by {abs(gap) - 1:.2f} points"
+        # The aim bounds how far below centralized a method may be; above it is not a miss.
+        verdict = "met" if gap >= -1 else f"missed by {-gap - 1:.2f} points"
         lines.append(f"- {label}: {gap:+.2f} BLEU points against centralized on average ({per_seed}): "
                      f"the aim is {verdict}.")
     lines.append("")
