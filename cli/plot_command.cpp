@@ -12,7 +12,9 @@
 namespace cleave::cli {
 namespace {
 
-std::vector<std::string> cells_of(const std::string& line) {
+// A CSV line's cells; a CRLF line end (Python's csv.writer writes one) is not part of the last cell.
+std::vector<std::string> cells_of(std::string line) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
   std::vector<std::string> cells;
   std::stringstream in(line);
   std::string cell;

@@ -54,6 +54,12 @@ TEST(PlotCommand, OtherColumnsOnTheXAxisGiveAPanelEach) {
   const std::string png = read_all(dir + "/two.png");
   ASSERT_GT(png.size(), 1000u);
   EXPECT_NE(png, read_all(dir + "/round.png"));
+  // CRLF line ends (Python's csv.writer): the last column is found and its values read.
+  test::write_file(dir + "/crlf.csv", "round,eval_perplexity,cumulative_train_tokens\r\n1,30,64\r\n2,20,128\r\n");
+  const auto crlf = run_cleave({"plot", "--run", "a=" + dir + "/crlf.csv", "--x", "cumulative_train_tokens", "--out",
+                                dir + "/crlf.png"});
+  ASSERT_EQ(crlf.status, 0) << crlf.output;
+  EXPECT_CONTAINS(crlf.output, "a: 2 points");
   const auto unknown = run_cleave({"plot", "--run", "a=" + dir + "/m.csv", "--x", "tokens", "--out", dir + "/p.png"});
   EXPECT_EQ(unknown.status, 2) << unknown.output;
   EXPECT_CONTAINS(unknown.output, "--x tokens is not a column of " + dir + "/m.csv");
