@@ -33,6 +33,12 @@ void sort_unique(std::vector<std::string>& ids, const char* caller) {
 
 }  // namespace
 
+const std::vector<std::pair<std::string, ClientSampling>>& client_sampling_names() {
+  static const std::vector<std::pair<std::string, ClientSampling>> names = {{"random", ClientSampling::random},
+                                                                           {"passes", ClientSampling::passes}};
+  return names;
+}
+
 std::vector<std::string> sample_clients(std::vector<std::string> registered, int64_t count,
                                         uint64_t seed, uint32_t round) {
   sort_unique(registered, "sample_clients");

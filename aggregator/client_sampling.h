@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cleave::aggregator {
@@ -15,6 +16,8 @@ namespace cleave::aggregator {
 // sequential passes over every client (passes, pass_sample). Client-level DP
 // always samples by Poisson, what its accountant assumes.
 enum class ClientSampling { random, passes };
+// Their config names, for aggregator.sampling and federation.sampling alike.
+const std::vector<std::pair<std::string, ClientSampling>>& client_sampling_names();
 
 // `count` distinct ids from `registered` (any order; duplicates are an
 // error), returned sorted. Throws std::invalid_argument when count exceeds

@@ -95,8 +95,7 @@ void federation_section(Fields& f, simulate::FleetOptions& o) {
   f.field("stop_min_improvement", o.stop_min_improvement);
   f.field("rounds", o.rounds);
   f.field("clients_per_round", o.clients_per_round);
-  f.choice("sampling", o.sampling,
-           {{"random", aggregator::ClientSampling::random}, {"passes", aggregator::ClientSampling::passes}});
+  f.choice("sampling", o.sampling, aggregator::client_sampling_names());
   f.field("site_ranks", o.site_ranks);
   f.choice("strategy", o.strategy.name, aggregator::strategy_names());
   f.field("proximal_mu", o.strategy.fedprox.proximal_mu);

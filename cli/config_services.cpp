@@ -163,8 +163,7 @@ void aggregator_section(Fields& f, AggregatorConfig& c) {
   f.field("rounds", o.rounds);
   f.field("clients_per_round", o.clients_per_round);
   f.field("fraction", o.fraction_per_round);
-  f.choice("sampling", o.sampling,
-           {{"random", aggregator::ClientSampling::random}, {"passes", aggregator::ClientSampling::passes}});
+  f.choice("sampling", o.sampling, aggregator::client_sampling_names());
   f.field("min_clients", o.min_clients);
   f.field("min_registered", o.min_registered);
   f.field("max_registered", o.max_registered);
