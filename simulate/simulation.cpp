@@ -165,6 +165,11 @@ std::string summary_text(const SimulationConfig& config, const FleetData& data, 
      << (config.fleet.data_fraction < 1 ? "; federation.data_fraction " + fixed(config.fleet.data_fraction, 3)
                                         : std::string())
      << "\n";
+  const int64_t left_out = static_cast<int64_t>(data.sites.size()) - r.fleet.registered;
+  if (config.fleet.run_fleet && left_out > 0 && r.fleet.registered > 0) {
+    md << "- " << left_out << " site(s) too small for one row of seq_len + 1 did not join the fleet (fleet.log names "
+       << "them); their records still count for the baselines\n";
+  }
   if (config.fleet.stop_patience > 0) {
     md << "- stopping: every run stops once its "
        << ConvergenceCheck(config.fleet.stop_patience, config.fleet.stop_min_improvement).rule()

@@ -634,6 +634,12 @@ TEST_F(FleetTest, ASiteThatCannotMakeAStepDoesNotJoin) {
   EXPECT_TRUE(std::any_of(log.begin(), log.end(), [&](const std::string& line) {
     return line.find("site " + data.sites[1].id + " has too few tokens") != std::string::npos;
   }));
+  // The run's summary says so too.
+  std::ostringstream out;
+  ASSERT_FALSE(run_simulation(c, model_, data, out).fleet.failed);
+  std::ifstream summary(c.output_dir + "/summary.md");
+  const std::string text((std::istreambuf_iterator<char>(summary)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("1 site(s) too small for one row of seq_len + 1 did not join"), std::string::npos) << text;
 }
 
 TEST_F(FleetTest, SiteInstancesDoNotGrowWithRegisteredSites) {
