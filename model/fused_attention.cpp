@@ -119,97 +119,6 @@ CLEAVE_ALWAYS_INLINE void accumulate_pt_times_rows(const float* p, int64_t ldp, 
   }
 }
 
-#ifdef CLEAVE_ATTENTION_D8_AVX512
-// Heads of 8 (stories260K) in the AVX-512 copy. The two loops below, over
-// keys with 8 outputs each, would use half of a 16-wide register; these
-// take two keys per register instead, each half for one key.
-
-// [a, b] -> one register with a in the low eight lanes, b in the high eight,
-// and back. (Masked forms: GCC 12 warns on the unmasked ones' undefined sources.)
-CLEAVE_TARGET_AVX512 inline __m512 pair(__m256 low, __m256 high) {
-  return _mm512_insertf32x8(_mm512_mask_broadcast_f32x8(_mm512_setzero_ps(), 0xFFFF, low), high, 1);
-}
-template <int Half>
-CLEAVE_TARGET_AVX512 inline __m256 half(__m512 x) {
-  return _mm512_mask_extractf32x8_ps(_mm256_setzero_ps(), 0xFF, x, Half);
-}
-
-// c[r][0..8) = alpha * sum_{j < n} p[r][j] * m[j][0..8) (m rows ldm apart).
-template <int R>
-CLEAVE_TARGET_AVX512 void rows_times_m_d8(const float* p, int64_t ldp, const float* m,
-                                          int64_t ldm, int64_t n, float alpha, float* c,
-                                          int64_t ldc) {
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    const __m512 mj = pair(_mm256_loadu_ps(m + j * ldm), _mm256_loadu_ps(m + (j + 1) * ldm));
-    for (int r = 0; r < R; ++r) {
-      const __m512 pv = pair(_mm256_set1_ps(p[r * ldp + j]), _mm256_set1_ps(p[r * ldp + j + 1]));
-      acc[r] = _mm512_fmadd_ps(pv, mj, acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    __m256 sum = _mm256_add_ps(half<0>(acc[r]), half<1>(acc[r]));
-    if (j < n) sum = _mm256_fmadd_ps(_mm256_set1_ps(p[r * ldp + j]), _mm256_loadu_ps(m + j * ldm), sum);
-    _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(sum, _mm256_set1_ps(alpha)));
-  }
-}
-
-// g[j][0..8) += alpha * sum_r p[r][j] * a[r][0..8) for j < n (g: [n, 8] contiguous).
-template <int R>
-CLEAVE_TARGET_AVX512 void accumulate_pt_times_rows_d8(const float* p, int64_t ldp,
-                                                      const float* a, int64_t lda, int64_t n,
-                                                      float alpha, float* g) {
-  __m512 ar[R];
-  for (int r = 0; r < R; ++r) {
-    const __m256 row = _mm256_loadu_ps(a + r * lda);
-    ar[r] = pair(row, row);
-  }
-  int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    __m512 acc = _mm512_loadu_ps(g + j * 8);
-    for (int r = 0; r < R; ++r) {
-      const __m512 pv = pair(_mm256_set1_ps(alpha * p[r * ldp + j]),
-                             _mm256_set1_ps(alpha * p[r * ldp + j + 1]));
-      acc = _mm512_fmadd_ps(pv, ar[r], acc);
-    }
-    _mm512_storeu_ps(g + j * 8, acc);
-  }
-  if (j < n) {
-    __m256 acc = _mm256_loadu_ps(g + j * 8);
-    for (int r = 0; r < R; ++r) {
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(alpha * p[r * ldp + j]), half<0>(ar[r]), acc);
-    }
-    _mm256_storeu_ps(g + j * 8, acc);
-  }
-}
-#endif
-
-// rows_times_m and accumulate_pt_times_rows, with the d = 8 forms above in
-// the AVX-512 copy (Wide).
-template <bool Fma, int R, bool Wide>
-CLEAVE_ALWAYS_INLINE void times_m(const float* p, int64_t ldp, const float* m, int64_t ldm,
-                                  int64_t d, int64_t n, float alpha, float* c, int64_t ldc) {
-#ifdef CLEAVE_ATTENTION_D8_AVX512
-  if constexpr (Wide) {
-    if (d == 8) return rows_times_m_d8<R>(p, ldp, m, ldm, n, alpha, c, ldc);
-  }
-#endif
-  rows_times_m<Fma, R>(p, ldp, m, ldm, d, n, alpha, c, ldc);
-}
-
-template <bool Fma, int R, bool Wide>
-CLEAVE_ALWAYS_INLINE void accumulate_pt(const float* p, int64_t ldp, const float* a, int64_t lda,
-                                        int64_t d, int64_t n, float alpha, float* g) {
-#ifdef CLEAVE_ATTENTION_D8_AVX512
-  if constexpr (Wide) {
-    if (d == 8) return accumulate_pt_times_rows_d8<R>(p, ldp, a, lda, n, alpha, g);
-  }
-#endif
-  accumulate_pt_times_rows<Fma, R>(p, ldp, a, lda, d, n, alpha, g);
-}
-
 // dst[k][j] = src[j][k] for j < n, k < d (src rows ld apart): K or V of one
 // kv head as [d, S] so score rows vectorize along keys.
 CLEAVE_ALWAYS_INLINE void pack_transposed(const float* src, int64_t ld, int64_t d, int64_t n,
@@ -277,11 +186,166 @@ CLEAVE_ALWAYS_INLINE void probabilities(float* s, int64_t lds, const int64_t* vi
 struct Scratch {
   std::vector<float> kt, vt;   // [d, S]
   std::vector<float> s, dp;    // [kRows, S]
-  std::vector<float> dk, dv;   // [S, d]
+  std::vector<float> dk, dv;   // [S, d] ([d, S] in the d = 8 AVX-512 tiles)
 };
 
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+// Heads of 8 (stories260K) in the AVX-512 copy. With d = 8 every product of
+// a tile is two FMAs per score, so the tile's passes over [R, n] are what
+// cost; the general forms above vectorize them along d, 8 lanes at a time,
+// with shuffles. These run every product 16 keys to a register instead, on
+// K and V packed as [8, S] (and dK, dV accumulated as [8, S]): q k^T and
+// dout v^T as broadcasts of the row times the packed rows, p v and ds k as
+// dot products along the keys reduced once per row, p^T dout and ds^T q as
+// broadcasts into the packed accumulators.
+
+// Lanes j0 .. j0 + 15 that lie below n.
+CLEAVE_TARGET_AVX512 inline __mmask16 lanes_below(int64_t j0, int64_t n) {
+  const int64_t left = n - j0;
+  return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1);
+}
+
+// The lane sums of eight registers: [sum(a[0]), ..., sum(a[7])].
+CLEAVE_TARGET_AVX512 inline __m256 lane_sums(const __m512 (&a)[8]) {
+  // (Masked extracts: GCC 12 warns on the unmasked ones' undefined sources.)
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 w[8];
+  for (int k = 0; k < 8; ++k) {
+    w[k] = _mm256_add_ps(_mm512_mask_extractf32x8_ps(zero, 0xFF, a[k], 0),
+                         _mm512_mask_extractf32x8_ps(zero, 0xFF, a[k], 1));
+  }
+  // hadd of hadds leaves [s0 s1 s2 s3 | s0 s1 s2 s3] of lanes 0-3 and 4-7
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(w[0], w[1]), _mm256_hadd_ps(w[2], w[3]));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(w[4], w[5]), _mm256_hadd_ps(w[6], w[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// s[r][j] = sum_k a[r][k] * mt[k][j] for r < R, j < n (a: rows lda apart,
+// mt: [8, ldm], s: rows lds apart).
+template <int R>
+CLEAVE_TARGET_AVX512 CLEAVE_ALWAYS_INLINE void rows_times_packed_d8(const float* a, int64_t lda,
+                                                                    const float* mt, int64_t ldm,
+                                                                    int64_t n, float* s,
+                                                                    int64_t lds) {
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 live = lanes_below(j, n);
+    __m512 m[8];
+    for (int k = 0; k < 8; ++k) m[k] = _mm512_maskz_loadu_ps(live, mt + k * ldm + j);
+    for (int r = 0; r < R; ++r) {
+      const float* ar = a + r * lda;
+      __m512 acc = _mm512_mul_ps(_mm512_set1_ps(ar[0]), m[0]);
+      for (int k = 1; k < 8; ++k) acc = _mm512_fmadd_ps(_mm512_set1_ps(ar[k]), m[k], acc);
+      _mm512_mask_storeu_ps(s + r * lds + j, live, acc);
+    }
+  }
+}
+
+// c[r][k] = alpha * sum_{j < n} p[r][j] * mt[k][j] for r < Rb (Rb <= 2), k < 8.
+template <int Rb>
+CLEAVE_TARGET_AVX512 CLEAVE_ALWAYS_INLINE void dot_packed_d8_block(const float* p, int64_t ldp,
+                                                                   const float* mt, int64_t ldm,
+                                                                   int64_t n, float alpha,
+                                                                   float* c, int64_t ldc) {
+  __m512 acc[Rb][8];
+  for (int r = 0; r < Rb; ++r) {
+    for (int k = 0; k < 8; ++k) acc[r][k] = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 live = lanes_below(j, n);
+    __m512 pr[Rb];
+    for (int r = 0; r < Rb; ++r) pr[r] = _mm512_maskz_loadu_ps(live, p + r * ldp + j);
+    for (int k = 0; k < 8; ++k) {
+      const __m512 m = _mm512_maskz_loadu_ps(live, mt + k * ldm + j);
+      for (int r = 0; r < Rb; ++r) acc[r][k] = _mm512_fmadd_ps(pr[r], m, acc[r][k]);
+    }
+  }
+  for (int r = 0; r < Rb; ++r) {
+    _mm256_storeu_ps(c + r * ldc, _mm256_mul_ps(lane_sums(acc[r]), _mm256_set1_ps(alpha)));
+  }
+}
+
+template <int R>
+CLEAVE_TARGET_AVX512 CLEAVE_ALWAYS_INLINE void dot_packed_d8(const float* p, int64_t ldp,
+                                                             const float* mt, int64_t ldm,
+                                                             int64_t n, float alpha, float* c,
+                                                             int64_t ldc) {
+  int r = 0;
+  for (; r + 2 <= R; r += 2) {
+    dot_packed_d8_block<2>(p + r * ldp, ldp, mt, ldm, n, alpha, c + r * ldc, ldc);
+  }
+  if (r < R) dot_packed_d8_block<1>(p + r * ldp, ldp, mt, ldm, n, alpha, c + r * ldc, ldc);
+}
+
+// gt[k][j] += alpha * sum_r p[r][j] * a[r][k] for j < n, k < 8 (gt: [8, ldg]).
+template <int R>
+CLEAVE_TARGET_AVX512 CLEAVE_ALWAYS_INLINE void accumulate_packed_d8(const float* p, int64_t ldp,
+                                                                    const float* a, int64_t lda,
+                                                                    int64_t n, float alpha,
+                                                                    float* gt, int64_t ldg) {
+  float coef[R][8];
+  for (int r = 0; r < R; ++r) {
+    for (int k = 0; k < 8; ++k) coef[r][k] = alpha * a[r * lda + k];
+  }
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 live = lanes_below(j, n);
+    __m512 pr[R];
+    for (int r = 0; r < R; ++r) pr[r] = _mm512_maskz_loadu_ps(live, p + r * ldp + j);
+    for (int k = 0; k < 8; ++k) {
+      float* gk = gt + k * ldg + j;
+      __m512 acc = _mm512_maskz_loadu_ps(live, gk);
+      for (int r = 0; r < R; ++r) acc = _mm512_fmadd_ps(_mm512_set1_ps(coef[r][k]), pr[r], acc);
+      _mm512_mask_storeu_ps(gk, live, acc);
+    }
+  }
+}
+
+// forward_tile for d = 8 (w.vt packed too).
+template <int R>
+CLEAVE_TARGET_AVX512 void forward_tile_d8(const Problem& P, const float* q,
+                                                               float* out, float* lse,
+                                                               Scratch& w, int64_t b, int64_t h,
+                                                               int64_t t0) {
+  int64_t visible[R];
+  for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
+  const int64_t n = visible[R - 1];
+  rows_times_packed_d8<R>(q + P.q_row(b, t0, h), P.q_stride(), w.kt.data(), P.S, n, w.s.data(),
+                          P.S);
+  softmax_rows<true, R>(w.s.data(), P.S, visible, n, P.scale, lse + (b * P.Hq + h) * P.T + t0);
+  dot_packed_d8<R>(w.s.data(), P.S, w.vt.data(), P.S, n, 1.0f, out + P.q_row(b, t0, h),
+                   P.q_stride());
+}
+
+// backward_tile for d = 8: dK and dV accumulate packed, as [8, S] in w.dk, w.dv.
+template <int R>
+CLEAVE_TARGET_AVX512 void backward_tile_d8(const Problem& P, const float* q,
+                                                                const float* dout,
+                                                                const float* delta,
+                                                                const float* lse, float* dq,
+                                                                Scratch& w, int64_t b, int64_t h,
+                                                                int64_t t0) {
+  int64_t visible[R];
+  for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
+  const int64_t n = visible[R - 1];
+  const int64_t row = (b * P.Hq + h) * P.T + t0;
+  const float* qr = q + P.q_row(b, t0, h);
+  const float* doutr = dout + P.q_row(b, t0, h);
+  float* p = w.s.data();
+  float* dp = w.dp.data();
+  rows_times_packed_d8<R>(qr, P.q_stride(), w.kt.data(), P.S, n, p, P.S);
+  probabilities<true, R>(p, P.S, visible, n, P.scale, lse + row);
+  rows_times_packed_d8<R>(doutr, P.q_stride(), w.vt.data(), P.S, n, dp, P.S);
+  accumulate_packed_d8<R>(p, P.S, doutr, P.q_stride(), n, 1.0f, w.dv.data(), P.S);
+  for (int r = 0; r < R; ++r) {
+    const float dr = delta[row + r];
+    for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
+  }
+  dot_packed_d8<R>(dp, P.S, w.kt.data(), P.S, n, P.scale, dq + P.q_row(b, t0, h), P.q_stride());
+  accumulate_packed_d8<R>(dp, P.S, qr, P.q_stride(), n, P.scale, w.dk.data(), P.S);
+}
+#endif
+
 // One tile of R query rows starting at t0 of head h, batch b (forward).
-template <bool Fma, int R, bool Wide>
+template <bool Fma, int R>
 CLEAVE_ALWAYS_INLINE void forward_tile(const Problem& P, const float* q, const float* v,
                                        float* out, float* lse, Scratch& w, int64_t b, int64_t h,
                                        int64_t t0) {
@@ -292,7 +356,7 @@ CLEAVE_ALWAYS_INLINE void forward_tile(const Problem& P, const float* q, const f
   rows_times_bt<Fma, R>(q + P.q_row(b, t0, h), P.q_stride(), w.kt.data(), P.S, P.d, n,
                         w.s.data(), P.S);
   softmax_rows<Fma, R>(w.s.data(), P.S, visible, n, P.scale, lse + (b * P.Hq + h) * P.T + t0);
-  times_m<Fma, R, Wide>(w.s.data(), P.S, v + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, 1.0f,
+  rows_times_m<Fma, R>(w.s.data(), P.S, v + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, 1.0f,
                        out + P.q_row(b, t0, h), P.q_stride());
 }
 
@@ -306,14 +370,26 @@ CLEAVE_ALWAYS_INLINE void forward_head_body(const Problem& P, const float* q, co
   w.s.resize(kRows * P.S);
   const int64_t g = h / (P.Hq / P.Hkv);
   pack_transposed(k + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.kt.data());
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+  if constexpr (Wide) {
+    if (P.d == 8) {
+      w.vt.resize(P.d * P.S);
+      pack_transposed(v + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.vt.data());
+      int64_t t = 0;
+      for (; t + kRows <= P.T; t += kRows) forward_tile_d8<kRows>(P, q, out, lse, w, b, h, t);
+      for (; t < P.T; ++t) forward_tile_d8<1>(P, q, out, lse, w, b, h, t);
+      return;
+    }
+  }
+#endif
   int64_t t = 0;
-  for (; t + kRows <= P.T; t += kRows) forward_tile<Fma, kRows, Wide>(P, q, v, out, lse, w, b, h, t);
-  for (; t < P.T; ++t) forward_tile<Fma, 1, Wide>(P, q, v, out, lse, w, b, h, t);
+  for (; t + kRows <= P.T; t += kRows) forward_tile<Fma, kRows>(P, q, v, out, lse, w, b, h, t);
+  for (; t < P.T; ++t) forward_tile<Fma, 1>(P, q, v, out, lse, w, b, h, t);
 }
 
 // Backward of one tile of R rows of head h: dq rows (owned by this tile),
 // dk/dv of the kv head accumulated in the scratch.
-template <bool Fma, int R, bool Wide>
+template <bool Fma, int R>
 CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const float* k,
                                         const float* dout, const float* delta, const float* lse,
                                         float* dq, Scratch& w, int64_t b, int64_t h, int64_t t0) {
@@ -330,7 +406,7 @@ CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const 
   rows_times_bt<Fma, R>(dout + P.q_row(b, t0, h), P.q_stride(), w.vt.data(), P.S, P.d, n, dp,
                         P.S);
   // dv += p^T dout
-  accumulate_pt<Fma, R, Wide>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
+  accumulate_pt_times_rows<Fma, R>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
                                    w.dv.data());
   // ds = p * (dp - delta), stored over dp
   for (int r = 0; r < R; ++r) {
@@ -338,9 +414,9 @@ CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const 
     for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
   }
   // dq = scale * ds k, dk += scale * ds^T q
-  times_m<Fma, R, Wide>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
+  rows_times_m<Fma, R>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
                        dq + P.q_row(b, t0, h), P.q_stride());
-  accumulate_pt<Fma, R, Wide>(dp, P.S, q + P.q_row(b, t0, h), P.q_stride(), P.d, n, P.scale,
+  accumulate_pt_times_rows<Fma, R>(dp, P.S, q + P.q_row(b, t0, h), P.q_stride(), P.d, n, P.scale,
                                    w.dk.data());
 }
 
@@ -360,12 +436,32 @@ CLEAVE_ALWAYS_INLINE void backward_group_body(const Problem& P, const float* q, 
   pack_transposed(k + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.kt.data());
   pack_transposed(v + P.kv_row(b, 0, g), P.kv_stride(), P.d, P.S, w.vt.data());
   const int64_t group = P.Hq / P.Hkv;
+#ifdef CLEAVE_ATTENTION_D8_AVX512
+  if constexpr (Wide) {
+    if (P.d == 8) {
+      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
+        int64_t t = 0;
+        for (; t + kRows <= P.T; t += kRows) {
+          backward_tile_d8<kRows>(P, q, dout, delta, lse, dq, w, b, h, t);
+        }
+        for (; t < P.T; ++t) backward_tile_d8<1>(P, q, dout, delta, lse, dq, w, b, h, t);
+      }
+      for (int64_t s = 0; s < P.S; ++s) {  // [8, S] -> rows of [S, Hkv, 8]
+        for (int64_t c = 0; c < 8; ++c) {
+          dk[P.kv_row(b, s, g) + c] = w.dk[c * P.S + s];
+          dv[P.kv_row(b, s, g) + c] = w.dv[c * P.S + s];
+        }
+      }
+      return;
+    }
+  }
+#endif
   for (int64_t h = g * group; h < (g + 1) * group; ++h) {
     int64_t t = 0;
     for (; t + kRows <= P.T; t += kRows) {
-      backward_tile<Fma, kRows, Wide>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+      backward_tile<Fma, kRows>(P, q, k, dout, delta, lse, dq, w, b, h, t);
     }
-    for (; t < P.T; ++t) backward_tile<Fma, 1, Wide>(P, q, k, dout, delta, lse, dq, w, b, h, t);
+    for (; t < P.T; ++t) backward_tile<Fma, 1>(P, q, k, dout, delta, lse, dq, w, b, h, t);
   }
   for (int64_t s = 0; s < P.S; ++s) {
     std::copy_n(w.dk.data() + s * P.d, P.d, dk + P.kv_row(b, s, g));

@@ -70,7 +70,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{1, 5, 12, 6, 3, 12},     // S > T, d not a multiple of 8
                       Shape{2, 50, 50, 4, 1, 64},    // all heads share one kv head, d 64
                       Shape{1, 33, 33, 2, 2, 5},     // odd d
-                      Shape{2, 29, 31, 8, 4, 8}),    // d 8 (two keys per AVX-512 register), odd n
+                      Shape{2, 29, 31, 8, 4, 8},     // d 8 (its own AVX-512 tiles), odd n
+                      Shape{1, 70, 75, 4, 2, 8}),    // d 8 over several 16-key blocks and a tail
                        ::testing::Bool()));
 
 TEST(CausalAttention, DispatchesFloatToTheFusedKernelAndDoubleToNaive) {
