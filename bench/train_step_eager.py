@@ -55,15 +55,26 @@ What it does, exactly:
   the eager counterpart of cleave's runtime.matmul bf16. Off by default: the
   issue's baseline is the plain float32 step.
 
+- Allocator: --malloc tcmalloc (the default) runs each child with Debian's
+  tcmalloc (libtcmalloc-minimal4) in LD_PRELOAD, as PyTorch's CPU tuning
+  guides advise; --malloc glibc keeps glibc's malloc. Eager PyTorch frees and
+  allocates every activation each step, and glibc returns what is above its
+  mmap threshold (at most 32 MiB: stories260K's [32, 8, 256, 256] scores are
+  64 MiB) to the system, so every step faults it in again. On the 2-core VM
+  of BENCHMARKS.md a stories260K autocast step under glibc took 1.39 million
+  minor faults and 9.9 s of system time in 25 s, at 4,702 tokens/s; under
+  tcmalloc 0.17 million faults, 1.4 s, 32,855 tokens/s.
+
 Each configuration runs in its own child process (this script with --child), so
 the reported peak RSS (ru_maxrss of the child) is its own.
 
 Usage: /usr/bin/python3 bench/train_step_eager.py [--only NAME:QUANT,...]
        [--steps N] [--warmup N] [--threads N|best] [--tsv FILE] [--autocast]
-       [--form tuned|textbook] [--check]
+       [--form tuned|textbook] [--malloc tcmalloc|glibc] [--check]
 """
 import argparse
 import ctypes
+import ctypes.util
 import math
 import os
 import resource
@@ -377,6 +388,21 @@ def thread_count(text):
     raise argparse.ArgumentTypeError(f"{text!r} is neither a thread count N (1 or more), N/M nor 'best'")
 
 
+def child_environment(malloc):
+    """(environment for the children, the allocator they get): LD_PRELOAD names
+    tcmalloc when asked for and installed; otherwise glibc's malloc, with a warning."""
+    env = dict(os.environ)
+    if malloc == "glibc":
+        return env, "glibc"
+    library = ctypes.util.find_library("tcmalloc_minimal")
+    if library is None:
+        print("train_step_eager: libtcmalloc_minimal not found (apt-get install libtcmalloc-minimal4); "
+              "eager PyTorch runs on glibc's malloc, a weaker baseline", file=sys.stderr)
+        return env, "glibc"
+    env["LD_PRELOAD"] = " ".join(x for x in (library, env.get("LD_PRELOAD", "")) if x)
+    return env, "tcmalloc"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default="", help="NAME:QUANT,... (default: all)")
@@ -390,6 +416,9 @@ def main():
                    help="forward and loss under torch.autocast(cpu, bfloat16)")
     p.add_argument("--form", choices=("tuned", "textbook"), default="tuned",
                    help="how attention, RoPE and LoRA are written (default: tuned)")
+    p.add_argument("--malloc", choices=("tcmalloc", "glibc"), default="tcmalloc",
+                   help="the children's allocator: tcmalloc through LD_PRELOAD where installed, "
+                        "else glibc (default: tcmalloc)")
     p.add_argument("--check", action="store_true",
                    help="check that both forms give the same loss and gradients, then exit")
     p.add_argument("--child", nargs=2, metavar=("NAME", "QUANT"), help=argparse.SUPPRESS)
@@ -412,7 +441,8 @@ def main():
     if not rows:
         sys.exit(f"--only {args.only!r} selected no configuration; names: "
                  f"{', '.join(WORKLOADS)}; quants: {', '.join(QUANTS)}")
-    print(f"torch {torch.__version__}, {args.form} form, threads: {args.threads}"
+    env, malloc = child_environment(args.malloc)
+    print(f"torch {torch.__version__}, {args.form} form, threads: {args.threads}, malloc: {malloc}"
           f"{', autocast bf16' if args.autocast else ''}")
     print(f"{'model':12} {'batch':>6} {'seq':>5} {'quant':>5} {'tokens/s':>12} {'step s':>10} "
           f"{'peak RSS MiB':>14} {'threads':>8}")
@@ -423,7 +453,7 @@ def main():
                "--warmup", str(warmup), "--threads", args.threads, "--form", args.form]
         if args.autocast:
             cmd.append("--autocast")
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if proc.returncode != 0 or line is None:
             print(f"{name}:{quant} failed (exit {proc.returncode})", file=sys.stderr)
@@ -435,7 +465,7 @@ def main():
               f"{int(rss) / 1024:14.1f} {threads:>8}", flush=True)
         if args.tsv:
             with open(args.tsv, "a") as f:
-                f.write(f"{name}\t{batch_size}\t{seq}\t{quant}\t{tok_s}\t{rss}\t{threads}\n")
+                f.write(f"{name}\t{batch_size}\t{seq}\t{quant}\t{tok_s}\t{rss}\t{threads}\t{malloc}\n")
     return 1 if failures else 0
 
 

@@ -8,7 +8,10 @@
 # float32 matmuls, eager PyTorch in float32 and eager PyTorch under
 # torch.autocast(cpu, bfloat16) (its own mixed precision). Both eager steps are
 # the script's tuned form at their fastest thread count (--threads best), and
-# the table's bold ratio is cleave against the faster of the two. Rows with
+# the table's bold ratio is cleave against the faster of the two. The eager
+# steps run under tcmalloc where libtcmalloc-minimal4 is installed (their
+# --malloc default; glibc's malloc made them up to 7x slower on this VM, see
+# the script's docstring); cleave runs as it ships, on glibc. Rows with
 # an int8 base also run cleave with runtime.matmul int8 (int8 products on the
 # weights' codes, model/int8_matmul.h), reported in two more columns.
 # Usage: scripts/bench.sh [BUILD_DIR]   (default: build)
@@ -80,7 +83,9 @@ def ratio(a, b):
     return "-" if a is None or b is None else f"{a / b:.2f}x"
 def threads(table, key):
     f = table.get(key)
-    return f" ({f[6]} thr)" if f and len(f) > 6 else ""
+    if not f or len(f) <= 6:
+        return ""
+    return f" ({f[6]} thr, {f[7]})" if len(f) > 7 else f" ({f[6]} thr)"
 lines = [
     "| model | batch x seq | quant | cleave tok/s (matmul) | cleave float32 tok/s | PyTorch tok/s "
     "| PyTorch autocast bf16 tok/s | cleave / PyTorch | cleave float32 / PyTorch "

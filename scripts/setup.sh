@@ -8,7 +8,8 @@ build_dir=${1:-build}
 packages=(build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libdnnl-dev libopenblas0-pthread libzmq3-dev cppzmq-dev libssl-dev
   libcereal-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libgtest-dev zlib1g-dev python3-torch libpcre2-dev
-  libcpp-httplib-dev python3-prometheus-client libopenmpi-dev openmpi-bin)
+  libcpp-httplib-dev python3-prometheus-client libopenmpi-dev openmpi-bin
+  libtcmalloc-minimal4)  # the benchmark's eager PyTorch baseline (bench/train_step_eager.py)
 
 missing=()
 for p in "${packages[@]}"; do
