@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "model/bf16_matmul.h"
 #include "model/frozen_linear.h"
 #include "model/int8_matmul.h"
 #include "model/loss.h"
@@ -43,7 +44,7 @@ class Head {
     if (w_.is_float() && product_ == CpuMatmul::float32) {
       logits = at::mm(x, w_.dequantize().t());
     } else {
-      const at::Tensor xs = product_ == CpuMatmul::bf16 ? x.to(at::kBFloat16) : x;
+      const at::Tensor xs = product_ == CpuMatmul::bf16 ? x.to(at::kBFloat16).contiguous() : x;
       Int8Rows x_int8;
       if (product_ == CpuMatmul::int8) x_int8 = quantize_rows(x);
       const int64_t vocab = w_.out_features();
@@ -53,7 +54,7 @@ class Head {
         at::Tensor columns = logits.narrow(1, v0, n);  // [R, n], row stride vocab
         switch (product_) {
           case CpuMatmul::int8: int8_product_nt(x_int8, w_.int8_rows(v0, n), columns); break;
-          case CpuMatmul::bf16: columns.copy_(at::mm(xs, weight_rows(v0, n).t())); break;
+          case CpuMatmul::bf16: bf16_product_nt(xs, weight_rows(v0, n), columns); break;
           case CpuMatmul::float32: at::mm_out(columns, xs, weight_rows(v0, n).t()); break;
         }
       }
@@ -79,7 +80,7 @@ class Head {
       if (product_ == CpuMatmul::float32) {
         out.addmm_(g, weight_rows(v0, n));
       } else {
-        out.add_(at::mm(g.to(at::kBFloat16), weight_rows(v0, n)));
+        bf16_product_nn(g.to(at::kBFloat16).contiguous(), weight_rows(v0, n), out, /*accumulate=*/true);
       }
     }
     return out;

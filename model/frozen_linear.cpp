@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "model/bf16_matmul.h"
 #include "model/cpu_matmul.h"
 #include "model/int8_matmul.h"
 
@@ -19,8 +20,13 @@ std::vector<int64_t> with_last_dim(const at::Tensor& a, int64_t n) {
 // x: [..., in] -> x W^T: [..., out] (float32 when x is).
 at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
   switch (frozen_product(x, weight)) {
-    case CpuMatmul::bf16:
-      return at::matmul(x.to(at::kBFloat16), weight.dequantize_bf16().t()).to(at::kFloat);
+    case CpuMatmul::bf16: {
+      const int64_t out_features = weight.out_features();
+      at::Tensor y = at::empty({x.numel() / weight.in_features(), out_features}, x.options());  // [M, out]
+      bf16_product_nt(x.reshape({-1, weight.in_features()}).to(at::kBFloat16).contiguous(),
+                      weight.dequantize_bf16(), y);
+      return y.view(with_last_dim(x, out_features));
+    }
     case CpuMatmul::int8: {
       const int64_t out_features = weight.out_features();
       at::Tensor y = at::empty({x.numel() / weight.in_features(), out_features}, x.options());  // [M, out]
@@ -37,8 +43,12 @@ at::Tensor times_weight_t(const at::Tensor& x, const FrozenWeight& weight) {
 // takes the weight's row scales before it is rounded, and Q stays as stored.
 at::Tensor times_weight(const at::Tensor& g, const FrozenWeight& weight) {
   switch (frozen_product(g, weight)) {
-    case CpuMatmul::bf16:
-      return at::matmul(g.to(at::kBFloat16), weight.dequantize_bf16()).to(at::kFloat);
+    case CpuMatmul::bf16: {
+      at::Tensor dx = at::empty({g.numel() / weight.out_features(), weight.in_features()}, g.options());
+      bf16_product_nn(g.reshape({-1, weight.out_features()}).to(at::kBFloat16).contiguous(),
+                      weight.dequantize_bf16(), dx);
+      return dx.view(with_last_dim(g, weight.in_features()));
+    }
     case CpuMatmul::int8: {
       const Int8Rows w = weight.int8_rows(0, weight.out_features());
       at::Tensor dx = at::empty({g.numel() / weight.out_features(), weight.in_features()}, g.options());

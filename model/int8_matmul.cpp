@@ -2,24 +2,18 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#if CLEAVE_HAS_ONEDNN
-#include <oneapi/dnnl/dnnl.hpp>
-#endif
 
 #include <algorithm>
 #include <cmath>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <tuple>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
 
 #include "model/cpu_kernels.h"
+#include "model/onednn_product.h"
 
 namespace cleave {
 namespace {
@@ -124,91 +118,6 @@ void scale_rows(at::Tensor& out, const at::Tensor& row_scales, const float* colu
 
 // ---- oneDNN products ----------------------------------------------------------
 
-// src int8 [m, k] row-major times weights int8 [k, n] -> float32 [m, n] with
-// row stride ldc. b_rows_are_columns: the weights are stored as [n, k] rows
-// (a b^T); otherwise as [k, n] rows (a B).
-struct ProductShape {
-  int64_t m, k, n, ldc;
-  bool b_rows_are_columns;
-  bool operator<(const ProductShape& o) const {
-    return std::tie(m, k, n, ldc, b_rows_are_columns) < std::tie(o.m, o.k, o.n, o.ldc, o.b_rows_are_columns);
-  }
-};
-
-std::string describe(const ProductShape& s) {
-  return "[" + std::to_string(s.m) + ", " + std::to_string(s.k) + "] x [" + std::to_string(s.k) + ", " +
-         std::to_string(s.n) + "]";
-}
-
-#if CLEAVE_HAS_ONEDNN
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-struct Product {
-  dnnl::matmul::primitive_desc pd;
-  dnnl::matmul primitive;
-  int64_t scratch_bytes = 0;
-};
-
-// Primitives by shape. oneDNN has its own cache, but creating a primitive
-// descriptor costs tens of microseconds per call; shapes repeat every step.
-// The scratchpad is the caller's, so one primitive may run on several
-// threads at once (simulated fleets train sites concurrently).
-std::shared_ptr<const Product> product_for(const ProductShape& s) {
-  static std::mutex mutex;
-  static std::map<ProductShape, std::shared_ptr<const Product>> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(s);
-  if (it != cache.end()) return it->second;
-  if (cache.size() >= 256) cache.clear();  // generation walks many lengths; shapes are cheap to rebuild
-  using dt = dnnl::memory::data_type;
-  using dims = dnnl::memory::dims;
-  const dnnl::memory::desc src({s.m, s.k}, dt::s8, dims{s.k, 1});
-  const dnnl::memory::desc weights({s.k, s.n}, dt::s8, s.b_rows_are_columns ? dims{1, s.k} : dims{s.n, 1});
-  const dnnl::memory::desc dst({s.m, s.n}, dt::f32, dims{s.ldc, 1});
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  auto product = std::make_shared<Product>();
-  product->pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights, dst), attr, cpu_engine());
-  product->primitive = dnnl::matmul(product->pd);
-  product->scratch_bytes = static_cast<int64_t>(product->pd.scratchpad_desc().get_size());
-  cache.emplace(s, product);
-  return product;
-}
-
-#else
-constexpr const char* kNoOneDnn =
-    "this build has no oneDNN; install libdnnl-dev (scripts/setup.sh does) and rebuild";
-#endif
-
-// out[m, n] = sum_k a[m, k] b(k, n), int32 accumulation, written as float.
-void run_product(const ProductShape& shape, const int8_t* a, const int8_t* b, float* out) {
-#if CLEAVE_HAS_ONEDNN
-  try {
-    const std::shared_ptr<const Product> product = product_for(shape);
-    dnnl::engine& engine = cpu_engine();
-    dnnl::stream stream(engine);
-    dnnl::memory src(product->pd.src_desc(), engine, const_cast<int8_t*>(a));
-    dnnl::memory weights(product->pd.weights_desc(), engine, const_cast<int8_t*>(b));
-    dnnl::memory dst(product->pd.dst_desc(), engine, out);
-    at::Tensor scratch = at::empty({std::max<int64_t>(product->scratch_bytes, 1)}, at::kByte);
-    dnnl::memory scratchpad(product->pd.scratchpad_desc(), engine, scratch.data_ptr());
-    product->primitive.execute(stream, {{DNNL_ARG_SRC, src},
-                                        {DNNL_ARG_WEIGHTS, weights},
-                                        {DNNL_ARG_DST, dst},
-                                        {DNNL_ARG_SCRATCHPAD, scratchpad}});
-    stream.wait();
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error("int8 product " + describe(shape) + " failed in oneDNN: " + e.what());
-  }
-#else
-  (void)a, (void)b, (void)out;
-  throw std::runtime_error("int8 product " + describe(shape) + ": " + kNoOneDnn);
-#endif
-}
-
 void check_codes(const at::Tensor& codes, const char* what) {
   if (!codes.defined() || codes.dim() != 2 || codes.scalar_type() != at::kChar || !codes.is_contiguous() ||
       !codes.device().is_cpu()) {
@@ -274,8 +183,8 @@ void int8_product_nt(const Int8Rows& a, const Int8Rows& b, at::Tensor& out) {
     out.zero_();
     return;
   }
-  run_product({m, k, n, out.stride(0), true}, a.codes.data_ptr<int8_t>(), b.codes.data_ptr<int8_t>(),
-              out.data_ptr<float>());
+  run_onednn_product({m, k, n, out.stride(0), true, ProductOperands::s8, false}, a.codes.data_ptr<int8_t>(),
+                     b.codes.data_ptr<int8_t>(), out.data_ptr<float>());
   scale_rows(out, a.scales, b.scales.data_ptr<float>());
 }
 
@@ -293,18 +202,12 @@ void int8_product_nn(const Int8Rows& a, const at::Tensor& b_codes, at::Tensor& o
     out.zero_();
     return;
   }
-  run_product({m, n, k, out.stride(0), false}, a.codes.data_ptr<int8_t>(), b_codes.data_ptr<int8_t>(),
-              out.data_ptr<float>());
+  run_onednn_product({m, n, k, out.stride(0), false, ProductOperands::s8, false}, a.codes.data_ptr<int8_t>(),
+                     b_codes.data_ptr<int8_t>(), out.data_ptr<float>());
   scale_rows(out, a.scales, nullptr);
 }
 
-bool int8_products_built() {
-#if CLEAVE_HAS_ONEDNN
-  return true;
-#else
-  return false;
-#endif
-}
+bool int8_products_built() { return onednn_products_built(); }
 
 bool cpu_has_int8_dot() {
 #if defined(__x86_64__) && defined(__GNUC__)
