@@ -23,8 +23,13 @@
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
 // malloc'd memory, and what is resident in libraries, heap and anonymous
 // mappings, after loading and after every step (on stderr).
+// CLEAVE_BENCH_OP_TRACE=FILE records the last timed step with LibTorch's
+// profiler into FILE (a Chrome trace: every ATen op and autograd node with
+// its start and duration); bench/op_profile.py sums it by op. The profiler's
+// own cost lengthens that step, which is therefore left out of the median.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -251,6 +256,27 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   batch.n_target_tokens = n;
 
   std::vector<double> seconds;
+  const char* op_trace = std::getenv("CLEAVE_BENCH_OP_TRACE");
+  if (op_trace != nullptr) {
+    // Warmup, then one step under the profiler, before the timed ones.
+    StepContext context;
+    context.lr = 1e-4;
+    auto traced_step = [&] {
+      torch::autograd::profiler::RecordProfile guard(op_trace);
+      step.forward_backward(batch, context);
+      optimizer.step(context.lr);
+      optimizer.zero_grad();
+    };
+    for (int i = 0; i < w.warmup; ++i) {
+      context.step = i;
+      step.forward_backward(batch, context);
+      optimizer.step(context.lr);
+      optimizer.zero_grad();
+    }
+    context.step = w.warmup;
+    traced_step();
+    std::fprintf(stderr, "op trace of step %d written to %s\n", w.warmup, op_trace);
+  }
   for (int i = 0; i < w.warmup + w.steps; ++i) {
     StepContext context;
     context.step = i;
