@@ -8,6 +8,7 @@
 
 #include "model/bf16_matmul.h"
 #include "model/frozen_linear.h"
+#include "model/fused_ops.h"
 #include "model/int8_matmul.h"
 #include "model/loss.h"
 
@@ -119,12 +120,15 @@ ChunkedNll chunked_nll(const at::Tensor& hidden, const FrozenLinear& output,
     const at::Tensor rows = scored_rows.narrow(0, c0, std::min(chunk_rows, n_scored - c0));  // [R]
     const at::Tensor target = targets.index_select(0, rows).unsqueeze(1);                     // [R, 1]
     // the log-softmax in float32 whatever the compute dtype (a no-op for float32)
-    at::Tensor logits = head.project(hidden.index_select(0, rows)).to(at::kFloat);        // [R, vocab]
-    const at::Tensor lse = at::logsumexp(logits, 1, /*keepdim=*/true);                       // [R, 1]
-    result.nll_sum += (lse - logits.gather(1, target)).sum().item<double>();
+    at::Tensor logits = head.project(hidden.index_select(0, rows)).to(at::kFloat).contiguous();  // [R, vocab]
+    const at::Tensor target_logit = logits.gather(1, target);                                 // [R, 1]
+    // The logits become their softmax in place, one exp per entry
+    // (model/fused_ops.h); the row logsumexps come back.
+    const at::Tensor lse = softmax_rows_in_place(logits);                                     // [R, 1]
+    result.nll_sum += (lse - target_logit).sum().item<double>();
     if (!want_grad) continue;
-    // d nll / d logits = softmax - one_hot(target), built in the logits' memory
-    at::Tensor grad_logits = logits.sub_(lse).exp_();
+    // d nll / d logits = softmax - one_hot(target), in the logits' memory
+    at::Tensor& grad_logits = logits;
     grad_logits.scatter_add_(1, target, at::full({rows.size(0), 1}, -1.0f, grad_logits.options()));
     result.grad_hidden.index_copy_(
         0, rows, head.project_back(grad_logits.to(hidden.scalar_type())));

@@ -5,7 +5,9 @@
 // in the AVX2 copy. Internal to model/.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -90,6 +92,44 @@ CLEAVE_ALWAYS_INLINE float fast_exp(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return e * scale;
+}
+
+// Softmax of row[0, len) of scale * row, in place; returns its logsumexp
+// (log sum exp(scale * row)). The max and the sum run in 16 lanes, each lane
+// its own running value, so both loops vectorize: one running value is a
+// chain the compiler may not reorder (float addition is not associative),
+// and ran scalar. One exp per entry. The fused attention's rows and the
+// chunked loss's logits rows both go through here.
+template <bool Fma>
+CLEAVE_ALWAYS_INLINE float softmax_row(float* row, int64_t len, float scale) {
+  constexpr int64_t kLanes = 16;
+  float lane_max[kLanes];
+  std::fill_n(lane_max, kLanes, -INFINITY);
+  int64_t j = 0;
+  for (; j + kLanes <= len; j += kLanes) {
+    for (int64_t jj = 0; jj < kLanes; ++jj) lane_max[jj] = std::max(lane_max[jj], row[j + jj]);
+  }
+  float max = -INFINITY;
+  for (; j < len; ++j) max = std::max(max, row[j]);
+  for (float lane : lane_max) max = std::max(max, lane);
+  max *= scale;
+  float lane_sum[kLanes] = {};
+  for (j = 0; j + kLanes <= len; j += kLanes) {
+    for (int64_t jj = 0; jj < kLanes; ++jj) {
+      const float e = fast_exp<Fma>(madd<Fma>(row[j + jj], scale, -max));
+      row[j + jj] = e;
+      lane_sum[jj] += e;
+    }
+  }
+  float sum = 0;
+  for (; j < len; ++j) {
+    row[j] = fast_exp<Fma>(madd<Fma>(row[j], scale, -max));
+    sum += row[j];
+  }
+  for (float lane : lane_sum) sum += lane;
+  const float inv = 1.0f / sum;
+  for (j = 0; j < len; ++j) row[j] *= inv;
+  return max + std::log(sum);
 }
 
 }  // namespace cleave::kernels

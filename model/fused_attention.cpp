@@ -135,38 +135,8 @@ CLEAVE_ALWAYS_INLINE void softmax_rows(float* s, int64_t lds, const int64_t* vis
                                        float scale, float* lse) {
   for (int r = 0; r < R; ++r) {
     float* row = s + r * lds;
-    const int64_t len = visible[r];
-    // The max and the sum run in kCols lanes, each lane its own running value,
-    // so both loops vectorize: one running value is a chain the compiler may
-    // not reorder (float addition is not associative), and ran scalar.
-    float lane_max[kCols];
-    std::fill_n(lane_max, kCols, -INFINITY);
-    int64_t j = 0;
-    for (; j + kCols <= len; j += kCols) {
-      for (int64_t jj = 0; jj < kCols; ++jj) lane_max[jj] = std::max(lane_max[jj], row[j + jj]);
-    }
-    float max = -INFINITY;
-    for (; j < len; ++j) max = std::max(max, row[j]);
-    for (float lane : lane_max) max = std::max(max, lane);
-    max *= scale;
-    float lane_sum[kCols] = {};
-    for (j = 0; j + kCols <= len; j += kCols) {
-      for (int64_t jj = 0; jj < kCols; ++jj) {
-        const float e = kernels::fast_exp<Fma>(madd<Fma>(row[j + jj], scale, -max));
-        row[j + jj] = e;
-        lane_sum[jj] += e;
-      }
-    }
-    float sum = 0;
-    for (; j < len; ++j) {
-      row[j] = kernels::fast_exp<Fma>(madd<Fma>(row[j], scale, -max));
-      sum += row[j];
-    }
-    for (float lane : lane_sum) sum += lane;
-    const float inv = 1.0f / sum;
-    for (int64_t j = 0; j < len; ++j) row[j] *= inv;
-    for (int64_t j = len; j < n; ++j) row[j] = 0;
-    lse[r] = max + std::log(sum);
+    lse[r] = kernels::softmax_row<Fma>(row, visible[r], scale);
+    for (int64_t j = visible[r]; j < n; ++j) row[j] = 0;
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
@@ -110,6 +111,20 @@ void swiglu_backward_generic(const float* gp, const float* up, const float* dyp,
 CLEAVE_TARGET_AVX512 void swiglu_backward_avx512(const float* gp, const float* up, const float* dyp, float* dgp,
                                                  float* dup, int64_t begin, int64_t end) {
   swiglu_backward_body<true>(gp, up, dyp, dgp, dup, begin, end);
+}
+
+// softmax_rows_in_place's rows [begin, end) of x (rows v apart), in the same
+// two copies.
+template <bool Fma>
+CLEAVE_ALWAYS_INLINE void softmax_rows_body(float* x, int64_t v, float* lse, int64_t begin, int64_t end) {
+  for (int64_t r = begin; r < end; ++r) lse[r] = kernels::softmax_row<Fma>(x + r * v, v, 1.0f);
+}
+using SoftmaxRows = void (*)(float*, int64_t, float*, int64_t, int64_t);
+void softmax_rows_generic(float* x, int64_t v, float* lse, int64_t begin, int64_t end) {
+  softmax_rows_body<false>(x, v, lse, begin, end);
+}
+CLEAVE_TARGET_AVX512 void softmax_rows_avx512(float* x, int64_t v, float* lse, int64_t begin, int64_t end) {
+  softmax_rows_body<true>(x, v, lse, begin, end);
 }
 
 struct SwiGlu : public torch::autograd::Function<SwiGlu> {
@@ -223,6 +238,20 @@ at::Tensor fused_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, doub
   at::Tensor angle = at::outer(at::arange(pos0, pos0 + T, at::kDouble), inv_freq).to(at::kFloat);
   return Rope::apply(x.contiguous(), angle.cos().contiguous(), angle.sin().contiguous(), rope_dims,
                      static_cast<int64_t>(style));
+}
+
+at::Tensor softmax_rows_in_place(at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous(),
+              "softmax_rows_in_place takes a contiguous CPU float [R, V] tensor, got ", x.sizes(), " ",
+              x.scalar_type());
+  RECORD_FUNCTION("cleave::softmax_rows_in_place", std::vector<c10::IValue>());  // named in op traces
+  const int64_t rows = x.size(0), v = x.size(1);
+  at::Tensor lse = at::empty({rows, 1}, x.options());
+  const SoftmaxRows kernel = kernels::has_avx512() ? softmax_rows_avx512 : softmax_rows_generic;
+  float* xp = x.data_ptr<float>();
+  float* lp = lse.data_ptr<float>();
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) { kernel(xp, v, lp, begin, end); });
+  return lse;
 }
 
 }  // namespace cleave

@@ -23,4 +23,10 @@ at::Tensor fused_swiglu(const at::Tensor& gate, const at::Tensor& up);
 at::Tensor fused_rope(const at::Tensor& x, int64_t pos0, int64_t rope_dims, double base,
                       RopeStyle style);
 
+// Not an autograd node: the chunked loss's logits rows (model/chunked_loss.cpp).
+// x: [R, V] float32 with contiguous rows (a row stride of V) -> each row
+// replaced by its softmax, in one exp per entry; returns each row's
+// logsumexp, float32 [R, 1].
+at::Tensor softmax_rows_in_place(at::Tensor& x);
+
 }  // namespace cleave
