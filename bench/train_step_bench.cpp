@@ -23,10 +23,11 @@
 // CLEAVE_BENCH_MEMORY_TRACE=1 in the environment prints resident and
 // malloc'd memory, and what is resident in libraries, heap and anonymous
 // mappings, after loading and after every step (on stderr).
-// CLEAVE_BENCH_OP_TRACE=FILE records the last timed step with LibTorch's
-// profiler into FILE (a Chrome trace: every ATen op and autograd node with
-// its start and duration); bench/op_profile.py sums it by op. The profiler's
-// own cost lengthens that step, which is therefore left out of the median.
+// CLEAVE_BENCH_OP_TRACE=FILE runs one more step after the timed ones under
+// LibTorch's profiler and writes it to FILE (a Chrome trace: every ATen op
+// and autograd node with its start and duration); bench/op_profile.py sums
+// it by op. The profiler's own cost lengthens that step, which is not in the
+// median.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -255,39 +256,29 @@ int run_child(const Workload& w, const std::string& quant_name, const std::strin
   batch.weights.assign(n, 1.0f);
   batch.n_target_tokens = n;
 
-  std::vector<double> seconds;
-  const char* op_trace = std::getenv("CLEAVE_BENCH_OP_TRACE");
-  if (op_trace != nullptr) {
-    // Warmup, then one step under the profiler, before the timed ones.
-    StepContext context;
-    context.lr = 1e-4;
-    auto traced_step = [&] {
-      torch::autograd::profiler::RecordProfile guard(op_trace);
-      step.forward_backward(batch, context);
-      optimizer.step(context.lr);
-      optimizer.zero_grad();
-    };
-    for (int i = 0; i < w.warmup; ++i) {
-      context.step = i;
-      step.forward_backward(batch, context);
-      optimizer.step(context.lr);
-      optimizer.zero_grad();
-    }
-    context.step = w.warmup;
-    traced_step();
-    std::fprintf(stderr, "op trace of step %d written to %s\n", w.warmup, op_trace);
-  }
-  for (int i = 0; i < w.warmup + w.steps; ++i) {
+  auto train_one_step = [&](int i) {
     StepContext context;
     context.step = i;
     context.lr = 1e-4;
-    const auto start = Clock::now();
     step.forward_backward(batch, context);
     optimizer.step(context.lr);
     optimizer.zero_grad();
+  };
+  std::vector<double> seconds;
+  for (int i = 0; i < w.warmup + w.steps; ++i) {
+    const auto start = Clock::now();
+    train_one_step(i);
     trace_memory(("after step " + std::to_string(i)).c_str());
     const double s = std::chrono::duration<double>(Clock::now() - start).count();
     if (i >= w.warmup) seconds.push_back(s);
+  }
+  if (const char* op_trace = std::getenv("CLEAVE_BENCH_OP_TRACE")) {
+    const int i = w.warmup + w.steps;  // one more step, under the profiler
+    {
+      torch::autograd::profiler::RecordProfile guard(op_trace);
+      train_one_step(i);
+    }
+    std::fprintf(stderr, "op trace of step %d written to %s\n", i, op_trace);
   }
   const double step_s = median(seconds);
   std::printf("RESULT %.6g %.6g %lld %.6g %lld %lld\n", static_cast<double>(n) / step_s, step_s,
