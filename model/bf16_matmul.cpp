@@ -18,14 +18,6 @@ void check_operand(const at::Tensor& t, const char* what) {
   }
 }
 
-void check_out(const at::Tensor& out, int64_t m, int64_t n) {
-  if (out.scalar_type() != at::kFloat || out.dim() != 2 || out.size(0) != m || out.size(1) != n ||
-      out.stride(1) != 1 || out.stride(0) < n || !out.device().is_cpu()) {
-    throw std::invalid_argument("bf16 product: out must be a CPU float [" + std::to_string(m) + ", " +
-                                std::to_string(n) + "] with unit column stride");
-  }
-}
-
 // out (+)= a times b as `shape` lays b out (a b^T or a B).
 void product(const ProductShape& shape, const at::Tensor& a, const at::Tensor& b, at::Tensor& out) {
   if (shape.m == 0 || shape.n == 0) return;
@@ -54,7 +46,7 @@ void bf16_product_nt(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, 
     throw std::invalid_argument("bf16_product_nt: a is [" + std::to_string(m) + ", " + std::to_string(k) +
                                 "] but b's rows have " + std::to_string(b.size(1)) + " columns");
   }
-  check_out(out, m, n);
+  check_product_out(out, m, n, ProductOperands::bf16);
   product({m, k, n, out.stride(0), true, ProductOperands::bf16, accumulate}, a, b, out);
 }
 
@@ -66,7 +58,7 @@ void bf16_product_nn(const at::Tensor& a, const at::Tensor& b, at::Tensor& out, 
     throw std::invalid_argument("bf16_product_nn: a has " + std::to_string(n) + " columns but b has " +
                                 std::to_string(b.size(0)) + " rows");
   }
-  check_out(out, m, k);
+  check_product_out(out, m, k, ProductOperands::bf16);
   product({m, n, k, out.stride(0), false, ProductOperands::bf16, accumulate}, a, b, out);
 }
 

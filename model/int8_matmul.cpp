@@ -133,14 +133,6 @@ void check_rows(const Int8Rows& rows, const char* what) {
   }
 }
 
-void check_out(const at::Tensor& out, int64_t m, int64_t n) {
-  if (out.scalar_type() != at::kFloat || out.dim() != 2 || out.size(0) != m || out.size(1) != n ||
-      out.stride(1) != 1 || out.stride(0) < n || !out.device().is_cpu()) {
-    throw std::invalid_argument("int8 product: out must be a CPU float [" + std::to_string(m) + ", " +
-                                std::to_string(n) + "] with unit column stride");
-  }
-}
-
 }  // namespace
 
 Int8Rows quantize_rows(const at::Tensor& x, const at::Tensor& column_scales) {
@@ -177,7 +169,7 @@ void int8_product_nt(const Int8Rows& a, const Int8Rows& b, at::Tensor& out) {
     throw std::invalid_argument("int8_product_nt: a is [" + std::to_string(m) + ", " + std::to_string(k) +
                                 "] but b's rows have " + std::to_string(b.codes.size(1)) + " columns");
   }
-  check_out(out, m, n);
+  check_product_out(out, m, n, ProductOperands::s8);
   if (m == 0 || n == 0) return;
   if (k == 0) {
     out.zero_();
@@ -196,7 +188,7 @@ void int8_product_nn(const Int8Rows& a, const at::Tensor& b_codes, at::Tensor& o
     throw std::invalid_argument("int8_product_nn: a has " + std::to_string(n) + " columns but b has " +
                                 std::to_string(b_codes.size(0)) + " rows");
   }
-  check_out(out, m, k);
+  check_product_out(out, m, k, ProductOperands::s8);
   if (m == 0 || k == 0) return;
   if (n == 0) {
     out.zero_();

@@ -27,6 +27,10 @@ std::string describe(const ProductShape& s) {
 
 namespace {
 
+const char* product_name(ProductOperands operands) {
+  return operands == ProductOperands::s8 ? "int8 product" : "bf16 product";
+}
+
 #if CLEAVE_HAS_ONEDNN
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
@@ -75,7 +79,6 @@ std::shared_ptr<const Product> product_for(const ProductShape& s) {
 }  // namespace
 
 void run_onednn_product(const ProductShape& shape, const void* a, const void* b, float* out) {
-  const char* what = shape.operands == ProductOperands::s8 ? "int8 product " : "bf16 product ";
 #if CLEAVE_HAS_ONEDNN
   // named in LibTorch's profiler (bench/op_profile.py), like an ATen op
   RECORD_FUNCTION(shape.operands == ProductOperands::s8 ? "cleave::int8_product" : "cleave::bf16_product",
@@ -95,13 +98,22 @@ void run_onednn_product(const ProductShape& shape, const void* a, const void* b,
                                         {DNNL_ARG_SCRATCHPAD, scratchpad}});
     stream.wait();
   } catch (const dnnl::error& e) {
-    throw std::runtime_error(what + describe(shape) + " failed in oneDNN: " + e.what());
+    throw std::runtime_error(std::string(product_name(shape.operands)) + " " + describe(shape) +
+                             " failed in oneDNN: " + e.what());
   }
 #else
   (void)a, (void)b, (void)out;
-  throw std::runtime_error(what + describe(shape) +
+  throw std::runtime_error(std::string(product_name(shape.operands)) + " " + describe(shape) +
                            ": this build has no oneDNN; install libdnnl-dev (scripts/setup.sh does) and rebuild");
 #endif
+}
+
+void check_product_out(const at::Tensor& out, int64_t m, int64_t n, ProductOperands operands) {
+  if (out.scalar_type() != at::kFloat || out.dim() != 2 || out.size(0) != m || out.size(1) != n ||
+      out.stride(1) != 1 || out.stride(0) < n || !out.device().is_cpu()) {
+    throw std::invalid_argument(std::string(product_name(operands)) + ": out must be a CPU float [" +
+                                std::to_string(m) + ", " + std::to_string(n) + "] with unit column stride");
+  }
 }
 
 bool onednn_products_built() {

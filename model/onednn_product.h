@@ -5,6 +5,8 @@
 // and kept. Internal to model/.
 #pragma once
 
+#include <ATen/core/Tensor.h>
+
 #include <cstdint>
 #include <string>
 
@@ -28,6 +30,11 @@ std::string describe(const ProductShape& shape);
 // shape.operands says. Throws std::runtime_error naming the shape when oneDNN
 // fails, or when this build has no oneDNN (onednn_products_built()).
 void run_onednn_product(const ProductShape& shape, const void* a, const void* b, float* out);
+
+// Throws std::invalid_argument ("int8 product: out must be ...", or bf16)
+// unless out is a CPU float [m, n] with unit column stride and a row stride
+// of at least n: what run_onednn_product writes into.
+void check_product_out(const at::Tensor& out, int64_t m, int64_t n, ProductOperands operands);
 
 // Whether this build links oneDNN (libdnnl-dev at configure time).
 bool onednn_products_built();
