@@ -152,6 +152,17 @@ CLEAVE_ALWAYS_INLINE void probabilities(float* s, int64_t lds, const int64_t* vi
   }
 }
 
+// ds = p * (dp - delta) for R rows (lds apart) of n entries, stored over dp:
+// the softmax's backward, delta[r] = sum_k dout * out of row r.
+template <int R>
+CLEAVE_ALWAYS_INLINE void softmax_backward_rows(const float* p, float* dp, int64_t lds, int64_t n,
+                                                const float* delta) {
+  for (int r = 0; r < R; ++r) {
+    const float dr = delta[r];
+    for (int64_t j = 0; j < n; ++j) dp[r * lds + j] = p[r * lds + j] * (dp[r * lds + j] - dr);
+  }
+}
+
 // Scratch of one task, reused across its tiles.
 struct Scratch {
   std::vector<float> kt, vt;   // [d, S]
@@ -271,10 +282,8 @@ CLEAVE_TARGET_AVX512 CLEAVE_ALWAYS_INLINE void accumulate_packed_d8(const float*
 
 // forward_tile for d = 8 (w.vt packed too).
 template <int R>
-CLEAVE_TARGET_AVX512 void forward_tile_d8(const Problem& P, const float* q,
-                                                               float* out, float* lse,
-                                                               Scratch& w, int64_t b, int64_t h,
-                                                               int64_t t0) {
+CLEAVE_TARGET_AVX512 void forward_tile_d8(const Problem& P, const float* q, float* out, float* lse,
+                                          Scratch& w, int64_t b, int64_t h, int64_t t0) {
   int64_t visible[R];
   for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
   const int64_t n = visible[R - 1];
@@ -287,12 +296,9 @@ CLEAVE_TARGET_AVX512 void forward_tile_d8(const Problem& P, const float* q,
 
 // backward_tile for d = 8: dK and dV accumulate packed, as [8, S] in w.dk, w.dv.
 template <int R>
-CLEAVE_TARGET_AVX512 void backward_tile_d8(const Problem& P, const float* q,
-                                                                const float* dout,
-                                                                const float* delta,
-                                                                const float* lse, float* dq,
-                                                                Scratch& w, int64_t b, int64_t h,
-                                                                int64_t t0) {
+CLEAVE_TARGET_AVX512 void backward_tile_d8(const Problem& P, const float* q, const float* dout,
+                                           const float* delta, const float* lse, float* dq,
+                                           Scratch& w, int64_t b, int64_t h, int64_t t0) {
   int64_t visible[R];
   for (int r = 0; r < R; ++r) visible[r] = P.visible(t0 + r);
   const int64_t n = visible[R - 1];
@@ -305,10 +311,7 @@ CLEAVE_TARGET_AVX512 void backward_tile_d8(const Problem& P, const float* q,
   probabilities<true, R>(p, P.S, visible, n, P.scale, lse + row);
   rows_times_packed_d8<R>(doutr, P.q_stride(), w.vt.data(), P.S, n, dp, P.S);
   accumulate_packed_d8<R>(p, P.S, doutr, P.q_stride(), n, 1.0f, w.dv.data(), P.S);
-  for (int r = 0; r < R; ++r) {
-    const float dr = delta[row + r];
-    for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
-  }
+  softmax_backward_rows<R>(p, dp, P.S, n, delta + row);  // ds, over dp
   dot_packed_d8<R>(dp, P.S, w.kt.data(), P.S, n, P.scale, dq + P.q_row(b, t0, h), P.q_stride());
   accumulate_packed_d8<R>(dp, P.S, qr, P.q_stride(), n, P.scale, w.dk.data(), P.S);
 }
@@ -378,11 +381,7 @@ CLEAVE_ALWAYS_INLINE void backward_tile(const Problem& P, const float* q, const 
   // dv += p^T dout
   accumulate_pt_times_rows<Fma, R>(p, P.S, dout + P.q_row(b, t0, h), P.q_stride(), P.d, n, 1.0f,
                                    w.dv.data());
-  // ds = p * (dp - delta), stored over dp
-  for (int r = 0; r < R; ++r) {
-    const float dr = delta[row + r];
-    for (int64_t j = 0; j < n; ++j) dp[r * P.S + j] = p[r * P.S + j] * (dp[r * P.S + j] - dr);
-  }
+  softmax_backward_rows<R>(p, dp, P.S, n, delta + row);  // ds, over dp
   // dq = scale * ds k, dk += scale * ds^T q
   rows_times_m<Fma, R>(dp, P.S, k + P.kv_row(b, 0, g), P.kv_stride(), P.d, n, P.scale,
                        dq + P.q_row(b, t0, h), P.q_stride());
