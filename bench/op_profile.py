@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Where one training step's time goes, by operation.
 
-Reads the Chrome trace that train_step_bench writes with
-CLEAVE_BENCH_OP_TRACE=FILE (LibTorch's legacy profiler: one complete event
-per ATen op and autograd node, nested by time on each thread) and prints, for
+Reads the Chrome trace that train_step_bench or bench/train_step_eager.py
+writes with CLEAVE_BENCH_OP_TRACE=FILE (the profiler of LibTorch or PyTorch:
+one complete event per op and autograd node, nested by time on each thread;
+with --only naming one configuration) and prints, for
 the ops with the most self time (time not spent in a nested op), their calls,
 self and total milliseconds and share of the step's wall time. Times are
 under the profiler, so each op pays its bookkeeping; read shares, not speed.

@@ -65,6 +65,10 @@ What it does, exactly:
   minor faults and 9.9 s of system time in 25 s, at 4,702 tokens/s; under
   tcmalloc 0.17 million faults, 1.4 s, 32,855 tokens/s.
 
+CLEAVE_BENCH_OP_TRACE=FILE in the environment runs one more step after the
+timed ones under PyTorch's profiler and writes it to FILE as a Chrome trace,
+which bench/op_profile.py sums by op, as for train_step_bench.
+
 Each configuration runs in its own child process (this script with --child), so
 the reported peak RSS (ru_maxrss of the child) is its own.
 
@@ -379,6 +383,12 @@ def run_child(name, quant, steps, warmup, autocast, form, threads):
             times.append(elapsed)
     step_s = statistics.median(times)
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    trace = os.environ.get("CLEAVE_BENCH_OP_TRACE")
+    if trace:  # one more step under the profiler, not in the median (as train_step_bench does)
+        with torch.autograd.profiler.profile() as prof:
+            step(model, opt, inputs, targets, autocast)
+        prof.export_chrome_trace(trace)
+        print(f"op trace written to {trace}", file=sys.stderr, flush=True)
     print(f"RESULT {batch_size * seq / step_s:.6g} {step_s:.6g} {rss_kib} {threads}", flush=True)
 
 
